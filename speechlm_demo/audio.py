@@ -1,0 +1,161 @@
+"""PCM helpers: validate, convert to mono float32, resample, chunk, encode WAV.
+
+Every audio buffer that crosses a module boundary inside the app is a 1-D ``float32`` numpy array in
+[-1, 1] plus its sample rate. These helpers turn whatever arrives (int16 WebRTC frames, stereo files,
+NaN-ridden buffers) into that form, or raise :class:`AudioError` with a message a user can read.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+log = logging.getLogger(__name__)
+
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 384_000
+MAX_CHANNELS = 16
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used, with a message meant for the user."""
+
+
+def check_sample_rate(sample_rate: int) -> int:
+    """Return ``sample_rate`` as an int, or raise if it is not a plausible audio rate."""
+    try:
+        rate = int(sample_rate)
+    except (TypeError, ValueError):
+        raise AudioError(f"sample rate {sample_rate!r} is not a number") from None
+    if rate != sample_rate or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"sample rate {sample_rate!r} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+        )
+    return rate
+
+
+def to_mono_float32(samples: object) -> np.ndarray:
+    """Convert any PCM array to mono float32 in [-1, 1].
+
+    Accepts int8/16/32, uint8 and float arrays shaped ``(n,)``, ``(channels, n)`` or ``(n, channels)``
+    (the smaller axis is taken as channels). Channels are averaged; NaN/inf become 0; floats are
+    clipped. Raises :class:`AudioError` for anything else.
+    """
+    try:
+        array = np.asarray(samples)
+    except Exception as exc:  # noqa: BLE001 - arbitrary objects may fail in arbitrary ways
+        raise AudioError(f"audio is not an array: {exc}") from None
+    if array.dtype == object or array.dtype.kind not in "iuf":
+        raise AudioError(f"audio has unsupported sample type {array.dtype}")
+    if array.ndim == 0:
+        raise AudioError("audio is a single number, not a signal")
+    if array.ndim > 2:
+        raise AudioError(f"audio has {array.ndim} dimensions; expected samples or (channels, samples)")
+    if array.ndim == 2:
+        channel_axis = 0 if array.shape[0] <= array.shape[1] else 1
+        if array.shape[channel_axis] > MAX_CHANNELS:
+            raise AudioError(f"audio has {array.shape[channel_axis]} channels; at most {MAX_CHANNELS}")
+        array = _scale_to_float(array).mean(axis=channel_axis, dtype=np.float32)
+    else:
+        array = _scale_to_float(array)
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        log.warning("replaced %d non-finite samples with silence", bad)
+        array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.clip(array, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def _scale_to_float(array: np.ndarray) -> np.ndarray:
+    if array.dtype.kind == "f":
+        return array.astype(np.float32, copy=False)
+    if array.dtype.kind == "u":
+        info = np.iinfo(array.dtype)
+        middle = (int(info.max) + 1) / 2
+        return ((array.astype(np.float64) - middle) / middle).astype(np.float32)
+    info = np.iinfo(array.dtype)
+    return (array.astype(np.float64) / -float(info.min)).astype(np.float32)
+
+
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    """Float32 mono in [-1, 1] to int16 PCM."""
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample a whole mono float32 buffer (soxr, high quality)."""
+    from_rate, to_rate = check_sample_rate(from_rate), check_sample_rate(to_rate)
+    if from_rate == to_rate or samples.size == 0:
+        return samples.astype(np.float32, copy=False)
+    return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+class StreamResampler:
+    """Resample a stream chunk by chunk without clicks at chunk edges (soxr's streaming mode).
+
+    The input rate may change mid-stream (a browser renegotiating); the stream is then restarted.
+    """
+
+    def __init__(self, to_rate: int) -> None:
+        self.to_rate = check_sample_rate(to_rate)
+        self._from_rate: int | None = None
+        self._stream: soxr.ResampleStream | None = None
+
+    def __call__(self, samples: np.ndarray, from_rate: int) -> np.ndarray:
+        from_rate = check_sample_rate(from_rate)
+        if from_rate == self.to_rate:
+            return samples
+        if from_rate != self._from_rate:
+            self._from_rate = from_rate
+            self._stream = soxr.ResampleStream(from_rate, self.to_rate, 1, dtype="float32")
+        assert self._stream is not None
+        return self._stream.resample_chunk(samples.astype(np.float32, copy=False))
+
+
+def chunks(samples: np.ndarray, size: int) -> list[np.ndarray]:
+    """Split into consecutive chunks of ``size`` samples (the last may be shorter)."""
+    if size <= 0:
+        raise ValueError("chunk size must be positive")
+    return [samples[i : i + size] for i in range(0, len(samples), size)]
+
+
+def rms_dbfs(samples: np.ndarray) -> float:
+    """Root-mean-square level in dBFS (-120 for silence or empty input)."""
+    if samples.size == 0:
+        return -120.0
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    return max(-120.0, 20.0 * np.log10(rms + 1e-12))
+
+
+def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
+    """Encode mono float32 samples as a 16-bit PCM WAV file."""
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, check_sample_rate(sample_rate), format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode WAV/FLAC/OGG bytes to mono float32 and its sample rate."""
+    if not data:
+        raise AudioError("audio file is empty")
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for garbage
+        raise AudioError(f"could not decode audio: {exc}") from None
+    return to_mono_float32(samples.T), check_sample_rate(rate)
+
+
+def read_audio(path: str, target_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Read an audio file as mono float32, optionally resampled to ``target_rate``."""
+    try:
+        samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as exc:  # noqa: BLE001
+        raise AudioError(f"could not read audio file {path}: {exc}") from None
+    mono = to_mono_float32(samples.T)
+    rate = check_sample_rate(rate)
+    if target_rate is not None and target_rate != rate:
+        return resample(mono, rate, target_rate), target_rate
+    return mono, rate

@@ -1,0 +1,248 @@
+"""The engine catalogue: read ``configs/engines.yaml`` (validated) and decide what this host offers.
+
+The decision "offered here or not, and why" is data: each entry lists the accelerators it supports
+(``supported`` or ``experimental``), its minimum GPU memory, the Python modules and environment
+variables it needs. :func:`decide` reads those fields; no engine gets an if-branch of its own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .hardware import HostInfo
+
+DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "configs" / "engines.yaml"
+CATALOG_ENV = "SPEECHLM_CATALOG"
+EXPERIMENTAL_ENV = "SPEECHLM_EXPERIMENTAL"
+
+Family = Literal["speechlm", "hybrid", "cascade", "diagnostic"]
+Support = Literal["supported", "experimental"]
+AcceleratorName = Literal["cuda", "rocm", "mps", "cpu"]
+
+
+class CatalogError(ValueError):
+    """A catalogue file that cannot be used; the message names the file, the entry and the field."""
+
+
+class Requirements(BaseModel):
+    """What must be present on the host besides an accelerator."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    python: list[str] = Field(default_factory=list, description="importable modules")
+    env: list[str] = Field(default_factory=list, description="environment variables that must be set")
+    hint: str = Field("", description="how to get what is missing")
+
+
+class SampleRates(BaseModel):
+    """Audio rates the engine consumes and produces."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: int = Field(16_000, ge=4_000, le=192_000)
+    output: int = Field(16_000, ge=4_000, le=192_000)
+
+
+class EngineEntry(BaseModel):
+    """One engine of the catalogue."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    label: str = Field(min_length=1)
+    family: Family
+    duplex: Literal["full", "half"]
+    engine_class: str = Field(alias="class", pattern=r"^[\w.]+:\w+$")
+    sample_rates: SampleRates = Field(default_factory=SampleRates)
+    accelerators: dict[AcceleratorName, Support] = Field(min_length=1)
+    min_vram_gb: float = Field(0.0, ge=0)
+    licence: str = Field(min_length=1)
+    model_ids: list[str] = Field(default_factory=list)
+    requires: Requirements = Field(default_factory=Requirements)
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    weight: float = Field(1.0, ge=0, description="sampling weight for blind A/B pairs")
+    note: str = ""
+
+    @field_validator("accelerators", mode="before")
+    @classmethod
+    def _list_means_supported(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {name: "supported" for name in value}
+        return value
+
+
+class Catalog(BaseModel):
+    """The whole catalogue file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_engine: str
+    engines: list[EngineEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ids_unique_and_default_known(self) -> Catalog:
+        seen: set[str] = set()
+        for entry in self.engines:
+            if entry.id in seen:
+                raise ValueError(f"engine id {entry.id!r} appears twice")
+            seen.add(entry.id)
+        if self.default_engine not in seen:
+            raise ValueError(f"default_engine {self.default_engine!r} is not an engine id")
+        return self
+
+    def get(self, engine_id: str) -> EngineEntry:
+        """The entry with this id, or KeyError naming the known ids."""
+        for entry in self.engines:
+            if entry.id == engine_id:
+                return entry
+        raise KeyError(f"unknown engine {engine_id!r}; known: {', '.join(e.id for e in self.engines)}")
+
+
+def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
+    """Read and validate a catalogue file (default: ``$SPEECHLM_CATALOG`` or ``configs/engines.yaml``)."""
+    file = Path(path or os.environ.get(CATALOG_ENV) or DEFAULT_CATALOG)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CatalogError(f"{file}: cannot read catalogue: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{file}: expected a mapping with 'default_engine' and 'engines'")
+    try:
+        return Catalog.model_validate(raw)
+    except ValidationError as exc:
+        raise CatalogError(_describe_validation_error(file, raw, exc)) from None
+
+
+def _describe_validation_error(file: Path, raw: dict, exc: ValidationError) -> str:
+    lines = [f"{file}: invalid catalogue"]
+    engines = raw.get("engines") if isinstance(raw.get("engines"), list) else []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        where = "top level"
+        if len(loc) >= 2 and loc[0] == "engines" and isinstance(loc[1], int):
+            item = engines[loc[1]] if loc[1] < len(engines) else None
+            name = item.get("id") if isinstance(item, dict) else None
+            where = f"entry {name!r}" if name else f"entry #{loc[1] + 1}"
+            loc = loc[2:]
+        field = ".".join(str(part) for part in loc) or "(entry)"
+        lines.append(f"  {where}, field {field}: {error['msg']}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether an engine is offered on a host, where it would run, and why (not)."""
+
+    entry: EngineEntry
+    available: bool
+    reason: str
+    device: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (used by ``engines --json``)."""
+        return {
+            "id": self.entry.id,
+            "label": self.entry.label,
+            "family": self.entry.family,
+            "duplex": self.entry.duplex,
+            "accelerators": dict(self.entry.accelerators),
+            "min_vram_gb": self.entry.min_vram_gb,
+            "licence": self.entry.licence,
+            "available": self.available,
+            "device": self.device,
+            "reason": self.reason,
+        }
+
+
+def experimental_enabled() -> bool:
+    """The ``SPEECHLM_EXPERIMENTAL`` switch: offer engines on accelerators marked experimental."""
+    return os.environ.get(EXPERIMENTAL_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def decide(
+    entry: EngineEntry,
+    host: HostInfo,
+    *,
+    allow_experimental: bool = False,
+    environ: dict[str, str] | None = None,
+) -> Availability:
+    """Decide whether ``entry`` can run on ``host``; the reason is written for users."""
+    environ = os.environ if environ is None else environ
+    missing_modules = [m for m in entry.requires.python if not _importable(m)]
+    missing_env = [name for name in entry.requires.env if not environ.get(name)]
+    if missing_modules or missing_env:
+        parts = []
+        if missing_modules:
+            parts.append("missing Python package(s): " + ", ".join(missing_modules))
+        if missing_env:
+            parts.append("set " + ", ".join(missing_env))
+        hint = f" ({entry.requires.hint})" if entry.requires.hint else ""
+        return Availability(entry, False, "; ".join(parts) + hint)
+
+    # A GPU host can also run CPU engines; try the host's accelerator first.
+    candidates = [host.accelerator] + (["cpu"] if host.accelerator != "cpu" else [])
+    refusals: list[str] = []
+    for accel in candidates:
+        level = entry.accelerators.get(accel)  # type: ignore[call-overload]
+        if level is None:
+            refusals.append(f"does not run on {accel.upper() if accel != 'cpu' else 'CPU'}")
+            continue
+        if level == "experimental" and not allow_experimental:
+            refusals.append(f"{accel.upper()} support is experimental (set {EXPERIMENTAL_ENV}=1 to try it)")
+            continue
+        if accel != "cpu" and entry.min_vram_gb > host.vram_gb:
+            refusals.append(f"needs {entry.min_vram_gb:g} GB of GPU memory, this GPU has {host.vram_gb:g} GB")
+            continue
+        note = " (experimental)" if level == "experimental" else ""
+        device = accel if accel == "cpu" else f"{accel}:0"
+        return Availability(entry, True, f"available on {device}{note}", device)
+    return Availability(entry, False, "; ".join(dict.fromkeys(refusals)))
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def offered(
+    catalog: Catalog, host: HostInfo, *, allow_experimental: bool | None = None
+) -> list[Availability]:
+    """The decision for every entry, in catalogue order."""
+    allow = experimental_enabled() if allow_experimental is None else allow_experimental
+    return [decide(entry, host, allow_experimental=allow) for entry in catalog.engines]
+
+
+def engine_table_rows(availabilities: Iterable[Availability]) -> list[dict[str, str]]:
+    """Rows for the engine table (CLI, Engines tab, README): one per entry, status last."""
+    rows = []
+    for a in availabilities:
+        e = a.entry
+        accelerators = ", ".join(
+            name.upper() if level == "supported" else f"{name.upper()} (experimental)"
+            for name, level in e.accelerators.items()
+        )
+        rows.append(
+            {
+                "id": e.id,
+                "engine": e.label,
+                "family": e.family,
+                "duplex": e.duplex,
+                "runs on": accelerators,
+                "min VRAM": f"{e.min_vram_gb:g} GB" if e.min_vram_gb else "-",
+                "licence": e.licence,
+                "status": "available" if a.available else f"not available: {a.reason}",
+            }
+        )
+    return rows

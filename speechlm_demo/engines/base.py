@@ -1,0 +1,199 @@
+"""The one streaming seam every engine plugs into.
+
+An :class:`Engine` is built from its catalogue entry, loads once (weights or a server connection) and
+opens any number of :class:`EngineSession` objects. A session takes mono float32 frames at the engine's
+input rate via :meth:`EngineSession.push_audio` and reports what happens through the ``emit`` callback
+it was opened with: :class:`AudioOut`, :class:`TextOut`, :class:`Mark`, :class:`ErrorEvent`,
+:class:`Interrupt` and, once a turn is complete, :class:`TurnEnd` with its timeline.
+
+Half-duplex engines implement only :meth:`HalfDuplexEngine.respond` (one whole user turn in, events
+out); :mod:`speechlm_demo.turns` puts turn-taking in front of them so that they look exactly like a
+full-duplex session to the transport, the comparison runner and the benchmark.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+import numpy as np
+
+from ..timeline import Timeline
+
+if TYPE_CHECKING:
+    from ..catalog import EngineEntry
+
+
+@dataclass(frozen=True)
+class AudioOut:
+    """A chunk of reply audio: mono float32 in [-1, 1]."""
+
+    pcm: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the chunk in seconds."""
+        return len(self.pcm) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class TextOut:
+    """Text for the transcript: what the user said (ASR) or what the agent says."""
+
+    text: str
+    role: Literal["user", "agent"] = "agent"
+    final: bool = True
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A timeline point (see :data:`speechlm_demo.timeline.STANDARD_MARKS`)."""
+
+    name: str
+    t: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """Something went wrong; ``fatal`` means the session cannot continue."""
+
+    message: str
+    fatal: bool = False
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """The user barged in: drop any reply audio not yet played."""
+
+    turn_id: int
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    """A turn is over (answered, failed or interrupted); its timeline is complete."""
+
+    timeline: Timeline
+
+
+Event = Union[AudioOut, TextOut, Mark, ErrorEvent, Interrupt, TurnEnd]
+Emit = Callable[[Event], None]
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class SessionOptions:
+    """Per-session settings a user can change."""
+
+    system_prompt: str | None = None
+    voice: str | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EngineError(RuntimeError):
+    """An engine failed in a way the user should read about."""
+
+
+class EngineSession(ABC):
+    """One conversation with an engine. Not thread-safe: one caller pushes audio."""
+
+    def __init__(self, engine: Engine, options: SessionOptions, emit: Emit) -> None:
+        self.engine = engine
+        self.options = options
+        self.emit = emit
+
+    @property
+    def input_sample_rate(self) -> int:
+        """The rate :meth:`push_audio` expects."""
+        return self.engine.entry.sample_rates.input
+
+    @abstractmethod
+    def push_audio(self, pcm: np.ndarray) -> None:
+        """Feed mono float32 samples at :attr:`input_sample_rate` (any length)."""
+
+    def flush(self) -> None:
+        """The input has ended (a file fed completely): finish any turn in progress."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop all work of this session and release what it holds."""
+
+
+class Engine(ABC):
+    """An engine built from a catalogue entry, placed on ``device`` (``cpu``, ``cuda:0``, ...)."""
+
+    def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
+        self.entry = entry
+        self.device = device
+        self.loaded = False
+
+    @property
+    def id(self) -> str:
+        """The catalogue id."""
+        return self.entry.id
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        """A value from the catalogue entry's ``defaults``."""
+        return self.entry.defaults.get(name, default)
+
+    def load(self, progress: Progress | None = None) -> None:
+        """Load weights or connect to a server. Idempotent."""
+        if not self.loaded:
+            self._load(progress or (lambda fraction, message: None))
+            self.loaded = True
+
+    def _load(self, progress: Progress) -> None:
+        """Subclasses load here; the default has nothing to load."""
+
+    @abstractmethod
+    def open_session(self, options: SessionOptions, emit: Emit) -> EngineSession:
+        """Start a conversation."""
+
+    def close(self) -> None:
+        """Release weights / connections."""
+
+
+@dataclass
+class UserTurn:
+    """One complete user turn handed to a half-duplex engine."""
+
+    turn_id: int
+    audio: np.ndarray
+    sample_rate: int
+    timeline: Timeline
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the turn's audio in seconds."""
+        return len(self.audio) / self.sample_rate
+
+
+class HalfDuplexEngine(Engine):
+    """An engine that answers whole user turns; turn-taking is done for it."""
+
+    def new_history(self, options: SessionOptions) -> list[dict[str, str]]:
+        """The conversation memory of a new session (chat messages)."""
+        return []
+
+    @abstractmethod
+    def respond(
+        self, turn: UserTurn, history: list[dict[str, str]], options: SessionOptions
+    ) -> Iterator[Event]:
+        """Answer ``turn``: yield events as they are produced; stop early if ``turn.cancel`` is set.
+
+        Engines append to ``history`` what they want remembered. ``Mark`` events go into the turn's
+        timeline; ``first_audio_out``/``last_audio_out`` are marked by the caller as audio leaves.
+        """
+
+    def open_session(self, options: SessionOptions, emit: Emit) -> EngineSession:
+        """Wrap :meth:`respond` in the shared turn-taking layer."""
+        from ..turns import HalfDuplexSession
+
+        return HalfDuplexSession(self, options, emit)

@@ -1,0 +1,116 @@
+"""Build engines from catalogue entries, load them once, remember load failures for the UI."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from ..catalog import Availability, Catalog, offered
+from ..hardware import HostInfo
+from .base import Engine, EngineError, Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadState:
+    """Where an engine's loading stands."""
+
+    status: str = "not loaded"  # not loaded | loading | ready | failed
+    message: str = ""
+    seconds: float | None = None
+
+
+def engine_class(path: str) -> type[Engine]:
+    """Import ``package.module:ClassName``."""
+    module_name, _, class_name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - an engine's import errors are reported, not raised raw
+        raise EngineError(f"cannot import {module_name}: {exc}") from exc
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Engine)):
+        raise EngineError(f"{path} is not an Engine class")
+    return cls
+
+
+class EngineRegistry:
+    """The engines this host offers; each is built and loaded on first use, then shared."""
+
+    def __init__(self, catalog: Catalog, host: HostInfo, *, allow_experimental: bool | None = None) -> None:
+        self.catalog = catalog
+        self.host = host
+        self.availability: dict[str, Availability] = {
+            a.entry.id: a for a in offered(catalog, host, allow_experimental=allow_experimental)
+        }
+        self._engines: dict[str, Engine] = {}
+        self._states: dict[str, LoadState] = {eid: LoadState() for eid in self.availability}
+        self._locks: dict[str, threading.Lock] = {eid: threading.Lock() for eid in self.availability}
+
+    def offered_ids(self) -> list[str]:
+        """Ids of the engines available on this host, in catalogue order."""
+        return [eid for eid, a in self.availability.items() if a.available]
+
+    def default_id(self) -> str | None:
+        """The catalogue's default if offered, else the first offered engine."""
+        ids = self.offered_ids()
+        if self.catalog.default_engine in ids:
+            return self.catalog.default_engine
+        return ids[0] if ids else None
+
+    def state(self, engine_id: str) -> LoadState:
+        """Loading state of an engine."""
+        return self._states.get(engine_id, LoadState("failed", f"unknown engine {engine_id!r}"))
+
+    def get(self, engine_id: str, progress: Progress | None = None) -> Engine:
+        """The loaded engine; loads it (once, thread-safe) on first call. Raises :class:`EngineError`."""
+        availability = self.availability.get(engine_id)
+        if availability is None:
+            raise EngineError(f"unknown engine {engine_id!r}")
+        if not availability.available:
+            raise EngineError(f"{availability.entry.label} is not available here: {availability.reason}")
+        with self._locks[engine_id]:
+            engine = self._engines.get(engine_id)
+            if engine is not None and engine.loaded:
+                return engine
+            state = self._states[engine_id]
+            state.status, state.message = "loading", ""
+            started = time.monotonic()
+            try:
+                if engine is None:
+                    cls = engine_class(availability.entry.engine_class)
+                    engine = cls(availability.entry, availability.device or "cpu")
+                    self._engines[engine_id] = engine
+                engine.load(progress)
+            except Exception as exc:  # noqa: BLE001 - load failures become UI messages
+                log.exception("loading %s failed", engine_id)
+                state.status, state.message = "failed", f"{availability.entry.label} failed to load: {exc}"
+                raise EngineError(state.message) from exc
+            state.status, state.seconds = "ready", time.monotonic() - started
+            state.message = f"{availability.entry.label} ready (loaded in {state.seconds:.1f} s)"
+            log.info(state.message)
+            return engine
+
+    def preload(self, engine_id: str) -> threading.Thread:
+        """Load in the background; failures land in :meth:`state`."""
+
+        def run() -> None:
+            try:
+                self.get(engine_id)
+            except EngineError:
+                pass  # recorded in the state
+
+        thread = threading.Thread(target=run, name=f"load-{engine_id}", daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        """Release every loaded engine."""
+        for engine in self._engines.values():
+            try:
+                engine.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing %s failed", engine.id)

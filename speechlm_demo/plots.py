@@ -1,0 +1,68 @@
+"""Latency timeline figures: one row per stage, t = 0 at the user's true end of speech."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .timeline import STAGES  # noqa: E402
+
+COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860")
+
+
+def timeline_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = "") -> Figure:
+    """Draw turn records (``Timeline.to_dict()``), each labelled, as aligned horizontal spans.
+
+    Several records (e.g. engine A and B answering the same turn) share the time axis; every
+    record's voice-to-voice latency is written on its reply bar.
+    """
+    rows: list[tuple[str, float, float, str, str]] = []  # (row label, start, end, colour, note)
+    for index, (label, record) in enumerate(records):
+        marks: dict[str, float] = record.get("marks_ms", {})
+        colour = COLOURS[index % len(COLOURS)]
+        prefix = f"{label}: " if len(records) > 1 else ""
+        for stage, start, end in STAGES:
+            if start in marks and end in marks and marks[end] >= marks[start]:
+                note = ""
+                if stage == "Reply audio":
+                    v2v = record.get("metrics", {}).get("voice_to_voice_ms")
+                    note = f"voice-to-voice {v2v:.0f} ms" if v2v is not None else ""
+                rows.append((prefix + stage, marks[start], marks[end], colour, note))
+        if record.get("status") not in (None, "ok"):
+            at = max(marks.values(), default=0.0)
+            rows.append((prefix + record["status"], at, at, colour, record.get("detail", "")[:60]))
+
+    height = 1.2 + 0.38 * max(len(rows), 1)
+    fig, ax = plt.subplots(figsize=(8.5, height), dpi=100)
+    if not rows:
+        ax.text(0.5, 0.5, "No turn yet: speak, then pause.", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        fig.tight_layout()
+        return fig
+    for y, (_name, start, end, colour, note) in enumerate(rows):
+        ax.barh(y, max(end - start, 2.0), left=start, height=0.6, color=colour, alpha=0.85)
+        if note:
+            ax.text(end + 10, y, note, va="center", fontsize=8, fontweight="bold" if "voice" in note else None)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", linewidth=1, linestyle="--")
+    ax.set_xlabel("ms relative to the end of your speech (t = 0)")
+    lo = min(r[1] for r in rows)
+    hi = max(r[2] for r in rows)
+    ax.set_xlim(lo - 50, hi + max(250.0, 0.25 * (hi - lo)))
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def close(fig: Figure) -> None:
+    """Free a figure's memory once it has been rendered."""
+    plt.close(fig)

@@ -1,0 +1,249 @@
+"""FastRTC glue: WebRTC frames in -> engine session -> audio frames and UI updates out.
+
+:class:`EngineStreamHandler` is the only place that knows both fastrtc and the engine seam. It
+converts whatever the browser sends (any rate, channels, dtype) to the engine's input, resamples
+reply audio to the output rate, flushes queued audio on barge-in and publishes the transcript and
+each finished turn's timeline as ``AdditionalOutputs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from fastrtc import AdditionalOutputs, AsyncStreamHandler
+
+from .audio import AudioError, StreamResampler, check_sample_rate, to_mono_float32
+from .engines.base import (
+    AudioOut,
+    EngineError,
+    EngineSession,
+    ErrorEvent,
+    Event,
+    Interrupt,
+    SessionOptions,
+    TextOut,
+    TurnEnd,
+)
+from .engines.registry import EngineRegistry
+
+log = logging.getLogger(__name__)
+
+OUTPUT_SAMPLE_RATE = 24_000
+TURN_ENV = ("SPEECHLM_TURN_URLS", "SPEECHLM_TURN_USERNAME", "SPEECHLM_TURN_CREDENTIAL")
+
+
+def ice_servers() -> list[dict[str, Any]]:
+    """TURN servers from the environment; an empty list (loopback / LAN only) when none are set."""
+    urls = [u.strip() for u in os.environ.get(TURN_ENV[0], "").split(",") if u.strip()]
+    if not urls:
+        return []
+    server: dict[str, Any] = {"urls": urls}
+    if os.environ.get(TURN_ENV[1]):
+        server["username"] = os.environ[TURN_ENV[1]]
+        server["credential"] = os.environ.get(TURN_ENV[2], "")
+    return [server]
+
+
+def browser_rtc_configuration() -> dict[str, Any] | None:
+    """What the browser's RTCPeerConnection gets: TURN servers if configured, else nothing."""
+    servers = ice_servers()
+    return {"iceServers": servers} if servers else None
+
+
+def server_rtc_configuration() -> dict[str, Any]:
+    """What aiortc gets: the same servers, and explicitly none otherwise (no public STUN)."""
+    return {"iceServers": ice_servers()}
+
+
+@dataclass
+class Conversation:
+    """What the Talk tab shows: chat messages, the last turn's timeline, a status line."""
+
+    messages: list[dict[str, str]] = field(default_factory=list)
+    timelines: list[dict[str, Any]] = field(default_factory=list)
+    status: str = ""
+    _agent_turn: int | None = None
+
+    def add_user(self, text: str) -> None:
+        self.messages.append({"role": "user", "content": text})
+        self._agent_turn = None
+
+    def add_agent(self, text: str, turn_id: int | None) -> None:
+        if self.messages and self._agent_turn == turn_id and self.messages[-1]["role"] == "assistant":
+            self.messages[-1]["content"] = (self.messages[-1]["content"] + " " + text).strip()
+        else:
+            self.messages.append({"role": "assistant", "content": text})
+        self._agent_turn = turn_id
+
+    def snapshot(self) -> AdditionalOutputs:
+        return AdditionalOutputs([dict(m) for m in self.messages], list(self.timelines), self.status)
+
+
+class EngineStreamHandler(AsyncStreamHandler):
+    """One WebRTC connection talking to one engine session.
+
+    ``ui_args``: read the engine id (and system prompt) from the Gradio inputs sent with the stream;
+    otherwise (plain API clients) use ``engine_id``.
+    """
+
+    def __init__(self, registry: EngineRegistry, engine_id: str | None = None, *, ui_args: bool = True) -> None:
+        super().__init__(expected_layout="mono", output_sample_rate=OUTPUT_SAMPLE_RATE, input_sample_rate=48_000)
+        self.registry = registry
+        self.engine_id = engine_id
+        self.ui_args = ui_args
+        self.session: EngineSession | None = None
+        self.conversation = Conversation()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._in_resampler: StreamResampler | None = None
+        self._out_resampler = StreamResampler(OUTPUT_SAMPLE_RATE)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._current_turn = 0
+        self._input_errors = 0
+
+    def copy(self) -> EngineStreamHandler:
+        """A fresh handler per connection (fastrtc calls this)."""
+        return EngineStreamHandler(self.registry, self.engine_id, ui_args=self.ui_args)
+
+    async def start_up(self) -> None:
+        """Pick the engine, load it if needed and open a session."""
+        self._loop = asyncio.get_running_loop()
+        options = SessionOptions()
+        engine_id = self.engine_id or self.registry.default_id()
+        if self.ui_args:
+            await self.wait_for_args()
+            args = list(self.latest_args)
+            if args and args[0] == "__webrtc_value__":
+                args = args[1:]
+            args = args[1:]  # drop the WebRTC component's own value: [engine, system prompt]
+            if args and args[0]:
+                engine_id = str(args[0])
+            if len(args) > 1 and args[1]:
+                options.system_prompt = str(args[1])
+        if engine_id is None:
+            self._report("No engine is available on this host.")
+            return
+        label = self.registry.availability[engine_id].entry.label if engine_id in self.registry.availability else engine_id
+        self._set_status(f"Loading {label}…")
+        try:
+            engine = await asyncio.to_thread(self.registry.get, engine_id)
+            session = engine.open_session(options, self._emit_threadsafe)
+        except EngineError as exc:
+            self._report(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - any engine bug becomes a message, the app keeps serving
+            log.exception("opening a session on %s failed", engine_id)
+            self._report(f"{label} could not start a session: {exc}")
+            return
+        self._in_resampler = StreamResampler(session.input_sample_rate)
+        self.session = session
+        self._set_status(f"Connected to {label}. Speak!")
+
+    async def receive(self, frame: tuple[int, np.ndarray]) -> None:
+        """Convert a browser frame and feed it to the session; bad frames are reported, not fatal."""
+        if self.session is None or self._in_resampler is None:
+            return
+        try:
+            rate, samples = frame
+            pcm = self._in_resampler(to_mono_float32(samples), check_sample_rate(rate))
+            self.session.push_audio(pcm)
+        except AudioError as exc:
+            self._input_errors += 1
+            if self._input_errors in (1, 10, 100) or self._input_errors % 1000 == 0:
+                self._report(f"Ignored unusable audio from the microphone ({self._input_errors}x): {exc}")
+        except Exception as exc:  # noqa: BLE001
+            log.exception("session failed on input")
+            self._report(f"The engine failed on input and was stopped: {exc}")
+            self._close_session()
+
+    async def emit(self) -> Any:
+        """Next audio frame or UI update (waits until there is one)."""
+        return await self._queue.get()
+
+    def shutdown(self) -> None:
+        """Connection closed."""
+        self._close_session()
+
+    def _close_session(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            try:
+                session.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing session failed")
+
+    def _emit_threadsafe(self, event: Event) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._on_event, event)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, AudioOut):
+            if len(event.pcm):
+                out = self._out_resampler(event.pcm, event.sample_rate)
+                if len(out):
+                    self._queue.put_nowait((OUTPUT_SAMPLE_RATE, out.reshape(1, -1)))
+        elif isinstance(event, TextOut):
+            if event.final:
+                if event.role == "user":
+                    self.conversation.add_user(event.text)
+                else:
+                    self.conversation.add_agent(event.text, self._current_turn)
+                self._publish()
+        elif isinstance(event, Interrupt):
+            self._flush_audio()
+            self.conversation.add_agent("(interrupted)", event.turn_id)
+            self._publish()
+        elif isinstance(event, ErrorEvent):
+            self.conversation.add_agent(f"⚠️ {event.message}", self._current_turn)
+            self._publish()
+        elif isinstance(event, TurnEnd):
+            self._on_turn_end(event)
+
+    def _on_turn_end(self, event: TurnEnd) -> None:
+        timeline = event.timeline
+        if "user_text" not in timeline.extra:
+            seconds = timeline.between_ms("user_speech_start", "user_speech_end") or 0.0
+            self.conversation.add_user(f"🎤 ({seconds / 1000:.1f} s of speech)")
+        self._current_turn = timeline.turn_id
+        if timeline.status == "failed" and timeline.detail:
+            self.conversation.add_agent(f"⚠️ Turn failed: {timeline.detail}", timeline.turn_id)
+        record = timeline.to_dict()
+        self.conversation.timelines = (self.conversation.timelines + [record])[-20:]
+        v2v = timeline.voice_to_voice_ms
+        self.conversation.status = (
+            f"Turn {timeline.turn_id}: voice-to-voice {v2v:.0f} ms" if v2v is not None else f"Turn {timeline.turn_id}: {timeline.status}"
+        )
+        self._publish()
+
+    def _flush_audio(self) -> None:
+        kept = [item for item in self._drain() if isinstance(item, AdditionalOutputs)]
+        for item in kept:
+            self._queue.put_nowait(item)
+        try:
+            self.clear_queue()
+        except Exception:  # noqa: BLE001 - not attached to a track (tests)
+            log.debug("no playback queue to clear")
+
+    def _drain(self) -> list[Any]:
+        items = []
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
+    def _set_status(self, text: str) -> None:
+        self.conversation.status = text
+        self._publish()
+
+    def _report(self, message: str) -> None:
+        log.warning(message)
+        self.conversation.add_agent(f"⚠️ {message}", None)
+        self.conversation.status = message
+        self._publish()
+
+    def _publish(self) -> None:
+        self._queue.put_nowait(self.conversation.snapshot())

@@ -1,0 +1,104 @@
+"""Build and serve the app: the Gradio UI at ``/``, the FastRTC API routes at ``/rtc``, health at ``/api/health``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+import gradio as gr
+from fastapi import FastAPI
+from fastrtc import Stream
+
+from .catalog import CatalogError, load_catalog
+from .engines.registry import EngineRegistry
+from .hardware import probe, simulated_host
+from .rtc import EngineStreamHandler, browser_rtc_configuration, server_rtc_configuration
+from .ui.layout import build_demo
+
+log = logging.getLogger(__name__)
+
+RTC_PREFIX = "/rtc"
+
+
+@dataclass
+class AppConfig:
+    """How to start the app (CLI flags, falling back to environment variables)."""
+
+    engine: str | None = None
+    server_name: str = "127.0.0.1"
+    port: int = 7860
+    catalog: str | None = None
+    simulate_host: str | None = None
+
+
+def parse_app_args(argv: list[str]) -> AppConfig:
+    """``python app.py [--engine ID] [--port N] [--server-name HOST] [--catalog FILE]``."""
+    parser = argparse.ArgumentParser(prog="app.py", description="Run the SpeechLM Playground.")
+    parser.add_argument("--engine", default=os.environ.get("SPEECHLM_ENGINE"), help="preselect this engine id")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--server-name", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--catalog", default=None, help="engine catalogue YAML (default configs/engines.yaml)")
+    parser.add_argument("--simulate-host", default=None, help="pretend host: cpu, cuda:GB, rocm:GB (demo only)")
+    args = parser.parse_args(argv)
+    return AppConfig(args.engine, args.server_name, args.port, args.catalog, args.simulate_host)
+
+
+def create_registry(config: AppConfig) -> EngineRegistry:
+    """Load the catalogue (exits with a readable message if it is malformed) and probe the host."""
+    try:
+        catalog = load_catalog(config.catalog)
+    except CatalogError as exc:
+        log.error("%s", exc)
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from None
+    host = simulated_host(config.simulate_host) if config.simulate_host else probe()
+    log.info("host: %s", host.describe())
+    registry = EngineRegistry(catalog, host)
+    if config.engine and config.engine not in registry.availability:
+        sys.stderr.write(f"error: unknown engine {config.engine!r}; known: {', '.join(registry.availability)}\n")
+        raise SystemExit(2)
+    return registry
+
+
+def create_demo(config: AppConfig) -> tuple[gr.Blocks, EngineRegistry]:
+    """The Blocks app (``demo``) and the registry behind it."""
+    registry = create_registry(config)
+    return build_demo(registry, config.engine), registry
+
+
+def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None) -> FastAPI:
+    """FastAPI app with the RTC routes, a health endpoint and the UI mounted at ``/``."""
+    app = FastAPI(title="SpeechLM Playground")
+    stream = Stream(
+        handler=EngineStreamHandler(registry, engine_id, ui_args=False),
+        modality="audio",
+        mode="send-receive",
+        rtc_configuration=browser_rtc_configuration(),
+        server_rtc_configuration=server_rtc_configuration(),
+        concurrency_limit=int(os.environ.get("SPEECHLM_MAX_SESSIONS", "8")),
+    )
+    stream.mount(app, path=RTC_PREFIX)
+
+    @app.get("/api/health")
+    def health() -> dict:
+        states = {eid: registry.state(eid).status for eid in registry.offered_ids()}
+        default = engine_id or registry.default_id()
+        return {"ready": default is not None and states.get(default) == "ready", "default": default, "engines": states}
+
+    return gr.mount_gradio_app(app, demo, path="")
+
+
+def serve(demo: gr.Blocks, registry: EngineRegistry, config: AppConfig) -> None:
+    """Preload the selected engine and serve until interrupted."""
+    import uvicorn
+
+    engine_id = config.engine or registry.default_id()
+    if engine_id:
+        registry.preload(engine_id)
+    app = create_api(demo, registry, engine_id)
+    log.info("SpeechLM Playground on http://%s:%d", config.server_name, config.port)
+    uvicorn.run(app, host=config.server_name, port=config.port, log_level="warning")
+    registry.close()

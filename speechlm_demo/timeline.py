@@ -1,0 +1,146 @@
+"""Per-turn timeline: named marks on one monotonic clock, the spans between them, and metrics.
+
+Every engine's turn is measured the same way. Voice-to-voice latency is
+``first_audio_out - user_speech_end`` where ``user_speech_end`` is the true end of speech (the VAD's
+decision time minus its hang-over), never the decision time itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+STANDARD_MARKS: tuple[str, ...] = (
+    "user_speech_start",
+    "user_speech_end",
+    "turn_detected",
+    "asr_final",
+    "llm_first_token",
+    "llm_first_sentence",
+    "first_audio_out",
+    "last_audio_out",
+)
+
+# (row label, start mark, end mark): the stages drawn in the timeline plot, top to bottom.
+STAGES: tuple[tuple[str, str, str], ...] = (
+    ("User speech", "user_speech_start", "user_speech_end"),
+    ("Turn detection", "user_speech_end", "turn_detected"),
+    ("ASR", "turn_detected", "asr_final"),
+    ("LLM first token", "asr_final", "llm_first_token"),
+    ("LLM first sentence", "llm_first_token", "llm_first_sentence"),
+    ("TTS first audio", "llm_first_sentence", "first_audio_out"),
+    ("Engine response", "turn_detected", "first_audio_out"),
+    ("Reply audio", "first_audio_out", "last_audio_out"),
+)
+
+# metric name -> (start mark, end mark), all in milliseconds.
+METRICS: dict[str, tuple[str, str]] = {
+    "voice_to_voice_ms": ("user_speech_end", "first_audio_out"),
+    "turn_detect_ms": ("user_speech_end", "turn_detected"),
+    "asr_ms": ("turn_detected", "asr_final"),
+    "llm_ttft_ms": ("asr_final", "llm_first_token"),
+    "llm_first_sentence_ms": ("asr_final", "llm_first_sentence"),
+    "tts_first_audio_ms": ("llm_first_sentence", "first_audio_out"),
+    "engine_response_ms": ("turn_detected", "first_audio_out"),
+    "user_speech_ms": ("user_speech_start", "user_speech_end"),
+    "reply_audio_ms": ("first_audio_out", "last_audio_out"),
+}
+
+_OVERWRITE_PREFIX = "last_"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A drawn stage: label and its start/end in ms relative to the timeline's origin."""
+
+    label: str
+    start_ms: float
+    end_ms: float
+
+    @property
+    def duration_ms(self) -> float:
+        """Length of the span."""
+        return self.end_ms - self.start_ms
+
+
+@dataclass
+class Timeline:
+    """Marks of one turn. The first time a name is marked wins, except names starting with ``last_``."""
+
+    turn_id: int = 0
+    engine_id: str = ""
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
+    marks: dict[str, float] = field(default_factory=dict)
+    status: str = "ok"
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def mark(self, name: str, t: float | None = None) -> float:
+        """Record ``name`` at ``t`` (default: now). Returns the stored time."""
+        when = self.clock() if t is None else float(t)
+        if name in self.marks and not name.startswith(_OVERWRITE_PREFIX):
+            return self.marks[name]
+        self.marks[name] = when
+        return when
+
+    def has(self, *names: str) -> bool:
+        """Whether every name is marked."""
+        return all(name in self.marks for name in names)
+
+    def between_ms(self, start: str, end: str) -> float | None:
+        """Milliseconds from ``start`` to ``end``, or None if either is missing."""
+        if not self.has(start, end):
+            return None
+        return (self.marks[end] - self.marks[start]) * 1000.0
+
+    @property
+    def origin(self) -> float | None:
+        """t = 0 for plots: the true end of user speech (or the first mark if that is missing)."""
+        if "user_speech_end" in self.marks:
+            return self.marks["user_speech_end"]
+        return min(self.marks.values()) if self.marks else None
+
+    def relative_ms(self) -> dict[str, float]:
+        """Every mark in ms relative to :attr:`origin`, in time order."""
+        origin = self.origin
+        if origin is None:
+            return {}
+        ordered = sorted(self.marks.items(), key=lambda item: item[1])
+        return {name: round((t - origin) * 1000.0, 1) for name, t in ordered}
+
+    def spans(self) -> list[Span]:
+        """The stages of :data:`STAGES` whose both marks exist, relative to :attr:`origin`."""
+        rel = self.relative_ms()
+        return [
+            Span(label, rel[start], rel[end])
+            for label, start, end in STAGES
+            if start in rel and end in rel and rel[end] >= rel[start]
+        ]
+
+    def metrics(self) -> dict[str, float]:
+        """The metrics of :data:`METRICS` that can be computed from the marks present."""
+        out: dict[str, float] = {}
+        for name, (start, end) in METRICS.items():
+            value = self.between_ms(start, end)
+            if value is not None:
+                out[name] = round(value, 1)
+        return out
+
+    @property
+    def voice_to_voice_ms(self) -> float | None:
+        """first_audio_out - user_speech_end, in ms."""
+        return self.between_ms("user_speech_end", "first_audio_out")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly record: absolute marks, relative marks and metrics."""
+        return {
+            "turn_id": self.turn_id,
+            "engine_id": self.engine_id,
+            "status": self.status,
+            "detail": self.detail,
+            "marks_ms": self.relative_ms(),
+            "metrics": self.metrics(),
+            **({"extra": self.extra} if self.extra else {}),
+        }

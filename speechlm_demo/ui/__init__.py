@@ -1,0 +1,1 @@
+"""The Gradio UI: one module per tab, assembled by :mod:`speechlm_demo.ui.layout`."""

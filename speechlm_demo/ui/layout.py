@@ -1,0 +1,39 @@
+"""Assemble the tabs into one Gradio Blocks app."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+
+from .. import __version__
+from ..engines.registry import EngineRegistry
+from .engines_tab import build_engines_tab
+from .talk import build_talk_tab, load_status_updates
+
+ABOUT = """
+### SpeechLM Playground {version}
+Talk live to speech language models and to the classic VAD → ASR → LLM → TTS cascade, and measure them
+the same way: every turn is a timeline of marks on one clock, and **voice-to-voice latency** is the time
+from the true end of your speech to the first reply audio.
+
+* **Talk**: pick an engine, press the microphone button, speak, pause. The transcript and the latency
+  timeline of each turn appear on the right.
+* **Engines**: what this host can run, and why the others are not offered.
+
+Audio is processed in memory for the live conversation and is not stored.
+"""
+
+
+def build_demo(registry: EngineRegistry, preselect: str | None = None) -> gr.Blocks:
+    """The whole app."""
+    with gr.Blocks(title="SpeechLM Playground", analytics_enabled=False) as demo:
+        gr.Markdown("# 🗣️ SpeechLM Playground")
+        with gr.Tab("Talk"):
+            engine, load_status = build_talk_tab(registry, preselect)
+        with gr.Tab("Engines"):
+            build_engines_tab(registry)
+        with gr.Tab("About"):
+            gr.Markdown(ABOUT.format(version=__version__))
+        demo.load(partial(load_status_updates, registry), inputs=[engine], outputs=[load_status])
+    return demo

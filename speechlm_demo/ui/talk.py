@@ -1,0 +1,103 @@
+"""Talk tab: pick an engine, talk over WebRTC, read the transcript and each turn's latency timeline."""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import partial
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+from fastrtc import WebRTC
+
+from ..engines.registry import EngineRegistry
+from ..plots import close, timeline_figure
+from ..rtc import EngineStreamHandler, browser_rtc_configuration, server_rtc_configuration
+
+MAX_SESSIONS_ENV = "SPEECHLM_MAX_SESSIONS"
+LOAD_POLL_S = 0.25
+
+
+def _engine_choices(registry: EngineRegistry) -> list[tuple[str, str]]:
+    return [(registry.availability[eid].entry.label, eid) for eid in registry.offered_ids()]
+
+
+def load_status_updates(registry: EngineRegistry, engine_id: str | None) -> Iterator[str]:
+    """Start loading the chosen engine and report progress until it is ready or failed."""
+    if not engine_id:
+        yield "No engine selected."
+        return
+    registry.preload(engine_id)
+    label = registry.availability[engine_id].entry.label
+    started = time.monotonic()
+    while True:
+        state = registry.state(engine_id)
+        if state.status in ("ready", "failed"):
+            yield ("✅ " if state.status == "ready" else "❌ ") + state.message
+            return
+        yield f"⏳ Loading {label}… {time.monotonic() - started:.0f} s"
+        time.sleep(LOAD_POLL_S)
+
+
+def _show(messages: list[dict[str, str]], timelines: list[dict[str, Any]], status: str, shown: int) -> tuple:
+    """Turn a handler update into component values; redraw the plot only when a turn finished."""
+    figure: Any = gr.skip()
+    if timelines and len(timelines) != shown:
+        last = timelines[-1]
+        fig = timeline_figure([(last.get("engine_id", ""), last)], title=f"Turn {last.get('turn_id')}")
+        figure = fig
+        close(fig)
+    return messages, figure, status, len(timelines)
+
+
+def build_talk_tab(registry: EngineRegistry, preselect: str | None = None) -> tuple[gr.Dropdown, gr.Markdown]:
+    """Create the tab's components and wire them (call inside a ``gr.Tab``).
+
+    Returns the engine dropdown and its load-status line, so the page can report loading on open.
+    """
+    choices = _engine_choices(registry)
+    default = preselect if preselect in registry.offered_ids() else registry.default_id()
+    with gr.Row():
+        with gr.Column(scale=2):
+            engine = gr.Dropdown(choices=choices, value=default, label="Engine", elem_id="talk-engine")
+            with gr.Accordion("Session settings", open=False):
+                system_prompt = gr.Textbox(
+                    label="System prompt (engines that take one)",
+                    placeholder="Leave empty for the engine's default",
+                    lines=2,
+                )
+            load_status = gr.Markdown(elem_id="talk-load-status")
+            audio = WebRTC(
+                label="Microphone",
+                modality="audio",
+                mode="send-receive",
+                rtc_configuration=browser_rtc_configuration(),
+                server_rtc_configuration=server_rtc_configuration(),
+                elem_id="talk-webrtc",
+                full_screen=False,
+            )
+            status = gr.Markdown(elem_id="talk-status")
+        with gr.Column(scale=3):
+            transcript = gr.Chatbot(
+                type="messages", label="Transcript", height=320, elem_id="talk-transcript", allow_tags=False
+            )
+            empty = timeline_figure([])
+            plot = gr.Plot(empty, label="Latency timeline of the last turn", elem_id="talk-timeline")
+            close(empty)
+    shown = gr.State(0)
+    audio.stream(
+        EngineStreamHandler(registry),
+        inputs=[audio, engine, system_prompt],
+        outputs=[audio],
+        concurrency_limit=int(os.environ.get(MAX_SESSIONS_ENV, "8")),
+    )
+    audio.on_additional_outputs(
+        lambda shown_count, messages, timelines, text: _show(messages, timelines, text, shown_count),
+        inputs=[shown],
+        outputs=[transcript, plot, status, shown],
+        show_progress="hidden",
+        concurrency_limit=None,
+    )
+    engine.change(partial(load_status_updates, registry), inputs=[engine], outputs=[load_status])
+    return engine, load_status

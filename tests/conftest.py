@@ -1,0 +1,26 @@
+"""Shared fixtures. Browser/RTC tests skip with a reason when the host lacks what they need, except
+under CI=true, where a missing prerequisite is a failure."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+def require(problem: str | None) -> None:
+    """Skip (locally) or fail (CI) when ``problem`` says a prerequisite is missing."""
+    if problem is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"prerequisite missing under CI: {problem}")
+    pytest.skip(problem)
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """tests/data."""
+    return DATA

@@ -1,0 +1,1 @@
+"""Helpers shared by the transport and browser tests (launchers, network namespace, speech clips)."""

@@ -1,0 +1,114 @@
+"""Real-browser check: headless Chromium talks to the app with a WAV as its microphone.
+
+Runs inside a loopback-only network namespace; prints one JSON line with what the page measured.
+Usage: python -m tests.support.browser_check --wav FILE --engine ID [--screenshot PNG] [--listen S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+from tests.support.app_process import running_app
+
+CHROMIUM = "/usr/bin/chromium"
+LOUD_DBFS = -45.0
+PROBE_JS = Path(__file__).with_name("page_probe.js")
+
+
+def chromium_args(wav: str) -> list[str]:
+    """Flags: fake microphone from a file, no network chatter, WebRTC over loopback with real IPs."""
+    return [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--autoplay-policy=no-user-gesture-required",
+        "--allow-loopback-in-peer-connection",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+    ]
+
+
+def analyse(probe: dict) -> dict:
+    """Find the end of the user's speech and the reply's onset in the page's level logs (ms)."""
+    mic = [t for t, level in probe["mic"] if level > LOUD_DBFS]
+    speech_end = None
+    if mic:
+        speech_end = mic[0]
+        for t in mic:
+            if t - speech_end > 1000:  # a gap of a second: the clip's speech is over
+                break
+            speech_end = t
+    remote_loud = [t for t, level in probe["remote"] if level > LOUD_DBFS]
+    onset = next((t for t in remote_loud if speech_end is not None and t > speech_end), None)
+    return {
+        "mic_speech_start_ms": mic[0] if mic else None,
+        "mic_speech_end_ms": speech_end,
+        "reply_onset_ms": onset,
+        "reply_loud_ms": 10 * len([t for t in remote_loud if onset is not None and t >= onset]),
+        "voice_to_voice_ms": None if onset is None or speech_end is None else round(onset - speech_end),
+        "remote_max_dbfs": max((level for _, level in probe["remote"]), default=-120.0),
+        "probe_errors": probe["errors"],
+    }
+
+
+def talk(page: Page, url: str, listen_s: float) -> dict:
+    """Open the page, start the stream, wait for a reply, return measurements."""
+    page.goto(url)
+    access = page.get_by_text("Click to Access Microphone")
+    access.wait_for(timeout=30_000)
+    access.click()
+    start = page.locator('button[aria-label="start stream"]')
+    start.wait_for(timeout=30_000)
+    start.click()
+    deadline = time.monotonic() + listen_s
+    result: dict = {}
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+        result = analyse(page.evaluate("window.__probe"))
+        if result["reply_onset_ms"] is not None and result["reply_loud_ms"] >= 300:
+            break
+    status = page.locator("#talk-status")
+    for _ in range(40):  # the transcript, status and timeline plot follow the audio
+        if "voice-to-voice" in status.inner_text():
+            break
+        page.wait_for_timeout(250)
+    result["transcript"] = page.locator("#talk-transcript").inner_text()
+    result["status"] = status.inner_text()
+    result["has_timeline_plot"] = page.locator("#talk-timeline img, #talk-timeline svg, #talk-timeline canvas").count() > 0
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--wav", required=True)
+    parser.add_argument("--engine", default="echo")
+    parser.add_argument("--catalog")
+    parser.add_argument("--screenshot")
+    parser.add_argument("--listen", type=float, default=20.0)
+    args = parser.parse_args()
+    with running_app(args.engine, catalog=args.catalog) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(args.wav))
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.add_init_script(path=str(PROBE_JS))
+        try:
+            result = talk(page, url, args.listen)
+            if args.screenshot:
+                page.screenshot(path=args.screenshot, full_page=True)
+        finally:
+            browser.close()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Make speech clips for tests with espeak-ng (no weights needed)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from speechlm_demo.audio import resample
+
+
+def espeak_available() -> bool:
+    """Whether the espeak-ng CLI is installed."""
+    return shutil.which("espeak-ng") is not None
+
+
+def speak(text: str, rate: int = 16_000, words_per_minute: int = 160) -> np.ndarray:
+    """Synthesise ``text`` to mono float32 at ``rate``."""
+    result = subprocess.run(
+        ["espeak-ng", "-s", str(words_per_minute), "--stdout", text], capture_output=True, check=True
+    )
+    samples, native = sf.read(io.BytesIO(result.stdout), dtype="float32")
+    return resample(samples, native, rate)
+
+
+def padded_clip(path: Path, text: str, before_s: float, after_s: float, rate: int = 48_000) -> dict:
+    """Write ``silence + speech + silence`` to ``path``; return where the speech is (seconds)."""
+    speech = speak(text, rate)
+    audio = np.concatenate(
+        [np.zeros(int(before_s * rate), np.float32), speech * 0.8, np.zeros(int(after_s * rate), np.float32)]
+    )
+    sf.write(path, audio, rate, subtype="PCM_16")
+    return {"speech_start_s": before_s, "speech_end_s": before_s + len(speech) / rate, "path": str(path)}
+

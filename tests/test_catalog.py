@@ -1,0 +1,104 @@
+"""Catalogue validation and the data-driven "offered here, or why not" decision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from speechlm_demo.catalog import CatalogError, decide, load_catalog, offered
+from speechlm_demo.hardware import simulated_host
+
+HOSTS = {"cpu": "cpu", "cuda24": "cuda:24", "cuda80": "cuda:80", "mi300": "rocm:192:AMD Instinct MI300X"}
+
+
+def decisions(data_dir: Path, host: str, experimental: bool = False) -> dict[str, tuple[bool, str]]:
+    catalog = load_catalog(data_dir / "catalog_hosts.yaml")
+    return {a.entry.id: (a.available, a.reason) for a in offered(catalog, simulated_host(HOSTS[host]), allow_experimental=experimental)}
+
+
+def test_default_catalogue_is_valid_and_its_default_runs_on_cpu() -> None:
+    catalog = load_catalog()
+    result = {a.entry.id: a for a in offered(catalog, simulated_host("cpu"))}
+    assert result[catalog.default_engine].available
+
+
+def test_cpu_host(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_REMOTE_URL", raising=False)
+    d = decisions(data_dir, "cpu")
+    assert d["echo"] == (True, "available on cpu")
+    assert d["big-cuda"][0] is False and "does not run on CPU" in d["big-cuda"][1]
+    assert d["needs-server"] == (False, "set TEST_REMOTE_URL (point it at your server)")
+    assert d["needs-package"][0] is False and "surely_not_installed_pkg_xyz" in d["needs-package"][1]
+
+
+def test_cuda_24_gb(data_dir: Path) -> None:
+    d = decisions(data_dir, "cuda24")
+    assert d["echo"] == (True, "available on cuda:0")
+    assert d["big-cuda"] == (True, "available on cuda:0")
+    assert d["omni-rocm"][0] is False and "needs 40 GB of GPU memory, this GPU has 24 GB" in d["omni-rocm"][1]
+
+
+def test_cuda_80_gb(data_dir: Path) -> None:
+    d = decisions(data_dir, "cuda80")
+    assert d["big-cuda"][0] and d["omni-rocm"][0]
+
+
+def test_rocm_mi300_experimental_switch(data_dir: Path) -> None:
+    d = decisions(data_dir, "mi300")
+    assert d["omni-rocm"] == (True, "available on rocm:0")
+    assert d["big-cuda"][0] is False and "SPEECHLM_EXPERIMENTAL=1" in d["big-cuda"][1]
+    on = decisions(data_dir, "mi300", experimental=True)
+    assert on["big-cuda"] == (True, "available on rocm:0 (experimental)")
+
+
+def test_env_requirement_met(data_dir: Path) -> None:
+    catalog = load_catalog(data_dir / "catalog_hosts.yaml")
+    a = decide(catalog.get("needs-server"), simulated_host("cpu"), environ={"TEST_REMOTE_URL": "http://127.0.0.1:1"})
+    assert a.available
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "engines.yaml"
+    path.write_text(text)
+    return path
+
+
+GOOD_ENTRY = """
+  - id: echo
+    label: Echo
+    family: diagnostic
+    duplex: half
+    class: speechlm_demo.engines.echo:EchoEngine
+    accelerators: [cpu]
+    licence: MIT
+"""
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("default_engine: echo\nengines:" + GOOD_ENTRY.replace("family: diagnostic", "family: magic"), ["entry 'echo'", "field family"]),
+        ("default_engine: echo\nengines:" + GOOD_ENTRY.replace("    licence: MIT\n", ""), ["entry 'echo'", "field licence", "Field required"]),
+        ("default_engine: echo\nengines:" + GOOD_ENTRY.replace("[cpu]", "{cpu: maybe}"), ["entry 'echo'", "field accelerators.cpu"]),
+        ("default_engine: echo\nengines:" + GOOD_ENTRY + GOOD_ENTRY, ["appears twice"]),
+        ("default_engine: nope\nengines:" + GOOD_ENTRY, ["default_engine 'nope'"]),
+        ("default_engine: echo\nengines:" + GOOD_ENTRY.replace("id: echo", "id: Echo Engine"), ["entry 'Echo Engine'", "field id"]),
+        ("default_engine: echo\nengines:" + GOOD_ENTRY + "    colour: blue\n", ["entry 'echo'", "field colour", "Extra inputs"]),
+        ("engines: [", ["not valid YAML"]),
+        ("- just a list", ["expected a mapping"]),
+    ],
+)
+def test_malformed_catalogue_names_file_entry_and_field(tmp_path: Path, text: str, expected: list[str]) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(CatalogError) as info:
+        load_catalog(path)
+    message = str(info.value)
+    assert str(path) in message
+    for words in expected:
+        assert words in message
+
+
+def test_missing_catalogue_file(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="cannot read"):
+        load_catalog(tmp_path / "absent.yaml")

@@ -1,0 +1,36 @@
+"""The latency figure draws every stage present and writes voice-to-voice on the reply bar."""
+
+from __future__ import annotations
+
+from speechlm_demo.plots import close, timeline_figure
+from speechlm_demo.timeline import Timeline
+
+
+def test_figure_rows_and_annotation() -> None:
+    tl = Timeline(engine_id="echo")
+    for name, t in [("user_speech_start", 0.0), ("user_speech_end", 1.0), ("turn_detected", 1.4), ("first_audio_out", 1.45), ("last_audio_out", 3.0)]:
+        tl.mark(name, t)
+    fig = timeline_figure([("echo", tl.to_dict())])
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["User speech", "Turn detection", "Engine response", "Reply audio"]
+    assert any("voice-to-voice 450 ms" in t.get_text() for t in ax.texts)
+    close(fig)
+
+
+def test_two_engines_share_the_axis_and_failures_show() -> None:
+    ok = Timeline(engine_id="a")
+    ok.mark("user_speech_end", 0.0)
+    ok.mark("first_audio_out", 0.3)
+    bad = Timeline(engine_id="b", status="failed", detail="server down")
+    bad.mark("user_speech_end", 0.0)
+    fig = timeline_figure([("A", ok.to_dict()), ("B", bad.to_dict())])
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert "B: failed" in labels
+    close(fig)
+
+
+def test_empty_figure_says_what_to_do() -> None:
+    fig = timeline_figure([])
+    assert "speak" in fig.axes[0].texts[0].get_text()
+    close(fig)

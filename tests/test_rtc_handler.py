@@ -1,0 +1,90 @@
+"""The FastRTC handler without a network: frames of any shape in, frames and UI updates out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from fastrtc import AdditionalOutputs
+
+from speechlm_demo.catalog import load_catalog
+from speechlm_demo.engines.registry import EngineRegistry
+from speechlm_demo.hardware import simulated_host
+from speechlm_demo.rtc import OUTPUT_SAMPLE_RATE, EngineStreamHandler, ice_servers, server_rtc_configuration
+
+
+def tone(seconds: float, rate: int, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    mono = (0.3 * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16)
+    return np.tile(mono, (channels, 1))
+
+
+async def run_handler(frames: list[tuple[int, np.ndarray]], wait_s: float = 1.5) -> list:
+    registry = EngineRegistry(load_catalog(), simulated_host("cpu"))
+    handler = EngineStreamHandler(registry, "echo", ui_args=False)
+    await handler.start_up()
+    for frame in frames:
+        await handler.receive(frame)
+    outputs = []
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            outputs.append(await asyncio.wait_for(handler.emit(), 0.1))
+        except asyncio.TimeoutError:
+            pass
+    handler.shutdown()
+    return outputs
+
+
+def frames_of(signal: np.ndarray, rate: int, ms: int = 20) -> list[tuple[int, np.ndarray]]:
+    size = rate * ms // 1000
+    return [(rate, signal[..., i : i + size]) for i in range(0, signal.shape[-1], size)]
+
+
+@pytest.mark.parametrize("rate, channels", [(48_000, 1), (44_100, 2), (16_000, 1), (8_000, 2)])
+def test_any_rate_and_layout_is_echoed_at_output_rate(rate: int, channels: int) -> None:
+    signal = np.concatenate([tone(0.6, rate, channels), np.zeros((channels, rate), np.int16)], axis=1)
+    outputs = asyncio.run(run_handler(frames_of(signal, rate)))
+    audio = [o for o in outputs if isinstance(o, tuple)]
+    assert audio, "no reply audio"
+    assert all(sr == OUTPUT_SAMPLE_RATE and pcm.ndim == 2 and pcm.shape[0] == 1 for sr, pcm in audio)
+    total = sum(pcm.shape[1] for _, pcm in audio) / OUTPUT_SAMPLE_RATE
+    assert 0.6 < total < 1.4
+    updates = [o for o in outputs if isinstance(o, AdditionalOutputs)]
+    messages, timelines, status = updates[-1].args
+    assert timelines and timelines[-1]["metrics"]["voice_to_voice_ms"] >= 0
+    assert "voice-to-voice" in status
+
+
+def test_garbage_frames_are_reported_not_fatal() -> None:
+    good = np.concatenate([tone(0.6, 48_000), np.zeros((1, 48_000), np.int16)], axis=1)
+    bad = [(48_000, np.array(["x"] * 960)), (0, np.zeros((1, 960), np.int16)), (48_000, np.zeros((2, 2, 2), np.int16))]
+    outputs = asyncio.run(run_handler(bad + frames_of(good, 48_000)))
+    updates = [o for o in outputs if isinstance(o, AdditionalOutputs)]
+    texts = " ".join(m["content"] for m in updates[-1].args[0])
+    assert "Ignored unusable audio" in texts
+    assert any(isinstance(o, tuple) for o in outputs), "the session stopped after bad frames"
+
+
+def test_unknown_engine_is_a_message() -> None:
+    async def go() -> list:
+        registry = EngineRegistry(load_catalog(), simulated_host("cpu"))
+        handler = EngineStreamHandler(registry, "no-such-engine", ui_args=False)
+        await handler.start_up()
+        await handler.receive((48_000, tone(0.1, 48_000)))
+        return handler._drain()
+
+    update = asyncio.run(go())[-1]
+    assert "unknown engine 'no-such-engine'" in update.args[2]
+
+
+def test_ice_servers_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPEECHLM_TURN_URLS", raising=False)
+    assert server_rtc_configuration() == {"iceServers": []}
+    monkeypatch.setenv("SPEECHLM_TURN_URLS", "turn:turn.example.org:3478, turns:turn.example.org:5349")
+    monkeypatch.setenv("SPEECHLM_TURN_USERNAME", "u")
+    monkeypatch.setenv("SPEECHLM_TURN_CREDENTIAL", "p")
+    assert ice_servers() == [
+        {"urls": ["turn:turn.example.org:3478", "turns:turn.example.org:5349"], "username": "u", "credential": "p"}
+    ]

@@ -1,0 +1,67 @@
+"""Timeline arithmetic: marks, spans, metrics, origin at the true end of speech."""
+
+from __future__ import annotations
+
+import pytest
+
+from speechlm_demo.timeline import STANDARD_MARKS, Timeline
+
+
+def cascade_turn() -> Timeline:
+    tl = Timeline(turn_id=3, engine_id="cascade")
+    for name, t in zip(STANDARD_MARKS, [10.0, 12.0, 12.25, 12.65, 12.70, 12.85, 12.95, 15.0]):
+        tl.mark(name, t)
+    return tl
+
+
+def test_metrics_are_differences_in_ms() -> None:
+    m = cascade_turn().metrics()
+    assert m["voice_to_voice_ms"] == pytest.approx(950.0)
+    assert m["turn_detect_ms"] == pytest.approx(250.0)
+    assert m["asr_ms"] == pytest.approx(400.0)
+    assert m["llm_ttft_ms"] == pytest.approx(50.0)
+    assert m["tts_first_audio_ms"] == pytest.approx(100.0)
+    assert m["user_speech_ms"] == pytest.approx(2000.0)
+
+
+def test_relative_marks_are_ordered_and_zero_at_speech_end() -> None:
+    rel = cascade_turn().relative_ms()
+    assert list(rel) == list(STANDARD_MARKS)
+    assert rel["user_speech_end"] == 0.0
+    assert rel["user_speech_start"] == -2000.0
+
+
+def test_first_mark_wins_except_last_marks() -> None:
+    tl = Timeline()
+    tl.mark("first_audio_out", 1.0)
+    tl.mark("first_audio_out", 2.0)
+    tl.mark("last_audio_out", 3.0)
+    tl.mark("last_audio_out", 4.0)
+    assert tl.marks == {"first_audio_out": 1.0, "last_audio_out": 4.0}
+
+
+def test_spans_skip_missing_marks() -> None:
+    tl = Timeline()
+    tl.mark("user_speech_start", 1.0)
+    tl.mark("user_speech_end", 2.0)
+    tl.mark("turn_detected", 2.4)
+    tl.mark("first_audio_out", 2.5)
+    labels = [s.label for s in tl.spans()]
+    assert labels == ["User speech", "Turn detection", "Engine response"]
+    assert tl.spans()[2].duration_ms == pytest.approx(100.0)
+    assert tl.voice_to_voice_ms == pytest.approx(500.0)
+    assert "asr_ms" not in tl.metrics()
+
+
+def test_empty_and_default_clock() -> None:
+    tl = Timeline()
+    assert tl.relative_ms() == {} and tl.spans() == [] and tl.origin is None
+    t = tl.mark("turn_detected")
+    assert tl.marks["turn_detected"] == t and tl.origin == t
+
+
+def test_to_dict_is_json_ready() -> None:
+    import json
+
+    record = cascade_turn().to_dict()
+    assert json.loads(json.dumps(record))["metrics"]["voice_to_voice_ms"] == pytest.approx(950.0)

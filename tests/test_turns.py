@@ -1,0 +1,119 @@
+"""Turn-taking: detection, bounded turns, engine crash/hang, barge-in, echo end to end."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from speechlm_demo.audio import chunks, rms_dbfs
+from speechlm_demo.engines.base import AudioOut, ErrorEvent, Interrupt, SessionOptions, TextOut, TurnEnd
+from speechlm_demo.engines.echo import EchoEngine
+from speechlm_demo.turns import SpeechStarted, TurnDetector, TurnEnded, TurnSettings
+from speechlm_demo.vad import EnergyVAD
+from tests.engines_for_tests import Recorder, ScriptedEngine, entry, silence, tone
+
+RATE = 16_000
+
+
+def detect(audio: np.ndarray, **settings: float) -> list:
+    detector = TurnDetector(EnergyVAD(RATE, 512), TurnSettings(**settings))
+    return list(detector.push(audio))
+
+
+def test_one_utterance_gives_one_turn_with_true_end() -> None:
+    decisions = detect(np.concatenate([silence(0.5), tone(1.0), silence(1.0)]))
+    assert [type(d) for d in decisions] == [SpeechStarted, TurnEnded]
+    start, ended = decisions
+    assert abs(start.start / RATE - 0.5) < 0.06
+    assert abs(ended.end / RATE - 1.5) < 0.04  # true end of speech, not the decision time
+    assert (ended.decided - ended.end) / RATE == pytest.approx(0.4, abs=0.04)
+    assert len(ended.audio) / RATE == pytest.approx(1.0 + 0.3 + 0.1, abs=0.06)  # pre-roll + tail
+
+
+def test_short_inner_pause_does_not_split_the_turn() -> None:
+    decisions = detect(np.concatenate([tone(0.6), silence(0.2), tone(0.6), silence(1.0)]))
+    assert [type(d) for d in decisions] == [SpeechStarted, TurnEnded]
+
+
+def test_silence_and_clicks_make_no_turn() -> None:
+    clicks = silence(3.0)
+    clicks[::8000] = 0.9
+    assert detect(clicks) == []
+
+
+def test_monologue_is_cut_at_max_turn_length() -> None:
+    decisions = detect(tone(12.0), max_turn_s=5.0)
+    ends = [d for d in decisions if isinstance(d, TurnEnded)]
+    assert len(ends) == 2 and all(e.truncated for e in ends)
+    assert all(len(e.audio) / RATE <= 5.5 for e in ends)
+
+
+def feed(session, audio: np.ndarray) -> None:
+    for piece in chunks(audio, 320):
+        session.push_audio(piece)
+
+
+def test_echo_session_end_to_end_marks_in_order() -> None:
+    engine = EchoEngine(entry("echo"))
+    rec = Recorder()
+    session = engine.open_session(SessionOptions(), rec)
+    feed(session, np.concatenate([silence(0.3), tone(0.8), silence(0.8)]))
+    (end,) = rec.wait_for(TurnEnd)
+    audio = np.concatenate([e.pcm for e in rec.of(AudioOut)])
+    assert rms_dbfs(audio) > -20 and len(audio) / RATE == pytest.approx(1.2, abs=0.1)
+    roles = [e.role for e in rec.of(TextOut)]
+    assert roles == ["user", "agent"]
+    marks = end.timeline.marks
+    order = ["user_speech_start", "user_speech_end", "turn_detected", "first_audio_out", "last_audio_out"]
+    assert [marks[m] for m in order] == sorted(marks[m] for m in order)
+    assert end.timeline.status == "ok"
+    session.close()
+
+
+def test_crashing_engine_fails_the_turn_and_the_session_goes_on() -> None:
+    engine = ScriptedEngine(entry(), behaviour="crash")
+    rec = Recorder()
+    session = engine.open_session(SessionOptions(), rec)
+    feed(session, np.concatenate([tone(0.5), silence(0.6)]))
+    (end,) = rec.wait_for(TurnEnd)
+    assert end.timeline.status == "failed" and "model exploded" in end.timeline.detail
+    assert any("model exploded" in e.message for e in rec.of(ErrorEvent))
+    engine.behaviour = "answer"
+    feed(session, np.concatenate([tone(0.5), silence(0.6)]))
+    ends = rec.wait_for(TurnEnd, 2)
+    assert ends[1].timeline.status == "ok" and engine.turns_seen == [1, 2]
+
+
+def test_hung_engine_times_out_and_later_turns_work() -> None:
+    engine = ScriptedEngine(entry(reply_timeout_s=0.5), behaviour="hang")
+    rec = Recorder()
+    session = engine.open_session(SessionOptions(), rec)
+    feed(session, np.concatenate([tone(0.5), silence(0.6)]))
+    (end,) = rec.wait_for(TurnEnd, timeout=5)
+    assert end.timeline.status == "failed" and "did not finish within 0.5 s" in end.timeline.detail
+    engine.behaviour = "answer"
+    engine.release.set()
+    feed(session, np.concatenate([tone(0.5), silence(0.6)]))
+    assert rec.wait_for(TurnEnd, 2)[1].timeline.status == "ok"
+
+
+def test_barge_in_interrupts_the_reply() -> None:
+    engine = ScriptedEngine(entry(), behaviour="answer")
+    engine.chunks, engine.delay_s = 50, 0.05  # a 5 s reply produced over 2.5 s
+    rec = Recorder()
+    session = engine.open_session(SessionOptions(), rec)
+    feed(session, np.concatenate([tone(0.5), silence(0.6)]))
+    rec.wait_for(AudioOut)
+    started = time.monotonic()
+    feed(session, tone(0.3))  # the user talks over the reply
+    (interrupt,) = rec.wait_for(Interrupt)
+    assert time.monotonic() - started < 0.2
+    assert interrupt.turn_id == 1
+    assert rec.wait_for(TurnEnd)[0].timeline.status == "interrupted"
+    time.sleep(0.2)
+    produced = len(rec.of(AudioOut))
+    time.sleep(0.3)
+    assert len(rec.of(AudioOut)) == produced < 50  # generation stopped
+    session.close()
