@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 
 from .catalog import CatalogError, engine_table_rows, experimental_enabled, load_catalog, offered
 from .hardware import probe, simulated_host
@@ -50,6 +51,41 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from . import bench
+    from .engines.base import EngineError
+    from .engines.registry import EngineRegistry
+
+    try:
+        catalog = load_catalog(args.catalog)
+        host = simulated_host(args.host) if args.host else probe()
+        registry = EngineRegistry(catalog, host)
+        prompts = bench.load_prompts(Path(args.prompts), catalog.get(args.engine).sample_rates.input)
+        started = time.monotonic()
+        engine = registry.get(args.engine)
+    except (CatalogError, KeyError, ValueError, FileNotFoundError, EngineError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    sys.stderr.write(f"{args.engine} loaded in {time.monotonic() - started:.1f} s; {len(prompts)} prompt(s) x {args.repeat}\n")
+    with tqdm(total=len(prompts) * args.repeat, desc=args.engine, unit="turn", file=sys.stderr) as bar:
+        turns = bench.benchmark(engine, prompts, repeat=args.repeat, tail_s=args.tail, timeout_s=args.timeout, progress=bar)
+    doc = bench.report(args.engine, host, turns)
+    doc["load_s"] = round(registry.state(args.engine).seconds or 0.0, 2)
+    sys.stdout.write(bench.format_summary(doc) + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2))
+    if args.csv:
+        bench.write_csv(doc, Path(args.csv))
+    if args.plot:
+        bench.write_plot(doc, Path(args.plot))
+    registry.close()
+    return 0 if doc["summary"]["turns"]["ok"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -62,9 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     engines.add_argument("--host", help="simulate a host: cpu, mps, cuda:GB, rocm:GB")
     engines.add_argument("--catalog", help="catalogue file (default configs/engines.yaml)")
     engines.add_argument("--experimental", action="store_true", help="offer experimental accelerators")
+    bench = sub.add_parser("bench", help="feed prompt WAVs through an engine in real time; latency percentiles")
+    bench.add_argument("--engine", required=True, help="catalogue id")
+    bench.add_argument("--prompts", required=True, help="folder of WAVs (+ optional NAME.txt / NAME.json sidecars)")
+    bench.add_argument("--repeat", type=int, default=1)
+    bench.add_argument("--json", help="write the full report here")
+    bench.add_argument("--csv", help="write one row per turn here")
+    bench.add_argument("--plot", help="write a PNG box plot of the metrics here")
+    bench.add_argument("--tail", type=float, default=4.0, help="seconds of silence fed after each prompt")
+    bench.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a turn to end")
+    bench.add_argument("--host", help="simulate a host (catalogue decisions only)")
+    bench.add_argument("--catalog", help="catalogue file")
     args, rest = parser.parse_known_args(argv)
     if args.command == "run":
         return _run(args, rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
-    return _engines(args)
+    return _bench(args) if args.command == "bench" else _engines(args)

@@ -66,3 +66,25 @@ def timeline_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = 
 def close(fig: Figure) -> None:
     """Free a figure's memory once it has been rendered."""
     plt.close(fig)
+
+
+def metrics_boxplot(values: dict[str, Sequence[float]], title: str = "") -> Figure:
+    """Horizontal box plot, one row per metric (ms), with the p50 written beside each box."""
+    present = {name: list(v) for name, v in values.items() if len(v)}
+    fig, ax = plt.subplots(figsize=(8.5, 1.2 + 0.5 * max(len(present), 1)), dpi=100)
+    if not present:
+        ax.text(0.5, 0.5, "No successful turns.", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    names = list(present)
+    ax.boxplot([present[n] for n in names], vert=False, tick_labels=names, showfliers=True)
+    for y, name in enumerate(names, start=1):
+        median = sorted(present[name])[len(present[name]) // 2]
+        ax.text(max(present[name]), y, f"  p50 {median:.0f} ms", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms")
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -62,25 +62,32 @@ def server_rtc_configuration() -> dict[str, Any]:
 
 @dataclass
 class Conversation:
-    """What the Talk tab shows: chat messages, the last turn's timeline, a status line."""
+    """What the Talk tab shows: chat messages, recent turns' timelines, a status line."""
 
     messages: list[dict[str, str]] = field(default_factory=list)
     timelines: list[dict[str, Any]] = field(default_factory=list)
     status: str = ""
-    _agent_turn: int | None = None
+    _turn_first: int | None = None  # index of the first message of the turn in progress
 
-    def add_user(self, text: str) -> None:
-        self.messages.append({"role": "user", "content": text})
-        self._agent_turn = None
-
-    def add_agent(self, text: str, turn_id: int | None) -> None:
-        if self.messages and self._agent_turn == turn_id and self.messages[-1]["role"] == "assistant":
+    def add(self, role: str, text: str) -> None:
+        """Append a message; consecutive agent texts of one turn form one message."""
+        in_turn = self._turn_first is not None and len(self.messages) > self._turn_first
+        if role == "assistant" and in_turn and self.messages[-1]["role"] == "assistant":
             self.messages[-1]["content"] = (self.messages[-1]["content"] + " " + text).strip()
-        else:
-            self.messages.append({"role": "assistant", "content": text})
-        self._agent_turn = turn_id
+            return
+        if self._turn_first is None:
+            self._turn_first = len(self.messages)
+        self.messages.append({"role": role, "content": text})
+
+    def end_turn(self, user_placeholder: str | None) -> None:
+        """Close the turn; engines without ASR get a placeholder where the user's words would be."""
+        if user_placeholder is not None:
+            at = len(self.messages) if self._turn_first is None else self._turn_first
+            self.messages.insert(at, {"role": "user", "content": user_placeholder})
+        self._turn_first = None
 
     def snapshot(self) -> AdditionalOutputs:
+        """An immutable copy for the UI."""
         return AdditionalOutputs([dict(m) for m in self.messages], list(self.timelines), self.status)
 
 
@@ -102,7 +109,7 @@ class EngineStreamHandler(AsyncStreamHandler):
         self._in_resampler: StreamResampler | None = None
         self._out_resampler = StreamResampler(OUTPUT_SAMPLE_RATE)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._current_turn = 0
+        self._user_spoke = False
         self._input_errors = 0
 
     def copy(self) -> EngineStreamHandler:
@@ -189,29 +196,26 @@ class EngineStreamHandler(AsyncStreamHandler):
                     self._queue.put_nowait((OUTPUT_SAMPLE_RATE, out.reshape(1, -1)))
         elif isinstance(event, TextOut):
             if event.final:
-                if event.role == "user":
-                    self.conversation.add_user(event.text)
-                else:
-                    self.conversation.add_agent(event.text, self._current_turn)
+                self._user_spoke = self._user_spoke or event.role == "user"
+                self.conversation.add("user" if event.role == "user" else "assistant", event.text)
                 self._publish()
         elif isinstance(event, Interrupt):
             self._flush_audio()
-            self.conversation.add_agent("(interrupted)", event.turn_id)
+            self.conversation.add("assistant", "(interrupted)")
             self._publish()
         elif isinstance(event, ErrorEvent):
-            self.conversation.add_agent(f"⚠️ {event.message}", self._current_turn)
+            self.conversation.add("assistant", f"⚠️ {event.message}")
             self._publish()
         elif isinstance(event, TurnEnd):
             self._on_turn_end(event)
 
     def _on_turn_end(self, event: TurnEnd) -> None:
         timeline = event.timeline
-        if "user_text" not in timeline.extra:
-            seconds = timeline.between_ms("user_speech_start", "user_speech_end") or 0.0
-            self.conversation.add_user(f"🎤 ({seconds / 1000:.1f} s of speech)")
-        self._current_turn = timeline.turn_id
         if timeline.status == "failed" and timeline.detail:
-            self.conversation.add_agent(f"⚠️ Turn failed: {timeline.detail}", timeline.turn_id)
+            self.conversation.add("assistant", f"⚠️ Turn failed: {timeline.detail}")
+        seconds = (timeline.between_ms("user_speech_start", "user_speech_end") or 0.0) / 1000
+        self.conversation.end_turn(None if self._user_spoke else f"🎤 ({seconds:.1f} s of speech)")
+        self._user_spoke = False
         record = timeline.to_dict()
         self.conversation.timelines = (self.conversation.timelines + [record])[-20:]
         v2v = timeline.voice_to_voice_ms
@@ -241,7 +245,7 @@ class EngineStreamHandler(AsyncStreamHandler):
 
     def _report(self, message: str) -> None:
         log.warning(message)
-        self.conversation.add_agent(f"⚠️ {message}", None)
+        self.conversation.add("assistant", f"⚠️ {message}")
         self.conversation.status = message
         self._publish()
 

@@ -88,3 +88,18 @@ def test_ice_servers_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ice_servers() == [
         {"urls": ["turn:turn.example.org:3478", "turns:turn.example.org:5349"], "username": "u", "credential": "p"}
     ]
+
+
+def test_conversation_puts_the_placeholder_before_the_reply() -> None:
+    from speechlm_demo.rtc import Conversation
+
+    c = Conversation()
+    c.add("assistant", "first")
+    c.add("assistant", "part")
+    c.end_turn("🎤 (1.0 s of speech)")
+    c.add("user", "hello")
+    c.add("assistant", "hi")
+    c.end_turn(None)
+    assert [(m["role"], m["content"]) for m in c.messages] == [
+        ("user", "🎤 (1.0 s of speech)"), ("assistant", "first part"), ("user", "hello"), ("assistant", "hi")
+    ]

@@ -15,7 +15,6 @@ class EchoEngine(HalfDuplexEngine):
         self, turn: UserTurn, history: list[dict[str, str]], options: SessionOptions
     ) -> Iterator[Event]:
         """Yield the turn's audio back; the transcript notes its length."""
-        yield TextOut(f"🎤 ({turn.duration_s:.1f} s of audio, no ASR)", role="user")
         yield TextOut(f"(echo of {turn.duration_s:.1f} s of your speech)", role="agent")
         for piece in chunks(turn.audio, max(1, turn.sample_rate // 10)):
             if turn.cancel.is_set():

@@ -1,0 +1,239 @@
+"""Benchmark: feed prompt WAVs in real time through an engine's session and report latency percentiles.
+
+Each prompt goes through exactly the path the app uses (``Engine.open_session`` with the same
+turn-taking). The true end of speech comes from a sidecar ``NAME.json`` (``{"speech_end_s": ...}``) or
+is estimated from the audio; all latencies are measured from it (the VAD's own estimate is kept as
+``vad_speech_end``). A sidecar ``NAME.txt`` holds the reference text for the ASR word error rate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import AudioError, chunks, read_audio
+from .engines.base import Engine, Event, SessionOptions, TextOut, TurnEnd
+from .hardware import HostInfo
+
+log = logging.getLogger(__name__)
+
+FRAME_S = 0.02
+LEAD_SILENCE_S = 0.5
+REPORTED = ("voice_to_voice_ms", "turn_detect_ms", "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms")
+PACKAGES = ("gradio", "fastrtc", "numpy", "torch", "faster-whisper", "llama_cpp_python", "piper-tts", "onnxruntime", "moshi")
+
+
+@dataclass
+class Prompt:
+    """One prompt WAV with its optional sidecars."""
+
+    path: Path
+    audio: np.ndarray
+    speech_end_s: float
+    reference: str | None = None
+    end_source: str = "estimated"
+
+
+def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
+    """Seconds at which the last 20 ms window louder than ``threshold_dbfs`` ends."""
+    size = int(rate * FRAME_S)
+    windows = [audio[i : i + size] for i in range(0, len(audio) - size + 1, size)]
+    levels = [20 * np.log10(np.sqrt(np.mean(np.square(w, dtype=np.float64))) + 1e-12) for w in windows]
+    loud = [i for i, level in enumerate(levels) if level > threshold_dbfs]
+    return ((loud[-1] + 1) * size / rate) if loud else 0.0
+
+
+def load_prompts(directory: Path, rate: int) -> list[Prompt]:
+    """Every ``*.wav`` in ``directory`` (sorted), resampled to ``rate``, with its sidecars."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"prompt directory {directory} does not exist")
+    prompts = []
+    for wav in sorted(directory.glob("*.wav")):
+        try:
+            audio, _ = read_audio(str(wav), rate)
+        except AudioError as exc:
+            log.warning("skipping %s: %s", wav.name, exc)
+            continue
+        meta = wav.with_suffix(".json")
+        text = wav.with_suffix(".txt")
+        end, source = estimate_speech_end(audio, rate), "estimated"
+        if meta.exists():
+            end, source = float(json.loads(meta.read_text())["speech_end_s"]), "sidecar"
+        reference = text.read_text().strip() if text.exists() else None
+        prompts.append(Prompt(wav, audio, end, reference, source))
+    if not prompts:
+        raise FileNotFoundError(f"no usable .wav files in {directory}")
+    return prompts
+
+
+@dataclass
+class TurnResult:
+    """What one prompt produced."""
+
+    prompt: str
+    repeat: int
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    marks_ms: dict[str, float] = field(default_factory=dict)
+    user_text: str = ""
+    reply_text: str = ""
+    reference: str | None = None
+    wer: float | None = None
+    detail: str = ""
+    speech_end_source: str = "estimated"
+
+
+def run_prompt(engine: Engine, prompt: Prompt, rate: int, tail_s: float, timeout_s: float) -> tuple[TurnEnd | None, list[Event]]:
+    """Feed one prompt in real time (20 ms frames), then silence until the turn ends or time runs out."""
+    events: list[Event] = []
+    ended = threading.Event()
+
+    def collect(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, TurnEnd):
+            ended.set()
+
+    session = engine.open_session(SessionOptions(), collect)
+    lead = np.zeros(int(LEAD_SILENCE_S * rate), np.float32)
+    audio = np.concatenate([lead, prompt.audio, np.zeros(int(tail_s * rate), np.float32)])
+    frame = int(rate * FRAME_S)
+    started = time.monotonic()
+    true_end = started + LEAD_SILENCE_S + prompt.speech_end_s
+    try:
+        for index, piece in enumerate(chunks(audio, frame)):
+            due = started + index * FRAME_S
+            time.sleep(max(0.0, due - time.monotonic()))
+            session.push_audio(piece)
+            if ended.is_set():
+                break
+        session.flush()
+        ended.wait(timeout_s)
+        turn_end = next((e for e in events if isinstance(e, TurnEnd)), None)
+        if turn_end is not None:
+            marks = turn_end.timeline.marks
+            if "user_speech_end" in marks:
+                marks["vad_speech_end"] = marks.pop("user_speech_end")
+            marks["user_speech_end"] = true_end
+        return turn_end, events
+    finally:
+        session.close()
+
+
+def word_error_rate(reference: str | None, hypothesis: str) -> float | None:
+    """WER via jiwer, after lower-casing and stripping punctuation; None without a reference."""
+    if not reference:
+        return None
+    import jiwer
+
+    clean = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
+    return round(float(jiwer.wer(clean(reference), clean(hypothesis) or "<empty>")), 3)
+
+
+def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
+    """p50 / p95 / mean / n of every reported metric over the successful turns."""
+    summary: dict[str, dict[str, float]] = {}
+    for name in REPORTED:
+        values = [t.metrics[name] for t in turns if t.status == "ok" and name in t.metrics]
+        if values:
+            summary[name] = {
+                "p50": round(float(np.percentile(values, 50)), 1),
+                "p95": round(float(np.percentile(values, 95)), 1),
+                "mean": round(float(np.mean(values)), 1),
+                "n": len(values),
+            }
+    wers = [t.wer for t in turns if t.wer is not None]
+    if wers:
+        summary["asr_wer"] = {"mean": round(float(np.mean(wers)), 3), "n": len(wers)}
+    summary["turns"] = {"ok": sum(t.status == "ok" for t in turns), "total": len(turns)}
+    return summary
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages that shape the numbers."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def benchmark(
+    engine: Engine, prompts: list[Prompt], *, repeat: int = 1, tail_s: float = 4.0, timeout_s: float = 30.0, progress: Any = None
+) -> list[TurnResult]:
+    """Run every prompt ``repeat`` times; ``progress`` is a tqdm-like object (``update``)."""
+    rate = engine.entry.sample_rates.input
+    results = []
+    for r in range(repeat):
+        for prompt in prompts:
+            turn_end, events = run_prompt(engine, prompt, rate, tail_s, timeout_s)
+            user = " ".join(e.text for e in events if isinstance(e, TextOut) and e.role == "user" and e.final)
+            reply = " ".join(e.text for e in events if isinstance(e, TextOut) and e.role == "agent" and e.final)
+            if turn_end is None:
+                result = TurnResult(prompt.path.name, r, "no turn", detail="no end of turn was detected")
+            else:
+                tl = turn_end.timeline
+                result = TurnResult(prompt.path.name, r, tl.status, tl.metrics(), tl.relative_ms(), detail=tl.detail)
+            result.user_text, result.reply_text, result.reference = user, reply, prompt.reference
+            result.wer = word_error_rate(prompt.reference, user) if user else None
+            result.speech_end_source = prompt.end_source
+            results.append(result)
+            if progress is not None:
+                progress.update(1)
+    return results
+
+
+def report(engine_id: str, host: HostInfo, turns: list[TurnResult]) -> dict[str, Any]:
+    """The JSON document: host, versions, summary and every turn."""
+    return {
+        "engine": engine_id,
+        "host": host.to_dict(),
+        "host_description": host.describe(),
+        "versions": versions(),
+        "summary": summarise(turns),
+        "turns": [t.__dict__ for t in turns],
+    }
+
+
+def format_summary(doc: dict[str, Any]) -> str:
+    """Human-readable table of the summary and the reply transcripts."""
+    lines = [f"engine: {doc['engine']}   host: {doc['host_description']}", "versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()), ""]
+    lines.append(f"{'metric':<24}{'p50':>9}{'p95':>9}{'mean':>9}{'n':>5}")
+    for name in REPORTED:
+        stats = doc["summary"].get(name)
+        if stats:
+            lines.append(f"{name:<24}{stats['p50']:>9.0f}{stats['p95']:>9.0f}{stats['mean']:>9.0f}{stats['n']:>5}")
+    if "asr_wer" in doc["summary"]:
+        lines.append(f"ASR word error rate (mean over {doc['summary']['asr_wer']['n']}): {doc['summary']['asr_wer']['mean']:.3f}")
+    ok = doc["summary"]["turns"]
+    lines += [f"turns ok: {ok['ok']}/{ok['total']}", ""]
+    for t in doc["turns"]:
+        lines.append(f"[{t['prompt']} #{t['repeat']}] {t['status']}: you: {t['user_text']!r} -> agent: {t['reply_text']!r} {t['detail']}")
+    return "\n".join(lines)
+
+
+def write_csv(doc: dict[str, Any], path: Path) -> None:
+    """One row per turn, metrics as columns (pandas)."""
+    import pandas as pd
+
+    rows = [{k: v for k, v in t.items() if k not in ("metrics", "marks_ms")} | t["metrics"] for t in doc["turns"]]
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def write_plot(doc: dict[str, Any], path: Path) -> None:
+    """Box plot of each metric over all turns."""
+    from .plots import close, metrics_boxplot
+
+    fig = metrics_boxplot({name: [t["metrics"][name] for t in doc["turns"] if name in t["metrics"]] for name in REPORTED}, title=f"{doc['engine']} on {doc['host_description']}")
+    fig.savefig(path)
+    close(fig)

@@ -1,0 +1,81 @@
+"""The bench CLI: real-time feeding through the app's session path, schema of its outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechlm_demo.bench import estimate_speech_end, load_prompts, summarise, TurnResult, word_error_rate
+from tests.engines_for_tests import silence, tone
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_speech_end_estimate() -> None:
+    audio = np.concatenate([silence(0.2), tone(1.0), silence(0.5)])
+    assert estimate_speech_end(audio, 16_000) == pytest.approx(1.2, abs=0.02)
+    assert estimate_speech_end(silence(1.0), 16_000) == 0.0
+
+
+def test_prompts_with_sidecars_and_garbage(tmp_path: Path) -> None:
+    sf.write(tmp_path / "a.wav", np.concatenate([tone(0.5), silence(0.3)]), 8000)
+    (tmp_path / "a.txt").write_text("hello world\n")
+    (tmp_path / "a.json").write_text(json.dumps({"speech_end_s": 0.42}))
+    sf.write(tmp_path / "b.wav", tone(0.5), 16000)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF nonsense")
+    prompts = load_prompts(tmp_path, 16000)
+    assert [p.path.name for p in prompts] == ["a.wav", "b.wav"]
+    assert prompts[0].speech_end_s == 0.42 and prompts[0].end_source == "sidecar" and prompts[0].reference == "hello world"
+    assert prompts[1].end_source == "estimated"
+    with pytest.raises(FileNotFoundError):
+        load_prompts(tmp_path / "missing", 16000)
+
+
+def test_wer_and_summary() -> None:
+    assert word_error_rate("What is the capital of France?", "what is the capital of france") == 0.0
+    assert word_error_rate("one two three four", "one two three") == 0.25
+    assert word_error_rate(None, "x") is None
+    turns = [TurnResult("a", 0, "ok", {"voice_to_voice_ms": v}) for v in (100, 200, 300)] + [TurnResult("b", 0, "failed")]
+    summary = summarise(turns)
+    assert summary["voice_to_voice_ms"]["p50"] == 200 and summary["voice_to_voice_ms"]["n"] == 3
+    assert summary["turns"] == {"ok": 3, "total": 4}
+
+
+@pytest.mark.slow
+def test_bench_cli_on_echo(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    for name, seconds in (("one", 0.8), ("two", 1.2)):
+        sf.write(prompts / f"{name}.wav", np.concatenate([tone(seconds), silence(0.2)]), 16000)
+        (prompts / f"{name}.json").write_text(json.dumps({"speech_end_s": seconds}))
+    out_json, out_csv, out_png = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.png"
+    run = subprocess.run(
+        [sys.executable, "-m", "speechlm_demo", "bench", "--engine", "echo", "--prompts", str(prompts), "--repeat", "2",
+         "--json", str(out_json), "--csv", str(out_csv), "--plot", str(out_png), "--tail", "1.5"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    doc = json.loads(out_json.read_text())
+    v2v, detect = doc["summary"]["voice_to_voice_ms"], doc["summary"]["turn_detect_ms"]
+    assert v2v["n"] == 4 and 350 <= v2v["p50"] <= v2v["p95"] < 1000  # echo: the 400 ms silence rule + ~0 engine time
+    assert 350 <= detect["p50"] <= detect["p95"] < 1000
+    assert len(doc["turns"]) == 4 and all(t["status"] == "ok" for t in doc["turns"])
+    marks = doc["turns"][0]["marks_ms"]
+    assert marks["user_speech_end"] == 0.0 and "vad_speech_end" in marks and marks["first_audio_out"] > 0
+    assert "voice_to_voice_ms" in run.stdout and "python" in doc["versions"] and doc["host"]["accelerator"]
+    assert out_csv.read_text().count("\n") == 5 and out_png.stat().st_size > 1000
+
+
+def test_bench_cli_errors(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "speechlm_demo", "bench", "--engine", "echo", "--prompts", str(tmp_path)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "no usable .wav" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "speechlm_demo", "bench", "--engine", "nope", "--prompts", str(tmp_path)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "unknown engine" in run.stderr
