@@ -10,7 +10,7 @@ import pytest
 from speechlm_demo.audio import chunks, rms_dbfs
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, Interrupt, SessionOptions, TextOut, TurnEnd
 from speechlm_demo.engines.echo import EchoEngine
-from speechlm_demo.turns import SpeechStarted, TurnDetector, TurnEnded, TurnSettings
+from speechlm_demo.turns import PauseDetected, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded, TurnSettings
 from speechlm_demo.vad import EnergyVAD
 from tests.engines_for_tests import Recorder, ScriptedEngine, entry, silence, tone
 
@@ -24,9 +24,11 @@ def detect(audio: np.ndarray, **settings: float) -> list:
 
 def test_one_utterance_gives_one_turn_with_true_end() -> None:
     decisions = detect(np.concatenate([silence(0.5), tone(1.0), silence(1.0)]))
-    assert [type(d) for d in decisions] == [SpeechStarted, TurnEnded]
-    start, ended = decisions
+    assert [type(d) for d in decisions] == [SpeechStarted, PauseDetected, TurnEnded]
+    start, pause, ended = decisions
     assert abs(start.start / RATE - 0.5) < 0.06
+    assert (pause.decided - pause.end) / RATE == pytest.approx(0.16, abs=0.04)
+    assert pause.end == ended.end
     assert abs(ended.end / RATE - 1.5) < 0.04  # true end of speech, not the decision time
     assert (ended.decided - ended.end) / RATE == pytest.approx(0.4, abs=0.04)
     assert len(ended.audio) / RATE == pytest.approx(1.0 + 0.3 + 0.1, abs=0.06)  # pre-roll + tail
@@ -34,7 +36,14 @@ def test_one_utterance_gives_one_turn_with_true_end() -> None:
 
 def test_short_inner_pause_does_not_split_the_turn() -> None:
     decisions = detect(np.concatenate([tone(0.6), silence(0.2), tone(0.6), silence(1.0)]))
-    assert [type(d) for d in decisions] == [SpeechStarted, TurnEnded]
+    assert [type(d) for d in decisions] == [SpeechStarted, PauseDetected, SpeechResumed, PauseDetected, TurnEnded]
+    assert decisions[-1].end / RATE == pytest.approx(1.4, abs=0.04)
+
+
+def test_a_blip_inside_a_pause_is_not_a_resumption() -> None:
+    blip = tone(0.032)
+    decisions = detect(np.concatenate([tone(0.6), silence(0.25), blip, silence(0.8)]))
+    assert [type(d) for d in decisions] == [SpeechStarted, PauseDetected, TurnEnded]
 
 
 def test_silence_and_clicks_make_no_turn() -> None:
@@ -50,8 +59,11 @@ def test_monologue_is_cut_at_max_turn_length() -> None:
     assert all(len(e.audio) / RATE <= 5.5 for e in ends)
 
 
-def feed(session, audio: np.ndarray) -> None:
-    for piece in chunks(audio, 320):
+def feed(session, audio: np.ndarray, realtime: bool = False) -> None:
+    started = time.monotonic()
+    for index, piece in enumerate(chunks(audio, 320)):
+        if realtime:
+            time.sleep(max(0.0, started + index * 0.02 - time.monotonic()))
         session.push_audio(piece)
 
 
@@ -117,3 +129,42 @@ def test_barge_in_interrupts_the_reply() -> None:
     time.sleep(0.3)
     assert len(rec.of(AudioOut)) == produced < 50  # generation stopped
     session.close()
+
+
+def test_speculative_reply_is_dropped_when_the_user_goes_on() -> None:
+    engine = ScriptedEngine(entry(end_silence_ms=600))
+    rec = Recorder()
+    session = engine.open_session(SessionOptions(), rec)
+    feed(session, np.concatenate([tone(0.5), silence(0.35), tone(0.5), silence(0.9)]))
+    (end,) = rec.wait_for(TurnEnd)
+    time.sleep(0.2)
+    assert len(rec.of(TurnEnd)) == 1 and len(engine.turns_seen) >= 2  # a speculative start was thrown away
+    assert len(rec.of(AudioOut)) == engine.chunks  # nothing of the dropped attempt leaked out
+    assert end.timeline.turn_id == 1
+    assert end.timeline.between_ms("user_speech_start", "user_speech_end") == pytest.approx(1350, abs=60)
+
+
+class TranscribingEngine(ScriptedEngine):
+    """Reports a fixed transcript first, like an ASR stage would."""
+
+    transcript = "What is the capital of France?"
+
+    def respond(self, turn, history, options):
+        yield TextOut(self.transcript, role="user")
+        yield from super().respond(turn, history, options)
+
+
+@pytest.mark.parametrize("transcript, early", [("What is the capital of France?", True), ("Well...", False)])
+def test_transcript_judgement_commits_early_or_waits(transcript: str, early: bool) -> None:
+    engine = TranscribingEngine(entry(endpointing="transcript", end_silence_ms=1200))
+    engine.transcript = transcript
+    rec = Recorder()
+    session = engine.open_session(SessionOptions(), rec)
+    feed(session, np.concatenate([tone(0.5), silence(1.5)]), realtime=True)
+    (end,) = rec.wait_for(TurnEnd)
+    detect_ms = end.timeline.between_ms("user_speech_end", "turn_detected")
+    if early:
+        assert detect_ms < 400 and end.timeline.extra["judged_complete"] is True
+    else:
+        assert detect_ms >= 1100 and end.timeline.extra["judged_complete"] is False
+    assert [e.role for e in rec.of(TextOut)] == ["user", "agent"]

@@ -194,6 +194,6 @@ class HalfDuplexEngine(Engine):
 
     def open_session(self, options: SessionOptions, emit: Emit) -> EngineSession:
         """Wrap :meth:`respond` in the shared turn-taking layer."""
-        from ..turns import HalfDuplexSession
+        from ..half_duplex import HalfDuplexSession
 
         return HalfDuplexSession(self, options, emit)

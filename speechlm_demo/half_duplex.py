@@ -1,0 +1,269 @@
+"""Half-duplex sessions: turn detection + speculative replies + barge-in + hung-engine watchdog.
+
+At a short pause the engine starts answering *speculatively*: its events are held back. The reply is
+*committed* (``turn_detected`` is marked and the held events flow out) when
+
+* the engine reports the user's words and the completeness judgement accepts them
+  (``defaults.endpointing: transcript``), or
+* the silence reaches ``end_silence_ms`` (every engine; the only rule for ``endpointing: silence``).
+
+If the user goes on speaking before the commit, the speculative reply is dropped without a trace.
+After the commit, user speech is barge-in: playback is flushed (``Interrupt``) and generation stops.
+An engine that raises or stops answering fails its turn with a message; the session keeps listening.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .audio import rms_dbfs
+from .endpointing import is_complete
+from .engines.base import (
+    AudioOut,
+    Emit,
+    EngineSession,
+    ErrorEvent,
+    Event,
+    Interrupt,
+    Mark,
+    SessionOptions,
+    TextOut,
+    TurnEnd,
+    UserTurn,
+)
+from .timeline import Timeline
+from .turns import Decision, PauseDetected, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded, TurnSettings
+from .vad import EnergyVAD, VoiceActivityModel
+
+if TYPE_CHECKING:
+    from .engines.base import HalfDuplexEngine
+
+log = logging.getLogger(__name__)
+
+SILENT_DBFS = -60.0
+
+
+class HalfDuplexSession(EngineSession):
+    """Turn-taking and reply workers around a :class:`HalfDuplexEngine`."""
+
+    engine: HalfDuplexEngine
+
+    def __init__(
+        self,
+        engine: HalfDuplexEngine,
+        options: SessionOptions,
+        emit: Emit,
+        *,
+        vad: VoiceActivityModel | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(engine, options, emit)
+        self.settings = TurnSettings.from_defaults(engine.entry.defaults)
+        self.judge_transcripts = engine.setting("endpointing", "silence") == "transcript"
+        rate = engine.entry.sample_rates.input
+        self.detector = TurnDetector(vad or EnergyVAD(sample_rate=rate, window=rate // 32), self.settings)
+        self.clock = clock
+        self.history = engine.new_history(options)
+        self.turns_committed = 0
+        self._reply: _Reply | None = None
+        self._closed = False
+
+    def push_audio(self, pcm: np.ndarray) -> None:
+        """Run turn detection; start, commit, drop or interrupt replies."""
+        if self._closed:
+            return
+        now = self.clock()
+        for decision in self.detector.push(pcm):
+            self._on_decision(decision, now)
+
+    def flush(self) -> None:
+        """End of input: the turn in progress is over."""
+        ended = self.detector.finish()
+        if ended is not None:
+            self._on_decision(ended, self.clock())
+
+    def close(self) -> None:
+        """Cancel any reply; later audio is ignored."""
+        self._closed = True
+        if self._reply is not None:
+            self._reply.interrupt()
+
+    def _time_of(self, sample: int, now: float) -> float:
+        return now - (self.detector.samples_seen - sample) / self.detector.rate
+
+    def _on_decision(self, decision: Decision, now: float) -> None:
+        reply = self._reply
+        if isinstance(decision, (SpeechStarted, SpeechResumed)):
+            if reply is not None and reply.busy(now):
+                if reply.committed:
+                    log.info("barge-in during turn %d", reply.turn.turn_id)
+                    self.emit(Interrupt(reply.turn.turn_id))
+                reply.interrupt()
+            return
+        if isinstance(decision, PauseDetected):
+            self._start_reply(decision.start, decision.end, decision.audio, now, committed=False)
+            return
+        assert isinstance(decision, TurnEnded)
+        if decision.truncated:
+            self.emit(ErrorEvent(f"Your turn was cut at {self.settings.max_turn_s:g} s (the longest turn this engine takes)."))
+        if reply is not None and reply.covers(decision.end) and not reply.cancelled:
+            reply.commit()
+        else:
+            self._start_reply(decision.start, decision.end, decision.audio, now, committed=True)
+
+    def _start_reply(self, start: int, end: int, audio: np.ndarray, now: float, *, committed: bool) -> None:
+        if self._reply is not None:
+            self._reply.interrupt()
+        timeline = Timeline(turn_id=self.turns_committed + 1, engine_id=self.engine.id, clock=self.clock)
+        timeline.mark("user_speech_start", self._time_of(start, now))
+        timeline.mark("user_speech_end", self._time_of(end, now))
+        timeline.mark("reply_started", now)
+        turn = UserTurn(self.turns_committed + 1, audio, self.detector.rate, timeline)
+        self._reply = _Reply(self, turn, end)
+        self._reply.start()
+        if committed:
+            self._reply.commit()
+
+    def committed(self, reply: _Reply) -> None:
+        """Called by a reply when it commits: it is now turn number N."""
+        self.turns_committed = reply.turn.turn_id
+
+
+class _Reply:
+    """One (possibly speculative) reply in a worker thread."""
+
+    def __init__(self, session: HalfDuplexSession, turn: UserTurn, end_sample: int) -> None:
+        self.session = session
+        self.turn = turn
+        self.timeline = turn.timeline
+        self.end_sample = end_sample
+        self.committed = False
+        self.playback_end = 0.0
+        self._held: list[Event] = []
+        self._generating = True
+        self._result: tuple[str, str] | None = None  # (status, detail) once generation is over
+        self._ended = False
+        self._lock = threading.RLock()
+        self._thread = threading.Thread(target=self._run, name=f"reply-{turn.turn_id}", daemon=True)
+        self._watchdog: threading.Timer | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """Dropped or interrupted."""
+        return self.turn.cancel.is_set()
+
+    def covers(self, end_sample: int) -> bool:
+        """Whether this reply answers the speech up to ``end_sample`` (no speech came after)."""
+        return self.end_sample == end_sample
+
+    def start(self) -> None:
+        """Run the engine in the background."""
+        self._thread.start()
+
+    def busy(self, now: float) -> bool:
+        """Generating, or its audio still playing."""
+        return self._generating or now < self.playback_end
+
+    def commit(self) -> None:
+        """The user's turn is over: release held events, from now on events flow straight out."""
+        with self._lock:
+            if self.committed or self.cancelled:
+                return
+            self.committed = True
+            self.timeline.mark("turn_detected")
+            self.session.committed(self)
+            held, self._held = self._held, []
+            for event in held:
+                self._forward(event)
+            if self._result is not None:
+                self._finish(*self._result)
+            else:
+                self._watchdog = threading.Timer(self.session.settings.reply_timeout_s, self._timed_out)
+                self._watchdog.daemon = True
+                self._watchdog.start()
+
+    def interrupt(self) -> None:
+        """Barge-in or a newer turn: stop; a committed reply ends as "interrupted", a speculative one vanishes."""
+        with self._lock:
+            if self.cancelled:
+                return
+            self.turn.cancel.set()
+            if self.committed:
+                self._finish("interrupted", "")
+
+    def _timed_out(self) -> None:
+        with self._lock:
+            if self._ended or self.cancelled:
+                return
+            seconds = self.session.settings.reply_timeout_s
+            message = f"{self.session.engine.entry.label} did not finish within {seconds:g} s; turn abandoned."
+            self.turn.cancel.set()
+            self.session.emit(ErrorEvent(message))
+            self._finish("failed", message)
+
+    def _run(self) -> None:
+        engine = self.session.engine
+        status, detail = "ok", ""
+        try:
+            for event in engine.respond(self.turn, self.session.history, self.session.options):
+                if self.cancelled:
+                    break
+                self._handle(event)
+        except Exception as exc:  # noqa: BLE001 - any engine failure ends the turn, not the session
+            log.exception("engine %s failed on turn %d", engine.id, self.turn.turn_id)
+            status, detail = "failed", f"{engine.entry.label} failed: {exc}"
+            self._handle(ErrorEvent(detail))
+        with self._lock:
+            self._generating = False
+            self._result = (status, detail)
+            if self.committed:
+                self._finish(status, detail)
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, Mark):
+            self.timeline.mark(event.name, event.t)
+        if isinstance(event, TextOut) and event.role == "user" and event.final:
+            self.timeline.extra["user_text"] = event.text
+        with self._lock:
+            if self.cancelled:
+                return
+            if not self.committed:
+                self._held.append(event)
+                if isinstance(event, TextOut) and event.role == "user" and event.final and self.session.judge_transcripts:
+                    self.timeline.extra["judged_complete"] = is_complete(event.text)
+                    if self.timeline.extra["judged_complete"]:
+                        self.commit()
+                return
+            self._forward(event)
+
+    def _forward(self, event: Event) -> None:
+        """Emit one event of a committed reply, stamping audio marks as audio leaves."""
+        if isinstance(event, AudioOut) and len(event.pcm):
+            now = self.timeline.clock()
+            if "first_audio_out" not in self.timeline.marks and rms_dbfs(event.pcm) > SILENT_DBFS:
+                self.timeline.mark("first_audio_out", now)
+            if "first_audio_out" in self.timeline.marks:
+                self.playback_end = max(self.playback_end, now) + event.duration_s
+                self.timeline.mark("last_audio_out", self.playback_end)
+        elif isinstance(event, ErrorEvent):
+            self.timeline.detail = event.message
+        elif isinstance(event, TextOut) and event.role == "agent" and event.final:
+            self.timeline.extra["reply_text"] = (self.timeline.extra.get("reply_text", "") + " " + event.text).strip()
+        self.session.emit(event)
+
+    def _finish(self, status: str, detail: str) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self.timeline.status = status
+        if detail:
+            self.timeline.detail = detail
+        self.session.emit(TurnEnd(self.timeline))
