@@ -27,6 +27,7 @@ from .hardware import HostInfo
 log = logging.getLogger(__name__)
 
 FRAME_S = 0.02
+PREMATURE_TOLERANCE_S = 0.05
 LEAD_SILENCE_S = 0.5
 REPORTED = ("voice_to_voice_ms", "turn_detect_ms", "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms")
 PACKAGES = ("gradio", "fastrtc", "numpy", "torch", "faster-whisper", "llama_cpp_python", "piper-tts", "onnxruntime", "moshi")
@@ -90,24 +91,26 @@ class TurnResult:
     wer: float | None = None
     detail: str = ""
     speech_end_source: str = "estimated"
+    premature_cuts: int = 0
 
 
-def run_prompt(engine: Engine, prompt: Prompt, rate: int, tail_s: float, timeout_s: float) -> tuple[TurnEnd | None, list[Event]]:
-    """Feed one prompt in real time (20 ms frames), then silence until the turn ends or time runs out."""
+def run_prompt(engine: Engine, prompt: Prompt, rate: int, tail_s: float, timeout_s: float) -> tuple[list[TurnEnd], list[Event]]:
+    """Feed one prompt in real time (20 ms frames), then silence, until a turn ends after the true end of
+    speech (or time runs out). Returns every turn end (earlier ones are premature cuts) and all events."""
     events: list[Event] = []
     ended = threading.Event()
+    started = time.monotonic()
+    true_end = started + LEAD_SILENCE_S + prompt.speech_end_s
 
     def collect(event: Event) -> None:
         events.append(event)
-        if isinstance(event, TurnEnd):
+        if isinstance(event, TurnEnd) and event.timeline.marks.get("turn_detected", 0.0) >= true_end - PREMATURE_TOLERANCE_S:
             ended.set()
 
     session = engine.open_session(SessionOptions(), collect)
     lead = np.zeros(int(LEAD_SILENCE_S * rate), np.float32)
     audio = np.concatenate([lead, prompt.audio, np.zeros(int(tail_s * rate), np.float32)])
     frame = int(rate * FRAME_S)
-    started = time.monotonic()
-    true_end = started + LEAD_SILENCE_S + prompt.speech_end_s
     try:
         for index, piece in enumerate(chunks(audio, frame)):
             due = started + index * FRAME_S
@@ -117,13 +120,13 @@ def run_prompt(engine: Engine, prompt: Prompt, rate: int, tail_s: float, timeout
                 break
         session.flush()
         ended.wait(timeout_s)
-        turn_end = next((e for e in events if isinstance(e, TurnEnd)), None)
-        if turn_end is not None:
+        turn_ends = [e for e in events if isinstance(e, TurnEnd)]
+        for turn_end in turn_ends:
             marks = turn_end.timeline.marks
             if "user_speech_end" in marks:
                 marks["vad_speech_end"] = marks.pop("user_speech_end")
             marks["user_speech_end"] = true_end
-        return turn_end, events
+        return turn_ends, events
     finally:
         session.close()
 
@@ -154,6 +157,8 @@ def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
     if wers:
         summary["asr_wer"] = {"mean": round(float(np.mean(wers)), 3), "n": len(wers)}
     summary["turns"] = {"ok": sum(t.status == "ok" for t in turns), "total": len(turns)}
+    cut = sum(t.premature_cuts > 0 for t in turns)
+    summary["premature_cuts"] = {"prompts_cut": cut, "total": len(turns), "rate": round(cut / len(turns), 3) if turns else 0.0}
     return summary
 
 
@@ -176,7 +181,9 @@ def benchmark(
     results = []
     for r in range(repeat):
         for prompt in prompts:
-            turn_end, events = run_prompt(engine, prompt, rate, tail_s, timeout_s)
+            turn_ends, events = run_prompt(engine, prompt, rate, tail_s, timeout_s)
+            premature = [t for t in turn_ends if (t.timeline.between_ms("user_speech_end", "turn_detected") or 0.0) < -PREMATURE_TOLERANCE_S * 1000]
+            turn_end = next((t for t in turn_ends if t not in premature), None)
             user = " ".join(e.text for e in events if isinstance(e, TextOut) and e.role == "user" and e.final)
             reply = " ".join(e.text for e in events if isinstance(e, TextOut) and e.role == "agent" and e.final)
             if turn_end is None:
@@ -187,6 +194,7 @@ def benchmark(
             result.user_text, result.reply_text, result.reference = user, reply, prompt.reference
             result.wer = word_error_rate(prompt.reference, user) if user else None
             result.speech_end_source = prompt.end_source
+            result.premature_cuts = len(premature)
             results.append(result)
             if progress is not None:
                 progress.update(1)
@@ -215,8 +223,8 @@ def format_summary(doc: dict[str, Any]) -> str:
             lines.append(f"{name:<24}{stats['p50']:>9.0f}{stats['p95']:>9.0f}{stats['mean']:>9.0f}{stats['n']:>5}")
     if "asr_wer" in doc["summary"]:
         lines.append(f"ASR word error rate (mean over {doc['summary']['asr_wer']['n']}): {doc['summary']['asr_wer']['mean']:.3f}")
-    ok = doc["summary"]["turns"]
-    lines += [f"turns ok: {ok['ok']}/{ok['total']}", ""]
+    ok, cuts = doc["summary"]["turns"], doc["summary"]["premature_cuts"]
+    lines += [f"turns ok: {ok['ok']}/{ok['total']}   premature cuts: {cuts['prompts_cut']}/{cuts['total']}", ""]
     for t in doc["turns"]:
         lines.append(f"[{t['prompt']} #{t['repeat']}] {t['status']}: you: {t['user_text']!r} -> agent: {t['reply_text']!r} {t['detail']}")
     return "\n".join(lines)

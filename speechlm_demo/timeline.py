@@ -1,6 +1,7 @@
 """Per-turn timeline: named marks on one monotonic clock, the spans between them, and metrics.
 
-Every engine's turn is measured the same way. Voice-to-voice latency is
+Every engine's turn is measured the same way. ``reply_started`` is when the engine began answering
+(speculatively, at a short pause); ``turn_detected`` is when the turn layer committed to the reply. Voice-to-voice latency is
 ``first_audio_out - user_speech_end`` where ``user_speech_end`` is the true end of speech (the VAD's
 decision time minus its hang-over), never the decision time itself.
 """
@@ -15,7 +16,9 @@ from typing import Any
 STANDARD_MARKS: tuple[str, ...] = (
     "user_speech_start",
     "user_speech_end",
+    "reply_started",
     "turn_detected",
+    "asr_start",
     "asr_final",
     "llm_first_token",
     "llm_first_sentence",
@@ -27,11 +30,11 @@ STANDARD_MARKS: tuple[str, ...] = (
 STAGES: tuple[tuple[str, str, str], ...] = (
     ("User speech", "user_speech_start", "user_speech_end"),
     ("Turn detection", "user_speech_end", "turn_detected"),
-    ("ASR", "turn_detected", "asr_final"),
+    ("ASR", "asr_start", "asr_final"),
     ("LLM first token", "asr_final", "llm_first_token"),
     ("LLM first sentence", "llm_first_token", "llm_first_sentence"),
     ("TTS first audio", "llm_first_sentence", "first_audio_out"),
-    ("Engine response", "turn_detected", "first_audio_out"),
+    ("Reply pipeline", "reply_started", "first_audio_out"),
     ("Reply audio", "first_audio_out", "last_audio_out"),
 )
 
@@ -39,7 +42,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
 METRICS: dict[str, tuple[str, str]] = {
     "voice_to_voice_ms": ("user_speech_end", "first_audio_out"),
     "turn_detect_ms": ("user_speech_end", "turn_detected"),
-    "asr_ms": ("turn_detected", "asr_final"),
+    "asr_ms": ("asr_start", "asr_final"),
     "llm_ttft_ms": ("asr_final", "llm_first_token"),
     "llm_first_sentence_ms": ("asr_final", "llm_first_sentence"),
     "tts_first_audio_ms": ("llm_first_sentence", "first_audio_out"),

@@ -79,3 +79,17 @@ def test_bench_cli_errors(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "speechlm_demo", "bench", "--engine", "nope", "--prompts", str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "unknown engine" in run.stderr
+
+
+@pytest.mark.slow
+def test_a_pause_longer_than_the_silence_rule_counts_as_a_premature_cut(tmp_path: Path) -> None:
+    from speechlm_demo.bench import benchmark
+    from speechlm_demo.engines.echo import EchoEngine
+    from tests.engines_for_tests import entry
+
+    sf.write(tmp_path / "paused.wav", np.concatenate([tone(0.4), silence(0.9), tone(0.6), silence(0.2)]), 16000)
+    (tmp_path / "paused.json").write_text(json.dumps({"speech_end_s": 1.9}))
+    (turn,) = benchmark(EchoEngine(entry("echo", end_silence_ms=400)), load_prompts(tmp_path, 16000), tail_s=1.5)
+    assert turn.premature_cuts == 1
+    assert turn.status == "ok" and turn.metrics["turn_detect_ms"] > 0
+    assert summarise([turn])["premature_cuts"] == {"prompts_cut": 1, "total": 1, "rate": 1.0}

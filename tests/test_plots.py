@@ -8,12 +8,12 @@ from speechlm_demo.timeline import Timeline
 
 def test_figure_rows_and_annotation() -> None:
     tl = Timeline(engine_id="echo")
-    for name, t in [("user_speech_start", 0.0), ("user_speech_end", 1.0), ("turn_detected", 1.4), ("first_audio_out", 1.45), ("last_audio_out", 3.0)]:
+    for name, t in [("user_speech_start", 0.0), ("user_speech_end", 1.0), ("reply_started", 1.16), ("turn_detected", 1.4), ("first_audio_out", 1.45), ("last_audio_out", 3.0)]:
         tl.mark(name, t)
     fig = timeline_figure([("echo", tl.to_dict())])
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["User speech", "Turn detection", "Engine response", "Reply audio"]
+    assert labels == ["User speech", "Turn detection", "Reply pipeline", "Reply audio"]
     assert any("voice-to-voice 450 ms" in t.get_text() for t in ax.texts)
     close(fig)
 
