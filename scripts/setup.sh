@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${1:-app}"
-case "$target" in app) files=(requirements.txt) ;; test) files=(requirements-test.txt requirements.txt) ;;
+case "$target" in app) files=(requirements.txt requirements-nodeps.txt) ;;
+  test) files=(requirements-test.txt requirements.txt requirements-nodeps.txt) ;;
   *) echo "usage: scripts/setup.sh app|test" >&2; exit 2 ;; esac
 
 python="${PYTHON:-python3}"
@@ -37,7 +38,8 @@ digest=$(cat "${files[@]}" scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then
   exit 0
 fi
-echo "setup: installing Python packages into .venv ($target)"
+echo "setup: installing Python packages into .venv ($target); the first run compiles llama-cpp-python (~5 min)"
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r "${files[0]}"
+CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" .venv/bin/python -m pip install -q -r "${files[0]}"
+.venv/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt
 echo "$digest" > "$stamp"

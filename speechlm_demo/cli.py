@@ -109,7 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a turn to end")
     bench.add_argument("--host", help="simulate a host (catalogue decisions only)")
     bench.add_argument("--catalog", help="catalogue file")
+    prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused) with espeak-ng")
+    prompts.add_argument("directory")
     args, rest = parser.parse_known_args(argv)
+    if args.command == "make-prompts":
+        from pathlib import Path
+
+        from .bench_prompts import make_prompts
+
+        counts = make_prompts(Path(args.directory))
+        sys.stdout.write(f"wrote {counts['complete']} complete and {counts['paused']} paused prompts to {args.directory}\n")
+        return 0
     if args.command == "run":
         return _run(args, rest)
     if rest:

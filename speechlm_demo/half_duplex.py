@@ -7,7 +7,8 @@ At a short pause the engine starts answering *speculatively*: its events are hel
   (``defaults.endpointing: transcript``), or
 * the silence reaches ``end_silence_ms`` (every engine; the only rule for ``endpointing: silence``).
 
-If the user goes on speaking before the commit, the speculative reply is dropped without a trace.
+If the user goes on speaking before the commit, or the words heard are judged unfinished, the
+speculative reply is dropped without a trace (its history changes too).
 After the commit, user speech is barge-in: playback is flushed (``Interrupt``) and generation stops.
 An engine that raises or stops answering fails its turn with a message; the session keeps listening.
 """
@@ -113,7 +114,7 @@ class HalfDuplexSession(EngineSession):
         if decision.truncated:
             self.emit(ErrorEvent(f"Your turn was cut at {self.settings.max_turn_s:g} s (the longest turn this engine takes)."))
         if reply is not None and reply.covers(decision.end) and not reply.cancelled:
-            reply.commit()
+            reply.commit("silence")
         else:
             self._start_reply(decision.start, decision.end, decision.audio, now, committed=True)
 
@@ -126,9 +127,9 @@ class HalfDuplexSession(EngineSession):
         timeline.mark("reply_started", now)
         turn = UserTurn(self.turns_committed + 1, audio, self.detector.rate, timeline)
         self._reply = _Reply(self, turn, end)
-        self._reply.start()
         if committed:
-            self._reply.commit()
+            self._reply.commit("silence")
+        self._reply.start()
 
     def committed(self, reply: _Reply) -> None:
         """Called by a reply when it commits: it is now turn number N."""
@@ -143,6 +144,7 @@ class _Reply:
         self.turn = turn
         self.timeline = turn.timeline
         self.end_sample = end_sample
+        self.history = list(session.history)  # the session's memory changes only if this reply commits
         self.committed = False
         self.playback_end = 0.0
         self._held: list[Event] = []
@@ -170,18 +172,20 @@ class _Reply:
         """Generating, or its audio still playing."""
         return self._generating or now < self.playback_end
 
-    def commit(self) -> None:
-        """The user's turn is over: release held events, from now on events flow straight out."""
+    def commit(self, reason: str) -> None:
+        """The user's turn is over (``reason``: silence | transcript): release held events."""
         with self._lock:
             if self.committed or self.cancelled:
                 return
             self.committed = True
             self.timeline.mark("turn_detected")
+            self.timeline.extra["committed_by"] = reason
             self.session.committed(self)
             held, self._held = self._held, []
             for event in held:
                 self._forward(event)
             if self._result is not None:
+                self.session.history[:] = self.history
                 self._finish(*self._result)
             else:
                 self._watchdog = threading.Timer(self.session.settings.reply_timeout_s, self._timed_out)
@@ -211,10 +215,16 @@ class _Reply:
         engine = self.session.engine
         status, detail = "ok", ""
         try:
-            for event in engine.respond(self.turn, self.session.history, self.session.options):
-                if self.cancelled:
-                    break
-                self._handle(event)
+            events = engine.respond(self.turn, self.history, self.session.options)
+            try:
+                for event in events:
+                    if self.cancelled:
+                        break
+                    self._handle(event)
+            finally:
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()  # run the engine's cleanup (e.g. history update) before we read the history
         except Exception as exc:  # noqa: BLE001 - any engine failure ends the turn, not the session
             log.exception("engine %s failed on turn %d", engine.id, self.turn.turn_id)
             status, detail = "failed", f"{engine.entry.label} failed: {exc}"
@@ -223,6 +233,7 @@ class _Reply:
             self._generating = False
             self._result = (status, detail)
             if self.committed:
+                self.session.history[:] = self.history
                 self._finish(status, detail)
 
     def _handle(self, event: Event) -> None:
@@ -238,7 +249,9 @@ class _Reply:
                 if isinstance(event, TextOut) and event.role == "user" and event.final and self.session.judge_transcripts:
                     self.timeline.extra["judged_complete"] = is_complete(event.text)
                     if self.timeline.extra["judged_complete"]:
-                        self.commit()
+                        self.commit("transcript")
+                    else:
+                        self.turn.cancel.set()  # mid-thought: free the CPU; a long silence starts afresh
                 return
             self._forward(event)
 

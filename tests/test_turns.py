@@ -141,6 +141,7 @@ def test_speculative_reply_is_dropped_when_the_user_goes_on() -> None:
     assert len(rec.of(TurnEnd)) == 1 and len(engine.turns_seen) >= 2  # a speculative start was thrown away
     assert len(rec.of(AudioOut)) == engine.chunks  # nothing of the dropped attempt leaked out
     assert end.timeline.turn_id == 1
+    assert session.history == [{"role": "assistant", "content": "turn 1"}]  # the dropped attempt left no memory
     assert end.timeline.between_ms("user_speech_start", "user_speech_end") == pytest.approx(1350, abs=60)
 
 
@@ -164,7 +165,7 @@ def test_transcript_judgement_commits_early_or_waits(transcript: str, early: boo
     (end,) = rec.wait_for(TurnEnd)
     detect_ms = end.timeline.between_ms("user_speech_end", "turn_detected")
     if early:
-        assert detect_ms < 400 and end.timeline.extra["judged_complete"] is True
+        assert detect_ms < 400 and end.timeline.extra["committed_by"] == "transcript"
     else:
-        assert detect_ms >= 1100 and end.timeline.extra["judged_complete"] is False
+        assert detect_ms >= 1100 and end.timeline.extra["committed_by"] == "silence"
     assert [e.role for e in rec.of(TextOut)] == ["user", "agent"]

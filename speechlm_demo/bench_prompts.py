@@ -1,0 +1,79 @@
+"""Make benchmark prompt sets with espeak-ng: complete questions, and questions with a thinking pause.
+
+``python -m speechlm_demo make-prompts DIR`` writes ``DIR/complete/*.wav`` and ``DIR/paused/*.wav``,
+each with ``.txt`` (reference text) and ``.json`` (``speech_end_s``, the true end of speech) sidecars.
+The paused set is the turn-taking stress test: an unfinished phrase, 0.7-1.1 s of silence, the rest.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .audio import resample
+
+RATE = 16_000
+VOICE = "en"  # espeak-ng's British voice: Whisper base hears it better than en-us
+
+COMPLETE = (
+    "What is the capital of France?",
+    "How many legs does a spider have?",
+    "Tell me a joke about cats.",
+    "What is the boiling point of water?",
+    "Who wrote Romeo and Juliet?",
+    "How far away is the moon?",
+    "Give me a fun fact about octopuses.",
+    "What is the largest ocean on Earth?",
+    "Why is the sky blue?",
+    "Recommend a good book for a long flight.",
+)
+PAUSED = (
+    ("Well", "which planet is the largest?"),
+    ("Can you explain", "how a rainbow forms?"),
+    ("So", "what is the tallest mountain in the world?"),
+    ("I was wondering if", "you could tell me a joke."),
+    ("Tell me about", "the history of chess."),
+    ("What is the", "speed of light?"),
+)
+PAUSES_S = (0.7, 0.9, 1.1)
+
+
+def speak(text: str, rate: int = RATE) -> np.ndarray:
+    """espeak-ng speech, trimmed of its leading/trailing silence, as float32 at ``rate``."""
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
+    wav = subprocess.run(["espeak-ng", "-v", VOICE, "-s", "165", "--stdout", text], capture_output=True, check=True).stdout
+    samples, native = sf.read(io.BytesIO(wav), dtype="float32")
+    audio = resample(samples, native, rate)
+    loud = np.flatnonzero(np.abs(audio) > 0.01)
+    return audio[loud[0] : loud[-1] + 1] * 0.8 if loud.size else audio
+
+
+def _write(folder: Path, name: str, audio: np.ndarray, text: str, lead_s: float = 0.3, tail_s: float = 0.5) -> None:
+    padded = np.concatenate([np.zeros(int(lead_s * RATE), np.float32), audio, np.zeros(int(tail_s * RATE), np.float32)])
+    sf.write(folder / f"{name}.wav", padded, RATE, subtype="PCM_16")
+    (folder / f"{name}.txt").write_text(text + "\n")
+    (folder / f"{name}.json").write_text(json.dumps({"speech_end_s": round(lead_s + len(audio) / RATE, 3)}))
+
+
+def make_prompts(directory: Path) -> dict[str, int]:
+    """Write both sets; returns how many prompts each has."""
+    complete, paused = directory / "complete", directory / "paused"
+    complete.mkdir(parents=True, exist_ok=True)
+    paused.mkdir(parents=True, exist_ok=True)
+    for index, text in enumerate(COMPLETE):
+        _write(complete, f"q{index:02d}", speak(text), text)
+    count = 0
+    for index, (opener, rest) in enumerate(PAUSED):
+        first, second = speak(opener), speak(rest)
+        for pause in PAUSES_S:
+            audio = np.concatenate([first, np.zeros(int(pause * RATE), np.float32), second])
+            _write(paused, f"p{index:02d}_{int(pause * 1000)}ms", audio, f"{opener} {rest}")
+            count += 1
+    return {"complete": len(COMPLETE), "paused": count}

@@ -1,0 +1,142 @@
+"""Speech recognition stage: the :class:`ASR` protocol and faster-whisper (CTranslate2 Whisper)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..base import EngineError
+from . import stage_settings
+from .weights import whisper_base_dir
+
+log = logging.getLogger(__name__)
+
+# CTranslate2's OpenMP workers otherwise spin for a while after every transcription, stealing a core
+# from the LLM and the TTS that run right after it. Must be set before CTranslate2 is loaded.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("KMP_BLOCKTIME", "0")
+
+OFFLINE = "offline"
+SHORT_TURN_S = 27.0
+MAX_FRAMES = 3000  # Whisper's 30 s window at 100 feature frames per second
+MIN_WINDOW_FRAMES = 1000
+TAIL_FRAMES = 200
+MAX_TOKENS = 224
+NO_SPEECH_PROB = 0.6
+
+
+@runtime_checkable
+class ASR(Protocol):
+    """Whole-utterance speech to text."""
+
+    sample_rate: int
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        """Text of ``audio`` (mono float32 at :attr:`sample_rate`); ``""`` when nothing was said."""
+        ...
+
+
+def split_device(device: str) -> tuple[str, int]:
+    """``"cuda:1"`` -> ``("cuda", 1)``; ``"cpu"`` -> ``("cpu", 0)``."""
+    kind, _, index = device.partition(":")
+    return kind, int(index or 0)
+
+
+class FasterWhisperASR:
+    """Whisper through faster-whisper: greedy decoding, no timestamps, no internal VAD (turns are cut already).
+
+    ``model`` is ``"offline"`` (Whisper base assembled from PyPI packages), a hub id such as
+    ``"base.en"`` / ``"large-v3-turbo"`` (downloaded by faster-whisper) or a local CTranslate2 directory.
+    ``language=None`` lets Whisper detect the language (about 0.3 s slower per turn).
+    """
+
+    sample_rate = 16_000
+
+    def __init__(
+        self,
+        model: str = OFFLINE,
+        *,
+        language: str | None = "en",
+        device: str = "cpu",
+        compute_type: str = "int8",
+        beam_size: int = 1,
+        cpu_threads: int = 0,
+    ) -> None:
+        from faster_whisper import WhisperModel
+
+        source = str(whisper_base_dir()) if model == OFFLINE else model
+        kind, index = split_device(device)
+        try:
+            self._model = WhisperModel(
+                source, device=kind, device_index=index, compute_type=compute_type, cpu_threads=cpu_threads
+            )
+        except Exception as exc:  # noqa: BLE001 - CTranslate2 and the hub raise many types
+            where = "directory" if Path(source).is_dir() else "model"
+            raise EngineError(f"could not load Whisper {where} {source!r}: {exc}") from exc
+        self.model_name = source
+        self.language = language or None
+        from faster_whisper.tokenizer import Tokenizer
+
+        self._tokenizer = Tokenizer(
+            self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language=self.language
+        )
+        self.beam_size = beam_size
+        log.info("Whisper %s loaded on %s (%s)", source, device, compute_type)
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        """Transcribe one whole turn (short turns through a shortened encoder window, see :meth:`_short`)."""
+        if audio.size == 0:
+            return ""
+        if len(audio) <= SHORT_TURN_S * self.sample_rate and self.language:
+            return self._short(np.asarray(audio, dtype=np.float32))
+        segments, _info = self._model.transcribe(
+            np.asarray(audio, dtype=np.float32),
+            language=self.language,
+            beam_size=self.beam_size,
+            without_timestamps=True,
+            vad_filter=False,
+            condition_on_previous_text=False,
+        )
+        return " ".join(segment.text.strip() for segment in segments).strip()
+
+
+    def _short(self, audio: np.ndarray) -> str:
+        """Whisper on a window of max(10 s, turn + 2 s) instead of the fixed 30 s.
+
+        The encoder's cost grows with its window: on 2 CPU cores Whisper base spends ~0.6 s encoding
+        30 s of (mostly padding) features and ~0.1 s for 10 s, with the same text. Windows much
+        shorter than 10 s make Whisper repeat itself, hence the floor.
+        """
+        import ctranslate2
+
+        features = self._model.feature_extractor(audio)
+        frames = min(MAX_FRAMES, max(MIN_WINDOW_FRAMES, features.shape[1] + TAIL_FRAMES))
+        window = np.zeros((features.shape[0], frames), dtype=np.float32)
+        used = min(frames, features.shape[1])
+        window[:, :used] = features[:, :used]
+        encoded = self._model.model.encode(ctranslate2.StorageView.from_array(window[None]), to_cpu=False)
+        prompt = self._tokenizer.sot_sequence + [self._tokenizer.no_timestamps]
+        result = self._model.model.generate(
+            encoded,
+            [prompt],
+            beam_size=self.beam_size,
+            max_length=min(MAX_TOKENS, 16 + used // 8),
+            suppress_blank=True,
+            return_no_speech_prob=True,
+        )
+        if result[0].no_speech_prob > NO_SPEECH_PROB:
+            return ""  # Whisper's own "nobody spoke" token won: drop what it would hallucinate
+        return self._tokenizer.decode(result[0].sequences_ids[0]).strip()
+
+
+def build_asr(config: Mapping[str, Any], device: str = "cpu") -> ASR:
+    """An ASR stage from the catalogue's ``asr`` mapping (``kind: faster-whisper``)."""
+    kind = config.get("kind", "faster-whisper")
+    if kind != "faster-whisper":
+        raise EngineError(f"unknown ASR kind {kind!r}; known: faster-whisper")
+    return FasterWhisperASR(**stage_settings("asr", FasterWhisperASR, config, device=device))

@@ -1,0 +1,55 @@
+"""llama-cpp-python on the offline SmolLM2-135M-Instruct GGUF."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from speechlm_demo.engines.base import EngineError
+from speechlm_demo.engines.cascade.llm import LLM, LlamaCppLLM, build_llm
+from tests.cascade.conftest import need
+
+pytestmark = pytest.mark.slow
+
+MESSAGES = [
+    {"role": "system", "content": "Answer in one short sentence."},
+    {"role": "user", "content": "How many legs does a spider have?"},
+]
+
+
+@pytest.fixture(scope="module")
+def llama() -> LlamaCppLLM:
+    need("llama_cpp")
+    llm = build_llm({"kind": "llama-cpp", "model": "offline", "max_tokens": 40})
+    assert isinstance(llm, LlamaCppLLM)
+    return llm
+
+
+def test_streams_a_reply_in_pieces(llama: LlamaCppLLM) -> None:
+    assert isinstance(llama, LLM)
+    pieces = list(llama.stream(MESSAGES, threading.Event(), temperature=0.0))
+    assert len(pieces) > 1
+    assert "".join(pieces).strip()
+
+
+def test_cancel_stops_generation(llama: LlamaCppLLM) -> None:
+    cancel = threading.Event()
+    pieces = []
+    for piece in llama.stream(MESSAGES, cancel):
+        pieces.append(piece)
+        cancel.set()
+    assert pieces and len(pieces) == 1
+    # The context is free again for the next request.
+    assert list(llama.stream(MESSAGES, threading.Event()))
+
+
+def test_bad_model_paths_are_reported(tmp_path: Path) -> None:
+    need("llama_cpp")
+    with pytest.raises(EngineError, match=r"not a \.gguf file; for a hub repo also set 'filename'"):
+        LlamaCppLLM(str(tmp_path / "missing.gguf"))
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF not really")
+    with pytest.raises(EngineError, match="could not load GGUF model"):
+        LlamaCppLLM(str(broken))

@@ -1,0 +1,203 @@
+"""The OpenAI-compatible streaming client against a fake SSE server on 127.0.0.1.
+
+The server picks its behaviour from the request's ``model`` field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from speechlm_demo.engines.base import EngineError
+from speechlm_demo.engines.cascade.llm import LLM, OpenAICompatibleLLM, build_llm
+
+PIECES = ["Paris", " is", " the", " capital", "."]
+
+
+def event(piece: str) -> bytes:
+    return b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": piece}}]}).encode() + b"\n\n"
+
+
+class FakeServer(ThreadingHTTPServer):
+    daemon_threads = True
+    release: threading.Event
+    requests: list[tuple[str, dict[str, str], dict]]
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: FakeServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append((self.path, dict(self.headers), body))
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up: expected
+            getattr(self, "reply_" + body["model"])()
+
+    def start(self, status: int = 200, content_type: str = "text/event-stream") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.end_headers()
+
+    def send(self, data: bytes) -> None:
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def reply_normal(self) -> None:
+        self.start()
+        self.send(b": keep-alive comment\n\n")
+        self.send(b'data: {"choices":[{"index":0,"delta":{"role":"assistant"}}]}\n\n')
+        for piece in PIECES:
+            self.send(event(piece))
+        self.send(b'data: {"choices":[]}\n\ndata: [DONE]\n\n')
+        self.send(event(" ignored after DONE"))
+
+    def reply_slow(self) -> None:
+        self.start()
+        for piece in PIECES:
+            time.sleep(0.25)
+            self.send(event(piece))
+        self.send(b"data: [DONE]\n\n")
+
+    def reply_stall(self) -> None:
+        self.start()
+        self.send(event("Paris"))
+        self.server.release.wait(10)
+
+    def reply_error500(self) -> None:
+        self.start(500, "application/json")
+        self.send(json.dumps({"error": {"message": "model exploded", "code": 500}}).encode())
+
+    def reply_malformed(self) -> None:
+        self.start()
+        self.send(event("Paris"))
+        self.send(b"data: {not json\n\n")
+
+    def reply_html(self) -> None:
+        self.start(200, "text/html")
+        self.send(b"<html><body>Welcome to nginx!</body></html>\n")
+
+    def reply_sse_error(self) -> None:
+        self.start()
+        self.send(b'data: {"error": {"message": "context length exceeded"}}\n\n')
+
+    def reply_json(self) -> None:
+        self.start(200, "application/json")
+        self.send(json.dumps({"choices": [{"message": {"role": "assistant", "content": "Paris."}}]}).encode())
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeServer]:
+    fake = FakeServer(("127.0.0.1", 0), Handler)
+    fake.release = threading.Event()
+    fake.requests = []
+    thread = threading.Thread(target=fake.serve_forever, daemon=True)
+    thread.start()
+    yield fake
+    fake.release.set()
+    fake.shutdown()
+    fake.server_close()
+
+
+def client(server: FakeServer, mode: str, **kwargs: object) -> OpenAICompatibleLLM:
+    return OpenAICompatibleLLM(f"http://127.0.0.1:{server.server_port}", mode, **kwargs)  # type: ignore[arg-type]
+
+
+MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def test_normal_stream(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_LLM_KEY", "sk-test")
+    llm = build_llm(
+        {
+            "kind": "openai",
+            "base_url": f"http://127.0.0.1:{server.server_port}/v1",
+            "model": "normal",
+            "api_key_env": "FAKE_LLM_KEY",
+            "max_tokens": 12,
+        }
+    )
+    assert isinstance(llm, LLM)
+    assert list(llm.stream(MESSAGES, threading.Event(), temperature=0.2)) == PIECES
+    path, headers, body = server.requests[-1]
+    assert path == "/v1/chat/completions"
+    assert headers["Authorization"] == "Bearer sk-test"
+    assert body == {"model": "normal", "messages": MESSAGES, "stream": True, "max_tokens": 12, "temperature": 0.2}
+
+
+def test_missing_api_key_names_the_variable(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FAKE_LLM_KEY", raising=False)
+    with pytest.raises(EngineError, match="set the environment variable FAKE_LLM_KEY"):
+        list(client(server, "normal", api_key_env="FAKE_LLM_KEY").stream(MESSAGES, threading.Event()))
+
+
+def test_http_error_status_shows_the_body(server: FakeServer) -> None:
+    with pytest.raises(EngineError, match=r"answered HTTP 500: .*model exploded"):
+        list(client(server, "error500").stream(MESSAGES, threading.Event()))
+
+
+def test_connection_refused() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    llm = OpenAICompatibleLLM(f"http://127.0.0.1:{port}", "any")
+    with pytest.raises(EngineError, match=rf"cannot connect to the LLM server http://127.0.0.1:{port}/v1"):
+        list(llm.stream(MESSAGES, threading.Event()))
+
+
+def test_stalled_server_hits_the_per_token_timeout(server: FakeServer) -> None:
+    pieces: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(EngineError, match=r"sent nothing for 0.5 s \(read timeout\)"):
+        for piece in client(server, "stall", read_timeout=0.5).stream(MESSAGES, threading.Event()):
+            pieces.append(piece)
+    assert pieces == ["Paris"]
+    assert time.monotonic() - started < 3
+
+
+def test_slow_tokens_are_fine_when_each_arrives_in_time(server: FakeServer) -> None:
+    started = time.monotonic()
+    assert list(client(server, "slow", read_timeout=0.6).stream(MESSAGES, threading.Event())) == PIECES
+    assert time.monotonic() - started > 1.0  # longer in total than the per-token timeout
+
+
+def test_cancel_stops_the_stream_early(server: FakeServer) -> None:
+    cancel = threading.Event()
+    pieces = []
+    for piece in client(server, "slow").stream(MESSAGES, cancel):
+        pieces.append(piece)
+        cancel.set()
+    assert pieces == ["Paris"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("malformed", r"malformed JSON .*not json"),
+        ("html", r"malformed server-sent events: '<html>"),
+        ("sse_error", r"reported an error: .*context length exceeded"),
+    ],
+)
+def test_bad_streams_are_reported(server: FakeServer, mode: str, message: str) -> None:
+    with pytest.raises(EngineError, match=message):
+        list(client(server, mode).stream(MESSAGES, threading.Event()))
+
+
+def test_a_non_streaming_json_reply_is_accepted(server: FakeServer) -> None:
+    assert list(client(server, "json").stream(MESSAGES, threading.Event())) == ["Paris."]
+
+
+def test_openai_kind_needs_url_and_model() -> None:
+    with pytest.raises(EngineError, match="needs 'base_url' and 'model'"):
+        build_llm({"kind": "openai", "model": "x"})
+    with pytest.raises(EngineError, match="unknown LLM kind"):
+        build_llm({"kind": "ollama"})
