@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from speechlm_demo.audio import resample
+from speechlm_demo import bench_prompts
 
 
 def espeak_available() -> bool:
@@ -18,13 +16,9 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def speak(text: str, rate: int = 16_000, words_per_minute: int = 160) -> np.ndarray:
-    """Synthesise ``text`` to mono float32 at ``rate``."""
-    result = subprocess.run(
-        ["espeak-ng", "-s", str(words_per_minute), "--stdout", text], capture_output=True, check=True
-    )
-    samples, native = sf.read(io.BytesIO(result.stdout), dtype="float32")
-    return resample(samples, native, rate)
+def speak(text: str, rate: int = 16_000) -> np.ndarray:
+    """Synthesise ``text`` to mono float32 at ``rate`` (the benchmark prompts' voice)."""
+    return bench_prompts.speak(text, rate)
 
 
 def padded_clip(path: Path, text: str, before_s: float, after_s: float, rate: int = 48_000) -> dict:

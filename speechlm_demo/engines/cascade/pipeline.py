@@ -83,9 +83,12 @@ class CascadeEngine(HalfDuplexEngine):
 
     def _warm_up(self) -> None:
         """One tiny call per stage, so the first real turn runs at full speed."""
-        self.asr.transcribe(np.zeros(self.asr.sample_rate // 2, dtype=np.float32))
+        noise = np.random.default_rng(0).normal(0.0, 0.05, self.asr.sample_rate).astype(np.float32)
+        self.asr.transcribe(noise)  # noise, not zeros: the decoder runs too
         stop = threading.Event()
-        for _piece in self.llm.stream([{"role": "user", "content": "Hi"}], stop):
+        # With the real system prompt, so llama.cpp keeps its tokens cached for the first real turn.
+        warm_up = [{"role": "system", "content": self.system_prompt(SessionOptions())}, {"role": "user", "content": "Hi"}]
+        for _piece in self.llm.stream(warm_up, stop):
             stop.set()
         for _chunk in self.tts.synthesize("Hi."):
             pass
