@@ -245,3 +245,34 @@ def write_plot(doc: dict[str, Any], path: Path) -> None:
     fig = metrics_boxplot({name: [t["metrics"][name] for t in doc["turns"] if name in t["metrics"]] for name in REPORTED}, title=f"{doc['engine']} on {doc['host_description']}")
     fig.savefig(path)
     close(fig)
+
+
+def measure_startup(engine_id: str, timeout_s: float = 120.0) -> float:
+    """Seconds from launching ``python app.py --engine ID`` until ``/api/health`` says it is loaded."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, str(app), "--engine", engine_id, "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while time.monotonic() - started < timeout_s:
+            if proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as response:
+                    if json.load(response).get("ready"):
+                        return time.monotonic() - started
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{engine_id} not ready after {timeout_s:.0f} s")
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -60,6 +60,10 @@ def _bench(args: argparse.Namespace) -> int:
     from .engines.base import EngineError
     from .engines.registry import EngineRegistry
 
+    if args.startup:
+        seconds = bench.measure_startup(args.engine)
+        sys.stdout.write(f"app.py --engine {args.engine}: ready (engine loaded) {seconds:.1f} s after launch\n")
+        return 0
     try:
         catalog = load_catalog(args.catalog)
         host = simulated_host(args.host) if args.host else probe()
@@ -100,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     engines.add_argument("--experimental", action="store_true", help="offer experimental accelerators")
     bench = sub.add_parser("bench", help="feed prompt WAVs through an engine in real time; latency percentiles")
     bench.add_argument("--engine", required=True, help="catalogue id")
-    bench.add_argument("--prompts", required=True, help="folder of WAVs (+ optional NAME.txt / NAME.json sidecars)")
+    bench.add_argument("--prompts", help="folder of WAVs (+ optional NAME.txt / NAME.json sidecars)")
+    bench.add_argument("--startup", action="store_true", help="instead: time app.py's launch until the engine is loaded")
     bench.add_argument("--repeat", type=int, default=1)
     bench.add_argument("--json", help="write the full report here")
     bench.add_argument("--csv", help="write one row per turn here")
@@ -124,4 +129,6 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    if args.command == "bench" and not (args.prompts or args.startup):
+        parser.error("bench needs --prompts DIR (or --startup)")
     return _bench(args) if args.command == "bench" else _engines(args)
