@@ -21,7 +21,10 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY requirements*.txt ./
-RUN pip install -r "$REQUIREMENTS"
+# llama-cpp-python compiles here (AVX2/FMA build: x86-64 CPUs from ~2015 on; drop the flags for older ones).
+ARG CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+RUN CMAKE_ARGS="$CMAKE_ARGS" pip install -r "$REQUIREMENTS" \
+    && pip install --no-deps -r requirements-nodeps.txt
 COPY app.py pyproject.toml ./
 COPY configs ./configs
 COPY speechlm_demo ./speechlm_demo

@@ -103,3 +103,20 @@ def test_conversation_puts_the_placeholder_before_the_reply() -> None:
     assert [(m["role"], m["content"]) for m in c.messages] == [
         ("user", "🎤 (1.0 s of speech)"), ("assistant", "first part"), ("user", "hello"), ("assistant", "hi")
     ]
+
+
+def test_interrupt_drops_queued_reply_audio_but_keeps_ui_updates() -> None:
+    from speechlm_demo.engines.base import AudioOut, Interrupt
+
+    async def go() -> list:
+        registry = EngineRegistry(load_catalog(), simulated_host("cpu"))
+        handler = EngineStreamHandler(registry, "echo", ui_args=False)
+        handler._loop = asyncio.get_running_loop()
+        for _ in range(5):
+            handler._on_event(AudioOut(np.full(2400, 0.2, np.float32), 24_000))
+        handler._on_event(Interrupt(1))
+        return handler._drain()
+
+    left = asyncio.run(go())
+    assert not any(isinstance(item, tuple) for item in left)
+    assert "(interrupted)" in left[-1].args[0][-1]["content"]

@@ -55,3 +55,21 @@ def test_clause_threshold_is_configurable() -> None:
 
 def test_clean_for_speech_drops_markdown() -> None:
     assert clean_for_speech("**Paris** is `the` # capital") == "Paris is the capital"
+
+
+def test_a_long_first_sentence_is_cut_before_a_joining_word() -> None:
+    chunker = SentenceChunker(first_max_words=5)
+    text = "The sky is blue because of a process called scattering which is fun. And more"
+    chunks = [c for piece in text.split(" ") for c in chunker.feed(piece + " ")]
+    assert chunks == ["The sky is blue because of a process called scattering", "which is fun."]
+
+
+def test_first_cut_rules() -> None:
+    chunker = SentenceChunker(first_max_words=4)
+    out = []
+    for piece in "The moon is approximately far away from Earth and it is bright. Next sentence with more".split(" "):
+        out += chunker.feed(piece + " ")
+    out.append(chunker.flush())
+    assert out[0] == "The moon is approximately far away"
+    assert out[1] == "from Earth and it is bright."  # only the first chunk is cut early
+    assert out[2] == "Next sentence with more"

@@ -4,6 +4,10 @@ A chunk ends at a sentence end (``. ! ? ;`` or a line break) or, once it holds a
 ``min_clause_words`` words, at a clause comma or colon. Punctuation only counts when followed by
 whitespace, so decimals (``3.5``) and thousands (``3,000``) never split; ``Dr.``-style abbreviations and
 initials don't end sentences, and a chunk must contain a letter (``1.`` of a list stays with its item).
+
+The first chunk is what the listener waits for, so it may also end without punctuation: once it holds
+``first_max_words`` words, it is cut before the next joining word ("because", "which", "with", ...), where a
+speaker could pause too.
 """
 
 from __future__ import annotations
@@ -21,14 +25,22 @@ _CUT = re.compile(r"(?P<punct>[.!?;:,…]+)(?P<close>[\"'”’)\]]*)\s+|\n+")
 _WORD = re.compile(r"\S+")
 _LETTER = re.compile(r"[^\W\d_]")
 _MARKUP = re.compile(r"[*#`_~]+")
+# Words a first chunk may be cut before (a natural place for a breath).
+JOINING_WORDS = frozenset(
+    "and but or because which that who whom whose when where while with without from of in on at to for by"
+    " as than about around over under after before since until into".split()
+)
 
 
 class SentenceChunker:
     """Incremental chunker: :meth:`feed` text pieces, then :meth:`flush` the rest."""
 
-    def __init__(self, min_clause_words: int = 6, first_clause_words: int | None = None) -> None:
+    def __init__(
+        self, min_clause_words: int = 6, first_clause_words: int | None = None, first_max_words: int | None = None
+    ) -> None:
         self.min_clause_words = min_clause_words
         self.first_clause_words = min_clause_words if first_clause_words is None else first_clause_words
+        self.first_max_words = first_max_words
         self._emitted = 0
         self._buffer = ""
 
@@ -53,6 +65,19 @@ class SentenceChunker:
             head = self._buffer[: match.start()]
             if _LETTER.search(head) and self._is_boundary(match.group("punct"), head):
                 return match.end("close") if match.group("punct") else match.start(), match.end()
+        if self._emitted == 0 and self.first_max_words:
+            return self._first_cut()
+        return None
+
+    def _first_cut(self) -> tuple[int, int] | None:
+        """Before a joining word, once the first chunk is long enough (only complete words count)."""
+        words = list(_WORD.finditer(self._buffer))
+        def joining(index: int) -> bool:
+            return words[index].group().lower().strip(",.;:") in JOINING_WORDS
+
+        for index in range(self.first_max_words, len(words) - 1):  # the last word may still be growing
+            if joining(index) and not joining(index - 1):
+                return words[index - 1].end(), words[index].start()
         return None
 
     def _is_boundary(self, punctuation: str | None, head: str) -> bool:

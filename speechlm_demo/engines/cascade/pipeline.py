@@ -48,6 +48,7 @@ NOTHING_HEARD = "(I did not catch any words. Could you say that again?)"
 NO_REPLY = "(the language model gave no answer)"
 _POLL_S = 0.05
 FIRST_CLAUSE_WORDS = 4
+FIRST_MAX_WORDS = 5
 FIRST_CHUNK_WAIT_S = 3.0
 
 
@@ -190,7 +191,7 @@ class CascadeEngine(HalfDuplexEngine):
         After the first chunk it waits until that chunk is synthesised: on a 2-core CPU the LLM and the
         TTS would otherwise share the cores exactly when the first reply audio is due.
         """
-        chunker = SentenceChunker(first_clause_words=FIRST_CLAUSE_WORDS)
+        chunker = SentenceChunker(first_clause_words=FIRST_CLAUSE_WORDS, first_max_words=FIRST_MAX_WORDS)
         first_piece = True
         first_chunk = True
         try:
