@@ -14,13 +14,15 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 
 # System packages the tests use: Chromium (browser test), espeak-ng + sox (test speech), iproute2
-# (loopback-only network namespaces), an emoji font (screenshots). Installed when we are root with apt.
+# (loopback-only network namespaces), an emoji font (screenshots), PostgreSQL (the vote store's Postgres
+# tests). Installed when we are root with apt.
 if [ "$target" = test ]; then
   missing=()
   for pair in chromium:chromium espeak-ng:espeak-ng sox:sox ip:iproute2 unshare:util-linux; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
   done
   [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
+  command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "setup: installing system packages: ${missing[*]}"

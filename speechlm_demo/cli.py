@@ -10,6 +10,7 @@ import time
 
 from .catalog import CatalogError, engine_table_rows, experimental_enabled, load_catalog, offered
 from .hardware import probe, simulated_host
+from .votes import commands as votes_commands
 
 
 def _engines(args: argparse.Namespace) -> int:
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--catalog", help="catalogue file")
     prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused) with espeak-ng")
     prompts.add_argument("directory")
+    from .engines.moshi import bench as moshi_bench
+
+    moshi_bench.add_arguments(sub.add_parser("bench-moshi", help="Moshi per-frame step time and RTF with random weights"))
+    votes_commands.register(sub)
     args, rest = parser.parse_known_args(argv)
     if args.command == "make-prompts":
         from pathlib import Path
@@ -129,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    if args.command == "bench-moshi":
+        return moshi_bench.run_cli(args)
+    if args.command in votes_commands.COMMANDS:
+        return votes_commands.run(args)
     if args.command == "bench" and not (args.prompts or args.startup):
         parser.error("bench needs --prompts DIR (or --startup)")
     return _bench(args) if args.command == "bench" else _engines(args)

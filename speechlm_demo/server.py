@@ -17,6 +17,7 @@ from .engines.registry import EngineRegistry
 from .hardware import probe, simulated_host
 from .rtc import EngineStreamHandler, browser_rtc_configuration, server_rtc_configuration
 from .ui.layout import build_demo
+from .votes.store import VoteStore
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,22 @@ def create_registry(config: AppConfig) -> EngineRegistry:
     return registry
 
 
+def open_vote_store() -> VoteStore | None:
+    """The vote store (``SPEECHLM_DB_URL`` or SQLite in the data directory); None, logged, if it cannot open."""
+    try:
+        return VoteStore()
+    except Exception:  # noqa: BLE001 - the app must serve without its store
+        log.exception("the vote store could not be opened; voting and the leaderboard are unavailable")
+        return None
+
+
 def create_demo(config: AppConfig) -> tuple[gr.Blocks, EngineRegistry]:
     """The Blocks app (``demo``) and the registry behind it."""
     registry = create_registry(config)
-    return build_demo(registry, config.engine), registry
+    engine_id = config.engine or registry.default_id()
+    if engine_id:
+        registry.preload(engine_id)  # loads while the UI is built and the server starts
+    return build_demo(registry, config.engine, open_vote_store()), registry
 
 
 def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None) -> FastAPI:
@@ -92,13 +105,10 @@ def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None)
 
 
 def serve(demo: gr.Blocks, registry: EngineRegistry, config: AppConfig) -> None:
-    """Preload the selected engine and serve until interrupted."""
+    """Serve until interrupted (the selected engine is already loading, see :func:`create_demo`)."""
     import uvicorn
 
-    engine_id = config.engine or registry.default_id()
-    if engine_id:
-        registry.preload(engine_id)
-    app = create_api(demo, registry, engine_id)
+    app = create_api(demo, registry, config.engine or registry.default_id())
     log.info("SpeechLM Playground on http://%s:%d", config.server_name, config.port)
     uvicorn.run(app, host=config.server_name, port=config.port, log_level="warning")
     registry.close()

@@ -4,11 +4,14 @@ under CI=true, where a missing prerequisite is a failure."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 DATA = Path(__file__).parent / "data"
+# Votes written by tests (and by apps the tests start) go to a throwaway directory, never ./data.
+os.environ.setdefault("SPEECHLM_DATA_DIR", tempfile.mkdtemp(prefix="speechlm-test-data-"))
 
 
 def require(problem: str | None) -> None:

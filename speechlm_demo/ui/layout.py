@@ -8,7 +8,9 @@ import gradio as gr
 
 from .. import __version__
 from ..engines.registry import EngineRegistry
+from ..votes.store import VoteStore
 from .engines_tab import build_engines_tab
+from .leaderboard_tab import build_leaderboard_tab
 from .talk import build_talk_tab, load_status_updates
 
 ABOUT = """
@@ -19,18 +21,22 @@ from the true end of your speech to the first reply audio.
 
 * **Talk**: pick an engine, press the microphone button, speak, pause. The transcript and the latency
   timeline of each turn appear on the right.
+* **Leaderboard**: engines ranked from blind votes (Bradley-Terry, 95 % bootstrap intervals), win rates and
+  the latency of the voted replies.
 * **Engines**: what this host can run, and why the others are not offered.
 
 Audio is processed in memory for the live conversation and is not stored.
 """
 
 
-def build_demo(registry: EngineRegistry, preselect: str | None = None) -> gr.Blocks:
-    """The whole app."""
+def build_demo(registry: EngineRegistry, preselect: str | None = None, store: VoteStore | None = None) -> gr.Blocks:
+    """The whole app; ``store`` holds the votes (None: the leaderboard says it is unavailable)."""
     with gr.Blocks(title="SpeechLM Playground", analytics_enabled=False) as demo:
         gr.Markdown("# 🗣️ SpeechLM Playground")
         with gr.Tab("Talk"):
             engine, load_status = build_talk_tab(registry, preselect)
+        with gr.Tab("Leaderboard"):
+            build_leaderboard_tab(demo, store)
         with gr.Tab("Engines"):
             build_engines_tab(registry)
         with gr.Tab("About"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -16,10 +15,6 @@ from .weights import whisper_base_dir
 
 log = logging.getLogger(__name__)
 
-# CTranslate2's OpenMP workers otherwise spin for a while after every transcription, stealing a core
-# from the LLM and the TTS that run right after it. Must be set before CTranslate2 is loaded.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 OFFLINE = "offline"
 SHORT_TURN_S = 27.0

@@ -1,0 +1,242 @@
+"""Fan one recorded user turn out to two engines at once and collect both replies.
+
+Both sides get the same audio (resampled only if an engine takes another rate), fed in real time through
+``Engine.open_session`` exactly as the benchmark does (:func:`speechlm_demo.bench.run_prompt`), each in its
+own thread, so the latencies match what a live user would see. A full-duplex engine gets the turn followed
+by silence and its output is recorded for a bounded window. A side that raises, fails its turn or runs
+out of time is reported as ``failed`` / ``timeout`` with a message; the other side is unaffected.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .audio import resample, rms_dbfs
+from .bench import LEAD_SILENCE_S, PREMATURE_TOLERANCE_S, Prompt, estimate_speech_end, run_prompt
+from .engines.base import (
+    AudioOut,
+    Emit,
+    Engine,
+    EngineSession,
+    ErrorEvent,
+    Event,
+    Interrupt,
+    SessionOptions,
+    TextOut,
+    TurnEnd,
+)
+from .timeline import Timeline
+
+log = logging.getLogger(__name__)
+
+Status = Literal["ok", "failed", "timeout"]
+EngineSource = Engine | Callable[[], Engine]
+SILENT_DBFS = -60.0
+GRACE_S = 1.0  # past its own timeout a side gets this long to hand its result over before it is abandoned
+
+
+@dataclass
+class SideResult:
+    """What one engine made of the turn."""
+
+    engine_id: str
+    status: Status = "failed"
+    message: str = ""
+    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    sample_rate: int = 16_000
+    user_text: str = ""
+    reply_text: str = ""
+    timeline: dict[str, Any] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """The engine answered."""
+        return self.status == "ok"
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Voice-to-voice latency, if the reply had audio."""
+        return self.timeline.get("metrics", {}).get("voice_to_voice_ms")
+
+
+@dataclass
+class Comparison:
+    """Both sides of one comparison, in the order the engines were given."""
+
+    a: SideResult
+    b: SideResult
+
+    @property
+    def sides(self) -> dict[str, SideResult]:
+        """``{"a": ..., "b": ...}``."""
+        return {"a": self.a, "b": self.b}
+
+
+class _Tapped(Engine):
+    """An engine as the benchmark feeder sees it: our session options, and each event's arrival time."""
+
+    def __init__(self, engine: Engine, options: SessionOptions) -> None:
+        super().__init__(engine.entry, engine.device)
+        self.inner, self.options = engine, options
+        self.opened_at: float | None = None
+        self.arrivals: list[tuple[float, Event]] = []
+
+    def open_session(self, options: SessionOptions, emit: Emit) -> EngineSession:
+        """Open the real session with the comparison's options, stamping events as they arrive."""
+        self.opened_at = time.monotonic()
+
+        def tap(event: Event) -> None:
+            self.arrivals.append((time.monotonic(), event))
+            emit(event)
+
+        return self.inner.open_session(self.options, tap)
+
+
+class _Side(threading.Thread):
+    """Runs one engine on the turn; ``result`` is final once ``deadline`` passed or the thread ended."""
+
+    def __init__(self, source: EngineSource, audio: np.ndarray, rate: int, options: SessionOptions, settings: dict[str, float], changed: threading.Condition) -> None:
+        super().__init__(name="compare-side", daemon=True)
+        self.source, self.audio, self.rate, self.options = source, audio, rate, options
+        self.settings, self.changed = settings, changed
+        self.started_at = time.monotonic()
+        self.deadline = self.started_at + settings["load_timeout_s"]
+        self.result = SideResult(engine_id=getattr(source, "id", "?"))
+
+    def run(self) -> None:
+        try:
+            engine = self.source if isinstance(self.source, Engine) else self.source()
+            self.result.engine_id = engine.id
+            self.result.sample_rate = engine.entry.sample_rates.output
+            self._run(engine)
+        except Exception as exc:
+            log.exception("comparison side %s failed", self.result.engine_id)
+            self.result.status, self.result.message = "failed", f"{self.result.engine_id} failed: {exc}"
+        finally:
+            self.result.elapsed_s = round(time.monotonic() - self.started_at, 3)
+            with self.changed:
+                self.changed.notify_all()
+
+    def _run(self, engine: Engine) -> None:
+        full = engine.entry.duplex == "full"
+        rate = engine.entry.sample_rates.input
+        audio = self.audio if rate == self.rate else resample(self.audio, self.rate, rate)
+        prompt = Prompt(Path("recorded-turn"), audio, estimate_speech_end(audio, rate))
+        tail = self.settings["window_s"] if full else self.settings["tail_s"]
+        wait = 0.0 if full else self.settings["timeout_s"]
+        with self.changed:  # from now on the clock is the turn's, not the loading's
+            feed_s = LEAD_SILENCE_S + len(audio) / rate + tail
+            self.deadline = time.monotonic() + feed_s + self.settings["timeout_s"] + GRACE_S
+            self.changed.notify_all()
+        tapped = _Tapped(engine, self.options)
+        turn_ends, _ = run_prompt(tapped, prompt, rate, tail, wait)
+        assert tapped.opened_at is not None
+        true_end = tapped.opened_at + LEAD_SILENCE_S + prompt.speech_end_s
+        self.result = _summarise(engine, tapped.arrivals, turn_ends, true_end, full, self.result, self.settings)
+
+
+def _summarise(engine: Engine, arrivals: list[tuple[float, Event]], turn_ends: list[TurnEnd], true_end: float, full: bool, result: SideResult, settings: dict[str, float]) -> SideResult:
+    """Turn the events of one side into its result (only what followed the last barge-in counts)."""
+    last_interrupt = max((i for i, (_, e) in enumerate(arrivals) if isinstance(e, Interrupt)), default=-1)
+    kept = arrivals[last_interrupt + 1 :]
+    chunks = [(t, e) for t, e in kept if isinstance(e, AudioOut) and len(e.pcm)]
+    rate = chunks[0][1].sample_rate if chunks else engine.entry.sample_rates.output
+    pieces = [e.pcm if e.sample_rate == rate else resample(e.pcm, e.sample_rate, rate) for _, e in chunks]
+    audio = np.concatenate(pieces).astype(np.float32, copy=False) if pieces else np.zeros(0, np.float32)
+    agent = [e.text for _, e in kept if isinstance(e, TextOut) and e.role == "agent" and e.final]
+    users = [e.text for _, e in arrivals if isinstance(e, TextOut) and e.role == "user" and e.final]
+    errors = [e.message for _, e in arrivals if isinstance(e, ErrorEvent)]
+    result.audio, result.sample_rate = audio, rate
+    result.reply_text, result.user_text = " ".join(agent).strip(), users[-1] if users else ""
+    answered = [t for t in turn_ends if t.timeline.marks.get("turn_detected", true_end) >= true_end - PREMATURE_TOLERANCE_S]
+    if full and not answered:
+        timeline = _duplex_timeline(engine.id, chunks, true_end)
+        voiced = "first_audio_out" in timeline.marks
+        timeline.status = "ok" if voiced else "failed"
+        timeline.detail = "" if voiced else f"no reply within {settings['window_s']:g} s"
+        result.audio = _trim_silence(audio, rate)
+    elif answered:
+        timeline = answered[0].timeline
+    else:
+        result.status = "timeout"
+        result.message = errors[-1] if errors else f"{engine.entry.label} gave no reply within {settings['timeout_s']:g} s"
+        return result
+    result.timeline = timeline.to_dict()
+    if timeline.status == "ok":
+        result.status, result.message = "ok", ""
+    else:
+        result.status = "failed"
+        result.message = timeline.detail or (errors[-1] if errors else f"turn {timeline.status}")
+    return result
+
+
+def _duplex_timeline(engine_id: str, chunks: list[tuple[float, AudioOut]], true_end: float) -> Timeline:
+    """A full-duplex engine's turn: from the true end of speech to its first and last voiced output."""
+    timeline = Timeline(engine_id=engine_id)
+    timeline.mark("user_speech_end", true_end)
+    voiced = [(t, e) for t, e in chunks if t >= true_end - PREMATURE_TOLERANCE_S and rms_dbfs(e.pcm) > SILENT_DBFS]
+    if voiced:
+        timeline.mark("first_audio_out", voiced[0][0])
+        timeline.mark("last_audio_out", voiced[-1][0] + voiced[-1][1].duration_s)
+    return timeline
+
+
+def _trim_silence(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Drop the silent output a full-duplex engine makes while the user speaks and after it has answered."""
+    size = max(1, rate // 50)
+    voiced = [start for start in range(0, len(audio), size) if rms_dbfs(audio[start : start + size]) > SILENT_DBFS]
+    return audio[voiced[0] : voiced[-1] + size] if voiced else audio[:0]
+
+
+def compare(
+    engine_a: EngineSource,
+    engine_b: EngineSource,
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    options: SessionOptions | None = None,
+    timeout_s: float = 60.0,
+    tail_s: float = 3.0,
+    window_s: float = 8.0,
+    load_timeout_s: float = 600.0,
+) -> Comparison:
+    """Run ``audio`` (mono float32) through both engines concurrently; returns once both are done or late.
+
+    An engine may be given as a zero-argument callable (e.g. ``functools.partial(registry.get, id)``):
+    it is then loaded inside its side, so a load failure fails only that side. ``timeout_s`` counts from
+    the end of the fed audio (lead silence + turn + ``tail_s`` of silence; ``window_s`` for full-duplex
+    engines, whose output is recorded for that long after the turn).
+    """
+    settings = {"timeout_s": timeout_s, "tail_s": tail_s, "window_s": window_s, "load_timeout_s": load_timeout_s}
+    changed = threading.Condition()
+    pcm = np.ascontiguousarray(audio, dtype=np.float32)
+    sides = [_Side(source, pcm.copy(), sample_rate, options or SessionOptions(), settings, changed) for source in (engine_a, engine_b)]
+    for side in sides:
+        side.start()
+    with changed:
+        while True:
+            running = [s for s in sides if s.is_alive()]
+            now = time.monotonic()
+            if not running or all(now >= s.deadline for s in running):
+                break
+            changed.wait(min(s.deadline for s in running if now < s.deadline) - now)
+    return Comparison(*(_final(side) for side in sides))
+
+
+def _final(side: _Side) -> SideResult:
+    """The side's result, or a timeout if its thread is still busy (it is abandoned, never joined)."""
+    if not side.is_alive():
+        return side.result
+    engine_id = side.result.engine_id
+    log.warning("comparison side %s timed out; abandoning its thread", engine_id)
+    elapsed = round(time.monotonic() - side.started_at, 3)
+    return SideResult(engine_id, "timeout", f"{engine_id} did not finish in time", sample_rate=side.result.sample_rate, elapsed_s=elapsed)

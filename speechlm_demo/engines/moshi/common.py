@@ -1,0 +1,145 @@
+"""Pieces shared by the in-process and the remote Moshi sessions: input framing, word assembly, frame queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from ...audio import StreamResampler, to_mono_float32
+from . import FRAME_SIZE, SAMPLE_RATE
+
+T = TypeVar("T")
+
+
+class InputFramer:
+    """PCM of any sample type, channel layout and rate in; 24 kHz mono float32 frames of 1920 samples out."""
+
+    def __init__(self, input_rate: int) -> None:
+        self.input_rate = input_rate
+        self._resampler = StreamResampler(SAMPLE_RATE)
+        self._pending = np.zeros(0, np.float32)
+
+    def push(self, pcm: object, sample_rate: int | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Returns the converted audio (24 kHz mono) and the complete frames it finished."""
+        audio = self._resampler(to_mono_float32(pcm), sample_rate or self.input_rate)
+        self._pending = np.concatenate([self._pending, audio])
+        count = len(self._pending) // FRAME_SIZE
+        frames = [self._pending[i * FRAME_SIZE : (i + 1) * FRAME_SIZE] for i in range(count)]
+        self._pending = self._pending[count * FRAME_SIZE :]
+        return audio, frames
+
+    def flush(self) -> np.ndarray | None:
+        """The partial frame left over, padded with silence (None if there is none)."""
+        if not len(self._pending):
+            return None
+        frame = np.zeros(FRAME_SIZE, np.float32)
+        frame[: len(self._pending)] = self._pending
+        self._pending = np.zeros(0, np.float32)
+        return frame
+
+
+class WordAssembler:
+    """Moshi's text arrives as SentencePiece pieces (" hel", "lo"); the transcript wants whole words.
+
+    A piece starting with a space starts a new word; a word also ends after ``idle_frames`` frames
+    without text (Moshi stopped talking).
+    """
+
+    def __init__(self, idle_frames: int = 6) -> None:
+        self.idle_frames = idle_frames
+        self._word = ""
+        self._idle = 0
+
+    def piece(self, text: str) -> str | None:
+        """Add a piece; returns the word it completed, if any."""
+        self._idle = 0
+        done = None
+        if text.startswith(" ") and self._word.strip():
+            done = self.flush()
+        self._word += text
+        return done
+
+    def idle(self) -> str | None:
+        """A frame passed without text; returns the pending word once Moshi has been quiet long enough."""
+        self._idle += 1
+        return self.flush() if self._idle >= self.idle_frames else None
+
+    def flush(self) -> str | None:
+        """The pending word, if any."""
+        word, self._word = self._word.strip(), ""
+        return word or None
+
+
+class FrameQueue(Generic[T]):
+    """A bounded FIFO that drops its oldest item when full (a live stream must not build a backlog).
+
+    ``join`` waits until every item put was either taken and marked done or dropped.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = max(1, maxsize)
+        self.dropped = 0
+        self._items: deque[T] = deque()
+        self._unfinished = 0
+        self._cond = threading.Condition()
+
+    def put(self, item: T) -> bool:
+        """Append; returns True if the oldest item had to be dropped."""
+        with self._cond:
+            dropped = len(self._items) >= self.maxsize
+            if dropped:
+                self._items.popleft()
+                self.dropped += 1
+                self._unfinished -= 1
+            self._items.append(item)
+            self._unfinished += 1
+            self._cond.notify_all()
+            return dropped
+
+    def get(self, timeout: float) -> T | None:
+        """The oldest item, or None after ``timeout`` seconds."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items, timeout):
+                return None
+            return self._items.popleft()
+
+    def task_done(self) -> None:
+        """An item taken with :meth:`get` is finished."""
+        with self._cond:
+            self._unfinished -= 1
+            self._cond.notify_all()
+
+    def clear(self) -> None:
+        """Forget queued items (they count as done, not dropped)."""
+        with self._cond:
+            self._unfinished -= len(self._items)
+            self._items.clear()
+            self._cond.notify_all()
+
+    def join(self, timeout: float) -> bool:
+        """Wait until all work is finished; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._unfinished <= 0, timeout)
+
+
+class DropReporter:
+    """Rate-limited messages for frames dropped because the session fell behind real time."""
+
+    def __init__(self, what: str, every_s: float = 5.0) -> None:
+        self.what = what
+        self.every_s = every_s
+        self.count = 0
+        self._last = -float("inf")
+
+    def dropped(self, count: int = 1) -> str | None:
+        """Count dropped frames; returns a message for the user at most every ``every_s`` seconds."""
+        self.count += count
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            return None
+        self._last = now
+        return f"{self.what} is falling behind real time: dropped {self.count} audio frame(s) of 80 ms so far."

@@ -1,0 +1,280 @@
+"""A client of Kyutai's moshi-server (Rust ``moshi-server`` or Python ``moshi.server``) websocket protocol.
+
+``GET /api/chat`` upgraded to a websocket; binary messages whose first byte is the kind: 0x00 handshake
+(server first), 0x01 Ogg/Opus audio (24 kHz mono, both ways, via ``sphn``), 0x02 text piece, 0x03 control,
+0x04 metadata (JSON), 0x05 error, 0x06 ping. Each session runs in the engine's asyncio thread (aiohttp).
+A dropped connection is reported and retried with back-off; a server that falls behind real time gets input
+frames dropped (and reported) instead of a growing backlog; malformed messages are reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import numpy as np
+import sphn
+
+from ...turns import TurnSettings
+from ..base import AudioOut, Emit, Engine, EngineError, EngineSession, ErrorEvent, Progress, SessionOptions, TextOut
+from . import FRAME_S, SAMPLE_RATE
+from .common import DropReporter, FrameQueue, InputFramer, WordAssembler
+from .turn_marks import DuplexTurnTracker
+
+log = logging.getLogger(__name__)
+
+URL_ENV = "MOSHI_SERVER_URL"
+KIND_HANDSHAKE, KIND_AUDIO, KIND_TEXT, KIND_CONTROL, KIND_METADATA, KIND_ERROR, KIND_PING = range(7)
+
+
+class ProtocolError(RuntimeError):
+    """The peer does not speak the moshi-server protocol (retrying will not help)."""
+
+
+def chat_url(url: str) -> str:
+    """``http(s)://host:port[/path]`` or ``ws(s)://...`` to the websocket URL (default path /api/chat)."""
+    parts = urlsplit(url.strip())
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    if scheme is None or not parts.hostname:
+        raise EngineError(f"{url!r} is not a moshi-server URL (expected ws://host:8998/api/chat)")
+    return urlunsplit((scheme, parts.netloc, parts.path if parts.path not in ("", "/") else "/api/chat", parts.query, ""))
+
+
+class MoshiRemoteEngine(Engine):
+    """Talks to a moshi-server; the URL comes from ``$MOSHI_SERVER_URL`` or the catalogue's ``defaults.url``."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def _load(self, progress: Progress) -> None:
+        raw = os.environ.get(URL_ENV) or self.setting("url")
+        if not raw:
+            raise EngineError(f"set {URL_ENV} to your moshi-server, e.g. ws://gpu-box:8998/api/chat")
+        self.url = chat_url(raw)
+        parts = urlsplit(self.url)
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        progress(0.3, f"checking {self.url}")
+        try:
+            socket.create_connection((parts.hostname, port), timeout=float(self.setting("connect_timeout_s", 5.0))).close()
+        except OSError as exc:
+            raise EngineError(f"cannot reach the Moshi server at {self.url}: {exc}") from exc
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=f"moshi-remote-{self.id}", daemon=True)
+        self._thread.start()
+
+    def open_session(self, options: SessionOptions, emit: Emit) -> MoshiRemoteSession:
+        """A conversation over one websocket (reconnected if it drops)."""
+        if not self.loaded:
+            raise EngineError("the Moshi client is not loaded")
+        return MoshiRemoteSession(self, options, emit)
+
+    def close(self) -> None:
+        """Cancel every session's connection and stop the network thread."""
+        if not self.loaded:
+            return
+
+        async def shutdown() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+        self.loaded = False
+
+
+class MoshiRemoteSession(EngineSession):
+    """One conversation with a moshi-server."""
+
+    engine: MoshiRemoteEngine
+    _reader: sphn.OpusStreamReader  # one per connection
+
+    def __init__(self, engine: MoshiRemoteEngine, options: SessionOptions, emit: Emit) -> None:
+        super().__init__(engine, options, emit)
+
+        def setting(name: str, default: float) -> Any:
+            return options.extra.get(name, engine.setting(name, default))
+
+        self.handshake_timeout_s = float(setting("handshake_timeout_s", 10.0))
+        self.reconnect_attempts = int(setting("reconnect_attempts", 3))
+        self.reconnect_backoff_s = float(setting("reconnect_backoff_s", 0.5))
+        self.max_lag_s = float(setting("max_lag_s", 1.0))
+        self.framer = InputFramer(self.input_sample_rate)
+        self.frames: FrameQueue[np.ndarray] = FrameQueue(int(setting("max_backlog_frames", 3)))
+        self.drops = DropReporter("The Moshi server")
+        self.words = WordAssembler()
+        self.tracker = DuplexTurnTracker(
+            engine.id, TurnSettings.from_defaults(engine.entry.defaults), emit,
+            agent_threshold_dbfs=float(engine.setting("agent_threshold_dbfs", -50.0)),
+            agent_silence_ms=float(engine.setting("agent_silence_ms", 800.0)),
+        )
+        self.connections = 0
+        self.garbage = 0
+        self.sent_s = self.received_s = 0.0
+        self.connected = threading.Event()
+        self._closing = False
+        self._task = asyncio.run_coroutine_threadsafe(self._run(), engine.loop)
+
+    def push_audio(self, pcm: np.ndarray, sample_rate: int | None = None) -> None:
+        """Any channel layout and sample type; ``sample_rate`` defaults to the catalogue's input rate."""
+        if self._task.done():
+            return
+        audio, frames = self.framer.push(pcm, sample_rate)
+        self.tracker.user_audio(audio)
+        if not self.connected.is_set():
+            return  # nobody listens while (re)connecting
+        for frame in frames:
+            if self.frames.put(frame):
+                self._dropped()
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """End of input: send what is left, wait for the reply audio to catch up, close the turns."""
+        last = self.framer.flush()
+        if last is not None and not self._task.done():
+            self.frames.put(last)
+        self.frames.join(timeout)
+        deadline = time.monotonic() + timeout
+        while not self._task.done() and self.received_s < self.sent_s - 3 * FRAME_S and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._say(self.words.flush())
+        self.tracker.finish()
+
+    def close(self) -> None:
+        """Close the websocket; nothing more is sent or emitted."""
+        self._closing = True
+        self.frames.clear()
+        self._task.cancel()
+
+    def _dropped(self) -> None:
+        self.tracker.dropped()
+        message = self.drops.dropped()
+        if message:
+            log.warning(message)
+            self.emit(ErrorEvent(message))
+
+    async def _run(self) -> None:
+        failures = 0
+        try:
+            async with aiohttp.ClientSession() as http:
+                while not self._closing:
+                    try:
+                        await self._converse(http)
+                        reason = "The Moshi server closed the connection"
+                    except ProtocolError as exc:
+                        self._fail(f"{self.engine.url} does not speak the Moshi protocol: {exc}")
+                        return
+                    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                        reason = f"Lost the Moshi server at {self.engine.url} ({type(exc).__name__}: {exc})"
+                    self.connected.clear()
+                    self.frames.clear()
+                    if self._closing:
+                        return
+                    failures = 0 if self.received_s > 0 else failures + 1
+                    if failures > self.reconnect_attempts:
+                        self._fail(f"{reason}; gave up after {self.reconnect_attempts} attempts.")
+                        return
+                    self.emit(ErrorEvent(f"{reason}; reconnecting..."))
+                    await asyncio.sleep(self.reconnect_backoff_s * 2 ** max(0, failures - 1))
+        finally:
+            self.connected.clear()
+
+    async def _converse(self, http: aiohttp.ClientSession) -> None:
+        self.sent_s = self.received_s = 0.0
+        ws = await asyncio.wait_for(http.ws_connect(self.engine.url, max_msg_size=0), self.handshake_timeout_s)
+        try:
+            first = await asyncio.wait_for(ws.receive(), self.handshake_timeout_s)
+            if first.type != aiohttp.WSMsgType.BINARY or first.data[:1] != bytes([KIND_HANDSHAKE]):
+                raise ProtocolError(f"expected the 0x00 handshake first, got {_describe(first)}")
+            self.connections += 1
+            self.frames.clear()
+            self.connected.set()
+            log.info("connected to %s (connection %d)", self.engine.url, self.connections)
+            self._reader = sphn.OpusStreamReader(SAMPLE_RATE)
+            sender = asyncio.create_task(self._send(ws, sphn.OpusStreamWriter(SAMPLE_RATE)))
+            try:
+                await self._receive(ws)
+            finally:
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
+        finally:
+            await ws.close()
+
+    async def _send(self, ws: aiohttp.ClientWebSocketResponse, writer: sphn.OpusStreamWriter) -> None:
+        while not ws.closed:
+            frame = self.frames.get(timeout=0)
+            if frame is None:
+                await asyncio.sleep(0.01)
+                continue
+            try:
+                if self.sent_s - self.received_s > self.max_lag_s:
+                    self._dropped()
+                    continue
+                packet = writer.append_pcm(frame)
+                self.sent_s += FRAME_S
+                if packet:
+                    await ws.send_bytes(bytes([KIND_AUDIO]) + packet)
+            finally:
+                self.frames.task_done()
+
+    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.BINARY and message.data:
+                self._on_binary(message.data)
+            elif message.type == aiohttp.WSMsgType.ERROR:
+                raise aiohttp.ClientError(str(ws.exception()))
+            else:
+                self._garbage(_describe(message))
+
+    def _on_binary(self, data: bytes) -> None:
+        kind, payload = data[0], data[1:]
+        if kind == KIND_AUDIO:
+            try:
+                pcm = np.asarray(self._reader.append_bytes(payload), dtype=np.float32).reshape(-1)
+            except Exception as exc:  # noqa: BLE001 - sphn raises several types for bad Ogg pages
+                self._reader = sphn.OpusStreamReader(SAMPLE_RATE)  # a bad page poisons the reader; a fresh one resyncs
+                self._garbage(f"undecodable audio ({exc})")
+                return
+            if len(pcm):
+                self.received_s += len(pcm) / SAMPLE_RATE
+                self.tracker.agent_audio(pcm)
+                self.emit(AudioOut(pcm, SAMPLE_RATE))
+                self._say(self.words.idle())
+        elif kind == KIND_TEXT:
+            self._say(self.words.piece(payload.decode("utf-8", errors="replace")))
+        elif kind == KIND_ERROR:
+            self.emit(ErrorEvent(f"Moshi server error: {payload.decode('utf-8', errors='replace')}"))
+        elif kind == KIND_METADATA:
+            log.info("moshi-server metadata: %s", payload[:500].decode("utf-8", errors="replace"))
+        elif kind not in (KIND_HANDSHAKE, KIND_CONTROL, KIND_PING):
+            self._garbage(f"unknown message kind 0x{kind:02x}")
+
+    def _say(self, word: str | None) -> None:
+        if word:
+            self.tracker.agent_text(word)
+            self.emit(TextOut(word, role="agent"))
+
+    def _garbage(self, what: str) -> None:
+        self.garbage += 1
+        log.warning("ignored %s from the Moshi server", what)
+        if self.garbage in (1, 10, 100) or self.garbage % 1000 == 0:
+            self.emit(ErrorEvent(f"Ignored {self.garbage} malformed message(s) from the Moshi server (last: {what})."))
+
+    def _fail(self, message: str) -> None:
+        log.error(message)
+        self.emit(ErrorEvent(message, fatal=True))
+        self.tracker.finish()
+
+
+def _describe(message: aiohttp.WSMessage) -> str:
+    if message.type == aiohttp.WSMsgType.BINARY:
+        return f"binary {bytes(message.data[:8])!r}" if message.data else "an empty message"
+    return f"a {message.type.name} message"

@@ -1,0 +1,180 @@
+"""Per-user-turn timelines for a full-duplex stream, where nothing waits for the user's turn to end.
+
+Our turn detector runs on the user's audio as it arrives, only to *measure*: it finds each user turn and
+its true end of speech (``user_speech_end``; ``turn_detected`` is when the detector decided).
+``first_audio_out`` is the first non-silent agent audio that starts playing after that end, found in a short
+history of agent chunks because Moshi may answer before our detector has decided. A turn's timeline is
+emitted as :class:`TurnEnd` when the agent has been silent for ``agent_silence_ms`` after replying, when the
+user starts the next turn, on ``reply_timeout_s`` without a reply, or at :meth:`DuplexTurnTracker.finish`.
+Each timeline's ``extra`` carries the per-frame step times, the real-time factor and dropped frames since the
+previous one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...audio import rms_dbfs
+from ...timeline import Timeline
+from ...turns import SpeechStarted, TurnDetector, TurnEnded, TurnSettings
+from ...vad import EnergyVAD, VoiceActivityModel
+from ..base import Emit, TurnEnd
+from . import FRAME_S, SAMPLE_RATE
+
+AGENT_HISTORY_S = 10.0
+
+
+@dataclass
+class _OpenTurn:
+    timeline: Timeline
+    last_voiced: float | None = None
+    words: list[str] = field(default_factory=list)
+
+
+class DuplexTurnTracker:
+    """Thread-safe: user audio comes from the caller's thread, agent audio from a worker or network thread."""
+
+    def __init__(
+        self,
+        engine_id: str,
+        settings: TurnSettings,
+        emit: Emit,
+        *,
+        vad: VoiceActivityModel | None = None,
+        agent_threshold_dbfs: float = -50.0,
+        agent_silence_ms: float = 800.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine_id = engine_id
+        self.settings = settings
+        self.emit = emit
+        self.clock = clock
+        self.agent_threshold_dbfs = agent_threshold_dbfs
+        self.agent_silence_s = agent_silence_ms / 1000.0
+        self.detector = TurnDetector(vad or EnergyVAD(sample_rate=SAMPLE_RATE, window=SAMPLE_RATE // 32), settings)
+        self.turns = 0
+        self._open: list[_OpenTurn] = []
+        self._agent: deque[tuple[float, float]] = deque()  # (start, end) of voiced agent chunks as played
+        self._playback_end = 0.0
+        self._steps: list[float] = []
+        self._dropped = 0
+        self._lock = threading.Lock()
+
+    def user_audio(self, pcm: np.ndarray) -> None:
+        """The user's audio (24 kHz mono) as it arrives."""
+        now = self.clock()
+        with self._lock:
+            done: list[_OpenTurn] = []
+            for decision in self.detector.push(pcm):
+                if isinstance(decision, SpeechStarted):
+                    done += self._close_all()
+                elif isinstance(decision, TurnEnded):
+                    self._open_turn(decision, now)
+            done += self._sweep(now)
+        self._emit(done)
+
+    def agent_audio(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+        """Agent audio as it is handed to playback (the chunk plays after what is already queued)."""
+        now = self.clock()
+        with self._lock:
+            start = max(now, self._playback_end)
+            self._playback_end = start + len(pcm) / sample_rate
+            if len(pcm) and rms_dbfs(pcm) > self.agent_threshold_dbfs:
+                self._agent.append((start, self._playback_end))
+                for turn in self._open:
+                    if turn.timeline.marks["user_speech_end"] <= start:
+                        turn.timeline.mark("first_audio_out", start)
+                        turn.timeline.mark("last_audio_out", self._playback_end)
+                        turn.last_voiced = self._playback_end
+            while self._agent and self._agent[0][1] < now - AGENT_HISTORY_S:
+                self._agent.popleft()
+            done = self._sweep(now)
+        self._emit(done)
+
+    def agent_text(self, word: str) -> None:
+        """A word the agent said; kept as ``reply_text`` of the turns awaiting their end."""
+        with self._lock:
+            for turn in self._open:
+                turn.words.append(word)
+
+    def step(self, seconds: float) -> None:
+        """Processing time of one 80 ms frame."""
+        with self._lock:
+            self._steps.append(seconds)
+
+    def dropped(self, count: int = 1) -> None:
+        """Frames dropped because the session fell behind."""
+        with self._lock:
+            self._dropped += count
+
+    def finish(self) -> None:
+        """End of input: close the user's turn in progress and emit every open timeline."""
+        now = self.clock()
+        with self._lock:
+            ended = self.detector.finish()
+            if ended is not None:
+                self._open_turn(ended, now)
+            done = self._close_all()
+        self._emit(done)
+
+    def _time_of(self, sample: int, now: float) -> float:
+        return now - (self.detector.samples_seen - sample) / self.detector.rate
+
+    def _open_turn(self, ended: TurnEnded, now: float) -> None:
+        self.turns += 1
+        timeline = Timeline(turn_id=self.turns, engine_id=self.engine_id, clock=self.clock)
+        timeline.mark("user_speech_start", self._time_of(ended.start, now))
+        end = timeline.mark("user_speech_end", self._time_of(ended.end, now))
+        timeline.mark("turn_detected", now)
+        turn = _OpenTurn(timeline)
+        voiced = [(start, stop) for start, stop in self._agent if start >= end]
+        if voiced:
+            timeline.mark("first_audio_out", voiced[0][0])
+            timeline.mark("last_audio_out", voiced[-1][1])
+            turn.last_voiced = voiced[-1][1]
+        self._open.append(turn)
+
+    def _sweep(self, now: float) -> list[_OpenTurn]:
+        done = [
+            turn for turn in self._open
+            if (turn.last_voiced is not None and now - turn.last_voiced >= self.agent_silence_s)
+            or (turn.last_voiced is None and now - turn.timeline.marks["turn_detected"] >= self.settings.reply_timeout_s)
+        ]
+        self._open = [turn for turn in self._open if turn not in done]
+        return self._finalise(done)
+
+    def _close_all(self) -> list[_OpenTurn]:
+        done, self._open = self._open, []
+        return self._finalise(done)
+
+    def _finalise(self, done: list[_OpenTurn]) -> list[_OpenTurn]:
+        if not done:
+            return done
+        steps, self._steps = np.asarray(self._steps) * 1000.0, []
+        dropped, self._dropped = self._dropped, 0
+        for turn in done:
+            timeline = turn.timeline
+            if "first_audio_out" not in timeline.marks:
+                timeline.status, timeline.detail = "no_reply", "the agent did not speak after this turn"
+            if turn.words:
+                timeline.extra["reply_text"] = " ".join(turn.words)
+            timeline.extra["dropped_frames"] = dropped
+            if len(steps):
+                timeline.extra.update(
+                    frames=len(steps),
+                    step_ms_mean=round(float(steps.mean()), 2),
+                    step_ms_p95=round(float(np.percentile(steps, 95)), 2),
+                    step_ms_max=round(float(steps.max()), 2),
+                    rtf=round(float(steps.mean()) / (FRAME_S * 1000.0), 3),
+                )
+        return done
+
+    def _emit(self, done: list[_OpenTurn]) -> None:
+        for turn in done:
+            self.emit(TurnEnd(turn.timeline))

@@ -1,0 +1,74 @@
+"""Leaderboard tab: Bradley-Terry ratings with bootstrap intervals, win rates and latencies from the votes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from ..plots import close
+from ..votes.ratings import COLUMNS, leaderboard
+from ..votes.store import StoreError, VoteStore
+
+BOOTSTRAP_ROUNDS = 1000
+MIN_VOTES = 30
+
+
+def win_rate_heatmap(win_rates: pd.DataFrame) -> Any:
+    """Row-beats-column win rates as a heatmap (None without votes)."""
+    if win_rates.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(1.6 + 0.9 * len(win_rates), 1.2 + 0.7 * len(win_rates)), dpi=100)
+    image = ax.imshow(win_rates.to_numpy(dtype=float), vmin=0, vmax=1, cmap="RdYlGn")
+    ax.set_xticks(range(len(win_rates.columns)), win_rates.columns, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(win_rates.index)), win_rates.index, fontsize=8)
+    for (row, col), value in pd.DataFrame(win_rates.to_numpy(dtype=float)).stack().items():
+        ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8)
+    fig.colorbar(image, ax=ax, label="win rate of row vs column")
+    fig.tight_layout()
+    return fig
+
+
+def leaderboard_views(store: VoteStore, tag: str = "") -> tuple[pd.DataFrame, Any, pd.DataFrame, str]:
+    """Ratings table, heatmap, latency table and a summary line (optionally one listening session only)."""
+    try:
+        frame = store.frame(COLUMNS + ["tag"])
+    except StoreError as exc:
+        return pd.DataFrame(), None, pd.DataFrame(), f"⚠️ The vote store is unavailable: {exc}"
+    if tag.strip():
+        frame = frame[frame["tag"] == tag.strip()]
+    board = leaderboard(frame.drop(columns=["tag"]), rounds=BOOTSTRAP_ROUNDS, min_votes=MIN_VOTES)
+    if board.table.empty:
+        return board.table, None, board.latency, "No votes yet" + (f" for session '{tag.strip()}'." if tag.strip() else ".")
+    summary = (
+        f"{board.votes} votes; 95 % intervals from {board.rounds} bootstrap rounds; sorted by the interval's lower "
+        f"bound; engines with fewer than {board.min_votes} votes are marked preliminary."
+    )
+    return board.table, win_rate_heatmap(board.win_rates), board.latency.reset_index(), summary
+
+
+def build_leaderboard_tab(demo: gr.Blocks, store: VoteStore | None) -> None:
+    """Render the tab (call inside a ``gr.Tab`` of ``demo``); it fills itself when the page loads."""
+    if store is None:
+        gr.Markdown("⚠️ The vote store could not be opened; see the server log. Talking works without it.")
+        return
+    with gr.Row():
+        tag = gr.Textbox(label="Listening session (empty: all votes)", scale=3)
+        refresh = gr.Button("Refresh", scale=1)
+    summary = gr.Markdown()
+    table = gr.Dataframe(label="Ratings (Bradley-Terry, Elo scale)", interactive=False, elem_id="leaderboard-table")
+    with gr.Row():
+        heatmap = gr.Plot(label="Win rates")
+        latency = gr.Dataframe(label="Voice-to-voice latency of voted replies (ms)", interactive=False)
+
+    def update(tag_value: str) -> tuple:
+        ratings, figure, latencies, text = leaderboard_views(store, tag_value)
+        if figure is not None:
+            close(figure)
+        return ratings, figure, latencies, text
+
+    refresh.click(update, inputs=[tag], outputs=[table, heatmap, latency, summary])
+    tag.submit(update, inputs=[tag], outputs=[table, heatmap, latency, summary])
+    demo.load(update, inputs=[tag], outputs=[table, heatmap, latency, summary])

@@ -1,0 +1,72 @@
+"""The vote subcommands of ``python -m speechlm_demo``: ``votes export``, ``leaderboard``, ``bench-votes``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+COMMANDS = ("votes", "leaderboard", "bench-votes")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the subcommands to the CLI's subparsers."""
+    votes = sub.add_parser("votes", help="the blind-vote store")
+    votes_sub = votes.add_subparsers(dest="votes_command", required=True)
+    export = votes_sub.add_parser("export", help="write every vote to CSV and/or Parquet")
+    export.add_argument("--csv", help="CSV file to write")
+    export.add_argument("--parquet", help="Parquet file to write")
+    export.add_argument("--db", help="SQLAlchemy URL (default $SPEECHLM_DB_URL or SQLite in $SPEECHLM_DATA_DIR)")
+    board = sub.add_parser("leaderboard", help="Bradley-Terry ratings with bootstrap 95 %% intervals from the votes")
+    board.add_argument("--json", action="store_true", help="machine-readable output")
+    board.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds")
+    board.add_argument("--min-votes", type=int, default=30, help="below this an engine is 'preliminary'")
+    board.add_argument("--db", help="SQLAlchemy URL")
+    bench = sub.add_parser("bench-votes", help="measure ratings time and concurrent vote-write latency")
+    bench.add_argument("--votes", type=int, default=100_000)
+    bench.add_argument("--rounds", type=int, default=1000)
+    bench.add_argument("--engines", type=int, default=10)
+    bench.add_argument("--voters", type=int, default=50)
+    bench.add_argument("--votes-per-voter", type=int, default=20)
+    bench.add_argument("--think", type=float, default=0.25, help="mean seconds a voter waits between votes")
+    bench.add_argument("--json", help="write the report here")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one of :data:`COMMANDS`; returns the exit status."""
+    if args.command == "bench-votes":
+        from pathlib import Path
+
+        from .bench_votes import bench_ratings, bench_writes, format_report
+
+        report = {
+            "ratings": bench_ratings(args.votes, args.engines, args.rounds),
+            "writes": bench_writes(args.voters, args.votes_per_voter, args.think),
+            "saturation": bench_writes(args.voters, args.votes_per_voter, 0.0),
+        }
+        sys.stdout.write(format_report(report) + "\n")
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2))
+        return 0 if report["ratings"]["ok"] and report["writes"]["ok"] else 1
+    from .store import StoreError, VoteStore
+
+    try:
+        store = VoteStore(args.db)
+    except StoreError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    try:
+        if args.command == "votes":
+            if not (args.csv or args.parquet):
+                sys.stderr.write("error: give --csv and/or --parquet\n")
+                return 2
+            rows = store.export(csv=args.csv, parquet=args.parquet)
+            sys.stdout.write(f"exported {rows} votes from {store.describe()}\n")
+            return 0
+        from .ratings import COLUMNS, leaderboard
+
+        board = leaderboard(store.frame(COLUMNS), rounds=args.rounds, min_votes=args.min_votes)
+        sys.stdout.write(json.dumps(board.to_dict(), indent=2) + "\n" if args.json else board.format() + "\n")
+        return 0
+    finally:
+        store.close()

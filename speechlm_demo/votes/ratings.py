@@ -1,0 +1,192 @@
+"""Leaderboard from blind votes: Bradley-Terry ratings with bootstrap 95 % intervals, win rates, latencies.
+
+Each vote is a game between its two engines: "a"/"b" is a win, "tie" and "both_bad" count half to each.
+The Bradley-Terry log-strengths are fitted by Newton's method with a weak Gaussian prior (so an engine
+that never won stays finite and a disconnected comparison graph is still identified), and reported on
+the Elo scale: ``1000 + 400 * log10(strength / geometric mean strength)``.
+
+The bootstrap resamples the votes with replacement. Votes that agree in (pair, result) are
+interchangeable, so a resample is a multinomial draw over those few cells: all rounds are drawn at once
+and fitted together as one batch of Newton iterations (this is exact, not an approximation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SCALE = 400.0 / math.log(10.0)
+BASE = 1000.0
+PRIOR = 1e-3  # precision of the Gaussian prior on log-strengths
+LATENCY_COLUMN = "voice_to_voice_ms"
+COLUMNS = ["engine_a", "engine_b", "outcome", "status_a", "status_b", "latency_a_ms", "latency_b_ms"]  # what it reads
+
+
+def win_matrix(frame: pd.DataFrame, engines: list[str]) -> np.ndarray:
+    """``W[i, j]``: wins of engine i over engine j (ties and both-bad count half)."""
+    k = len(engines)
+    return (_cell_counts(frame, engines) @ _cell_weights(k)).reshape(k, k)
+
+
+def _cell_counts(frame: pd.DataFrame, engines: list[str]) -> np.ndarray:
+    """Votes per cell; a cell is (ordered pair i < j, result: i wins | j wins | half each)."""
+    k = len(engines)
+    index = {name: n for n, name in enumerate(engines)}
+    a = frame["engine_a"].map(index).to_numpy(dtype=np.int64)
+    b = frame["engine_b"].map(index).to_numpy(dtype=np.int64)
+    outcome = frame["outcome"].to_numpy()
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    winner = np.where(outcome == "a", a, np.where(outcome == "b", b, -1))
+    result = np.where(winner == -1, 2, np.where(winner == lo, 0, 1))
+    cells = (lo * k + hi) * 3 + result
+    return np.bincount(cells, minlength=k * k * 3).astype(np.float64)
+
+
+def _cell_weights(k: int) -> np.ndarray:
+    """Matrix mapping cell counts (k*k*3) to the flattened win matrix (k*k)."""
+    weights = np.zeros((k * k * 3, k * k))
+    for i in range(k):
+        for j in range(i + 1, k):
+            cell = (i * k + j) * 3
+            weights[cell, i * k + j] = 1.0
+            weights[cell + 1, j * k + i] = 1.0
+            weights[cell + 2, i * k + j] = weights[cell + 2, j * k + i] = 0.5
+    return weights
+
+
+def fit(wins: np.ndarray, *, prior: float = PRIOR, tol: float = 1e-9, max_iter: int = 100) -> np.ndarray:
+    """Bradley-Terry log-strengths (mean zero) for one win matrix ``(k, k)`` or a batch ``(..., k, k)``."""
+    wins = np.asarray(wins, dtype=np.float64)
+    k = wins.shape[-1]
+    games = wins + np.swapaxes(wins, -1, -2)
+    won = wins.sum(-1)
+    theta = np.zeros(wins.shape[:-1])
+    eye = np.eye(k)
+    for _ in range(max_iter):
+        p = 1.0 / (1.0 + np.exp(theta[..., None, :] - theta[..., :, None]))  # P(i beats j)
+        grad = won - (games * p).sum(-1) - prior * theta
+        info = games * p * (1.0 - p)
+        hessian = info - eye * (info.sum(-1)[..., None] + prior)  # negative definite
+        step = np.linalg.solve(hessian, grad[..., None])[..., 0]
+        size = np.abs(step).max(-1, keepdims=True)
+        theta = theta - step * np.minimum(1.0, 2.0 / np.maximum(size, 1e-300))  # damped Newton
+        if float(size.max()) < tol:
+            break
+    return theta - theta.mean(-1, keepdims=True)
+
+
+def to_elo(theta: np.ndarray) -> np.ndarray:
+    """Log-strengths to the Elo-like display scale."""
+    return BASE + SCALE * theta
+
+
+def bootstrap(frame: pd.DataFrame, engines: list[str], rounds: int, *, seed: int | None = 0, prior: float = PRIOR) -> np.ndarray:
+    """Elo ratings of ``rounds`` resamples of the votes, shape ``(rounds, k)``."""
+    counts = _cell_counts(frame, engines)
+    total = int(counts.sum())
+    rng = np.random.default_rng(seed)
+    samples = rng.multinomial(total, counts / total, size=rounds).astype(np.float64)
+    k = len(engines)
+    wins = (samples @ _cell_weights(k)).reshape(rounds, k, k)
+    return to_elo(fit(wins, prior=prior))
+
+
+def latency_stats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per engine: replies, failures, and voice-to-voice p50 / p90 / mean (ms) of the answered ones."""
+    sides = [
+        frame[[f"engine_{s}", f"status_{s}", f"latency_{s}_ms"]].set_axis(["engine", "status", LATENCY_COLUMN], axis=1)
+        for s in ("a", "b")
+    ]
+    replies = pd.concat(sides, ignore_index=True)
+    replies[LATENCY_COLUMN] = replies[LATENCY_COLUMN].where(replies["status"] == "ok")
+    grouped = replies.groupby("engine")
+    stats = pd.DataFrame(
+        {
+            "replies": grouped.size(),
+            "failed": grouped["status"].agg(lambda s: int((s != "ok").sum())),
+            "p50_ms": grouped[LATENCY_COLUMN].median(),
+            "p90_ms": grouped[LATENCY_COLUMN].quantile(0.9),
+            "mean_ms": grouped[LATENCY_COLUMN].mean(),
+        }
+    )
+    return stats.round(1)
+
+
+@dataclass
+class Leaderboard:
+    """Ratings table (best first), win-rate matrix and latency table."""
+
+    table: pd.DataFrame
+    win_rates: pd.DataFrame
+    latency: pd.DataFrame
+    votes: int
+    rounds: int
+    min_votes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (missing values as null)."""
+
+        def clean(frame: pd.DataFrame) -> Any:
+            return frame.astype(object).where(frame.notna(), None)
+
+        return {
+            "votes": self.votes,
+            "bootstrap_rounds": self.rounds,
+            "min_votes": self.min_votes,
+            "engines": clean(self.table).to_dict(orient="records"),
+            "win_rates": clean(self.win_rates).to_dict(orient="index"),
+            "latency": clean(self.latency.reset_index()).to_dict(orient="records"),
+        }
+
+    def format(self) -> str:
+        """Plain-text tables."""
+        if self.table.empty:
+            return "no votes yet"
+        return "\n\n".join(
+            [
+                (
+                    f"{self.votes} votes, 95 % intervals from {self.rounds} bootstrap rounds; "
+                    f"'preliminary' = fewer than {self.min_votes} votes"
+                ),
+                self.table.to_string(index=False),
+                "Win rate of row against column (ties count half):\n" + self.win_rates.to_string(float_format="{:.2f}".format),
+                "Voice-to-voice latency of the voted replies:\n" + self.latency.to_string(),
+            ]
+        )
+
+
+def leaderboard(frame: pd.DataFrame, *, rounds: int = 1000, min_votes: int = 30, seed: int | None = 0, prior: float = PRIOR) -> Leaderboard:
+    """The leaderboard of a vote frame (the :data:`COLUMNS` of the store's votes)."""
+    columns = ["rank", "engine", "rating", "ci_low", "ci_high", "votes", "wins", "ties", "losses", "preliminary"]
+    if frame.empty:
+        empty = pd.DataFrame(columns=columns)
+        return Leaderboard(empty, pd.DataFrame(), pd.DataFrame(), 0, rounds, min_votes)
+    engines = sorted(set(frame["engine_a"]) | set(frame["engine_b"]))
+    wins = win_matrix(frame, engines)
+    games = wins + wins.T
+    rating = to_elo(fit(wins, prior=prior))
+    low, high = np.percentile(bootstrap(frame, engines, rounds, seed=seed, prior=prior), [2.5, 97.5], axis=0)
+    outcome = frame["outcome"]
+    tie = outcome.isin(["tie", "both_bad"])
+    votes = pd.concat([frame["engine_a"], frame["engine_b"]]).value_counts()
+    won = pd.concat([frame.loc[outcome == "a", "engine_a"], frame.loc[outcome == "b", "engine_b"]]).value_counts()
+    tied = pd.concat([frame.loc[tie, "engine_a"], frame.loc[tie, "engine_b"]]).value_counts()
+    table = pd.DataFrame({"engine": engines, "rating": rating, "ci_low": low, "ci_high": high})
+    table["votes"] = table["engine"].map(votes).fillna(0).astype(int)
+    table["wins"] = table["engine"].map(won).fillna(0).astype(int)
+    table["ties"] = table["engine"].map(tied).fillna(0).astype(int)
+    table["losses"] = table["votes"] - table["wins"] - table["ties"]
+    table["preliminary"] = table["votes"] < min_votes
+    table = table.sort_values(["ci_low", "rating"], ascending=False, ignore_index=True)
+    table[["rating", "ci_low", "ci_high"]] = table[["rating", "ci_low", "ci_high"]].round(1)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(games > 0, wins / games, np.nan)
+    order = list(table["engine"])
+    win_rates = pd.DataFrame(rates, index=engines, columns=engines).loc[order, order]
+    latency = latency_stats(frame).reindex(order)
+    return Leaderboard(table[columns], win_rates, latency, len(frame), rounds, min_votes)

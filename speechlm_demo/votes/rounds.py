@@ -1,0 +1,315 @@
+"""Blind A/B rounds: pick two engines, hide which is which, gate the vote on listening, store the vote.
+
+Lifecycle: :meth:`BlindArena.start_round` (a weighted pair, sides shuffled, an unguessable round id signed
+with HMAC and bound to the browser session) -> :meth:`BlindArena.record_replies` (or
+:meth:`BlindArena.run_round`, which runs the comparison) -> :meth:`BlindArena.mark_listened` per side ->
+:meth:`BlindArena.submit_vote`, which refuses unknown, expired, tampered, duplicate, premature and
+rate-limited votes with a :class:`VoteRefused` message, and stores the vote in one transaction. When the
+store is down the vote waits in :class:`PendingVotes` and is retried; if even that is impossible the user
+gets a :class:`StoreUnavailable` error. Nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import random
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from .. import __version__
+from ..audio import encode_wav
+from ..catalog import EngineEntry
+from ..compare import Comparison, compare
+from .pending import PendingVotes
+from .store import OUTCOMES, DuplicateVote, StoreUnavailable, VoteRecord, VoteStore, data_dir
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
+    from ..engines.registry import EngineRegistry
+
+log = logging.getLogger(__name__)
+
+SAVE_AUDIO_ENV = "SPEECHLM_SAVE_AUDIO"
+SECRET_ENV = "SPEECHLM_ROUND_SECRET"
+Side = Literal["a", "b"]
+
+
+class VoteRefused(ValueError):
+    """A vote that is not accepted; ``reason`` is a short code, the message is for the user."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NotEnoughEngines(RuntimeError):
+    """Fewer than two engines with a positive weight are available."""
+
+
+@dataclass
+class BlindRound:
+    """One pair of anonymous replies shown to one session. ``engines`` is in side order (A, B)."""
+
+    round_id: str
+    session_id: str
+    engines: tuple[EngineEntry, EngineEntry]
+    created: float
+    audio: np.ndarray
+    sample_rate: int
+    input_sha256: str
+    versions: tuple[str, str]
+    tag: str = ""
+    replies: Comparison | None = None
+    listened: set[str] = field(default_factory=set)
+    state: Literal["open", "voting", "voted"] = "open"
+
+
+@dataclass(frozen=True)
+class VoteReceipt:
+    """The stored (or queued) vote, with the engines revealed."""
+
+    vote_id: str
+    outcome: str
+    engine_a: str
+    engine_b: str
+    queued: bool
+    message: str
+
+
+def audio_sha256(audio: np.ndarray, sample_rate: int) -> str:
+    """Hash of the exact input: the rate and the float32 samples."""
+    digest = hashlib.sha256(int(sample_rate).to_bytes(4, "little"))
+    digest.update(np.ascontiguousarray(audio, dtype="<f4").tobytes())
+    return digest.hexdigest()
+
+
+def engine_version(entry: EngineEntry) -> str:
+    """The engine's catalogue configuration fingerprint (models, class, settings)."""
+    return "cfg-" + hashlib.sha256(entry.model_dump_json(by_alias=True).encode()).hexdigest()[:12]
+
+
+def blind_candidates(registry: EngineRegistry) -> list[EngineEntry]:
+    """Engines that can enter blind rounds: offered here, weight > 0, not failed to load."""
+    ids = [i for i in registry.offered_ids() if registry.state(i).status != "failed"]
+    return [registry.availability[i].entry for i in ids if registry.availability[i].entry.weight > 0]
+
+
+def pick_pair(entries: Sequence[EngineEntry], rng: random.Random) -> tuple[EngineEntry, EngineEntry]:
+    """Two different engines drawn by weight, in random side order."""
+    pool = [e for e in entries if e.weight > 0]
+    if len({e.id for e in pool}) < 2:
+        raise NotEnoughEngines("blind A/B needs at least two engines with a positive weight")
+    first = rng.choices(pool, weights=[e.weight for e in pool])[0]
+    rest = [e for e in pool if e.id != first.id]
+    second = rng.choices(rest, weights=[e.weight for e in rest])[0]
+    return (first, second) if rng.random() < 0.5 else (second, first)
+
+
+class BlindArena:
+    """Blind rounds of every session of this process, and the way their votes reach the store."""
+
+    def __init__(
+        self,
+        store: VoteStore,
+        candidates: Callable[[], Sequence[EngineEntry]],
+        *,
+        pending: PendingVotes | None = None,
+        secret: bytes | None = None,
+        ttl_s: float = 1800.0,
+        rate_limit: tuple[int, float] = (10, 60.0),
+        save_audio: bool | None = None,
+        audio_dir: Path | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.candidates = candidates
+        self.pending = pending if pending is not None else PendingVotes(store, data_dir() / "pending_votes.jsonl")
+        env_secret = os.environ.get(SECRET_ENV)
+        self._secret = secret or (env_secret.encode() if env_secret else secrets.token_bytes(32))
+        self.ttl_s = ttl_s
+        self.rate_limit = rate_limit
+        self.save_audio = os.environ.get(SAVE_AUDIO_ENV, "") == "1" if save_audio is None else save_audio
+        self.audio_dir = audio_dir or data_dir() / "audio"
+        self.rng = rng or random.SystemRandom()
+        self.clock = clock
+        self._rounds: dict[str, BlindRound] = {}
+        self._recent_votes: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    # -- round ids ---------------------------------------------------------------------------------
+    def _sign(self, body: str, session_id: str) -> str:
+        mac = hmac.new(self._secret, f"{body}|{session_id}".encode(), hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+    def _new_id(self, session_id: str, created: float) -> str:
+        body = f"{secrets.token_urlsafe(12)}.{int(created * 1000):x}"
+        return f"{body}.{self._sign(body, session_id)}"
+
+    def _check_id(self, round_id: str, session_id: str) -> BlindRound:
+        """The round, or :class:`VoteRefused` (tampered, expired, unknown). Call with the lock held."""
+        body, _, signature = str(round_id).rpartition(".")
+        expected = self._sign(body, session_id).encode()
+        if not body or not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
+            raise VoteRefused("tampered", "This round id is not valid for your session; nothing was recorded.")
+        created = int(body.rpartition(".")[2], 16) / 1000
+        if self.clock() - created > self.ttl_s:
+            self._rounds.pop(round_id, None)
+            raise VoteRefused("expired", "This round has expired; please start a new one.")
+        found = self._rounds.get(round_id)
+        if found is None:
+            raise VoteRefused("unknown", "This round is unknown here (the app may have restarted); please start a new one.")
+        return found
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start_round(self, session_id: str, audio: np.ndarray, sample_rate: int, *, tag: str = "") -> BlindRound:
+        """A new round for ``session_id`` on this recorded turn. Raises :class:`NotEnoughEngines`."""
+        pair = pick_pair(self.candidates(), self.rng)
+        now = self.clock()
+        pcm = np.ascontiguousarray(audio, dtype=np.float32)
+        versions = (engine_version(pair[0]), engine_version(pair[1]))
+        blind = BlindRound(self._new_id(session_id, now), session_id, pair, now, pcm, sample_rate, audio_sha256(pcm, sample_rate), versions, tag)
+        with self._lock:
+            self._purge(now)
+            self._rounds[blind.round_id] = blind
+        log.debug("round %s: %s vs %s", blind.round_id[:8], pair[0].id, pair[1].id)
+        return blind
+
+    def record_replies(self, round_id: str, session_id: str, replies: Comparison) -> None:
+        """Attach both sides' replies (``replies.a`` is side A) to the round."""
+        with self._lock:
+            self._check_id(round_id, session_id).replies = replies
+
+    def run_round(self, round_id: str, session_id: str, load: Callable[[str], Engine], **compare_options: float) -> Comparison:
+        """Run the round's turn through both engines (``load`` = e.g. ``registry.get``) and record the replies."""
+        with self._lock:
+            blind = self._check_id(round_id, session_id)
+        a, b = (blind.engines[0].id, blind.engines[1].id)
+        replies = compare(lambda: load(a), lambda: load(b), blind.audio, blind.sample_rate, **compare_options)
+        replies.a.engine_id, replies.b.engine_id = a, b  # known even if an engine failed to load
+        self.record_replies(round_id, session_id, replies)
+        return replies
+
+    def mark_listened(self, round_id: str, session_id: str, side: Side) -> None:
+        """The user played side ``side`` ("a" or "b")."""
+        if side not in ("a", "b"):
+            raise VoteRefused("bad_side", f"unknown side {side!r}")
+        with self._lock:
+            self._check_id(round_id, session_id).listened.add(side)
+
+    def submit_vote(self, round_id: str, session_id: str, outcome: str) -> VoteReceipt:
+        """Record the vote; raises :class:`VoteRefused` or :class:`StoreUnavailable` (the user is told)."""
+        if outcome not in OUTCOMES:
+            raise VoteRefused("bad_outcome", f"unknown choice {outcome!r}")
+        with self._lock:
+            blind = self._check_id(round_id, session_id)
+            self._check_votable(blind)
+            blind.state = "voting"
+        try:
+            record = self._record(blind, outcome)
+            queued = self._write(record)
+        except DuplicateVote:
+            blind.state = "voted"
+            raise VoteRefused("duplicate", "You already voted on this round.") from None
+        except BaseException:
+            blind.state = "open"  # nothing was kept: the user may vote again
+            raise
+        with self._lock:
+            blind.state = "voted"
+            self._recent_votes.setdefault(session_id, deque()).append(self.clock())
+        message = "Thanks! Your vote will be saved as soon as the database is back." if queued else "Thanks, vote recorded."
+        return VoteReceipt(record.vote_id, outcome, record.engine_a, record.engine_b, queued, message)
+
+    def close(self) -> None:
+        """Stop retrying in the background (votes still pending stay in the spool for the next start)."""
+        self.pending.close()
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _check_votable(self, blind: BlindRound) -> None:
+        if blind.state != "open":
+            raise VoteRefused("duplicate", "You already voted on this round.")
+        if blind.replies is None:
+            raise VoteRefused("not_ready", "Both replies are not ready yet.")
+        playable = {side for side, result in blind.replies.sides.items() if result.ok and len(result.audio)}
+        if not playable <= blind.listened:
+            raise VoteRefused("not_listened", "Please listen to both replies before voting.")
+        limit, window = self.rate_limit
+        recent = self._recent_votes.setdefault(blind.session_id, deque())
+        now = self.clock()
+        while recent and now - recent[0] > window:
+            recent.popleft()
+        if len(recent) >= limit:
+            wait = window - (now - recent[0])
+            raise VoteRefused("rate_limited", f"Too many votes in a short time; please wait {wait:.0f} s.")
+
+    def _record(self, blind: BlindRound, outcome: str) -> VoteRecord:
+        assert blind.replies is not None
+        a, b = blind.replies.a, blind.replies.b
+        vote_id = uuid.uuid4().hex
+        return VoteRecord(
+            vote_id=vote_id,
+            round_id=blind.round_id,
+            session_id=blind.session_id,
+            engine_a=blind.engines[0].id,
+            engine_b=blind.engines[1].id,
+            outcome=outcome,
+            input_sha256=blind.input_sha256,
+            app_version=__version__,
+            engine_version_a=blind.versions[0],
+            engine_version_b=blind.versions[1],
+            status_a=a.status,
+            status_b=b.status,
+            reply_text_a=a.reply_text,
+            reply_text_b=b.reply_text,
+            user_text=a.user_text or b.user_text,
+            latency_a_ms=a.latency_ms,
+            latency_b_ms=b.latency_ms,
+            timeline_a=a.timeline,
+            timeline_b=b.timeline,
+            tag=blind.tag,
+            audio_dir=self._save_audio(blind, vote_id) if self.save_audio else None,
+        )
+
+    def _save_audio(self, blind: BlindRound, vote_id: str) -> str:
+        """Write the input and both replies as WAV before the vote row references them."""
+        assert blind.replies is not None
+        folder = self.audio_dir / vote_id
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "input.wav").write_bytes(encode_wav(blind.audio, blind.sample_rate))
+        for side, result in blind.replies.sides.items():
+            if len(result.audio):
+                (folder / f"{side}.wav").write_bytes(encode_wav(result.audio, result.sample_rate))
+        return str(folder)
+
+    def _write(self, record: VoteRecord) -> bool:
+        """Store now, or queue for retry (returns True when queued)."""
+        try:
+            self.store.add(record)
+            return False
+        except StoreUnavailable as exc:
+            log.error("vote %s not stored yet: %s", record.vote_id, exc)
+            self.pending.add(record)  # raises StoreUnavailable when it cannot be kept either
+            return True
+
+    def _purge(self, now: float) -> None:
+        """Forget expired rounds (the dict is in creation order) and idle rate-limit windows."""
+        while self._rounds:
+            oldest = next(iter(self._rounds.values()))
+            if now - oldest.created <= self.ttl_s:
+                break
+            del self._rounds[oldest.round_id]
+        for session_id in [s for s, recent in self._recent_votes.items() if not recent or now - recent[-1] > self.rate_limit[1]]:
+            del self._recent_votes[session_id]

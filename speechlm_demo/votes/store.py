@@ -1,0 +1,253 @@
+"""The vote store: one row (one transaction) per blind vote, SQLite (WAL) by default, any SQLAlchemy URL.
+
+A vote row carries the whole round behind it: both engines and their sides, the outcome, a hash of the
+input audio, both replies' transcripts, statuses and latencies, the listening-session tag and the app and
+engine versions. ``round_id`` is unique, so a round (one pair of replies shown to one session) can be
+voted on once; a retried write of the same vote (same ``vote_id``) is recognised and not stored twice.
+
+``$SPEECHLM_DB_URL`` selects another database (``postgresql+psycopg://...`` for multi-replica hosting);
+otherwise the file is ``votes.sqlite3`` in ``$SPEECHLM_DATA_DIR`` (default ``./data``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+log = logging.getLogger(__name__)
+
+DB_URL_ENV = "SPEECHLM_DB_URL"
+DATA_DIR_ENV = "SPEECHLM_DATA_DIR"
+OUTCOMES: tuple[str, ...] = ("a", "b", "tie", "both_bad")
+BUSY_TIMEOUT_S = 30.0
+
+metadata = sa.MetaData()
+votes_table = sa.Table(
+    "votes",
+    metadata,
+    sa.Column("vote_id", sa.String(32), primary_key=True),
+    sa.Column("round_id", sa.String(128), nullable=False),
+    sa.Column("session_id", sa.String(128), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("engine_a", sa.String(64), nullable=False),
+    sa.Column("engine_b", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(8), nullable=False),
+    sa.Column("input_sha256", sa.String(64), nullable=False),
+    sa.Column("tag", sa.String(128), nullable=False, default=""),
+    sa.Column("status_a", sa.String(16), nullable=False),
+    sa.Column("status_b", sa.String(16), nullable=False),
+    sa.Column("reply_text_a", sa.Text, nullable=False, default=""),
+    sa.Column("reply_text_b", sa.Text, nullable=False, default=""),
+    sa.Column("user_text", sa.Text, nullable=False, default=""),
+    sa.Column("latency_a_ms", sa.Float, nullable=True),
+    sa.Column("latency_b_ms", sa.Float, nullable=True),
+    sa.Column("timeline_a", sa.Text, nullable=False, default="{}"),
+    sa.Column("timeline_b", sa.Text, nullable=False, default="{}"),
+    sa.Column("app_version", sa.String(64), nullable=False),
+    sa.Column("engine_version_a", sa.String(128), nullable=False),
+    sa.Column("engine_version_b", sa.String(128), nullable=False),
+    sa.Column("audio_dir", sa.Text, nullable=True),
+    sa.UniqueConstraint("round_id", name="uq_votes_round"),
+    sa.CheckConstraint("outcome IN ('a', 'b', 'tie', 'both_bad')", name="ck_votes_outcome"),
+    sa.CheckConstraint("engine_a <> engine_b", name="ck_votes_two_engines"),
+)
+_INSERT = votes_table.insert()
+
+
+class StoreError(RuntimeError):
+    """Base of the store's errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or written right now; the write may be retried."""
+
+
+class DuplicateVote(StoreError):
+    """A different vote for this round is already stored."""
+
+
+@dataclass
+class VoteRecord:
+    """Everything stored for one vote. ``timeline_a/b`` are :meth:`Timeline.to_dict` documents."""
+
+    vote_id: str
+    round_id: str
+    session_id: str
+    engine_a: str
+    engine_b: str
+    outcome: str
+    input_sha256: str
+    app_version: str
+    engine_version_a: str
+    engine_version_b: str
+    status_a: str = "ok"
+    status_b: str = "ok"
+    reply_text_a: str = ""
+    reply_text_b: str = ""
+    user_text: str = ""
+    latency_a_ms: float | None = None
+    latency_b_ms: float | None = None
+    timeline_a: dict[str, Any] = field(default_factory=dict)
+    timeline_b: dict[str, Any] = field(default_factory=dict)
+    tag: str = ""
+    audio_dir: str | None = None
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, not {self.outcome!r}")
+        if self.engine_a == self.engine_b:
+            raise ValueError("a vote compares two different engines")
+
+    def to_row(self) -> dict[str, Any]:
+        """Column values for the ``votes`` table."""
+        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        row["timeline_a"] = json.dumps(self.timeline_a, sort_keys=True)
+        row["timeline_b"] = json.dumps(self.timeline_b, sort_keys=True)
+        return row
+
+    def to_json(self) -> str:
+        """One JSON line (for the pending-vote spool)."""
+        return json.dumps(self.to_row() | {"created_at": self.created_at.isoformat()}, sort_keys=True)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> VoteRecord:
+        """Inverse of :meth:`to_row` (also accepts :meth:`to_json` documents)."""
+        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
+        for name in ("timeline_a", "timeline_b"):
+            if isinstance(values.get(name), str):
+                values[name] = json.loads(values[name])
+        created = values.get("created_at")
+        if isinstance(created, str):
+            created = datetime.fromisoformat(created)
+        if isinstance(created, datetime) and created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)  # SQLite drops the zone; everything is stored in UTC
+        values["created_at"] = created
+        return cls(**values)
+
+
+def data_dir() -> Path:
+    """``$SPEECHLM_DATA_DIR`` or ``./data``."""
+    return Path(os.environ.get(DATA_DIR_ENV) or "data")
+
+
+def default_url(directory: Path | None = None) -> str:
+    """``$SPEECHLM_DB_URL``, else SQLite in the data directory (created if missing)."""
+    url = os.environ.get(DB_URL_ENV)
+    if url:
+        return url
+    directory = directory or data_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(directory / 'votes.sqlite3').resolve()}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # WAL + NORMAL: a committed vote survives any crash of the app (kill -9 included); only an OS crash or
+    # power cut can undo the last commits. FULL (an fsync per vote) made p99 > 20 ms at 70 votes/s here.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class VoteStore:
+    """Thread-safe, multi-process-safe vote storage behind a SQLAlchemy engine."""
+
+    def __init__(self, url: str | None = None, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+        self.url = url or default_url()
+        self.is_sqlite = self.url.startswith("sqlite")
+        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        if self.is_sqlite:  # sqlite3's timeout is SQLite's busy_timeout: how long a writer waits for the lock
+            options["connect_args"] = {"timeout": busy_timeout_s, "check_same_thread": False}
+        self.engine = sa.create_engine(self.url, **options)
+        if self.is_sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        # SQLite has one writer at a time; queueing this process's writers here avoids SQLite's sleeping
+        # busy handler (tail latency). Other processes still wait on busy_timeout.
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self.is_sqlite else contextlib.nullcontext()
+        )
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"cannot open the vote store {self.describe()}: {exc}") from exc
+
+    def describe(self) -> str:
+        """The URL without a password."""
+        return sa.make_url(self.url).render_as_string(hide_password=True)
+
+    def add(self, record: VoteRecord) -> bool:
+        """Store one vote in one transaction. True if written now, False if this exact vote was already stored.
+
+        Raises :class:`DuplicateVote` when another vote for the round exists and :class:`StoreUnavailable`
+        when the database cannot be written (the caller keeps the vote and retries).
+        """
+        try:
+            with self._write_lock, self.engine.begin() as conn:
+                conn.execute(_INSERT, record.to_row())
+            return True
+        except IntegrityError:
+            existing = self._vote_id_of_round(record.round_id)
+            if existing == record.vote_id:
+                return False
+            if existing is None:  # not a round clash: a constraint the record itself breaks
+                raise
+            raise DuplicateVote(f"round {record.round_id} already has a vote") from None
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"vote store {self.describe()} unavailable: {exc}") from exc
+
+    def _vote_id_of_round(self, round_id: str) -> str | None:
+        query = sa.select(votes_table.c.vote_id).where(votes_table.c.round_id == round_id)
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(query).scalar_one_or_none()
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"vote store {self.describe()} unavailable: {exc}") from exc
+
+    def get(self, round_id: str) -> VoteRecord | None:
+        """The vote of a round, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(votes_table).where(votes_table.c.round_id == round_id)).mappings().first()
+        return VoteRecord.from_row(dict(row)) if row else None
+
+    def count(self, session_id: str | None = None) -> int:
+        """Number of votes (of one session)."""
+        query = sa.select(sa.func.count()).select_from(votes_table)
+        if session_id is not None:
+            query = query.where(votes_table.c.session_id == session_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def frame(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """Votes as a DataFrame (oldest first); ``columns`` limits what is read."""
+        cols = [votes_table.c[name] for name in columns] if columns else [votes_table]
+        query = sa.select(*cols).order_by(votes_table.c.created_at)
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(query, conn)
+        if "created_at" in frame:
+            frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        return frame
+
+    def export(self, *, csv: str | os.PathLike[str] | None = None, parquet: str | os.PathLike[str] | None = None) -> int:
+        """Write every vote to CSV and/or Parquet (pandas); returns the number of rows."""
+        frame = self.frame()
+        if csv is not None:
+            frame.to_csv(csv, index=False)
+        if parquet is not None:
+            frame.to_parquet(parquet, index=False)
+        return len(frame)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()

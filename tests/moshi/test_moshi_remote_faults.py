@@ -1,0 +1,170 @@
+"""The moshi-server client against scripted servers: bad handshakes, drops mid-stream, garbage, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("aiohttp")
+pytest.importorskip("sphn")
+
+from aiohttp import web
+
+from speechlm_demo.engines.base import AudioOut, EngineError, ErrorEvent, Event, SessionOptions, TextOut
+from speechlm_demo.engines.moshi.remote import URL_ENV, MoshiRemoteEngine, chat_url
+from tests.moshi.conftest import free_port, moshi_entry
+from tests.moshi.fake_server import FakeServer, drain, opus_packets
+
+CLASS = "speechlm_demo.engines.moshi.remote:MoshiRemoteEngine"
+
+
+class Recorder(list):
+    """Thread-safe enough event list with a wait helper."""
+
+    def __call__(self, event: Event) -> None:
+        self.append(event)
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self if isinstance(e, kind)]
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self):
+                return True
+            time.sleep(0.02)
+        return False
+
+
+@pytest.fixture
+def engine_for() -> Iterator[Any]:
+    engines: list[MoshiRemoteEngine] = []
+
+    def make(url: str, **defaults: Any) -> MoshiRemoteEngine:
+        settings = {"handshake_timeout_s": 1.0, "reconnect_backoff_s": 0.05, **defaults}
+        engine = MoshiRemoteEngine(moshi_entry("moshi-remote", CLASS, url=url, **settings))
+        engine.load()
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.close()
+
+
+def test_missing_or_unreachable_server_fails_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(URL_ENV, raising=False)
+    with pytest.raises(EngineError, match=URL_ENV):
+        MoshiRemoteEngine(moshi_entry("moshi-remote", CLASS)).load()
+    monkeypatch.setenv(URL_ENV, f"ws://127.0.0.1:{free_port()}/api/chat")
+    with pytest.raises(EngineError, match="cannot reach the Moshi server"):
+        MoshiRemoteEngine(moshi_entry("moshi-remote", CLASS, url="ws://ignored:1")).load()
+
+
+def test_bad_handshake_is_fatal(engine_for: Any) -> None:
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str("hello, I am not moshi")
+
+    with FakeServer(script) as url:
+        events = Recorder()
+        engine_for(url).open_session(SessionOptions(), events)
+        assert events.wait_for(lambda ev: any(e.fatal for e in ev.of(ErrorEvent)))
+    (error,) = events.of(ErrorEvent)
+    assert "does not speak the Moshi protocol" in error.message and "handshake" in error.message
+
+
+def test_server_closing_mid_stream_is_reported_and_the_session_reconnects(engine_for: Any) -> None:
+    received: list[bytes] = []
+
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_bytes(b"\x00")
+        for packet in opus_packets(0.4):
+            await ws.send_bytes(packet)
+        if n == 1:
+            return  # hang up mid-stream
+        await ws.send_bytes(b"\x02 again")
+        await drain(ws, 3.0, received)
+
+    server = FakeServer(script)
+    with server as url:
+        events = Recorder()
+        session = engine_for(url).open_session(SessionOptions(), events)
+        assert events.wait_for(lambda ev: server.connections >= 2 and session.connected.is_set())
+        for _ in range(10):
+            session.push_audio(np.zeros(1920, np.float32), 24_000)
+            time.sleep(0.02)
+        assert events.wait_for(lambda ev: len(received) >= 3)
+        session.flush(timeout=0.5)
+        session.close()
+    errors = events.of(ErrorEvent)
+    assert errors and "closed the connection; reconnecting" in errors[0].message and not errors[0].fatal
+    assert not any(e.fatal for e in errors)
+    assert len(events.of(AudioOut)) >= 4 and [t.text for t in events.of(TextOut)] == ["again"]
+    assert all(packet[:1] == b"\x01" for packet in received)
+
+
+def test_repeated_failures_give_up_with_a_fatal_error(engine_for: Any) -> None:
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await asyncio.sleep(0.6)  # never sends the handshake (a busy Python server behaves like this)
+
+    with FakeServer(script) as url:
+        events = Recorder()
+        engine_for(url, reconnect_attempts=1, handshake_timeout_s=0.3).open_session(SessionOptions(), events)
+        assert events.wait_for(lambda ev: any(e.fatal for e in ev.of(ErrorEvent)), timeout=15)
+    messages = [e.message for e in events.of(ErrorEvent)]
+    assert "reconnecting" in messages[0] and "gave up after 1 attempts" in messages[-1]
+
+
+def test_garbage_and_error_messages_are_reported_not_fatal(engine_for: Any) -> None:
+    done = threading.Event()
+
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_bytes(b"\x00\x01\x02")  # handshake with a version payload
+        for junk in (b"", b"\x09zz", b"\x01not an ogg page"):
+            await ws.send_bytes(junk)
+        await ws.send_str("text frames are not part of the protocol")
+        await ws.send_bytes(b"\x05model overloaded")
+        await ws.send_bytes(b"\x06")
+        await ws.send_bytes(b'\x04{"model": "tiny"}')
+        await ws.send_bytes(b"\x02 hel")
+        await ws.send_bytes(b"\x02lo")
+        for packet in opus_packets(0.8):
+            await ws.send_bytes(packet)
+        done.set()
+        await drain(ws, 3.0)
+
+    with FakeServer(script) as url:
+        events = Recorder()
+        session = engine_for(url).open_session(SessionOptions(), events)
+        assert done.wait(10)
+        assert events.wait_for(lambda ev: len(ev.of(AudioOut)) >= 5)
+        session.flush(timeout=0.2)
+        session.close()
+    errors = events.of(ErrorEvent)
+    assert not any(e.fatal for e in errors)
+    assert any("Moshi server error: model overloaded" == e.message for e in errors)
+    assert any("malformed message" in e.message for e in errors) and session.garbage == 4
+    assert [t.text for t in events.of(TextOut)] == ["hello"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("http://gpu:8998", "ws://gpu:8998/api/chat"),
+        ("https://gpu.example/", "wss://gpu.example/api/chat"),
+        ("ws://10.0.0.2:8998/api/chat?x=1", "ws://10.0.0.2:8998/api/chat?x=1"),
+    ],
+)
+def test_chat_url(raw: str, expected: str) -> None:
+    assert chat_url(raw) == expected
+
+
+def test_bad_url_is_explained() -> None:
+    with pytest.raises(EngineError, match="not a moshi-server URL"):
+        chat_url("gpu-box:8998")

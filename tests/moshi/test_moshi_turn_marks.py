@@ -1,0 +1,102 @@
+"""Per-user-turn timelines of a full-duplex stream, on a simulated clock (no models)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from speechlm_demo.engines.base import TurnEnd
+from speechlm_demo.engines.moshi import FRAME_S, FRAME_SIZE, SAMPLE_RATE
+from speechlm_demo.engines.moshi.turn_marks import DuplexTurnTracker
+from speechlm_demo.turns import TurnSettings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def tone(n: int = FRAME_SIZE, level: float = 0.3) -> np.ndarray:
+    return (level * np.sin(2 * np.pi * 220 * np.arange(n) / SAMPLE_RATE)).astype(np.float32)
+
+
+def quiet(n: int = FRAME_SIZE) -> np.ndarray:
+    return np.zeros(n, np.float32)
+
+
+def simulate(user: list[bool], agent: list[bool], settings: TurnSettings, dropped_at: int = -1) -> list[TurnEnd]:
+    """Feed 80 ms frames: True = loud. Returns the TurnEnd events, closing with finish()."""
+    clock, events = Clock(), []
+    tracker = DuplexTurnTracker("moshi-test", settings, events.append, clock=clock)
+    for index, (user_loud, agent_loud) in enumerate(zip(user, agent, strict=True)):
+        clock.t += FRAME_S
+        tracker.user_audio(tone() if user_loud else quiet())
+        tracker.step(0.02)
+        if index == dropped_at:
+            tracker.dropped(2)
+        tracker.agent_audio(tone() if agent_loud else quiet())
+    tracker.finish()
+    return [e for e in events if isinstance(e, TurnEnd)]
+
+
+def frames(*spans: tuple[bool, float]) -> list[bool]:
+    out: list[bool] = []
+    for loud, seconds in spans:
+        out += [loud] * round(seconds / FRAME_S)
+    return out
+
+
+def test_agent_reply_after_the_user_turn() -> None:
+    user = frames((False, 0.48), (True, 0.96), (False, 2.4))
+    agent = frames((False, 0.48 + 0.96 + 0.32), (True, 0.48), (False, 1.6))
+    ends = simulate(user, agent, TurnSettings(end_silence_ms=400), dropped_at=3)
+    assert len(ends) == 1
+    timeline = ends[0].timeline
+    assert timeline.status == "ok" and timeline.turn_id == 1
+    assert timeline.between_ms("user_speech_start", "user_speech_end") == pytest.approx(960, abs=100)
+    # Moshi answered (at +320 ms) before our detector decided (+400 ms): found by looking back.
+    assert timeline.voice_to_voice_ms == pytest.approx(320, abs=90)
+    assert timeline.marks["first_audio_out"] < timeline.marks["turn_detected"]
+    assert timeline.between_ms("first_audio_out", "last_audio_out") == pytest.approx(480, abs=1)
+    extra = timeline.extra
+    assert extra["step_ms_mean"] == pytest.approx(20.0) and extra["rtf"] == pytest.approx(0.25)
+    assert extra["dropped_frames"] == 2 and extra["frames"] > 20
+
+
+def test_silent_agent_gives_no_reply_after_the_timeout() -> None:
+    user = frames((True, 0.8), (False, 2.0))
+    ends = simulate(user, [False] * len(user), TurnSettings(end_silence_ms=400, reply_timeout_s=1.0))
+    assert [e.timeline.status for e in ends] == ["no_reply"]
+    assert ends[0].timeline.voice_to_voice_ms is None
+
+
+def test_next_user_turn_closes_the_previous_one_and_finish_closes_the_last() -> None:
+    user = frames((True, 0.8), (False, 0.8), (True, 0.8), (False, 0.48))
+    agent = frames((False, 1.04), (True, 0.16), (False, 1.68))
+    ends = simulate(user, agent, TurnSettings(end_silence_ms=400))
+    assert [e.timeline.turn_id for e in ends] == [1, 2]
+    assert ends[0].timeline.status == "ok" and ends[1].timeline.status == "no_reply"
+
+
+def test_agent_talking_over_the_user_is_not_a_reply_to_a_later_end() -> None:
+    user = frames((True, 0.96), (False, 1.6))
+    agent = frames((True, 0.48), (False, 2.08))  # backchannel during the user's speech, then silence
+    ends = simulate(user, agent, TurnSettings(end_silence_ms=400, reply_timeout_s=1.0))
+    assert ends[0].timeline.status == "no_reply"
+
+
+def test_reply_text_is_collected_for_open_turns() -> None:
+    clock, events = Clock(), []
+    tracker = DuplexTurnTracker("moshi-test", TurnSettings(end_silence_ms=160), events.append, clock=clock)
+    for loud in frames((True, 0.48), (False, 0.4)):
+        clock.t += FRAME_S
+        tracker.user_audio(tone() if loud else quiet())
+    tracker.agent_text("hello")
+    tracker.agent_audio(tone())
+    tracker.agent_text("there")
+    tracker.finish()
+    (end,) = [e for e in events if isinstance(e, TurnEnd)]
+    assert end.timeline.extra["reply_text"] == "hello there" and "step_ms_mean" not in end.timeline.extra

@@ -1,0 +1,52 @@
+"""``python -m speechlm_demo votes export | leaderboard | bench-votes``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from speechlm_demo.votes.store import VoteStore
+from tests.votes.conftest import make_record
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"SPEECHLM_DATA_DIR": str(data)}
+    env.pop("SPEECHLM_DB_URL", None)
+    return subprocess.run([sys.executable, "-m", "speechlm_demo", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_export_and_leaderboard(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    store = VoteStore(f"sqlite:///{data / 'votes.sqlite3'}")
+    outcomes = ["a"] * 6 + ["b"] * 2 + ["tie"] * 2
+    records = [make_record(outcome=o) for o in outcomes]
+    for record in records:
+        store.add(record)
+    store.close()
+    out = cli("votes", "export", "--csv", str(tmp_path / "v.csv"), "--parquet", str(tmp_path / "v.parquet"), data=data)
+    assert out.returncode == 0 and "exported 10 votes" in out.stdout, out.stderr
+    assert sorted(pd.read_csv(tmp_path / "v.csv")["vote_id"]) == sorted(r.vote_id for r in records)
+    assert len(pd.read_parquet(tmp_path / "v.parquet")) == 10
+    doc = json.loads(cli("leaderboard", "--json", "--rounds", "50", "--min-votes", "20", data=data).stdout)
+    assert doc["votes"] == 10 and [e["engine"] for e in doc["engines"]] == ["alpha", "beta"]
+    assert doc["engines"][0]["wins"] == 6 and doc["engines"][0]["preliminary"] is True
+    assert doc["win_rates"]["alpha"]["beta"] == 0.7
+    text = cli("leaderboard", "--rounds", "50", data=data)
+    assert text.returncode == 0 and "alpha" in text.stdout and "Win rate" in text.stdout
+    missing = cli("votes", "export", data=data)
+    assert missing.returncode == 2 and "--csv" in missing.stderr
+
+
+def test_bench_votes_reports_both_targets(tmp_path: Path) -> None:
+    out = cli("bench-votes", "--votes", "2000", "--rounds", "20", "--engines", "4", "--voters", "4", "--votes-per-voter", "5", "--think", "0.01", "--json", str(tmp_path / "b.json"), data=tmp_path)
+    assert "ratings: 20 bootstrap rounds x 2000 votes" in out.stdout and "writes: 4 concurrent voters" in out.stdout, out.stderr
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["writes"]["stored"] == report["writes"]["votes"] == 20 and report["ratings"]["ranking_correct"]

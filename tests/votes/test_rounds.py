@@ -1,0 +1,235 @@
+"""Blind rounds: pair sampling, side balance, the vote's lifecycle, refusals and a store that is down."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechlm_demo.compare import Comparison, SideResult
+from speechlm_demo.votes.pending import PendingVotes
+from speechlm_demo.votes.rounds import (
+    BlindArena,
+    BlindRound,
+    NotEnoughEngines,
+    VoteRefused,
+    audio_sha256,
+    engine_version,
+    pick_pair,
+)
+from speechlm_demo.votes.store import StoreUnavailable, VoteStore
+from tests.votes.conftest import locked, make_entry
+
+ENTRIES = [make_entry("alpha", 1.0), make_entry("beta", 2.0), make_entry("gamma", 1.0), make_entry("off", 0.0)]
+TURN = (0.1 * np.sin(np.arange(8000) / 5.0)).astype(np.float32)
+
+
+class Clock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def reply(engine_id: str, status: str = "ok", text: str = "hi", latency: float = 640.0) -> SideResult:
+    audio = np.full(800, 0.2, np.float32) if status == "ok" else np.zeros(0, np.float32)
+    timeline = {"status": status, "metrics": {"voice_to_voice_ms": latency}} if status == "ok" else {}
+    return SideResult(engine_id, status, "" if status == "ok" else "it broke", audio, 16_000, "what time is it", text, timeline)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def arena(store: VoteStore, clock: Clock, tmp_path: Path) -> Iterator[BlindArena]:
+    pending = PendingVotes(store, tmp_path / "spool.jsonl", retry_s=60)
+    blind_arena = BlindArena(store, lambda: ENTRIES, pending=pending, rng=random.Random(1), clock=clock, rate_limit=(3, 60.0))
+    yield blind_arena
+    blind_arena.close()
+
+
+def ready_round(arena: BlindArena, session: str = "s1", *, listen: str = "ab", status_b: str = "ok") -> BlindRound:
+    blind = arena.start_round(session, TURN, 16_000, tag="lab-1")
+    a, b = blind.engines
+    arena.record_replies(blind.round_id, session, Comparison(reply(a.id, text="reply A", latency=500.0), reply(b.id, status_b, "reply B", 900.0)))
+    for side in listen:
+        arena.mark_listened(blind.round_id, session, side)  # type: ignore[arg-type]
+    return blind
+
+
+def refused(reason: str, call, *args) -> None:
+    with pytest.raises(VoteRefused) as info:
+        call(*args)
+    assert info.value.reason == reason, info.value
+
+
+def test_pairs_follow_weights_and_never_repeat_an_engine() -> None:
+    rng = random.Random(0)
+    draws = [pick_pair(ENTRIES, rng) for _ in range(30_000)]
+    assert all(a.id != b.id for a, b in draws) and not any("off" in (a.id, b.id) for a, b in draws)
+    pairs = Counter(frozenset((a.id, b.id)) for a, b in draws)
+    weights = {"alpha": 1.0, "beta": 2.0, "gamma": 1.0}
+    total = sum(weights.values())
+    for pair, seen in pairs.items():
+        i, j = sorted(pair)
+        p = weights[i] * weights[j] / total * (1 / (total - weights[i]) + 1 / (total - weights[j]))
+        assert abs(seen - p * len(draws)) < 4 * np.sqrt(len(draws) * p * (1 - p)), pair
+
+
+def test_sides_are_balanced() -> None:
+    rng = random.Random(2)
+    draws = [pick_pair(ENTRIES, rng) for _ in range(20_000)]
+    for pair in ({"alpha", "beta"}, {"beta", "gamma"}, {"alpha", "gamma"}):
+        shown = [(a.id, b.id) for a, b in draws if {a.id, b.id} == pair]
+        first = min(pair)
+        on_a = sum(a == first for a, _ in shown)
+        assert abs(on_a - len(shown) / 2) < 4 * np.sqrt(len(shown) / 4), (pair, on_a, len(shown))
+
+
+def test_too_few_engines() -> None:
+    with pytest.raises(NotEnoughEngines):
+        pick_pair([make_entry("alpha"), make_entry("off", 0.0)], random.Random(0))
+
+
+def test_a_vote_is_stored_with_its_round(arena: BlindArena, store: VoteStore) -> None:
+    blind = ready_round(arena)
+    receipt = arena.submit_vote(blind.round_id, "s1", "b")
+    assert not receipt.queued and (receipt.engine_a, receipt.engine_b) == (blind.engines[0].id, blind.engines[1].id)
+    record = store.get(blind.round_id)
+    assert record is not None and record.vote_id == receipt.vote_id
+    assert (record.engine_a, record.engine_b, record.outcome, record.session_id, record.tag) == (blind.engines[0].id, blind.engines[1].id, "b", "s1", "lab-1")
+    assert record.input_sha256 == audio_sha256(TURN, 16_000) != audio_sha256(TURN, 8_000)
+    assert (record.reply_text_a, record.reply_text_b, record.user_text) == ("reply A", "reply B", "what time is it")
+    assert (record.latency_a_ms, record.latency_b_ms) == (500.0, 900.0)
+    assert record.engine_version_a == engine_version(blind.engines[0]) and record.app_version == "0.1.0"
+    assert record.audio_dir is None and store.count() == 1
+
+
+def test_refusals_store_nothing(arena: BlindArena, store: VoteStore, clock: Clock) -> None:
+    blind = arena.start_round("s1", TURN, 16_000)
+    refused("not_ready", arena.submit_vote, blind.round_id, "s1", "a")
+    blind = ready_round(arena, listen="a")
+    refused("not_listened", arena.submit_vote, blind.round_id, "s1", "a")
+    refused("bad_outcome", arena.submit_vote, blind.round_id, "s1", "A better")
+    refused("bad_side", arena.mark_listened, blind.round_id, "s1", "c")
+    refused("tampered", arena.submit_vote, blind.round_id, "s2", "a")  # another session's round
+    refused("tampered", arena.submit_vote, blind.round_id[:-2] + "xx", "s1", "a")
+    refused("tampered", arena.submit_vote, "x" + blind.round_id, "s1", "a")
+    refused("tampered", arena.submit_vote, "not-a-round", "s1", "a")
+    arena.mark_listened(blind.round_id, "s1", "b")
+    arena.submit_vote(blind.round_id, "s1", "tie")
+    refused("duplicate", arena.submit_vote, blind.round_id, "s1", "a")  # a double click
+    stranger = BlindArena(store, lambda: ENTRIES, secret=arena._secret, clock=clock)
+    refused("unknown", stranger.submit_vote, blind.round_id, "s1", "a")  # signed by us, but not a round it knows
+    old = ready_round(arena)
+    clock.now += arena.ttl_s + 1
+    refused("expired", arena.submit_vote, old.round_id, "s1", "a")
+    assert store.count() == 1 and store.get(blind.round_id).outcome == "tie"  # type: ignore[union-attr]
+
+
+def test_a_failed_side_need_not_be_listened_to(arena: BlindArena, store: VoteStore) -> None:
+    blind = ready_round(arena, listen="a", status_b="failed")
+    arena.submit_vote(blind.round_id, "s1", "a")
+    assert store.get(blind.round_id).status_b == "failed"  # type: ignore[union-attr]
+
+
+def test_concurrent_double_submit_stores_one_vote(arena: BlindArena, store: VoteStore) -> None:
+    blind = ready_round(arena)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(12)
+
+    def click() -> None:
+        barrier.wait()
+        try:
+            arena.submit_vote(blind.round_id, "s1", "a")
+            outcomes.append("stored")
+        except VoteRefused as exc:
+            outcomes.append(exc.reason)
+
+    threads = [threading.Thread(target=click) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["duplicate"] * 11 + ["stored"] and store.count() == 1
+
+
+def test_rate_limit_per_session(arena: BlindArena, store: VoteStore, clock: Clock) -> None:
+    for _ in range(3):
+        arena.submit_vote(ready_round(arena).round_id, "s1", "a")
+    waiting = ready_round(arena)
+    refused("rate_limited", arena.submit_vote, waiting.round_id, "s1", "a")
+    arena.submit_vote(ready_round(arena, "s2").round_id, "s2", "a")  # other sessions are not affected
+    clock.now += 61
+    arena.submit_vote(waiting.round_id, "s1", "a")
+    assert store.count() == 5
+
+
+def test_store_down_vote_is_queued_then_stored_once(arena: BlindArena, store: VoteStore, db_path: Path) -> None:
+    blind = ready_round(arena)
+    with locked(db_path):
+        receipt = arena.submit_vote(blind.round_id, "s1", "a")
+        assert receipt.queued and "database is back" in receipt.message and len(arena.pending) == 1
+        refused("duplicate", arena.submit_vote, blind.round_id, "s1", "b")
+        assert arena.pending.drain() == 0
+    assert arena.pending.drain() == 1 and arena.pending.drain() == 0
+    assert store.count() == 1 and store.get(blind.round_id).vote_id == receipt.vote_id  # type: ignore[union-attr]
+
+
+def test_queued_votes_survive_a_restart(arena: BlindArena, store: VoteStore, db_path: Path, tmp_path: Path) -> None:
+    blind = ready_round(arena)
+    with locked(db_path):
+        arena.submit_vote(blind.round_id, "s1", "both_bad")
+    restarted = PendingVotes(store, tmp_path / "spool.jsonl", retry_s=60)
+    assert len(restarted) == 1
+    assert restarted.drain() == 1 and arena.pending.drain() == 1  # both copies drain: still one row
+    assert store.count() == 1 and store.get(blind.round_id).outcome == "both_bad"  # type: ignore[union-attr]
+    assert PendingVotes(store, tmp_path / "spool.jsonl").drain() == 0  # the spool is empty now
+    restarted.close()
+
+
+def test_background_retry(store: VoteStore, db_path: Path, clock: Clock, tmp_path: Path) -> None:
+    arena = BlindArena(store, lambda: ENTRIES, pending=PendingVotes(store, tmp_path / "spool.jsonl", retry_s=0.05), clock=clock)
+    with locked(db_path):
+        arena.submit_vote(ready_round(arena).round_id, "s1", "a")
+    for _ in range(200):
+        if store.count() == 1:
+            break
+        threading.Event().wait(0.05)
+    assert store.count() == 1 and len(arena.pending) == 0
+
+
+def test_store_down_and_queue_full_tells_the_user(store: VoteStore, db_path: Path, clock: Clock) -> None:
+    arena = BlindArena(store, lambda: ENTRIES, pending=PendingVotes(store, None, limit=0), clock=clock)
+    blind = ready_round(arena)
+    with locked(db_path), pytest.raises(StoreUnavailable):
+        arena.submit_vote(blind.round_id, "s1", "a")
+    assert store.count() == 0
+    arena.submit_vote(blind.round_id, "s1", "a")  # not counted as voted: the user can try again
+    assert store.count() == 1
+
+
+def test_audio_is_saved_only_when_asked(store: VoteStore, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPEECHLM_SAVE_AUDIO", "1")
+    arena = BlindArena(store, lambda: ENTRIES, pending=PendingVotes(store), clock=clock)
+    assert arena.save_audio and arena.audio_dir == tmp_path / "data" / "audio"
+    blind = ready_round(arena, listen="a", status_b="failed")
+    receipt = arena.submit_vote(blind.round_id, "s1", "a")
+    folder = Path(store.get(blind.round_id).audio_dir)  # type: ignore[union-attr, arg-type]
+    assert folder == arena.audio_dir / receipt.vote_id
+    assert sorted(p.name for p in folder.iterdir()) == ["a.wav", "input.wav"]  # side B failed: no audio
+    audio, rate = sf.read(folder / "input.wav", dtype="float32")
+    assert rate == 16_000 and np.allclose(audio, TURN, atol=1e-4)
+    monkeypatch.delenv("SPEECHLM_SAVE_AUDIO")
+    assert not BlindArena(store, lambda: ENTRIES, pending=PendingVotes(store)).save_audio

@@ -1,0 +1,150 @@
+"""The vote store: round trips, one vote per round, exports, and writers in threads and processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from speechlm_demo.votes.store import DuplicateVote, StoreUnavailable, VoteStore
+from tests.votes.conftest import locked, make_record
+
+WRITER = Path(__file__).with_name("writer.py")
+
+
+def test_vote_round_trip(store: VoteStore) -> None:
+    record = make_record(outcome="both_bad", status_b="failed", latency_b_ms=None, audio_dir="/x/y")
+    assert store.add(record) is True
+    back = store.get(record.round_id)
+    assert back == record
+    assert back is not None and back.created_at.tzinfo is not None and back.created_at.utcoffset() == UTC.utcoffset(None)
+    assert store.count() == 1 and store.count("session-1") == 1 and store.count("other") == 0
+    frame = store.frame()
+    assert list(frame["vote_id"]) == [record.vote_id]
+    assert json.loads(frame.loc[0, "timeline_a"]) == record.timeline_a
+    assert pd.isna(frame.loc[0, "latency_b_ms"])
+
+
+def test_sqlite_runs_in_wal_mode(store: VoteStore, db_path: Path) -> None:
+    store.add(make_record())
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 200
+    assert sqlite3.connect(db_path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent
+
+
+def test_one_vote_per_round_and_idempotent_retries(store: VoteStore) -> None:
+    record = make_record("round-1")
+    assert store.add(record) is True
+    assert store.add(record) is False  # the same vote again (a retry): recognised, not stored twice
+    with pytest.raises(DuplicateVote):
+        store.add(make_record("round-1", outcome="b"))
+    assert store.count() == 1 and store.get("round-1").outcome == "a"  # type: ignore[union-attr]
+
+
+def test_records_are_validated() -> None:
+    with pytest.raises(ValueError, match="outcome"):
+        make_record(outcome="A")
+    with pytest.raises(ValueError, match="two different engines"):
+        make_record(engine_a="alpha", engine_b="alpha")
+
+
+def test_export_csv_and_parquet(store: VoteStore, tmp_path: Path) -> None:
+    records = [make_record(outcome=o) for o in ("a", "b", "tie", "both_bad")]
+    for record in records:
+        store.add(record)
+    assert store.export(csv=tmp_path / "v.csv", parquet=tmp_path / "v.parquet") == 4
+    for frame in (pd.read_csv(tmp_path / "v.csv"), pd.read_parquet(tmp_path / "v.parquet")):
+        assert sorted(frame["vote_id"]) == sorted(r.vote_id for r in records)
+        assert sorted(frame["outcome"]) == ["a", "b", "both_bad", "tie"]
+        assert set(frame.columns) >= {"session_id", "engine_a", "engine_b", "input_sha256", "reply_text_a", "latency_b_ms", "app_version", "tag"}
+
+
+def test_locked_database_is_reported_unavailable(store: VoteStore, db_path: Path) -> None:
+    store.add(make_record())
+    with locked(db_path), pytest.raises(StoreUnavailable):
+        store.add(make_record())
+    store.add(make_record())
+    assert store.count() == 2
+
+
+def test_unopenable_store_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(StoreUnavailable, match="cannot open"):
+        VoteStore(f"sqlite:///{tmp_path / 'file' / 'votes.sqlite3'}")
+
+
+def test_threads_writing_at_once_lose_and_duplicate_nothing(db_path: Path) -> None:
+    store = VoteStore(f"sqlite:///{db_path}")
+    records = [make_record(f"round-{n}", session_id=f"s{n % 7}") for n in range(400)]
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def write(chunk: list) -> None:
+        mine = [store.add(r) for r in chunk]
+        with lock:
+            results.extend(mine)
+
+    # Every record is written by two threads (a double submit): each must be stored exactly once.
+    chunks = [records[i::8] for i in range(8)] * 2
+    threads = [threading.Thread(target=write, args=(c,)) for c in chunks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 400 and results.count(False) == 400
+    frame = store.frame(["vote_id", "round_id"])
+    assert len(frame) == 400 and frame["round_id"].is_unique
+    assert set(frame["vote_id"]) == {r.vote_id for r in records}
+
+
+def writer(url: str, prefix: str, count: int) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, str(WRITER), url, prefix, str(count)], stdout=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_processes_writing_at_once(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    VoteStore(url).close()  # create the schema once
+    procs = [writer(url, f"p{n}", 150) for n in range(4)]
+    printed = [proc.communicate(timeout=120)[0].split() for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    frame = VoteStore(url).frame(["vote_id", "round_id", "session_id"])
+    assert len(frame) == 600 and frame["vote_id"].is_unique and frame["round_id"].is_unique
+    assert set(frame["vote_id"]) == {v for lines in printed for v in lines}
+    assert frame.groupby("session_id").size().to_dict() == {f"p{n}": 150 for n in range(4)}
+
+
+@pytest.mark.parametrize("after", [50, 200, 500])
+def test_process_killed_mid_write_leaves_a_consistent_database(db_path: Path, after: int) -> None:
+    url = f"sqlite:///{db_path}"
+    VoteStore(url).close()
+    proc = writer(url, "k", 1_000_000)
+    assert proc.stdout is not None
+    committed = [proc.stdout.readline().strip() for _ in range(after)]
+    time.sleep(0.01 * (after % 7))  # land somewhere inside a later write
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    committed += proc.stdout.read().split()  # ids printed before the kill
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    rows = conn.execute("SELECT vote_id, round_id, timeline_a, outcome FROM votes").fetchall()
+    stored = {row[0] for row in rows}
+    assert set(committed) <= stored  # everything reported as committed survived the kill
+    assert len(stored) - len(committed) <= 1  # at most the write in flight, and then complete
+    for vote_id, round_id, timeline, outcome in rows:
+        assert round_id == f"k-{vote_id.removeprefix('k-v')}" and outcome == "a"
+        assert json.loads(timeline)["pad"] == "x" * 2000
+    store = VoteStore(url)
+    assert store.add(make_record()) is True  # and the database is writable afterwards
+    assert store.count() == len(rows) + 1
