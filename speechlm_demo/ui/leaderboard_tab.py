@@ -41,7 +41,7 @@ def leaderboard_views(store: VoteStore, tag: str = "") -> tuple[pd.DataFrame, An
         frame = frame[frame["tag"] == tag.strip()]
     board = leaderboard(frame.drop(columns=["tag"]), rounds=BOOTSTRAP_ROUNDS, min_votes=MIN_VOTES)
     if board.table.empty:
-        return board.table, None, board.latency, "No votes yet" + (f" for session '{tag.strip()}'." if tag.strip() else ".")
+        return board.table, None, pd.DataFrame(columns=["engine"]), "No votes yet" + (f" for session '{tag.strip()}'." if tag.strip() else ".")
     summary = (
         f"{board.votes} votes; 95 % intervals from {board.rounds} bootstrap rounds; sorted by the interval's lower "
         f"bound; engines with fewer than {board.min_votes} votes are marked preliminary."
