@@ -73,6 +73,24 @@ def test_silent_agent_gives_no_reply_after_the_timeout() -> None:
     assert ends[0].timeline.voice_to_voice_ms is None
 
 
+def test_an_agent_that_never_stops_talking_still_gets_its_timeline() -> None:
+    user = frames((True, 0.8), (False, 4.0))
+    agent = frames((False, 1.0), (True, 3.8))
+    clock, events = Clock(), []
+    tracker = DuplexTurnTracker("moshi-test", TurnSettings(end_silence_ms=400, reply_timeout_s=1.5), events.append, clock=clock)
+    closed_at = None
+    for user_loud, agent_loud in zip(user, agent, strict=True):
+        clock.t += FRAME_S
+        tracker.user_audio(tone() if user_loud else quiet())
+        tracker.agent_audio(tone() if agent_loud else quiet())
+        if events and closed_at is None:
+            closed_at = clock.t
+    assert closed_at is not None, "no timeline while the agent kept talking"
+    (end,) = events
+    assert end.timeline.status == "ok" and end.timeline.voice_to_voice_ms == pytest.approx(200, abs=90)
+    assert closed_at - end.timeline.marks["turn_detected"] == pytest.approx(1.5, abs=0.1)
+
+
 def test_next_user_turn_closes_the_previous_one_and_finish_closes_the_last() -> None:
     user = frames((True, 0.8), (False, 0.8), (True, 0.8), (False, 0.48))
     agent = frames((False, 1.04), (True, 0.16), (False, 1.68))

@@ -5,7 +5,8 @@ its true end of speech (``user_speech_end``; ``turn_detected`` is when the detec
 ``first_audio_out`` is the first non-silent agent audio that starts playing after that end, found in a short
 history of agent chunks because Moshi may answer before our detector has decided. A turn's timeline is
 emitted as :class:`TurnEnd` when the agent has been silent for ``agent_silence_ms`` after replying, when the
-user starts the next turn, on ``reply_timeout_s`` without a reply, or at :meth:`DuplexTurnTracker.finish`.
+user starts the next turn, ``reply_timeout_s`` after the turn (with or without a reply: an agent that never
+stops talking still gets its timeline), or at :meth:`DuplexTurnTracker.finish`.
 Each timeline's ``extra`` carries the per-frame step times, the real-time factor and dropped frames since the
 previous one.
 """
@@ -144,7 +145,7 @@ class DuplexTurnTracker:
         done = [
             turn for turn in self._open
             if (turn.last_voiced is not None and now - turn.last_voiced >= self.agent_silence_s)
-            or (turn.last_voiced is None and now - turn.timeline.marks["turn_detected"] >= self.settings.reply_timeout_s)
+            or now - turn.timeline.marks["turn_detected"] >= self.settings.reply_timeout_s
         ]
         self._open = [turn for turn in self._open if turn not in done]
         return self._finalise(done)
