@@ -31,3 +31,20 @@ def test_bench_reports_step_time_and_rtf_per_batch(tmp_path: Path, capsys: pytes
 def test_bad_batch_list_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench-moshi", "--random-weights", "tiny", "--batch", "0,x", "--frames", "1"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_latency_bench_feeds_a_full_duplex_engine(local_engine, tmp_path) -> None:
+    """`bench` runs a full-duplex engine through the same feeder: prompt, then a bounded window of silence."""
+    import numpy as np
+    import soundfile as sf
+
+    from speechlm_demo.bench import benchmark, load_prompts
+
+    t = np.arange(int(0.8 * 16_000)) / 16_000
+    sf.write(tmp_path / "p.wav", np.concatenate([0.3 * np.sin(2 * np.pi * 220 * t), np.zeros(3200)]), 16_000)
+    (tmp_path / "p.json").write_text(json.dumps({"speech_end_s": 0.8}))
+    (turn,) = benchmark(local_engine, load_prompts(tmp_path, 16_000), tail_s=2.0, timeout_s=15.0)
+    assert turn.status == "ok", turn  # the tiny model babbles: there is always agent audio
+    assert turn.marks_ms["user_speech_end"] == 0.0 and "turn_detected" in turn.marks_ms
+    assert turn.metrics["voice_to_voice_ms"] >= 0
