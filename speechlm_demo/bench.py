@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioError, chunks, read_audio
+from .audio import AudioError, chunks, read_audio, rms_dbfs
 from .engines.base import Engine, Event, SessionOptions, TextOut, TurnEnd
 from .hardware import HostInfo
 
@@ -47,8 +47,7 @@ class Prompt:
 def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
     """Seconds at which the last 20 ms window louder than ``threshold_dbfs`` ends."""
     size = int(rate * FRAME_S)
-    windows = [audio[i : i + size] for i in range(0, len(audio) - size + 1, size)]
-    levels = [20 * np.log10(np.sqrt(np.mean(np.square(w, dtype=np.float64))) + 1e-12) for w in windows]
+    levels = [rms_dbfs(audio[i : i + size]) for i in range(0, len(audio) - size + 1, size)]
     loud = [i for i, level in enumerate(levels) if level > threshold_dbfs]
     return ((loud[-1] + 1) * size / rate) if loud else 0.0
 
@@ -94,20 +93,36 @@ class TurnResult:
     premature_cuts: int = 0
 
 
-def run_prompt(engine: Engine, prompt: Prompt, rate: int, tail_s: float, timeout_s: float) -> tuple[list[TurnEnd], list[Event]]:
+@dataclass
+class Feed:
+    """What feeding one prompt produced: every turn end, every event with its arrival time, the true end."""
+
+    turn_ends: list[TurnEnd]
+    arrivals: list[tuple[float, Event]]
+    true_end: float
+
+    @property
+    def events(self) -> list[Event]:
+        """The events alone, in arrival order."""
+        return [event for _, event in self.arrivals]
+
+
+def run_prompt(
+    engine: Engine, prompt: Prompt, rate: int, tail_s: float, timeout_s: float, options: SessionOptions | None = None
+) -> Feed:
     """Feed one prompt in real time (20 ms frames), then silence, until a turn ends after the true end of
-    speech (or time runs out). Returns every turn end (earlier ones are premature cuts) and all events."""
-    events: list[Event] = []
+    speech (or time runs out). Turn ends before it are premature cuts; every mark is measured from it."""
+    arrivals: list[tuple[float, Event]] = []
     ended = threading.Event()
     started = time.monotonic()
     true_end = started + LEAD_SILENCE_S + prompt.speech_end_s
 
     def collect(event: Event) -> None:
-        events.append(event)
+        arrivals.append((time.monotonic(), event))
         if isinstance(event, TurnEnd) and event.timeline.marks.get("turn_detected", 0.0) >= true_end - PREMATURE_TOLERANCE_S:
             ended.set()
 
-    session = engine.open_session(SessionOptions(), collect)
+    session = engine.open_session(options or SessionOptions(), collect)
     lead = np.zeros(int(LEAD_SILENCE_S * rate), np.float32)
     audio = np.concatenate([lead, prompt.audio, np.zeros(int(tail_s * rate), np.float32)])
     frame = int(rate * FRAME_S)
@@ -120,13 +135,13 @@ def run_prompt(engine: Engine, prompt: Prompt, rate: int, tail_s: float, timeout
                 break
         session.flush()
         ended.wait(timeout_s)
-        turn_ends = [e for e in events if isinstance(e, TurnEnd)]
+        turn_ends = [e for _, e in list(arrivals) if isinstance(e, TurnEnd)]
         for turn_end in turn_ends:
             marks = turn_end.timeline.marks
             if "user_speech_end" in marks:
                 marks["vad_speech_end"] = marks.pop("user_speech_end")
             marks["user_speech_end"] = true_end
-        return turn_ends, events
+        return Feed(turn_ends, list(arrivals), true_end)
     finally:
         session.close()
 
@@ -181,7 +196,8 @@ def benchmark(
     results = []
     for r in range(repeat):
         for prompt in prompts:
-            turn_ends, events = run_prompt(engine, prompt, rate, tail_s, timeout_s)
+            feed = run_prompt(engine, prompt, rate, tail_s, timeout_s)
+            turn_ends, events = feed.turn_ends, feed.events
             premature = [t for t in turn_ends if (t.timeline.between_ms("user_speech_end", "turn_detected") or 0.0) < -PREMATURE_TOLERANCE_S * 1000]
             turn_end = next((t for t in turn_ends if t not in premature), None)
             user = " ".join(e.text for e in events if isinstance(e, TextOut) and e.role == "user" and e.final)

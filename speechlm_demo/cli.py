@@ -62,7 +62,11 @@ def _bench(args: argparse.Namespace) -> int:
     from .engines.registry import EngineRegistry
 
     if args.startup:
-        seconds = bench.measure_startup(args.engine)
+        try:
+            seconds = bench.measure_startup(args.engine)
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
         sys.stdout.write(f"app.py --engine {args.engine}: ready (engine loaded) {seconds:.1f} s after launch\n")
         return 0
     try:
@@ -127,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
 
         from .bench_prompts import make_prompts
 
-        counts = make_prompts(Path(args.directory))
+        try:
+            counts = make_prompts(Path(args.directory))
+        except (RuntimeError, OSError) as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
         sys.stdout.write(f"wrote {counts['complete']} complete and {counts['paused']} paused prompts to {args.directory}\n")
         return 0
     if args.command == "run":

@@ -23,9 +23,7 @@ from .audio import resample, rms_dbfs
 from .bench import LEAD_SILENCE_S, PREMATURE_TOLERANCE_S, Prompt, estimate_speech_end, run_prompt
 from .engines.base import (
     AudioOut,
-    Emit,
     Engine,
-    EngineSession,
     ErrorEvent,
     Event,
     Interrupt,
@@ -81,26 +79,6 @@ class Comparison:
         return {"a": self.a, "b": self.b}
 
 
-class _Tapped(Engine):
-    """An engine as the benchmark feeder sees it: our session options, and each event's arrival time."""
-
-    def __init__(self, engine: Engine, options: SessionOptions) -> None:
-        super().__init__(engine.entry, engine.device)
-        self.inner, self.options = engine, options
-        self.opened_at: float | None = None
-        self.arrivals: list[tuple[float, Event]] = []
-
-    def open_session(self, options: SessionOptions, emit: Emit) -> EngineSession:
-        """Open the real session with the comparison's options, stamping events as they arrive."""
-        self.opened_at = time.monotonic()
-
-        def tap(event: Event) -> None:
-            self.arrivals.append((time.monotonic(), event))
-            emit(event)
-
-        return self.inner.open_session(self.options, tap)
-
-
 class _Side(threading.Thread):
     """Runs one engine on the turn; ``result`` is final once ``deadline`` passed or the thread ended."""
 
@@ -137,11 +115,8 @@ class _Side(threading.Thread):
             feed_s = LEAD_SILENCE_S + len(audio) / rate + tail
             self.deadline = time.monotonic() + feed_s + self.settings["timeout_s"] + GRACE_S
             self.changed.notify_all()
-        tapped = _Tapped(engine, self.options)
-        turn_ends, _ = run_prompt(tapped, prompt, rate, tail, wait)
-        assert tapped.opened_at is not None
-        true_end = tapped.opened_at + LEAD_SILENCE_S + prompt.speech_end_s
-        self.result = _summarise(engine, tapped.arrivals, turn_ends, true_end, full, self.result, self.settings)
+        feed = run_prompt(engine, prompt, rate, tail, wait, self.options)
+        self.result = _summarise(engine, feed.arrivals, feed.turn_ends, feed.true_end, full, self.result, self.settings)
 
 
 def _summarise(engine: Engine, arrivals: list[tuple[float, Event]], turn_ends: list[TurnEnd], true_end: float, full: bool, result: SideResult, settings: dict[str, float]) -> SideResult:

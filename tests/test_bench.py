@@ -93,3 +93,10 @@ def test_a_pause_longer_than_the_silence_rule_counts_as_a_premature_cut(tmp_path
     assert turn.premature_cuts == 1
     assert turn.status == "ok" and turn.metrics["turn_detect_ms"] > 0
     assert summarise([turn])["premature_cuts"] == {"prompts_cut": 1, "total": 1, "rate": 1.0}
+
+
+def test_make_prompts_without_espeak_is_a_clear_error(tmp_path: Path) -> None:
+    env = {"PATH": str(tmp_path), "PYTHONPATH": str(REPO)}  # no espeak-ng on this PATH
+    run = subprocess.run([sys.executable, "-m", "speechlm_demo", "make-prompts", str(tmp_path / "p")],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 2 and "espeak-ng is not installed" in run.stderr and "Traceback" not in run.stderr

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from moshi.models import LMGen
 
-from ...turns import TurnSettings
 from ..base import AudioOut, Emit, Engine, EngineError, EngineSession, ErrorEvent, Progress, SessionOptions, TextOut
 from . import FRAME_SIZE, SAMPLE_RATE
 from .common import DropReporter, FrameQueue, InputFramer, WordAssembler
@@ -174,11 +173,7 @@ class MoshiSession(EngineSession):
         self.frames: FrameQueue[np.ndarray] = FrameQueue(int(options.extra.get("max_backlog_frames", engine.setting("max_backlog_frames", 3))))
         self.drops = DropReporter("Moshi")
         self.words = WordAssembler()
-        self.tracker = DuplexTurnTracker(
-            engine.id, TurnSettings.from_defaults(engine.entry.defaults), emit,
-            agent_threshold_dbfs=float(engine.setting("agent_threshold_dbfs", -50.0)),
-            agent_silence_ms=float(engine.setting("agent_silence_ms", 800.0)),
-        )
+        self.tracker = DuplexTurnTracker.for_engine(engine, emit)
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, name=f"moshi-{engine.id}", daemon=True)

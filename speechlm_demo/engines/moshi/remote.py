@@ -22,7 +22,6 @@ import aiohttp
 import numpy as np
 import sphn
 
-from ...turns import TurnSettings
 from ..base import AudioOut, Emit, Engine, EngineError, EngineSession, ErrorEvent, Progress, SessionOptions, TextOut
 from . import FRAME_S, SAMPLE_RATE
 from .common import DropReporter, FrameQueue, InputFramer, WordAssembler
@@ -112,11 +111,7 @@ class MoshiRemoteSession(EngineSession):
         self.frames: FrameQueue[np.ndarray] = FrameQueue(int(setting("max_backlog_frames", 3)))
         self.drops = DropReporter("The Moshi server")
         self.words = WordAssembler()
-        self.tracker = DuplexTurnTracker(
-            engine.id, TurnSettings.from_defaults(engine.entry.defaults), emit,
-            agent_threshold_dbfs=float(engine.setting("agent_threshold_dbfs", -50.0)),
-            agent_silence_ms=float(engine.setting("agent_silence_ms", 800.0)),
-        )
+        self.tracker = DuplexTurnTracker.for_engine(engine, emit)
         self.connections = 0
         self.garbage = 0
         self.sent_s = self.received_s = 0.0

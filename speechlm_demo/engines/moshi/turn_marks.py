@@ -25,7 +25,7 @@ from ...audio import rms_dbfs
 from ...timeline import Timeline
 from ...turns import SpeechStarted, TurnDetector, TurnEnded, TurnSettings
 from ...vad import EnergyVAD, VoiceActivityModel
-from ..base import Emit, TurnEnd
+from ..base import Emit, Engine, TurnEnd
 from . import FRAME_S, SAMPLE_RATE
 
 AGENT_HISTORY_S = 10.0
@@ -66,6 +66,15 @@ class DuplexTurnTracker:
         self._steps: list[float] = []
         self._dropped = 0
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_engine(cls, engine: Engine, emit: Emit) -> DuplexTurnTracker:
+        """A tracker with the turn and agent-level settings of ``engine``'s catalogue entry."""
+        return cls(
+            engine.id, TurnSettings.from_defaults(engine.entry.defaults), emit,
+            agent_threshold_dbfs=float(engine.setting("agent_threshold_dbfs", -50.0)),
+            agent_silence_ms=float(engine.setting("agent_silence_ms", 800.0)),
+        )
 
     def user_audio(self, pcm: np.ndarray) -> None:
         """The user's audio (24 kHz mono) as it arrives."""
