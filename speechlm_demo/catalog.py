@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class Requirements(BaseModel):
 
     python: list[str] = Field(default_factory=list, description="importable modules")
     env: list[str] = Field(default_factory=list, description="environment variables that must be set")
+    commands: list[str] = Field(default_factory=list, description="programs that must be on PATH")
     hint: str = Field("", description="how to get what is missing")
 
 
@@ -180,10 +182,13 @@ def decide(
     environ = os.environ if environ is None else environ
     missing_modules = [m for m in entry.requires.python if not _importable(m)]
     missing_env = [name for name in entry.requires.env if not environ.get(name)]
-    if missing_modules or missing_env:
+    missing_commands = [c for c in entry.requires.commands if shutil.which(c) is None]
+    if missing_modules or missing_env or missing_commands:
         parts = []
         if missing_modules:
             parts.append("missing Python package(s): " + ", ".join(missing_modules))
+        if missing_commands:
+            parts.append("missing program(s): " + ", ".join(missing_commands))
         if missing_env:
             parts.append("set " + ", ".join(missing_env))
         hint = f" ({entry.requires.hint})" if entry.requires.hint else ""

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 Status = Literal["ok", "failed", "timeout"]
 EngineSource = Engine | Callable[[], Engine]
+ResultCallback = Callable[[str, "SideResult"], None]
 SILENT_DBFS = -60.0
 GRACE_S = 1.0  # past its own timeout a side gets this long to hand its result over before it is abandoned
 
@@ -82,10 +83,10 @@ class Comparison:
 class _Side(threading.Thread):
     """Runs one engine on the turn; ``result`` is final once ``deadline`` passed or the thread ended."""
 
-    def __init__(self, source: EngineSource, audio: np.ndarray, rate: int, options: SessionOptions, settings: dict[str, float], changed: threading.Condition) -> None:
-        super().__init__(name="compare-side", daemon=True)
-        self.source, self.audio, self.rate, self.options = source, audio, rate, options
-        self.settings, self.changed = settings, changed
+    def __init__(self, key: str, source: EngineSource, audio: np.ndarray, rate: int, options: SessionOptions, settings: dict[str, float], changed: threading.Condition, on_result: ResultCallback | None) -> None:
+        super().__init__(name=f"compare-{key}", daemon=True)
+        self.key, self.source, self.audio, self.rate, self.options = key, source, audio, rate, options
+        self.settings, self.changed, self.on_result = settings, changed, on_result
         self.started_at = time.monotonic()
         self.deadline = self.started_at + settings["load_timeout_s"]
         self.result = SideResult(engine_id=getattr(source, "id", "?"))
@@ -94,8 +95,7 @@ class _Side(threading.Thread):
         try:
             engine = self.source if isinstance(self.source, Engine) else self.source()
             self.result.engine_id = engine.id
-            self.result.sample_rate = engine.entry.sample_rates.output
-            self._run(engine)
+            self.result = _answer(engine, self.audio, self.rate, self.options, self.settings, self._clock_starts)
         except Exception as exc:
             log.exception("comparison side %s failed", self.result.engine_id)
             self.result.status, self.result.message = "failed", f"{self.result.engine_id} failed: {exc}"
@@ -103,20 +103,40 @@ class _Side(threading.Thread):
             self.result.elapsed_s = round(time.monotonic() - self.started_at, 3)
             with self.changed:
                 self.changed.notify_all()
+        if self.on_result is not None and time.monotonic() < self.deadline:
+            self.on_result(self.key, self.result)
 
-    def _run(self, engine: Engine) -> None:
-        full = engine.entry.duplex == "full"
-        rate = engine.entry.sample_rates.input
-        audio = self.audio if rate == self.rate else resample(self.audio, self.rate, rate)
-        prompt = Prompt(Path("recorded-turn"), audio, estimate_speech_end(audio, rate))
-        tail = self.settings["window_s"] if full else self.settings["tail_s"]
-        wait = 0.0 if full else self.settings["timeout_s"]
-        with self.changed:  # from now on the clock is the turn's, not the loading's
-            feed_s = LEAD_SILENCE_S + len(audio) / rate + tail
+    def _clock_starts(self, feed_s: float) -> None:
+        """From now on the clock is the turn's, not the loading's."""
+        with self.changed:
             self.deadline = time.monotonic() + feed_s + self.settings["timeout_s"] + GRACE_S
             self.changed.notify_all()
-        feed = run_prompt(engine, prompt, rate, tail, wait, self.options)
-        self.result = _summarise(engine, feed.arrivals, feed.turn_ends, feed.true_end, full, self.result, self.settings)
+
+
+def _answer(engine: Engine, audio: np.ndarray, sample_rate: int, options: SessionOptions, settings: dict[str, float], starts: Callable[[float], None]) -> SideResult:
+    """Feed the turn to ``engine`` in real time; ``starts(feed_s)`` is told how long the feeding takes."""
+    result = SideResult(engine_id=engine.id, sample_rate=engine.entry.sample_rates.output)
+    full = engine.entry.duplex == "full"
+    rate = engine.entry.sample_rates.input
+    pcm = audio if rate == sample_rate else resample(audio, sample_rate, rate)
+    prompt = Prompt(Path("recorded-turn"), pcm, estimate_speech_end(pcm, rate))
+    tail = settings["window_s"] if full else settings["tail_s"]
+    starts(LEAD_SILENCE_S + len(pcm) / rate + tail)
+    feed = run_prompt(engine, prompt, rate, tail, 0.0 if full else settings["timeout_s"], options)
+    return _summarise(engine, feed.arrivals, feed.turn_ends, feed.true_end, full, result, settings)
+
+
+def answer(engine: Engine, audio: np.ndarray, sample_rate: int, *, options: SessionOptions | None = None, timeout_s: float = 60.0, tail_s: float = 3.0, window_s: float = 8.0) -> SideResult:
+    """One engine's reply to one recorded turn, as one side of :func:`compare` gets it (never raises)."""
+    settings = {"timeout_s": timeout_s, "tail_s": tail_s, "window_s": window_s}
+    started = time.monotonic()
+    try:
+        result = _answer(engine, np.ascontiguousarray(audio, dtype=np.float32), sample_rate, options or SessionOptions(), settings, lambda _: None)
+    except Exception as exc:
+        log.exception("%s failed on the turn", engine.id)
+        result = SideResult(engine.id, "failed", f"{engine.id} failed: {exc}")
+    result.elapsed_s = round(time.monotonic() - started, 3)
+    return result
 
 
 def _summarise(engine: Engine, arrivals: list[tuple[float, Event]], turn_ends: list[TurnEnd], true_end: float, full: bool, result: SideResult, settings: dict[str, float]) -> SideResult:
@@ -183,18 +203,23 @@ def compare(
     tail_s: float = 3.0,
     window_s: float = 8.0,
     load_timeout_s: float = 600.0,
+    on_result: ResultCallback | None = None,
 ) -> Comparison:
     """Run ``audio`` (mono float32) through both engines concurrently; returns once both are done or late.
 
     An engine may be given as a zero-argument callable (e.g. ``functools.partial(registry.get, id)``):
     it is then loaded inside its side, so a load failure fails only that side. ``timeout_s`` counts from
     the end of the fed audio (lead silence + turn + ``tail_s`` of silence; ``window_s`` for full-duplex
-    engines, whose output is recorded for that long after the turn).
+    engines, whose output is recorded for that long after the turn). ``on_result("a" | "b", result)`` is
+    called from a side's thread as soon as that side is done in time (e.g. to show it before the other).
     """
     settings = {"timeout_s": timeout_s, "tail_s": tail_s, "window_s": window_s, "load_timeout_s": load_timeout_s}
     changed = threading.Condition()
     pcm = np.ascontiguousarray(audio, dtype=np.float32)
-    sides = [_Side(source, pcm.copy(), sample_rate, options or SessionOptions(), settings, changed) for source in (engine_a, engine_b)]
+    sides = [
+        _Side(key, source, pcm.copy(), sample_rate, options or SessionOptions(), settings, changed, on_result)
+        for key, source in (("a", engine_a), ("b", engine_b))
+    ]
     for side in sides:
         side.start()
     with changed:

@@ -63,6 +63,13 @@ def timeline_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = 
     return fig
 
 
+def pair_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = "Both replies, t = 0 at the end of your speech") -> Figure:
+    """Two engines' timelines of the same turn (records without marks are left out), already closed."""
+    figure = timeline_figure([(label, record) for label, record in records if record], title=title)
+    close(figure)
+    return figure
+
+
 def close(fig: Figure) -> None:
     """Free a figure's memory once it has been rendered."""
     plt.close(fig)

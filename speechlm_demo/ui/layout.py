@@ -9,6 +9,9 @@ import gradio as gr
 from .. import __version__
 from ..engines.registry import EngineRegistry
 from ..votes.store import VoteStore
+from ..votes.rounds import BlindArena, blind_candidates
+from .blind_tab import build_blind_tab
+from .compare_tab import build_compare_tab
 from .engines_tab import build_engines_tab
 from .leaderboard_tab import build_leaderboard_tab
 from .talk import build_talk_tab, load_status_updates
@@ -21,20 +24,31 @@ from the true end of your speech to the first reply audio.
 
 * **Talk**: pick an engine, press the microphone button, speak, pause. The transcript and the latency
   timeline of each turn appear on the right.
+* **Compare**: pick two engines and speak once; the same recorded turn goes to both at the same time.
+  Hear both replies, read both transcripts and see both timelines aligned at the end of your speech.
+* **Blind A/B**: two anonymous engines answer the same turn; listen to both, vote, then see who was who.
+  A shared link with `?session=NAME` opens a prepared listening session instead of the microphone.
 * **Leaderboard**: engines ranked from blind votes (Bradley-Terry, 95 % bootstrap intervals), win rates and
   the latency of the voted replies.
 * **Engines**: what this host can run, and why the others are not offered.
 
-Audio is processed in memory for the live conversation and is not stored.
+Audio is processed in memory and is not stored. A blind vote stores the two engines, your choice, a hash of
+your turn's audio, both replies' transcripts and latencies and the versions; the audio itself only if the
+host set `SPEECHLM_SAVE_AUDIO=1`.
 """
 
 
 def build_demo(registry: EngineRegistry, preselect: str | None = None, store: VoteStore | None = None) -> gr.Blocks:
     """The whole app; ``store`` holds the votes (None: the leaderboard says it is unavailable)."""
+    arena = BlindArena(store, lambda: blind_candidates(registry)) if store is not None else None
     with gr.Blocks(title="SpeechLM Playground", analytics_enabled=False) as demo:
         gr.Markdown("# 🗣️ SpeechLM Playground")
         with gr.Tab("Talk"):
             engine, load_status = build_talk_tab(registry, preselect)
+        with gr.Tab("Compare"):
+            build_compare_tab(registry)
+        with gr.Tab("Blind A/B"):
+            build_blind_tab(demo, registry, arena)
         with gr.Tab("Leaderboard"):
             build_leaderboard_tab(demo, store)
         with gr.Tab("Engines"):

@@ -1,4 +1,5 @@
-"""The vote subcommands of ``python -m speechlm_demo``: ``votes export``, ``leaderboard``, ``bench-votes``."""
+"""The vote subcommands of ``python -m speechlm_demo``: ``votes export``, ``leaderboard``, ``bench-votes``,
+``session prepare|list`` (listening sessions)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import json
 import sys
 
-COMMANDS = ("votes", "leaderboard", "bench-votes")
+COMMANDS = ("votes", "leaderboard", "bench-votes", "session")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,10 +31,58 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--votes-per-voter", type=int, default=20)
     bench.add_argument("--think", type=float, default=0.25, help="mean seconds a voter waits between votes")
     bench.add_argument("--json", help="write the report here")
+    session = sub.add_parser("session", help="listening sessions: blind A/B on replies generated ahead of time")
+    session_sub = session.add_subparsers(dest="session_command", required=True)
+    prepare = session_sub.add_parser("prepare", help="generate every engine's reply to every prompt WAV")
+    prepare.add_argument("--prompts", required=True, help="folder of WAVs (+ optional NAME.txt reference text)")
+    prepare.add_argument("--engines", required=True, help="comma-separated catalogue ids (at least two)")
+    prepare.add_argument("--name", required=True, help="session name; served at the app's ?session=NAME")
+    prepare.add_argument("--timeout", type=float, default=60.0, help="seconds an engine may take per reply")
+    prepare.add_argument("--catalog", help="catalogue file")
+    session_sub.add_parser("list", help="the prepared sessions")
+
+
+def _session(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from ..catalog import CatalogError, load_catalog
+    from ..engines.registry import EngineRegistry
+    from ..hardware import probe
+    from .listening import SessionError, list_sessions, prepare
+
+    if args.session_command == "list":
+        sys.stdout.write("".join(f"{name}\n" for name in list_sessions()) or "no listening sessions yet\n")
+        return 0
+    engine_ids = [e.strip() for e in args.engines.split(",") if e.strip()]
+    try:
+        registry = EngineRegistry(load_catalog(args.catalog), probe())
+    except CatalogError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    prompts = sorted(Path(args.prompts).glob("*.wav")) if Path(args.prompts).is_dir() else []
+    try:
+        with tqdm(total=len(prompts) * len(engine_ids), desc=args.name, unit="reply", file=sys.stderr) as bar:
+
+            def advance(text: str) -> None:
+                bar.set_postfix_str(text)
+                bar.update()
+
+            folder = prepare(registry, Path(args.prompts), engine_ids, args.name, timeout_s=args.timeout, progress=advance)
+    except SessionError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    finally:
+        registry.close()
+    sys.stdout.write(f"wrote {folder}; open the app at /?session={args.name}\n")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     """Run one of :data:`COMMANDS`; returns the exit status."""
+    if args.command == "session":
+        return _session(args)
     if args.command == "bench-votes":
         from pathlib import Path
 

@@ -32,7 +32,7 @@ import numpy as np
 from .. import __version__
 from ..audio import encode_wav
 from ..catalog import EngineEntry
-from ..compare import Comparison, compare
+from ..compare import Comparison, SideResult, compare
 from .pending import PendingVotes
 from .store import OUTCOMES, DuplicateVote, StoreUnavailable, VoteRecord, VoteStore, data_dir
 
@@ -107,6 +107,11 @@ def blind_candidates(registry: EngineRegistry) -> list[EngineEntry]:
     return [registry.availability[i].entry for i in ids if registry.availability[i].entry.weight > 0]
 
 
+def playable_sides(replies: Comparison) -> set[str]:
+    """The sides with a reply to listen to."""
+    return {side for side, result in replies.sides.items() if result.ok and len(result.audio)}
+
+
 def pick_pair(entries: Sequence[EngineEntry], rng: random.Random) -> tuple[EngineEntry, EngineEntry]:
     """Two different engines drawn by weight, in random side order."""
     pool = [e for e in entries if e.weight > 0]
@@ -175,9 +180,18 @@ class BlindArena:
         return found
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start_round(self, session_id: str, audio: np.ndarray, sample_rate: int, *, tag: str = "") -> BlindRound:
-        """A new round for ``session_id`` on this recorded turn. Raises :class:`NotEnoughEngines`."""
-        pair = pick_pair(self.candidates(), self.rng)
+    def start_round(
+        self,
+        session_id: str,
+        audio: np.ndarray,
+        sample_rate: int,
+        *,
+        tag: str = "",
+        among: Sequence[EngineEntry] | None = None,
+    ) -> BlindRound:
+        """A new round for ``session_id`` on this recorded turn, its pair drawn from ``among`` (default: the
+        live candidates). Raises :class:`NotEnoughEngines`."""
+        pair = pick_pair(self.candidates() if among is None else among, self.rng)
         now = self.clock()
         pcm = np.ascontiguousarray(audio, dtype=np.float32)
         versions = (engine_version(pair[0]), engine_version(pair[1]))
@@ -193,22 +207,38 @@ class BlindArena:
         with self._lock:
             self._check_id(round_id, session_id).replies = replies
 
-    def run_round(self, round_id: str, session_id: str, load: Callable[[str], Engine], **compare_options: float) -> Comparison:
-        """Run the round's turn through both engines (``load`` = e.g. ``registry.get``) and record the replies."""
+    def run_round(
+        self,
+        round_id: str,
+        session_id: str,
+        load: Callable[[str], Engine],
+        on_result: Callable[[str, SideResult], None] | None = None,
+        **compare_options: float,
+    ) -> Comparison:
+        """Run the round's turn through both engines (``load`` = e.g. ``registry.get``) and record the replies.
+
+        ``on_result(side, result)`` hears of each side as soon as it is done (see :func:`compare`)."""
         with self._lock:
             blind = self._check_id(round_id, session_id)
         a, b = (blind.engines[0].id, blind.engines[1].id)
-        replies = compare(lambda: load(a), lambda: load(b), blind.audio, blind.sample_rate, **compare_options)
+        replies = compare(lambda: load(a), lambda: load(b), blind.audio, blind.sample_rate, on_result=on_result, **compare_options)
         replies.a.engine_id, replies.b.engine_id = a, b  # known even if an engine failed to load
         self.record_replies(round_id, session_id, replies)
         return replies
 
-    def mark_listened(self, round_id: str, session_id: str, side: Side) -> None:
-        """The user played side ``side`` ("a" or "b")."""
+    def mark_listened(self, round_id: str, session_id: str, side: Side) -> bool:
+        """The user played side ``side`` ("a" or "b"); returns whether every playable reply is now heard."""
         if side not in ("a", "b"):
             raise VoteRefused("bad_side", f"unknown side {side!r}")
         with self._lock:
-            self._check_id(round_id, session_id).listened.add(side)
+            blind = self._check_id(round_id, session_id)
+            blind.listened.add(side)
+            return blind.replies is not None and playable_sides(blind.replies) <= blind.listened
+
+    def get_round(self, round_id: str, session_id: str) -> BlindRound:
+        """The round behind a (signed) round id; raises :class:`VoteRefused` like a vote would."""
+        with self._lock:
+            return self._check_id(round_id, session_id)
 
     def submit_vote(self, round_id: str, session_id: str, outcome: str) -> VoteReceipt:
         """Record the vote; raises :class:`VoteRefused` or :class:`StoreUnavailable` (the user is told)."""
@@ -243,8 +273,7 @@ class BlindArena:
             raise VoteRefused("duplicate", "You already voted on this round.")
         if blind.replies is None:
             raise VoteRefused("not_ready", "Both replies are not ready yet.")
-        playable = {side for side, result in blind.replies.sides.items() if result.ok and len(result.audio)}
-        if not playable <= blind.listened:
+        if not playable_sides(blind.replies) <= blind.listened:
             raise VoteRefused("not_listened", "Please listen to both replies before voting.")
         limit, window = self.rate_limit
         recent = self._recent_votes.setdefault(blind.session_id, deque())

@@ -1,0 +1,264 @@
+"""Blind A/B tab: two anonymous engines answer the same turn; listen to both, vote, then see who was who.
+
+Before the vote the browser only ever gets "A" / "B", reply audio (anonymous temp files) and generic status
+lines: engine names, ids, transcripts, latencies and error messages (which name engines) are sent only
+with the reveal. With ``?session=NAME`` the tab serves a prepared listening session instead of the mic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import queue
+import random
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from ..compare import Comparison, SideResult
+from ..engines.registry import EngineRegistry
+from ..plots import pair_figure
+from ..recorder import RecordedTurn
+from ..votes.listening import ListeningSession, SessionError
+from ..votes.rounds import BlindArena, NotEnoughEngines, VoteRefused, playable_sides
+from ..votes.store import StoreUnavailable
+from .recording import build_turn_input
+
+log = logging.getLogger(__name__)
+
+MIN_LISTEN_S = 3.0
+OUTCOME_BUTTONS = (("a", "👈 A is better"), ("b", "👉 B is better"), ("tie", "🤝 Tie"), ("both_bad", "👎 Both are bad"))
+LISTEN_HINT = f"Listen to both replies (to the end, or at least {MIN_LISTEN_S:.0f} s each); voting unlocks then."
+
+
+@dataclass
+class BlindView:
+    """The tab's components that handlers update."""
+
+    status: gr.Markdown
+    audio: dict[str, gr.Audio]
+    votes: list[gr.Button]
+    reveal: gr.Markdown
+    plot: gr.Plot
+    round_id: gr.State
+
+    def round_outputs(self) -> list[Any]:
+        """Outputs of a new round, in :func:`_round_update` order."""
+        return [self.status, self.audio["a"], self.audio["b"], *self.votes, self.reveal, self.plot, self.round_id]
+
+
+def _votes(enabled: bool) -> list[Any]:
+    # The label is sent again: an update with only ``interactive`` blanks a button's text in Gradio 5.50.
+    return [gr.update(value=text, interactive=enabled) for _, text in OUTCOME_BUTTONS]
+
+
+def _playable(result: SideResult | None) -> Any:
+    return (result.sample_rate, result.audio) if result is not None and result.ok and len(result.audio) else None
+
+
+def _anonymous_state(side: str, result: SideResult | None) -> str:
+    """What may be said about a side before the vote: ready, or that it could not answer (no reason)."""
+    if result is None:
+        return f"{side.upper()} ⏳"
+    return f"{side.upper()} ✅" if _playable(result) is not None else f"{side.upper()} ❌ could not answer"
+
+
+def _round_update(status: str, a: SideResult | None, b: SideResult | None, round_id: Any, *, votable: bool = False) -> tuple:
+    return (status, _playable(a), _playable(b), *_votes(votable), "", None, round_id)
+
+
+def _after_replies(replies: Comparison) -> tuple[str, bool]:
+    """The status once both replies are in, and whether voting is open straight away (nothing to hear)."""
+    states = " · ".join(_anonymous_state(side, result) for side, result in replies.sides.items())
+    if not playable_sides(replies):
+        return f"{states}. Neither engine could answer; you can still vote (e.g. both bad).", True
+    return f"{states}. {LISTEN_HINT}", False
+
+
+def reveal_text(arena: BlindArena, round_id: str, session_id: str, outcome: str, message: str) -> tuple[str, Any]:
+    """After the vote: who was A and B, their latencies, words and failures; and both timelines."""
+    blind = arena.get_round(round_id, session_id)
+    lines = [f"**{html.escape(message)}**", ""]
+    records = []
+    for index, side in enumerate(("a", "b")):
+        entry = blind.engines[index]
+        result = blind.replies.sides[side] if blind.replies else None
+        latency = f"voice-to-voice {result.latency_ms:.0f} ms" if result and result.latency_ms is not None else "no latency"
+        lines.append(f"- **{side.upper()}** was **{html.escape(entry.label)}** (`{entry.id}`): {latency}.")
+        if result is not None:
+            if not result.ok:
+                lines.append(f"  - {result.status}: {html.escape(result.message)}")
+            if result.reply_text:
+                lines.append(f"  - said: “{html.escape(result.reply_text)}”")
+            records.append((f"{side.upper()} · {entry.id}", result.timeline))
+    user_text = next((r.user_text for r in (blind.replies.a, blind.replies.b) if r.user_text), "") if blind.replies else ""
+    if user_text:
+        lines.append(f"\nYou said: “{html.escape(user_text)}”")
+    verdict = {"a": "A better", "b": "B better", "tie": "a tie", "both_bad": "both bad"}[outcome]
+    lines.append(f"\nYour vote: {verdict}. Speak again (or draw another pair) for a new round.")
+    return "\n".join(lines), pair_figure(records) if records else None
+
+
+@dataclass
+class _Vote:
+    """The click handler of one vote button (a class, so Gradio sees the ``gr.Request`` annotation)."""
+
+    tab: BlindTab
+    outcome: str
+
+    def __call__(self, round_id: str, request: gr.Request) -> tuple:
+        return self.tab.vote(self.outcome, round_id, request)
+
+
+class BlindTab:
+    """The handlers of the tab, bound to the registry, the arena and the listening sessions."""
+
+    def __init__(self, registry: EngineRegistry, arena: BlindArena) -> None:
+        self.registry = registry
+        self.arena = arena
+        self.rng = random.SystemRandom()
+
+    def live_round(self, turn: RecordedTurn | None, blind_timing: bool, request: gr.Request) -> Iterator[tuple]:
+        """A round on the user's recorded turn: both engines answer it at once."""
+        if turn is None:
+            return
+        session_id = request.session_hash or "anonymous"
+        try:
+            blind = self.arena.start_round(session_id, turn.audio, turn.sample_rate)
+        except NotEnoughEngines:
+            yield _round_update("⚠️ Blind A/B needs at least two engines that can run here (see the Engines tab).", None, None, "")
+            return
+        yield _round_update("Two anonymous engines are answering your turn…", None, None, blind.round_id)
+        done: queue.Queue[tuple[str, SideResult] | Comparison | Exception] = queue.Queue()
+
+        def work() -> None:
+            try:
+                done.put(self.arena.run_round(blind.round_id, session_id, self.registry.get, on_result=lambda s, r: done.put((s, r))))
+            except Exception as exc:  # reported below, the tab goes on
+                log.exception("blind round failed")
+                done.put(exc)
+
+        threading.Thread(target=work, name="blind-round", daemon=True).start()
+        seen: dict[str, SideResult] = {}
+        while not isinstance(item := done.get(), (Comparison, Exception)):
+            seen[item[0]] = item[1]
+            if not blind_timing:
+                states = " · ".join(_anonymous_state(s, seen.get(s)) for s in ("a", "b"))
+                yield _round_update(f"{states}. The other reply is still coming…", seen.get("a"), seen.get("b"), blind.round_id)
+        if isinstance(item, Exception):
+            yield _round_update("⚠️ This round failed; please speak again.", None, None, "")
+            return
+        status, votable = _after_replies(item)
+        yield _round_update(status, item.a, item.b, blind.round_id, votable=votable)
+
+    def session_round(self, name: str, request: gr.Request) -> tuple:
+        """A round of a listening session: a prepared prompt and two engines' stored replies."""
+        session_id = request.session_hash or "anonymous"
+        try:
+            session = ListeningSession(name)
+            prompt = session.draw(self.rng)
+            audio, rate = session.prompt_audio(prompt)
+            blind = self.arena.start_round(session_id, audio, rate, tag=name, among=session.candidates(prompt))
+            replies = session.comparison(prompt, blind.engines[0].id, blind.engines[1].id)
+            self.arena.record_replies(blind.round_id, session_id, replies)
+        except (SessionError, NotEnoughEngines, OSError, ValueError) as exc:
+            return (None, *_round_update(f"⚠️ {html.escape(str(exc))}", None, None, ""))
+        status, votable = _after_replies(replies)
+        return ((rate, audio), *_round_update("Listen to the question first. " + status, replies.a, replies.b, blind.round_id, votable=votable))
+
+    async def listening(self, round_id: str, side: str, request: gr.Request) -> tuple:
+        """The user started playing ``side``: after the minimum listen time it counts as heard."""
+        try:
+            blind = self.arena.get_round(round_id, request.session_hash or "anonymous")
+        except VoteRefused:
+            return (gr.skip(), *[gr.skip()] * len(OUTCOME_BUTTONS))
+        result = blind.replies.sides.get(side) if blind.replies else None
+        length = len(result.audio) / result.sample_rate if result is not None and len(result.audio) else 0.0
+        await asyncio.sleep(min(MIN_LISTEN_S, 0.9 * length))
+        return self.heard(round_id, side, request)
+
+    def heard(self, round_id: str, side: str, request: gr.Request) -> tuple:
+        """``side`` counts as heard; voting unlocks when both are."""
+        try:
+            complete = self.arena.mark_listened(round_id, request.session_hash or "anonymous", side)  # type: ignore[arg-type]
+        except VoteRefused:
+            return (gr.skip(), *[gr.skip()] * len(OUTCOME_BUTTONS))
+        if complete:
+            return ("Both replies heard: which one was better?", *_votes(True))
+        return (f"{side.upper()} heard. {LISTEN_HINT}", *[gr.skip()] * len(OUTCOME_BUTTONS))
+
+    def vote(self, outcome: str, round_id: str, request: gr.Request) -> tuple:
+        """Store the vote (or say why not), then reveal the engines."""
+        session_id = request.session_hash or "anonymous"
+        if not round_id:
+            return ("Speak first (or draw a pair): there is no round to vote on.", *[gr.skip()] * len(OUTCOME_BUTTONS), gr.skip(), gr.skip())
+        try:
+            receipt = self.arena.submit_vote(round_id, session_id, outcome)
+        except VoteRefused as exc:
+            votable = exc.reason not in ("duplicate", "expired", "unknown", "tampered")
+            return (f"⚠️ {html.escape(str(exc))}", *_votes(votable), gr.skip(), gr.skip())
+        except StoreUnavailable as exc:
+            log.error("vote could not be kept: %s", exc)
+            return (f"⚠️ Your vote could not be saved ({html.escape(str(exc))}); please try again later.", *_votes(True), gr.skip(), gr.skip())
+        text, figure = reveal_text(self.arena, round_id, session_id, outcome, receipt.message)
+        return ("Revealed below.", *_votes(False), text, figure)
+
+
+def session_mode(request: gr.Request) -> tuple:
+    """On page load: ``?session=NAME`` switches the tab to that listening session."""
+    name = (request.query_params.get("session") or "").strip() if request else ""
+    if not name:
+        return "", gr.update(visible=True), gr.update(visible=False), ""
+    try:
+        session = ListeningSession(name)
+    except SessionError as exc:
+        return f"⚠️ {html.escape(str(exc))} Using the microphone instead.", gr.update(visible=True), gr.update(visible=False), ""
+    return session.describe(), gr.update(visible=False), gr.update(visible=True), session.name
+
+
+def build_blind_tab(demo: gr.Blocks, registry: EngineRegistry, arena: BlindArena | None) -> None:
+    """Create the tab's components and wire them (call inside a ``gr.Tab`` of ``demo``)."""
+    if arena is None:
+        gr.Markdown("⚠️ The vote store could not be opened; see the server log. Talking and comparing work without it.")
+        return
+    tab = BlindTab(registry, arena)
+    gr.Markdown(
+        "Two engines, drawn at random, answer the same turn; you only see **A** and **B**. Speak, listen to both "
+        "replies, vote, and then see who was who. Votes feed the Leaderboard."
+    )
+    session_info = gr.Markdown(elem_id="blind-session")
+    with gr.Column(visible=True) as live_box:
+        timing = gr.Checkbox(value=True, label="Blind timing: release both replies together (speed cannot give an engine away)", elem_id="blind-timing")
+        mic = build_turn_input("blind")
+    with gr.Column(visible=False) as session_box:
+        draw = gr.Button("🎲 Draw a pair", variant="primary", elem_id="blind-draw")
+        prompt = gr.Audio(label="Question", type="numpy", interactive=False, elem_id="blind-prompt")
+    status = gr.Markdown(elem_id="blind-status")
+    with gr.Row():
+        audio = {side: gr.Audio(label=f"Reply {side.upper()}", type="numpy", interactive=False, elem_id=f"blind-{side}-audio") for side in ("a", "b")}
+    with gr.Row():
+        votes = [gr.Button(text, interactive=False, elem_id=f"blind-vote-{outcome}") for outcome, text in OUTCOME_BUTTONS]
+    reveal = gr.Markdown(elem_id="blind-reveal")
+    plot = gr.Plot(label="Latency timelines (after the vote)", elem_id="blind-timeline")
+    view = BlindView(status, audio, votes, reveal, plot, gr.State(""))
+    tag = gr.State("")
+    mic.turn_id.change(tab.live_round, inputs=[mic.turn, timing], outputs=view.round_outputs(), show_progress="hidden", concurrency_limit=4)
+    draw.click(tab.session_round, inputs=[tag], outputs=[prompt, *view.round_outputs()], show_progress="hidden")
+    for side, player in audio.items():
+        which = gr.State(side)
+        listening = player.play(tab.listening, inputs=[view.round_id, which], outputs=[status, *votes], show_progress="hidden", concurrency_limit=None)
+        player.pause(None, cancels=[listening])
+        player.stop(tab.heard, inputs=[view.round_id, which], outputs=[status, *votes], show_progress="hidden")
+    for (outcome, _), button in zip(OUTCOME_BUTTONS, votes, strict=True):
+        button.click(
+            _Vote(tab, outcome),
+            inputs=[view.round_id],
+            outputs=[status, *votes, reveal, plot],
+            show_progress="hidden",
+            concurrency_limit=None,
+        )
+    demo.load(session_mode, outputs=[session_info, live_box, session_box, tag])

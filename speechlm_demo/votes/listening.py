@@ -1,0 +1,210 @@
+"""Listening sessions: blind A/B without a microphone, on replies generated ahead of time.
+
+``python -m speechlm_demo session prepare --prompts DIR --engines a,b,c --name NAME`` runs every prompt
+WAV of ``DIR`` through each engine, one turn at a time and in real time exactly like a live turn
+(:func:`speechlm_demo.compare.answer`), and writes ``<data dir>/sessions/NAME/``: ``manifest.json``
+(engines with their catalogue entries, prompts, every reply's status, transcript and timeline) and
+``audio/`` (WAVs named by random ids, so no file name tells which engine made it). The Blind A/B tab opened
+with ``?session=NAME`` then serves random pairs of replies to the same prompt; votes carry NAME as tag.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..audio import AudioError, encode_wav, read_audio
+from ..bench import load_prompts
+from ..catalog import EngineEntry
+from ..compare import Comparison, SideResult, answer
+from .store import data_dir
+
+if TYPE_CHECKING:
+    from ..engines.registry import EngineRegistry
+
+log = logging.getLogger(__name__)
+
+PROMPT_RATE = 16_000
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MANIFEST = "manifest.json"
+
+
+class SessionError(ValueError):
+    """A listening session that cannot be prepared or opened; the message is for the user."""
+
+
+def sessions_root() -> Path:
+    """Where listening sessions live: ``<data dir>/sessions``."""
+    return data_dir() / "sessions"
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a safe session name (letters, digits, ``_ . -``; no paths), else :class:`SessionError`."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:
+        raise SessionError(f"{name!r} is not a valid session name (letters, digits, '_', '.', '-'; at most 64)")
+    return name
+
+
+def list_sessions(root: Path | None = None) -> list[str]:
+    """Names of the prepared sessions."""
+    base = root or sessions_root()
+    return sorted(p.parent.name for p in base.glob(f"*/{MANIFEST}")) if base.is_dir() else []
+
+
+def _reply_record(result: SideResult, audio_dir: Path) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "status": result.status,
+        "message": result.message,
+        "user_text": result.user_text,
+        "reply_text": result.reply_text,
+        "timeline": result.timeline,
+        "sample_rate": result.sample_rate,
+        "file": None,
+    }
+    if result.ok and len(result.audio):
+        name = f"{uuid.uuid4().hex}.wav"
+        (audio_dir / name).write_bytes(encode_wav(result.audio, result.sample_rate))
+        record["file"] = name
+    return record
+
+
+def prepare(
+    registry: EngineRegistry,
+    prompts_dir: Path,
+    engine_ids: Sequence[str],
+    name: str,
+    *,
+    root: Path | None = None,
+    timeout_s: float = 60.0,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Generate every engine's reply to every prompt and write the session; returns its folder.
+
+    An engine that cannot load, or fails a prompt, is recorded as failed there (the session still gets
+    written); :class:`SessionError` if fewer than two engines or no prompts are usable.
+    """
+    check_name(name)
+    ids = list(dict.fromkeys(engine_ids))
+    unknown = [i for i in ids if i not in registry.availability]
+    if unknown:
+        raise SessionError(f"unknown engine(s): {', '.join(unknown)}; known: {', '.join(registry.availability)}")
+    if len(ids) < 2:
+        raise SessionError("a listening session needs at least two engines")
+    try:
+        prompts = load_prompts(Path(prompts_dir), PROMPT_RATE)
+    except FileNotFoundError as exc:
+        raise SessionError(str(exc)) from None
+    folder = (root or sessions_root()) / name
+    staging = folder.with_name(f".{name}.{uuid.uuid4().hex[:8]}")
+    (staging / "audio").mkdir(parents=True)
+    try:
+        entries = {i: registry.availability[i].entry for i in ids}
+        manifest: dict[str, Any] = {
+            "name": name,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "engines": {i: e.model_dump(mode="json", by_alias=True) for i, e in entries.items()},
+            "prompts": [],
+        }
+        for index, prompt in enumerate(prompts):
+            prompt_file = f"{uuid.uuid4().hex}.wav"
+            (staging / "audio" / prompt_file).write_bytes(encode_wav(prompt.audio, PROMPT_RATE))
+            manifest["prompts"].append({"id": index, "source": prompt.path.name, "file": prompt_file, "reference": prompt.reference, "replies": {}})
+        for engine_id in ids:
+            try:
+                engine = registry.get(engine_id)
+            except Exception as exc:  # noqa: BLE001 - recorded for every prompt, the others go on
+                log.error("%s could not be loaded: %s", engine_id, exc)
+                engine, failure = None, SideResult(engine_id, "failed", f"could not load: {exc}")
+            for prompt, item in zip(prompts, manifest["prompts"], strict=True):
+                result = failure if engine is None else answer(engine, prompt.audio, PROMPT_RATE, timeout_s=timeout_s)
+                item["replies"][engine_id] = _reply_record(result, staging / "audio")
+                if progress is not None:
+                    progress(f"{engine_id} / {prompt.path.name}: {result.status}")
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return folder
+
+
+@dataclass
+class SessionPrompt:
+    """One prompt of a session and the replies made to it."""
+
+    index: int
+    file: str
+    reference: str | None
+    replies: dict[str, dict[str, Any]]
+
+    def answered_by(self) -> list[str]:
+        """Engines with a playable reply to this prompt."""
+        return [engine_id for engine_id, reply in self.replies.items() if reply["status"] == "ok" and reply["file"]]
+
+
+class ListeningSession:
+    """A prepared session, read from disk; draws prompts that at least two engines answered."""
+
+    def __init__(self, name: str, root: Path | None = None) -> None:
+        self.name = check_name(name)
+        self.folder = (root or sessions_root()) / name
+        path = self.folder / MANIFEST
+        if not path.is_file():
+            raise SessionError(f"there is no listening session named {name!r}")
+        try:
+            manifest = json.loads(path.read_text())
+            self.entries = {i: EngineEntry.model_validate(e) for i, e in manifest["engines"].items()}
+            self.prompts = [SessionPrompt(p["id"], p["file"], p.get("reference"), p["replies"]) for p in manifest["prompts"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SessionError(f"listening session {name!r} is damaged: {exc}") from None
+        self.usable = [p for p in self.prompts if len(p.answered_by()) >= 2]
+        if not self.usable:
+            raise SessionError(f"listening session {name!r} has no prompt that two engines answered")
+
+    def describe(self) -> str:
+        """One line for the page (no engine names: they would unblind the votes)."""
+        return f"Listening session **{self.name}**: {len(self.usable)} prompts, {len(self.entries)} engines."
+
+    def draw(self, rng: random.Random) -> SessionPrompt:
+        """A random prompt that at least two engines answered."""
+        return rng.choice(self.usable)
+
+    def candidates(self, prompt: SessionPrompt) -> list[EngineEntry]:
+        """The engines that may be paired on ``prompt`` (weights as in the catalogue, at least 1)."""
+        return [self.entries[i].model_copy(update={"weight": max(self.entries[i].weight, 1.0)}) for i in prompt.answered_by()]
+
+    def prompt_audio(self, prompt: SessionPrompt) -> tuple[np.ndarray, int]:
+        """The prompt as mono float32 at 16 kHz."""
+        return self._read(prompt.file, PROMPT_RATE)
+
+    def comparison(self, prompt: SessionPrompt, engine_a: str, engine_b: str) -> Comparison:
+        """The stored replies of two engines, as if they had just been compared live."""
+        return Comparison(self._side(prompt, engine_a), self._side(prompt, engine_b))
+
+    def _side(self, prompt: SessionPrompt, engine_id: str) -> SideResult:
+        reply = prompt.replies[engine_id]
+        result = SideResult(engine_id, reply["status"], reply.get("message", ""), sample_rate=int(reply["sample_rate"]))
+        result.user_text, result.reply_text, result.timeline = reply.get("user_text", ""), reply.get("reply_text", ""), reply.get("timeline", {})
+        if reply.get("file"):
+            try:
+                result.audio, result.sample_rate = self._read(reply["file"], None)
+            except AudioError as exc:
+                result.status, result.message = "failed", f"stored reply unreadable: {exc}"
+        return result
+
+    def _read(self, file: str, rate: int | None) -> tuple[np.ndarray, int]:
+        path = self.folder / "audio" / Path(file).name
+        return read_audio(str(path), rate)

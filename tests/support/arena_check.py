@@ -1,0 +1,131 @@
+"""Real-browser checks of the Compare and Blind A/B tabs: headless Chromium, a WAV as the microphone.
+
+Runs inside a loopback-only network namespace; prints one JSON line with what the page showed.
+Usage: python -m tests.support.arena_check --wav FILE --tab compare|blind [--engines LABEL_A,LABEL_B]
+       [--default-engine ID] [--catalog FILE] [--forbidden a,b,...] [--screenshot PNG]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+from tests.support.app_process import running_app
+from tests.support.browser_check import CHROMIUM, chromium_args
+
+PAYLOAD_JS = Path(__file__).with_name("payload_probe.js")
+
+
+def wait_for_text(page: Page, selector: str, needle: str, timeout_s: float) -> str:
+    """Poll an element's text until it contains ``needle``; returns the last text seen."""
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        text = page.locator(selector).inner_text()
+        if needle in text:
+            return text
+        page.wait_for_timeout(250)
+    return text
+
+
+def start_microphone(page: Page, prefix: str) -> None:
+    """Grant the microphone and start the tab's WebRTC stream."""
+    root = page.locator(f"#{prefix}-webrtc")
+    access = root.get_by_text("Click to Access Microphone")
+    access.wait_for(timeout=30_000)
+    access.click()
+    start = root.locator('button[aria-label="start stream"]')
+    start.wait_for(timeout=30_000)
+    start.click()
+
+
+def check_compare(page: Page, engines: list[str], timeout_s: float) -> dict:
+    """Record one turn in the Compare tab and read both sides."""
+    page.get_by_role("tab", name="Compare").click()
+    for side, engine in zip("ab", engines, strict=True):
+        dropdown = page.locator(f"#compare-engine-{side} input")
+        dropdown.click()
+        dropdown.fill("")
+        page.locator(f"#compare-engine-{side}").get_by_role("option", name=engine, exact=True).click()
+    start_microphone(page, "compare")
+    status = wait_for_text(page, "#compare-status", "Done", timeout_s)
+    result = {"status": status}
+    for side in "ab":
+        result[f"summary_{side}"] = page.locator(f"#compare-{side}-summary").inner_text()
+        result[f"heard_{side}"] = page.locator(f"#compare-{side}-heard textarea").input_value()
+        result[f"reply_{side}"] = page.locator(f"#compare-{side}-reply textarea").input_value()
+        result[f"has_audio_{side}"] = page.locator(f"#compare-{side}-audio audio, #compare-{side}-audio button[aria-label='Play']").count() > 0
+    result["has_timeline_plot"] = page.locator("#compare-timeline img, #compare-timeline svg").count() > 0
+    return result
+
+
+def identity_leaks(page: Page, forbidden: list[str]) -> list[str]:
+    """Engine names/ids found in the blind tab's text or in anything the server sent since capture began."""
+    panel = page.locator("#blind-status").inner_text() + page.locator("#blind-reveal").inner_text()
+    payloads = page.evaluate("window.__payloads")
+    haystacks = {"blind tab": panel, "urls": " ".join(payloads["urls"]), "payloads": " ".join(payloads["texts"])}
+    return [f"{needle!r} in {where}" for needle in forbidden for where, text in haystacks.items() if needle.lower() in text.lower()]
+
+
+def play(page: Page, side: str) -> None:
+    """Press the play button of reply ``side``."""
+    page.locator(f"#blind-{side}-audio button[aria-label='Play']").first.click()
+
+
+def check_blind(page: Page, forbidden: list[str], timeout_s: float) -> dict:
+    """Play one blind round: speak, listen to both, vote A, read the reveal; check nothing leaked before."""
+    page.get_by_role("tab", name="Blind A/B").click()
+    page.evaluate("window.__capture = true")
+    start_microphone(page, "blind")
+    result: dict = {"status_ready": wait_for_text(page, "#blind-status", "Listen to both", timeout_s)}
+    result["votable_before_listening"] = page.locator("#blind-vote-a").is_enabled()
+    result["payload_count"] = len(page.evaluate("window.__payloads")["texts"])
+    result["leaks_before_vote"] = identity_leaks(page, forbidden)
+    for side in "ab":
+        play(page, side)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not page.locator("#blind-vote-a").is_enabled():
+        page.wait_for_timeout(250)
+    result["votable_after_listening"] = page.locator("#blind-vote-a").is_enabled()
+    page.locator("#blind-vote-a").click()
+    result["reveal"] = wait_for_text(page, "#blind-reveal", "was", 20)
+    result["votable_after_vote"] = page.locator("#blind-vote-b").is_enabled()
+    result["payload_has_status"] = any("Listen to both" in text for text in page.evaluate("window.__payloads")["texts"])
+    result["leaks_after_vote"] = identity_leaks(page, forbidden)  # the probe does see names once they are sent
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--wav", required=True)
+    parser.add_argument("--tab", choices=["compare", "blind"], required=True)
+    parser.add_argument("--engines", default="echo,cascade", help="compare: engine labels A,B as shown in the dropdown")
+    parser.add_argument("--default-engine", default="echo")
+    parser.add_argument("--catalog")
+    parser.add_argument("--timeout", type=float, default=90.0)
+    parser.add_argument("--screenshot")
+    parser.add_argument("--forbidden", default="", help="blind: comma-separated strings that must not leak before the vote")
+    args = parser.parse_args()
+    with running_app(args.default_engine, catalog=args.catalog) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(args.wav))
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.add_init_script(path=str(PAYLOAD_JS))
+        try:
+            page.goto(url)
+            if args.tab == "compare":
+                result = check_compare(page, args.engines.split(","), args.timeout)
+            else:
+                result = check_blind(page, [f for f in args.forbidden.split(",") if f], args.timeout)
+            if args.screenshot:
+                page.screenshot(path=args.screenshot, full_page=True)
+        finally:
+            browser.close()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

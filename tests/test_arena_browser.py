@@ -1,0 +1,78 @@
+"""Headless Chromium plays the Compare tab and a whole blind A/B round over real WebRTC (loopback only)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from speechlm_demo.votes.store import VoteStore
+from tests.conftest import require
+from tests.support.netns import loopback_namespace_problem, run_python_in_loopback_namespace
+from tests.support.speech import espeak_available, padded_clip
+from tests.test_webrtc import last_json_line
+
+PHRASE = "What is the capital of France?"
+BLIND_CATALOG = Path(__file__).with_name("data") / "blind_catalog.yaml"
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "compare-tab.png"
+IDENTITIES = ["parrot", "Parrot Left", "Parrot Right", "EchoEngine", "echo of"]
+
+
+@pytest.fixture
+def spoken_clip(tmp_path: Path) -> dict:
+    require(None if espeak_available() else "espeak-ng is not installed (apt-get install espeak-ng)")
+    require(None if shutil.which("chromium") or os.path.exists("/usr/bin/chromium") else "Chromium is not installed (apt-get install chromium)")
+    require(loopback_namespace_problem())
+    return padded_clip(tmp_path / "turn.wav", PHRASE, before_s=1.0, after_s=14.0)
+
+
+@pytest.mark.browser
+def test_chromium_compares_echo_and_cascade_on_one_turn(spoken_clip: dict) -> None:
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    labels = "Echo (loopback diagnostic),Offline cascade (Silero VAD + Whisper base + SmolLM2-135M + Piper)"
+    run = run_python_in_loopback_namespace(
+        ["-m", "tests.support.arena_check", "--wav", spoken_clip["path"], "--tab", "compare", "--engines", labels, "--default-engine", "cascade", "--screenshot", str(SCREENSHOT)],
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    result = last_json_line(run.stdout)
+    print(f"Compare tab: {result['summary_a']} | {result['summary_b']}")
+    assert result["status"].startswith("Done"), result
+    for side in "ab":
+        assert "✅" in result[f"summary_{side}"] and "voice-to-voice" in result[f"summary_{side}"], result
+        assert result[f"has_audio_{side}"], result
+    assert "echo of" in result["reply_a"]
+    assert "capital" in result["heard_b"].lower() and result["reply_b"].strip() not in ("", "(no text)"), result
+    assert result["has_timeline_plot"]
+
+
+@pytest.mark.browser
+def test_chromium_plays_a_blind_round_without_seeing_engine_names(spoken_clip: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPEECHLM_DATA_DIR", str(tmp_path / "data"))  # the app's vote store, read back below
+    run = run_python_in_loopback_namespace(
+        ["-m", "tests.support.arena_check", "--wav", spoken_clip["path"], "--tab", "blind", "--catalog", str(BLIND_CATALOG),
+         "--default-engine", "parrot-left", "--forbidden", ",".join(IDENTITIES)],
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    result = last_json_line(run.stdout)
+    assert "Listen to both" in result["status_ready"], result
+    assert result["payload_count"] > 0 and result["payload_has_status"], "the payload probe saw nothing"
+    assert result["leaks_before_vote"] == [], result["leaks_before_vote"]
+    assert not result["votable_before_listening"] and result["votable_after_listening"], result
+    assert "Parrot Left" in result["reveal"] and "Parrot Right" in result["reveal"], result["reveal"]
+    assert result["leaks_after_vote"], "after the vote the names are revealed, and the probe must see them"
+    assert not result["votable_after_vote"]
+    store = VoteStore()
+    try:
+        votes = store.frame(["engine_a", "engine_b", "outcome", "input_sha256", "reply_text_a", "latency_a_ms"])
+    finally:
+        store.close()
+    assert len(votes) == 1, votes
+    vote = votes.iloc[0]
+    assert vote["outcome"] == "a" and {vote["engine_a"], vote["engine_b"]} == {"parrot-left", "parrot-right"}
+    labels = {"parrot-left": "Parrot Left", "parrot-right": "Parrot Right"}
+    assert f"A was {labels[vote['engine_a']]}" in result["reveal"] and f"B was {labels[vote['engine_b']]}" in result["reveal"]
+    assert len(vote["input_sha256"]) == 64 and "echo of" in vote["reply_text_a"] and vote["latency_a_ms"] > 0
