@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from speechlm_demo.catalog import EngineEntry
+from speechlm_demo.catalog import Catalog, EngineEntry
 from speechlm_demo.engines.base import AudioOut, Event, HalfDuplexEngine, Mark, SessionOptions, TextOut, UserTurn
+from speechlm_demo.engines.registry import EngineRegistry
+from speechlm_demo.hardware import HostInfo
 
 
 def entry(engine_id: str = "scripted", **defaults: Any) -> EngineEntry:
@@ -96,3 +98,26 @@ class Recorder:
                     raise TimeoutError(f"expected {count} {kind.__name__}, got {self.events}")
                 self._cond.wait(left)
         return self.of(kind)
+
+
+class CrashingEngine(ScriptedEngine):
+    """Fails every turn."""
+
+    def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
+        super().__init__(entry, device, behaviour="crash")
+
+
+class SlowEngine(ScriptedEngine):
+    """Answers, but takes a while over every audio chunk."""
+
+    delay_s = 0.25
+
+
+def registry_of(*entries: EngineEntry) -> EngineRegistry:
+    """A CPU registry over these catalogue entries (the first is the default)."""
+    return EngineRegistry(Catalog(default_engine=entries[0].id, engines=list(entries)), HostInfo(accelerator="cpu"))
+
+
+def engine_entry(engine_id: str, label: str, engine_class: str = "ScriptedEngine", weight: float = 1.0) -> EngineEntry:
+    """An entry for one of this module's engines, with its own label and blind A/B weight."""
+    return entry(engine_id).model_copy(update={"label": label, "engine_class": f"tests.engines_for_tests:{engine_class}", "weight": weight})

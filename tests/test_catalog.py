@@ -102,3 +102,12 @@ def test_malformed_catalogue_names_file_entry_and_field(tmp_path: Path, text: st
 def test_missing_catalogue_file(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="cannot read"):
         load_catalog(tmp_path / "absent.yaml")
+
+
+def test_program_requirement(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = load_catalog(data_dir / "catalog_hosts.yaml").get("echo")
+    needs = entry.model_copy(update={"requires": entry.requires.model_copy(update={"commands": ["surely-not-a-program-xyz"], "hint": "apt install it"})})
+    refused = decide(needs, simulated_host("cpu"))
+    assert refused.available is False and refused.reason == "missing program(s): surely-not-a-program-xyz (apt install it)"
+    present = needs.model_copy(update={"requires": needs.requires.model_copy(update={"commands": ["sh"]})})
+    assert decide(present, simulated_host("cpu")).available

@@ -14,7 +14,7 @@ import pytest
 
 from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.catalog import EngineEntry
-from speechlm_demo.compare import compare
+from speechlm_demo.compare import SideResult, answer, compare
 from speechlm_demo.engines.base import (
     AudioOut,
     Emit,
@@ -123,6 +123,23 @@ def test_both_sides_get_the_same_turn_at_the_same_time() -> None:
         assert side.engine_id == name and side.reply_text == "turn 1" and side.sample_rate == 16_000
         assert len(side.audio) == 5 * 1600 and side.audio.dtype == np.float32
         assert side.timeline["status"] == "ok" and 0 < side.latency_ms < 1000  # type: ignore[operator]
+
+
+def test_each_side_is_reported_as_soon_as_it_is_done(echo: EchoEngine) -> None:
+    slow = ScriptedEngine(entry("slow"))
+    slow.delay_s = 0.3
+    heard: list[tuple[str, SideResult, float]] = []
+    result = compare(echo, slow, TURN, 16_000, tail_s=1.0, on_result=lambda side, res: heard.append((side, res, time.monotonic())))
+    assert [side for side, _, _ in heard] == ["a", "b"]  # the echo is done first
+    assert heard[0][1] is result.a and heard[1][1] is result.b
+    assert heard[1][2] - heard[0][2] > 0.5
+
+
+def test_answer_runs_one_engine_like_one_side_and_never_raises(echo: EchoEngine) -> None:
+    alone = answer(echo, TURN, 16_000, tail_s=1.0)
+    assert alone.ok and alone.engine_id == "echo" and len(alone.audio) / 16_000 > 0.6 and alone.latency_ms > 0
+    crashed = answer(ScriptedEngine(entry("boom"), behaviour="crash"), TURN, 16_000, tail_s=0.5)
+    assert crashed.status == "failed" and "model exploded" in crashed.message and crashed.elapsed_s > 0
 
 
 def test_echo_at_two_rates(echo: EchoEngine) -> None:

@@ -199,7 +199,7 @@ class BlindTab:
         try:
             receipt = self.arena.submit_vote(round_id, session_id, outcome)
         except VoteRefused as exc:
-            votable = exc.reason not in ("duplicate", "expired", "unknown", "tampered")
+            votable = exc.reason in ("rate_limited", "bad_outcome")  # not heard yet, voted, gone: stay locked
             return (f"⚠️ {html.escape(str(exc))}", *_votes(votable), gr.skip(), gr.skip())
         except StoreUnavailable as exc:
             log.error("vote could not be kept: %s", exc)
