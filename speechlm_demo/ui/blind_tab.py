@@ -8,7 +8,6 @@ with the reveal. With ``?session=NAME`` the tab serves a prepared listening sess
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import queue
 import random
@@ -27,6 +26,7 @@ from ..votes.listening import ListeningSession, SessionError
 from ..votes.rounds import BlindArena, NotEnoughEngines, VoteRefused, playable_sides
 from ..votes.store import StoreUnavailable
 from .recording import build_turn_input
+from .text import plain
 
 log = logging.getLogger(__name__)
 
@@ -82,22 +82,22 @@ def _after_replies(replies: Comparison) -> tuple[str, bool]:
 def reveal_text(arena: BlindArena, round_id: str, session_id: str, outcome: str, message: str) -> tuple[str, Any]:
     """After the vote: who was A and B, their latencies, words and failures; and both timelines."""
     blind = arena.get_round(round_id, session_id)
-    lines = [f"**{html.escape(message)}**", ""]
+    lines = [f"**{plain(message)}**", ""]
     records = []
     for index, side in enumerate(("a", "b")):
         entry = blind.engines[index]
         result = blind.replies.sides[side] if blind.replies else None
         latency = f"voice-to-voice {result.latency_ms:.0f} ms" if result and result.latency_ms is not None else "no latency"
-        lines.append(f"- **{side.upper()}** was **{html.escape(entry.label)}** (`{entry.id}`): {latency}.")
+        lines.append(f"- **{side.upper()}** was **{plain(entry.label)}** (`{entry.id}`): {latency}.")
         if result is not None:
             if not result.ok:
-                lines.append(f"  - {result.status}: {html.escape(result.message)}")
+                lines.append(f"  - {result.status}: {plain(result.message)}")
             if result.reply_text:
-                lines.append(f"  - said: “{html.escape(result.reply_text)}”")
+                lines.append(f"  - said: “{plain(result.reply_text)}”")
             records.append((f"{side.upper()} · {entry.id}", result.timeline))
     user_text = next((r.user_text for r in (blind.replies.a, blind.replies.b) if r.user_text), "") if blind.replies else ""
     if user_text:
-        lines.append(f"\nYou said: “{html.escape(user_text)}”")
+        lines.append(f"\nYou said: “{plain(user_text)}”")
     verdict = {"a": "A better", "b": "B better", "tie": "a tie", "both_bad": "both bad"}[outcome]
     lines.append(f"\nYour vote: {verdict}. Speak again (or draw another pair) for a new round.")
     return "\n".join(lines), pair_figure(records) if records else None
@@ -166,7 +166,7 @@ class BlindTab:
             replies = session.comparison(prompt, blind.engines[0].id, blind.engines[1].id)
             self.arena.record_replies(blind.round_id, session_id, replies)
         except (SessionError, NotEnoughEngines, OSError, ValueError) as exc:
-            return (None, *_round_update(f"⚠️ {html.escape(str(exc))}", None, None, ""))
+            return (None, *_round_update(f"⚠️ {plain(str(exc))}", None, None, ""))
         status, votable = _after_replies(replies)
         return ((rate, audio), *_round_update("Listen to the question first. " + status, replies.a, replies.b, blind.round_id, votable=votable))
 
@@ -200,10 +200,10 @@ class BlindTab:
             receipt = self.arena.submit_vote(round_id, session_id, outcome)
         except VoteRefused as exc:
             votable = exc.reason in ("rate_limited", "bad_outcome")  # not heard yet, voted, gone: stay locked
-            return (f"⚠️ {html.escape(str(exc))}", *_votes(votable), gr.skip(), gr.skip())
+            return (f"⚠️ {plain(str(exc))}", *_votes(votable), gr.skip(), gr.skip())
         except StoreUnavailable as exc:
             log.error("vote could not be kept: %s", exc)
-            return (f"⚠️ Your vote could not be saved ({html.escape(str(exc))}); please try again later.", *_votes(True), gr.skip(), gr.skip())
+            return (f"⚠️ Your vote could not be saved ({plain(str(exc))}); please try again later.", *_votes(True), gr.skip(), gr.skip())
         text, figure = reveal_text(self.arena, round_id, session_id, outcome, receipt.message)
         return ("Revealed below.", *_votes(False), text, figure)
 
@@ -216,7 +216,7 @@ def session_mode(request: gr.Request) -> tuple:
     try:
         session = ListeningSession(name)
     except SessionError as exc:
-        return f"⚠️ {html.escape(str(exc))} Using the microphone instead.", gr.update(visible=True), gr.update(visible=False), ""
+        return f"⚠️ {plain(str(exc))} Using the microphone instead.", gr.update(visible=True), gr.update(visible=False), ""
     return session.describe(), gr.update(visible=False), gr.update(visible=True), session.name
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import queue
 import threading
 from collections.abc import Iterator
@@ -17,17 +16,18 @@ from ..engines.registry import EngineRegistry
 from ..plots import close, pair_figure, timeline_figure
 from ..recorder import RecordedTurn
 from .recording import build_turn_input
+from .text import plain
 
 SIDES = ("a", "b")
 
 
 def side_summary(label: str, result: SideResult | None) -> str:
     """One Markdown line for a side: running, failed (with the reason) or its voice-to-voice latency."""
-    name = html.escape(label)
+    name = plain(label)
     if result is None:
         return f"**{name}**: ⏳ answering…"
     if not result.ok:
-        return f"**{name}**: ❌ {result.status}: {html.escape(result.message or 'no reply')}"
+        return f"**{name}**: ❌ {result.status}: {plain(result.message or 'no reply')}"
     latency = result.latency_ms
     timing = f"voice-to-voice **{latency:.0f} ms**" if latency is not None else "no reply audio"
     return f"**{name}**: ✅ {timing} · {len(result.audio) / result.sample_rate:.1f} s of audio"
