@@ -130,6 +130,18 @@ def rms_dbfs(samples: np.ndarray) -> float:
     return max(-120.0, 20.0 * np.log10(rms + 1e-12))
 
 
+def match_level(samples: np.ndarray, target_dbfs: float = -23.0, peak: float = 0.95) -> np.ndarray:
+    """Scale to ``target_dbfs`` RMS, but never past ``peak``; silence stays silence."""
+    level = rms_dbfs(samples)
+    if not len(samples) or level <= -90.0:
+        return samples.astype(np.float32, copy=True)
+    gain = 10 ** ((target_dbfs - level) / 20)
+    top = float(np.abs(samples).max()) * gain
+    if top > peak:
+        gain *= peak / top
+    return (samples * gain).astype(np.float32)
+
+
 def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
     """Encode mono float32 samples as a 16-bit PCM WAV file."""
     buffer = io.BytesIO()

@@ -88,3 +88,12 @@ def test_levels() -> None:
     assert audio.rms_dbfs(np.zeros(100, np.float32)) == -120.0
     assert audio.rms_dbfs(np.array([], np.float32)) == -120.0
     assert audio.rms_dbfs(np.ones(100, np.float32)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_match_level_sets_rms_and_never_clips() -> None:
+    quiet = (0.01 * np.sin(np.linspace(0, 200, 16_000))).astype(np.float32)
+    assert abs(audio.rms_dbfs(audio.match_level(quiet)) + 23.0) < 0.1
+    spiky = np.zeros(16_000, np.float32)
+    spiky[100] = 0.5
+    assert np.abs(audio.match_level(spiky)).max() <= 0.95 + 1e-6
+    assert not audio.match_level(np.zeros(100, np.float32)).any() and len(audio.match_level(np.zeros(0, np.float32))) == 0

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.engines.registry import EngineRegistry
 from speechlm_demo.recorder import RecordedTurn
 from speechlm_demo.ui.blind_tab import BlindTab, session_mode
@@ -73,6 +74,8 @@ def test_a_live_round_stays_anonymous_until_the_vote_and_then_reveals(tab: Blind
     final = outputs[-1]
     round_id = final[-1]
     assert final[1] is not None and final[2] is not None and np.abs(final[1][1]).max() > 0.1
+    assert final[1][0] == final[2][0] == 24_000  # one rate and one loudness: neither gives an engine away
+    assert abs(rms_dbfs(final[1][1]) - rms_dbfs(final[2][1])) < 0.5
     assert interactive(final, 3) == [False] * 4 and "Listen to both" in final[0]
     leaked = [name for name in IDENTITY if name in texts(outputs) or name in round_id.lower()]
     assert leaked == []

@@ -18,6 +18,7 @@ from typing import Any
 
 import gradio as gr
 
+from ..audio import match_level, resample
 from ..compare import Comparison, SideResult
 from ..engines.registry import EngineRegistry
 from ..plots import pair_figure
@@ -31,6 +32,7 @@ from .text import plain
 log = logging.getLogger(__name__)
 
 MIN_LISTEN_S = 3.0
+PLAYBACK_RATE = 24_000
 OUTCOME_BUTTONS = (("a", "👈 A is better"), ("b", "👉 B is better"), ("tie", "🤝 Tie"), ("both_bad", "👎 Both are bad"))
 LISTEN_HINT = f"Listen to both replies (to the end, or at least {MIN_LISTEN_S:.0f} s each); voting unlocks then."
 
@@ -57,7 +59,10 @@ def _votes(enabled: bool) -> list[Any]:
 
 
 def _playable(result: SideResult | None) -> Any:
-    return (result.sample_rate, result.audio) if result is not None and result.ok and len(result.audio) else None
+    """The reply as the browser gets it: at one common rate and loudness, so neither gives the engine away."""
+    if result is None or not result.ok or not len(result.audio):
+        return None
+    return PLAYBACK_RATE, match_level(resample(result.audio, result.sample_rate, PLAYBACK_RATE))
 
 
 def _anonymous_state(side: str, result: SideResult | None) -> str:
