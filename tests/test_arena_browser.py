@@ -7,11 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
+from speechlm_demo.cli import main
 from speechlm_demo.votes.store import VoteStore
 from tests.conftest import require
 from tests.support.netns import loopback_namespace_problem, run_python_in_loopback_namespace
-from tests.support.speech import espeak_available, padded_clip
+from tests.support.speech import espeak_available, padded_clip, speak
 from tests.test_webrtc import last_json_line
 
 PHRASE = "What is the capital of France?"
@@ -76,3 +78,30 @@ def test_chromium_plays_a_blind_round_without_seeing_engine_names(spoken_clip: d
     labels = {"parrot-left": "Parrot Left", "parrot-right": "Parrot Right"}
     assert f"A was {labels[vote['engine_a']]}" in result["reveal"] and f"B was {labels[vote['engine_b']]}" in result["reveal"]
     assert len(vote["input_sha256"]) == 64 and "echo of" in vote["reply_text_a"] and vote["latency_a_ms"] > 0
+
+
+@pytest.mark.browser
+def test_chromium_votes_in_a_listening_session_opened_by_url(spoken_clip: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPEECHLM_DATA_DIR", str(tmp_path / "data"))
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    for index, question in enumerate(["What is the capital of France?", "How many legs does a spider have?"]):
+        sf.write(prompts / f"q{index}.wav", speak(question), 16_000)
+    catalog = ["--catalog", str(BLIND_CATALOG)]
+    assert main(["session", "prepare", "--prompts", str(prompts), "--engines", "parrot-left,parrot-right", "--name", "club-1", *catalog]) == 0
+    run = run_python_in_loopback_namespace(
+        ["-m", "tests.support.arena_check", "--wav", spoken_clip["path"], "--tab", "session", "--session", "club-1",
+         *catalog, "--default-engine", "parrot-left", "--forbidden", ",".join(IDENTITIES)],
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    result = last_json_line(run.stdout)
+    assert "club-1" in result["session_info"] and not result["mic_visible"] and result["has_question"], result
+    assert "Listen to both" in result["status_ready"] and result["leaks_before_vote"] == [], result
+    assert "A was Parrot" in result["reveal"] and "B was Parrot" in result["reveal"], result["reveal"]
+    store = VoteStore()
+    try:
+        votes = store.frame(["tag", "outcome"])
+    finally:
+        store.close()
+    assert votes.to_dict("records") == [{"tag": "club-1", "outcome": "tie"}]

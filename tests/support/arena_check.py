@@ -1,8 +1,8 @@
 """Real-browser checks of the Compare and Blind A/B tabs: headless Chromium, a WAV as the microphone.
 
 Runs inside a loopback-only network namespace; prints one JSON line with what the page showed.
-Usage: python -m tests.support.arena_check --wav FILE --tab compare|blind [--engines LABEL_A,LABEL_B]
-       [--default-engine ID] [--catalog FILE] [--forbidden a,b,...] [--screenshot PNG]
+Usage: python -m tests.support.arena_check --wav FILE --tab compare|blind|session [--engines LABEL_A,LABEL_B]
+       [--default-engine ID] [--catalog FILE] [--forbidden a,b,...] [--session NAME] [--screenshot PNG]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from playwright.sync_api import Page, sync_playwright
 
 from tests.support.app_process import running_app
-from tests.support.browser_check import CHROMIUM, chromium_args
+from tests.support.browser_check import CHROMIUM, chromium_args, start_microphone
 
 PAYLOAD_JS = Path(__file__).with_name("payload_probe.js")
 
@@ -30,17 +30,6 @@ def wait_for_text(page: Page, selector: str, needle: str, timeout_s: float) -> s
             return text
         page.wait_for_timeout(250)
     return text
-
-
-def start_microphone(page: Page, prefix: str) -> None:
-    """Grant the microphone and start the tab's WebRTC stream."""
-    root = page.locator(f"#{prefix}-webrtc")
-    access = root.get_by_text("Click to Access Microphone")
-    access.wait_for(timeout=30_000)
-    access.click()
-    start = root.locator('button[aria-label="start stream"]')
-    start.wait_for(timeout=30_000)
-    start.click()
 
 
 def check_compare(page: Page, engines: list[str], timeout_s: float) -> dict:
@@ -99,10 +88,32 @@ def check_blind(page: Page, forbidden: list[str], timeout_s: float) -> dict:
     return result
 
 
+def check_session(page: Page, url: str, name: str, forbidden: list[str]) -> dict:
+    """Open ``/?session=NAME``, draw a pair of prepared replies, listen, vote tie, read the reveal."""
+    page.goto(f"{url}/?session={name}")
+    page.get_by_role("tab", name="Blind A/B").click()
+    result: dict = {"session_info": wait_for_text(page, "#blind-session", name, 30)}
+    result["mic_visible"] = page.locator("#blind-webrtc").is_visible()
+    page.evaluate("window.__capture = true")
+    page.locator("#blind-draw").click()
+    result["status_ready"] = wait_for_text(page, "#blind-status", "Listen to both", 30)
+    result["has_question"] = page.locator("#blind-prompt button[aria-label='Play']").count() > 0
+    result["leaks_before_vote"] = identity_leaks(page, forbidden)
+    for side in "ab":
+        play(page, side)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not page.locator("#blind-vote-tie").is_enabled():
+        page.wait_for_timeout(250)
+    page.locator("#blind-vote-tie").click()
+    result["reveal"] = wait_for_text(page, "#blind-reveal", "was", 20)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--wav", required=True)
-    parser.add_argument("--tab", choices=["compare", "blind"], required=True)
+    parser.add_argument("--tab", choices=["compare", "blind", "session"], required=True)
+    parser.add_argument("--session", help="session: the listening session to open")
     parser.add_argument("--engines", default="echo,cascade", help="compare: engine labels A,B as shown in the dropdown")
     parser.add_argument("--default-engine", default="echo")
     parser.add_argument("--catalog")
@@ -115,11 +126,15 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.add_init_script(path=str(PAYLOAD_JS))
         try:
-            page.goto(url)
-            if args.tab == "compare":
+            forbidden = [f for f in args.forbidden.split(",") if f]
+            if args.tab == "session":
+                result = check_session(page, url, args.session, forbidden)
+            elif args.tab == "compare":
+                page.goto(url)
                 result = check_compare(page, args.engines.split(","), args.timeout)
             else:
-                result = check_blind(page, [f for f in args.forbidden.split(",") if f], args.timeout)
+                page.goto(url)
+                result = check_blind(page, forbidden, args.timeout)
             if args.screenshot:
                 page.screenshot(path=args.screenshot, full_page=True)
         finally:

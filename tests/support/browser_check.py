@@ -62,15 +62,21 @@ def analyse(probe: dict) -> dict:
     }
 
 
+def start_microphone(page: Page, prefix: str) -> None:
+    """Grant the microphone and start the WebRTC stream of the component ``#{prefix}-webrtc``."""
+    root = page.locator(f"#{prefix}-webrtc")
+    access = root.get_by_text("Click to Access Microphone")
+    access.wait_for(timeout=30_000)
+    access.click()
+    start = root.locator('button[aria-label="start stream"]')
+    start.wait_for(timeout=30_000)
+    start.click()
+
+
 def talk(page: Page, url: str, listen_s: float) -> dict:
     """Open the page, start the stream, wait for a reply, return measurements."""
     page.goto(url)
-    access = page.get_by_text("Click to Access Microphone")
-    access.wait_for(timeout=30_000)
-    access.click()
-    start = page.locator('button[aria-label="start stream"]')
-    start.wait_for(timeout=30_000)
-    start.click()
+    start_microphone(page, "talk")
     deadline = time.monotonic() + listen_s
     result: dict = {}
     while time.monotonic() < deadline:
