@@ -19,6 +19,7 @@ from tests.test_webrtc import last_json_line
 PHRASE = "What is the capital of France?"
 BLIND_CATALOG = Path(__file__).with_name("data") / "blind_catalog.yaml"
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "compare-tab.png"
+BLIND_SCREENSHOT = SCREENSHOT.with_name("blind-tab.png")
 IDENTITIES = ["parrot", "Parrot Left", "Parrot Right", "EchoEngine", "echo of"]
 
 
@@ -55,7 +56,7 @@ def test_chromium_plays_a_blind_round_without_seeing_engine_names(spoken_clip: d
     monkeypatch.setenv("SPEECHLM_DATA_DIR", str(tmp_path / "data"))  # the app's vote store, read back below
     run = run_python_in_loopback_namespace(
         ["-m", "tests.support.arena_check", "--wav", spoken_clip["path"], "--tab", "blind", "--catalog", str(BLIND_CATALOG),
-         "--default-engine", "parrot-left", "--forbidden", ",".join(IDENTITIES)],
+         "--default-engine", "parrot-left", "--forbidden", ",".join(IDENTITIES), "--screenshot", str(BLIND_SCREENSHOT)],
         timeout=300,
     )
     assert run.returncode == 0, run.stderr[-4000:]
