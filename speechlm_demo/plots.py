@@ -16,6 +16,11 @@ from .timeline import STAGES  # noqa: E402
 COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860")
 
 
+def literal(text: str) -> str:
+    """``text`` as matplotlib draws it literally (``$`` would start maths)."""
+    return str(text).replace("$", r"\$")
+
+
 def timeline_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = "") -> Figure:
     """Draw turn records (``Timeline.to_dict()``), each labelled, as aligned horizontal spans.
 
@@ -26,7 +31,7 @@ def timeline_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = 
     for index, (label, record) in enumerate(records):
         marks: dict[str, float] = record.get("marks_ms", {})
         colour = COLOURS[index % len(COLOURS)]
-        prefix = f"{label}: " if len(records) > 1 else ""
+        prefix = f"{literal(label)}: " if len(records) > 1 else ""
         for stage, start, end in STAGES:
             if start in marks and end in marks and marks[end] >= marks[start]:
                 note = ""
@@ -36,7 +41,7 @@ def timeline_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = 
                 rows.append((prefix + stage, marks[start], marks[end], colour, note))
         if record.get("status") not in (None, "ok"):
             at = max(marks.values(), default=0.0)
-            rows.append((prefix + record["status"], at, at, colour, record.get("detail", "")[:60]))
+            rows.append((prefix + record["status"], at, at, colour, literal(record.get("detail", "")[:60])))
 
     height = 1.2 + 0.38 * max(len(rows), 1)
     fig, ax = plt.subplots(figsize=(8.5, height), dpi=100)

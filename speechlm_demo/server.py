@@ -17,11 +17,13 @@ from .engines.registry import EngineRegistry
 from .hardware import probe, simulated_host
 from .rtc import EngineStreamHandler, browser_rtc_configuration, server_rtc_configuration
 from .ui.layout import build_demo
+from .votes.rounds import blind_candidates
 from .votes.store import VoteStore
 
 log = logging.getLogger(__name__)
 
 RTC_PREFIX = "/rtc"
+PRELOAD_ENV = "SPEECHLM_PRELOAD"
 
 
 @dataclass
@@ -79,6 +81,10 @@ def create_demo(config: AppConfig) -> tuple[gr.Blocks, EngineRegistry]:
     engine_id = config.engine or registry.default_id()
     if engine_id:
         registry.preload(engine_id)  # loads while the UI is built and the server starts
+    if os.environ.get(PRELOAD_ENV, "").strip() == "blind":
+        for entry in blind_candidates(registry):  # so load times cannot hint at a blind round's engines
+            if entry.id != engine_id:
+                registry.preload(entry.id)
     return build_demo(registry, config.engine, open_vote_store()), registry
 
 
@@ -97,8 +103,9 @@ def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None)
 
     @app.get("/api/health")
     def health() -> dict:
-        states = {eid: registry.state(eid).status for eid in registry.offered_ids()}
+        # Only the default engine: which other engines are loading would tell a blind voter what was drawn.
         default = engine_id or registry.default_id()
+        states = {default: registry.state(default).status} if default else {}
         return {"ready": default is not None and states.get(default) == "ready", "default": default, "engines": states}
 
     return gr.mount_gradio_app(app, demo, path="")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from speechlm_demo.server import AppConfig, create_api, create_demo, parse_app_args
@@ -27,7 +29,7 @@ def test_demo_serves_ui_and_health() -> None:
     registry.get("echo")
     with TestClient(create_api(demo, registry, "echo")) as client:
         health = client.get("/api/health").json()
-        assert health["ready"] is True and health["default"] == "echo" and health["engines"]["echo"] == "ready"
+        assert health["ready"] is True and health["default"] == "echo" and health["engines"] == {"echo": "ready"}
         page = client.get("/")
         assert page.status_code == 200 and "SpeechLM Playground" in page.text
 
@@ -54,3 +56,15 @@ def test_unknown_preselected_engine_is_refused() -> None:
         [sys.executable, "app.py", "--engine", "nope", "--port", "1"], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 2 and "unknown engine 'nope'" in out.stderr
+
+
+def test_health_names_only_the_default_engine_and_preload_loads_blind_candidates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    catalog = REPO / "tests" / "data" / "blind_catalog.yaml"
+    monkeypatch.setenv("SPEECHLM_PRELOAD", "blind")
+    demo, registry = create_demo(AppConfig(catalog=str(catalog)))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and registry.state("parrot-right").status != "ready":
+        time.sleep(0.05)
+    assert registry.state("parrot-right").status == "ready"  # preloaded although not the default
+    with TestClient(create_api(demo, registry, None)) as client:
+        assert client.get("/api/health").json()["engines"] == {"parrot-left": "ready"}

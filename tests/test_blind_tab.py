@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import gradio as gr
 import numpy as np
 import pytest
 import soundfile as sf
@@ -75,14 +76,17 @@ def test_a_live_round_stays_anonymous_until_the_vote_and_then_reveals(tab: Blind
     round_id = final[-1]
     assert final[1] is not None and final[2] is not None and np.abs(final[1][1]).max() > 0.1
     assert final[1][0] == final[2][0] == 24_000  # one rate and one loudness: neither gives an engine away
-    assert abs(rms_dbfs(final[1][1]) - rms_dbfs(final[2][1])) < 0.5
+    assert final[1][1].dtype == np.int16  # Gradio rescales float audio to full scale; int16 is sent as is
+    assert abs(rms_dbfs(final[1][1] / 32768) + 23.0) < 0.5 and abs(rms_dbfs(final[2][1] / 32768) + 23.0) < 0.5
     assert interactive(final, 3) == [False] * 4 and "Listen to both" in final[0]
     leaked = [name for name in IDENTITY if name in texts(outputs) or name in round_id.lower()]
     assert leaked == []
 
     refused = tab.vote("a", round_id, request())
     assert "listen" in refused[0].lower() and interactive(refused, 1) == [False] * 4
-    assert "A heard" in tab.heard(round_id, "a", request())[0]
+    early = tab.heard(round_id, "a", request())  # "ended" without having played: does not count
+    assert list(early) == [gr.skip()] * 5
+    assert "A heard" in asyncio.run(tab.listening(round_id, "a", request()))[0]
     unlocked = asyncio.run(tab.listening(round_id, "b", request()))  # waits the minimum listen time
     assert interactive(unlocked, 1) == [True] * 4
 
@@ -135,8 +139,10 @@ def test_listening_session_rounds_carry_the_session_tag(tab: BlindTab, registry:
     assert outputs[2] is not None and outputs[3] is not None
     assert not any(name in texts(outputs) or name in round_id.lower() for name in IDENTITY)
     for side in "ab":
-        tab.heard(round_id, side, request())
+        asyncio.run(tab.listening(round_id, side, request()))
     tab.vote("tie", round_id, request())
+    again = tab.session_round("club-night", request())  # one question, one pair: nothing left to vote on
+    assert "voted on every pair" in again[1] and again[-1] == ""
     votes = tab.arena.store.frame(["tag", "outcome", "latency_a_ms"])
     assert votes.iloc[0]["tag"] == "club-night" and votes.iloc[0]["outcome"] == "tie" and votes.iloc[0]["latency_a_ms"] > 0
 

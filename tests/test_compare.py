@@ -211,7 +211,7 @@ def test_blind_round_runs_both_engines_and_stores_the_vote(tmp_path: Path, monke
     monkeypatch.setenv("SPEECHLM_DATA_DIR", str(tmp_path))
     engines: dict[str, Any] = {"one": EchoEngine(make_entry("one")), "two": Recording(entry("two"))}
     store = VoteStore(f"sqlite:///{tmp_path / 'votes.sqlite3'}")
-    arena = BlindArena(store, lambda: [e.entry for e in engines.values()], pending=PendingVotes(store), rng=random.Random(3))
+    arena = BlindArena(store, lambda: [e.entry for e in engines.values()], pending=PendingVotes(store), rng=random.Random(3), min_listen_s=0.0)
     blind = arena.start_round("s", TURN, 16_000)
     replies = arena.run_round(blind.round_id, "s", engines.__getitem__, tail_s=1.0)
     assert replies.a.engine_id == blind.engines[0].id and replies.a.ok and replies.b.ok

@@ -30,5 +30,5 @@ def test_views_rank_engines_and_filter_by_session(tmp_path: Path) -> None:
     panel, _, _, panel_summary = leaderboard_views(store, "panel-1")
     assert list(panel["engine"])[0] == "slow" and "3 votes" in panel_summary
     empty = leaderboard_views(store, "nobody")
-    assert empty[0].empty and "No votes yet for session 'nobody'" in empty[3]
+    assert empty[0].empty and "No votes yet for session nobody." in empty[3]
     store.close()

@@ -34,3 +34,10 @@ def test_empty_figure_says_what_to_do() -> None:
     fig = timeline_figure([])
     assert "speak" in fig.axes[0].texts[0].get_text()
     close(fig)
+
+
+def test_error_text_with_dollars_is_drawn_literally() -> None:
+    record = {"marks_ms": {"user_speech_start": -900.0, "user_speech_end": 0.0}, "status": "failed", "detail": "bad $\\frac{$ input"}
+    fig = timeline_figure([("$x$ engine", record), ("b", record)])
+    fig.canvas.draw()  # raised ValueError before the text was escaped
+    close(fig)

@@ -17,4 +17,6 @@ def test_hostile_transcripts_render_as_the_same_plain_text() -> None:
 
 
 def test_ordinary_text_reads_the_same() -> None:
-    assert markdown_it.MarkdownIt().render(plain("Paris is the capital of France.")).strip() == "<p>Paris is the capital of France.</p>"
+    render = markdown_it.MarkdownIt().render
+    assert render(plain("Paris is the capital of France.")).strip() == "<p>Paris is the capital of France.</p>"
+    assert render(plain("I'm sure it's 5 $ & \"more\" - ok: 3.5")).strip() == "<p>I'm sure it's 5 $ &amp; &quot;more&quot; - ok: 3.5</p>"

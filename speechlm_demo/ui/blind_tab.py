@@ -18,7 +18,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..audio import match_level, resample
+from ..audio import match_level, resample, to_int16
 from ..compare import Comparison, SideResult
 from ..engines.registry import EngineRegistry
 from ..plots import pair_figure
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MIN_LISTEN_S = 3.0
 PLAYBACK_RATE = 24_000
+DRAW_ATTEMPTS = 50
 OUTCOME_BUTTONS = (("a", "👈 A is better"), ("b", "👉 B is better"), ("tie", "🤝 Tie"), ("both_bad", "👎 Both are bad"))
 LISTEN_HINT = f"Listen to both replies (to the end, or at least {MIN_LISTEN_S:.0f} s each); voting unlocks then."
 
@@ -62,7 +63,8 @@ def _playable(result: SideResult | None) -> Any:
     """The reply as the browser gets it: at one common rate and loudness, so neither gives the engine away."""
     if result is None or not result.ok or not len(result.audio):
         return None
-    return PLAYBACK_RATE, match_level(resample(result.audio, result.sample_rate, PLAYBACK_RATE))
+    # int16, because Gradio rescales float audio to full scale, which would undo the levelling
+    return PLAYBACK_RATE, to_int16(match_level(resample(result.audio, result.sample_rate, PLAYBACK_RATE)))
 
 
 def _anonymous_state(side: str, result: SideResult | None) -> str:
@@ -165,29 +167,35 @@ class BlindTab:
         session_id = request.session_hash or "anonymous"
         try:
             session = ListeningSession(name)
-            prompt = session.draw(self.rng)
-            audio, rate = session.prompt_audio(prompt)
-            blind = self.arena.start_round(session_id, audio, rate, tag=name, among=session.candidates(prompt))
+            for _ in range(DRAW_ATTEMPTS):  # a pair and question this browser has not voted on yet
+                prompt = session.draw(self.rng)
+                audio, rate = session.prompt_audio(prompt)
+                blind = self.arena.start_round(session_id, audio, rate, tag=name, among=session.candidates(prompt))
+                if not self.arena.has_voted(session_id, blind):
+                    break
+            else:
+                return (None, *_round_update("You have voted on every pair of this session we could find. Thank you!", None, None, ""))
             replies = session.comparison(prompt, blind.engines[0].id, blind.engines[1].id)
             self.arena.record_replies(blind.round_id, session_id, replies)
-        except (SessionError, NotEnoughEngines, OSError, ValueError) as exc:
+        except SessionError as exc:
             return (None, *_round_update(f"⚠️ {plain(str(exc))}", None, None, ""))
+        except (NotEnoughEngines, OSError, ValueError):
+            log.exception("listening session %s: no round", name)
+            return (None, *_round_update("⚠️ This session cannot serve a round right now; see the server log.", None, None, ""))
         status, votable = _after_replies(replies)
         return ((rate, audio), *_round_update("Listen to the question first. " + status, replies.a, replies.b, blind.round_id, votable=votable))
 
     async def listening(self, round_id: str, side: str, request: gr.Request) -> tuple:
         """The user started playing ``side``: after the minimum listen time it counts as heard."""
         try:
-            blind = self.arena.get_round(round_id, request.session_hash or "anonymous")
+            needed = self.arena.start_listening(round_id, request.session_hash or "anonymous", side)  # type: ignore[arg-type]
         except VoteRefused:
             return (gr.skip(), *[gr.skip()] * len(OUTCOME_BUTTONS))
-        result = blind.replies.sides.get(side) if blind.replies else None
-        length = len(result.audio) / result.sample_rate if result is not None and len(result.audio) else 0.0
-        await asyncio.sleep(min(MIN_LISTEN_S, 0.9 * length))
+        await asyncio.sleep(needed)
         return self.heard(round_id, side, request)
 
     def heard(self, round_id: str, side: str, request: gr.Request) -> tuple:
-        """``side`` counts as heard; voting unlocks when both are."""
+        """``side`` played long enough (or to its end) counts as heard; voting unlocks when both are."""
         try:
             complete = self.arena.mark_listened(round_id, request.session_hash or "anonymous", side)  # type: ignore[arg-type]
         except VoteRefused:
@@ -208,7 +216,7 @@ class BlindTab:
             return (f"⚠️ {plain(str(exc))}", *_votes(votable), gr.skip(), gr.skip())
         except StoreUnavailable as exc:
             log.error("vote could not be kept: %s", exc)
-            return (f"⚠️ Your vote could not be saved ({plain(str(exc))}); please try again later.", *_votes(True), gr.skip(), gr.skip())
+            return ("⚠️ Your vote could not be saved: the vote store is unavailable. Please try again later.", *_votes(True), gr.skip(), gr.skip())
         text, figure = reveal_text(self.arena, round_id, session_id, outcome, receipt.message)
         return ("Revealed below.", *_votes(False), text, figure)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from ..audio import to_int16
 from ..compare import Comparison, SideResult, compare
 from ..engines.base import SessionOptions
 from ..engines.registry import EngineRegistry
@@ -37,7 +38,7 @@ def side_outputs(label: str, result: SideResult | None) -> tuple[Any, ...]:
     """Summary, reply audio, the user's words as the engine heard them, and the reply text."""
     if result is None:
         return side_summary(label, None), None, "", ""
-    audio = (result.sample_rate, result.audio) if result.ok and len(result.audio) else None
+    audio = (result.sample_rate, to_int16(result.audio)) if result.ok and len(result.audio) else None  # int16: Gradio would normalise floats
     return side_summary(label, result), audio, result.user_text or "(no transcript)", result.reply_text or "(no text)"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import gradio as gr
@@ -11,6 +12,9 @@ import pandas as pd
 from ..plots import close
 from ..votes.ratings import COLUMNS, leaderboard
 from ..votes.store import StoreError, VoteStore
+from .text import plain
+
+log = logging.getLogger(__name__)
 
 BOOTSTRAP_ROUNDS = 1000
 MIN_VOTES = 30
@@ -35,13 +39,14 @@ def leaderboard_views(store: VoteStore, tag: str = "") -> tuple[pd.DataFrame, An
     """Ratings table, heatmap, latency table and a summary line (optionally one listening session only)."""
     try:
         frame = store.frame(COLUMNS + ["tag"])
-    except StoreError as exc:
-        return pd.DataFrame(), None, pd.DataFrame(), f"⚠️ The vote store is unavailable: {exc}"
+    except StoreError:
+        log.exception("leaderboard: the vote store cannot be read")
+        return pd.DataFrame(), None, pd.DataFrame(), "⚠️ The vote store is unavailable right now; please try again later."
     if tag.strip():
         frame = frame[frame["tag"] == tag.strip()]
     board = leaderboard(frame.drop(columns=["tag"]), rounds=BOOTSTRAP_ROUNDS, min_votes=MIN_VOTES)
     if board.table.empty:
-        return board.table, None, pd.DataFrame(columns=["engine"]), "No votes yet" + (f" for session '{tag.strip()}'." if tag.strip() else ".")
+        return board.table, None, pd.DataFrame(columns=["engine"]), "No votes yet" + (f" for session {plain(tag.strip())}." if tag.strip() else ".")
     summary = (
         f"{board.votes} votes; 95 % intervals from {board.rounds} bootstrap rounds; sorted by the interval's lower "
         f"bound; engines with fewer than {board.min_votes} votes are marked preliminary."

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import re
+import string
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~:])")
+_PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 
 
 def plain(text: str) -> str:
-    """``text`` with HTML escaped and Markdown punctuation backslash-escaped, on one line."""
-    one_line = " ".join(str(text).split())
-    return _MARKDOWN.sub(r"\\\1", html.escape(one_line, quote=True))
+    """``text`` on one line with every ASCII punctuation mark backslash-escaped: Markdown then shows it
+    literally, and no HTML tag, entity, link or emphasis can form."""
+    return _PUNCTUATION.sub(r"\\\1", " ".join(str(text).split()))

@@ -93,14 +93,15 @@ def bench_writes(voters: int = 50, votes_per_voter: int = 20, think_s: float = 0
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         store = VoteStore(f"sqlite:///{Path(tmp) / 'votes.sqlite3'}")
         entries = [_entry(f"engine-{i}") for i in range(4)]
-        arena = BlindArena(store, lambda: entries, pending=PendingVotes(store), rate_limit=(votes_per_voter, 60.0), save_audio=False)
+        # Voters "listen" during their think time, and every round is a different turn (one vote per pair and turn).
+        arena = BlindArena(store, lambda: entries, pending=PendingVotes(store), rate_limit=(votes_per_voter, 60.0), min_listen_s=0.0, save_audio=False)
         rng = np.random.default_rng(0)
         rounds: dict[int, list[str]] = {}
         for voter in range(voters):
             session = f"voter-{voter}"
             rounds[voter] = []
-            for _ in range(votes_per_voter):
-                blind = arena.start_round(session, np.zeros(1600, np.float32), 16_000)
+            for turn in range(votes_per_voter):
+                blind = arena.start_round(session, np.full(1600, turn * 1e-4, np.float32), 16_000)
                 arena.record_replies(blind.round_id, session, Comparison(_reply(blind.engines[0].id, rng), _reply(blind.engines[1].id, rng)))
                 for side in ("a", "b"):
                     arena.mark_listened(blind.round_id, session, side)  # type: ignore[arg-type]

@@ -6,6 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .store import VoteStore
 
 COMMANDS = ("votes", "leaderboard", "bench-votes", "session")
 
@@ -23,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     board.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds")
     board.add_argument("--min-votes", type=int, default=30, help="below this an engine is 'preliminary'")
     board.add_argument("--db", help="SQLAlchemy URL")
+    board.add_argument("--tag", default="", help="only the votes of this listening session")
     bench = sub.add_parser("bench-votes", help="measure ratings time and concurrent vote-write latency")
     bench.add_argument("--votes", type=int, default=100_000)
     bench.add_argument("--rounds", type=int, default=1000)
@@ -105,17 +110,28 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     try:
-        if args.command == "votes":
-            if not (args.csv or args.parquet):
-                sys.stderr.write("error: give --csv and/or --parquet\n")
-                return 2
-            rows = store.export(csv=args.csv, parquet=args.parquet)
-            sys.stdout.write(f"exported {rows} votes from {store.describe()}\n")
-            return 0
-        from .ratings import COLUMNS, leaderboard
-
-        board = leaderboard(store.frame(COLUMNS), rounds=args.rounds, min_votes=args.min_votes)
-        sys.stdout.write(json.dumps(board.to_dict(), indent=2) + "\n" if args.json else board.format() + "\n")
-        return 0
+        return _read(args, store)
+    except StoreError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
     finally:
         store.close()
+
+
+def _read(args: argparse.Namespace, store: VoteStore) -> int:
+    """``votes export`` or ``leaderboard`` on an open store."""
+    if args.command == "votes":
+        if not (args.csv or args.parquet):
+            sys.stderr.write("error: give --csv and/or --parquet\n")
+            return 2
+        rows = store.export(csv=args.csv, parquet=args.parquet)
+        sys.stdout.write(f"exported {rows} votes from {store.describe()}\n")
+        return 0
+    from .ratings import COLUMNS, leaderboard
+
+    frame = store.frame([*COLUMNS, "tag"])
+    if args.tag:
+        frame = frame[frame["tag"] == args.tag]
+    board = leaderboard(frame.drop(columns=["tag"]), rounds=args.rounds, min_votes=args.min_votes)
+    sys.stdout.write(json.dumps(board.to_dict(), indent=2) + "\n" if args.json else board.format() + "\n")
+    return 0

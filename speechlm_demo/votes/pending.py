@@ -68,6 +68,9 @@ class PendingVotes:
                 break
             except DuplicateVote:
                 log.error("pending vote %s clashes with another vote for round %s; dropped", record.vote_id, record.round_id)
+            except Exception:  # an unexpected error must not stop the retries of the other votes
+                log.exception("pending vote %s could not be stored; kept for the next retry", record.vote_id)
+                continue
             with self._lock:
                 self._records.pop(record.vote_id, None)
                 self._save()

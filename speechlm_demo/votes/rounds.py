@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -74,7 +75,14 @@ class BlindRound:
     tag: str = ""
     replies: Comparison | None = None
     listened: set[str] = field(default_factory=set)
+    play_started: dict[str, float] = field(default_factory=dict)
     state: Literal["open", "voting", "voted"] = "open"
+
+    @property
+    def pair_key(self) -> tuple[str, str, str]:
+        """What "one vote per pair" means: the same input to the same two engines (in either order)."""
+        first, second = sorted((self.engines[0].id, self.engines[1].id))
+        return self.input_sha256, first, second
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,7 @@ class BlindArena:
         secret: bytes | None = None,
         ttl_s: float = 1800.0,
         rate_limit: tuple[int, float] = (10, 60.0),
+        min_listen_s: float = 3.0,
         save_audio: bool | None = None,
         audio_dir: Path | None = None,
         rng: random.Random | None = None,
@@ -142,17 +151,22 @@ class BlindArena:
     ) -> None:
         self.store = store
         self.candidates = candidates
-        self.pending = pending if pending is not None else PendingVotes(store, data_dir() / "pending_votes.jsonl")
+        # One spool per host: replicas sharing a data volume must not rewrite each other's pending votes.
+        spool = data_dir() / f"pending_votes-{socket.gethostname()}.jsonl"
+        self.pending = pending if pending is not None else PendingVotes(store, spool)
         env_secret = os.environ.get(SECRET_ENV)
         self._secret = secret or (env_secret.encode() if env_secret else secrets.token_bytes(32))
         self.ttl_s = ttl_s
         self.rate_limit = rate_limit
+        self.min_listen_s = min_listen_s
         self.save_audio = os.environ.get(SAVE_AUDIO_ENV, "") == "1" if save_audio is None else save_audio
         self.audio_dir = audio_dir or data_dir() / "audio"
         self.rng = rng or random.SystemRandom()
         self.clock = clock
         self._rounds: dict[str, BlindRound] = {}
         self._recent_votes: dict[str, deque[float]] = {}
+        self._voted_pairs: dict[str, set[tuple[str, str, str]]] = {}
+        self._last_vote: dict[str, float] = {}
         self._lock = threading.Lock()
 
     # -- round ids ---------------------------------------------------------------------------------
@@ -226,14 +240,30 @@ class BlindArena:
         self.record_replies(round_id, session_id, replies)
         return replies
 
-    def mark_listened(self, round_id: str, session_id: str, side: Side) -> bool:
-        """The user played side ``side`` ("a" or "b"); returns whether every playable reply is now heard."""
-        if side not in ("a", "b"):
-            raise VoteRefused("bad_side", f"unknown side {side!r}")
+    def start_listening(self, round_id: str, session_id: str, side: Side) -> float:
+        """The user pressed play on ``side``; returns the seconds of listening before it counts as heard."""
         with self._lock:
-            blind = self._check_id(round_id, session_id)
+            blind = self._listenable(round_id, session_id, side)
+            blind.play_started.setdefault(side, self.clock())
+            return self._needed_s(blind, side)
+
+    def mark_listened(self, round_id: str, session_id: str, side: Side) -> bool:
+        """``side`` has been heard (refused as ``too_early`` unless played for the minimum listen time, or to
+        its end if shorter); returns whether every playable reply is now heard."""
+        with self._lock:
+            blind = self._listenable(round_id, session_id, side)
+            needed = self._needed_s(blind, side)
+            started = blind.play_started.get(side)
+            if needed > 0 and (started is None or self.clock() - started < needed):
+                raise VoteRefused("too_early", f"Keep listening to {side.upper()} a little longer.")
             blind.listened.add(side)
-            return blind.replies is not None and playable_sides(blind.replies) <= blind.listened
+            assert blind.replies is not None
+            return playable_sides(blind.replies) <= blind.listened
+
+    def has_voted(self, session_id: str, blind: BlindRound) -> bool:
+        """Whether this session already voted on the same input to the same pair of engines."""
+        with self._lock:
+            return blind.pair_key in self._voted_pairs.get(session_id, set())
 
     def get_round(self, round_id: str, session_id: str) -> BlindRound:
         """The round behind a (signed) round id; raises :class:`VoteRefused` like a vote would."""
@@ -260,6 +290,8 @@ class BlindArena:
         with self._lock:
             blind.state = "voted"
             self._recent_votes.setdefault(session_id, deque()).append(self.clock())
+            self._voted_pairs.setdefault(session_id, set()).add(blind.pair_key)
+            self._last_vote[session_id] = self.clock()
         message = "Thanks! Your vote will be saved as soon as the database is back." if queued else "Thanks, vote recorded."
         return VoteReceipt(record.vote_id, outcome, record.engine_a, record.engine_b, queued, message)
 
@@ -268,9 +300,27 @@ class BlindArena:
         self.pending.close()
 
     # -- internals ---------------------------------------------------------------------------------
+    def _listenable(self, round_id: str, session_id: str, side: Side) -> BlindRound:
+        """The round, if ``side`` is a side and its replies are in. Call with the lock held."""
+        if side not in ("a", "b"):
+            raise VoteRefused("bad_side", f"unknown side {side!r}")
+        blind = self._check_id(round_id, session_id)
+        if blind.replies is None:
+            raise VoteRefused("not_ready", "Both replies are not ready yet.")
+        return blind
+
+    def _needed_s(self, blind: BlindRound, side: str) -> float:
+        assert blind.replies is not None
+        result = blind.replies.sides[side]
+        if side not in playable_sides(blind.replies):
+            return 0.0
+        return min(self.min_listen_s, 0.9 * len(result.audio) / result.sample_rate)
+
     def _check_votable(self, blind: BlindRound) -> None:
         if blind.state != "open":
             raise VoteRefused("duplicate", "You already voted on this round.")
+        if blind.pair_key in self._voted_pairs.get(blind.session_id, set()):
+            raise VoteRefused("duplicate", "You already voted on these two replies to this turn.")
         if blind.replies is None:
             raise VoteRefused("not_ready", "Both replies are not ready yet.")
         if not playable_sides(blind.replies) <= blind.listened:
@@ -309,8 +359,16 @@ class BlindArena:
             timeline_a=a.timeline,
             timeline_b=b.timeline,
             tag=blind.tag,
-            audio_dir=self._save_audio(blind, vote_id) if self.save_audio else None,
+            audio_dir=self._try_save_audio(blind, vote_id) if self.save_audio else None,
         )
+
+    def _try_save_audio(self, blind: BlindRound, vote_id: str) -> str | None:
+        """Save the audio if configured; a full disk costs the audio, never the vote."""
+        try:
+            return self._save_audio(blind, vote_id)
+        except OSError:
+            log.exception("audio of vote %s not saved; the vote is stored without it", vote_id)
+            return None
 
     def _save_audio(self, blind: BlindRound, vote_id: str) -> str:
         """Write the input and both replies as WAV before the vote row references them."""
@@ -334,7 +392,8 @@ class BlindArena:
             return True
 
     def _purge(self, now: float) -> None:
-        """Forget expired rounds (the dict is in creation order) and idle rate-limit windows."""
+        """Forget expired rounds (the dict is in creation order), idle rate-limit windows, and the voted pairs
+        of sessions idle for longer than a round lives."""
         while self._rounds:
             oldest = next(iter(self._rounds.values()))
             if now - oldest.created <= self.ttl_s:
@@ -342,3 +401,5 @@ class BlindArena:
             del self._rounds[oldest.round_id]
         for session_id in [s for s, recent in self._recent_votes.items() if not recent or now - recent[-1] > self.rate_limit[1]]:
             del self._recent_votes[session_id]
+        for session_id in [s for s, last in self._last_vote.items() if now - last > self.ttl_s]:
+            del self._last_vote[session_id], self._voted_pairs[session_id]

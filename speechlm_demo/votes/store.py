@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,15 +210,21 @@ class VoteStore:
 
     def _vote_id_of_round(self, round_id: str) -> str | None:
         query = sa.select(votes_table.c.vote_id).where(votes_table.c.round_id == round_id)
+        with self._reading() as conn:
+            return conn.execute(query).scalar_one_or_none()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        """A connection for reads; database errors become :class:`StoreUnavailable`."""
         try:
             with self.engine.connect() as conn:
-                return conn.execute(query).scalar_one_or_none()
+                yield conn
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"vote store {self.describe()} unavailable: {exc}") from exc
 
     def get(self, round_id: str) -> VoteRecord | None:
         """The vote of a round, if any."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(sa.select(votes_table).where(votes_table.c.round_id == round_id)).mappings().first()
         return VoteRecord.from_row(dict(row)) if row else None
 
@@ -226,14 +233,14 @@ class VoteStore:
         query = sa.select(sa.func.count()).select_from(votes_table)
         if session_id is not None:
             query = query.where(votes_table.c.session_id == session_id)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return int(conn.execute(query).scalar_one())
 
     def frame(self, columns: list[str] | None = None) -> pd.DataFrame:
         """Votes as a DataFrame (oldest first); ``columns`` limits what is read."""
         cols = [votes_table.c[name] for name in columns] if columns else [votes_table]
         query = sa.select(*cols).order_by(votes_table.c.created_at)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             frame = pd.read_sql(query, conn)
         if "created_at" in frame:
             frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)

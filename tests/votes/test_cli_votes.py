@@ -50,3 +50,15 @@ def test_bench_votes_reports_both_targets(tmp_path: Path) -> None:
     assert "ratings: 20 bootstrap rounds x 2000 votes" in out.stdout and "writes: 4 concurrent voters" in out.stdout, out.stderr
     report = json.loads((tmp_path / "b.json").read_text())
     assert report["writes"]["stored"] == report["writes"]["votes"] == 20 and report["ratings"]["ranking_correct"]
+
+
+def test_leaderboard_filters_by_listening_session(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    store = VoteStore(f"sqlite:///{data / 'votes.sqlite3'}")
+    for index in range(6):
+        store.add(make_record(engine_a="alpha", engine_b="beta", outcome="a", tag="club" if index < 4 else ""))
+    store.close()
+    doc = json.loads(cli("leaderboard", "--json", "--rounds", "20", "--tag", "club", data=data).stdout)
+    assert doc["votes"] == 4
+    assert json.loads(cli("leaderboard", "--json", "--rounds", "20", data=data).stdout)["votes"] == 6

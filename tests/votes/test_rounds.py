@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 import soundfile as sf
 
 from speechlm_demo.compare import Comparison, SideResult
@@ -23,8 +24,8 @@ from speechlm_demo.votes.rounds import (
     engine_version,
     pick_pair,
 )
-from speechlm_demo.votes.store import StoreUnavailable, VoteStore
-from tests.votes.conftest import locked, make_entry
+from speechlm_demo.votes.store import StoreUnavailable, VoteRecord, VoteStore
+from tests.votes.conftest import locked, make_entry, make_record
 
 ENTRIES = [make_entry("alpha", 1.0), make_entry("beta", 2.0), make_entry("gamma", 1.0), make_entry("off", 0.0)]
 TURN = (0.1 * np.sin(np.arange(8000) / 5.0)).astype(np.float32)
@@ -59,13 +60,21 @@ def arena(store: VoteStore, clock: Clock, tmp_path: Path) -> Iterator[BlindArena
     blind_arena.close()
 
 
-def ready_round(arena: BlindArena, session: str = "s1", *, listen: str = "ab", status_b: str = "ok") -> BlindRound:
-    blind = arena.start_round(session, TURN, 16_000, tag="lab-1")
+def ready_round(arena: BlindArena, session: str = "s1", *, listen: str = "ab", status_b: str = "ok", turn: np.ndarray = TURN) -> BlindRound:
+    blind = arena.start_round(session, turn, 16_000, tag="lab-1")
     a, b = blind.engines
     arena.record_replies(blind.round_id, session, Comparison(reply(a.id, text="reply A", latency=500.0), reply(b.id, status_b, "reply B", 900.0)))
-    for side in listen:
-        arena.mark_listened(blind.round_id, session, side)  # type: ignore[arg-type]
+    listen_to(arena, blind, session, listen)
     return blind
+
+
+def listen_to(arena: BlindArena, blind: BlindRound, session: str, sides: str) -> None:
+    """Press play on each side and let the (fake) clock run past the minimum listen time."""
+    for side in sides:
+        arena.start_listening(blind.round_id, session, side)  # type: ignore[arg-type]
+    arena.clock.now += arena.min_listen_s  # type: ignore[attr-defined]
+    for side in sides:
+        arena.mark_listened(blind.round_id, session, side)  # type: ignore[arg-type]
 
 
 def refused(reason: str, call, *args) -> None:
@@ -127,7 +136,7 @@ def test_refusals_store_nothing(arena: BlindArena, store: VoteStore, clock: Cloc
     refused("tampered", arena.submit_vote, blind.round_id[:-2] + "xx", "s1", "a")
     refused("tampered", arena.submit_vote, "x" + blind.round_id, "s1", "a")
     refused("tampered", arena.submit_vote, "not-a-round", "s1", "a")
-    arena.mark_listened(blind.round_id, "s1", "b")
+    listen_to(arena, blind, "s1", "b")
     arena.submit_vote(blind.round_id, "s1", "tie")
     refused("duplicate", arena.submit_vote, blind.round_id, "s1", "a")  # a double click
     stranger = BlindArena(store, lambda: ENTRIES, secret=arena._secret, clock=clock)
@@ -166,9 +175,10 @@ def test_concurrent_double_submit_stores_one_vote(arena: BlindArena, store: Vote
 
 
 def test_rate_limit_per_session(arena: BlindArena, store: VoteStore, clock: Clock) -> None:
-    for _ in range(3):
-        arena.submit_vote(ready_round(arena).round_id, "s1", "a")
-    waiting = ready_round(arena)
+    turns = [TURN * (1 - 0.01 * i) for i in range(5)]  # five different turns: one vote per pair and turn
+    for turn in turns[:3]:
+        arena.submit_vote(ready_round(arena, turn=turn).round_id, "s1", "a")
+    waiting = ready_round(arena, turn=turns[3])
     refused("rate_limited", arena.submit_vote, waiting.round_id, "s1", "a")
     arena.submit_vote(ready_round(arena, "s2").round_id, "s2", "a")  # other sessions are not affected
     clock.now += 61
@@ -233,3 +243,66 @@ def test_audio_is_saved_only_when_asked(store: VoteStore, clock: Clock, tmp_path
     assert rate == 16_000 and np.allclose(audio, TURN, atol=1e-4)
     monkeypatch.delenv("SPEECHLM_SAVE_AUDIO")
     assert not BlindArena(store, lambda: ENTRIES, pending=PendingVotes(store)).save_audio
+
+
+def test_listening_counts_only_after_the_minimum_time_or_the_whole_reply(arena: BlindArena, clock: Clock) -> None:
+    blind = arena.start_round("s1", TURN, 16_000)
+    refused("not_ready", arena.start_listening, blind.round_id, "s1", "a")
+    long_reply = SideResult("x", "ok", "", np.full(16_000 * 10, 0.2, np.float32), 16_000)
+    arena.record_replies(blind.round_id, "s1", Comparison(long_reply, reply(blind.engines[1].id)))
+    refused("too_early", arena.mark_listened, blind.round_id, "s1", "a")  # never pressed play: "ended" is not enough
+    assert arena.start_listening(blind.round_id, "s1", "a") == 3.0
+    clock.now += 2.9
+    refused("too_early", arena.mark_listened, blind.round_id, "s1", "a")
+    clock.now += 0.2
+    assert arena.mark_listened(blind.round_id, "s1", "a") is False  # B (0.05 s) still unheard
+    assert arena.start_listening(blind.round_id, "s1", "b") == pytest.approx(0.045)
+    clock.now += 0.05
+    assert arena.mark_listened(blind.round_id, "s1", "b") is True
+
+
+def test_one_vote_per_pair_and_input_per_session(arena: BlindArena, store: VoteStore) -> None:
+    first = ready_round(arena)
+    arena.submit_vote(first.round_id, "s1", "a")
+    again = arena.start_round("s1", TURN, 16_000, among=list(first.engines))  # the same turn, the same two engines
+    arena.record_replies(again.round_id, "s1", Comparison(reply(again.engines[0].id), reply(again.engines[1].id)))
+    listen_to(arena, again, "s1", "ab")
+    assert arena.has_voted("s1", again)
+    refused("duplicate", arena.submit_vote, again.round_id, "s1", "b")
+    other = ready_round(arena, "s2")
+    assert not arena.has_voted("s2", other)
+    arena.submit_vote(other.round_id, "s2", "b")  # another session may
+    assert store.count() == 2
+
+
+def test_audio_that_cannot_be_saved_costs_the_audio_not_the_vote(store: VoteStore, clock: Clock, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the audio folder should be")
+    arena = BlindArena(store, lambda: ENTRIES, pending=PendingVotes(store), clock=clock, save_audio=True, audio_dir=blocker)
+    blind = ready_round(arena)
+    receipt = arena.submit_vote(blind.round_id, "s1", "tie")
+    assert not receipt.queued and store.get(blind.round_id).audio_dir is None  # type: ignore[union-attr]
+
+
+def test_one_vote_failing_unexpectedly_does_not_stop_the_retries_of_others(store: VoteStore, tmp_path: Path) -> None:
+    class Flaky:
+        """A store that breaks on one particular vote in a way nobody planned for."""
+
+        def add(self, record: VoteRecord) -> bool:
+            if record.outcome == "tie":
+                raise RuntimeError("driver bug")
+            return store.add(record)
+
+    pending = PendingVotes(Flaky(), tmp_path / "spool.jsonl", retry_s=60)  # type: ignore[arg-type]
+    bad, good = make_record(outcome="tie"), make_record(outcome="a")
+    pending._records = {bad.vote_id: bad, good.vote_id: good}
+    assert pending.drain() == 1
+    assert store.count() == 1 and len(pending) == 1  # the odd one stays queued, nothing is lost
+
+
+def test_reads_from_a_broken_database_say_unavailable(tmp_path: Path) -> None:
+    broken = VoteStore(f"sqlite:///{tmp_path / 'v.sqlite3'}")
+    broken.engine = sa.create_engine(f"sqlite:///{tmp_path / 'gone' / 'v.sqlite3'}")  # its folder vanished
+    for read in (broken.count, broken.frame, lambda: broken.get("r")):
+        with pytest.raises(StoreUnavailable):
+            read()
