@@ -94,6 +94,7 @@ def test_a_live_round_stays_anonymous_until_the_vote_and_then_reveals(tab: Blind
     reveal, figure = rest[4], rest[5]
     assert "zebra model" in reveal.lower() and "quokka model" in reveal.lower() and "voice-to-voice" in reveal
     assert figure is not None and interactive((status, *rest), 1) == [False] * 4
+    assert list(tab.heard(round_id, "a", request())) == [gr.skip()] * 5  # a reply ending after the vote unlocks nothing
     again = tab.vote("a", round_id, request())
     assert "already voted" in again[0]
     votes = tab.arena.store.frame(["engine_a", "engine_b", "outcome", "tag", "session_id"])

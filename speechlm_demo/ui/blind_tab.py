@@ -202,6 +202,8 @@ class BlindTab:
             return (gr.skip(), *[gr.skip()] * len(OUTCOME_BUTTONS))
         if complete:
             return ("Both replies heard: which one was better?", *_votes(True))
+        if self.arena.get_round(round_id, request.session_hash or "anonymous").state != "open":
+            return (gr.skip(), *[gr.skip()] * len(OUTCOME_BUTTONS))  # a reply ended after the vote
         return (f"{side.upper()} heard. {LISTEN_HINT}", *[gr.skip()] * len(OUTCOME_BUTTONS))
 
     def vote(self, outcome: str, round_id: str, request: gr.Request) -> tuple:

@@ -249,7 +249,8 @@ class BlindArena:
 
     def mark_listened(self, round_id: str, session_id: str, side: Side) -> bool:
         """``side`` has been heard (refused as ``too_early`` unless played for the minimum listen time, or to
-        its end if shorter); returns whether every playable reply is now heard."""
+        its end if shorter); returns whether the round is now open for the vote (every playable reply heard,
+        no vote yet)."""
         with self._lock:
             blind = self._listenable(round_id, session_id, side)
             needed = self._needed_s(blind, side)
@@ -258,7 +259,7 @@ class BlindArena:
                 raise VoteRefused("too_early", f"Keep listening to {side.upper()} a little longer.")
             blind.listened.add(side)
             assert blind.replies is not None
-            return playable_sides(blind.replies) <= blind.listened
+            return blind.state == "open" and playable_sides(blind.replies) <= blind.listened
 
     def has_voted(self, session_id: str, blind: BlindRound) -> bool:
         """Whether this session already voted on the same input to the same pair of engines."""

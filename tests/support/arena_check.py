@@ -82,6 +82,7 @@ def check_blind(page: Page, forbidden: list[str], timeout_s: float) -> dict:
     result["votable_after_listening"] = page.locator("#blind-vote-a").is_enabled()
     page.locator("#blind-vote-a").click()
     result["reveal"] = wait_for_text(page, "#blind-reveal", "was", 20)
+    page.wait_for_timeout(4000)  # replies still playing end after the vote: that must not unlock the buttons
     result["votable_after_vote"] = page.locator("#blind-vote-b").is_enabled()
     result["payload_has_status"] = any("Listen to both" in text for text in page.evaluate("window.__payloads")["texts"])
     result["leaks_after_vote"] = identity_leaks(page, forbidden)  # the probe does see names once they are sent
