@@ -144,6 +144,8 @@ def _summarise(engine: Engine, arrivals: list[tuple[float, Event]], turn_ends: l
     last_interrupt = max((i for i, (_, e) in enumerate(arrivals) if isinstance(e, Interrupt)), default=-1)
     kept = arrivals[last_interrupt + 1 :]
     chunks = [(t, e) for t, e in kept if isinstance(e, AudioOut) and len(e.pcm)]
+    if full:  # what a full-duplex engine says while the user is still talking is not its reply
+        chunks = [(t, e) for t, e in chunks if t >= true_end - PREMATURE_TOLERANCE_S]
     rate = chunks[0][1].sample_rate if chunks else engine.entry.sample_rates.output
     pieces = [e.pcm if e.sample_rate == rate else resample(e.pcm, e.sample_rate, rate) for _, e in chunks]
     audio = np.concatenate(pieces).astype(np.float32, copy=False) if pieces else np.zeros(0, np.float32)
@@ -153,14 +155,15 @@ def _summarise(engine: Engine, arrivals: list[tuple[float, Event]], turn_ends: l
     result.audio, result.sample_rate = audio, rate
     result.reply_text, result.user_text = " ".join(agent).strip(), users[-1] if users else ""
     answered = [t for t in turn_ends if t.timeline.marks.get("turn_detected", true_end) >= true_end - PREMATURE_TOLERANCE_S]
-    if full and not answered:
+    if full:
+        result.audio = _trim_silence(audio, rate)
+    if answered:
+        timeline = answered[0].timeline
+    elif full:
         timeline = _duplex_timeline(engine.id, chunks, true_end)
         voiced = "first_audio_out" in timeline.marks
         timeline.status = "ok" if voiced else "failed"
         timeline.detail = "" if voiced else f"no reply within {settings['window_s']:g} s"
-        result.audio = _trim_silence(audio, rate)
-    elif answered:
-        timeline = answered[0].timeline
     else:
         result.status = "timeout"
         result.message = errors[-1] if errors else f"{engine.entry.label} gave no reply within {settings['timeout_s']:g} s"
