@@ -8,8 +8,8 @@ import gradio as gr
 
 from .. import __version__
 from ..engines.registry import EngineRegistry
-from ..votes.store import VoteStore
 from ..votes.rounds import BlindArena, blind_candidates
+from ..votes.store import VoteStore
 from .blind_tab import build_blind_tab
 from .compare_tab import build_compare_tab
 from .engines_tab import build_engines_tab

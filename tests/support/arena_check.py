@@ -12,10 +12,10 @@ import json
 import time
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from tests.support.app_process import running_app
-from tests.support.browser_check import CHROMIUM, chromium_args, start_microphone
+from tests.support.browser_check import chromium_page, start_microphone
 
 PAYLOAD_JS = Path(__file__).with_name("payload_probe.js")
 
@@ -60,9 +60,14 @@ def identity_leaks(page: Page, forbidden: list[str]) -> list[str]:
     return [f"{needle!r} in {where}" for needle in forbidden for where, text in haystacks.items() if needle.lower() in text.lower()]
 
 
-def play(page: Page, side: str) -> None:
-    """Press the play button of reply ``side``."""
-    page.locator(f"#blind-{side}-audio button[aria-label='Play']").first.click()
+def listen_to_both(page: Page, timeout_s: float = 20.0) -> bool:
+    """Press play on both replies; wait until the vote unlocks (returns whether it did)."""
+    for side in "ab":
+        page.locator(f"#blind-{side}-audio button[aria-label='Play']").first.click()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not page.locator("#blind-vote-a").is_enabled():
+        page.wait_for_timeout(250)
+    return page.locator("#blind-vote-a").is_enabled()
 
 
 def check_blind(page: Page, forbidden: list[str], timeout_s: float) -> dict:
@@ -74,12 +79,7 @@ def check_blind(page: Page, forbidden: list[str], timeout_s: float) -> dict:
     result["votable_before_listening"] = page.locator("#blind-vote-a").is_enabled()
     result["payload_count"] = len(page.evaluate("window.__payloads")["texts"])
     result["leaks_before_vote"] = identity_leaks(page, forbidden)
-    for side in "ab":
-        play(page, side)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not page.locator("#blind-vote-a").is_enabled():
-        page.wait_for_timeout(250)
-    result["votable_after_listening"] = page.locator("#blind-vote-a").is_enabled()
+    result["votable_after_listening"] = listen_to_both(page)
     page.locator("#blind-vote-a").click()
     result["reveal"] = wait_for_text(page, "#blind-reveal", "was", 20)
     page.wait_for_timeout(4000)  # replies still playing end after the vote: that must not unlock the buttons
@@ -100,11 +100,7 @@ def check_session(page: Page, url: str, name: str, forbidden: list[str]) -> dict
     result["status_ready"] = wait_for_text(page, "#blind-status", "Listen to both", 30)
     result["has_question"] = page.locator("#blind-prompt button[aria-label='Play']").count() > 0
     result["leaks_before_vote"] = identity_leaks(page, forbidden)
-    for side in "ab":
-        play(page, side)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not page.locator("#blind-vote-tie").is_enabled():
-        page.wait_for_timeout(250)
+    listen_to_both(page)
     page.locator("#blind-vote-tie").click()
     result["reveal"] = wait_for_text(page, "#blind-reveal", "was", 20)
     return result
@@ -122,24 +118,18 @@ def main() -> None:
     parser.add_argument("--screenshot")
     parser.add_argument("--forbidden", default="", help="blind: comma-separated strings that must not leak before the vote")
     args = parser.parse_args()
-    with running_app(args.default_engine, catalog=args.catalog) as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(args.wav))
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.add_init_script(path=str(PAYLOAD_JS))
-        try:
-            forbidden = [f for f in args.forbidden.split(",") if f]
-            if args.tab == "session":
-                result = check_session(page, url, args.session, forbidden)
-            elif args.tab == "compare":
-                page.goto(url)
-                result = check_compare(page, args.engines.split(","), args.timeout)
-            else:
-                page.goto(url)
-                result = check_blind(page, forbidden, args.timeout)
-            if args.screenshot:
-                page.screenshot(path=args.screenshot, full_page=True)
-        finally:
-            browser.close()
+    with running_app(args.default_engine, catalog=args.catalog) as url, chromium_page(args.wav, PAYLOAD_JS, height=1000) as page:
+        forbidden = [f for f in args.forbidden.split(",") if f]
+        if args.tab == "session":
+            result = check_session(page, url, args.session, forbidden)
+        elif args.tab == "compare":
+            page.goto(url)
+            result = check_compare(page, args.engines.split(","), args.timeout)
+        else:
+            page.goto(url)
+            result = check_blind(page, forbidden, args.timeout)
+        if args.screenshot:
+            page.screenshot(path=args.screenshot, full_page=True)
     print(json.dumps(result))
 
 

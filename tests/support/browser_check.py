@@ -7,8 +7,10 @@ Usage: python -m tests.support.browser_check --wav FILE --engine ID [--screensho
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
@@ -37,6 +39,19 @@ def chromium_args(wav: str) -> list[str]:
         "--allow-loopback-in-peer-connection",
         "--disable-features=WebRtcHideLocalIpsWithMdns",
     ]
+
+
+@contextlib.contextmanager
+def chromium_page(wav: str, init_script: Path, height: int = 860) -> Iterator[Page]:
+    """A headless Chromium page whose microphone plays ``wav``, with ``init_script`` run before the app's."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(wav))
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": height})
+            page.add_init_script(path=str(init_script))
+            yield page
+        finally:
+            browser.close()
 
 
 def analyse(probe: dict) -> dict:
@@ -103,16 +118,10 @@ def main() -> None:
     parser.add_argument("--screenshot")
     parser.add_argument("--listen", type=float, default=20.0)
     args = parser.parse_args()
-    with running_app(args.engine, catalog=args.catalog) as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(args.wav))
-        page = browser.new_page(viewport={"width": 1280, "height": 860})
-        page.add_init_script(path=str(PROBE_JS))
-        try:
-            result = talk(page, url, args.listen)
-            if args.screenshot:
-                page.screenshot(path=args.screenshot, full_page=True)
-        finally:
-            browser.close()
+    with running_app(args.engine, catalog=args.catalog) as url, chromium_page(args.wav, PROBE_JS) as page:
+        result = talk(page, url, args.listen)
+        if args.screenshot:
+            page.screenshot(path=args.screenshot, full_page=True)
     print(json.dumps(result))
 
 
