@@ -3,8 +3,8 @@
 At a short pause the engine starts answering *speculatively*: its events are held back. The reply is
 *committed* (``turn_detected`` is marked and the held events flow out) when
 
-* the engine reports the user's words and the completeness judgement accepts them
-  (``defaults.endpointing: transcript``), or
+* the engine reports the user's words, the completeness judgement accepts them
+  (``defaults.endpointing: transcript``) and no voice was heard since the pause, or
 * the silence reaches ``end_silence_ms`` (every engine; the only rule for ``endpointing: silence``).
 
 If the user goes on speaking before the commit, or the words heard are judged unfinished, the
@@ -247,13 +247,19 @@ class _Reply:
             if not self.committed:
                 self._held.append(event)
                 if isinstance(event, TextOut) and event.role == "user" and event.final and self.session.judge_transcripts:
-                    self.timeline.extra["judged_complete"] = is_complete(event.text)
-                    if self.timeline.extra["judged_complete"]:
-                        self.commit("transcript")
-                    else:
-                        self.turn.cancel.set()  # mid-thought: free the CPU; a long silence starts afresh
+                    self._judge(event.text)
                 return
             self._forward(event)
+
+    def _judge(self, transcript: str) -> None:
+        """Commit a finished request at once; drop an unfinished one. Voice heard since the pause (words
+        not yet a resumption) leaves the reply held: the user's next move or the long silence decides."""
+        complete = is_complete(transcript)
+        self.timeline.extra["judged_complete"] = complete
+        if not complete:
+            self.turn.cancel.set()  # mid-thought: free the CPU; a long silence starts afresh
+        elif not self.session.detector.voiced_after(self.end_sample):
+            self.commit("transcript")
 
     def _forward(self, event: Event) -> None:
         """Emit one event of a committed reply, stamping audio marks as audio leaves."""

@@ -3,7 +3,8 @@
 A short pause (``pause_ms``) is reported at once so replies can start speculatively; the turn is only
 over after ``end_silence_ms`` of silence, or earlier when the session's completeness judgement
 accepts the words heard at the pause (see :mod:`speechlm_demo.half_duplex`). A blip of voice shorter
-than ``resume_ms`` inside a pause is ignored. Turns longer than ``max_turn_s`` are cut.
+than ``resume_ms`` inside a pause is ignored; voice broken by gaps shorter than ``resume_ms`` adds up, so
+speech with short gaps between its words counts as a resumption. Turns longer than ``max_turn_s`` are cut.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class TurnDetector:
         self._last_voiced_end = 0
         self._paused = False
         self._resume_run = 0
+        self._resume_last = 0  # end of the last voiced window inside a pause
 
     def _ms(self, samples: int) -> float:
         return samples * 1000.0 / self.rate
@@ -102,6 +104,10 @@ class TurnDetector:
         while len(self._pending) >= window:
             chunk, self._pending = self._pending[:window], self._pending[window:]
             yield from self._step(chunk)
+
+    def voiced_after(self, sample: int) -> bool:
+        """Whether any voice (a resumption or a blip too short to be one) was heard after ``sample``."""
+        return max(self._last_voiced_end, self._resume_last) > sample
 
     def _step(self, chunk: np.ndarray) -> Iterator[Decision]:
         start = self.samples_seen
@@ -118,13 +124,14 @@ class TurnDetector:
             return
         if voiced and self._paused:
             self._resume_run += len(chunk)
+            self._resume_last = self.samples_seen
             if self._ms(self._resume_run) >= self.settings.resume_ms:
                 self._paused = False
                 self._last_voiced_end = self.samples_seen
                 yield SpeechResumed(self.samples_seen - self._resume_run)
         elif voiced:
             self._last_voiced_end = self.samples_seen
-        else:
+        elif self._ms(self.samples_seen - self._resume_last) >= self.settings.resume_ms:
             self._resume_run = 0
         silence_ms = self._ms(self.samples_seen - self._last_voiced_end)
         too_long = self._ms(self.samples_seen - self._turn_start) >= self.settings.max_turn_s * 1000

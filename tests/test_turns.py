@@ -46,6 +46,16 @@ def test_a_blip_inside_a_pause_is_not_a_resumption() -> None:
     assert [type(d) for d in decisions] == [SpeechStarted, PauseDetected, TurnEnded]
 
 
+def test_words_with_short_gaps_after_a_pause_are_a_resumption() -> None:
+    window_s = 512 / RATE
+    words = [part for _ in range(10) for part in (tone(2 * window_s), silence(window_s))]
+    decisions = detect(np.concatenate([tone(18 * window_s), silence(2 * window_s), *words, silence(1.0)]), pause_ms=32)
+    assert [type(d) for d in decisions[:3]] == [SpeechStarted, PauseDetected, SpeechResumed]
+    assert [type(d) for d in decisions[-2:]] == [PauseDetected, TurnEnded]
+    assert sum(isinstance(d, TurnEnded) for d in decisions) == 1
+    assert decisions[-1].end == 49 * 512  # the last word's end, not the first pause's start
+
+
 def test_silence_and_clicks_make_no_turn() -> None:
     clicks = silence(3.0)
     clicks[::8000] = 0.9
@@ -178,3 +188,22 @@ def test_transcript_judgement_commits_early_or_waits(transcript: str, early: boo
     else:
         assert detect_ms >= 1100 and end.timeline.extra["committed_by"] == "silence"
     assert [e.role for e in rec.of(TextOut)] == ["user", "agent"]
+
+
+class SlowTranscribingEngine(TranscribingEngine):
+    """Its transcript comes 0.3 s after the pause, like a real ASR's."""
+
+    def respond(self, turn, history, options):
+        time.sleep(0.3)
+        yield from super().respond(turn, history, options)
+
+
+def test_voice_heard_since_the_pause_holds_a_complete_transcript() -> None:
+    engine = SlowTranscribingEngine(entry(endpointing="transcript", end_silence_ms=1000))
+    rec = Recorder()
+    session = engine.open_session(SessionOptions(), rec)
+    # a word too short to be a resumption comes while the transcript of the first part is being made
+    feed(session, np.concatenate([tone(0.5), silence(0.2), tone(0.032), silence(1.4)]), realtime=True)
+    (end,) = rec.wait_for(TurnEnd)
+    assert end.timeline.extra["judged_complete"] is True
+    assert end.timeline.extra["committed_by"] == "silence"
