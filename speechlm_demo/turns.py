@@ -62,6 +62,13 @@ class SpeechResumed:
 
 
 @dataclass(frozen=True)
+class BlipIgnored:
+    """Voice heard inside a pause stayed too short to be a resumption; the pause goes on."""
+
+    at: int
+
+
+@dataclass(frozen=True)
 class TurnEnded:
     """A turn spanning samples [start, end) was decided at sample ``decided``."""
 
@@ -72,7 +79,7 @@ class TurnEnded:
     truncated: bool = False
 
 
-Decision = SpeechStarted | PauseDetected | SpeechResumed | TurnEnded
+Decision = SpeechStarted | PauseDetected | SpeechResumed | BlipIgnored | TurnEnded
 
 
 class TurnDetector:
@@ -105,9 +112,10 @@ class TurnDetector:
             chunk, self._pending = self._pending[:window], self._pending[window:]
             yield from self._step(chunk)
 
-    def voiced_after(self, sample: int) -> bool:
-        """Whether any voice (a resumption or a blip too short to be one) was heard after ``sample``."""
-        return max(self._last_voiced_end, self._resume_last) > sample
+    @property
+    def blip_pending(self) -> bool:
+        """Voice was heard in the current pause that is neither a resumption nor an ignored blip yet."""
+        return self._paused and self._resume_run > 0
 
     def _step(self, chunk: np.ndarray) -> Iterator[Decision]:
         start = self.samples_seen
@@ -131,8 +139,10 @@ class TurnDetector:
                 yield SpeechResumed(self.samples_seen - self._resume_run)
         elif voiced:
             self._last_voiced_end = self.samples_seen
-        elif self._ms(self.samples_seen - self._resume_last) >= self.settings.resume_ms:
+        elif self._ms(self.samples_seen - self._resume_last) >= self.settings.resume_ms and self._resume_run:
             self._resume_run = 0
+            if self._paused:
+                yield BlipIgnored(self.samples_seen)
         silence_ms = self._ms(self.samples_seen - self._last_voiced_end)
         too_long = self._ms(self.samples_seen - self._turn_start) >= self.settings.max_turn_s * 1000
         if silence_ms >= self.settings.end_silence_ms or too_long:
