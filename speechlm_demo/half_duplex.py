@@ -3,8 +3,9 @@
 At a short pause the engine starts answering *speculatively*: its events are held back. The reply is
 *committed* (``turn_detected`` is marked and the held events flow out) when
 
-* the engine reports the user's words and the completeness judgement accepts them
-  (``defaults.endpointing: transcript``), or
+* the engine reports the user's words, the completeness judgement accepts them
+  (``defaults.endpointing: transcript``) and no voice is being heard in the pause (else once that
+  voice proves a blip too short to be a resumption), or
 * the silence reaches ``end_silence_ms`` (every engine; the only rule for ``endpointing: silence``).
 
 If the user goes on speaking before the commit, or the words heard are judged unfinished, the
@@ -39,7 +40,16 @@ from .engines.base import (
     UserTurn,
 )
 from .timeline import Timeline
-from .turns import Decision, PauseDetected, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded, TurnSettings
+from .turns import (
+    BlipIgnored,
+    Decision,
+    PauseDetected,
+    SpeechResumed,
+    SpeechStarted,
+    TurnDetector,
+    TurnEnded,
+    TurnSettings,
+)
 from .vad import EnergyVAD, VoiceActivityModel
 
 if TYPE_CHECKING:
@@ -107,6 +117,10 @@ class HalfDuplexSession(EngineSession):
                     self.emit(Interrupt(reply.turn.turn_id))
                 reply.interrupt()
             return
+        if isinstance(decision, BlipIgnored):
+            if reply is not None and reply.held_complete:
+                reply.commit("transcript")
+            return
         if isinstance(decision, PauseDetected):
             self._start_reply(decision.start, decision.end, decision.audio, now, committed=False)
             return
@@ -154,6 +168,11 @@ class _Reply:
         self._lock = threading.RLock()
         self._thread = threading.Thread(target=self._run, name=f"reply-{turn.turn_id}", daemon=True)
         self._watchdog: threading.Timer | None = None
+
+    @property
+    def held_complete(self) -> bool:
+        """Judged complete but held back because voice was heard since the pause."""
+        return bool(self.timeline.extra.get("judged_complete")) and not self.committed and not self.cancelled
 
     @property
     def cancelled(self) -> bool:
@@ -247,13 +266,19 @@ class _Reply:
             if not self.committed:
                 self._held.append(event)
                 if isinstance(event, TextOut) and event.role == "user" and event.final and self.session.judge_transcripts:
-                    self.timeline.extra["judged_complete"] = is_complete(event.text)
-                    if self.timeline.extra["judged_complete"]:
-                        self.commit("transcript")
-                    else:
-                        self.turn.cancel.set()  # mid-thought: free the CPU; a long silence starts afresh
+                    self._judge(event.text)
                 return
             self._forward(event)
+
+    def _judge(self, transcript: str) -> None:
+        """Commit a finished request at once; drop an unfinished one. Voice being heard in the pause (not yet
+        a resumption) holds the reply until it proves a blip (commit) or a resumption (drop)."""
+        complete = is_complete(transcript)
+        self.timeline.extra["judged_complete"] = complete  # set first: a BlipIgnored may commit it meanwhile
+        if not complete:
+            self.turn.cancel.set()  # mid-thought: free the CPU; a long silence starts afresh
+        elif not self.session.detector.blip_pending:
+            self.commit("transcript")
 
     def _forward(self, event: Event) -> None:
         """Emit one event of a committed reply, stamping audio marks as audio leaves."""

@@ -3,7 +3,8 @@
 A short pause (``pause_ms``) is reported at once so replies can start speculatively; the turn is only
 over after ``end_silence_ms`` of silence, or earlier when the session's completeness judgement
 accepts the words heard at the pause (see :mod:`speechlm_demo.half_duplex`). A blip of voice shorter
-than ``resume_ms`` inside a pause is ignored. Turns longer than ``max_turn_s`` are cut.
+than ``resume_ms`` inside a pause is ignored; voice broken by gaps shorter than ``resume_ms`` adds up, so
+speech with short gaps between its words counts as a resumption. Turns longer than ``max_turn_s`` are cut.
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ class SpeechResumed:
 
 
 @dataclass(frozen=True)
+class BlipIgnored:
+    """Voice heard inside a pause stayed too short to be a resumption; the pause goes on."""
+
+    at: int
+
+
+@dataclass(frozen=True)
 class TurnEnded:
     """A turn spanning samples [start, end) was decided at sample ``decided``."""
 
@@ -71,7 +79,7 @@ class TurnEnded:
     truncated: bool = False
 
 
-Decision = SpeechStarted | PauseDetected | SpeechResumed | TurnEnded
+Decision = SpeechStarted | PauseDetected | SpeechResumed | BlipIgnored | TurnEnded
 
 
 class TurnDetector:
@@ -91,6 +99,7 @@ class TurnDetector:
         self._last_voiced_end = 0
         self._paused = False
         self._resume_run = 0
+        self._resume_last = 0  # end of the last voiced window inside a pause
 
     def _ms(self, samples: int) -> float:
         return samples * 1000.0 / self.rate
@@ -102,6 +111,11 @@ class TurnDetector:
         while len(self._pending) >= window:
             chunk, self._pending = self._pending[:window], self._pending[window:]
             yield from self._step(chunk)
+
+    @property
+    def blip_pending(self) -> bool:
+        """Voice was heard in the current pause that is neither a resumption nor an ignored blip yet."""
+        return self._paused and self._resume_run > 0
 
     def _step(self, chunk: np.ndarray) -> Iterator[Decision]:
         start = self.samples_seen
@@ -118,14 +132,17 @@ class TurnDetector:
             return
         if voiced and self._paused:
             self._resume_run += len(chunk)
+            self._resume_last = self.samples_seen
             if self._ms(self._resume_run) >= self.settings.resume_ms:
                 self._paused = False
                 self._last_voiced_end = self.samples_seen
                 yield SpeechResumed(self.samples_seen - self._resume_run)
         elif voiced:
             self._last_voiced_end = self.samples_seen
-        else:
+        elif self._ms(self.samples_seen - self._resume_last) >= self.settings.resume_ms and self._resume_run:
             self._resume_run = 0
+            if self._paused:
+                yield BlipIgnored(self.samples_seen)
         silence_ms = self._ms(self.samples_seen - self._last_voiced_end)
         too_long = self._ms(self.samples_seen - self._turn_start) >= self.settings.max_turn_s * 1000
         if silence_ms >= self.settings.end_silence_ms or too_long:

@@ -10,7 +10,7 @@ import pytest
 from speechlm_demo.audio import chunks, rms_dbfs
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, Interrupt, SessionOptions, TextOut, TurnEnd
 from speechlm_demo.engines.echo import EchoEngine
-from speechlm_demo.turns import PauseDetected, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded, TurnSettings
+from speechlm_demo.turns import BlipIgnored, PauseDetected, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded, TurnSettings
 from speechlm_demo.vad import EnergyVAD
 from tests.engines_for_tests import Recorder, ScriptedEngine, entry, silence, tone
 
@@ -43,7 +43,17 @@ def test_short_inner_pause_does_not_split_the_turn() -> None:
 def test_a_blip_inside_a_pause_is_not_a_resumption() -> None:
     blip = tone(0.032)
     decisions = detect(np.concatenate([tone(0.6), silence(0.25), blip, silence(0.8)]))
-    assert [type(d) for d in decisions] == [SpeechStarted, PauseDetected, TurnEnded]
+    assert [type(d) for d in decisions] == [SpeechStarted, PauseDetected, BlipIgnored, TurnEnded]
+
+
+def test_words_with_short_gaps_after_a_pause_are_a_resumption() -> None:
+    window_s = 512 / RATE
+    words = [part for _ in range(10) for part in (tone(2 * window_s), silence(window_s))]
+    decisions = detect(np.concatenate([tone(18 * window_s), silence(2 * window_s), *words, silence(1.0)]), pause_ms=32)
+    assert [type(d) for d in decisions[:3]] == [SpeechStarted, PauseDetected, SpeechResumed]
+    assert [type(d) for d in decisions[-2:]] == [PauseDetected, TurnEnded]
+    assert sum(isinstance(d, TurnEnded) for d in decisions) == 1
+    assert decisions[-1].end == 49 * 512  # the last word's end, not the first pause's start
 
 
 def test_silence_and_clicks_make_no_turn() -> None:
@@ -178,3 +188,25 @@ def test_transcript_judgement_commits_early_or_waits(transcript: str, early: boo
     else:
         assert detect_ms >= 1100 and end.timeline.extra["committed_by"] == "silence"
     assert [e.role for e in rec.of(TextOut)] == ["user", "agent"]
+
+
+class SlowTranscribingEngine(TranscribingEngine):
+    """Its transcript comes 0.3 s after the pause, like a real ASR's."""
+
+    def respond(self, turn, history, options):
+        time.sleep(0.3)
+        yield from super().respond(turn, history, options)
+
+
+def test_voice_heard_since_the_pause_holds_a_complete_transcript_until_it_proves_a_blip() -> None:
+    engine = SlowTranscribingEngine(entry(endpointing="transcript", end_silence_ms=1000))
+    rec = Recorder()
+    session = engine.open_session(SessionOptions(), rec)
+    # a word too short to be a resumption comes while the transcript of the first part is being made
+    feed(session, np.concatenate([tone(0.5), silence(0.4), tone(0.032), silence(1.4)]), realtime=True)
+    (end,) = rec.wait_for(TurnEnd)
+    assert end.timeline.extra["judged_complete"] is True
+    assert end.timeline.extra["committed_by"] == "transcript"
+    # committed once the blip was over (90 ms of silence after it), not at the 1 s silence rule
+    assert 450 < end.timeline.between_ms("user_speech_end", "turn_detected") < 800
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -18,8 +19,8 @@ log = logging.getLogger(__name__)
 
 OFFLINE = "offline"
 SHORT_TURN_S = 27.0
-MAX_FRAMES = 3000  # Whisper's 30 s window at 100 feature frames per second
-MIN_WINDOW_FRAMES = 1000
+FRAMES_PER_S = 100  # Whisper's feature frames
+MAX_FRAMES = 3000  # its 30 s window
 TAIL_FRAMES = 200
 MAX_TOKENS = 224
 NO_SPEECH_PROB = 0.6
@@ -31,8 +32,11 @@ class ASR(Protocol):
 
     sample_rate: int
 
-    def transcribe(self, audio: np.ndarray) -> str:
-        """Text of ``audio`` (mono float32 at :attr:`sample_rate`); ``""`` when nothing was said."""
+    def transcribe(self, audio: np.ndarray, cancel: threading.Event | None = None) -> str:
+        """Text of ``audio`` (mono float32 at :attr:`sample_rate`); ``""`` when nothing was said.
+
+        Once ``cancel`` is set the result no longer matters: the stage may stop early and return ``""``.
+        """
         ...
 
 
@@ -48,6 +52,7 @@ class FasterWhisperASR:
     ``model`` is ``"offline"`` (Whisper base assembled from PyPI packages), a hub id such as
     ``"base.en"`` / ``"large-v3-turbo"`` (downloaded by faster-whisper) or a local CTranslate2 directory.
     ``language=None`` lets Whisper detect the language (about 0.3 s slower per turn).
+    ``min_window_s`` is the shortest encoder window (see :meth:`_short`).
     """
 
     sample_rate = 16_000
@@ -61,6 +66,7 @@ class FasterWhisperASR:
         compute_type: str = "int8",
         beam_size: int = 1,
         cpu_threads: int = 0,
+        min_window_s: float = 10.0,
     ) -> None:
         from faster_whisper import WhisperModel
 
@@ -81,14 +87,15 @@ class FasterWhisperASR:
             self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language=self.language
         )
         self.beam_size = beam_size
+        self.min_window_frames = min(MAX_FRAMES, round(min_window_s * FRAMES_PER_S))
         log.info("Whisper %s loaded on %s (%s)", source, device, compute_type)
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def transcribe(self, audio: np.ndarray, cancel: threading.Event | None = None) -> str:
         """Transcribe one whole turn (short turns through a shortened encoder window, see :meth:`_short`)."""
         if audio.size == 0:
             return ""
         if len(audio) <= SHORT_TURN_S * self.sample_rate and self.language:
-            return self._short(np.asarray(audio, dtype=np.float32))
+            return self._short(np.asarray(audio, dtype=np.float32), cancel)
         segments, _info = self._model.transcribe(
             np.asarray(audio, dtype=np.float32),
             language=self.language,
@@ -99,22 +106,24 @@ class FasterWhisperASR:
         )
         return " ".join(segment.text.strip() for segment in segments).strip()
 
-
-    def _short(self, audio: np.ndarray) -> str:
+    def _short(self, audio: np.ndarray, cancel: threading.Event | None) -> str:
         """Whisper on a window of max(10 s, turn + 2 s) instead of the fixed 30 s.
 
         The encoder's cost grows with its window: on 2 CPU cores Whisper base spends ~0.6 s encoding
         30 s of (mostly padding) features and ~0.1 s for 10 s, with the same text. Windows much
-        shorter than 10 s make Whisper repeat itself, hence the floor.
+        shorter than 10 s make Whisper repeat itself, hence the floor. A turn cancelled while it was being
+        encoded skips the decoder (about half of the work).
         """
         import ctranslate2
 
         features = self._model.feature_extractor(audio)
-        frames = min(MAX_FRAMES, max(MIN_WINDOW_FRAMES, features.shape[1] + TAIL_FRAMES))
+        frames = min(MAX_FRAMES, max(self.min_window_frames, features.shape[1] + TAIL_FRAMES))
         window = np.zeros((features.shape[0], frames), dtype=np.float32)
         used = min(frames, features.shape[1])
         window[:, :used] = features[:, :used]
         encoded = self._model.model.encode(ctranslate2.StorageView.from_array(window[None]), to_cpu=False)
+        if cancel is not None and cancel.is_set():
+            return ""
         prompt = self._tokenizer.sot_sequence + [self._tokenizer.no_timestamps]
         result = self._model.model.generate(
             encoded,

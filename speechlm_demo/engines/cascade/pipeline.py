@@ -47,8 +47,7 @@ HISTORY_TURNS = 10
 NOTHING_HEARD = "(I did not catch any words. Could you say that again?)"
 NO_REPLY = "(the language model gave no answer)"
 _POLL_S = 0.05
-FIRST_CLAUSE_WORDS = 4
-FIRST_MAX_WORDS = 5
+FIRST_CHUNK_WORDS = 4
 FIRST_CHUNK_WAIT_S = 3.0
 
 
@@ -116,7 +115,7 @@ class CascadeEngine(HalfDuplexEngine):
         yield Mark("asr_start")
         audio = to_mono_float32(turn.audio)
         audio = resample(audio, turn.sample_rate, self.asr.sample_rate)
-        user_text = self.asr.transcribe(audio)
+        user_text = self.asr.transcribe(audio, turn.cancel)
         yield Mark("asr_final")
         if turn.cancel.is_set():
             return
@@ -188,10 +187,13 @@ class CascadeEngine(HalfDuplexEngine):
     ) -> None:
         """LLM thread: put ``llm_first_token``/``llm_first_sentence`` marks and speakable chunks on ``items``.
 
-        After the first chunk it waits until that chunk is synthesised: on a 2-core CPU the LLM and the
-        TTS would otherwise share the cores exactly when the first reply audio is due.
+        The first chunk may end at a comma after ``first_chunk_words`` words, or before a joining word after
+        one more (see :class:`SentenceChunker`). After it, the thread waits until that chunk is synthesised:
+        on a 2-core CPU the LLM and the TTS would otherwise share the cores exactly when the first reply
+        audio is due.
         """
-        chunker = SentenceChunker(first_clause_words=FIRST_CLAUSE_WORDS, first_max_words=FIRST_MAX_WORDS)
+        words = int(self.setting("first_chunk_words", FIRST_CHUNK_WORDS))
+        chunker = SentenceChunker(first_clause_words=words, first_max_words=words + 1)
         first_piece = True
         first_chunk = True
         try:
