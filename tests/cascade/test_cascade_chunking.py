@@ -73,3 +73,12 @@ def test_first_cut_rules() -> None:
     assert out[0] == "The moon is approximately far away"
     assert out[1] == "from Earth and it is bright."  # only the first chunk is cut early
     assert out[2] == "Next sentence with more"
+
+
+def test_a_first_sentence_may_be_cut_before_its_verb() -> None:
+    chunker = SentenceChunker(first_max_words=3)
+    chunks = [c for piece in "The capital of France is Paris. It is".split(" ") for c in chunker.feed(piece + " ")]
+    assert chunks == ["The capital of France", "is Paris."]
+    later = SentenceChunker(first_max_words=3)
+    later.feed("Yes. ")
+    assert later.feed("The capital of France is Paris. ") == ["The capital of France is Paris."]  # only the first chunk

@@ -6,8 +6,8 @@ whitespace, so decimals (``3.5``) and thousands (``3,000``) never split; ``Dr.``
 initials don't end sentences, and a chunk must contain a letter (``1.`` of a list stays with its item).
 
 The first chunk is what the listener waits for, so it may also end without punctuation: once it holds
-``first_max_words`` words, it is cut before the next joining word ("because", "which", "with", ...), where a
-speaker could pause too.
+``first_max_words`` words, it is cut before the next joining word ("because", "which", "with", ...) or verb
+("is", "was", ...), where a speaker could pause too.
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ _CUT = re.compile(r"(?P<punct>[.!?;:,…]+)(?P<close>[\"'”’)\]]*)\s+|\n+")
 _WORD = re.compile(r"\S+")
 _LETTER = re.compile(r"[^\W\d_]")
 _MARKUP = re.compile(r"[*#`_~]+")
-# Words a first chunk may be cut before (a natural place for a breath).
+# Words a first chunk may be cut before (a natural place for a breath): joining words, and the verb after
+# a sentence's subject ("The capital of France | is Paris.").
 JOINING_WORDS = frozenset(
     "and but or because which that who whom whose when where while with without from of in on at to for by"
     " as than about around over under after before since until into".split()
 )
+FIRST_CUT_WORDS = JOINING_WORDS | frozenset("is are was were has have can will".split())
 
 
 class SentenceChunker:
@@ -73,9 +75,10 @@ class SentenceChunker:
         """Before a joining word, once the first chunk is long enough (only complete words count)."""
         words = list(_WORD.finditer(self._buffer))
         def joining(index: int) -> bool:
-            return words[index].group().lower().strip(",.;:") in JOINING_WORDS
+            return words[index].group().lower().strip(",.;:") in FIRST_CUT_WORDS
 
-        for index in range(self.first_max_words, len(words) - 1):  # the last word may still be growing
+        complete = len(words) if self._buffer[-1:].isspace() else len(words) - 1  # the last word may still grow
+        for index in range(self.first_max_words, complete):
             if joining(index) and not joining(index - 1):
                 return words[index - 1].end(), words[index].start()
         return None
