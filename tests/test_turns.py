@@ -10,7 +10,15 @@ import pytest
 from speechlm_demo.audio import chunks, rms_dbfs
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, Interrupt, SessionOptions, TextOut, TurnEnd
 from speechlm_demo.engines.echo import EchoEngine
-from speechlm_demo.turns import BlipIgnored, PauseDetected, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded, TurnSettings
+from speechlm_demo.turns import (
+    BlipIgnored,
+    PauseDetected,
+    SpeechResumed,
+    SpeechStarted,
+    TurnDetector,
+    TurnEnded,
+    TurnSettings,
+)
 from speechlm_demo.vad import EnergyVAD
 from tests.engines_for_tests import Recorder, ScriptedEngine, entry, silence, tone
 

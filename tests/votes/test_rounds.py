@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 import soundfile as sf
+import sqlalchemy as sa
 
 from speechlm_demo.compare import Comparison, SideResult
 from speechlm_demo.votes.pending import PendingVotes
