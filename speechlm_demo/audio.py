@@ -122,6 +122,9 @@ def chunks(samples: np.ndarray, size: int) -> list[np.ndarray]:
     return [samples[i : i + size] for i in range(0, len(samples), size)]
 
 
+SILENT_DBFS = -60.0  # quieter than this, an output chunk counts as silence
+
+
 def rms_dbfs(samples: np.ndarray) -> float:
     """Root-mean-square level in dBFS (-120 for silence or empty input)."""
     if samples.size == 0:

@@ -10,16 +10,17 @@ out of time is reported as ``failed`` / ``timeout`` with a message; the other si
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from .audio import resample, rms_dbfs
+from .audio import SILENT_DBFS, resample, rms_dbfs
 from .bench import LEAD_SILENCE_S, PREMATURE_TOLERANCE_S, Prompt, estimate_speech_end, run_prompt
 from .engines.base import (
     AudioOut,
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 Status = Literal["ok", "failed", "timeout"]
 EngineSource = Engine | Callable[[], Engine]
 ResultCallback = Callable[[str, "SideResult"], None]
-SILENT_DBFS = -60.0
 GRACE_S = 1.0  # past its own timeout a side gets this long to hand its result over before it is abandoned
 
 
@@ -181,7 +181,7 @@ def _duplex_timeline(engine_id: str, chunks: list[tuple[float, AudioOut]], true_
     """A full-duplex engine's turn: from the true end of speech to its first and last voiced output."""
     timeline = Timeline(engine_id=engine_id)
     timeline.mark("user_speech_end", true_end)
-    voiced = [(t, e) for t, e in chunks if t >= true_end - PREMATURE_TOLERANCE_S and rms_dbfs(e.pcm) > SILENT_DBFS]
+    voiced = [(t, e) for t, e in chunks if rms_dbfs(e.pcm) > SILENT_DBFS]  # chunks after the turn only (see _summarise)
     if voiced:
         timeline.mark("first_audio_out", voiced[0][0])
         timeline.mark("last_audio_out", voiced[-1][0] + voiced[-1][1].duration_s)
@@ -233,6 +233,27 @@ def compare(
                 break
             changed.wait(min(s.deadline for s in running if now < s.deadline) - now)
     return Comparison(*(_final(side) for side in sides))
+
+
+def as_they_finish(run: Callable[[ResultCallback], Comparison]) -> Iterator[tuple[str, SideResult] | Comparison]:
+    """Run ``run(on_result)`` (e.g. ``lambda cb: compare(..., on_result=cb)``) in a thread; yield each side's
+    ``(side, result)`` as it is done, then the :class:`Comparison`. An exception of ``run`` is re-raised here."""
+    events: queue.Queue[tuple[str, SideResult] | Comparison | BaseException] = queue.Queue()
+
+    def work() -> None:
+        try:
+            events.put(run(lambda side, result: events.put((side, result))))
+        except BaseException as exc:  # handed to the consumer
+            events.put(exc)
+
+    threading.Thread(target=work, name="comparison", daemon=True).start()
+    while True:
+        item = events.get()
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+        if isinstance(item, Comparison):
+            return
 
 
 def _final(side: _Side) -> SideResult:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import rms_dbfs
+from .audio import SILENT_DBFS, rms_dbfs
 from .endpointing import is_complete
 from .engines.base import (
     AudioOut,
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SILENT_DBFS = -60.0
 
 
 class HalfDuplexSession(EngineSession):
@@ -258,15 +257,16 @@ class _Reply:
     def _handle(self, event: Event) -> None:
         if isinstance(event, Mark):
             self.timeline.mark(event.name, event.t)
-        if isinstance(event, TextOut) and event.role == "user" and event.final:
-            self.timeline.extra["user_text"] = event.text
+        user_words = isinstance(event, TextOut) and event.role == "user" and event.final
+        if user_words:
+            self.timeline.extra["user_text"] = event.text  # type: ignore[union-attr]
         with self._lock:
             if self.cancelled:
                 return
             if not self.committed:
                 self._held.append(event)
-                if isinstance(event, TextOut) and event.role == "user" and event.final and self.session.judge_transcripts:
-                    self._judge(event.text)
+                if user_words and self.session.judge_transcripts:
+                    self._judge(event.text)  # type: ignore[union-attr]
                 return
             self._forward(event)
 

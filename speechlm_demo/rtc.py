@@ -34,7 +34,13 @@ from .engines.registry import EngineRegistry
 log = logging.getLogger(__name__)
 
 OUTPUT_SAMPLE_RATE = 24_000
+MAX_SESSIONS_ENV = "SPEECHLM_MAX_SESSIONS"
 TURN_ENV = ("SPEECHLM_TURN_URLS", "SPEECHLM_TURN_USERNAME", "SPEECHLM_TURN_CREDENTIAL")
+
+
+def max_sessions() -> int:
+    """How many WebRTC connections a stream serves at once (``SPEECHLM_MAX_SESSIONS``, default 8)."""
+    return int(os.environ.get(MAX_SESSIONS_ENV, "8"))
 
 
 def ice_servers() -> list[dict[str, Any]]:

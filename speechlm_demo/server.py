@@ -15,7 +15,7 @@ from fastrtc import Stream
 from .catalog import CatalogError, load_catalog
 from .engines.registry import EngineRegistry
 from .hardware import probe, simulated_host
-from .rtc import EngineStreamHandler, browser_rtc_configuration, server_rtc_configuration
+from .rtc import EngineStreamHandler, browser_rtc_configuration, max_sessions, server_rtc_configuration
 from .ui.layout import build_demo
 from .votes.rounds import blind_candidates
 from .votes.store import VoteStore
@@ -97,7 +97,7 @@ def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None)
         mode="send-receive",
         rtc_configuration=browser_rtc_configuration(),
         server_rtc_configuration=server_rtc_configuration(),
-        concurrency_limit=int(os.environ.get("SPEECHLM_MAX_SESSIONS", "8")),
+        concurrency_limit=max_sessions(),
     )
     stream.mount(app, path=RTC_PREFIX)
 

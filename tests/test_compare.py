@@ -14,7 +14,7 @@ import pytest
 
 from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.catalog import EngineEntry
-from speechlm_demo.compare import SideResult, answer, compare
+from speechlm_demo.compare import SideResult, answer, as_they_finish, compare
 from speechlm_demo.engines.base import (
     AudioOut,
     Emit,
@@ -221,3 +221,16 @@ def test_blind_round_runs_both_engines_and_stores_the_vote(tmp_path: Path, monke
     record = store.get(blind.round_id)
     assert record is not None and record.latency_a_ms == replies.a.latency_ms and record.latency_a_ms is not None
     assert record.timeline_b["status"] == "ok" and {record.reply_text_a, record.reply_text_b} >= {"turn 1"}
+
+
+def test_as_they_finish_yields_sides_then_the_comparison_and_passes_errors_on(echo: EchoEngine) -> None:
+    items = list(as_they_finish(lambda on_result: compare(echo, Recording(entry("r")), TURN, 16_000, tail_s=0.5, on_result=on_result)))
+    assert sorted(side for side, _ in items[:-1]) == ["a", "b"]
+    final = items[-1]
+    assert {id(final.a), id(final.b)} == {id(result) for _, result in items[:-1]}
+
+    def broken(on_result: Any) -> Any:
+        raise RuntimeError("arena gone")
+
+    with pytest.raises(RuntimeError, match="arena gone"):
+        list(as_they_finish(broken))

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import random
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +17,7 @@ from typing import Any
 import gradio as gr
 
 from ..audio import match_level, resample, to_int16
-from ..compare import Comparison, SideResult
+from ..compare import Comparison, SideResult, as_they_finish
 from ..engines.registry import EngineRegistry
 from ..plots import pair_figure
 from ..recorder import RecordedTurn
@@ -71,7 +69,7 @@ def _anonymous_state(side: str, result: SideResult | None) -> str:
     """What may be said about a side before the vote: ready, or that it could not answer (no reason)."""
     if result is None:
         return f"{side.upper()} ⏳"
-    return f"{side.upper()} ✅" if _playable(result) is not None else f"{side.upper()} ❌ could not answer"
+    return f"{side.upper()} ✅" if result.ok and len(result.audio) else f"{side.upper()} ❌ could not answer"
 
 
 def _round_update(status: str, a: SideResult | None, b: SideResult | None, round_id: Any, *, votable: bool = False) -> tuple:
@@ -140,23 +138,17 @@ class BlindTab:
             yield _round_update("⚠️ Blind A/B needs at least two engines that can run here (see the Engines tab).", None, None, "")
             return
         yield _round_update("Two anonymous engines are answering your turn…", None, None, blind.round_id)
-        done: queue.Queue[tuple[str, SideResult] | Comparison | Exception] = queue.Queue()
-
-        def work() -> None:
-            try:
-                done.put(self.arena.run_round(blind.round_id, session_id, self.registry.get, on_result=lambda s, r: done.put((s, r))))
-            except Exception as exc:  # reported below, the tab goes on
-                log.exception("blind round failed")
-                done.put(exc)
-
-        threading.Thread(target=work, name="blind-round", daemon=True).start()
         seen: dict[str, SideResult] = {}
-        while not isinstance(item := done.get(), (Comparison, Exception)):
-            seen[item[0]] = item[1]
-            if not blind_timing:
-                states = " · ".join(_anonymous_state(s, seen.get(s)) for s in ("a", "b"))
-                yield _round_update(f"{states}. The other reply is still coming…", seen.get("a"), seen.get("b"), blind.round_id)
-        if isinstance(item, Exception):
+        try:
+            for item in as_they_finish(lambda on_result: self.arena.run_round(blind.round_id, session_id, self.registry.get, on_result=on_result)):
+                if isinstance(item, Comparison):
+                    break
+                seen[item[0]] = item[1]
+                if not blind_timing:
+                    states = " · ".join(_anonymous_state(s, seen.get(s)) for s in ("a", "b"))
+                    yield _round_update(f"{states}. The other reply is still coming…", seen.get("a"), seen.get("b"), blind.round_id)
+        except Exception:  # reported to the user, the tab goes on
+            log.exception("blind round failed")
             yield _round_update("⚠️ This round failed; please speak again.", None, None, "")
             return
         status, votable = _after_replies(item)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -11,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from ..audio import to_int16
-from ..compare import Comparison, SideResult, compare
+from ..compare import Comparison, SideResult, as_they_finish, compare
 from ..engines.base import SessionOptions
 from ..engines.registry import EngineRegistry
 from ..plots import close, pair_figure, timeline_figure
@@ -54,20 +52,10 @@ def run_comparison(
     labels = tuple(registry.availability[e].entry.label if e in registry.availability else e for e in (engine_a, engine_b))
     options = SessionOptions(system_prompt=system_prompt.strip() or None)
     done: dict[str, SideResult] = {}
-    events: queue.Queue[tuple[str, SideResult] | Comparison] = queue.Queue()
-
-    def work() -> None:
-        result = compare(
-            partial(registry.get, engine_a), partial(registry.get, engine_b), turn.audio, turn.sample_rate,
-            options=options, on_result=lambda side, res: events.put((side, res)),
-        )
-        events.put(result)
-
-    threading.Thread(target=work, name="compare-tab", daemon=True).start()
     status = f"Comparing your {turn.duration_s:.1f} s turn on both engines…"
     yield (status, *side_outputs(labels[0], None), *side_outputs(labels[1], None), gr.skip())
-    while True:
-        item = events.get()
+    sources = (partial(registry.get, engine_a), partial(registry.get, engine_b))
+    for item in as_they_finish(lambda on_result: compare(*sources, turn.audio, turn.sample_rate, options=options, on_result=on_result)):
         if isinstance(item, Comparison):
             break
         done[item[0]] = item[1]

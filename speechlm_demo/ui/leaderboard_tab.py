@@ -38,13 +38,11 @@ def win_rate_heatmap(win_rates: pd.DataFrame) -> Any:
 def leaderboard_views(store: VoteStore, tag: str = "") -> tuple[pd.DataFrame, Any, pd.DataFrame, str]:
     """Ratings table, heatmap, latency table and a summary line (optionally one listening session only)."""
     try:
-        frame = store.frame(COLUMNS + ["tag"])
+        frame = store.frame(COLUMNS, tag=tag.strip() or None)
     except StoreError:
         log.exception("leaderboard: the vote store cannot be read")
         return pd.DataFrame(), None, pd.DataFrame(), "⚠️ The vote store is unavailable right now; please try again later."
-    if tag.strip():
-        frame = frame[frame["tag"] == tag.strip()]
-    board = leaderboard(frame.drop(columns=["tag"]), rounds=BOOTSTRAP_ROUNDS, min_votes=MIN_VOTES)
+    board = leaderboard(frame, rounds=BOOTSTRAP_ROUNDS, min_votes=MIN_VOTES)
     if board.table.empty:
         return board.table, None, pd.DataFrame(columns=["engine"]), "No votes yet" + (f" for session {plain(tag.strip())}." if tag.strip() else ".")
     summary = (

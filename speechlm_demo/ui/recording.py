@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +9,7 @@ import gradio as gr
 from fastrtc import WebRTC
 
 from ..recorder import RecordedTurn, TurnRecorder
-from ..rtc import browser_rtc_configuration, server_rtc_configuration
+from ..rtc import browser_rtc_configuration, max_sessions, server_rtc_configuration
 
 
 @dataclass
@@ -47,7 +46,7 @@ def build_turn_input(prefix: str, label: str = "Microphone") -> TurnInput:
         TurnRecorder(),
         inputs=[webrtc],
         outputs=[webrtc],
-        concurrency_limit=int(os.environ.get("SPEECHLM_MAX_SESSIONS", "8")),
+        concurrency_limit=max_sessions(),
     )
     webrtc.on_additional_outputs(_route, outputs=[status, turn, turn_id], show_progress="hidden", concurrency_limit=None)
     return TurnInput(webrtc, status, turn, turn_id)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import time
-from functools import partial
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -13,9 +12,8 @@ from fastrtc import WebRTC
 
 from ..engines.registry import EngineRegistry
 from ..plots import close, timeline_figure
-from ..rtc import EngineStreamHandler, browser_rtc_configuration, server_rtc_configuration
+from ..rtc import EngineStreamHandler, browser_rtc_configuration, max_sessions, server_rtc_configuration
 
-MAX_SESSIONS_ENV = "SPEECHLM_MAX_SESSIONS"
 LOAD_POLL_S = 0.25
 
 
@@ -90,7 +88,7 @@ def build_talk_tab(registry: EngineRegistry, preselect: str | None = None) -> tu
         EngineStreamHandler(registry),
         inputs=[audio, engine, system_prompt],
         outputs=[audio],
-        concurrency_limit=int(os.environ.get(MAX_SESSIONS_ENV, "8")),
+        concurrency_limit=max_sessions(),
     )
     audio.on_additional_outputs(
         lambda shown_count, messages, timelines, text: _show(messages, timelines, text, shown_count),

@@ -129,9 +129,6 @@ def _read(args: argparse.Namespace, store: VoteStore) -> int:
         return 0
     from .ratings import COLUMNS, leaderboard
 
-    frame = store.frame([*COLUMNS, "tag"])
-    if args.tag:
-        frame = frame[frame["tag"] == args.tag]
-    board = leaderboard(frame.drop(columns=["tag"]), rounds=args.rounds, min_votes=args.min_votes)
+    board = leaderboard(store.frame(COLUMNS, tag=args.tag or None), rounds=args.rounds, min_votes=args.min_votes)
     sys.stdout.write(json.dumps(board.to_dict(), indent=2) + "\n" if args.json else board.format() + "\n")
     return 0

@@ -236,10 +236,12 @@ class VoteStore:
         with self._reading() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def frame(self, columns: list[str] | None = None) -> pd.DataFrame:
-        """Votes as a DataFrame (oldest first); ``columns`` limits what is read."""
+    def frame(self, columns: list[str] | None = None, *, tag: str | None = None) -> pd.DataFrame:
+        """Votes as a DataFrame (oldest first); ``columns`` limits what is read, ``tag`` to one listening session."""
         cols = [votes_table.c[name] for name in columns] if columns else [votes_table]
         query = sa.select(*cols).order_by(votes_table.c.created_at)
+        if tag is not None:
+            query = query.where(votes_table.c.tag == tag)
         with self._reading() as conn:
             frame = pd.read_sql(query, conn)
         if "created_at" in frame:
