@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from speechlm_demo.engines.base import EngineError
-from speechlm_demo.engines.cascade.asr import ASR, FasterWhisperASR, build_asr
+from speechlm_demo.engines.cascade.asr import ASR, FasterWhisperASR, build_asr, without_loop
 from tests.cascade.conftest import need
 
 pytestmark = pytest.mark.slow
@@ -75,8 +75,40 @@ def test_a_cancelled_turn_skips_the_decoder(
 def test_a_shorter_encoder_window_hears_the_same_words(
     whisper: FasterWhisperASR, spoken: Callable[..., np.ndarray]
 ) -> None:
-    short = FasterWhisperASR(min_window_s=8.0)
-    assert short.min_window_frames == 800 and whisper.min_window_frames == 1000
-    for text in ("What is the capital of France?", "Why is the sky blue?"):
+    wide = FasterWhisperASR(min_window_s=10.0)
+    assert whisper.min_window_frames == 600 and wide.min_window_frames == 1000
+    for text in (
+        "What is the capital of France?",
+        "Why is the sky blue?",
+        "What should I pack for a weekend trip to the mountains in October?",
+    ):
         audio = spoken(text)
-        assert short.transcribe(audio) == whisper.transcribe(audio)
+        assert whisper.transcribe(audio) == wide.transcribe(audio)
+
+
+def test_a_turn_longer_than_the_window_is_heard_to_the_end(
+    whisper: FasterWhisperASR, spoken: Callable[..., np.ndarray]
+) -> None:
+    text = "I would like to know how photosynthesis works in simple terms, and why leaves are green, please."
+    audio = spoken(text)
+    assert len(audio) > 5 * whisper.sample_rate
+    heard = whisper.transcribe(audio).lower()
+    assert "photosynthesis" in heard and "green" in heard
+
+
+@pytest.mark.parametrize(
+    ("decoded", "heard"),
+    [
+        ("Who painted the Mona Lisa? Who painted the Mona Lisa? Who painted the Mo", "Who painted the Mona Lisa?"),
+        (" Yes, please. Yes, please.", "Yes, please."),
+        ("Tell me a joke about cats. Tell me a joke about", "Tell me a joke about cats."),
+        ("Hello. How are you? Hello. How are you? Hel", "Hello. How are you?"),
+        ("Well. Which planet is the largest?", "Well. Which planet is the largest?"),
+        ("Hi. Hi there.", "Hi. Hi there."),
+        ("What is it? What", "What is it? What"),
+        ("It costs 3.5 euros. 3.5 euros.", "It costs 3.5 euros. 3.5 euros."),
+        ("", ""),
+    ],
+)
+def test_whispers_loop_is_cut_where_it_starts_over(decoded: str, heard: str) -> None:
+    assert without_loop(decoded) == heard

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,9 +22,11 @@ OFFLINE = "offline"
 SHORT_TURN_S = 27.0
 FRAMES_PER_S = 100  # Whisper's feature frames
 MAX_FRAMES = 3000  # its 30 s window
+SAMPLES_PER_FRAME = 160
 TAIL_FRAMES = 200
 MAX_TOKENS = 224
 NO_SPEECH_PROB = 0.6
+SENTENCE_END = re.compile(r"[.?!](?=\s|$)")
 
 
 @runtime_checkable
@@ -66,7 +69,7 @@ class FasterWhisperASR:
         compute_type: str = "int8",
         beam_size: int = 1,
         cpu_threads: int = 0,
-        min_window_s: float = 10.0,
+        min_window_s: float = 6.0,
     ) -> None:
         from faster_whisper import WhisperModel
 
@@ -107,20 +110,22 @@ class FasterWhisperASR:
         return " ".join(segment.text.strip() for segment in segments).strip()
 
     def _short(self, audio: np.ndarray, cancel: threading.Event | None) -> str:
-        """Whisper on a window of max(10 s, turn + 2 s) instead of the fixed 30 s.
+        """Whisper on a window of max(``min_window_s``, turn + 2 s) instead of the fixed 30 s.
 
         The encoder's cost grows with its window: on 2 CPU cores Whisper base spends ~0.6 s encoding
-        30 s of (mostly padding) features and ~0.1 s for 10 s, with the same text. Windows much
-        shorter than 10 s make Whisper repeat itself, hence the floor. A turn cancelled while it was being
-        encoded skips the decoder (about half of the work).
+        30 s of (mostly padding) features and ~0.05 s for 6 s, with the same text. The turn is padded
+        with digital silence *before* the log-mel features are taken, as in Whisper's training (30 s of
+        zero samples), not with zero features: on short windows zero features made Whisper stop after
+        the first word or loop. Windows of 5 s and less still loop now and then (see :func:`without_loop`).
+        A turn cancelled while it was being encoded skips the decoder (about half of the work).
         """
         import ctranslate2
 
-        features = self._model.feature_extractor(audio)
-        frames = min(MAX_FRAMES, max(self.min_window_frames, features.shape[1] + TAIL_FRAMES))
-        window = np.zeros((features.shape[0], frames), dtype=np.float32)
-        used = min(frames, features.shape[1])
-        window[:, :used] = features[:, :used]
+        turn_frames = len(audio) // SAMPLES_PER_FRAME
+        frames = min(MAX_FRAMES, max(self.min_window_frames, turn_frames + TAIL_FRAMES))
+        padded = np.zeros(max(len(audio), frames * SAMPLES_PER_FRAME), dtype=np.float32)
+        padded[: len(audio)] = audio
+        window = np.ascontiguousarray(self._model.feature_extractor(padded)[:, :frames])
         encoded = self._model.model.encode(ctranslate2.StorageView.from_array(window[None]), to_cpu=False)
         if cancel is not None and cancel.is_set():
             return ""
@@ -129,13 +134,34 @@ class FasterWhisperASR:
             encoded,
             [prompt],
             beam_size=self.beam_size,
-            max_length=min(MAX_TOKENS, 16 + used // 8),
+            max_length=min(MAX_TOKENS, 16 + min(frames, turn_frames) // 8),
             suppress_blank=True,
             return_no_speech_prob=True,
         )
         if result[0].no_speech_prob > NO_SPEECH_PROB:
             return ""  # Whisper's own "nobody spoke" token won: drop what it would hallucinate
-        return self._tokenizer.decode(result[0].sequences_ids[0]).strip()
+        return without_loop(self._tokenizer.decode(result[0].sequences_ids[0]))
+
+
+def without_loop(text: str) -> str:
+    """Text up to where Whisper starts over: ``"Hi there. Hi there. Hi th"`` -> ``"Hi there."``.
+
+    On a short window Whisper sometimes repeats the whole utterance until its token budget runs out.
+    A text made of one unit (one or more whole sentences) followed by its repeats, the last perhaps cut
+    short, is that loop when at least one repeat is whole or the cut one has two words or more; any
+    other text comes back unchanged (stripped).
+    """
+    text = text.strip()
+    for end in SENTENCE_END.finditer(text):
+        unit = text[: end.end()]
+        rest = text[end.end() :].lstrip()
+        repeats = 0
+        while rest.startswith(unit):
+            rest = rest[len(unit) :].lstrip()
+            repeats += 1
+        if unit.startswith(rest) and (repeats or len(rest.split()) >= 2):
+            return unit
+    return text
 
 
 def build_asr(config: Mapping[str, Any], device: str = "cpu") -> ASR:
