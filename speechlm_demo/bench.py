@@ -23,6 +23,7 @@ import numpy as np
 from .audio import AudioError, chunks, read_audio, rms_dbfs
 from .engines.base import Engine, Event, SessionOptions, TextOut, TurnEnd
 from .hardware import HostInfo
+from .timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,12 @@ class Feed:
         return [event for _, event in self.arrivals]
 
 
+def is_premature(timeline: Timeline, true_end: float) -> bool:
+    """Whether the turn was committed before the true end of speech (``true_end``, clock seconds): a cut."""
+    detected = timeline.marks.get("turn_detected")
+    return detected is not None and detected < true_end - PREMATURE_TOLERANCE_S
+
+
 def run_prompt(
     engine: Engine, prompt: Prompt, rate: int, tail_s: float, timeout_s: float, options: SessionOptions | None = None
 ) -> Feed:
@@ -119,7 +126,7 @@ def run_prompt(
 
     def collect(event: Event) -> None:
         arrivals.append((time.monotonic(), event))
-        if isinstance(event, TurnEnd) and event.timeline.marks.get("turn_detected", 0.0) >= true_end - PREMATURE_TOLERANCE_S:
+        if isinstance(event, TurnEnd) and not is_premature(event.timeline, true_end):
             ended.set()
 
     session = engine.open_session(options or SessionOptions(), collect)
@@ -198,7 +205,7 @@ def benchmark(
         for prompt in prompts:
             feed = run_prompt(engine, prompt, rate, tail_s, timeout_s)
             turn_ends, events = feed.turn_ends, feed.events
-            premature = [t for t in turn_ends if (t.timeline.between_ms("user_speech_end", "turn_detected") or 0.0) < -PREMATURE_TOLERANCE_S * 1000]
+            premature = [t for t in turn_ends if is_premature(t.timeline, feed.true_end)]
             turn_end = next((t for t in turn_ends if t not in premature), None)
             user = " ".join(e.text for e in events if isinstance(e, TextOut) and e.role == "user" and e.final)
             reply = " ".join(e.text for e in events if isinstance(e, TextOut) and e.role == "agent" and e.final)

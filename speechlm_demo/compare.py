@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .audio import SILENT_DBFS, resample, rms_dbfs
-from .bench import LEAD_SILENCE_S, PREMATURE_TOLERANCE_S, Prompt, estimate_speech_end, run_prompt
+from .bench import LEAD_SILENCE_S, PREMATURE_TOLERANCE_S, Prompt, estimate_speech_end, is_premature, run_prompt
 from .engines.base import (
     AudioOut,
     Engine,
@@ -154,7 +154,7 @@ def _summarise(engine: Engine, arrivals: list[tuple[float, Event]], turn_ends: l
     errors = [e.message for _, e in arrivals if isinstance(e, ErrorEvent)]
     result.audio, result.sample_rate = audio, rate
     result.reply_text, result.user_text = " ".join(agent).strip(), users[-1] if users else ""
-    answered = [t for t in turn_ends if t.timeline.marks.get("turn_detected", true_end) >= true_end - PREMATURE_TOLERANCE_S]
+    answered = [t for t in turn_ends if not is_premature(t.timeline, true_end)]
     if full:
         result.audio = _trim_silence(audio, rate)
     if answered:
