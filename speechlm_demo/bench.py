@@ -262,10 +262,12 @@ def write_csv(doc: dict[str, Any], path: Path) -> None:
 
 
 def write_plot(doc: dict[str, Any], path: Path) -> None:
-    """Box plot of each metric over all turns."""
+    """Box plot of each metric over the successful turns (those :func:`summarise` counts)."""
     from .plots import close, metrics_boxplot
 
-    fig = metrics_boxplot({name: [t["metrics"][name] for t in doc["turns"] if name in t["metrics"]] for name in REPORTED}, title=f"{doc['engine']} on {doc['host_description']}")
+    ok = [t for t in doc["turns"] if t["status"] == "ok"]
+    values = {name: [t["metrics"][name] for t in ok if name in t["metrics"]] for name in REPORTED}
+    fig = metrics_boxplot(values, title=f"{doc['engine']} on {doc['host_description']}")
     fig.savefig(path)
     close(fig)
 

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .timeline import STAGES  # noqa: E402
@@ -89,9 +90,9 @@ def metrics_boxplot(values: dict[str, Sequence[float]], title: str = "") -> Figu
         ax.set_axis_off()
         return fig
     names = list(present)
-    ax.boxplot([present[n] for n in names], vert=False, tick_labels=names, showfliers=True)
+    ax.boxplot([present[n] for n in names], orientation="horizontal", tick_labels=names, showfliers=True)
     for y, name in enumerate(names, start=1):
-        median = sorted(present[name])[len(present[name]) // 2]
+        median = float(np.percentile(present[name], 50))  # the same p50 as the benchmark summary
         ax.text(max(present[name]), y, f"  p50 {median:.0f} ms", va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("ms")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from speechlm_demo.plots import close, timeline_figure
+from speechlm_demo.plots import close, metrics_boxplot, timeline_figure
 from speechlm_demo.timeline import Timeline
 
 
@@ -41,3 +41,10 @@ def test_error_text_with_dollars_is_drawn_literally() -> None:
     fig = timeline_figure([("$x$ engine", record), ("b", record)])
     fig.canvas.draw()  # raised ValueError before the text was escaped
     close(fig)
+
+
+def test_box_plot_labels_the_same_p50_as_the_benchmark_summary() -> None:
+    fig = metrics_boxplot({"voice_to_voice_ms": [100.0, 200.0, 300.0, 400.0], "asr_ms": [], "turn_detect_ms": [50.0]})
+    labels = sorted(t.get_text().strip() for t in fig.axes[0].texts)
+    close(fig)
+    assert labels == ["p50 250 ms", "p50 50 ms"]
