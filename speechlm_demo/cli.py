@@ -74,6 +74,9 @@ def _bench(args: argparse.Namespace) -> int:
         host = simulated_host(args.host) if args.host else probe()
         registry = EngineRegistry(catalog, host)
         prompts = bench.load_prompts(Path(args.prompts), catalog.get(args.engine).sample_rates.input)
+        for output in (args.json, args.csv, args.plot):
+            if output and not Path(output).resolve().parent.is_dir():
+                raise FileNotFoundError(f"no folder for the output file {output}")
         started = time.monotonic()
         engine = registry.get(args.engine)
     except (CatalogError, KeyError, ValueError, FileNotFoundError, EngineError) as exc:

@@ -79,6 +79,10 @@ def test_bench_cli_errors(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "speechlm_demo", "bench", "--engine", "nope", "--prompts", str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "unknown engine" in run.stderr
+    sf.write(tmp_path / "q.wav", tone(0.5), 16000)
+    run = subprocess.run([sys.executable, "-m", "speechlm_demo", "bench", "--engine", "echo", "--prompts", str(tmp_path),
+                          "--plot", str(tmp_path / "missing" / "b.png")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "no folder for the output file" in run.stderr and "Traceback" not in run.stderr
 
 
 @pytest.mark.slow
