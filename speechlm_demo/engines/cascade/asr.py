@@ -14,6 +14,7 @@ import numpy as np
 from ..base import EngineError
 from . import stage_settings
 from .weights import whisper_base_dir
+from .whisper_vocab import TokenMap, english_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ SAMPLES_PER_FRAME = 160
 TAIL_FRAMES = 200
 MAX_TOKENS = 224
 NO_SPEECH_PROB = 0.6
+VOCABULARIES = ("full", "english")
 SENTENCE_END = re.compile(r"[.?!](?=\s|$)")
 
 
@@ -56,6 +58,8 @@ class FasterWhisperASR:
     ``"base.en"`` / ``"large-v3-turbo"`` (downloaded by faster-whisper) or a local CTranslate2 directory.
     ``language=None`` lets Whisper detect the language (about 0.3 s slower per turn).
     ``min_window_s`` is the shortest encoder window (see :meth:`_short`).
+    ``vocabulary="english"`` decodes with a copy of the model that only knows the tokens English needs
+    (faster, see :mod:`.whisper_vocab`); it needs ``language="en"``.
     """
 
     sample_rate = 16_000
@@ -70,10 +74,17 @@ class FasterWhisperASR:
         beam_size: int = 1,
         cpu_threads: int = 0,
         min_window_s: float = 6.0,
+        vocabulary: str = "full",
     ) -> None:
         from faster_whisper import WhisperModel
 
+        if vocabulary not in VOCABULARIES:
+            raise EngineError(f"asr: vocabulary {vocabulary!r} is not one of {', '.join(VOCABULARIES)}")
+        if vocabulary == "english" and language != "en":
+            raise EngineError(f"asr: vocabulary 'english' needs language 'en', not {language!r}")
         source = str(whisper_base_dir()) if model == OFFLINE else model
+        if vocabulary == "english":
+            source = str(english_model_dir(_model_dir(source)))
         kind, index = split_device(device)
         try:
             self._model = WhisperModel(
@@ -86,19 +97,22 @@ class FasterWhisperASR:
         self.language = language or None
         from faster_whisper.tokenizer import Tokenizer
 
-        self._tokenizer = Tokenizer(
-            self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language=self.language
-        )
+        self._tokens = TokenMap.load(Path(source))
+        multilingual = self._tokens.multilingual if self._tokens else self._model.model.is_multilingual
+        self._tokenizer = Tokenizer(self._model.hf_tokenizer, multilingual, task="transcribe", language=self.language)
         self.beam_size = beam_size
         self.min_window_frames = min(MAX_FRAMES, round(min_window_s * FRAMES_PER_S))
         log.info("Whisper %s loaded on %s (%s)", source, device, compute_type)
 
     def transcribe(self, audio: np.ndarray, cancel: threading.Event | None = None) -> str:
-        """Transcribe one whole turn (short turns through a shortened encoder window, see :meth:`_short`)."""
+        """Transcribe one whole turn: in pieces of at most ``SHORT_TURN_S``, each through a shortened
+        encoder window (see :meth:`_short`), or with faster-whisper's own loop when the language is unknown."""
         if audio.size == 0:
             return ""
-        if len(audio) <= SHORT_TURN_S * self.sample_rate and self.language:
-            return self._short(np.asarray(audio, dtype=np.float32), cancel)
+        if self.language:
+            audio = np.asarray(audio, dtype=np.float32)
+            texts = (self._short(piece, cancel) for piece in pieces(audio, self.sample_rate))
+            return " ".join(text for text in texts if text)
         segments, _info = self._model.transcribe(
             np.asarray(audio, dtype=np.float32),
             language=self.language,
@@ -130,6 +144,8 @@ class FasterWhisperASR:
         if cancel is not None and cancel.is_set():
             return ""
         prompt = self._tokenizer.sot_sequence + [self._tokenizer.no_timestamps]
+        if self._tokens is not None:
+            prompt = self._tokens.to_model(prompt)
         result = self._model.model.generate(
             encoded,
             [prompt],
@@ -140,7 +156,33 @@ class FasterWhisperASR:
         )
         if result[0].no_speech_prob > NO_SPEECH_PROB:
             return ""  # Whisper's own "nobody spoke" token won: drop what it would hallucinate
-        return without_loop(self._tokenizer.decode(result[0].sequences_ids[0]))
+        ids = result[0].sequences_ids[0]
+        return without_loop(self._tokenizer.decode(self._tokens.from_model(ids) if self._tokens else ids))
+
+
+def _model_dir(source: str) -> Path:
+    """The local directory of a CTranslate2 model given as a directory or a hub id (downloaded if needed)."""
+    if Path(source).is_dir():
+        return Path(source)
+    from faster_whisper.utils import download_model
+
+    try:
+        return Path(download_model(source))
+    except Exception as exc:  # the hub client raises many types
+        raise EngineError(f"could not get Whisper model {source!r}: {exc}") from exc
+
+
+def pieces(audio: np.ndarray, rate: int) -> list[np.ndarray]:
+    """``audio`` cut into pieces of at most ``SHORT_TURN_S``, each cut in the quietest 0.1 s of its last 7 s."""
+    longest, step, steps = int(SHORT_TURN_S * rate), rate // 10, 70
+    out = []
+    while len(audio) > longest:
+        first = longest - steps * step
+        energy = np.square(audio[first:longest]).reshape(steps, step).sum(axis=1)
+        cut = first + int(np.argmin(energy)) * step + step // 2
+        out.append(audio[:cut])
+        audio = audio[cut:]
+    return [*out, audio]
 
 
 def without_loop(text: str) -> str:
