@@ -1,11 +1,14 @@
 """Half-duplex sessions: turn detection + speculative replies + barge-in + hung-engine watchdog.
 
-At a short pause the engine starts answering *speculatively*: its events are held back. The reply is
-*committed* (``turn_detected`` is marked and the held events flow out) when
+At a short pause the engine starts answering *speculatively*: its events are held back. (With
+``early_pause_db`` it starts at a *likely* pause, before the VAD confirms it; a likely pause withdrawn
+drops that reply.) The reply is *committed* (``turn_detected`` is marked and the held events flow out) when
 
 * the engine reports the user's words, the completeness judgement accepts them
-  (``defaults.endpointing: transcript``) and no voice is being heard in the pause (else once that
-  voice proves a blip too short to be a resumption), or
+  (``defaults.endpointing: transcript``), the VAD has confirmed the pause, no voice is being heard in it
+  (else once that voice proves a blip too short to be a resumption) and the user has been silent for
+  ``min_commit_silence_ms`` (a floor under the commit: a fast ASR must not end a turn at a gap between
+  two words), or
 * the silence reaches ``end_silence_ms`` (every engine; the only rule for ``endpointing: silence``).
 
 If the user goes on speaking before the commit, or the words heard are judged unfinished, the
@@ -44,6 +47,8 @@ from .turns import (
     BlipIgnored,
     Decision,
     PauseDetected,
+    PauseLikely,
+    PauseUnlikely,
     SpeechResumed,
     SpeechStarted,
     TurnDetector,
@@ -91,6 +96,8 @@ class HalfDuplexSession(EngineSession):
         now = self.clock()
         for decision in self.detector.push(pcm):
             self._on_decision(decision, now)
+        if self._reply is not None:
+            self._reply.commit_if_ready()
 
     def flush(self) -> None:
         """End of input: the turn in progress is over."""
@@ -110,18 +117,26 @@ class HalfDuplexSession(EngineSession):
     def _on_decision(self, decision: Decision, now: float) -> None:
         reply = self._reply
         if isinstance(decision, (SpeechStarted, SpeechResumed)):
-            if reply is not None and reply.busy(now):
+            if reply is not None and (reply.busy(now) or not reply.committed):
                 if reply.committed:
                     log.info("barge-in during turn %d", reply.turn.turn_id)
                     self.emit(Interrupt(reply.turn.turn_id))
                 reply.interrupt()
             return
         if isinstance(decision, BlipIgnored):
-            if reply is not None and reply.held_complete:
-                reply.commit("transcript")
+            return  # a held reply commits after the decisions (push_audio), the blip being over
+        if isinstance(decision, PauseLikely):
+            self._start_reply(decision.start, decision.end, decision.audio, now, committed=False, confirmed=False)
+            return
+        if isinstance(decision, PauseUnlikely):
+            if reply is not None and not reply.confirmed:
+                reply.interrupt()
             return
         if isinstance(decision, PauseDetected):
-            self._start_reply(decision.start, decision.end, decision.audio, now, committed=False)
+            if reply is not None and not reply.confirmed and not reply.cancelled:
+                reply.confirm(decision.end)
+            else:
+                self._start_reply(decision.start, decision.end, decision.audio, now, committed=False)
             return
         assert isinstance(decision, TurnEnded)
         if decision.truncated:
@@ -131,7 +146,9 @@ class HalfDuplexSession(EngineSession):
         else:
             self._start_reply(decision.start, decision.end, decision.audio, now, committed=True)
 
-    def _start_reply(self, start: int, end: int, audio: np.ndarray, now: float, *, committed: bool) -> None:
+    def _start_reply(
+        self, start: int, end: int, audio: np.ndarray, now: float, *, committed: bool, confirmed: bool = True
+    ) -> None:
         if self._reply is not None:
             self._reply.interrupt()
         timeline = Timeline(turn_id=self.turns_committed + 1, engine_id=self.engine.id, clock=self.clock)
@@ -139,7 +156,7 @@ class HalfDuplexSession(EngineSession):
         timeline.mark("user_speech_end", self._time_of(end, now))
         timeline.mark("reply_started", now)
         turn = UserTurn(self.turns_committed + 1, audio, self.detector.rate, timeline)
-        self._reply = _Reply(self, turn, end)
+        self._reply = _Reply(self, turn, end, confirmed)
         if committed:
             self._reply.commit("silence")
         self._reply.start()
@@ -152,11 +169,13 @@ class HalfDuplexSession(EngineSession):
 class _Reply:
     """One (possibly speculative) reply in a worker thread."""
 
-    def __init__(self, session: HalfDuplexSession, turn: UserTurn, end_sample: int) -> None:
+    def __init__(self, session: HalfDuplexSession, turn: UserTurn, end_sample: int, confirmed: bool) -> None:
         self.session = session
         self.turn = turn
         self.timeline = turn.timeline
         self.end_sample = end_sample
+        self.voice_end = end_sample  # where the user's voice ended, as seen when this reply started
+        self.confirmed = confirmed  # the VAD heard the pause (False while started at a likely pause)
         self.history = list(session.history)  # the session's memory changes only if this reply commits
         self.committed = False
         self.playback_end = 0.0
@@ -170,7 +189,7 @@ class _Reply:
 
     @property
     def held_complete(self) -> bool:
-        """Judged complete but held back because voice was heard since the pause."""
+        """Judged complete but held back: the pause is not confirmed yet, or voice was heard in it."""
         return bool(self.timeline.extra.get("judged_complete")) and not self.committed and not self.cancelled
 
     @property
@@ -189,6 +208,22 @@ class _Reply:
     def busy(self, now: float) -> bool:
         """Generating, or its audio still playing."""
         return self._generating or now < self.playback_end
+
+    def confirm(self, end_sample: int) -> None:
+        """The VAD heard the pause this reply started early for (it may commit from now on)."""
+        with self._lock:
+            self.confirmed = True
+            self.end_sample = end_sample
+
+    def commit_if_ready(self) -> None:
+        """Commit a reply judged complete once the pause is confirmed, free of voice and long enough."""
+        with self._lock:
+            if not self.held_complete or not self.confirmed:
+                return
+            detector = self.session.detector
+            silence_ms = (detector.samples_seen - self.voice_end) * 1000 / detector.rate
+            if not detector.blip_pending and silence_ms >= self.session.settings.min_commit_silence_ms:
+                self.commit("transcript")
 
     def commit(self, reason: str) -> None:
         """The user's turn is over (``reason``: silence | transcript): release held events."""
@@ -271,14 +306,16 @@ class _Reply:
             self._forward(event)
 
     def _judge(self, transcript: str) -> None:
-        """Commit a finished request at once; drop an unfinished one. Voice being heard in the pause (not yet
-        a resumption) holds the reply until it proves a blip (commit) or a resumption (drop)."""
+        """Commit a finished request as soon as :meth:`commit_if_ready` allows; drop an unfinished one. An
+        unconfirmed pause holds the reply until the VAD confirms it (commit) or the level comes back (drop);
+        so does voice being heard in the pause (not yet a resumption), until it proves a blip (commit) or a
+        resumption (drop)."""
         complete = is_complete(transcript)
         self.timeline.extra["judged_complete"] = complete  # set first: a BlipIgnored may commit it meanwhile
         if not complete:
             self.turn.cancel.set()  # mid-thought: free the CPU; a long silence starts afresh
-        elif not self.session.detector.blip_pending:
-            self.commit("transcript")
+        else:
+            self.commit_if_ready()
 
     def _forward(self, event: Event) -> None:
         """Emit one event of a committed reply, stamping audio marks as audio leaves."""

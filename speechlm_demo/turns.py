@@ -1,6 +1,11 @@
 """Turn detection: a stream of samples in, "speech started / paused / resumed / turn ended" out.
 
-A short pause (``pause_ms``) is reported at once so replies can start speculatively; the turn is only
+A short pause (``pause_ms``) is reported at once so replies can start speculatively; with
+``early_pause_db`` set, even earlier: the moment the last ``early_quiet_ms`` of a window the VAD still calls
+voiced fall that far below the turn's loudest window (a VAD lags the end of speech by a window or two;
+the level does not). Such a *likely* pause is withdrawn as soon as any sound comes back (a stop
+consonant, not the end; a soft last consonant that the turn's audio must not lose), and confirmed by
+the VAD's own pause. The turn is only
 over after ``end_silence_ms`` of silence, or earlier when the session's completeness judgement
 accepts the words heard at the pause (see :mod:`speechlm_demo.half_duplex`). A blip of voice shorter
 than ``resume_ms`` inside a pause is ignored; voice broken by gaps shorter than ``resume_ms`` adds up, so
@@ -14,7 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .audio import rms_dbfs
 from .vad import VoiceActivityModel
+
+
+REVIVAL_DB = 10.0  # after a likely pause, a window this much louder than the quiet that raised it withdraws it
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,9 @@ class TurnSettings:
     pause_ms: float = 160.0
     resume_ms: float = 90.0
     end_silence_ms: float = 400.0
+    early_pause_db: float = 0.0
+    early_quiet_ms: float = 16.0
+    min_commit_silence_ms: float = 0.0
     pre_roll_ms: float = 300.0
     max_turn_s: float = 30.0
     reply_timeout_s: float = 30.0
@@ -55,6 +67,24 @@ class PauseDetected:
 
 
 @dataclass(frozen=True)
+class PauseLikely:
+    """The level just fell ``early_pause_db`` below the turn's peak: the turn so far may be complete, before
+    the VAD can tell. Withdrawn by :class:`PauseUnlikely`, confirmed by :class:`PauseDetected`."""
+
+    start: int
+    end: int
+    decided: int
+    audio: np.ndarray
+
+
+@dataclass(frozen=True)
+class PauseUnlikely:
+    """The level came back before the VAD heard a pause: the last :class:`PauseLikely` was a dip in a word."""
+
+    at: int
+
+
+@dataclass(frozen=True)
 class SpeechResumed:
     """The user went on speaking after a :class:`PauseDetected`."""
 
@@ -79,7 +109,7 @@ class TurnEnded:
     truncated: bool = False
 
 
-Decision = SpeechStarted | PauseDetected | SpeechResumed | BlipIgnored | TurnEnded
+Decision = SpeechStarted | PauseLikely | PauseUnlikely | PauseDetected | SpeechResumed | BlipIgnored | TurnEnded
 
 
 class TurnDetector:
@@ -100,6 +130,9 @@ class TurnDetector:
         self._paused = False
         self._resume_run = 0
         self._resume_last = 0  # end of the last voiced window inside a pause
+        self._peak_db = -120.0  # the turn's loudest voiced window
+        self._likely = False  # a PauseLikely stands (neither withdrawn nor confirmed yet)
+        self._likely_db = -120.0  # the level of the quiet tail that raised it
 
     def _ms(self, samples: int) -> float:
         return samples * 1000.0 / self.rate
@@ -139,6 +172,7 @@ class TurnDetector:
                 yield SpeechResumed(self.samples_seen - self._resume_run)
         elif voiced:
             self._last_voiced_end = self.samples_seen
+            yield from self._level_check(chunk)
         elif self._ms(self.samples_seen - self._resume_last) >= self.settings.resume_ms and self._resume_run:
             self._resume_run = 0
             if self._paused:
@@ -149,8 +183,27 @@ class TurnDetector:
             yield self._end_turn(truncated=too_long and silence_ms < self.settings.end_silence_ms)
         elif not self._paused and silence_ms >= self.settings.pause_ms:
             self._paused = True
+            self._likely = False
             self._resume_run = 0
             yield PauseDetected(self._turn_start, self._last_voiced_end, self.samples_seen, self._turn_audio())
+
+    def _level_check(self, chunk: np.ndarray) -> Iterator[Decision]:
+        """Raise or withdraw a likely pause from the level of a voiced window's last ``early_quiet_ms``."""
+        if not self.settings.early_pause_db:
+            return
+        level = rms_dbfs(chunk)
+        self._peak_db = max(self._peak_db, level)
+        quiet = self._peak_db - self.settings.early_pause_db
+        if self._likely:
+            if level >= min(quiet, self._likely_db + REVIVAL_DB):
+                self._likely = False
+                yield PauseUnlikely(self.samples_seen)
+            return
+        tail = chunk[-max(1, int(self.settings.early_quiet_ms * self.rate / 1000)) :]
+        self._likely_db = rms_dbfs(tail)
+        if self._likely_db < quiet:
+            self._likely = True
+            yield PauseLikely(self._turn_start, self.samples_seen - len(tail), self.samples_seen, self._turn_audio())
 
     def _remember(self, chunk: np.ndarray, start: int) -> None:
         self._history = np.concatenate([self._history, chunk])
@@ -171,6 +224,8 @@ class TurnDetector:
         ended = TurnEnded(self._turn_start, self._last_voiced_end, self.samples_seen, self._turn_audio(), truncated)
         self._in_turn = False
         self._paused = False
+        self._likely = False
+        self._peak_db = -120.0
         self._speech_run = 0
         self._history = self._history[self.samples_seen - self._history_start :]
         self._history_start = self.samples_seen

@@ -13,6 +13,8 @@ from speechlm_demo.engines.echo import EchoEngine
 from speechlm_demo.turns import (
     BlipIgnored,
     PauseDetected,
+    PauseLikely,
+    PauseUnlikely,
     SpeechResumed,
     SpeechStarted,
     TurnDetector,
@@ -218,3 +220,118 @@ def test_voice_heard_since_the_pause_holds_a_complete_transcript_until_it_proves
     # committed once the blip was over (90 ms of silence after it), not at the 1 s silence rule
     assert 450 < end.timeline.between_ms("user_speech_end", "turn_detected") < 800
 
+
+
+SESSION_WINDOW = RATE // 32  # the energy VAD's window in a session (Silero's is 512 samples)
+
+
+def windows(count: float, make=tone, size: int = 512) -> np.ndarray:
+    """Exactly ``count`` VAD windows of ``size`` samples of ``make``'s signal."""
+    samples = round(count * size)
+    return make(samples / RATE + 1e-6)[:samples]
+
+
+EARLY = {"early_pause_db": 30.0, "pause_ms": 32.0}
+
+
+def test_a_likely_pause_comes_before_the_vad_confirms_it() -> None:
+    # speech ends in the middle of window 47: its level is still voiced, its last 16 ms are silent
+    audio = np.concatenate([windows(16, silence), windows(31.5), windows(40, silence)])
+    decisions = detect(audio, **EARLY)
+    assert [type(d) for d in decisions] == [SpeechStarted, PauseLikely, PauseDetected, TurnEnded]
+    likely, confirmed = decisions[1], decisions[2]
+    assert likely.end == round(47.5 * 512) and likely.decided == 48 * 512  # 16 ms after the true end
+    assert confirmed.decided == likely.decided + 512  # the VAD's own pause, one window later
+    assert len(likely.audio) == round(0.3 * RATE) + len(windows(32))  # pre-roll + the turn so far, quiet tail too
+    assert [type(d) for d in detect(audio, pause_ms=32.0)] == [SpeechStarted, PauseDetected, TurnEnded]  # off
+
+
+def test_a_dip_inside_a_word_is_withdrawn_when_the_level_comes_back() -> None:
+    dip = np.concatenate([windows(20.5), windows(0.5, silence), windows(20)])  # a 16 ms stop-consonant closure
+    decisions = detect(np.concatenate([windows(16, silence), dip, windows(40, silence)]), **EARLY)
+    kinds = [type(d) for d in decisions]
+    assert kinds == [SpeechStarted, PauseLikely, PauseUnlikely, PauseDetected, TurnEnded]
+    assert decisions[2].at == decisions[1].decided + 512
+
+
+def _early_session(engine: ScriptedEngine) -> tuple:
+    rec = Recorder()
+    return engine.open_session(SessionOptions(), rec), rec
+
+
+def test_a_reply_started_at_a_likely_pause_is_kept_and_committed_once_confirmed() -> None:
+    engine = TranscribingEngine(entry(endpointing="transcript", end_silence_ms=1200, **EARLY))
+    session, rec = _early_session(engine)
+    w = SESSION_WINDOW
+    feed(session, np.concatenate([windows(16, silence, w), windows(31.4, size=w), windows(60, silence, w)]), realtime=True)
+    (end,) = rec.wait_for(TurnEnd)
+    assert engine.turns_seen == [1]  # the early start was not thrown away and redone at the VAD's pause
+    assert end.timeline.extra["committed_by"] == "transcript"
+    assert end.timeline.between_ms("user_speech_end", "reply_started") < 30
+    assert end.timeline.between_ms("reply_started", "turn_detected") >= 25  # held until the VAD heard the pause
+    assert len(rec.of(AudioOut)) == engine.chunks
+
+
+def test_a_finished_sounding_transcript_at_a_dip_is_not_committed() -> None:
+    engine = TranscribingEngine(entry(endpointing="transcript", end_silence_ms=1200, **EARLY))
+    session, rec = _early_session(engine)
+    # the (instant) transcript reads as finished at the dip, but the level comes back: no commit there
+    w = SESSION_WINDOW
+    dip = np.concatenate([windows(20.4, size=w), windows(0.6, silence, w), windows(20, size=w)])
+    feed(session, np.concatenate([windows(16, silence, w), dip, windows(60, silence, w)]), realtime=True)
+    (end,) = rec.wait_for(TurnEnd)
+    time.sleep(0.2)
+    assert len(rec.of(TurnEnd)) == 1 and engine.turns_seen == [1, 1]  # the dip's reply vanished
+    assert end.timeline.between_ms("user_speech_start", "user_speech_end") == pytest.approx(41 * 31.25, abs=40)
+    assert len(rec.of(AudioOut)) == engine.chunks  # nothing of the dropped attempt leaked out
+    assert session.history == [{"role": "assistant", "content": "turn 1"}]
+
+
+@pytest.mark.parametrize("floor_ms, cut", [(150.0, False), (0.0, True)])
+def test_a_fast_finished_transcript_waits_for_the_silence_floor(floor_ms: float, cut: bool) -> None:
+    engine = TranscribingEngine(entry(endpointing="transcript", end_silence_ms=1000, pause_ms=32, min_commit_silence_ms=floor_ms))
+    session, rec = _early_session(engine)
+    # "Who wrote Romeo | and Juliet?": a 120 ms gap between two words, the transcript is ready at once
+    feed(session, np.concatenate([tone(0.6), silence(0.12), tone(0.4), silence(1.3)]), realtime=True)
+    first = rec.wait_for(TurnEnd)[0]
+    spoken_ms = first.timeline.between_ms("user_speech_start", "user_speech_end")
+    assert spoken_ms == pytest.approx(600 if cut else 1120, abs=50)
+    if not cut:
+        assert 150 <= first.timeline.between_ms("user_speech_end", "turn_detected") < 400
+
+
+class LaggingLevelVAD:
+    """Voiced while the level is above -45 dBFS and for one window after, like Silero's lag."""
+
+    sample_rate = RATE
+    window = 512
+
+    def __init__(self) -> None:
+        self._was_loud = False
+
+    def speech_probability(self, window: np.ndarray) -> float:
+        loud = rms_dbfs(window) > -45.0
+        voiced = loud or self._was_loud
+        self._was_loud = loud
+        return float(voiced)
+
+    def reset(self) -> None:
+        self._was_loud = False
+
+
+@pytest.mark.parametrize("after, withdrawn", [(-50.0, False), (-38.0, True)])
+def test_room_noise_keeps_a_likely_pause_and_a_soft_sound_withdraws_it(after: float, withdrawn: bool) -> None:
+    rng = np.random.default_rng(0)
+
+    def noise(seconds: float, dbfs: float = -50.0) -> np.ndarray:
+        return rng.normal(0.0, 10 ** (dbfs / 20), int(seconds * RATE)).astype(np.float32)
+
+    # speech ends mid-window into room noise (-50 dBFS, 36 dB under the speech); the next window is noise
+    # again, or a soft last consonant (-38 dBFS) the VAD still calls voiced
+    speech = windows(31.5) + noise(31.5 * 512 / RATE + 1e-6)[: round(31.5 * 512)]
+    audio = np.concatenate([noise(16 * 512 / RATE), speech, windows(0.5, noise), noise(512 / RATE, after), noise(1.0)])
+    detector = TurnDetector(LaggingLevelVAD(), TurnSettings(pause_ms=32.0, early_pause_db=30.0))
+    kinds = [type(d) for d in detector.push(audio)]
+    assert kinds[:2] == [SpeechStarted, PauseLikely]
+    assert (PauseUnlikely in kinds) == withdrawn
+    assert PauseDetected in kinds

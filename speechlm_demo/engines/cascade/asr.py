@@ -57,7 +57,8 @@ class FasterWhisperASR:
     ``model`` is ``"offline"`` (Whisper base assembled from PyPI packages), a hub id such as
     ``"base.en"`` / ``"large-v3-turbo"`` (downloaded by faster-whisper) or a local CTranslate2 directory.
     ``language=None`` lets Whisper detect the language (about 0.3 s slower per turn).
-    ``min_window_s`` is the shortest encoder window (see :meth:`_short`).
+    ``min_window_s`` is the shortest encoder window (see :meth:`_short`). ``num_workers`` turns may be
+    transcribed at once (each on ``cpu_threads``): a speculative turn still running then delays no other.
     ``vocabulary="english"`` decodes with a copy of the model that only knows the tokens English needs
     (faster, see :mod:`.whisper_vocab`); it needs ``language="en"``.
     """
@@ -73,6 +74,7 @@ class FasterWhisperASR:
         compute_type: str = "int8",
         beam_size: int = 1,
         cpu_threads: int = 0,
+        num_workers: int = 1,
         min_window_s: float = 6.0,
         vocabulary: str = "full",
     ) -> None:
@@ -88,7 +90,12 @@ class FasterWhisperASR:
         kind, index = split_device(device)
         try:
             self._model = WhisperModel(
-                source, device=kind, device_index=index, compute_type=compute_type, cpu_threads=cpu_threads
+                source,
+                device=kind,
+                device_index=index,
+                compute_type=compute_type,
+                cpu_threads=cpu_threads,
+                num_workers=num_workers,
             )
         except Exception as exc:  # noqa: BLE001 - CTranslate2 and the hub raise many types
             where = "directory" if Path(source).is_dir() else "model"
