@@ -38,15 +38,18 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("Reply audio", "first_audio_out", "last_audio_out"),
 )
 
-# metric name -> (start mark, end mark), all in milliseconds.
-METRICS: dict[str, tuple[str, str]] = {
+# metric name -> (start mark or marks, end mark), all in milliseconds; of several start marks the first
+# one present is used.
+METRICS: dict[str, tuple[str | tuple[str, ...], str]] = {
     "voice_to_voice_ms": ("user_speech_end", "first_audio_out"),
     "turn_detect_ms": ("user_speech_end", "turn_detected"),
     "asr_ms": ("asr_start", "asr_final"),
     "llm_ttft_ms": ("asr_final", "llm_first_token"),
     "llm_first_sentence_ms": ("asr_final", "llm_first_sentence"),
     "tts_first_audio_ms": ("llm_first_sentence", "first_audio_out"),
-    "engine_response_ms": ("turn_detected", "first_audio_out"),
+    # from when the engine was asked: a half-duplex reply starts (speculatively) before its commit; a
+    # full-duplex engine, always listening, has no start and is measured from the commit
+    "engine_response_ms": (("reply_started", "turn_detected"), "first_audio_out"),
     "user_speech_ms": ("user_speech_start", "user_speech_end"),
     "reply_audio_ms": ("first_audio_out", "last_audio_out"),
 }
@@ -125,8 +128,9 @@ class Timeline:
     def metrics(self) -> dict[str, float]:
         """The metrics of :data:`METRICS` that can be computed from the marks present."""
         out: dict[str, float] = {}
-        for name, (start, end) in METRICS.items():
-            value = self.between_ms(start, end)
+        for name, (starts, end) in METRICS.items():
+            present = [start for start in ((starts,) if isinstance(starts, str) else starts) if start in self.marks]
+            value = self.between_ms(present[0], end) if present else None
             if value is not None:
                 out[name] = round(value, 1)
         return out

@@ -22,7 +22,6 @@ import numpy as np
 from .audio import rms_dbfs
 from .vad import VoiceActivityModel
 
-
 REVIVAL_DB = 10.0  # after a likely pause, a window this much louder than the quiet that raised it withdraws it
 
 

@@ -52,9 +52,17 @@ def test_spans_skip_missing_marks() -> None:
     labels = [s.label for s in tl.spans()]
     assert labels == ["User speech", "Turn detection", "Reply pipeline"]
     assert tl.spans()[2].duration_ms == pytest.approx(300.0)
-    assert tl.metrics()["engine_response_ms"] == pytest.approx(100.0)
+    assert tl.metrics()["engine_response_ms"] == pytest.approx(300.0)  # asked at reply_started
     assert tl.voice_to_voice_ms == pytest.approx(500.0)
     assert "asr_ms" not in tl.metrics()
+
+
+def test_engine_response_of_a_full_duplex_turn_counts_from_the_commit() -> None:
+    tl = Timeline()
+    tl.mark("user_speech_end", 2.0)
+    tl.mark("turn_detected", 2.4)
+    tl.mark("first_audio_out", 2.5)
+    assert tl.metrics()["engine_response_ms"] == pytest.approx(100.0)
 
 
 def test_empty_and_default_clock() -> None:
