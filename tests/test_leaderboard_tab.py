@@ -32,3 +32,23 @@ def test_views_rank_engines_and_filter_by_session(tmp_path: Path) -> None:
     empty = leaderboard_views(store, "nobody")
     assert empty[0].empty and "No votes yet for session nobody." in empty[3]
     store.close()
+
+
+def test_a_page_load_recomputes_only_when_the_votes_changed(tmp_path: Path, monkeypatch) -> None:
+    from speechlm_demo.ui import leaderboard_tab
+
+    computed = []
+    real = leaderboard_tab.leaderboard
+    monkeypatch.setattr(leaderboard_tab, "_boards", leaderboard_tab._BoardCache())
+    monkeypatch.setattr(leaderboard_tab, "leaderboard", lambda frame, **kw: computed.append(len(frame)) or real(frame, **kw))
+    store = VoteStore(f"sqlite:///{tmp_path / 'votes.sqlite3'}")
+    for _ in range(5):
+        store.add(vote("fast", "slow", "a"))
+    first = leaderboard_views(store)
+    again = leaderboard_views(store)
+    assert computed == [5] and again[0].equals(first[0])
+    store.add(vote("fast", "slow", "b"))
+    assert leaderboard_views(store)[0]["votes"].tolist() == [6, 6]
+    leaderboard_views(store, "panel-1")
+    assert computed == [5, 6, 0]
+    store.close()

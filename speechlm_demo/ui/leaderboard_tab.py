@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import gradio as gr
@@ -10,7 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..plots import close
-from ..votes.ratings import COLUMNS, leaderboard
+from ..votes.ratings import COLUMNS, Leaderboard, leaderboard
 from ..votes.store import StoreError, VoteStore
 from .text import plain
 
@@ -18,6 +20,33 @@ log = logging.getLogger(__name__)
 
 BOOTSTRAP_ROUNDS = 1000
 MIN_VOTES = 30
+CACHED_BOARDS = 16
+
+
+class _BoardCache:
+    """The last few leaderboards by their exact votes: a page load recomputes only when votes changed
+    (1 000 bootstrap rounds over many votes take a noticeable fraction of a second)."""
+
+    def __init__(self, size: int = CACHED_BOARDS) -> None:
+        self._boards: OrderedDict[tuple[str, int, int], Leaderboard] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, tag: str, frame: pd.DataFrame) -> Leaderboard:
+        key = (tag, len(frame), int(pd.util.hash_pandas_object(frame, index=False).sum()))
+        with self._lock:
+            if key in self._boards:
+                self._boards.move_to_end(key)
+                return self._boards[key]
+        board = leaderboard(frame, rounds=BOOTSTRAP_ROUNDS, min_votes=MIN_VOTES)
+        with self._lock:
+            self._boards[key] = board
+            while len(self._boards) > self._size:
+                self._boards.popitem(last=False)
+        return board
+
+
+_boards = _BoardCache()
 
 
 def win_rate_heatmap(win_rates: pd.DataFrame) -> Any:
@@ -42,7 +71,7 @@ def leaderboard_views(store: VoteStore, tag: str = "") -> tuple[pd.DataFrame, An
     except StoreError:
         log.exception("leaderboard: the vote store cannot be read")
         return pd.DataFrame(), None, pd.DataFrame(), "⚠️ The vote store is unavailable right now; please try again later."
-    board = leaderboard(frame, rounds=BOOTSTRAP_ROUNDS, min_votes=MIN_VOTES)
+    board = _boards.get(tag.strip(), frame)
     if board.table.empty:
         return board.table, None, pd.DataFrame(columns=["engine"]), "No votes yet" + (f" for session {plain(tag.strip())}." if tag.strip() else ".")
     summary = (
