@@ -133,6 +133,23 @@ def rms_dbfs(samples: np.ndarray) -> float:
     return max(-120.0, 20.0 * np.log10(rms + 1e-12))
 
 
+def loud_span(samples: np.ndarray, rate: int, threshold_dbfs: float, window_s: float = 0.02) -> tuple[int, int] | None:
+    """Samples [start, end) from the first to the last window (``window_s``; the last one may be short)
+    louder than ``threshold_dbfs``, or None when no window is."""
+    size = max(1, int(rate * window_s))
+    count = -(-len(samples) // size)
+    padded = np.zeros(count * size, dtype=np.float64)
+    padded[: len(samples)] = samples
+    lengths = np.full(count, size)
+    if count:
+        lengths[-1] = len(samples) - (count - 1) * size
+    power = np.square(padded).reshape(count, size).sum(axis=1) / lengths
+    loud = np.flatnonzero(10.0 * np.log10(power + 1e-24) > threshold_dbfs)
+    if not loud.size:
+        return None
+    return int(loud[0]) * size, min(len(samples), (int(loud[-1]) + 1) * size)
+
+
 def match_level(samples: np.ndarray, target_dbfs: float = -23.0, peak: float = 0.95) -> np.ndarray:
     """Scale to ``target_dbfs`` RMS, but never past ``peak``; silence stays silence."""
     level = rms_dbfs(samples)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioError, chunks, read_audio, rms_dbfs
+from .audio import AudioError, chunks, loud_span, read_audio
 from .engines.base import Engine, Event, SessionOptions, TextOut, TurnEnd
 from .hardware import HostInfo
 from .timeline import Timeline
@@ -47,10 +47,8 @@ class Prompt:
 
 def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
     """Seconds at which the last 20 ms window louder than ``threshold_dbfs`` ends."""
-    size = int(rate * FRAME_S)
-    levels = [rms_dbfs(audio[i : i + size]) for i in range(0, len(audio) - size + 1, size)]
-    loud = [i for i, level in enumerate(levels) if level > threshold_dbfs]
-    return ((loud[-1] + 1) * size / rate) if loud else 0.0
+    span = loud_span(audio, rate, threshold_dbfs, FRAME_S)
+    return span[1] / rate if span else 0.0
 
 
 def load_prompts(directory: Path, rate: int) -> list[Prompt]:

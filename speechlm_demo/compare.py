@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .audio import SILENT_DBFS, resample, rms_dbfs
+from .audio import SILENT_DBFS, loud_span, resample, rms_dbfs
 from .bench import LEAD_SILENCE_S, PREMATURE_TOLERANCE_S, Prompt, estimate_speech_end, is_premature, run_prompt
 from .engines.base import (
     AudioOut,
@@ -190,9 +190,8 @@ def _duplex_timeline(engine_id: str, chunks: list[tuple[float, AudioOut]], true_
 
 def _trim_silence(audio: np.ndarray, rate: int) -> np.ndarray:
     """Drop the silent output a full-duplex engine makes while the user speaks and after it has answered."""
-    size = max(1, rate // 50)
-    voiced = [start for start in range(0, len(audio), size) if rms_dbfs(audio[start : start + size]) > SILENT_DBFS]
-    return audio[voiced[0] : voiced[-1] + size] if voiced else audio[:0]
+    span = loud_span(audio, rate, SILENT_DBFS)
+    return audio[span[0] : span[1]] if span else audio[:0]
 
 
 def compare(

@@ -90,6 +90,17 @@ def test_levels() -> None:
     assert audio.rms_dbfs(np.ones(100, np.float32)) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_loud_span_finds_the_first_and_last_loud_windows() -> None:
+    rate = 16_000
+    samples = np.zeros(rate, np.float32)
+    samples[4_000:9_000] = 0.1  # -20 dBFS, from 0.25 s to 0.5625 s
+    assert audio.loud_span(samples, rate, -40.0) == (3_840, 9_280)  # whole 20 ms windows around it
+    samples[-100:] = 0.1  # a loud short last window: the span ends with the audio
+    assert audio.loud_span(samples, rate, -40.0) == (3_840, rate)
+    assert audio.loud_span(np.zeros(rate, np.float32), rate, -40.0) is None
+    assert audio.loud_span(np.zeros(0, np.float32), rate, -40.0) is None
+
+
 def test_match_level_sets_rms_and_never_clips() -> None:
     quiet = (0.01 * np.sin(np.linspace(0, 200, 16_000))).astype(np.float32)
     assert abs(audio.rms_dbfs(audio.match_level(quiet)) + 23.0) < 0.1
