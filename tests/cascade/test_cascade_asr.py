@@ -112,3 +112,23 @@ def test_a_turn_longer_than_the_window_is_heard_to_the_end(
 )
 def test_whispers_loop_is_cut_where_it_starts_over(decoded: str, heard: str) -> None:
     assert without_loop(decoded) == heard
+
+
+def test_a_turn_longer_than_whispers_window_is_heard_in_pieces(
+    whisper: FasterWhisperASR, spoken: Callable[..., np.ndarray]
+) -> None:
+    sentences = [
+        "The first train leaves the station at seven in the morning.",
+        "Please remember to bring an umbrella because it may rain later today.",
+        "My grandmother grows tomatoes and beans in her small garden.",
+        "The museum opens again next week after a long renovation.",
+        "We watched a documentary about penguins living in Antarctica.",
+        "Our football team finally won the championship last Sunday.",
+        "The library will close early on Friday for a staff meeting.",
+        "Finally, do not forget to water the orange tree on the balcony.",
+    ]
+    gap = np.zeros(8_000, np.float32)
+    audio = np.concatenate([part for sentence in sentences for part in (spoken(sentence), gap)])
+    assert 27 * whisper.sample_rate < len(audio) < 40 * whisper.sample_rate
+    heard = whisper.transcribe(audio).lower()
+    assert "first train" in heard and "orange tree" in heard and "penguins" in heard
