@@ -178,6 +178,7 @@ class _Reply:
         self.confirmed = confirmed  # the VAD heard the pause (False while started at a likely pause)
         self.history = list(session.history)  # the session's memory changes only if this reply commits
         self.committed = False
+        self.judged_complete = False  # the user's words read as a finished request
         self.playback_end = 0.0
         self._held: list[Event] = []
         self._generating = True
@@ -190,7 +191,7 @@ class _Reply:
     @property
     def held_complete(self) -> bool:
         """Judged complete but held back: the pause is not confirmed yet, or voice was heard in it."""
-        return bool(self.timeline.extra.get("judged_complete")) and not self.committed and not self.cancelled
+        return self.judged_complete and not self.committed and not self.cancelled
 
     @property
     def cancelled(self) -> bool:
@@ -311,7 +312,8 @@ class _Reply:
         so does voice being heard in the pause (not yet a resumption), until it proves a blip (commit) or a
         resumption (drop)."""
         complete = is_complete(transcript)
-        self.timeline.extra["judged_complete"] = complete  # set first: a BlipIgnored may commit it meanwhile
+        self.judged_complete = complete
+        self.timeline.extra["judged_complete"] = complete  # for the record (turn reports, tests)
         if not complete:
             self.turn.cancel.set()  # mid-thought: free the CPU; a long silence starts afresh
         else:

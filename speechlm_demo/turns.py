@@ -120,7 +120,8 @@ class TurnDetector:
         self.rate = vad.sample_rate
         self.samples_seen = 0
         self._pending = np.zeros(0, dtype=np.float32)
-        self._history = np.zeros(0, dtype=np.float32)  # audio since (turn start - pre-roll)
+        self._history: list[np.ndarray] = []  # windows since (turn start - pre-roll), joined only when asked
+        self._history_len = 0
         self._history_start = 0
         self._in_turn = False
         self._speech_run = 0
@@ -205,19 +206,21 @@ class TurnDetector:
             yield PauseLikely(self._turn_start, self.samples_seen - len(tail), self.samples_seen, self._turn_audio())
 
     def _remember(self, chunk: np.ndarray, start: int) -> None:
-        self._history = np.concatenate([self._history, chunk])
+        self._history.append(chunk)
+        self._history_len += len(chunk)
         if not self._in_turn:
             keep = int(self.settings.pre_roll_ms * self.rate / 1000) + self.vad.window * 8
-            if len(self._history) > keep:
-                drop = len(self._history) - keep
-                self._history = self._history[drop:]
-                self._history_start += drop
+            while self._history_len - len(self._history[0]) >= keep:
+                dropped = self._history.pop(0)
+                self._history_len -= len(dropped)
+                self._history_start += len(dropped)
 
     def _turn_audio(self) -> np.ndarray:
         pre_roll = int(self.settings.pre_roll_ms * self.rate / 1000)
         first = max(self._history_start, self._turn_start - pre_roll)
         last = min(self.samples_seen, self._last_voiced_end + int(0.1 * self.rate))
-        return self._history[first - self._history_start : last - self._history_start].copy()
+        joined = np.concatenate(self._history) if self._history else np.zeros(0, dtype=np.float32)
+        return joined[first - self._history_start : last - self._history_start]
 
     def _end_turn(self, truncated: bool) -> TurnEnded:
         ended = TurnEnded(self._turn_start, self._last_voiced_end, self.samples_seen, self._turn_audio(), truncated)
@@ -226,7 +229,7 @@ class TurnDetector:
         self._likely = False
         self._peak_db = -120.0
         self._speech_run = 0
-        self._history = self._history[self.samples_seen - self._history_start :]
+        self._history, self._history_len = [], 0
         self._history_start = self.samples_seen
         return ended
 
