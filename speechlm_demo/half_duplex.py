@@ -63,7 +63,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 class HalfDuplexSession(EngineSession):
     """Turn-taking and reply workers around a :class:`HalfDuplexEngine`."""
 

@@ -56,8 +56,8 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True)
-class PauseDetected:
-    """Silence of ``pause_ms`` after speech: the turn so far (samples [start, end)) may be complete."""
+class _TurnSoFar:
+    """The turn heard so far: samples [start, end) with its audio (pre-roll included), decided at ``decided``."""
 
     start: int
     end: int
@@ -66,14 +66,14 @@ class PauseDetected:
 
 
 @dataclass(frozen=True)
-class PauseLikely:
+class PauseDetected(_TurnSoFar):
+    """Silence of ``pause_ms`` after speech: the turn so far may be complete."""
+
+
+@dataclass(frozen=True)
+class PauseLikely(_TurnSoFar):
     """The level just fell ``early_pause_db`` below the turn's peak: the turn so far may be complete, before
     the VAD can tell. Withdrawn by :class:`PauseUnlikely`, confirmed by :class:`PauseDetected`."""
-
-    start: int
-    end: int
-    decided: int
-    audio: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,9 @@ class BlipIgnored:
 
 
 @dataclass(frozen=True)
-class TurnEnded:
-    """A turn spanning samples [start, end) was decided at sample ``decided``."""
+class TurnEnded(_TurnSoFar):
+    """The turn is over (``truncated``: cut at ``max_turn_s``)."""
 
-    start: int
-    end: int
-    decided: int
-    audio: np.ndarray
     truncated: bool = False
 
 

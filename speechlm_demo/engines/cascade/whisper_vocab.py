@@ -67,31 +67,15 @@ class TokenMap:
         return cls(json.loads(path.read_text())) if path.is_file() else None
 
 
-def _byte_decoder() -> dict[str, int]:
-    """GPT-2's byte-level BPE alphabet: the character that stands for each byte, inverted."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    characters = list(printable)
-    shifted = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            characters.append(256 + shifted)
-            shifted += 1
-    return {chr(character): byte for byte, character in zip(printable, characters)}
-
-
 def english_token_ids(vocabulary: Sequence[str]) -> list[int]:
     """Ids worth keeping: tokens spelled in ASCII, every single-byte token and every special token."""
     if FIRST_SPECIAL not in vocabulary:
         raise EngineError(f"not a Whisper vocabulary: no {FIRST_SPECIAL} token")
+    from tokenizers.decoders import ByteLevel  # faster-whisper's own tokenizer library
+
     first_special = vocabulary.index(FIRST_SPECIAL)
-    decoder = _byte_decoder()
-    kept = []
-    for index, token in enumerate(vocabulary):
-        spelled = [decoder.get(character) for character in token]
-        if index >= first_special or len(spelled) == 1 or all(b is not None and b < 128 for b in spelled):
-            kept.append(index)
-    return kept
+    spell = ByteLevel().decode  # a byte-level BPE token -> its text (a non-ASCII byte never decodes to ASCII)
+    return [i for i, token in enumerate(vocabulary) if i >= first_special or len(token) == 1 or spell([token]).isascii()]
 
 
 def read_vocabulary(directory: Path) -> list[str]:
@@ -118,7 +102,7 @@ def english_model_dir(source: Path) -> Path:
     log.info("writing an English-vocabulary copy of %s into %s (once)", source, target)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        prune_vocabulary(source, work, english_token_ids(read_vocabulary(source)))
+        prune_vocabulary(source, work)
         os.chmod(work, 0o755)
         os.replace(work, target)
     except OSError:
@@ -130,9 +114,11 @@ def english_model_dir(source: Path) -> Path:
     return target
 
 
-def prune_vocabulary(source: Path, target: Path, kept: Sequence[int]) -> None:
-    """Write into ``target`` the model of ``source`` with only the tokens ``kept`` (original ids, ascending)."""
+def prune_vocabulary(source: Path, target: Path, kept: Sequence[int] | None = None) -> None:
+    """Write into ``target`` the model of ``source`` with only the tokens ``kept`` (original ids, ascending;
+    by default :func:`english_token_ids`)."""
     vocabulary = read_vocabulary(source)
+    kept = english_token_ids(vocabulary) if kept is None else kept
     size = len(vocabulary)
     with (source / MODEL_FILE).open("rb") as original, (target / MODEL_FILE).open("wb") as pruned:
         _copy_model(original, pruned, size, np.asarray(kept, dtype=np.int64))
