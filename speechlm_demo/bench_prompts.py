@@ -1,8 +1,10 @@
-"""Make benchmark prompt sets with espeak-ng: complete questions, and questions with a thinking pause.
+"""Make benchmark prompt sets with espeak-ng: complete questions, questions with a thinking pause, and
+the complete questions in noise.
 
-``python -m speechlm_demo make-prompts DIR`` writes ``DIR/complete/*.wav`` and ``DIR/paused/*.wav``,
-each with ``.txt`` (reference text) and ``.json`` (``speech_end_s``, the true end of speech) sidecars.
-The paused set is the turn-taking stress test: an unfinished phrase, 0.7-1.1 s of silence, the rest.
+``python -m speechlm_demo make-prompts DIR`` writes ``DIR/complete/*.wav``, ``DIR/paused/*.wav`` and
+``DIR/noisy/*.wav``, each with ``.txt`` (reference text) and ``.json`` (``speech_end_s``, the true end of
+speech) sidecars. The paused set is the turn-taking stress test: an unfinished phrase, 0.7-1.1 s of
+silence, the rest. The noisy set adds Gaussian noise ``NOISE_DB`` under the speech's level, everywhere.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import io
 import json
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,7 @@ PAUSED = (
     ("What is the", "speed of light?"),
 )
 PAUSES_S = (0.7, 0.9, 1.1)
+NOISE_DB = 25.0  # the noisy set's noise, under the speech's mean level (a loud room)
 
 
 def speak(text: str, rate: int = RATE) -> np.ndarray:
@@ -55,8 +59,14 @@ def speak(text: str, rate: int = RATE) -> np.ndarray:
     return audio[loud[0] : loud[-1] + 1] * 0.8 if loud.size else audio
 
 
-def _write(folder: Path, name: str, audio: np.ndarray, text: str, lead_s: float = 0.3, tail_s: float = 0.5) -> None:
+def _write(
+    folder: Path, name: str, audio: np.ndarray, text: str, lead_s: float = 0.3, tail_s: float = 0.5, noise_db: float | None = None
+) -> None:
     padded = np.concatenate([np.zeros(int(lead_s * RATE), np.float32), audio, np.zeros(int(tail_s * RATE), np.float32)])
+    if noise_db is not None:
+        speech_power = float(np.mean(np.square(audio[np.abs(audio) > 0.01])))
+        noise = np.random.default_rng(zlib.crc32(name.encode())).normal(0.0, 1.0, len(padded))
+        padded = (padded + noise * np.sqrt(speech_power) * 10 ** (-noise_db / 20)).astype(np.float32)
     sf.write(folder / f"{name}.wav", padded, RATE, subtype="PCM_16")
     (folder / f"{name}.txt").write_text(text + "\n")
     (folder / f"{name}.json").write_text(json.dumps({"speech_end_s": round(lead_s + len(audio) / RATE, 3)}))
@@ -64,11 +74,13 @@ def _write(folder: Path, name: str, audio: np.ndarray, text: str, lead_s: float 
 
 def make_prompts(directory: Path) -> dict[str, int]:
     """Write both sets; returns how many prompts each has."""
-    complete, paused = directory / "complete", directory / "paused"
-    complete.mkdir(parents=True, exist_ok=True)
-    paused.mkdir(parents=True, exist_ok=True)
+    complete, paused, noisy = directory / "complete", directory / "paused", directory / "noisy"
+    for folder in (complete, paused, noisy):
+        folder.mkdir(parents=True, exist_ok=True)
     for index, text in enumerate(COMPLETE):
-        _write(complete, f"q{index:02d}", speak(text), text)
+        audio = speak(text)
+        _write(complete, f"q{index:02d}", audio, text)
+        _write(noisy, f"q{index:02d}", audio, text, noise_db=NOISE_DB)
     count = 0
     for index, (opener, rest) in enumerate(PAUSED):
         first, second = speak(opener), speak(rest)
@@ -76,4 +88,4 @@ def make_prompts(directory: Path) -> dict[str, int]:
             audio = np.concatenate([first, np.zeros(int(pause * RATE), np.float32), second])
             _write(paused, f"p{index:02d}_{int(pause * 1000)}ms", audio, f"{opener} {rest}")
             count += 1
-    return {"complete": len(COMPLETE), "paused": count}
+    return {"complete": len(COMPLETE), "paused": count, "noisy": len(COMPLETE)}

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a turn to end")
     bench.add_argument("--host", help="simulate a host (catalogue decisions only)")
     bench.add_argument("--catalog", help="catalogue file")
-    prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused) with espeak-ng")
+    prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused / noisy) with espeak-ng")
     prompts.add_argument("directory")
     from .engines.moshi import bench as moshi_bench
 
@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, OSError) as exc:
             sys.stderr.write(f"error: {exc}\n")
             return 2
-        sys.stdout.write(f"wrote {counts['complete']} complete and {counts['paused']} paused prompts to {args.directory}\n")
+        sys.stdout.write(
+            f"wrote {counts['complete']} complete, {counts['paused']} paused and {counts['noisy']} noisy prompts to {args.directory}\n"
+        )
         return 0
     if args.command == "run":
         return _run(args, rest)

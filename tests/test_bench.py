@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from speechlm_demo.bench import estimate_speech_end, load_prompts, summarise, TurnResult, word_error_rate
+from tests.conftest import require
 from tests.engines_for_tests import silence, tone
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,3 +106,17 @@ def test_make_prompts_without_espeak_is_a_clear_error(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "speechlm_demo", "make-prompts", str(tmp_path / "p")],
                          cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 2 and "espeak-ng is not installed" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_make_prompts_writes_the_three_sets_the_noisy_one_25_db_under_the_speech(tmp_path: Path) -> None:
+    require(None if shutil.which("espeak-ng") else "espeak-ng is not installed (apt-get install espeak-ng)")
+    run = subprocess.run([sys.executable, "-m", "speechlm_demo", "make-prompts", str(tmp_path)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "wrote 10 complete, 18 paused and 10 noisy prompts" in run.stdout
+    for name in ("q00", "q05"):
+        clean, _ = sf.read(tmp_path / "complete" / f"{name}.wav", dtype="float32")
+        noisy, _ = sf.read(tmp_path / "noisy" / f"{name}.wav", dtype="float32")
+        assert len(noisy) == len(clean) and (tmp_path / "noisy" / f"{name}.json").read_text() == (tmp_path / "complete" / f"{name}.json").read_text()
+        speech_db = 10 * np.log10(np.mean(np.square(clean[np.abs(clean) > 0.01])))
+        lead_db = 10 * np.log10(np.mean(np.square(noisy[:4_000])))  # the 0.3 s before the speech: noise only
+        assert lead_db == pytest.approx(speech_db - 25.0, abs=1.0)

@@ -106,13 +106,24 @@ def test_the_english_copy_is_made_once_in_the_cache(tmp_path: Path, monkeypatch:
     assert english_model_dir(tmp_path / "full") != made
 
 
-def test_a_directory_that_is_not_a_model_or_an_old_format_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_directory_that_is_not_a_model_an_old_format_or_a_damaged_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
     with pytest.raises(EngineError, match="no model.bin"):
         english_model_dir(tmp_path)
     _write_model(tmp_path / "old", VOCABULARY, version=5)
     with pytest.raises(EngineError, match="binary version 5"):
         english_model_dir(tmp_path / "old")
+    good = tmp_path / "damaged"
+    _write_model(good, VOCABULARY)
+    (good / "model.bin").write_bytes((good / "model.bin").read_bytes()[:80])  # cut inside the embedding
+    with pytest.raises(EngineError, match="model.bin is truncated or damaged"):
+        english_model_dir(good)
+    (good / "model.bin").write_bytes(b"\x06\x00")  # cut inside the header
+    with pytest.raises(EngineError, match="truncated or damaged"):
+        english_model_dir(good)
+    (good / "vocabulary.json").write_text("[\"!\", ")
+    with pytest.raises(EngineError, match="vocabulary.json is not valid JSON"):
+        english_model_dir(good)
     assert list((tmp_path / "cache" / "whisper-english").iterdir()) == []
 
 
