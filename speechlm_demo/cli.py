@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     from .engines.moshi import bench as moshi_bench
 
     moshi_bench.add_arguments(sub.add_parser("bench-moshi", help="Moshi per-frame step time and RTF with random weights"))
+    from .judges import folder as judge_folder
+
+    judge_folder.add_arguments(sub.add_parser("judge", help="score a folder of WAVs with the automatic judges (DNSMOS, round-trip WER, ...)"))
     votes_commands.register(sub)
     args, rest = parser.parse_known_args(argv)
     if args.command == "make-prompts":
@@ -149,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.command == "bench-moshi":
         return moshi_bench.run_cli(args)
+    if args.command == "judge":
+        return judge_folder.run_cli(args)
     if args.command in votes_commands.COMMANDS:
         return votes_commands.run(args)
     if args.command == "bench" and not (args.prompts or args.startup):

@@ -95,6 +95,7 @@ class VoteReceipt:
     engine_b: str
     queued: bool
     message: str
+    identity_leak: tuple[str, ...] = ()  # names a reply gave away: the vote is kept but not counted in the ratings
 
 
 def audio_sha256(audio: np.ndarray, sample_rate: int) -> str:
@@ -148,6 +149,7 @@ class BlindArena:
         audio_dir: Path | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        on_vote: Callable[[VoteRecord, Comparison | None], Sequence[str]] | None = None,
     ) -> None:
         self.store = store
         self.candidates = candidates
@@ -163,6 +165,7 @@ class BlindArena:
         self.audio_dir = audio_dir or data_dir() / "audio"
         self.rng = rng or random.SystemRandom()
         self.clock = clock
+        self.on_vote = on_vote  # after a vote is kept: judge its replies; returns the names they gave away
         self._rounds: dict[str, BlindRound] = {}
         self._recent_votes: dict[str, deque[float]] = {}
         self._voted_pairs: dict[str, set[tuple[str, str, str]]] = {}
@@ -294,7 +297,10 @@ class BlindArena:
             self._voted_pairs.setdefault(session_id, set()).add(blind.pair_key)
             self._last_vote[session_id] = self.clock()
         message = "Thanks! Your vote will be saved as soon as the database is back." if queued else "Thanks, vote recorded."
-        return VoteReceipt(record.vote_id, outcome, record.engine_a, record.engine_b, queued, message)
+        leaked = self._after_vote(record, blind)
+        if leaked:
+            message += f" A reply named {', '.join(leaked)}, which gives an engine away: your vote is kept but not counted in the blind ratings."
+        return VoteReceipt(record.vote_id, outcome, record.engine_a, record.engine_b, queued, message, leaked)
 
     def close(self) -> None:
         """Stop retrying in the background (votes still pending stay in the spool for the next start)."""
@@ -362,6 +368,16 @@ class BlindArena:
             tag=blind.tag,
             audio_dir=self._try_save_audio(blind, vote_id) if self.save_audio else None,
         )
+
+    def _after_vote(self, record: VoteRecord, blind: BlindRound) -> tuple[str, ...]:
+        """Run the vote hook; a failing hook costs the judgement, never the vote."""
+        if self.on_vote is None:
+            return ()
+        try:
+            return tuple(self.on_vote(record, blind.replies))
+        except Exception:  # noqa: BLE001 - the vote is already kept
+            log.exception("the vote hook failed for vote %s", record.vote_id)
+            return ()
 
     def _try_save_audio(self, blind: BlindRound, vote_id: str) -> str | None:
         """Save the audio if configured; a full disk costs the audio, never the vote."""
