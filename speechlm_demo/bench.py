@@ -13,6 +13,7 @@ import logging
 import platform
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .audio import AudioError, chunks, loud_span, read_audio
-from .engines.base import Engine, Event, SessionOptions, TextOut, TurnEnd
+from .engines.base import AudioOut, Engine, Event, SessionOptions, TextOut, TurnEnd
 from .hardware import HostInfo
 from .timeline import Timeline
 
@@ -90,6 +91,7 @@ class TurnResult:
     detail: str = ""
     speech_end_source: str = "estimated"
     premature_cuts: int = 0
+    judges: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -176,6 +178,11 @@ def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
     wers = [t.wer for t in turns if t.wer is not None]
     if wers:
         summary["asr_wer"] = {"mean": round(float(np.mean(wers)), 3), "n": len(wers)}
+    judged = [t.judges for t in turns if t.judges]
+    if judged:
+        names = [k for k, v in judged[0].items() if isinstance(v, int | float) or v is None]
+        means = {k: [j[k] for j in judged if isinstance(j.get(k), int | float)] for k in names}
+        summary["judges"] = {k: round(float(np.mean(v)), 3) for k, v in means.items() if v}
     summary["turns"] = {"ok": sum(t.status == "ok" for t in turns), "total": len(turns)}
     cut = sum(t.premature_cuts > 0 for t in turns)
     summary["premature_cuts"] = {"prompts_cut": cut, "total": len(turns), "rate": round(cut / len(turns), 3) if turns else 0.0}
@@ -193,10 +200,26 @@ def versions() -> dict[str, str]:
     return found
 
 
+def reply_audio(feed: Feed) -> tuple[np.ndarray, int]:
+    """The engine's audio that arrived after the true end of speech, joined, and its rate."""
+    pieces = [e for t, e in feed.arrivals if isinstance(e, AudioOut) and t >= feed.true_end and len(e.pcm)]
+    if not pieces:
+        return np.zeros(0, np.float32), 16_000
+    return np.concatenate([np.asarray(e.pcm, np.float32).reshape(-1) for e in pieces]), pieces[0].sample_rate
+
+
 def benchmark(
-    engine: Engine, prompts: list[Prompt], *, repeat: int = 1, tail_s: float = 4.0, timeout_s: float = 30.0, progress: Any = None
+    engine: Engine,
+    prompts: list[Prompt],
+    *,
+    repeat: int = 1,
+    tail_s: float = 4.0,
+    timeout_s: float = 30.0,
+    progress: Any = None,
+    judge: Callable[[np.ndarray, int, str, dict[str, Any]], dict[str, Any]] | None = None,
 ) -> list[TurnResult]:
-    """Run every prompt ``repeat`` times; ``progress`` is a tqdm-like object (``update``)."""
+    """Run every prompt ``repeat`` times; ``progress`` is a tqdm-like object (``update``). ``judge``
+    (e.g. :meth:`speechlm_demo.judges.scorer.Judges.score`) scores each reply after its turn has ended."""
     rate = engine.entry.sample_rates.input
     results = []
     for r in range(repeat):
@@ -216,6 +239,9 @@ def benchmark(
             result.wer = word_error_rate(prompt.reference, user) if user else None
             result.speech_end_source = prompt.end_source
             result.premature_cuts = len(premature)
+            if judge is not None and turn_end is not None:
+                audio, audio_rate = reply_audio(feed)
+                result.judges = judge(audio, audio_rate, reply, turn_end.timeline.to_dict())
             results.append(result)
             if progress is not None:
                 progress.update(1)
@@ -244,6 +270,8 @@ def format_summary(doc: dict[str, Any]) -> str:
             lines.append(f"{name:<24}{stats['p50']:>9.0f}{stats['p95']:>9.0f}{stats['mean']:>9.0f}{stats['n']:>5}")
     if "asr_wer" in doc["summary"]:
         lines.append(f"ASR word error rate (mean over {doc['summary']['asr_wer']['n']}): {doc['summary']['asr_wer']['mean']:.3f}")
+    if doc["summary"].get("judges"):
+        lines.append("judges (mean over replies): " + ", ".join(f"{k} {v:g}" for k, v in doc["summary"]["judges"].items()))
     ok, cuts = doc["summary"]["turns"], doc["summary"]["premature_cuts"]
     lines += [f"turns ok: {ok['ok']}/{ok['total']}   premature cuts: {cuts['prompts_cut']}/{cuts['total']}", ""]
     for t in doc["turns"]:
@@ -255,7 +283,10 @@ def write_csv(doc: dict[str, Any], path: Path) -> None:
     """One row per turn, metrics as columns (pandas)."""
     import pandas as pd
 
-    rows = [{k: v for k, v in t.items() if k not in ("metrics", "marks_ms")} | t["metrics"] for t in doc["turns"]]
+    rows = [
+        {k: v for k, v in t.items() if k not in ("metrics", "marks_ms", "judges")} | t["metrics"] | {f"judge_{k}": v for k, v in t.get("judges", {}).items()}
+        for t in doc["turns"]
+    ]
     pd.DataFrame(rows).to_csv(path, index=False)
 
 

@@ -83,8 +83,13 @@ def _bench(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     sys.stderr.write(f"{args.engine} loaded in {time.monotonic() - started:.1f} s; {len(prompts)} prompt(s) x {args.repeat}\n")
+    judge = None
+    if args.judges:
+        from .judges.scorer import Judges
+
+        judge = Judges().score
     with tqdm(total=len(prompts) * args.repeat, desc=args.engine, unit="turn", file=sys.stderr) as bar:
-        turns = bench.benchmark(engine, prompts, repeat=args.repeat, tail_s=args.tail, timeout_s=args.timeout, progress=bar)
+        turns = bench.benchmark(engine, prompts, repeat=args.repeat, tail_s=args.tail, timeout_s=args.timeout, progress=bar, judge=judge)
     doc = bench.report(args.engine, host, turns)
     doc["load_s"] = round(registry.state(args.engine).seconds or 0.0, 2)
     sys.stdout.write(bench.format_summary(doc) + "\n")
@@ -120,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--plot", help="write a PNG box plot of the metrics here")
     bench.add_argument("--tail", type=float, default=4.0, help="seconds of silence fed after each prompt")
     bench.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a turn to end")
+    bench.add_argument("--judges", action="store_true", help="score every reply with the automatic judges (DNSMOS, round-trip WER, ...)")
     bench.add_argument("--host", help="simulate a host (catalogue decisions only)")
     bench.add_argument("--catalog", help="catalogue file")
     prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused / noisy) with espeak-ng")

@@ -80,7 +80,7 @@ def judge_table(board: Board) -> pd.DataFrame:
     means = board.judge_means.round(3).reset_index()
     taus = {name: value["tau"] for name, value in board.judge_tau.items()}
     tau_row = {"engine": "Kendall tau vs votes", **{name: taus.get(name) for name in means.columns if name != "engine"}}
-    return pd.concat([means, pd.DataFrame([tau_row])], ignore_index=True)
+    return pd.DataFrame([*means.to_dict(orient="records"), tau_row], columns=means.columns)
 
 
 def summary_text(board: Board, tag: str) -> str:
