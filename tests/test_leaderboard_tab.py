@@ -23,7 +23,7 @@ def test_views_rank_engines_and_filter_by_session(tmp_path: Path) -> None:
         store.add(vote("fast", "slow", "a"))
     for _ in range(3):
         store.add(vote("fast", "slow", "b", tag="panel-1"))
-    table, figure, latency, judges, boxes, scatter, summary = leaderboard_views(store)
+    table, figure, _latency, judges, boxes, scatter, summary = leaderboard_views(store)
     assert list(table["engine"]) == ["fast", "slow"]
     assert table["votes"].tolist() == [15, 15] and table["style_rating"].notna().all()
     assert figure is not None and scatter is not None and "15 votes" in summary

@@ -81,7 +81,7 @@ class JudgeWorker:
                 values["identity_leak"] = leak_label(sorted(set(job.leak) | set(heard), key=str.lower))
                 values["status"] = "failed" if values["error"] and values.get("dnsmos_ovrl") is None else "done"
                 self.records.finish(job.vote_id, job.side, values)
-            except Exception:  # noqa: BLE001 - the worker must outlive any one reply
+            except Exception:
                 log.exception("judging reply %s/%s failed", job.vote_id, job.side)
             finally:
                 self._jobs.task_done()

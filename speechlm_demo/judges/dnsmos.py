@@ -97,7 +97,7 @@ class Dnsmos:
         try:
             self._p835 = ort.InferenceSession(str(folder / "sig_bak_ovr.onnx"), options, providers=["CPUExecutionProvider"])
             self._p808 = ort.InferenceSession(str(folder / "model_v8.onnx"), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        except Exception as exc:
             raise DnsmosUnavailable(f"cannot load the DNSMOS models in {folder}: {exc}") from exc
         self._lock = threading.Lock()
 

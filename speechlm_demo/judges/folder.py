@@ -2,6 +2,7 @@
 
 ``NAME.txt`` beside ``NAME.wav`` is the text the audio is meant to say (the round-trip WER's reference and
 the words of the speaking rate); without it the WER is empty and the rate counts what the ASR heard.
+``NAME.json``, when it is a turn record (a timeline document with ``metrics``), gives the latency figures.
 """
 
 from __future__ import annotations
@@ -27,13 +28,26 @@ def judge_folder(folder: Path, judges: Judges) -> list[dict[str, Any]]:
     for wav in sorted(folder.glob("*.wav")):
         reference = wav.with_suffix(".txt")
         text = reference.read_text(encoding="utf-8").strip() if reference.is_file() else ""
+        record = _turn_record(wav.with_suffix(".json"))
         try:
             audio, rate = read_audio(str(wav))
         except AudioError as exc:
             rows.append({"file": wav.name, "reference": text, "error": str(exc)})
             continue
-        rows.append({"file": wav.name, "reference": text, **judges.score(audio, rate, text)})
+        rows.append({"file": wav.name, "reference": text, **judges.score(audio, rate, text, record)})
     return rows
+
+
+def _turn_record(path: Path) -> dict[str, Any] | None:
+    """The timeline document in ``path``, if it is one (a benchmark prompt's sidecar is not)."""
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        log.warning("%s is not readable JSON; no latency figures for it", path.name)
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("metrics"), dict) else None
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -8,11 +8,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
 
-from ..plots import close, literal  # noqa: E402
+from ..plots import close, literal
 
 BOX_JUDGES = {
     "dnsmos_ovrl": "DNSMOS OVRL (1-5)",

@@ -84,7 +84,7 @@ class JudgementStore:
 
     def _write(self, action: Any) -> None:
         try:
-            with self.store._write_lock, self.store.engine.begin() as conn:  # noqa: SLF001 - same process lock as votes
+            with self.store._write_lock, self.store.engine.begin() as conn:
                 action(conn)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"judgements not written to {self.store.describe()}: {exc}") from exc

@@ -29,9 +29,11 @@ def test_judge_scores_a_folder(tmp_path: Path) -> None:
     speech = speak(text, 22_050)
     sf.write(folder / "clean.wav", np.concatenate([np.zeros(6615, np.float32), 0.7 * speech]), 22_050)
     (folder / "clean.txt").write_text(text)
+    (folder / "clean.json").write_text(json.dumps({"status": "ok", "metrics": {"voice_to_voice_ms": 812.5}}))
     noisy = np.clip(0.7 * speech + np.random.default_rng(0).normal(0, 0.2, speech.size), -1, 1)
     sf.write(folder / "noisy.wav", noisy.astype(np.float32), 22_050)
     (folder / "noisy.txt").write_text(text)
+    (folder / "noisy.json").write_text("{not json")
     sf.write(folder / "stereo_no_text.wav", np.stack([0.5 * speech, 0.5 * speech], axis=1), 22_050)
     (folder / "garbage.wav").write_bytes(b"RIFF not really a wav")
     out = judge(str(folder), "--json", str(tmp_path / "j.json"), "--csv", str(tmp_path / "j.csv"))
@@ -42,6 +44,7 @@ def test_judge_scores_a_folder(tmp_path: Path) -> None:
     assert "could not read" in rows["garbage.wav"]["error"] and "garbage.wav" in out.stderr
     clean, noisy_row = rows["clean.wav"], rows["noisy.wav"]
     assert clean["dnsmos_ovrl"] > noisy_row["dnsmos_ovrl"] and clean["roundtrip_wer"] <= 0.3
+    assert clean["voice_to_voice_ms"] == 812.5 and noisy_row["voice_to_voice_ms"] is None
     assert clean["leading_silence_ms"] == pytest.approx(300, abs=25) and 100 < clean["words_per_minute"] < 300
     assert rows["stereo_no_text.wav"]["roundtrip_wer"] is None and rows["stereo_no_text.wav"]["asr_text"]
     assert doc["mean"]["duration_s"] > 0
