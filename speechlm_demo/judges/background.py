@@ -9,6 +9,7 @@ leak verdict. A full queue drops the scoring of a reply (logged), never the vote
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ import numpy as np
 from ..votes.store import StoreError, VoteRecord
 from .identity import leak_label, named
 from .records import JudgementStore
-from .scorer import Judges
+from .scorer import Judges, shared_judges
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,6 @@ class JudgeWorker:
 def start_worker(store: Any, entries: Callable[[], Iterable[Any]]) -> JudgeWorker | None:
     """The app's worker over ``store`` with the identity names of the catalogue ``entries``; scoring is off
     when ``$SPEECHLM_JUDGES`` is ``0`` (the leak check still runs). None, logged, if the table cannot be made."""
-    import os
-
     from .identity import catalogue_names
 
     try:
@@ -108,5 +107,10 @@ def start_worker(store: Any, entries: Callable[[], Iterable[Any]]) -> JudgeWorke
     except StoreError:
         log.exception("judgements are unavailable; votes are still taken")
         return None
-    scoring = os.environ.get(JUDGES_ENV, "1") != "0"
-    return JudgeWorker(records, lambda: catalogue_names(entries()), Judges(dnsmos=scoring, roundtrip=scoring), score=scoring)
+    scoring = judges_enabled()
+    return JudgeWorker(records, lambda: catalogue_names(entries()), shared_judges() if scoring else Judges(dnsmos=False, roundtrip=False), score=scoring)
+
+
+def judges_enabled() -> bool:
+    """Whether the app scores replies (``$SPEECHLM_JUDGES`` is not ``0``)."""
+    return os.environ.get(JUDGES_ENV, "1") != "0"

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..audio import resample
-from ..bench import word_error_rate
-from ..engines.cascade.asr import ASR
+
+if TYPE_CHECKING:  # the ASR stack loads only when a reply is judged (not while the app is being built)
+    from ..engines.cascade.asr import ASR
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ class RoundTrip:
 
     def judge(self, audio: np.ndarray, sample_rate: int, reference: str) -> dict[str, float | str | None]:
         """``asr_text`` (what the ASR heard) and ``roundtrip_wer`` against ``reference`` (None without one)."""
+        from ..bench import word_error_rate
+
         asr = self.asr
         pcm = np.nan_to_num(np.asarray(audio, dtype=np.float32))
         if pcm.size and sample_rate != asr.sample_rate:

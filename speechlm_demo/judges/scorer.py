@@ -59,3 +59,16 @@ class Judges:
         out["words_per_minute"] = words_per_minute(spoken, out["speech_s"])
         out["error"] = "; ".join(errors)
         return out
+
+
+_shared: Judges | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_judges() -> Judges:
+    """The process's one :class:`Judges` (Whisper and DNSMOS loaded once for the app's tabs and vote worker)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Judges()
+        return _shared
