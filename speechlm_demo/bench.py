@@ -44,6 +44,7 @@ class Prompt:
     speech_end_s: float
     reference: str | None = None
     end_source: str = "estimated"
+    cues: dict[str, float] = field(default_factory=dict)  # the sidecar's times (s): pause, interruption, ...
 
 
 def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
@@ -66,10 +67,15 @@ def load_prompts(directory: Path, rate: int) -> list[Prompt]:
         meta = wav.with_suffix(".json")
         text = wav.with_suffix(".txt")
         end, source = estimate_speech_end(audio, rate), "estimated"
+        span = loud_span(audio, rate, -40.0, FRAME_S)
+        cues = {"speech_start_s": span[0] / rate if span else 0.0}
         if meta.exists():
-            end, source = float(json.loads(meta.read_text())["speech_end_s"]), "sidecar"
+            sidecar = json.loads(meta.read_text())
+            end, source = float(sidecar["speech_end_s"]), "sidecar"
+            cues |= {k: float(v) for k, v in sidecar.items() if k.endswith("_s") and isinstance(v, int | float)}
+        cues["speech_end_s"] = end
         reference = text.read_text().strip() if text.exists() else None
-        prompts.append(Prompt(wav, audio, end, reference, source))
+        prompts.append(Prompt(wav, audio, end, reference, source, cues))
     if not prompts:
         raise FileNotFoundError(f"no usable .wav files in {directory}")
     return prompts
@@ -92,6 +98,7 @@ class TurnResult:
     speech_end_source: str = "estimated"
     premature_cuts: int = 0
     judges: dict[str, Any] = field(default_factory=dict)
+    duplex: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -101,6 +108,7 @@ class Feed:
     turn_ends: list[TurnEnd]
     arrivals: list[tuple[float, Event]]
     true_end: float
+    fed_s: list[float] = field(default_factory=list)  # per arrival: prompt seconds fed before the frame being pushed
 
     @property
     def events(self) -> list[Event]:
@@ -120,12 +128,15 @@ def run_prompt(
     """Feed one prompt in real time (20 ms frames), then silence, until a turn ends after the true end of
     speech (or time runs out). Turn ends before it are premature cuts; every mark is measured from it."""
     arrivals: list[tuple[float, Event]] = []
+    fed_s: list[float] = []
+    pushed = [0]
     ended = threading.Event()
     started = time.monotonic()
     true_end = started + LEAD_SILENCE_S + prompt.speech_end_s
 
     def collect(event: Event) -> None:
         arrivals.append((time.monotonic(), event))
+        fed_s.append(pushed[0] / rate - LEAD_SILENCE_S)
         if isinstance(event, TurnEnd) and not is_premature(event.timeline, true_end):
             ended.set()
 
@@ -138,6 +149,7 @@ def run_prompt(
             due = started + index * FRAME_S
             time.sleep(max(0.0, due - time.monotonic()))
             session.push_audio(piece)
+            pushed[0] += len(piece)
             if ended.is_set():
                 break
         session.flush()
@@ -148,7 +160,7 @@ def run_prompt(
             if "user_speech_end" in marks:
                 marks["vad_speech_end"] = marks.pop("user_speech_end")
             marks["user_speech_end"] = true_end
-        return Feed(turn_ends, list(arrivals), true_end)
+        return Feed(turn_ends, list(arrivals), true_end, list(fed_s))
     finally:
         session.close()
 
@@ -183,6 +195,10 @@ def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
         names = [k for k, v in judged[0].items() if isinstance(v, int | float) or v is None]
         means = {k: [j[k] for j in judged if isinstance(j.get(k), int | float)] for k in names}
         summary["judges"] = {k: round(float(np.mean(v)), 3) for k, v in means.items() if v}
+    if any(t.duplex for t in turns):
+        from .judges.duplex import summarise_duplex
+
+        summary["duplex"] = summarise_duplex(t.duplex for t in turns)
     summary["turns"] = {"ok": sum(t.status == "ok" for t in turns), "total": len(turns)}
     cut = sum(t.premature_cuts > 0 for t in turns)
     summary["premature_cuts"] = {"prompts_cut": cut, "total": len(turns), "rate": round(cut / len(turns), 3) if turns else 0.0}
@@ -206,6 +222,18 @@ def reply_audio(feed: Feed) -> tuple[np.ndarray, int]:
     if not pieces:
         return np.zeros(0, np.float32), 16_000
     return np.concatenate([np.asarray(e.pcm, np.float32).reshape(-1) for e in pieces]), pieces[0].sample_rate
+
+
+def duplex_behaviour(feed: Feed, cues: dict[str, float]) -> dict[str, float | None]:
+    """Full-Duplex-Bench metrics of one prompt from the engine's audio laid on the prompt's clock."""
+    from .judges.duplex import duplex_metrics, output_track, speech_segments
+
+    chunks = [(fed, e) for fed, (_, e) in zip(feed.fed_s, feed.arrivals, strict=True) if isinstance(e, AudioOut)]
+    if not chunks:
+        return duplex_metrics([], cues)
+    rate = chunks[0][1].sample_rate
+    signal, origin = output_track(((fed, e.pcm) for fed, e in chunks), rate)
+    return duplex_metrics(speech_segments(signal, rate, origin), cues)
 
 
 def benchmark(
@@ -239,6 +267,8 @@ def benchmark(
             result.wer = word_error_rate(prompt.reference, user) if user else None
             result.speech_end_source = prompt.end_source
             result.premature_cuts = len(premature)
+            if engine.entry.duplex == "full":
+                result.duplex = duplex_behaviour(feed, prompt.cues)
             if judge is not None and turn_end is not None:
                 audio, audio_rate = reply_audio(feed)
                 result.judges = judge(audio, audio_rate, reply, turn_end.timeline.to_dict())
@@ -270,6 +300,8 @@ def format_summary(doc: dict[str, Any]) -> str:
             lines.append(f"{name:<24}{stats['p50']:>9.0f}{stats['p95']:>9.0f}{stats['mean']:>9.0f}{stats['n']:>5}")
     if "asr_wer" in doc["summary"]:
         lines.append(f"ASR word error rate (mean over {doc['summary']['asr_wer']['n']}): {doc['summary']['asr_wer']['mean']:.3f}")
+    for name, stats in doc["summary"].get("duplex", {}).items():
+        lines.append(f"duplex {name}: mean {stats['mean']:g}" + (f", p50 {stats['p50']:g}" if "p50" in stats else "") + f" (n {stats['n']})")
     if doc["summary"].get("judges"):
         lines.append("judges (mean over replies): " + ", ".join(f"{k} {v:g}" for k, v in doc["summary"]["judges"].items()))
     ok, cuts = doc["summary"]["turns"], doc["summary"]["premature_cuts"]
@@ -284,7 +316,10 @@ def write_csv(doc: dict[str, Any], path: Path) -> None:
     import pandas as pd
 
     rows = [
-        {k: v for k, v in t.items() if k not in ("metrics", "marks_ms", "judges")} | t["metrics"] | {f"judge_{k}": v for k, v in t.get("judges", {}).items()}
+        {k: v for k, v in t.items() if k not in ("metrics", "marks_ms", "judges", "duplex")}
+        | t["metrics"]
+        | {f"judge_{k}": v for k, v in t.get("judges", {}).items()}
+        | {f"duplex_{k}": v for k, v in t.get("duplex", {}).items()}
         for t in doc["turns"]
     ]
     pd.DataFrame(rows).to_csv(path, index=False)

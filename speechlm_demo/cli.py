@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--judges", action="store_true", help="score every reply with the automatic judges (DNSMOS, round-trip WER, ...)")
     bench.add_argument("--host", help="simulate a host (catalogue decisions only)")
     bench.add_argument("--catalog", help="catalogue file")
-    prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused / noisy) with espeak-ng")
+    prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused / noisy / interrupt) with espeak-ng")
     prompts.add_argument("directory")
     from .engines.moshi import bench as moshi_bench
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"error: {exc}\n")
             return 2
         sys.stdout.write(
-            f"wrote {counts['complete']} complete, {counts['paused']} paused and {counts['noisy']} noisy prompts to {args.directory}\n"
+            f"wrote {counts['complete']} complete, {counts['paused']} paused, {counts['noisy']} noisy and {counts['interrupt']} interrupt prompts to {args.directory}\n"
         )
         return 0
     if args.command == "run":
