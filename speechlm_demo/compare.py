@@ -1,7 +1,7 @@
 """Fan one recorded user turn out to two engines at once and collect both replies.
 
 Both sides get the same audio (resampled only if an engine takes another rate), fed in real time through
-``Engine.open_session`` exactly as the benchmark does (:func:`speechlm_demo.bench.run_prompt`), each in its
+``Engine.open_session`` exactly as the benchmark does (:func:`speechlm_demo.measure.feeding.run_prompt`), each in its
 own thread, so the latencies match what a live user would see. A full-duplex engine gets the turn followed
 by silence and its output is recorded for a bounded window. A side that raises, fails its turn or runs
 out of time is reported as ``failed`` / ``timeout`` with a message; the other side is unaffected.
@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .audio import SILENT_DBFS, loud_span, resample, rms_dbfs
-from .bench import LEAD_SILENCE_S, PREMATURE_TOLERANCE_S, Prompt, estimate_speech_end, is_premature, run_prompt
+from .measure.feeding import LEAD_SILENCE_S, PREMATURE_TOLERANCE_S, Prompt, estimate_speech_end, is_premature, run_prompt
 from .engines.base import (
     AudioOut,
     Engine,

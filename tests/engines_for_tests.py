@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 from speechlm_demo.catalog import Catalog, EngineEntry
-from speechlm_demo.engines.base import AudioOut, Event, HalfDuplexEngine, Mark, SessionOptions, TextOut, UserTurn
+from speechlm_demo.engines.base import AudioOut, Event, Mark, SessionOptions, TextOut, UserTurn
 from speechlm_demo.engines.registry import EngineRegistry
 from speechlm_demo.hardware import HostInfo
+from speechlm_demo.turntaking.half_duplex import HalfDuplexEngine
 
 
 def entry(engine_id: str = "scripted", **defaults: Any) -> EngineEntry:

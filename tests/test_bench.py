@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechlm_demo.bench import estimate_speech_end, load_prompts, summarise, TurnResult, word_error_rate
+from speechlm_demo.benchmarks.latency import TurnResult, summarise, word_error_rate
+from speechlm_demo.measure.feeding import estimate_speech_end, load_prompts
 from tests.conftest import require
 from tests.engines_for_tests import silence, tone
 
@@ -89,7 +90,7 @@ def test_bench_cli_errors(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_pause_longer_than_the_silence_rule_counts_as_a_premature_cut(tmp_path: Path) -> None:
-    from speechlm_demo.bench import benchmark
+    from speechlm_demo.benchmarks.latency import benchmark
     from speechlm_demo.engines.echo import EchoEngine
     from tests.engines_for_tests import entry
 

@@ -13,8 +13,8 @@ from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.catalog import EngineEntry, SampleRates
 from speechlm_demo.engines.base import AudioOut, EngineError, Event, Mark, SessionOptions, TextOut, TurnEnd, UserTurn
 from speechlm_demo.engines.cascade.pipeline import NOTHING_HEARD, CascadeEngine
-from speechlm_demo.engines.cascade.vad import SileroVAD
-from speechlm_demo.half_duplex import HalfDuplexSession
+from speechlm_demo.engines.cascade.silero import SileroVAD
+from speechlm_demo.turntaking.half_duplex import HalfDuplexSession
 from speechlm_demo.timeline import Timeline
 from tests.cascade.conftest import need
 

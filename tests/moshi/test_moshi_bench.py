@@ -39,7 +39,8 @@ def test_latency_bench_feeds_a_full_duplex_engine(local_engine, tmp_path) -> Non
     import numpy as np
     import soundfile as sf
 
-    from speechlm_demo.bench import benchmark, load_prompts
+    from speechlm_demo.benchmarks.latency import benchmark
+    from speechlm_demo.measure.feeding import load_prompts
 
     t = np.arange(int(0.8 * 16_000)) / 16_000
     sf.write(tmp_path / "p.wav", np.concatenate([0.3 * np.sin(2 * np.pi * 220 * t), np.zeros(3200)]), 16_000)

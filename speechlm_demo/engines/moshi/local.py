@@ -23,10 +23,11 @@ import torch
 from moshi.models import LMGen
 
 from ..base import AudioOut, Emit, Engine, EngineError, EngineSession, ErrorEvent, Progress, SessionOptions, TextOut
-from . import FRAME_SIZE, SAMPLE_RATE
+from . import FRAME_S, FRAME_SIZE, SAMPLE_RATE
+from ...turntaking.duplex_turns import DuplexTurnTracker
 from .common import DropReporter, FrameQueue, InputFramer, WordAssembler
 from .models import MoshiModels, inference, load_checkpoint, parse_dtype, torch_device
-from .turn_marks import DuplexTurnTracker
+from .settings import MoshiSettings
 
 if TYPE_CHECKING:
     from ...catalog import EngineEntry
@@ -50,6 +51,9 @@ class Sampling:
 class MoshiEngine(Engine):
     """Moshi (Moshiko / Moshika, bf16 or int8) in this process."""
 
+    Settings = MoshiSettings
+    settings: MoshiSettings
+
     def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
         super().__init__(entry, device)
         self.torch_device = torch_device(device)
@@ -61,10 +65,10 @@ class MoshiEngine(Engine):
         self._stacks = ExitStack()
 
     def _load(self, progress: Progress) -> None:
-        dtype = parse_dtype(self.setting("dtype", "bfloat16"))
-        progress(0.05, f"loading Moshi from {self.setting('moshi_weights') or self.setting('hf_repo', 'the hub')}")
+        dtype = parse_dtype(self.settings.dtype)
+        progress(0.05, f"loading Moshi from {self.settings.moshi_weights or self.settings.hf_repo or 'the hub'}")
         try:
-            self.models = load_checkpoint(self.entry.defaults, self.torch_device, dtype)
+            self.models = load_checkpoint(self.settings.model_dump(), self.torch_device, dtype)
             progress(0.85, "warming up Moshi")
             self._stacks.enter_context(self.models.mimi.streaming(1))
             with inference(self.torch_device):
@@ -81,10 +85,10 @@ class MoshiEngine(Engine):
         """Checkpoint defaults < catalogue ``defaults`` < the session's options (temperature, extra)."""
         values = {k: v for k, v in ((self.models.lm_gen_config or {}) if self.models else {}).items()
                   if k in Sampling.__dataclass_fields__}
-        values.update({k: self.setting(k) for k in Sampling.__dataclass_fields__ if self.setting(k) is not None})
-        values.update({k: v for k, v in options.extra.items() if k in Sampling.__dataclass_fields__})
-        if self.setting("temperature") is not None:
-            values["temp"] = self.setting("temperature")
+        settings = self.settings_for(options)
+        values.update({k: getattr(settings, k) for k in Sampling.__dataclass_fields__ if getattr(settings, k) is not None})
+        if settings.temperature is not None:
+            values["temp"] = settings.temperature
         if options.temperature is not None:
             values["temp"] = options.temperature
         return Sampling(**values)
@@ -98,7 +102,7 @@ class MoshiEngine(Engine):
             self._gen_stack = gen.streaming(1)
             self._gen, self._gen_sampling = gen, sampling
             started = time.perf_counter()
-            for index in range(int(self.setting("warmup_frames", 4))):
+            for index in range(self.settings.warmup_frames):
                 self.run_frame(gen, np.zeros(FRAME_SIZE, np.float32), skip=index == 0)
             log.info("Moshi generator %s warmed up in %.2f s", sampling, time.perf_counter() - started)
         if seed is not None:
@@ -170,10 +174,11 @@ class MoshiSession(EngineSession):
         super().__init__(engine, options, emit)
         self.sampling = engine.sampling_for(options)
         self.framer = InputFramer(self.input_sample_rate)
-        self.frames: FrameQueue[np.ndarray] = FrameQueue(int(options.extra.get("max_backlog_frames", engine.setting("max_backlog_frames", 3))))
+        settings = engine.settings_for(options)
+        self.frames: FrameQueue[np.ndarray] = FrameQueue(settings.max_backlog_frames)
         self.drops = DropReporter("Moshi")
         self.words = WordAssembler()
-        self.tracker = DuplexTurnTracker.for_engine(engine, emit)
+        self.tracker = DuplexTurnTracker.for_settings(engine.id, settings, emit, sample_rate=SAMPLE_RATE, frame_s=FRAME_S)
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, name=f"moshi-{engine.id}", daemon=True)

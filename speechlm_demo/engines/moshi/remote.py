@@ -15,7 +15,6 @@ import os
 import socket
 import threading
 import time
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -24,8 +23,9 @@ import sphn
 
 from ..base import AudioOut, Emit, Engine, EngineError, EngineSession, ErrorEvent, Progress, SessionOptions, TextOut
 from . import FRAME_S, SAMPLE_RATE
+from ...turntaking.duplex_turns import DuplexTurnTracker
 from .common import DropReporter, FrameQueue, InputFramer, WordAssembler
-from .turn_marks import DuplexTurnTracker
+from .settings import MoshiRemoteSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,12 @@ def chat_url(url: str) -> str:
 class MoshiRemoteEngine(Engine):
     """Talks to a moshi-server; the URL comes from ``$MOSHI_SERVER_URL`` or the catalogue's ``defaults.url``."""
 
+    Settings = MoshiRemoteSettings
+    settings: MoshiRemoteSettings
     loop: asyncio.AbstractEventLoop
 
     def _load(self, progress: Progress) -> None:
-        raw = os.environ.get(URL_ENV) or self.setting("url")
+        raw = os.environ.get(URL_ENV) or self.settings.url
         if not raw:
             raise EngineError(f"set {URL_ENV} to your moshi-server, e.g. ws://gpu-box:8998/api/chat")
         self.url = chat_url(raw)
@@ -60,7 +62,7 @@ class MoshiRemoteEngine(Engine):
         port = parts.port or (443 if parts.scheme == "wss" else 80)
         progress(0.3, f"checking {self.url}")
         try:
-            socket.create_connection((parts.hostname, port), timeout=float(self.setting("connect_timeout_s", 5.0))).close()
+            socket.create_connection((parts.hostname, port), timeout=self.settings.connect_timeout_s).close()
         except OSError as exc:
             raise EngineError(f"cannot reach the Moshi server at {self.url}: {exc}") from exc
         self.loop = asyncio.new_event_loop()
@@ -99,19 +101,16 @@ class MoshiRemoteSession(EngineSession):
 
     def __init__(self, engine: MoshiRemoteEngine, options: SessionOptions, emit: Emit) -> None:
         super().__init__(engine, options, emit)
-
-        def setting(name: str, default: float) -> Any:
-            return options.extra.get(name, engine.setting(name, default))
-
-        self.handshake_timeout_s = float(setting("handshake_timeout_s", 10.0))
-        self.reconnect_attempts = int(setting("reconnect_attempts", 3))
-        self.reconnect_backoff_s = float(setting("reconnect_backoff_s", 0.5))
-        self.max_lag_s = float(setting("max_lag_s", 1.0))
+        settings: MoshiRemoteSettings = engine.settings_for(options)
+        self.handshake_timeout_s = settings.handshake_timeout_s
+        self.reconnect_attempts = settings.reconnect_attempts
+        self.reconnect_backoff_s = settings.reconnect_backoff_s
+        self.max_lag_s = settings.max_lag_s
         self.framer = InputFramer(self.input_sample_rate)
-        self.frames: FrameQueue[np.ndarray] = FrameQueue(int(setting("max_backlog_frames", 3)))
+        self.frames: FrameQueue[np.ndarray] = FrameQueue(settings.max_backlog_frames)
         self.drops = DropReporter("The Moshi server")
         self.words = WordAssembler()
-        self.tracker = DuplexTurnTracker.for_engine(engine, emit)
+        self.tracker = DuplexTurnTracker.for_settings(engine.id, settings, emit, sample_rate=SAMPLE_RATE, frame_s=FRAME_S)
         self.connections = 0
         self.garbage = 0
         self.sent_s = self.received_s = 0.0

@@ -21,14 +21,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...audio import rms_dbfs
-from ...timeline import Timeline
-from ...turns import SpeechStarted, TurnDetector, TurnEnded, TurnSettings
-from ...vad import EnergyVAD, VoiceActivityModel
-from ..base import Emit, Engine, TurnEnd
-from . import FRAME_S, SAMPLE_RATE
+from pydantic import Field
+
+from ..audio import rms_dbfs
+from ..engines.base import Emit, TurnEnd
+from ..timeline import Timeline
+from .detector import SpeechStarted, TurnClosed, TurnDetector, TurnSettings
+from .voice_activity import EnergyVAD, VoiceActivityModel
 
 AGENT_HISTORY_S = 10.0
+
+
+class DuplexSettings(TurnSettings):
+    """Settings every full-duplex engine has: the turn knobs (to measure user turns) and the agent's."""
+
+    agent_threshold_dbfs: float = Field(-50.0, description="agent audio louder than this is speech")
+    agent_silence_ms: float = Field(800.0, gt=0.0, description="agent silence that ends its reply")
+    max_backlog_frames: int = Field(3, ge=1, description="input frames queued before the oldest is dropped")
 
 
 @dataclass
@@ -51,14 +60,18 @@ class DuplexTurnTracker:
         agent_threshold_dbfs: float = -50.0,
         agent_silence_ms: float = 800.0,
         clock: Callable[[], float] = time.monotonic,
+        sample_rate: int = 24_000,
+        frame_s: float = 0.08,
     ) -> None:
         self.engine_id = engine_id
+        self.sample_rate = sample_rate
+        self.frame_s = frame_s
         self.settings = settings
         self.emit = emit
         self.clock = clock
         self.agent_threshold_dbfs = agent_threshold_dbfs
         self.agent_silence_s = agent_silence_ms / 1000.0
-        self.detector = TurnDetector(vad or EnergyVAD(sample_rate=SAMPLE_RATE, window=SAMPLE_RATE // 32), settings)
+        self.detector = TurnDetector(vad or EnergyVAD(sample_rate=sample_rate, window=sample_rate // 32), settings)
         self.turns = 0
         self._open: list[_OpenTurn] = []
         self._agent: deque[tuple[float, float]] = deque()  # (start, end) of voiced agent chunks as played
@@ -68,29 +81,31 @@ class DuplexTurnTracker:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_engine(cls, engine: Engine, emit: Emit) -> DuplexTurnTracker:
-        """A tracker with the turn and agent-level settings of ``engine``'s catalogue entry."""
+    def for_settings(
+        cls, engine_id: str, settings: DuplexSettings, emit: Emit, *, sample_rate: int = 24_000, frame_s: float = 0.08
+    ) -> DuplexTurnTracker:
+        """A tracker with an engine's turn and agent-level settings."""
         return cls(
-            engine.id, TurnSettings.from_defaults(engine.entry.defaults), emit,
-            agent_threshold_dbfs=float(engine.setting("agent_threshold_dbfs", -50.0)),
-            agent_silence_ms=float(engine.setting("agent_silence_ms", 800.0)),
+            engine_id, settings, emit, sample_rate=sample_rate, frame_s=frame_s,
+            agent_threshold_dbfs=settings.agent_threshold_dbfs, agent_silence_ms=settings.agent_silence_ms,
         )
 
     def user_audio(self, pcm: np.ndarray) -> None:
-        """The user's audio (24 kHz mono) as it arrives."""
+        """The user's audio (mono, at :attr:`sample_rate`) as it arrives."""
         now = self.clock()
         with self._lock:
             done: list[_OpenTurn] = []
             for decision in self.detector.push(pcm):
                 if isinstance(decision, SpeechStarted):
                     done += self._close_all()
-                elif isinstance(decision, TurnEnded):
+                elif isinstance(decision, TurnClosed):
                     self._open_turn(decision, now)
             done += self._sweep(now)
         self._emit(done)
 
-    def agent_audio(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    def agent_audio(self, pcm: np.ndarray, sample_rate: int | None = None) -> None:
         """Agent audio as it is handed to playback (the chunk plays after what is already queued)."""
+        sample_rate = sample_rate or self.sample_rate
         now = self.clock()
         with self._lock:
             start = max(now, self._playback_end)
@@ -136,7 +151,7 @@ class DuplexTurnTracker:
     def _time_of(self, sample: int, now: float) -> float:
         return now - (self.detector.samples_seen - sample) / self.detector.rate
 
-    def _open_turn(self, ended: TurnEnded, now: float) -> None:
+    def _open_turn(self, ended: TurnClosed, now: float) -> None:
         self.turns += 1
         timeline = Timeline(turn_id=self.turns, engine_id=self.engine_id, clock=self.clock)
         timeline.mark("user_speech_start", self._time_of(ended.start, now))
@@ -181,7 +196,7 @@ class DuplexTurnTracker:
                     step_ms_mean=round(float(steps.mean()), 2),
                     step_ms_p95=round(float(np.percentile(steps, 95)), 2),
                     step_ms_max=round(float(steps.max()), 2),
-                    rtf=round(float(steps.mean()) / (FRAME_S * 1000.0), 3),
+                    rtf=round(float(steps.mean()) / (self.frame_s * 1000.0), 3),
                 )
         return done
 

@@ -23,10 +23,10 @@ import pandas as pd
 
 from ..catalog import EngineEntry
 from ..compare import Comparison, SideResult
-from .pending import PendingVotes
-from .ratings import leaderboard
-from .rounds import BlindArena
-from .store import VoteStore
+from ..votes.pending import PendingVotes
+from ..votes.ratings import leaderboard
+from ..votes.rounds import BlindArena
+from ..votes.store import VoteStore
 
 log = logging.getLogger(__name__)
 

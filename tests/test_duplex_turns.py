@@ -7,8 +7,8 @@ import pytest
 
 from speechlm_demo.engines.base import TurnEnd
 from speechlm_demo.engines.moshi import FRAME_S, FRAME_SIZE, SAMPLE_RATE
-from speechlm_demo.engines.moshi.turn_marks import DuplexTurnTracker
-from speechlm_demo.turns import TurnSettings
+from speechlm_demo.turntaking.detector import TurnSettings
+from speechlm_demo.turntaking.duplex_turns import DuplexTurnTracker
 
 
 class Clock:

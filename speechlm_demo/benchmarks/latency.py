@@ -1,9 +1,9 @@
-"""Benchmark: feed prompt WAVs in real time through an engine's session and report latency percentiles.
+"""``python -m speechlm_demo bench``: feed prompt WAVs in real time through an engine; latency percentiles.
 
-Each prompt goes through exactly the path the app uses (``Engine.open_session`` with the same
-turn-taking). The true end of speech comes from a sidecar ``NAME.json`` (``{"speech_end_s": ...}``) or
-is estimated from the audio; all latencies are measured from it (the VAD's own estimate is kept as
-``vad_speech_end``). A sidecar ``NAME.txt`` holds the reference text for the ASR word error rate.
+Each prompt goes through exactly the path the app uses (:mod:`speechlm_demo.measure.feeding`). The true end
+of speech comes from a sidecar ``NAME.json`` (``{"speech_end_s": ...}``) or is estimated from the audio; all
+latencies are measured from it (the VAD's own estimate is kept as ``vad_speech_end``). A sidecar ``NAME.txt``
+holds the reference text for the ASR word error rate.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -20,58 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioError, chunks, loud_span, read_audio
-from .engines.base import Engine, Event, SessionOptions, TextOut, TurnEnd
-from .hardware import HostInfo
-from .timeline import Timeline
+from ..engines.base import Engine, TextOut
+from ..hardware import HostInfo
+from ..measure.feeding import Prompt, is_premature, run_prompt
 
 log = logging.getLogger(__name__)
 
-FRAME_S = 0.02
-PREMATURE_TOLERANCE_S = 0.05
-LEAD_SILENCE_S = 0.5
 REPORTED = ("voice_to_voice_ms", "turn_detect_ms", "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms")
 PACKAGES = ("gradio", "fastrtc", "numpy", "torch", "faster-whisper", "llama_cpp_python", "piper-tts", "onnxruntime", "moshi")
-
-
-@dataclass
-class Prompt:
-    """One prompt WAV with its optional sidecars."""
-
-    path: Path
-    audio: np.ndarray
-    speech_end_s: float
-    reference: str | None = None
-    end_source: str = "estimated"
-
-
-def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
-    """Seconds at which the last 20 ms window louder than ``threshold_dbfs`` ends."""
-    span = loud_span(audio, rate, threshold_dbfs, FRAME_S)
-    return span[1] / rate if span else 0.0
-
-
-def load_prompts(directory: Path, rate: int) -> list[Prompt]:
-    """Every ``*.wav`` in ``directory`` (sorted), resampled to ``rate``, with its sidecars."""
-    if not directory.is_dir():
-        raise FileNotFoundError(f"prompt directory {directory} does not exist")
-    prompts = []
-    for wav in sorted(directory.glob("*.wav")):
-        try:
-            audio, _ = read_audio(str(wav), rate)
-        except AudioError as exc:
-            log.warning("skipping %s: %s", wav.name, exc)
-            continue
-        meta = wav.with_suffix(".json")
-        text = wav.with_suffix(".txt")
-        end, source = estimate_speech_end(audio, rate), "estimated"
-        if meta.exists():
-            end, source = float(json.loads(meta.read_text())["speech_end_s"]), "sidecar"
-        reference = text.read_text().strip() if text.exists() else None
-        prompts.append(Prompt(wav, audio, end, reference, source))
-    if not prompts:
-        raise FileNotFoundError(f"no usable .wav files in {directory}")
-    return prompts
 
 
 @dataclass
@@ -90,65 +45,6 @@ class TurnResult:
     detail: str = ""
     speech_end_source: str = "estimated"
     premature_cuts: int = 0
-
-
-@dataclass
-class Feed:
-    """What feeding one prompt produced: every turn end, every event with its arrival time, the true end."""
-
-    turn_ends: list[TurnEnd]
-    arrivals: list[tuple[float, Event]]
-    true_end: float
-
-    @property
-    def events(self) -> list[Event]:
-        """The events alone, in arrival order."""
-        return [event for _, event in self.arrivals]
-
-
-def is_premature(timeline: Timeline, true_end: float) -> bool:
-    """Whether the turn was committed before the true end of speech (``true_end``, clock seconds): a cut."""
-    detected = timeline.marks.get("turn_detected")
-    return detected is not None and detected < true_end - PREMATURE_TOLERANCE_S
-
-
-def run_prompt(
-    engine: Engine, prompt: Prompt, rate: int, tail_s: float, timeout_s: float, options: SessionOptions | None = None
-) -> Feed:
-    """Feed one prompt in real time (20 ms frames), then silence, until a turn ends after the true end of
-    speech (or time runs out). Turn ends before it are premature cuts; every mark is measured from it."""
-    arrivals: list[tuple[float, Event]] = []
-    ended = threading.Event()
-    started = time.monotonic()
-    true_end = started + LEAD_SILENCE_S + prompt.speech_end_s
-
-    def collect(event: Event) -> None:
-        arrivals.append((time.monotonic(), event))
-        if isinstance(event, TurnEnd) and not is_premature(event.timeline, true_end):
-            ended.set()
-
-    session = engine.open_session(options or SessionOptions(), collect)
-    lead = np.zeros(int(LEAD_SILENCE_S * rate), np.float32)
-    audio = np.concatenate([lead, prompt.audio, np.zeros(int(tail_s * rate), np.float32)])
-    frame = int(rate * FRAME_S)
-    try:
-        for index, piece in enumerate(chunks(audio, frame)):
-            due = started + index * FRAME_S
-            time.sleep(max(0.0, due - time.monotonic()))
-            session.push_audio(piece)
-            if ended.is_set():
-                break
-        session.flush()
-        ended.wait(timeout_s)
-        turn_ends = [e for _, e in list(arrivals) if isinstance(e, TurnEnd)]
-        for turn_end in turn_ends:
-            marks = turn_end.timeline.marks
-            if "user_speech_end" in marks:
-                marks["vad_speech_end"] = marks.pop("user_speech_end")
-            marks["user_speech_end"] = true_end
-        return Feed(turn_ends, list(arrivals), true_end)
-    finally:
-        session.close()
 
 
 def word_error_rate(reference: str | None, hypothesis: str) -> float | None:
@@ -261,7 +157,7 @@ def write_csv(doc: dict[str, Any], path: Path) -> None:
 
 def write_plot(doc: dict[str, Any], path: Path) -> None:
     """Box plot of each metric over the successful turns (those :func:`summarise` counts)."""
-    from .plots import close, metrics_boxplot
+    from ..plots import close, metrics_boxplot
 
     ok = [t for t in doc["turns"] if t["status"] == "ok"]
     values = {name: [t["metrics"][name] for t in ok if name in t["metrics"]] for name in REPORTED}
@@ -280,7 +176,7 @@ def measure_startup(engine_id: str, timeout_s: float = 120.0) -> float:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    app = Path(__file__).resolve().parent.parent / "app.py"
+    app = Path(__file__).resolve().parents[2] / "app.py"
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, str(app), "--engine", engine_id, "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
