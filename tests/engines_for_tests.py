@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 
 from speechlm_demo.catalog import Catalog, EngineEntry
-from speechlm_demo.engines.base import AudioOut, Event, Mark, SessionOptions, TextOut, UserTurn
+from speechlm_demo.engines.base import AudioOut, Engine, Event, Mark, SessionOptions, TextOut, UserTurn
 from speechlm_demo.engines.registry import EngineRegistry
 from speechlm_demo.hardware import HostInfo
+from speechlm_demo.measure.observer import TurnObserver
+from speechlm_demo.measure.record import TurnRecord
 from speechlm_demo.turntaking.half_duplex import HalfDuplexEngine
 
 
@@ -75,16 +77,25 @@ class ScriptedEngine(HalfDuplexEngine):
 
 
 class Recorder:
-    """Collects emitted events (thread-safe) and waits for turn ends."""
+    """Collects emitted events (thread-safe) and waits for turn ends; with ``engine``, the one observer
+    also makes turn records (so turn ends carry ``first_audio_out`` etc.)."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Engine | None = None) -> None:
         self.events: list[Event] = []
+        self.observer = TurnObserver.for_engine(engine) if engine is not None else None
         self._cond = threading.Condition()
 
     def __call__(self, event: Event) -> None:
+        if self.observer is not None:
+            self.observer.observe(event)
         with self._cond:
             self.events.append(event)
             self._cond.notify_all()
+
+    @property
+    def records(self) -> list[TurnRecord]:
+        """The turn records made so far."""
+        return list(self.observer.records) if self.observer is not None else []
 
     def of(self, kind: type) -> list:
         with self._cond:

@@ -89,7 +89,7 @@ def feed(session, audio: np.ndarray, realtime: bool = False) -> None:
 
 def test_echo_session_end_to_end_marks_in_order() -> None:
     engine = EchoEngine(entry("echo"))
-    rec = Recorder()
+    rec = Recorder(engine)
     session = engine.open_session(SessionOptions(), rec)
     feed(session, np.concatenate([silence(0.3), tone(0.8), silence(0.8)]))
     (end,) = rec.wait_for(TurnEnd)
@@ -335,3 +335,38 @@ def test_room_noise_keeps_a_likely_pause_and_a_soft_sound_withdraws_it(after: fl
     assert kinds[:2] == [SpeechStarted, PauseLikely]
     assert (PauseUnlikely in kinds) == withdrawn
     assert PauseDetected in kinds
+
+
+LEAD_IN = "I would like to know."
+WHOLE = "I would like to know how far away the moon is."
+
+
+class EarlyCutEngine(TranscribingEngine):
+    """Hears the lead-in of a paused question as a finished sentence, the whole turn as the question."""
+
+    def __init__(self, entry, device: str = "cpu") -> None:
+        super().__init__(entry, device)
+        self.heard: list[str] = []  # per reply: the history it was given, then its transcript
+
+    def respond(self, turn, history, options):
+        transcript = LEAD_IN if turn.duration_s < 1.2 else WHOLE
+        self.heard.append(" ".join([m["content"] for m in history if m["role"] == "user"] + [transcript]))
+        yield TextOut(transcript, role="user")
+        history.append({"role": "user", "content": transcript})
+        yield from ScriptedEngine.respond(self, turn, history, options)
+
+
+def test_an_early_cut_continued_by_the_user_is_heard_once() -> None:
+    """A paused question whose lead-in reads as complete: the reply to the lead-in commits early, the user goes on
+    within the same turn; the next reply hears the whole turn once, not the lead-in again from the history."""
+    engine = EarlyCutEngine(entry(endpointing="transcript", end_silence_ms=1300))
+    engine.chunks = 2
+    rec = Recorder(engine)
+    session = engine.open_session(SessionOptions(), rec)
+    feed(session, np.concatenate([tone(0.5), silence(0.9), tone(0.8), silence(1.6)]), realtime=True)
+    ends = rec.wait_for(TurnEnd, 2)
+    assert ends[0].timeline.extra["committed_by"] == "transcript"  # the early cut did happen
+    assert engine.heard[0] == LEAD_IN and engine.heard[-1] == WHOLE  # the lead-in is in what it heard once
+    assert session.history == [{"role": "user", "content": WHOLE}, {"role": "assistant", "content": "turn 2"}]
+    assert [r.user_text for r in rec.records] == [LEAD_IN, WHOLE]
+    session.close()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..timeline import Timeline
 
@@ -111,6 +111,10 @@ class EngineSettings(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    audible_dbfs: float = Field(
+        -60.0, le=0.0, description="reply audio louder than this is heard (first_audio_out / last_audio_out)"
+    )
 
 
 def describe_settings_error(exc: ValidationError) -> list[str]:

@@ -149,6 +149,8 @@ class HalfDuplexSession(EngineSession):
                     log.info("barge-in during turn %d", reply.turn.turn_id)
                     self.emit(Interrupt(reply.turn.turn_id))
                 reply.interrupt()
+            if isinstance(decision, SpeechResumed) and reply is not None and reply.committed:
+                reply.supersede()  # an early cut: the next reply answers the whole turn, heard once
             return
         if isinstance(decision, BlipIgnored):
             return  # a held reply commits after the decisions (push_audio), the blip being over

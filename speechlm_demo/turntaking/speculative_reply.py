@@ -32,9 +32,12 @@ class Reply:
         self.voice_end = end_sample  # where the user's voice ended, as seen when this reply started
         self.confirmed = confirmed  # the VAD heard the pause (False while started at a likely pause)
         self.history = list(session.history)  # the session's memory changes only if this reply commits
+        self.history_before = list(session.history)
+        self.superseded = False  # the user went on with the same turn: this exchange is not remembered
         self.committed = False
         self.judged_complete = False  # the user's words read as a finished request
         self.playback_end = 0.0
+        self._audible = False  # audible audio has been forwarded (playback_end counts from then on)
         self._held: list[Event] = []
         self._generating = True
         self._result: tuple[str, str] | None = None  # (status, detail) once generation is over
@@ -94,7 +97,7 @@ class Reply:
             for event in held:
                 self._forward(event)
             if self._result is not None:
-                self.session.history[:] = self.history
+                self._remember()
                 self._finish(*self._result)
             else:
                 self._watchdog = threading.Timer(self.session.settings.reply_timeout_s, self._timed_out)
@@ -109,6 +112,21 @@ class Reply:
             self.turn.cancel.set()
             if self.committed:
                 self._finish("interrupted", "")
+
+    def supersede(self) -> None:
+        """The user went on with the same turn after this reply was committed (an early cut): the next reply
+        hears the whole turn from its start, so this exchange is taken back out of the history; else the
+        first half would be heard twice, in the audio and in the history."""
+        with self._lock:
+            self.superseded = True
+            self.session.history[:] = self.history_before
+            if not self.cancelled:
+                self.turn.cancel.set()
+                self._finish("interrupted", "you went on speaking; the whole turn is answered next")
+
+    def _remember(self) -> None:
+        if not self.superseded:
+            self.session.history[:] = self.history
 
     def _timed_out(self) -> None:
         with self._lock:
@@ -142,15 +160,13 @@ class Reply:
             self._generating = False
             self._result = (status, detail)
             if self.committed:
-                self.session.history[:] = self.history
+                self._remember()
                 self._finish(status, detail)
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, Mark):
             self.timeline.mark(event.name, event.t)
         user_words = isinstance(event, TextOut) and event.role == "user" and event.final
-        if user_words:
-            self.timeline.extra["user_text"] = event.text  # type: ignore[union-attr]
         with self._lock:
             if self.cancelled:
                 return
@@ -175,18 +191,14 @@ class Reply:
             self.commit_if_ready()
 
     def _forward(self, event: Event) -> None:
-        """Emit one event of a committed reply, stamping audio marks as audio leaves."""
+        """Emit one event of a committed reply; keep track of when its audio stops playing (for barge-in)."""
         if isinstance(event, AudioOut) and len(event.pcm):
             now = self.timeline.clock()
-            if "first_audio_out" not in self.timeline.marks and rms_dbfs(event.pcm) > SILENT_DBFS:
-                self.timeline.mark("first_audio_out", now)
-            if "first_audio_out" in self.timeline.marks:
+            self._audible = self._audible or rms_dbfs(event.pcm) > SILENT_DBFS
+            if self._audible:
                 self.playback_end = max(self.playback_end, now) + event.duration_s
-                self.timeline.mark("last_audio_out", self.playback_end)
         elif isinstance(event, ErrorEvent):
             self.timeline.detail = event.message
-        elif isinstance(event, TextOut) and event.role == "agent" and event.final:
-            self.timeline.extra["reply_text"] = (self.timeline.extra.get("reply_text", "") + " " + event.text).strip()
         self.session.emit(event)
 
     def _finish(self, status: str, detail: str) -> None:
