@@ -1,9 +1,11 @@
 """``python -m speechlm_demo bench``: feed prompt WAVs in real time through an engine; latency percentiles.
 
 Each prompt goes through exactly the path the app uses (:mod:`speechlm_demo.measure.feeding`). The true end
-of speech comes from a sidecar ``NAME.json`` (``{"speech_end_s": ...}``) or is estimated from the audio; all
-latencies are measured from it (the VAD's own estimate is kept as ``vad_speech_end``). A sidecar ``NAME.txt``
-holds the reference text for the ASR word error rate.
+of speech comes from a sidecar ``NAME.json`` (``{"speech_end_s": ...}``) or is estimated from the audio; it is
+the ``reference_speech_end`` mark, and the ``*_ref_ms`` metrics are measured from it. The turn layer's own end
+of speech stays ``user_speech_end`` (``voice_to_voice_ms``, ``turn_detect_ms``); ``speech_end_error_ms`` is how
+far it lies from the reference. The JSON names the mark each metric is measured from (``measured_from``).
+A sidecar ``NAME.txt`` holds the reference text for the ASR word error rate.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from ..engines.base import Engine, TextOut
+from ..engines.base import Engine
 from ..hardware import HostInfo
-from ..measure.feeding import Prompt, is_premature, run_prompt
+from ..measure.feeding import Prompt, run_prompt
+from ..timeline import measured_from
 
 log = logging.getLogger(__name__)
 
-REPORTED = ("voice_to_voice_ms", "turn_detect_ms", "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms")
+REPORTED = (
+    "voice_to_voice_ref_ms", "voice_to_voice_ms", "turn_detect_ref_ms", "turn_detect_ms", "speech_end_error_ms",
+    "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms",
+)
 PACKAGES = ("gradio", "fastrtc", "numpy", "torch", "faster-whisper", "llama_cpp_python", "piper-tts", "onnxruntime", "moshi")
 
 
@@ -38,6 +44,7 @@ class TurnResult:
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
     marks_ms: dict[str, float] = field(default_factory=dict)
+    measured_from: dict[str, str] = field(default_factory=dict)  # metric -> the mark it starts at
     user_text: str = ""
     reply_text: str = ""
     reference: str | None = None
@@ -72,6 +79,7 @@ def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
     wers = [t.wer for t in turns if t.wer is not None]
     if wers:
         summary["asr_wer"] = {"mean": round(float(np.mean(wers)), 3), "n": len(wers)}
+    summary["measured_from"] = {name: measured_from(name) for name in REPORTED if name in summary}  # type: ignore[misc]
     summary["turns"] = {"ok": sum(t.status == "ok" for t in turns), "total": len(turns)}
     cut = sum(t.premature_cuts > 0 for t in turns)
     summary["premature_cuts"] = {"prompts_cut": cut, "total": len(turns), "rate": round(cut / len(turns), 3) if turns else 0.0}
@@ -98,20 +106,19 @@ def benchmark(
     for r in range(repeat):
         for prompt in prompts:
             feed = run_prompt(engine, prompt, rate, tail_s, timeout_s)
-            turn_ends, events = feed.turn_ends, feed.events
-            premature = [t for t in turn_ends if is_premature(t.timeline, feed.true_end)]
-            turn_end = next((t for t in turn_ends if t not in premature), None)
-            user = " ".join(e.text for e in events if isinstance(e, TextOut) and e.role == "user" and e.final)
-            reply = " ".join(e.text for e in events if isinstance(e, TextOut) and e.role == "agent" and e.final)
-            if turn_end is None:
+            record = feed.answered
+            if record is None:
                 result = TurnResult(prompt.path.name, r, "no turn", detail="no end of turn was detected")
             else:
-                tl = turn_end.timeline
-                result = TurnResult(prompt.path.name, r, tl.status, tl.metrics(), tl.relative_ms(), detail=tl.detail)
-            result.user_text, result.reply_text, result.reference = user, reply, prompt.reference
-            result.wer = word_error_rate(prompt.reference, user) if user else None
+                tl = record.timeline
+                result = TurnResult(
+                    prompt.path.name, r, tl.status, tl.metrics(), tl.relative_ms(), tl.measured_from(),
+                    record.user_text, record.reply_text, detail=tl.detail,
+                )
+            result.reference = prompt.reference
+            result.wer = word_error_rate(prompt.reference, result.user_text) if result.user_text else None
             result.speech_end_source = prompt.end_source
-            result.premature_cuts = len(premature)
+            result.premature_cuts = len(feed.premature)
             results.append(result)
             if progress is not None:
                 progress.update(1)
@@ -133,11 +140,12 @@ def report(engine_id: str, host: HostInfo, turns: list[TurnResult]) -> dict[str,
 def format_summary(doc: dict[str, Any]) -> str:
     """Human-readable table of the summary and the reply transcripts."""
     lines = [f"engine: {doc['engine']}   host: {doc['host_description']}", "versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()), ""]
-    lines.append(f"{'metric':<24}{'p50':>9}{'p95':>9}{'mean':>9}{'n':>5}")
+    lines.append(f"{'metric':<24}{'p50':>9}{'p95':>9}{'mean':>9}{'n':>5}  measured from")
     for name in REPORTED:
         stats = doc["summary"].get(name)
         if stats:
-            lines.append(f"{name:<24}{stats['p50']:>9.0f}{stats['p95']:>9.0f}{stats['mean']:>9.0f}{stats['n']:>5}")
+            origin = doc["summary"]["measured_from"].get(name, "")
+            lines.append(f"{name:<24}{stats['p50']:>9.0f}{stats['p95']:>9.0f}{stats['mean']:>9.0f}{stats['n']:>5}  {origin}")
     if "asr_wer" in doc["summary"]:
         lines.append(f"ASR word error rate (mean over {doc['summary']['asr_wer']['n']}): {doc['summary']['asr_wer']['mean']:.3f}")
     ok, cuts = doc["summary"]["turns"], doc["summary"]["premature_cuts"]
@@ -151,7 +159,7 @@ def write_csv(doc: dict[str, Any], path: Path) -> None:
     """One row per turn, metrics as columns (pandas)."""
     import pandas as pd
 
-    rows = [{k: v for k, v in t.items() if k not in ("metrics", "marks_ms")} | t["metrics"] for t in doc["turns"]]
+    rows = [{k: v for k, v in t.items() if k not in ("metrics", "marks_ms", "measured_from")} | t["metrics"] for t in doc["turns"]]
     pd.DataFrame(rows).to_csv(path, index=False)
 
 

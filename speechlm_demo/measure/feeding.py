@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import AudioError, chunks, loud_span, read_audio
-from ..engines.base import Engine, Event, SessionOptions, TurnEnd
+from ..engines.base import Engine, Event, SessionOptions
 from ..timeline import Timeline
+from .observer import TurnObserver
+from .record import TurnRecord
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +72,9 @@ def load_prompts(directory: Path, rate: int) -> list[Prompt]:
 
 @dataclass
 class Feed:
-    """What feeding one prompt produced: every turn end, every event with its arrival time, the true end."""
+    """What feeding one prompt produced: the turn records, every event with its arrival time, the reference end."""
 
-    turn_ends: list[TurnEnd]
+    records: list[TurnRecord]
     arrivals: list[tuple[float, Event]]
     true_end: float
 
@@ -80,6 +82,16 @@ class Feed:
     def events(self) -> list[Event]:
         """The events alone, in arrival order."""
         return [event for _, event in self.arrivals]
+
+    @property
+    def premature(self) -> list[TurnRecord]:
+        """Turns committed before the reference end of speech: cuts."""
+        return [r for r in self.records if is_premature(r.timeline, self.true_end)]
+
+    @property
+    def answered(self) -> TurnRecord | None:
+        """The first turn that ended after the reference end of speech: the answer to the prompt."""
+        return next((r for r in self.records if not is_premature(r.timeline, self.true_end)), None)
 
 
 def is_premature(timeline: Timeline, true_end: float) -> bool:
@@ -91,16 +103,22 @@ def is_premature(timeline: Timeline, true_end: float) -> bool:
 def run_prompt(
     engine: Engine, prompt: Prompt, rate: int, tail_s: float, timeout_s: float, options: SessionOptions | None = None
 ) -> Feed:
-    """Feed one prompt in real time (20 ms frames), then silence, until a turn ends after the true end of
-    speech (or time runs out). Turn ends before it are premature cuts; every mark is measured from it."""
+    """Feed one prompt in real time, then silence, until a turn ends after the reference end of speech (or time
+    runs out). A 20 ms frame is pushed when its last sample has been "spoken", as a microphone delivers it, so
+    the clock of the feed and the prompt's ``speech_end_s`` agree. The one observer makes the turn records and
+    marks ``reference_speech_end`` on them."""
     arrivals: list[tuple[float, Event]] = []
     ended = threading.Event()
     started = time.monotonic()
     true_end = started + LEAD_SILENCE_S + prompt.speech_end_s
+    observer = TurnObserver.for_engine(engine, keep_audio=True)
+    observer.reference_end = true_end
 
     def collect(event: Event) -> None:
-        arrivals.append((time.monotonic(), event))
-        if isinstance(event, TurnEnd) and not is_premature(event.timeline, true_end):
+        now = time.monotonic()
+        arrivals.append((now, event))
+        record = observer.observe(event, now)
+        if record is not None and not is_premature(record.timeline, true_end):
             ended.set()
 
     session = engine.open_session(options or SessionOptions(), collect)
@@ -109,19 +127,13 @@ def run_prompt(
     frame = int(rate * FRAME_S)
     try:
         for index, piece in enumerate(chunks(audio, frame)):
-            due = started + index * FRAME_S
+            due = started + (index * frame + len(piece)) / rate
             time.sleep(max(0.0, due - time.monotonic()))
             session.push_audio(piece)
             if ended.is_set():
                 break
         session.flush()
         ended.wait(timeout_s)
-        turn_ends = [e for _, e in list(arrivals) if isinstance(e, TurnEnd)]
-        for turn_end in turn_ends:
-            marks = turn_end.timeline.marks
-            if "user_speech_end" in marks:
-                marks["vad_speech_end"] = marks.pop("user_speech_end")
-            marks["user_speech_end"] = true_end
-        return Feed(turn_ends, list(arrivals), true_end)
+        return Feed(list(observer.records), list(arrivals), true_end)
     finally:
         session.close()

@@ -2,10 +2,10 @@
 
 The engine loads once (hub repo or local files, through the ``moshi`` package's loaders), keeps Mimi and one
 :class:`~moshi.models.LMGen` in streaming mode and warms them up, so a session only resets their state (on CUDA
-the captured graphs are kept). One session computes at a time, like Kyutai's own server. A session turns any
-input into 24 kHz mono 1920-sample frames and queues them in a small drop-oldest queue: a session that falls
-behind real time drops (and reports) frames instead of building a backlog. Moshi hears the user all the time,
-also while it speaks; its audio is emitted continuously and its inner-monologue text as words.
+the captured graphs are kept). One session computes at a time, like Kyutai's own server. The session is a
+:class:`~speechlm_demo.turntaking.full_duplex.FullDuplexSession` (framing to 24 kHz 1920-sample frames, the
+drop-oldest backlog, words, per-user-turn timelines); it implements only the per-frame step. Moshi hears the
+user all the time, also while it speaks; its audio is emitted continuously and its inner-monologue text as words.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import numpy as np
 import torch
 from moshi.models import LMGen
 
-from ..base import AudioOut, Emit, Engine, EngineError, EngineSession, ErrorEvent, Progress, SessionOptions, TextOut
-from . import FRAME_S, FRAME_SIZE, SAMPLE_RATE
-from ...turntaking.duplex_turns import DuplexTurnTracker
-from .common import DropReporter, FrameQueue, InputFramer, WordAssembler
+from ...turntaking.full_duplex import FullDuplexEngine, FullDuplexSession
+from ..base import Emit, EngineError, Progress, SessionOptions
+from . import FRAME_SIZE, SAMPLE_RATE
 from .models import MoshiModels, inference, load_checkpoint, parse_dtype, torch_device
 from .settings import MoshiSettings
 
@@ -48,11 +47,13 @@ class Sampling:
     top_k_text: int = 25
 
 
-class MoshiEngine(Engine):
+class MoshiEngine(FullDuplexEngine):
     """Moshi (Moshiko / Moshika, bf16 or int8) in this process."""
 
     Settings = MoshiSettings
     settings: MoshiSettings
+    stream_rate = SAMPLE_RATE
+    frame_size = FRAME_SIZE
 
     def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
         super().__init__(entry, device)
@@ -146,11 +147,10 @@ class MoshiEngine(Engine):
         if self.torch_device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def open_session(self, options: SessionOptions, emit: Emit) -> MoshiSession:
-        """A full-duplex conversation; sampling and seed come from ``options``."""
+    def check_ready(self) -> None:
+        """A conversation needs the loaded models; sampling and seed come from the session's options."""
         if self.models is None:
             raise EngineError("Moshi is not loaded")
-        return MoshiSession(self, options, emit)
 
     def close(self) -> None:
         """Release the models and the GPU memory they hold (waits briefly for a running session)."""
@@ -165,105 +165,51 @@ class MoshiEngine(Engine):
                 self.busy.release()
 
 
-class MoshiSession(EngineSession):
-    """One full-duplex conversation with the in-process engine."""
+class MoshiSession(FullDuplexSession):
+    """One full-duplex conversation with the in-process engine: Mimi encode -> LMGen.step -> Mimi decode."""
 
     engine: MoshiEngine
 
     def __init__(self, engine: MoshiEngine, options: SessionOptions, emit: Emit) -> None:
         super().__init__(engine, options, emit)
         self.sampling = engine.sampling_for(options)
-        self.framer = InputFramer(self.input_sample_rate)
-        settings = engine.settings_for(options)
-        self.frames: FrameQueue[np.ndarray] = FrameQueue(settings.max_backlog_frames)
-        self.drops = DropReporter("Moshi")
-        self.words = WordAssembler()
-        self.tracker = DuplexTurnTracker.for_settings(engine.id, settings, emit, sample_rate=SAMPLE_RATE, frame_s=FRAME_S)
-        self.ready = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, name=f"moshi-{engine.id}", daemon=True)
-        self._thread.start()
+        self._held = False
+        self._first = True
+        self._gen: LMGen | None = None
+        self._context = ExitStack()
 
-    def push_audio(self, pcm: np.ndarray, sample_rate: int | None = None) -> None:
-        """Any channel layout and sample type; ``sample_rate`` defaults to the catalogue's input rate."""
-        if self._stop.is_set():
-            return
-        audio, frames = self.framer.push(pcm, sample_rate)
-        self.tracker.user_audio(audio)
-        for frame in frames:
-            self._enqueue(frame)
-
-    def flush(self, timeout: float = 10.0) -> None:
-        """End of input: process what is queued, then close the turns in progress."""
-        last = self.framer.flush()
-        if last is not None and not self._stop.is_set():
-            self._enqueue(last)
-        self.frames.join(timeout)
-        self._say(self.words.flush())
-        self.tracker.finish()
-
-    def close(self) -> None:
-        """Stop the worker; the engine is free for the next session."""
-        self._stop.set()
-        self.frames.clear()
-        self._thread.join(timeout=10.0)
-
-    def _enqueue(self, frame: np.ndarray) -> None:
-        if self.frames.put(frame):
-            self.tracker.dropped()
-            message = self.drops.dropped()
-            if message:
-                log.warning(message)
-                self.emit(ErrorEvent(message))
-
-    def _work(self) -> None:
+    def begin(self) -> None:
+        """Take the model (one conversation at a time) and reset it for this conversation."""
         engine = self.engine
         if not engine.busy.acquire(timeout=BUSY_WAIT_S):
-            self._fail("Moshi is busy with another conversation in this process; close it first.")
-            return
-        try:
-            with inference(engine.torch_device):
-                gen = engine.prepare(self.sampling, self.options.seed)
-                self.ready.set()
-                first = True
-                while not self._stop.is_set():
-                    frame = self.frames.get(timeout=0.1)
-                    if frame is None:
-                        continue
-                    try:
-                        started = time.perf_counter()
-                        pcm, text_id = engine.run_frame(gen, frame, skip=first)
-                        self.tracker.step(time.perf_counter() - started)
-                        first = False
-                        self._publish(pcm, text_id)
-                    finally:
-                        self.frames.task_done()
-        except Exception as exc:  # any failure ends this session with a message, not the app
-            log.exception("Moshi session failed")
-            engine.discard_generator()
-            self._fail(_describe(exc, engine.device))
-        finally:
-            engine.busy.release()
+            raise EngineError("Moshi is busy with another conversation in this process; close it first.")
+        self._held = True
+        self._context.enter_context(inference(engine.torch_device))
+        self._gen = engine.prepare(self.sampling, self.options.seed)
 
-    def _publish(self, pcm: np.ndarray | None, text_id: int | None) -> None:
+    def step(self, frame: np.ndarray) -> None:
+        """One 80 ms frame through the model; its audio and text piece go out."""
+        assert self._gen is not None
+        pcm, text_id = self.engine.run_frame(self._gen, frame, skip=self._first)
+        self._first = False
         if pcm is not None:
-            self.tracker.agent_audio(pcm)
-            self.emit(AudioOut(pcm, SAMPLE_RATE))
+            self.agent_audio(pcm)
         if text_id is not None:
-            piece = "" if text_id in TEXT_PADDING_IDS else self.engine.piece(text_id)
-            self._say(self.words.piece(piece) if piece else self.words.idle())
+            self.agent_text("" if text_id in TEXT_PADDING_IDS else self.engine.piece(text_id))
 
-    def _say(self, word: str | None) -> None:
-        if word:
-            self.tracker.agent_text(word)
-            self.emit(TextOut(word, role="agent"))
+    def end(self) -> None:
+        """Leave the inference context and free the model for the next session."""
+        self._context.close()
+        if self._held:
+            self._held = False
+            self.engine.busy.release()
 
-    def _fail(self, message: str) -> None:
-        self._stop.set()
-        self.frames.clear()
-        self.ready.set()
-        self.emit(ErrorEvent(message, fatal=True))
-        self.tracker.finish()
+    def describe_failure(self, exc: Exception) -> str:
+        """Out of memory, a GPU error, or anything else; the generator is discarded to free its memory."""
+        if isinstance(exc, EngineError):
+            return str(exc)
+        self.engine.discard_generator()
+        return _describe(exc, self.engine.device)
 
 
 def _describe(exc: Exception, device: str) -> str:
@@ -272,3 +218,6 @@ def _describe(exc: Exception, device: str) -> str:
     if "CUDA" in str(exc) or "HIP" in str(exc):
         return f"Moshi hit a GPU error on {device} and this conversation was stopped: {exc}"
     return f"Moshi failed and this conversation was stopped: {exc}"
+
+
+MoshiEngine.session_class = MoshiSession

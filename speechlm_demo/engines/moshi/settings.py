@@ -6,12 +6,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from ...turntaking.duplex_turns import DuplexSettings
+from ...turntaking.full_duplex import FullDuplexSettings
 
 
-class MoshiSettings(DuplexSettings):
+class MoshiSettings(FullDuplexSettings):
     """In-process Moshi: where the weights come from, their dtype, sampling and warm-up."""
 
+    audible_dbfs: float = Field(-50.0, le=0.0, description="Moshi's own quiet output stays under this")
     hf_repo: str | None = Field(None, description="hub repo of the checkpoint (default: the moshi package's)")
     moshi_weights: str | None = Field(None, description="local LM weights overriding the repo's")
     mimi_weights: str | None = Field(None, description="local Mimi weights overriding the repo's")
@@ -26,9 +27,10 @@ class MoshiSettings(DuplexSettings):
     warmup_frames: int = Field(4, ge=1, description="silent frames run after (re)building the generator")
 
 
-class MoshiRemoteSettings(DuplexSettings):
+class MoshiRemoteSettings(FullDuplexSettings):
     """A moshi-server client: where the server is and how hard to try."""
 
+    audible_dbfs: float = Field(-50.0, le=0.0, description="Moshi's own quiet output stays under this")
     url: str | None = Field(None, description="ws://HOST:8998/api/chat ($MOSHI_SERVER_URL wins)")
     connect_timeout_s: float = Field(5.0, gt=0.0)
     handshake_timeout_s: float = Field(10.0, gt=0.0)
