@@ -1,6 +1,7 @@
 """Moshi in process: Mimi encode -> LMGen.step -> Mimi decode on every 80 ms frame, in a worker thread.
 
-The engine loads once (hub repo or local files, through the ``moshi`` package's loaders), keeps Mimi and one
+Importing this module is cheap (the catalogue reads :class:`MoshiSettings` through it); torch and the ``moshi``
+package are imported when an engine is built. The engine loads once (hub repo or local files, through the ``moshi`` package's loaders), keeps Mimi and one
 :class:`~moshi.models.LMGen` in streaming mode and warms them up, so a session only resets their state (on CUDA
 the captured graphs are kept). One session computes at a time, like Kyutai's own server. The session is a
 :class:`~speechlm_demo.turntaking.full_duplex.FullDuplexSession` (framing to 24 kHz 1920-sample frames, the
@@ -19,17 +20,17 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from moshi.models import LMGen
 
 from ...turntaking.full_duplex import FullDuplexEngine, FullDuplexSession
 from ..base import Emit, EngineError, Progress, SessionOptions
 from . import FRAME_SIZE, SAMPLE_RATE
-from .models import MoshiModels, inference, load_checkpoint, parse_dtype, torch_device
 from .settings import MoshiSettings
 
 if TYPE_CHECKING:
+    from moshi.models import LMGen
+
     from ...catalog import EngineEntry
+    from .models import MoshiModels
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class MoshiEngine(FullDuplexEngine):
     frame_size = FRAME_SIZE
 
     def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
+        from .models import torch_device  # torch is imported when an engine is built, not with this module
+
         super().__init__(entry, device)
         self.torch_device = torch_device(device)
         self.busy = threading.Lock()
@@ -66,6 +69,10 @@ class MoshiEngine(FullDuplexEngine):
         self._stacks = ExitStack()
 
     def _load(self, progress: Progress) -> None:
+        import torch
+
+        from .models import inference, load_checkpoint, parse_dtype
+
         dtype = parse_dtype(self.settings.dtype)
         progress(0.05, f"loading Moshi from {self.settings.moshi_weights or self.settings.hf_repo or 'the hub'}")
         try:
@@ -96,6 +103,8 @@ class MoshiEngine(FullDuplexEngine):
 
     def prepare(self, sampling: Sampling, seed: int | None) -> LMGen:
         """The streaming generator for ``sampling``, reset (rebuilt and warmed up if the sampling changed)."""
+        import torch
+
         assert self.models is not None, "load() first"
         if self._gen is None or self._gen_sampling != sampling:
             self.discard_generator()
@@ -117,6 +126,8 @@ class MoshiEngine(FullDuplexEngine):
 
         ``skip`` encodes the first frame of a stream and drops it, as Kyutai's server does (it lies in the past).
         """
+        import torch
+
         assert self.models is not None
         mimi = self.models.mimi
         codes = mimi.encode(torch.from_numpy(frame).to(self.torch_device)[None, None])
@@ -140,6 +151,8 @@ class MoshiEngine(FullDuplexEngine):
 
     def discard_generator(self) -> None:
         """Leave streaming mode and forget the generator; frees GPU memory after a failure."""
+        import torch
+
         if self._gen is not None:
             self._gen_stack.close()
             self._gen = self._gen_sampling = None
@@ -184,6 +197,8 @@ class MoshiSession(FullDuplexSession):
         if not engine.busy.acquire(timeout=BUSY_WAIT_S):
             raise EngineError("Moshi is busy with another conversation in this process; close it first.")
         self._held = True
+        from .models import inference
+
         self._context.enter_context(inference(engine.torch_device))
         self._gen = engine.prepare(self.sampling, self.options.seed)
 
@@ -213,6 +228,8 @@ class MoshiSession(FullDuplexSession):
 
 
 def _describe(exc: Exception, device: str) -> str:
+    import torch
+
     if isinstance(exc, torch.OutOfMemoryError):
         return f"Moshi ran out of GPU memory on {device}; this conversation was stopped and its memory freed."
     if "CUDA" in str(exc) or "HIP" in str(exc):
