@@ -58,7 +58,10 @@ class SideResult:
     @property
     def latency_ms(self) -> float | None:
         """Voice-to-voice latency from the reference end of speech (:data:`LATENCY_FROM`), if the reply had audio."""
-        return self.timeline.get("metrics", {}).get(LATENCY_METRIC)
+        metrics = self.timeline.get("metrics", {})
+        if "measured_from" not in self.timeline:  # recorded before metrics named their origin: it was the reference
+            return metrics.get("voice_to_voice_ms")
+        return metrics.get(LATENCY_METRIC)
 
 
 @dataclass

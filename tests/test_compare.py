@@ -222,6 +222,7 @@ def test_blind_round_runs_both_engines_and_stores_the_vote(tmp_path: Path, monke
     arena.submit_vote(blind.round_id, "s", "tie")
     record = store.get(blind.round_id)
     assert record is not None and record.latency_a_ms == replies.a.latency_ms and record.latency_a_ms is not None
+    assert record.latency_from == "reference_speech_end" and record.timeline_a["measured_from"]["voice_to_voice_ref_ms"] == "reference_speech_end"
     assert record.timeline_b["status"] == "ok" and {record.reply_text_a, record.reply_text_b} >= {"turn 1"}
 
 

@@ -47,5 +47,5 @@ def test_latency_bench_feeds_a_full_duplex_engine(local_engine, tmp_path) -> Non
     (tmp_path / "p.json").write_text(json.dumps({"speech_end_s": 0.8}))
     (turn,) = benchmark(local_engine, load_prompts(tmp_path, 16_000), tail_s=2.0, timeout_s=15.0)
     assert turn.status == "ok", turn  # the tiny model babbles: there is always agent audio
-    assert turn.marks_ms["user_speech_end"] == 0.0 and "turn_detected" in turn.marks_ms
-    assert turn.metrics["voice_to_voice_ms"] >= 0
+    assert turn.marks_ms["reference_speech_end"] == 0.0 and "turn_detected" in turn.marks_ms
+    assert turn.metrics["voice_to_voice_ref_ms"] >= 0 and turn.measured_from["voice_to_voice_ref_ms"] == "reference_speech_end"
