@@ -8,7 +8,8 @@ import gradio as gr
 
 from .. import __version__
 from ..engines.registry import EngineRegistry
-from ..votes.rounds import BlindArena, blind_candidates
+from ..votes.pairs import blind_candidates
+from ..votes.rounds import BlindArena
 from ..votes.store import VoteStore
 from .blind_tab import build_blind_tab
 from .compare_tab import build_compare_tab

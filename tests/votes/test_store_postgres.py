@@ -101,3 +101,14 @@ def test_unreachable_server_is_reported() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(StoreUnavailable):
         VoteStore(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres?connect_timeout=2")
+
+
+def test_replicas_opening_an_empty_database_together_all_succeed(pg_url: str) -> None:
+    from tests.votes.conftest import open_together
+
+    errors: list[BaseException] = []
+    for _ in range(10):
+        with sa.create_engine(pg_url).begin() as conn:  # an empty database for every trial
+            conn.execute(sa.text("DROP TABLE IF EXISTS votes"))
+        errors += open_together(pg_url)
+    assert errors == [], errors[:3]
