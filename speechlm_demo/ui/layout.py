@@ -33,8 +33,9 @@ from the true end of your speech to the first reply audio.
   the latency of the voted replies.
 * **Engines**: what this host can run, and why the others are not offered.
 
-Audio is processed in memory and is not stored. A blind vote stores the two engines, your choice, this
-browser session's id, a hash of your turn's audio, what the engines heard you say and replied (transcripts),
+Audio is processed in memory and is not stored. A blind vote stores the two engines, your choice, the
+random voter id this app gave your browser (a cookie; it keeps one person from voting many times), a hash
+of your turn's audio, what the engines heard you say and replied (transcripts),
 their latencies and timelines, and the versions; the audio itself only if the host set
 `SPEECHLM_SAVE_AUDIO=1`.
 """
