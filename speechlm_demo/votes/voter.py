@@ -3,6 +3,7 @@
 The page (``GET /``) sets the cookie ``speechlm_voter`` = ``<id>.<HMAC>`` (HttpOnly, a year) when the
 browser has no valid one; the vote limits are keyed on that id and on the client address. One address may
 be issued only so many new ids an hour, so discarding the cookie to look like a new voter runs out fast.
+Behind a reverse proxy set uvicorn's ``FORWARDED_ALLOW_IPS`` so the address is the user's, not the proxy's.
 The HMAC key is ``$SPEECHLM_ROUND_SECRET`` (set it, the same on every replica, so ids survive restarts
 and work across replicas), else a random key for this process.
 """
@@ -26,10 +27,21 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 SECRET_ENV = "SPEECHLM_ROUND_SECRET"
+IDS_PER_HOUR_ENV = "SPEECHLM_VOTER_IDS_PER_HOUR"
 COOKIE = "speechlm_voter"
 COOKIE_MAX_AGE_S = 365 * 24 * 3600
-ISSUE_LIMIT = (20, 3600.0)  # new voter ids per client address and window (s)
+IDS_PER_HOUR = 20  # new voter ids per client address and hour, unless the environment says otherwise
 _PROCESS_SECRET = secrets.token_bytes(32)
+
+
+def address_issue_limit() -> tuple[int, float]:
+    """New voter ids per client address and window (s): ``$SPEECHLM_VOTER_IDS_PER_HOUR`` (default 20) an hour."""
+    raw = os.environ.get(IDS_PER_HOUR_ENV, "").strip()
+    try:
+        return (int(raw) if raw else IDS_PER_HOUR), 3600.0
+    except ValueError:
+        log.error("%s=%r is not a whole number; using %d", IDS_PER_HOUR_ENV, raw, IDS_PER_HOUR)
+        return IDS_PER_HOUR, 3600.0
 
 
 def signing_secret() -> bytes:
@@ -53,11 +65,11 @@ class VoterIds:
         self,
         secret: bytes | None = None,
         *,
-        issue_limit: tuple[int, float] = ISSUE_LIMIT,
+        issue_limit: tuple[int, float] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._secret = secret or signing_secret()
-        self.issue_limit = issue_limit
+        self.issue_limit = issue_limit or address_issue_limit()
         self.clock = clock
         self._issued: dict[str, deque[float]] = {}
         self._lock = threading.Lock()

@@ -74,3 +74,11 @@ def test_one_address_gets_only_so_many_new_ids_an_hour() -> None:
     assert ids.issue("testclient") is None and ids.issue("10.9.9.9") is not None  # other addresses are not affected
     clock.now += 3601
     assert ids.issue("testclient") is not None
+
+
+def test_the_id_quota_comes_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("SPEECHLM_VOTER_IDS_PER_HOUR", "2")
+    ids = VoterIds(b"k" * 32)
+    assert [ids.issue("10.1.1.1") is not None for _ in range(3)] == [True, True, False]
+    monkeypatch.setenv("SPEECHLM_VOTER_IDS_PER_HOUR", "lots")
+    assert VoterIds(b"k" * 32).issue_limit == (20, 3600.0)
