@@ -51,7 +51,7 @@ Side = Literal["a", "b"]
 
 @dataclass
 class BlindRound:
-    """One pair of anonymous replies shown to one session. ``engines`` is in side order (A, B)."""
+    """One pair of anonymous replies shown to one voter. ``engines`` is in side order (A, B)."""
 
     round_id: str
     voter_id: str
@@ -87,7 +87,7 @@ class VoteReceipt:
 
 
 class BlindArena:
-    """Blind rounds of every session of this process, and the way their votes reach the store."""
+    """Blind rounds of every voter of this process, and the way their votes reach the store."""
 
     def __init__(
         self,
