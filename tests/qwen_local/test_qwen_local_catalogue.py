@@ -1,0 +1,66 @@
+"""The in-process Qwen rows: typed settings, where they are offered and why; no torch or transformers needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from speechlm_demo import catalog
+from speechlm_demo.catalog import decide, load_catalog
+from speechlm_demo.engines.base import EngineError
+from speechlm_demo.engines.qwen_local.prompt import audio_token_count
+from speechlm_demo.engines.qwen_local.settings import Qwen2AudioSettings, QwenOmniSettings, read_settings
+from speechlm_demo.engines.registry import engine_class
+from speechlm_demo.hardware import simulated_host
+
+ROWS = {"qwen2.5-omni-3b": 18, "qwen2.5-omni-7b": 31, "qwen2-audio-7b": 20}
+
+
+@pytest.fixture(autouse=True)
+def everything_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(catalog, "_importable", lambda module: True)
+
+
+def test_every_row_validates_against_its_settings_class() -> None:
+    entries = {entry.id: entry for entry in load_catalog().engines}
+    for engine_id in ROWS:
+        entry = entries[engine_id]
+        cls = engine_class(entry.engine_class)
+        settings = read_settings(cls.Settings, entry.defaults, entry.label)
+        assert settings.model in entry.model_ids and settings.dtype == "bfloat16"
+        assert cls(entry, "cuda:0").settings == settings  # building the engine loads nothing
+
+
+def test_an_unknown_or_mistyped_setting_is_named() -> None:
+    with pytest.raises(EngineError, match="voise"):
+        read_settings(QwenOmniSettings, {"voise": "Ethan"}, "Qwen2.5-Omni")
+    with pytest.raises(EngineError, match="max_new_tokens"):
+        read_settings(Qwen2AudioSettings, {"max_new_tokens": 0}, "Qwen2-Audio")
+    turn_knob = read_settings(QwenOmniSettings, {"end_silence_ms": 600, "endpointing": "silence"}, "Qwen2.5-Omni")
+    assert turn_knob.end_silence_ms == 600
+
+
+@pytest.mark.parametrize(
+    "host, offered",
+    [
+        ("cpu", set()),
+        ("cuda:24", {"qwen2.5-omni-3b", "qwen2-audio-7b"}),
+        ("cuda:80", set(ROWS)),
+        ("rocm:192", set(ROWS)),
+    ],
+)
+def test_offered_by_accelerator_and_gpu_memory(host: str, offered: set[str]) -> None:
+    entries = [entry for entry in load_catalog().engines if entry.id in ROWS]
+    decisions = {entry.id: decide(entry, simulated_host(host), environ={}) for entry in entries}
+    assert {engine_id for engine_id, d in decisions.items() if d.available} == offered
+    for engine_id, decision in decisions.items():
+        if host == "cpu":
+            assert "does not run on CPU" in decision.reason
+        elif not decision.available:
+            assert f"needs {ROWS[engine_id]} GB" in decision.reason
+        else:
+            assert decision.device == f"{host.split(':')[0]}:0" and "experimental" not in decision.reason
+
+
+def test_audio_placeholders_follow_the_encoder_strides() -> None:
+    assert audio_token_count(3000) == 750  # 30 s of 10 ms mel frames -> 750 tokens (25 per second)
+    assert audio_token_count(100) == 25
