@@ -161,6 +161,18 @@ def test_a_bad_model_directory_is_a_clear_engine_error(engine_id: str, tmp_path:
     for directory, message in cases.items():
         with pytest.raises(EngineError, match=message):
             load(engine_id, directory)
+    own = tiny_omni_dir if engine_id.startswith("qwen2.5") else tiny_qwen2_audio_dir
+    no_features = tmp_path / "no-features"
+    shutil.copytree(own, no_features)
+    (no_features / "preprocessor_config.json").unlink()
+    with pytest.raises(EngineError, match="lacks preprocessor_config.json or processor_config.json"):
+        load(engine_id, no_features)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(own, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(EngineError, match="could not load"):
+        load(engine_id, damaged)
     if engine_id.startswith("qwen2.5"):
         no_speakers = tmp_path / "no-speakers"
         shutil.copytree(tiny_omni_dir, no_speakers)

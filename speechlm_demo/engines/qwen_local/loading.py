@@ -16,6 +16,7 @@ from .settings import QwenLocalSettings
 
 log = logging.getLogger(__name__)
 
+FEATURE_CONFIGS = ("preprocessor_config.json", "processor_config.json")  # the Whisper feature extractor's settings
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 
 
@@ -58,8 +59,9 @@ def check_local_dir(model: str, model_types: tuple[str, ...], extra_files: tuple
         raise EngineError(f"{path} holds a {model_type!r} model, this engine loads {' or '.join(model_types)}")
     if not any(any(path.glob(pattern)) for pattern in WEIGHT_PATTERNS):
         raise EngineError(f"{path} has no weights (*.safetensors or *.bin)")
-    needed = ("tokenizer_config.json", "preprocessor_config.json", *extra_files)
-    missing = [name for name in needed if not (path / name).is_file()]
+    missing = [name for name in ("tokenizer_config.json", *extra_files) if not (path / name).is_file()]
+    if not any((path / name).is_file() for name in FEATURE_CONFIGS):
+        missing.append(" or ".join(FEATURE_CONFIGS))
     if missing:
         raise EngineError(f"{path} lacks {', '.join(missing)} (copy the whole model repository)")
     return path
@@ -89,7 +91,7 @@ def load_model(
         model.to(device).eval()
     except torch.OutOfMemoryError as exc:
         raise EngineError(f"not enough GPU memory for {settings.model} on {device_name} ({exc})") from None
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - hub, file, format and safetensors errors alike: one clear message
         raise EngineError(f"could not load {settings.model}: {exc}") from exc
     log.info("%s loaded from %s on %s (%s)", model_class_name, source, device, settings.dtype)
     return LoadedModel(model, tokenizer, feature_extractor, device)

@@ -116,7 +116,7 @@ class QwenOmniEngine(HalfDuplexEngine):
         _ids, waveform = run.result()
         if not words:
             yield TextOut(NO_REPLY, role="agent")
-        pcm = waveform.detach().float().cpu().numpy().reshape(-1).astype(np.float32)
+        pcm = waveform.detach().float().cpu().numpy().reshape(-1)
         if not len(pcm):
             raise EngineError("Qwen2.5-Omni wrote a reply but its talker produced no audio")
         step = max(1, int(self.settings.audio_chunk_s * OUTPUT_RATE))
