@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ...audio import resample, to_mono_float32
-from ..base import EngineError, Event, HalfDuplexEngine, Progress, SessionOptions, TextOut, UserTurn
+from ..base import Event, HalfDuplexEngine, Progress, SessionOptions, TextOut, UserTurn
 from ..cascade.speak import speak_text_stream
 from ..cascade.tts import TTS, build_tts
 from .prompt import INPUT_RATE, build_inputs, end_token_ids, trim_history

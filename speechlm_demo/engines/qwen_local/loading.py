@@ -91,7 +91,7 @@ def load_model(
         model.to(device).eval()
     except torch.OutOfMemoryError as exc:
         raise EngineError(f"not enough GPU memory for {settings.model} on {device_name} ({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - hub, file, format and safetensors errors alike: one clear message
+    except Exception as exc:  # hub, file, format and safetensors errors alike: one clear message
         raise EngineError(f"could not load {settings.model}: {exc}") from exc
     log.info("%s loaded from %s on %s (%s)", model_class_name, source, device, settings.dtype)
     return LoadedModel(model, tokenizer, feature_extractor, device)
