@@ -187,3 +187,16 @@ def test_the_engines_emit_only_standard_marks(tiny_omni_dir: Path) -> None:
     engine = load("qwen2.5-omni-3b", tiny_omni_dir, talker_max_new_tokens=16)
     recorder = speak_one_turn(engine)
     assert {m.name for m in recorder.of(Mark)} <= set(STANDARD_MARKS)
+
+
+def test_compare_runs_omni_against_qwen2_audio(tiny_omni_dir: Path, tiny_qwen2_audio_dir: Path) -> None:
+    from speechlm_demo.compare import compare
+
+    omni = load("qwen2.5-omni-3b", tiny_omni_dir, talker_max_new_tokens=24)
+    qwen2_audio = load("qwen2-audio-7b", tiny_qwen2_audio_dir)
+    turn = np.concatenate([silence(0.2), tone(1.0), silence(0.1)])
+    result = compare(omni, qwen2_audio, turn, RATE, options=SessionOptions(seed=0), timeout_s=120, tail_s=1.0)
+    for side, rate in ((result.a, 24_000), (result.b, 22_050)):
+        assert side.ok, side.message
+        assert side.reply_text and side.sample_rate == rate and rms_dbfs(side.audio) > SILENT_DBFS
+        assert side.latency_ms is not None and side.latency_ms > 0
