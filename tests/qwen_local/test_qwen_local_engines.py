@@ -17,7 +17,7 @@ import pytest
 
 from speechlm_demo.audio import SILENT_DBFS, rms_dbfs
 from speechlm_demo.catalog import EngineEntry, load_catalog
-from speechlm_demo.engines.base import AudioOut, EngineError, ErrorEvent, Mark, SessionOptions, TextOut, TurnEnd
+from speechlm_demo.engines.base import AudioOut, EngineError, Mark, SessionOptions, TextOut, TurnEnd
 from speechlm_demo.engines.registry import engine_class
 from tests.engines_for_tests import Recorder, silence, tone
 
@@ -96,12 +96,15 @@ def test_omni_second_turn_hears_the_first(tiny_omni_dir: Path) -> None:
     assert "You are Qwen, a virtual human" in text and "Paris." in text
 
 
-def test_omni_unknown_voice_fails_the_turn_and_the_session_goes_on(tiny_omni_dir: Path) -> None:
-    engine = load("qwen2.5-omni-3b", tiny_omni_dir, talker_max_new_tokens=16)
-    recorder = speak_one_turn(engine, SessionOptions(voice="Nobody"), turns=2)
-    ends = recorder.of(TurnEnd)
-    assert [end.timeline.status for end in ends] == ["failed", "failed"]
-    assert all("Chelsie, Ethan" in e.message for e in recorder.of(ErrorEvent))
+def test_omni_voice_comes_from_the_session_else_the_row(tiny_omni_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    engine = load("qwen2.5-omni-3b", tiny_omni_dir, voice="Ethan")
+    assert engine.voice_for(SessionOptions(voice="chelsie")) == "Chelsie"
+    assert engine.voice_for(SessionOptions()) == "Ethan"
+    with caplog.at_level("WARNING"):
+        assert engine.voice_for(SessionOptions(voice="Aiden")) == "Ethan"  # a Qwen3-Omni speaker: not here
+    assert "'Aiden' is not in" in caplog.text
+    with pytest.raises(EngineError, match="voice 'Nobody' is not in .*Chelsie, Ethan"):
+        load("qwen2.5-omni-3b", tiny_omni_dir, voice="Nobody")
 
 
 def test_qwen2_audio_text_is_spoken_by_the_cascade_tts(tiny_qwen2_audio_dir: Path) -> None:

@@ -68,6 +68,17 @@ class QwenOmniEngine(HalfDuplexEngine):
         """The speakers this checkpoint can speak with (its ``spk_dict.pt``)."""
         return sorted(self.loaded_model.model.speaker_map)
 
+    def voice_for(self, options: SessionOptions) -> str:
+        """The session's voice if this checkpoint has it (any case), else the row's (as the vLLM-Omni engines do:
+        one Voice field serves every engine of a comparison)."""
+        by_name = {name.lower(): name for name in self.voices()}
+        if options.voice and options.voice.lower() in by_name:
+            return by_name[options.voice.lower()]
+        if options.voice:
+            log.warning("voice %r is not in %s (it has %s); speaking with %s", options.voice, self.settings.model,
+                        ", ".join(self.voices()), self.settings.voice)
+        return self.settings.voice
+
     def _warm_up(self) -> None:
         """A two-token text-only reply to half a second of quiet noise (kernels, caches, allocator)."""
         noise = np.random.default_rng(0).normal(0.0, 0.01, INPUT_RATE // 2).astype(np.float32)
@@ -94,9 +105,7 @@ class QwenOmniEngine(HalfDuplexEngine):
 
     def respond(self, turn: UserTurn, history: list[dict[str, Any]], options: SessionOptions) -> Iterator[Event]:
         """Stream the thinker's words, then hand on the talker's whole waveform in ``audio_chunk_s`` pieces."""
-        voice = options.voice or self.settings.voice
-        if voice not in self.voices():
-            raise EngineError(f"voice {voice!r} is not available; choose one of {', '.join(self.voices())}")
+        voice = self.voice_for(options)
         audio = resample(to_mono_float32(turn.audio), turn.sample_rate, INPUT_RATE)
         inputs = self._inputs(audio, history, options)
         run = self._stream(self._generate_call(inputs, voice, options), turn.cancel, options.seed)
