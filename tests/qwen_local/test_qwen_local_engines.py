@@ -17,8 +17,10 @@ import pytest
 
 from speechlm_demo.audio import SILENT_DBFS, rms_dbfs
 from speechlm_demo.catalog import EngineEntry, load_catalog
-from speechlm_demo.engines.base import AudioOut, EngineError, Mark, SessionOptions, TextOut, TurnEnd
+from speechlm_demo.engines.base import AudioOut, EngineError, SessionOptions, TextOut, TurnEnd
 from speechlm_demo.engines.registry import engine_class
+from speechlm_demo.measure.observer import TurnObserver
+from speechlm_demo.measure.record import TurnRecord
 from tests.engines_for_tests import Recorder, silence, tone
 
 pytestmark = pytest.mark.slow
@@ -41,10 +43,19 @@ def load(engine_id: str, model_dir: Path, **overrides: Any) -> Any:
     return engine
 
 
-def speak_one_turn(engine: Any, options: SessionOptions | None = None, turns: int = 1, timeout: float = 180) -> Recorder:
-    """Push ``turns`` one-second tones, each followed by silence, in 20 ms frames; wait for every turn's end."""
+def speak_turns(
+    engine: Any, options: SessionOptions | None = None, turns: int = 1, timeout: float = 180
+) -> tuple[Recorder, list[TurnRecord]]:
+    """Push ``turns`` one-second tones, each followed by silence, in 20 ms frames; wait for every turn's end.
+    Events go through the one observer first (turn records, audible first/last sample), then to a recorder."""
     recorder = Recorder()
-    session = engine.open_session(options or SessionOptions(), recorder)
+    observer = TurnObserver.for_engine(engine)
+
+    def emit(event: Any) -> None:
+        observer.observe(event)
+        recorder(event)
+
+    session = engine.open_session(options or SessionOptions(), emit)
     frame = RATE // 50
     try:
         for index in range(turns):
@@ -54,7 +65,7 @@ def speak_one_turn(engine: Any, options: SessionOptions | None = None, turns: in
             recorder.wait_for(TurnEnd, index + 1, timeout=timeout)
     finally:
         session.close()
-    return recorder
+    return recorder, observer.records
 
 
 def assert_marks_in_order(timeline: Any, names: tuple[str, ...]) -> None:
@@ -65,10 +76,9 @@ def assert_marks_in_order(timeline: Any, names: tuple[str, ...]) -> None:
 def test_omni_streams_the_thinker_text_then_speaks_at_24_khz(tiny_omni_dir: Path) -> None:
     engine = load("qwen2.5-omni-3b", tiny_omni_dir, talker_max_new_tokens=40)
     assert engine.voices() == ["Chelsie", "Ethan"]
-    recorder = speak_one_turn(engine, SessionOptions(voice="Ethan", seed=1), turns=2)
+    recorder, records = speak_turns(engine, SessionOptions(voice="Ethan", seed=1), turns=2)
 
-    ends = recorder.of(TurnEnd)
-    assert [end.timeline.status for end in ends] == ["ok", "ok"], [end.timeline.detail for end in ends]
+    assert [record.status for record in records] == ["ok", "ok"], [record.detail for record in records]
     words = [e.text for e in recorder.of(TextOut) if e.role == "agent"]
     audio = recorder.of(AudioOut)
     assert words and all(word.strip() for word in words)
@@ -78,9 +88,9 @@ def test_omni_streams_the_thinker_text_then_speaks_at_24_khz(tiny_omni_dir: Path
     first_text = next(i for i, e in enumerate(events) if isinstance(e, TextOut))
     first_audio = next(i for i, e in enumerate(events) if isinstance(e, AudioOut))
     assert first_text < first_audio  # the text streamed before the (whole-reply) audio
-    for end in ends:
-        assert_marks_in_order(end.timeline, TURN_ORDER)
-        assert end.timeline.extra["reply_text"]
+    for record in records:
+        assert_marks_in_order(record.timeline, TURN_ORDER)
+        assert record.reply_text
 
 
 def test_omni_second_turn_hears_the_first(tiny_omni_dir: Path) -> None:
@@ -109,15 +119,15 @@ def test_omni_voice_comes_from_the_session_else_the_row(tiny_omni_dir: Path, cap
 
 def test_qwen2_audio_text_is_spoken_by_the_cascade_tts(tiny_qwen2_audio_dir: Path) -> None:
     engine = load("qwen2-audio-7b", tiny_qwen2_audio_dir, max_new_tokens=24, warm_up=True)
-    recorder = speak_one_turn(engine, SessionOptions(seed=0))
+    recorder, (record,) = speak_turns(engine, SessionOptions(seed=0))
 
-    (end,) = recorder.of(TurnEnd)
-    assert end.timeline.status == "ok", end.timeline.detail
+    assert record.status == "ok", record.detail
     chunks = [e.text for e in recorder.of(TextOut) if e.role == "agent"]
     audio = recorder.of(AudioOut)
     assert chunks and audio and {a.sample_rate for a in audio} == {22_050}
     assert rms_dbfs(np.concatenate([a.pcm for a in audio])) > SILENT_DBFS
-    assert_marks_in_order(end.timeline, ("reply_started", "llm_first_token", "llm_first_sentence", "first_audio_out"))
+    assert_marks_in_order(record.timeline, ("reply_started", "llm_first_token", "llm_first_sentence", "first_audio_out"))
+    assert record.reply_text == " ".join(chunks)
 
 
 def test_qwen2_audio_prompt_numbers_the_audios_and_keeps_the_replies(tiny_qwen2_audio_dir: Path) -> None:
@@ -188,8 +198,8 @@ def test_the_engines_emit_only_standard_marks(tiny_omni_dir: Path) -> None:
     from speechlm_demo.timeline import STANDARD_MARKS
 
     engine = load("qwen2.5-omni-3b", tiny_omni_dir, talker_max_new_tokens=16)
-    recorder = speak_one_turn(engine)
-    assert {m.name for m in recorder.of(Mark)} <= set(STANDARD_MARKS)
+    _recorder, (record,) = speak_turns(engine)
+    assert set(record.timeline.marks) <= set(STANDARD_MARKS)
 
 
 def test_compare_runs_omni_against_qwen2_audio(tiny_omni_dir: Path, tiny_qwen2_audio_dir: Path) -> None:

@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ...audio import resample, to_mono_float32
-from ..base import Event, HalfDuplexEngine, Progress, SessionOptions, TextOut, UserTurn
+from ...turntaking.half_duplex import HalfDuplexEngine
+from ..base import Event, Progress, SessionOptions, TextOut, UserTurn
 from ..cascade.speak import speak_text_stream
 from ..cascade.tts import TTS, build_tts
 from .prompt import INPUT_RATE, build_inputs, end_token_ids, trim_history
-from .settings import Qwen2AudioSettings, read_settings
+from .settings import Qwen2AudioSettings
 
 if TYPE_CHECKING:
+    from ...catalog import EngineEntry
     from .loading import LoadedModel
     from .streaming import StreamedGeneration
 
@@ -42,9 +44,8 @@ class Qwen2AudioEngine(HalfDuplexEngine):
     loaded_model: LoadedModel
     tts: TTS
 
-    def __init__(self, entry: Any, device: str = "cpu") -> None:
+    def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
         super().__init__(entry, device)
-        self.settings = read_settings(Qwen2AudioSettings, entry.defaults, entry.label)  # type: ignore[assignment]
         self._busy = threading.Lock()
 
     def _load(self, progress: Progress) -> None:
@@ -85,10 +86,11 @@ class Qwen2AudioEngine(HalfDuplexEngine):
         from .streaming import StreamedGeneration
 
         loaded = self.loaded_model
-        temperature = self.settings.temperature if options.temperature is None else options.temperature
+        settings = self.settings_for(options)
+        temperature = settings.temperature if options.temperature is None else options.temperature
         sampling: dict[str, Any] = {"do_sample": temperature > 0}
         if temperature > 0:
-            sampling.update(temperature=temperature, top_p=self.settings.top_p)
+            sampling.update(temperature=temperature, top_p=settings.top_p)
         eos = end_token_ids(loaded.tokenizer)
         if eos:
             sampling["eos_token_id"] = eos
@@ -96,7 +98,7 @@ class Qwen2AudioEngine(HalfDuplexEngine):
         def generate(streamer: Any, stop: Any) -> Any:
             return loaded.model.generate(
                 **inputs, streamer=streamer, stopping_criteria=stop,
-                max_new_tokens=max_new_tokens or self.settings.max_new_tokens, **sampling,
+                max_new_tokens=max_new_tokens or settings.max_new_tokens, **sampling,
             )
 
         return StreamedGeneration(loaded.tokenizer, generate, cancel, self._busy, seed=options.seed, name="qwen2-audio")

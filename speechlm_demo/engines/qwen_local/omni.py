@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ...audio import resample, to_mono_float32
-from ..base import AudioOut, EngineError, Event, HalfDuplexEngine, Mark, Progress, SessionOptions, TextOut, UserTurn
+from ...turntaking.half_duplex import HalfDuplexEngine
+from ..base import AudioOut, EngineError, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from .prompt import INPUT_RATE, build_inputs, end_token_ids, trim_history
-from .settings import QwenOmniSettings, read_settings
+from .settings import QwenOmniSettings
 
 if TYPE_CHECKING:
+    from ...catalog import EngineEntry
     from .loading import LoadedModel
     from .streaming import StreamedGeneration
 
@@ -42,9 +44,8 @@ class QwenOmniEngine(HalfDuplexEngine):
     settings: QwenOmniSettings
     loaded_model: LoadedModel
 
-    def __init__(self, entry: Any, device: str = "cpu") -> None:
+    def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
         super().__init__(entry, device)
-        self.settings = read_settings(QwenOmniSettings, entry.defaults, entry.label)  # type: ignore[assignment]
         self._busy = threading.Lock()
 
     def _load(self, progress: Progress) -> None:
@@ -143,7 +144,7 @@ class QwenOmniEngine(HalfDuplexEngine):
         return StreamedGeneration(self.loaded_model.tokenizer, generate, cancel, self._busy, seed=seed, name="qwen-omni")
 
     def _generate_call(self, inputs: dict[str, Any], voice: str, options: SessionOptions) -> Any:
-        settings = self.settings
+        settings = self.settings_for(options)
         temperature = settings.temperature if options.temperature is None else options.temperature
         sampling: dict[str, Any] = {"thinker_do_sample": temperature > 0}
         if temperature > 0:

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import Field, field_validator
 
-from ...turns import TurnSettings
-from ..base import EngineError
-
-# Until the seam lands this stands in for HalfDuplexSettings: the turn detector's knobs + endpointing.
-TurnKnobs: type[BaseModel] = create_model(
-    "TurnKnobs",
-    __config__=ConfigDict(extra="forbid"),
-    endpointing=(Literal["silence", "transcript"], "silence"),
-    **{name: (float, spec.default) for name, spec in TurnSettings.__dataclass_fields__.items()},
-)
+from ...turntaking.half_duplex import HalfDuplexSettings
+from ..cascade.settings import check_stage
 
 
-class QwenLocalSettings(TurnKnobs):  # type: ignore[misc, valid-type]
+class QwenLocalSettings(HalfDuplexSettings):
     """What both in-process Qwen engines read."""
 
     model: str = Field(description="hub id (e.g. Qwen/Qwen2.5-Omni-3B) or a local directory")
@@ -47,14 +39,12 @@ class Qwen2AudioSettings(QwenLocalSettings):
     """Qwen2-Audio: speech in, text out; the cascade's TTS stage speaks the text."""
 
     model: str = "Qwen/Qwen2-Audio-7B-Instruct"
-    tts: dict[str, Any] = Field(default_factory=lambda: {"kind": "piper", "voice": "offline"})
-    first_chunk_words: int = Field(4, ge=1, le=50)
+    tts: dict[str, Any] = Field(
+        default_factory=lambda: {"kind": "piper", "voice": "offline"}, description="as the cascade's tts stage"
+    )
+    first_chunk_words: int = Field(4, ge=1, le=50, description="the first spoken chunk may end after this many words")
 
-
-def read_settings(cls: type[QwenLocalSettings], defaults: dict[str, Any], label: str) -> QwenLocalSettings:
-    """Validate a catalogue ``defaults`` mapping; a bad field is an :class:`EngineError` naming it."""
-    try:
-        return cls.model_validate(defaults)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise EngineError(f"{label}: bad settings in the catalogue entry ({problems})") from None
+    @field_validator("tts")
+    @classmethod
+    def _tts_known(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_stage("tts", value)
