@@ -41,7 +41,7 @@ class RoundTrip:
 
     def judge(self, audio: np.ndarray, sample_rate: int, reference: str) -> dict[str, float | str | None]:
         """``asr_text`` (what the ASR heard) and ``roundtrip_wer`` against ``reference`` (None without one)."""
-        from ..bench import word_error_rate
+        from ..benchmarks.latency import word_error_rate
 
         asr = self.asr
         pcm = np.nan_to_num(np.asarray(audio, dtype=np.float32))

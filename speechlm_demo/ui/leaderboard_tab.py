@@ -144,7 +144,7 @@ def build_leaderboard_tab(demo: gr.Blocks, store: VoteStore | None) -> None:
         heatmap = gr.Plot(label="Win rates")
     judges = gr.Dataframe(label="Automatic judges: mean per engine, and each judge's rank agreement with the votes", interactive=False)
     boxes = gr.Plot(label="Judge scores per engine")
-    latency = gr.Dataframe(label="Voice-to-voice latency of voted replies (ms)", interactive=False)
+    latency = gr.Dataframe(label="Voice-to-voice latency of voted replies (ms, from the reference end of speech of the recorded turn)", interactive=False)
     outputs = [table, heatmap, latency, judges, boxes, scatter, summary]
 
     def update(tag_value: str, exclude_value: bool) -> tuple:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from speechlm_demo.catalog import EngineEntry
-from speechlm_demo.engines.base import AudioOut, Emit, Engine, EngineSession, SessionOptions
+from speechlm_demo.engines.base import AudioOut, Emit, Engine, EngineSession, EngineSettings, SessionOptions
 
 FRAME = 320
 VOICE_RMS = 0.01
@@ -32,7 +32,16 @@ def duplex_entry(**defaults: float) -> EngineEntry:
     )
 
 
+class ScriptedDuplexSettings(EngineSettings):
+    respond_after_s: float = 0.5
+    reply_s: float = 2.0
+    yield_after_s: float = 0.1
+    backchannel_after_s: float = 1.0
+
+
 class ScriptedDuplexEngine(Engine):
+    Settings = ScriptedDuplexSettings
+
     def open_session(self, options: SessionOptions, emit: Emit) -> EngineSession:
         return _Session(self, options, emit)
 
@@ -40,10 +49,11 @@ class ScriptedDuplexEngine(Engine):
 class _Session(EngineSession):
     def __init__(self, engine: Engine, options: SessionOptions, emit: Emit) -> None:
         super().__init__(engine, options, emit)
-        self.respond_after = float(engine.setting("respond_after_s", 0.5))
-        self.reply_s = float(engine.setting("reply_s", 2.0))
-        self.yield_after = float(engine.setting("yield_after_s", 0.1))
-        self.backchannel_after = float(engine.setting("backchannel_after_s", 1.0))
+        settings = engine.settings
+        self.respond_after = settings.respond_after_s
+        self.reply_s = settings.reply_s
+        self.yield_after = settings.yield_after_s
+        self.backchannel_after = settings.backchannel_after_s
         self.pending = np.zeros(0, np.float32)
         self.voice_run = self.silence_run = 0.0
         self.heard_user = self.backchannelled = False

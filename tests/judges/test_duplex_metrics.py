@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechlm_demo import bench
+from speechlm_demo.benchmarks import latency as bench
 from speechlm_demo.hardware import simulated_host
 from speechlm_demo.judges.duplex import Segment, duplex_metrics, output_track, speech_segments, summarise_duplex
+from speechlm_demo.measure.feeding import load_prompts
 from tests.engines_for_tests import silence, tone
 from tests.judges.duplex_engine import ScriptedDuplexEngine, duplex_entry
 
@@ -55,7 +56,7 @@ def test_the_benchmark_measures_a_scripted_duplex_engine_exactly(tmp_path: Path)
     write(tmp_path, "c_interrupt", np.concatenate([tone(1.0), silence(1.2), tone(0.6), silence(3.0)]),
           speech_end_s=2.8, question_end_s=1.0, interrupt_start_s=2.2, interrupt_end_s=2.8)
     engine = ScriptedDuplexEngine(duplex_entry(respond_after_s=0.5, reply_s=2.0, yield_after_s=0.1, backchannel_after_s=1.0))
-    prompts = bench.load_prompts(tmp_path, 16_000)
+    prompts = load_prompts(tmp_path, 16_000)
     turns = bench.benchmark(engine, prompts, tail_s=0.0, timeout_s=0.1)
     smooth, paused, interrupt = (t.duplex for t in turns)
     # 0.5 s of silence = 25 frames; the reply starts in the 25th silent frame, 480 ms after the end of speech
