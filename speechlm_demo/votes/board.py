@@ -34,16 +34,17 @@ JUDGES: dict[str, int] = {  # judge -> +1 when higher is better, -1 when lower i
 VOTE_COLUMNS = ["vote_id", "created_at", "tag", "engine_a", "engine_b", "outcome", "status_a", "status_b", "latency_a_ms", "latency_b_ms", "timeline_a", "timeline_b"]
 
 
-def voter_column() -> str:
-    """Who cast a vote: the voter cookie's id where the store has one, else the browser session."""
-    from .store import votes_table
+VOTER = "session_id"  # who cast a vote: the column keeps its old name and holds the voter cookie's id
 
-    return "voter_id" if "voter_id" in votes_table.c else "session_id"
+
+def voter_column() -> str:
+    """The vote column that says who voted."""
+    return VOTER
 
 
 def vote_columns() -> list[str]:
     """The vote columns :func:`build_board` reads."""
-    return [*VOTE_COLUMNS, voter_column()]
+    return [*VOTE_COLUMNS, VOTER]
 
 
 @dataclass
