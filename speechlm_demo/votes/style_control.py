@@ -74,10 +74,13 @@ def design(frame: pd.DataFrame, engines: list[str], features: np.ndarray) -> tup
     return np.hstack([pairs, features]), target
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None, *, prior: float = PRIOR, tol: float = 1e-9, max_iter: int = 100) -> np.ndarray:
-    """Maximum a-posteriori logistic regression without intercept (soft targets allowed), by damped Newton."""
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None, *, prior: float = PRIOR, tol: float = 1e-9, max_iter: int = 100, start: np.ndarray | None = None
+) -> np.ndarray:
+    """Maximum a-posteriori logistic regression without intercept (soft targets allowed), by damped Newton
+    from ``start`` (default zeros)."""
     weights = np.ones(len(y)) if weights is None else weights
-    params = np.zeros(x.shape[1])
+    params = np.zeros(x.shape[1]) if start is None else start.copy()
     eye = np.eye(x.shape[1])
     for _ in range(max_iter):
         p = 1.0 / (1.0 + np.exp(-(x @ params)))
@@ -105,7 +108,9 @@ def style_controlled(frame: pd.DataFrame, covariates: pd.DataFrame, *, rounds: i
     x, y = design(frame, engines, features)
     params = fit_logistic(x, y, prior=prior)
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(len(y), np.full(len(y), 1.0 / len(y)), size=rounds).astype(np.float64)
-    samples = np.array([_elo(fit_logistic(x, y, w, prior=prior), k) for w in counts])
+    samples = np.empty((rounds, k))
+    for index in range(rounds):  # each resample starts from the full fit: a few Newton steps each
+        weights = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(np.float64)
+        samples[index] = _elo(fit_logistic(x, y, weights, prior=prior, tol=1e-6, start=params), k)
     low, high = np.percentile(samples, [2.5, 97.5], axis=0)
     return StyleFit(engines, _elo(params, k), low, high, names, SCALE * params[k:])
