@@ -39,29 +39,26 @@ def outlier_voters(frame: pd.DataFrame, voter: str = "session_id", *, alpha: flo
     if frame.empty:
         return set()
     pair, result = first_engine_result(frame)
+    codes, pairs = pd.factorize(pair)
     decisive = result != 0.5
-    wins = pd.Series(result[decisive] == 1.0).groupby(pair[decisive].to_numpy()).sum()
-    games = pd.Series(decisive[decisive]).groupby(pair[decisive].to_numpy()).size()
-    voters = frame[voter].to_numpy()
+    games = np.bincount(codes[decisive], minlength=len(pairs))
+    wins = np.bincount(codes[decisive], weights=(result[decisive] == 1.0), minlength=len(pairs))
+    # per vote, the one-sided p-values of its value among its pair's decisive votes
+    n, won = games[codes].astype(np.float64), wins[codes]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_upper = np.where(result >= 1.0, 1.0, (n - won) / n)  # P(r <= vote)
+        p_lower = np.where(result <= 0.0, 1.0, won / n)  # P(r >= vote)
+        step_upper = np.where(n > 0, -np.log(2.0 * p_upper), 0.0)  # log(1 / (2p)); +inf when p = 0
+        step_lower = np.where(n > 0, -np.log(2.0 * p_lower), 0.0)
+    voters = frame[voter].astype(str).to_numpy()
     counts = pd.Series(voters).value_counts()
+    threshold = np.log(1.0 / alpha)
     flagged: set[str] = set()
     for who in counts[counts >= min_votes].index:
         mine = np.flatnonzero(voters == who)[:max_votes]
-        upper = lower = 0.0  # log martingales
-        for index in mine:
-            key = pair.iloc[index]
-            n = int(games.get(key, 0))
-            if n == 0:
-                continue
-            won = int(wins.get(key, 0))
-            vote = result[index]
-            p_upper = ((n - won) + (won if vote >= 1.0 else 0)) / n  # P(r <= vote) among decisive votes
-            p_lower = (won + ((n - won) if vote <= 0.0 else 0)) / n  # P(r >= vote)
-            upper += np.log(1.0 / (2.0 * p_upper)) if p_upper > 0 else np.inf
-            lower += np.log(1.0 / (2.0 * p_lower)) if p_lower > 0 else np.inf
-            if max(upper, lower) > np.log(1.0 / alpha):
-                flagged.add(str(who))
-                break
+        upper, lower = np.cumsum(step_upper[mine]), np.cumsum(step_lower[mine])
+        if (upper > threshold).any() or (lower > threshold).any():
+            flagged.add(str(who))
     return flagged
 
 

@@ -102,6 +102,11 @@ def test_the_sequential_test_flags_a_contrarian_voter() -> None:
     assert outlier_voters(frame, min_votes=25) == set()  # nobody has 25 votes: nobody tested
     few = frame[frame["session_id"] != "contrarian"]
     assert outlier_voters(few) == set()
+    votes = frame.assign(vote_id=[f"v{i}" for i in range(len(frame))], status_a="ok", status_b="ok", latency_a_ms=600.0, latency_b_ms=700.0)
+    kept = build_board(votes, pd.DataFrame(), rounds=10, style_rounds=5)
+    left_out = build_board(votes, pd.DataFrame(), rounds=10, style_rounds=5, exclude_outliers=True)
+    assert kept.outliers == left_out.outliers == ["contrarian"] and kept.excluded["outlier_votes"] == 0
+    assert left_out.excluded["outlier_votes"] == 20 and left_out.raw.votes == kept.raw.votes - 20
 
 
 def test_leaderboard_cli_carries_style_judges_tau_and_plots(tmp_path: Path) -> None:
