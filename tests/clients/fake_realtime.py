@@ -184,15 +184,16 @@ class _Conversation:
             return
         await self.send("response.output_item.added", response_id=response_id, output_index=0, item={"id": item_id, "type": "message", "role": "assistant", "status": "in_progress", "content": []})
         status = "completed"
-        pieces = max(1, int(self.server.reply_s / 0.2))
+        pieces = max(1, round(self.server.reply_s / 0.2))
         try:
             for index in range(pieces):
                 if behaviour == "die" and index == 2:
                     self.transport.abort()  # the process died
                     return
                 where = {"response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0}
-                if index < len(WORDS):
-                    await self.send("response.output_audio_transcript.delta", **where, delta=WORDS[index])
+                words = WORDS[index:] if index == pieces - 1 else WORDS[index : index + 1]
+                if words:
+                    await self.send("response.output_audio_transcript.delta", **where, delta="".join(words))
                 await self.send("response.output_audio.delta", **where, delta=pcm16_b64(0.2, 300 + 30 * index))
                 await asyncio.sleep(0.2 / self.server.pace)
         except asyncio.CancelledError:
