@@ -36,7 +36,7 @@ from .timeline import Timeline
 
 log = logging.getLogger(__name__)
 
-Status = Literal["ok", "failed", "timeout"]
+Status = Literal["ok", "failed", "timeout", "fallback"]  # fallback: another engine answered for it
 EngineSource = Engine | Callable[[], Engine]
 ResultCallback = Callable[[str, "SideResult"], None]
 GRACE_S = 1.0  # past its own timeout a side gets this long to hand its result over before it is abandoned
@@ -55,6 +55,7 @@ class SideResult:
     reply_text: str = ""
     timeline: dict[str, Any] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    answered_by: str = ""  # the fallback engine that answered instead (status "fallback"), else ""
 
     @property
     def ok(self) -> bool:
@@ -174,6 +175,12 @@ def _summarise(engine: Engine, arrivals: list[tuple[float, Event]], turn_ends: l
     else:
         result.status = "failed"
         result.message = timeline.detail or (errors[-1] if errors else f"turn {timeline.status}")
+    substitute = timeline.extra.get("answered_by")
+    if substitute and substitute != engine.id:  # never the engine's own answer (Blind A/B: not playable, not its win)
+        result.answered_by = substitute
+        if result.status == "ok":
+            result.status = "fallback"
+            result.message = f"answered by the fallback engine {substitute}: {timeline.extra.get('fallback_reason', '')}".rstrip(": ")
     return result
 
 

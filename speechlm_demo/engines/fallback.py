@@ -4,7 +4,7 @@
 the server (:meth:`ServerEngine.respond_remote`); when the server is unreachable, refuses the turn, is busy
 or fails before any of its reply went out, the turn is answered by the fallback engine instead. The session
 is told once per outage; every such turn is marked: ``timeline.extra["answered_by"]`` names the fallback
-(the Compare / Blind A/B record reads it), a ``fallback`` mark is set, and the transcript's first agent line
+(the Compare / Blind A/B record reads it) and the transcript's first agent line
 starts with the fallback's name. A server that failed is not asked again until its back-off has passed
 (doubling from ``health_backoff_s`` up to ``health_backoff_max_s``); then a quick reachability probe
 decides whether the next turn tries it again.
@@ -25,7 +25,6 @@ from .base import (
     ErrorEvent,
     Event,
     HalfDuplexEngine,
-    Mark,
     Progress,
     SessionOptions,
     TextOut,
@@ -175,7 +174,6 @@ class ServerEngine(HalfDuplexEngine):
             self._told.add(id(options))
         if first:
             yield ErrorEvent(f"{reason}. {fallback.entry.label} answers instead until the server is back.")
-        yield Mark("fallback")
         turn.timeline.extra["answered_by"] = fallback.id
         turn.timeline.extra["fallback_reason"] = reason
         own = [m for m in history if isinstance(m.get("content"), str) and m.get("role") in ("user", "assistant")]
