@@ -278,7 +278,7 @@ class _Reply:
                 close = getattr(events, "close", None)
                 if close is not None:
                     close()  # run the engine's cleanup (e.g. history update) before we read the history
-        except Exception as exc:  # noqa: BLE001 - any engine failure ends the turn, not the session
+        except Exception as exc:
             log.exception("engine %s failed on turn %d", engine.id, self.turn.turn_id)
             status, detail = "failed", f"{engine.entry.label} failed: {exc}"
             self._handle(ErrorEvent(detail))

@@ -148,7 +148,7 @@ class EngineStreamHandler(AsyncStreamHandler):
         except EngineError as exc:
             self._report(str(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - any engine bug becomes a message, the app keeps serving
+        except Exception as exc:
             log.exception("opening a session on %s failed", engine_id)
             self._report(f"{label} could not start a session: {exc}")
             return
@@ -168,7 +168,7 @@ class EngineStreamHandler(AsyncStreamHandler):
             self._input_errors += 1
             if self._input_errors in (1, 10, 100) or self._input_errors % 1000 == 0:
                 self._report(f"Ignored unusable audio from the microphone ({self._input_errors}x): {exc}")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("session failed on input")
             self._report(f"The engine failed on input and was stopped: {exc}")
             self._close_session()
@@ -186,7 +186,7 @@ class EngineStreamHandler(AsyncStreamHandler):
         if session is not None:
             try:
                 session.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("closing session failed")
 
     def _emit_threadsafe(self, event: Event) -> None:

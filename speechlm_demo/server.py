@@ -70,7 +70,7 @@ def open_vote_store() -> VoteStore | None:
     """The vote store (``SPEECHLM_DB_URL`` or SQLite in the data directory); None, logged, if it cannot open."""
     try:
         return VoteStore()
-    except Exception:  # noqa: BLE001 - the app must serve without its store
+    except Exception:
         log.exception("the vote store could not be opened; voting and the leaderboard are unavailable")
         return None
 

@@ -62,7 +62,7 @@ class FakeLlamaOmni2:
             return response
         try:
             self._check_history(params["history"])
-        except Exception:  # generate_stream_gate
+        except Exception:  # noqa: BLE001 - as generate_stream_gate
             await response.write(frame({"text": SERVER_ERROR_MSG, "error_code": 1}))
             await response.write_eof()
             return response

@@ -66,7 +66,7 @@ def test_without_a_decoder_replies_are_text_only_and_say_so(options: SessionOpti
         engine = engine_for(url)
         events = list(engine.respond(user_turn(), [], options))
     assert not [e for e in events if isinstance(e, AudioOut)]
-    assert "text only" in [e for e in events if isinstance(e, ErrorEvent)][0].message
+    assert "text only" in next(e for e in events if isinstance(e, ErrorEvent)).message
 
 
 @pytest.mark.parametrize(("behaviour", "message"), [("error", "Server Error \\(error_code 1\\)"), ("die", "broke off"), ("garbage", "not its reply format")])

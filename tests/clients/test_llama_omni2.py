@@ -89,7 +89,7 @@ def test_units_go_to_the_vocoder_incrementally_and_audio_comes_out(options: Sess
 @pytest.mark.parametrize(
     ("behaviour", "message"),
     [
-        ("worker_error", f"error_code 1: the model worker failed\\): \\*\\*NETWORK ERROR"),
+        ("worker_error", "error_code 1: the model worker failed\\): \\*\\*NETWORK ERROR"),
         ("no_worker", "error_code 2: the controller has no worker"),
         ("garbage", "not its reply format"),
         ("die", "broke off"),
@@ -105,9 +105,9 @@ def test_server_faults_are_clear(behaviour: str, message: str, options: SessionO
 
 
 def test_a_model_the_controller_does_not_serve_is_named_at_load() -> None:
-    with FakeHTTPServer(FakeLlamaOmni2(model="LLaMA-Omni2-0.5B").app) as url:
-        with pytest.raises(ServerFailure, match="serves \\['LLaMA-Omni2-0.5B'\\], not 'LLaMA-Omni2-7B-Bilingual'"):
-            engine_for(url)
+    served = "serves \\['LLaMA-Omni2-0.5B'\\], not 'LLaMA-Omni2-7B-Bilingual'"
+    with FakeHTTPServer(FakeLlamaOmni2(model="LLaMA-Omni2-0.5B").app) as url, pytest.raises(ServerFailure, match=served):
+        engine_for(url)
 
 
 def test_killed_mid_conversation_the_next_turn_is_the_fallbacks(options: SessionOptions) -> None:

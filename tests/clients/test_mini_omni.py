@@ -124,7 +124,7 @@ def test_a_down_server_is_answered_by_the_fallback_and_marked(options: SessionOp
     assert "unreachable" in turn.timeline.extra["fallback_reason"]
     errors = [e.message for e in events if isinstance(e, ErrorEvent)]
     assert len(errors) == 1 and "Echo answers instead" in errors[0]
-    assert [e.text for e in events if isinstance(e, TextOut)][0].startswith("[echo]")
+    assert next(e.text for e in events if isinstance(e, TextOut)).startswith("[echo]")
     assert any(isinstance(e, AudioOut) for e in events)
     again = list(engine.respond(second := user_turn(turn_id=2), [], options))
     assert second.timeline.extra["answered_by"] == "echo"

@@ -72,4 +72,4 @@ def parse_frame(raw: bytes) -> Frame:
 
 def new_suffix(previous: str, current: str) -> str:
     """What a cumulative text added (all of it when an earlier part was rewritten)."""
-    return current[len(previous) :] if current.startswith(previous) else current
+    return current.removeprefix(previous)

@@ -17,7 +17,15 @@ from pydantic import Field
 
 from ..base import AudioOut, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from ..fallback import ServerEngine
-from ..server_client import ServerFailure, ServerSettings, check_reachable, post_stream, read_chunks, server_url, turn_wav
+from ..server_client import (
+    ServerFailure,
+    ServerSettings,
+    check_reachable,
+    post_stream,
+    read_chunks,
+    server_url,
+    turn_wav,
+)
 from .protocol import SAMPLE_RATE, MultipartReader, PcmAssembler, ProtocolError
 
 BUSY_HINT = "Mini-Omni's server answers one request at a time (Flask threaded=False); is another client using it?"

@@ -98,7 +98,7 @@ class RealtimeConnection:
         except aiohttp.WSServerHandshakeError as exc:
             await http.close()
             raise ServerFailure(_refusal(label, exc.status, exc.message)) from exc
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             await http.close()
             raise ServerFailure(f"{label} at {urlsplit(url).netloc} is unreachable: {str(exc) or type(exc).__name__}") from exc
         except BaseException:
@@ -117,7 +117,7 @@ class RealtimeConnection:
         """The next server event, or None if none came within ``timeout_s``."""
         try:
             message = await asyncio.wait_for(self.ws.receive(), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
             code = self.ws.close_code

@@ -78,7 +78,7 @@ class RealtimeEngine(ServerEngine):
                 await self._read(conn, turn, history, put, stopped)
             finally:
                 await conn.close()
-        except BaseException as exc:  # handed to the reply thread, raised there
+        except BaseException as exc:  # noqa: BLE001 - handed to the reply thread, raised there
             put(exc)
         put(_END)
 

@@ -25,7 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from ..base import AudioOut, Emit, Engine, EngineError, EngineSession, ErrorEvent, Event, Interrupt, Progress, SessionOptions, TextOut, TurnEnd
+from ..base import (
+    AudioOut,
+    Emit,
+    Engine,
+    EngineError,
+    EngineSession,
+    ErrorEvent,
+    Event,
+    Interrupt,
+    Progress,
+    SessionOptions,
+    TextOut,
+    TurnEnd,
+)
 from ..moshi.turn_marks import DuplexTurnTracker
 from ..server_client import ServerFailure
 from . import SAMPLE_RATE, events
