@@ -128,6 +128,15 @@ class ServerEngine(HalfDuplexEngine):
             log.warning("%s: %s; its turns go to %s until it answers", self.id, exc, self.settings.fallback)
             progress(0.5, f"server down, loading the fallback {self.settings.fallback}")
             self._fallback_engine()
+            return
+        if self.settings.fallback:  # ready before it is needed: a first fallback turn must not wait for a load
+            threading.Thread(target=self._preload_fallback, name=f"fallback-{self.id}", daemon=True).start()
+
+    def _preload_fallback(self) -> None:
+        try:
+            self._fallback_engine()
+        except EngineError as exc:
+            log.warning("%s: %s", self.id, exc)
 
     def respond(self, turn: UserTurn, history: list[dict], options: SessionOptions) -> Iterator[Event]:
         """The server's answer, or the fallback's when the server cannot answer this turn."""
@@ -179,9 +188,14 @@ class ServerEngine(HalfDuplexEngine):
         own = [m for m in history if isinstance(m.get("content"), str) and m.get("role") in ("user", "assistant")]
         kept = {id(m) for m in own}
         prefixed = False
-        for event in fallback.respond(turn, own, options):
-            if isinstance(event, TextOut) and event.role == "agent" and not prefixed:
-                event = TextOut(f"[{fallback.id}] {event.text}", "agent", event.final)
-                prefixed = event.final
-            yield event
+        try:
+            for event in fallback.respond(turn, own, options):
+                if isinstance(event, TextOut) and event.role == "agent" and not prefixed:
+                    event = TextOut(f"[{fallback.id}] {event.text}", "agent", event.final)
+                    prefixed = event.final
+                yield event
+        finally:
+            if turn.cancel.is_set():  # a dropped speculative reply may have carried the notice: tell again
+                with self._told_lock:
+                    self._told.discard(id(options))
         history.extend({**m, "answered_by": fallback.id} for m in own if id(m) not in kept)
