@@ -30,6 +30,7 @@ from .engines.base import (
     TurnEnd,
 )
 from .engines.registry import EngineRegistry
+from .timeline import usage_note
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ class EngineStreamHandler(AsyncStreamHandler):
         v2v = timeline.voice_to_voice_ms
         self.conversation.status = (
             f"Turn {timeline.turn_id}: voice-to-voice {v2v:.0f} ms" if v2v is not None else f"Turn {timeline.turn_id}: {timeline.status}"
-        )
+        ) + usage_note(timeline.extra)
         self._publish()
 
     def _flush_audio(self) -> None:

@@ -14,6 +14,7 @@ from ..engines.base import SessionOptions
 from ..engines.registry import EngineRegistry
 from ..plots import close, pair_figure, timeline_figure
 from ..recorder import RecordedTurn
+from ..timeline import usage_note
 from .recording import build_turn_input
 from .text import plain
 
@@ -31,7 +32,8 @@ def side_summary(label: str, result: SideResult | None) -> str:
         return f"**{name}**: ❌ {result.status}: {plain(result.message or 'no reply')}"
     latency = result.latency_ms
     timing = f"voice-to-voice **{latency:.0f} ms**" if latency is not None else "no reply audio"
-    return f"**{name}**: ✅ {timing} · {len(result.audio) / result.sample_rate:.1f} s of audio"
+    cost = usage_note(result.timeline.get("extra", {}))
+    return f"**{name}**: ✅ {timing} · {len(result.audio) / result.sample_rate:.1f} s of audio{cost}"
 
 
 def side_outputs(label: str, result: SideResult | None) -> tuple[Any, ...]:

@@ -114,3 +114,10 @@ def test_a_whole_turn_through_the_turn_layer() -> None:
     assert marks.index("user_speech_end") < marks.index("turn_detected") < marks.index("first_audio_out") < marks.index("last_audio_out")
     assert result.reply_text == "The capital of France is Paris." and result.user_text.startswith("What is the capital")
     assert result.timeline["extra"]["usage"]["total_tokens"] == 260
+
+
+def test_the_turn_status_line_shows_tokens_and_cost() -> None:
+    from speechlm_demo.timeline import usage_note
+
+    assert usage_note({"usage": turn_usage(USAGE, Prices(**PRICES))}) == " · 260 tokens, $0.0108"
+    assert usage_note({}) == ""
