@@ -82,6 +82,8 @@ def check_reachable(base_url: str, timeout_s: float, label: str) -> None:
     try:
         with httpx.Client(timeout=timeout_s) as client:
             client.get(base_url + "/")
+    except httpx.ReadTimeout as exc:
+        raise ServerFailure(f"{label} server at {base_url} accepts connections but does not answer (busy or hung)") from exc
     except httpx.HTTPError as exc:
         raise ServerFailure(f"{label} server at {base_url} is unreachable: {_reason(exc)}") from exc
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -121,3 +123,19 @@ def test_the_turn_status_line_shows_tokens_and_cost() -> None:
 
     assert usage_note({"usage": turn_usage(USAGE, Prices(**PRICES))}) == " · 260 tokens, $0.0108"
     assert usage_note({}) == ""
+
+
+def test_the_next_turns_connection_is_opened_ahead_and_a_stale_one_replaced(options: SessionOptions) -> None:
+    fake = FakeRealtime(reply_s=0.4)
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, warm_max_age_s=0.5)
+        deadline = time.monotonic() + 3
+        while fake.connections < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert fake.connections == 1, "opened at load, before any turn"
+        list(engine.respond(user_turn(0.5, 24_000), [], options))
+        assert fake.connections == 2  # the turn used the spare; a new spare is open
+        time.sleep(0.6)  # the spare is now too old
+        events = list(engine.respond(user_turn(0.5, 24_000, turn_id=2), [], options))
+        engine.close()
+    assert fake.connections == 4 and any(isinstance(e, AudioOut) for e in events)

@@ -42,6 +42,8 @@ class RealtimeSettings(ServerSettings):
     append_ms: int = Field(100, ge=10, le=5000, description="audio per input_audio_buffer.append")
     history_turns: int = Field(10, ge=0, description="earlier turns' words sent along (half-duplex mode)")
     transcript_grace_s: float = Field(1.0, ge=0, description="wait after response.done for the user's transcript")
+    warm_connection: bool = Field(True, description="open the next turn's websocket ahead (half-duplex mode)")
+    warm_max_age_s: float = Field(240.0, gt=0, description="an idle spare connection older than this is replaced")
     max_output_tokens: int | None = None
     prices: Prices = Field(default_factory=Prices)
 

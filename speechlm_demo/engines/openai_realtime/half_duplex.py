@@ -4,12 +4,14 @@ Per turn: open a websocket, ``session.update`` (``turn_detection: null``), the e
 conversation items, the turn's audio (``input_audio_buffer.append`` x N, ``commit``), ``response.create``;
 then read ``response.output_audio.delta`` (24 kHz PCM16), the transcript deltas, the user's transcript,
 and ``response.done`` (its ``usage`` lands in ``timeline.extra["usage"]`` with the cost). A fresh
-connection per turn keeps a dead or replaced server from poisoning the session; its cost is one TLS
-handshake per turn (part of the measured latency, as for every server engine).
+connection per turn keeps a dead or replaced server from poisoning the session; so that its TLS handshake
+is not part of the reply's latency, the next turn's connection is opened ahead (``warm_connection``;
+an idle one older than ``warm_max_age_s`` is replaced).
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -35,6 +37,8 @@ class RealtimeEngine(ServerEngine):
     Settings = RealtimeSettings
     settings: RealtimeSettings
     _loop: LoopThread | None = None
+    _spare: asyncio.Task[RealtimeConnection] | None = None  # the next turn's connection, opened ahead
+    _spare_since = 0.0
 
     def connect(self, progress: Progress) -> None:
         """Check the URL, the key and that the host answers."""
@@ -44,10 +48,12 @@ class RealtimeEngine(ServerEngine):
             self._loop = LoopThread(f"realtime-{self.id}")
         progress(0.3, f"checking {self.url.split('?')[0]}")
         check_reachable(self.url, self.settings.connect_timeout_s, self.entry.label)
+        self._loop.submit(self._refill())
 
     def close(self) -> None:
-        """Stop the network thread."""
+        """Close the spare connection and stop the network thread."""
         if self._loop is not None:
+            self._loop.submit(self._drop_spare()).result(timeout=10)
             self._loop.stop()
             self._loop = None
         self.loaded = False
@@ -72,8 +78,9 @@ class RealtimeEngine(ServerEngine):
 
     async def _turn(self, turn: UserTurn, history: list[dict], options: SessionOptions, put: Callable[[Any], None], stopped: Callable[[], bool]) -> None:
         try:
-            conn = await RealtimeConnection.open(self.url, self.settings, self.entry.label)
+            conn = await self._connection()
             try:
+                await self._refill()
                 await self._ask(conn, turn, history, options)
                 await self._read(conn, turn, history, put, stopped)
             finally:
@@ -81,6 +88,35 @@ class RealtimeEngine(ServerEngine):
         except BaseException as exc:  # noqa: BLE001 - handed to the reply thread, raised there
             put(exc)
         put(_END)
+
+    async def _connection(self) -> RealtimeConnection:
+        """The spare connection if it is fresh and open, else a new one."""
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            try:
+                conn = await spare
+            except (ServerFailure, asyncio.CancelledError):
+                conn = None
+            if conn is not None:
+                if not conn.ws.closed and time.monotonic() - self._spare_since < self.settings.warm_max_age_s:
+                    return conn
+                await conn.close()
+        return await RealtimeConnection.open(self.url, self.settings, self.entry.label)
+
+    async def _refill(self) -> None:
+        """Start opening the next turn's connection."""
+        if self.settings.warm_connection and self._spare is None:
+            self._spare_since = time.monotonic()
+            self._spare = asyncio.ensure_future(RealtimeConnection.open(self.url, self.settings, self.entry.label))
+
+    async def _drop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        spare.cancel()
+        results = await asyncio.gather(spare, return_exceptions=True)
+        if isinstance(results[0], RealtimeConnection):
+            await results[0].close()
 
     async def _ask(self, conn: RealtimeConnection, turn: UserTurn, history: list[dict], options: SessionOptions) -> None:
         s = self.settings
