@@ -78,10 +78,17 @@ class RealtimeEngine(ServerEngine):
 
     async def _turn(self, turn: UserTurn, history: list[dict], options: SessionOptions, put: Callable[[Any], None], stopped: Callable[[], bool]) -> None:
         try:
-            conn = await self._connection()
+            conn, warm = await self._connection()
             try:
                 await self._refill()
-                await self._ask(conn, turn, history, options)
+                try:
+                    await self._ask(conn, turn, history, options)
+                except ServerFailure:
+                    if not warm:
+                        raise
+                    await conn.close()  # the spare went stale unseen (server restarted, idle timeout): once more
+                    conn = await RealtimeConnection.open(self.url, self.settings, self.entry.label)
+                    await self._ask(conn, turn, history, options)
                 await self._read(conn, turn, history, put, stopped)
             finally:
                 await conn.close()
@@ -89,8 +96,8 @@ class RealtimeEngine(ServerEngine):
             put(exc)
         put(_END)
 
-    async def _connection(self) -> RealtimeConnection:
-        """The spare connection if it is fresh and open, else a new one."""
+    async def _connection(self) -> tuple[RealtimeConnection, bool]:
+        """The spare connection if it is fresh and open (True), else a new one (False)."""
         spare, self._spare = self._spare, None
         if spare is not None:
             try:
@@ -99,9 +106,9 @@ class RealtimeEngine(ServerEngine):
                 conn = None
             if conn is not None:
                 if not conn.ws.closed and time.monotonic() - self._spare_since < self.settings.warm_max_age_s:
-                    return conn
+                    return conn, True
                 await conn.close()
-        return await RealtimeConnection.open(self.url, self.settings, self.entry.label)
+        return await RealtimeConnection.open(self.url, self.settings, self.entry.label), False
 
     async def _refill(self) -> None:
         """Start opening the next turn's connection."""
