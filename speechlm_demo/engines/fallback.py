@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .base import (
     AudioOut,
@@ -31,6 +31,9 @@ from .base import (
     UserTurn,
 )
 from .server_client import ServerFailure, ServerSettings
+
+if TYPE_CHECKING:
+    from ..catalog import EngineEntry
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +98,7 @@ class ServerEngine(HalfDuplexEngine):
     settings: ServerSettings
     fallback_source: FallbackSource | None = None  # set by the registry; else built from the catalogue
 
-    def __init__(self, entry, device: str = "cpu") -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
         super().__init__(entry, device)
         try:
             self.settings = self.Settings.model_validate(entry.defaults)

@@ -32,11 +32,15 @@ class FakeLlamaOmni2:
         self.behaviour, self.model = behaviour, model
         self.requests: list[dict] = []
         self.app = web.Application()
-        self.app.router.add_post("/list_models", self.list_models)
+        self.app.router.add_post("/list_models", self.list_models)  # the controller
+        self.app.router.add_post("/worker_get_status", self.status)  # a worker (the controller proxies it too)
         self.app.router.add_post("/worker_generate_stream", self.generate)
 
     async def list_models(self, request: web.Request) -> web.Response:
         return web.json_response({"models": [self.model]})
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response({"model_names": [self.model], "speed": 1, "queue_length": 0})
 
     def _check_history(self, history: list[dict]) -> None:
         """``get_input_params`` + ``process_messages`` of the worker."""

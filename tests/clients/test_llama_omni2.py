@@ -122,3 +122,12 @@ def test_killed_mid_conversation_the_next_turn_is_the_fallbacks(options: Session
         engine.close()
     assert turn.timeline.extra["answered_by"] == "echo" and "unreachable" in turn.timeline.extra["fallback_reason"]
     assert any(isinstance(e, AudioOut) for e in events)
+
+
+def test_talking_to_one_worker_without_the_controller(options: SessionOptions) -> None:
+    fake = FakeLlamaOmni2()
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, via_controller=False)
+        events = list(engine.respond(user_turn(), [], options))
+        engine.close()
+    assert [e.text for e in events if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]

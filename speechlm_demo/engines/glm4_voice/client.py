@@ -9,6 +9,7 @@ Without a decoder (``decoder_path`` empty) replies are text only, said once per 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -19,6 +20,9 @@ from ..llama_omni2.protocol import new_suffix
 from ..server_client import ServerFailure, ServerSettings, check_reachable, post_stream, read_chunks, server_url
 from .local_models import BLOCK_SIZES, DECODER_RATE, GlmModels, load_models
 from .protocol import ProtocolError, ServerError, TokenLineReader, build_prompt, speech_input
+
+if TYPE_CHECKING:
+    from ...catalog import EngineEntry
 
 
 class Glm4VoiceSettings(ServerSettings):
@@ -41,7 +45,7 @@ class Glm4VoiceEngine(ServerEngine):
     settings: Glm4VoiceSettings
     models: GlmModels | None = None
 
-    def __init__(self, entry, device: str = "cpu") -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
         super().__init__(entry, device)
         self._told_text_only: set[int] = set()
 

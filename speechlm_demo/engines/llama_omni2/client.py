@@ -16,6 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import Field
@@ -25,6 +26,9 @@ from ..fallback import ServerEngine
 from ..server_client import ServerFailure, ServerSettings, post_stream, read_chunks, server_url, turn_wav
 from .protocol import ERROR_CODES, FrameReader, ProtocolError, new_suffix
 from .vocoder import SAMPLE_RATE, UnitVocoder, load_vocoder
+
+if TYPE_CHECKING:
+    from ...catalog import EngineEntry
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class LlamaOmni2Engine(ServerEngine):
     settings: LlamaOmni2Settings
     vocoder: UnitVocoder | None = None
 
-    def __init__(self, entry, device: str = "cpu") -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
         super().__init__(entry, device)
         self._told_text_only: set[int] = set()
 

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from .connection import RealtimeConnection, RealtimeSettings, check_reachable, e
 from .loop import LoopThread
 from .usage import turn_usage
 
+if TYPE_CHECKING:
+    from ...catalog import EngineEntry
+
 log = logging.getLogger(__name__)
 IGNORED_ERRORS = {"response_cancel_not_active"}  # a cancel racing the server's own interruption
 
@@ -56,7 +59,7 @@ class RealtimeServerVadEngine(Engine):
     Settings = RealtimeSettings
     settings: RealtimeSettings
 
-    def __init__(self, entry, device: str = "cpu") -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
         super().__init__(entry, device)
         try:
             self.settings = self.Settings.model_validate(entry.defaults)
