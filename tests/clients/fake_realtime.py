@@ -167,6 +167,12 @@ class _Conversation:
         self.response = asyncio.ensure_future(self.respond())
 
     async def respond(self) -> None:
+        try:
+            await self._respond()
+        except ConnectionError:  # the client went away mid-response
+            pass
+
+    async def _respond(self) -> None:
         behaviour = self.server.behaviour
         response_id, item_id = self.server._id("resp"), self.server._id("item")
         base = {"object": "realtime.response", "id": response_id, "conversation_id": "conv_1", "output_modalities": ["audio"]}

@@ -139,3 +139,20 @@ def test_the_next_turns_connection_is_opened_ahead_and_a_stale_one_replaced(opti
         events = list(engine.respond(user_turn(0.5, 24_000, turn_id=2), [], options))
         engine.close()
     assert fake.connections == 4 and any(isinstance(e, AudioOut) for e in events)
+
+
+def test_a_cancelled_turn_cancels_the_response(options: SessionOptions) -> None:
+    fake = FakeRealtime(reply_s=3.0, pace=1.0)
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url)
+        turn = user_turn(0.5, 24_000)
+        audio = 0
+        for event in engine.respond(turn, [], options):
+            if isinstance(event, AudioOut):
+                audio += 1
+                turn.cancel.set()  # barge-in: the turn layer cancels the reply
+        deadline = time.monotonic() + 3
+        while "response.cancel" not in [e["type"] for e in fake.client_events] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        engine.close()
+    assert audio <= 2 and "response.cancel" in [e["type"] for e in fake.client_events]
