@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar
 
+from ..turntaking.half_duplex import HalfDuplexEngine
 from .base import (
     AudioOut,
     Engine,
     EngineError,
+    EngineSettings,
     ErrorEvent,
     Event,
-    HalfDuplexEngine,
     Progress,
     SessionOptions,
     TextOut,
@@ -94,16 +95,12 @@ class Health:
 class ServerEngine(HalfDuplexEngine):
     """A half-duplex client of a model server, with a fallback engine for the turns the server cannot take."""
 
-    Settings: ClassVar[type[ServerSettings]] = ServerSettings
+    Settings: ClassVar[type[EngineSettings]] = ServerSettings
     settings: ServerSettings
     fallback_source: FallbackSource | None = None  # set by the registry; else built from the catalogue
 
     def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
         super().__init__(entry, device)
-        try:
-            self.settings = self.Settings.model_validate(entry.defaults)
-        except Exception as exc:  # pydantic's message names the field
-            raise EngineError(f"{entry.id}: bad defaults in the catalogue: {exc}") from exc
         self.health = Health(self.settings.health_backoff_s, self.settings.health_backoff_max_s)
         self._told: set[int] = set()  # sessions (options objects) told about the current outage
         self._told_lock = threading.Lock()

@@ -30,7 +30,7 @@ def engine_class(path: str) -> type[Engine]:
     module_name, _, class_name = path.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - an engine's import errors are reported, not raised raw
         raise EngineError(f"cannot import {module_name}: {exc}") from exc
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Engine)):
@@ -88,7 +88,7 @@ class EngineRegistry:
                         engine.fallback_source = self.get  # a server's turns may be answered by another engine
                     self._engines[engine_id] = engine
                 engine.load(progress)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - load failures become UI messages
                 log.exception("loading %s failed", engine_id)
                 state.status, state.message = "failed", f"{availability.entry.label} failed to load: {exc}"
                 raise EngineError(state.message) from exc
@@ -115,5 +115,5 @@ class EngineRegistry:
         for engine in self._engines.values():
             try:
                 engine.close()
-            except Exception:
+            except Exception:  # noqa: BLE001
                 log.exception("closing %s failed", engine.id)

@@ -14,53 +14,35 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..audio import encode_wav, resample
-from .base import EngineError
+from ..turntaking.half_duplex import HalfDuplexSettings
+from .base import EngineError, EngineSettings
 
 
-class TurnKnobs(BaseModel):
-    """The half-duplex turn layer's knobs (read by :class:`speechlm_demo.turns.TurnSettings`).
-
-    Declared here so that a client's settings model can forbid unknown keys before the seam's
-    ``HalfDuplexSettings`` exists; when it lands, client settings inherit from that instead.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    threshold: float | None = None
-    min_speech_ms: float | None = None
-    pause_ms: float | None = None
-    resume_ms: float | None = None
-    end_silence_ms: float | None = None
-    early_pause_db: float | None = None
-    early_quiet_ms: float | None = None
-    min_commit_silence_ms: float | None = None
-    pre_roll_ms: float | None = None
-    max_turn_s: float | None = None
-    reply_timeout_s: float | None = None
-    endpointing: str | None = None
-    vad: str | None = None
-
-
-class ServerSettings(TurnKnobs):
-    """Settings every server client has (catalogue ``defaults``)."""
+class ServerConnection(EngineSettings):
+    """Where a model server is and how patient to be with it (catalogue ``defaults``)."""
 
     url: str = Field("", description="server URL; the environment variable named by url_env wins")
     url_env: str = Field("", description="environment variable holding the server URL")
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(30.0, gt=0, description="longest wait for the reply to start or go on")
-    fallback: str | None = Field("cascade", description="engine answering turns the server cannot; null: none")
     health_backoff_s: float = Field(2.0, gt=0, description="first wait before re-trying a server that failed")
     health_backoff_max_s: float = Field(60.0, gt=0)
+
+
+class ServerSettings(HalfDuplexSettings, ServerConnection):
+    """Settings of a half-duplex server client: turn knobs, the connection, and its fallback."""
+
+    fallback: str | None = Field("cascade", description="engine answering turns the server cannot; null: none")
 
 
 class ServerFailure(EngineError):
     """The server could not answer this turn (unreachable, refused, busy, broke off, spoke garbage)."""
 
 
-def server_url(settings: ServerSettings, label: str) -> str:
+def server_url(settings: ServerConnection, label: str) -> str:
     """The server's base URL (``$url_env`` first, then ``url``), checked to be http(s)."""
     raw = (os.environ.get(settings.url_env) if settings.url_env else "") or settings.url
     if not raw:
@@ -95,7 +77,7 @@ def _reason(exc: BaseException) -> str:
 
 @contextmanager
 def post_stream(
-    url: str, payload: dict[str, Any], settings: ServerSettings, label: str, *, busy_hint: str = ""
+    url: str, payload: dict[str, Any], settings: ServerConnection, label: str, *, busy_hint: str = ""
 ) -> Iterator[httpx.Response]:
     """POST ``payload`` as JSON and yield the streamed response (status 2xx checked).
 

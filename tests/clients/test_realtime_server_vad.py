@@ -25,7 +25,7 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def engine_for(url: str, **defaults) -> RealtimeServerVadEngine:
-    entry = client_entry("gpt-realtime-vad", CLASS, (24_000, 24_000), url=url.replace("http", "ws") + "/v1/realtime", url_env="", fallback=None, prices={"audio_out": 64.0}, **defaults)
+    entry = client_entry("gpt-realtime-vad", CLASS, (24_000, 24_000), url=url.replace("http", "ws") + "/v1/realtime", url_env="", prices={"audio_out": 64.0}, **defaults)
     entry = entry.model_copy(update={"duplex": "full"})
     engine = RealtimeServerVadEngine(entry)
     engine.load()

@@ -97,7 +97,7 @@ class FasterWhisperASR:
                 cpu_threads=cpu_threads,
                 num_workers=num_workers,
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - CTranslate2 and the hub raise many types
             where = "directory" if Path(source).is_dir() else "model"
             raise EngineError(f"could not load Whisper {where} {source!r}: {exc}") from exc
         self.model_name = source

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator
 
 # Words that are never a sentence's last word when followed by "." (so "No." still ends a sentence).
 ABBREVIATIONS = frozenset(
-    ["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "etc", "approx", "dept", "fig", "inc", "ltd", "corp", "cf", "lt", "sgt", "capt", "rev", "hon", "jan", "feb", "aug", "sept", "oct", "nov", "dec"]
+    "mr mrs ms dr prof sr jr st mt vs etc approx dept fig inc ltd corp cf lt sgt capt rev hon"
+    " jan feb aug sept oct nov dec".split()
 )
 # A punctuation run with optional closing quotes/brackets, confirmed by whitespace; or a line break.
 _CUT = re.compile(r"(?P<punct>[.!?;:,…]+)(?P<close>[\"'”’)\]]*)\s+|\n+")
@@ -27,9 +28,10 @@ _MARKUP = re.compile(r"[*#`_~]+")
 # Words a first chunk may be cut before (a natural place for a breath): joining words, and the verb after
 # a sentence's subject ("The capital of France | is Paris.").
 JOINING_WORDS = frozenset(
-    ["and", "but", "or", "because", "which", "that", "who", "whom", "whose", "when", "where", "while", "with", "without", "from", "of", "in", "on", "at", "to", "for", "by", "as", "than", "about", "around", "over", "under", "after", "before", "since", "until", "into"]
+    "and but or because which that who whom whose when where while with without from of in on at to for by"
+    " as than about around over under after before since until into".split()
 )
-FIRST_CUT_WORDS = JOINING_WORDS | frozenset(["is", "are", "was", "were", "has", "have", "can", "will"])
+FIRST_CUT_WORDS = JOINING_WORDS | frozenset("is are was were has have can will".split())
 
 
 class SentenceChunker:

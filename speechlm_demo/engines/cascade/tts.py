@@ -65,7 +65,7 @@ class PiperTTS:
                 config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
                 session=ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"]),
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - onnxruntime / JSON errors
             raise EngineError(f"could not load Piper voice {model}: {exc}") from exc
         self._config = SynthesisConfig(length_scale=length_scale)
         self.sample_rate: int = self._voice.config.sample_rate

@@ -16,14 +16,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aiohttp
 from pydantic import Field
 
+from ...turntaking.full_duplex import FullDuplexSettings
 from ..base import EngineError
-from ..server_client import ServerFailure, ServerSettings
+from ..server_client import ServerConnection, ServerFailure, ServerSettings
 from .events import ga_name
 from .usage import Prices
 
 
-class RealtimeSettings(ServerSettings):
-    """Catalogue ``defaults`` of an OpenAI Realtime entry."""
+class RealtimeFields(ServerConnection):
+    """What both Realtime modes read from the catalogue's ``defaults``."""
 
     model: str = "gpt-realtime"
     url: str = "wss://api.openai.com/v1/realtime"
@@ -34,21 +35,36 @@ class RealtimeSettings(ServerSettings):
     voice: str | None = None
     instructions: str | None = None
     transcription_model: str | None = "gpt-4o-mini-transcribe"
-    turn_detection: Literal["server_vad", "semantic_vad"] = "server_vad"  # the server-VAD mode only
-    vad_threshold: float = Field(0.5, ge=0, le=1)
-    vad_silence_ms: int = Field(500, ge=0)
-    vad_prefix_padding_ms: int = Field(300, ge=0)
-    vad_eagerness: Literal["low", "medium", "high", "auto"] = "auto"
-    append_ms: int = Field(100, ge=10, le=5000, description="audio per input_audio_buffer.append")
-    history_turns: int = Field(10, ge=0, description="earlier turns' words sent along (half-duplex mode)")
-    transcript_grace_s: float = Field(1.0, ge=0, description="wait after response.done for the user's transcript")
-    warm_connection: bool = Field(True, description="open the next turn's websocket ahead (half-duplex mode)")
-    warm_max_age_s: float = Field(240.0, gt=0, description="an idle spare connection older than this is replaced")
     max_output_tokens: int | None = None
     prices: Prices = Field(default_factory=Prices)
 
 
-def realtime_url(settings: RealtimeSettings, label: str) -> str:
+class RealtimeSettings(ServerSettings, RealtimeFields):
+    """Settings of the half-duplex Realtime engine (our turn layer commits; a fallback engine)."""
+
+    url: str = "wss://api.openai.com/v1/realtime"
+    url_env: str = "OPENAI_REALTIME_URL"
+    append_ms: int = Field(100, ge=10, le=5000, description="audio per input_audio_buffer.append")
+    history_turns: int = Field(10, ge=0, description="earlier turns' words sent along")
+    transcript_grace_s: float = Field(1.0, ge=0, description="wait after response.done for the user's transcript")
+    warm_connection: bool = Field(True, description="open the next turn's websocket ahead")
+    warm_max_age_s: float = Field(240.0, gt=0, description="an idle spare connection older than this is replaced")
+
+
+class RealtimeVadSettings(FullDuplexSettings, RealtimeFields):
+    """Settings of the server-VAD Realtime engine (full duplex; our turn knobs only measure)."""
+
+    url: str = "wss://api.openai.com/v1/realtime"
+    url_env: str = "OPENAI_REALTIME_URL"
+    turn_detection: Literal["server_vad", "semantic_vad"] = "server_vad"
+    vad_threshold: float = Field(0.5, ge=0, le=1)
+    vad_silence_ms: int = Field(500, ge=0)
+    vad_prefix_padding_ms: int = Field(300, ge=0)
+    vad_eagerness: Literal["low", "medium", "high", "auto"] = "auto"
+    reconnect_attempts: int = Field(3, ge=0, description="re-opens of a dropped connection before giving up")
+
+
+def realtime_url(settings: RealtimeFields, label: str) -> str:
     """The websocket URL (``$url_env`` or ``url``; http(s) becomes ws(s)), with ``?model=`` added if absent."""
     raw = ((os.environ.get(settings.url_env) if settings.url_env else "") or settings.url).strip()
     parts = urlsplit(raw)
@@ -61,7 +77,7 @@ def realtime_url(settings: RealtimeSettings, label: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
-def headers(settings: RealtimeSettings, label: str) -> dict[str, str]:
+def headers(settings: RealtimeFields, label: str) -> dict[str, str]:
     """Authentication (and the beta header)."""
     key = os.environ.get(settings.api_key_env, "")
     if not key:
@@ -89,7 +105,7 @@ class RealtimeConnection:
         self.http, self.ws, self.label = http, ws, label
 
     @classmethod
-    async def open(cls, url: str, settings: RealtimeSettings, label: str) -> RealtimeConnection:
+    async def open(cls, url: str, settings: RealtimeFields, label: str) -> RealtimeConnection:
         """Connect; an HTTP refusal or an unreachable host is a :class:`ServerFailure` that says which."""
         http = aiohttp.ClientSession()
         try:

@@ -12,15 +12,30 @@ import re
 
 # Words that cannot end a finished sentence, even one the ASR closed with "?" or ".".
 DANGLING = frozenset(
-    ["a", "an", "the", "this", "these", "those", "my", "your", "his", "her", "its", "our", "their", "some", "every", "each", "and", "or", "but", "because", "if", "although", "though", "unless", "whether", "than", "nor", "of", "to", "in", "on", "at", "by", "for", "with", "from", "about", "into", "onto", "over", "under", "between", "through", "during", "without", "like", "versus", "via", "per", "explain", "describe", "tell", "give", "show", "let", "um", "uh", "erm", "er", "hmm", "well"]
+    """
+    a an the this these those my your his her its our their some every each
+    and or but because if although though unless whether than nor
+    of to in on at by for with from about into onto over under between through during without
+    like versus via per
+    explain describe tell give show let
+    um uh erm er hmm well
+    """.split()
 )
 # Words that end an unpunctuated fragment ("what is the", "i was wondering if", "and so").
 DANGLING_UNPUNCTUATED = DANGLING | frozenset(
-    ["so", "yet", "as", "when", "while", "until", "that", "which", "who", "whom", "whose", "where", "why", "how", "what", "is", "are", "was", "were", "be", "been", "am", "do", "does", "did", "have", "has", "had", "will", "would", "can", "could", "should", "shall", "may", "might", "must", "i", "you", "he", "she", "it", "we", "they", "me", "him", "us", "them", "think", "know", "want", "need", "wonder", "mean", "say", "ask", "find", "help", "okay", "ok", "anyway", "actually", "basically", "maybe"]
+    """
+    so yet as when while until that which who whom whose where why how what
+    is are was were be been am do does did have has had will would can could should shall may might must
+    i you he she it we they me him us them
+    think know want need wonder mean say ask find help okay ok anyway actually basically maybe
+    """.split()
 )
 # A whole transcript that is only a filler or an opener.
 OPENERS = frozenset(
-    ["well", "so", "um", "uh", "erm", "er", "hmm", "okay", "ok", "right", "yes", "yeah", "no", "hey", "hi", "hello", "and", "but", "also", "anyway", "actually", "basically", "listen", "look", "see", "alright"]
+    """
+    well so um uh erm er hmm okay ok right yes yeah no hey hi hello and but also anyway actually
+    basically listen look see alright
+    """.split()
 )
 # Multi-word endings that ask for more.
 DANGLING_ENDINGS = ("tell me", "can you", "could you", "would you", "i want", "i need", "do you know", "what about", "how about")
