@@ -16,6 +16,7 @@ from speechlm_demo.engines.fallback import Health
 from speechlm_demo.engines.openai_realtime.half_duplex import RealtimeEngine
 from speechlm_demo.engines.registry import EngineRegistry
 from speechlm_demo.hardware import HostInfo
+from speechlm_demo.measure.observer import TurnObserver
 from speechlm_demo.votes.rounds import playable_sides
 from tests.support.speech import espeak_available, speak
 
@@ -87,7 +88,15 @@ def test_killing_the_server_mid_conversation_hands_the_next_turn_to_the_cascade(
                 got.append(event)
 
         turn_ends: list[TurnEnd] = []
-        session = engine.open_session(SessionOptions(), lambda e: (collect(e), isinstance(e, TurnEnd) and turn_ends.append(e)))
+        observer = TurnObserver.for_engine(engine)  # what every consumer reads: the turn records
+
+        def on_event(event: Event) -> None:
+            collect(event)
+            observer.observe(event)
+            if isinstance(event, TurnEnd):
+                turn_ends.append(event)
+
+        session = engine.open_session(SessionOptions(), on_event)
         question = speak("What is the capital of France?") if espeak_available() else speech(1.5)
         feed_turn(session, question, 16_000, turn_ends, 1, 20)
         fake.kill()
@@ -96,10 +105,10 @@ def test_killing_the_server_mid_conversation_hands_the_next_turn_to_the_cascade(
         registry.close()
     finally:
         fake.__exit__(None, None, None)
-    first, second = (t.timeline for t in turn_ends[:2])
-    assert first.status == "ok" and "answered_by" not in first.extra and first.extra["reply_text"] == "Paris is the capital."
-    assert second.status == "ok" and second.extra["answered_by"] == "cascade", second
-    assert second.extra["reply_text"].startswith("[cascade]") and "first_audio_out" in second.marks
+    first, second = observer.records[:2]
+    assert first.status == "ok" and "answered_by" not in first.timeline.extra and first.reply_text == "Paris is the capital."
+    assert second.status == "ok" and second.timeline.extra["answered_by"] == "cascade", (second.detail, second.timeline.extra)
+    assert second.reply_text.startswith("[cascade]") and "first_audio_out" in second.timeline.marks
     notices = [e.message for e in got if isinstance(e, ErrorEvent)]
     assert len(notices) == 1 and "Offline cascade" in notices[0] and "unreachable" in notices[0]
     cascade_audio = [e for e in got[got.index(turn_ends[0]) :] if isinstance(e, AudioOut)]
