@@ -17,7 +17,7 @@ from speechlm_demo.engines.openai_realtime.half_duplex import RealtimeEngine
 from speechlm_demo.engines.registry import EngineRegistry
 from speechlm_demo.hardware import HostInfo
 from speechlm_demo.measure.observer import TurnObserver
-from speechlm_demo.votes.rounds import playable_sides
+from speechlm_demo.votes.pairs import playable_sides
 from tests.support.speech import espeak_available, speak
 
 from .conftest import client_entry, echo_fallback, speech, with_echo_fallback
