@@ -31,7 +31,7 @@ def client_entry(engine_id: str, engine_class: str, rates: tuple[int, int], **de
 
 
 def echo_fallback() -> EchoEngine:
-    """The fallback the unit tests use (the catalogue's default, the cascade, is tested in test_fallback_cascade)."""
+    """The fallback the unit tests use (the catalogue's default, the cascade, is used in test_fallback.py's slow test)."""
     engine = EchoEngine(
         EngineEntry.model_validate(
             {"id": "echo", "label": "Echo", "family": "diagnostic", "duplex": "half", "class": "speechlm_demo.engines.echo:EchoEngine", "accelerators": ["cpu"], "licence": "MIT"}
