@@ -7,8 +7,8 @@ from functools import partial
 import gradio as gr
 
 from .. import __version__
-from ..judges.background import start_worker
 from ..engines.registry import EngineRegistry
+from ..judges.background import start_worker
 from ..votes.pairs import blind_candidates
 from ..votes.rounds import BlindArena
 from ..votes.store import VoteStore
