@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 FRAME_S = 0.02
 PREMATURE_TOLERANCE_S = 0.05
 LEAD_SILENCE_S = 0.5
-REPORTED = ("voice_to_voice_ms", "turn_detect_ms", "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms")
+REPORTED = (
+    "voice_to_voice_ms", "turn_detect_ms", "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms",
+    "server_first_text_ms", "server_first_audio_ms",  # engines talking to a model server (vLLM-Omni, vLLM)
+)
 PACKAGES = ("gradio", "fastrtc", "numpy", "torch", "faster-whisper", "llama_cpp_python", "piper-tts", "onnxruntime", "moshi")
 
 
