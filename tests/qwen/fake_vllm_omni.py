@@ -112,14 +112,17 @@ def build_app(state: FakeState) -> Starlette:
         speaker = body.get("voice") or body.get("speaker")
         if speaker and profile["speakers"] and speaker.lower().strip() not in profile["speakers"]:
             return _error(f"Invalid speaker '{speaker}'. Supported: {', '.join(sorted(profile['speakers']))}", "BadRequestError", 400)
+        last = (body.get("messages") or [{}])[-1]
         try:
-            seconds = heard_seconds(body.get("messages") or [])
+            if not profile["omni"] and isinstance(last.get("content"), str):  # a plain text chat (an LLM server)
+                sentences = [f"You said: {last['content']}", "This is a fake server answering."]
+            else:
+                sentences = reply_sentences(heard_seconds(body.get("messages") or []))
         except Exception as exc:  # noqa: BLE001 - the real server answers 400 for unreadable media
             return _error(str(exc), "BadRequestError", 400)
         if state.scenario == "http_500":
             return _error("EngineCore encountered an issue. See stack trace (above) for the root cause.", "InternalServerError", 500)
         wants_audio = profile["omni"] and "audio" in (body.get("modalities") or ["text", "audio"])
-        sentences = reply_sentences(seconds)
         if not body.get("stream"):
             return await _whole(body, sentences, wants_audio)
         return StreamingResponse(_stream(body, sentences, wants_audio, profile), media_type="text/event-stream")
