@@ -22,14 +22,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import soundfile as sf
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -150,13 +150,13 @@ def build_app(state: FakeState) -> Starlette:
             return
         words = [w + " " for s in sentences for w in s.split()]
         words[-1] = words[-1].rstrip()
-        count, sentence_words, said = 0, 0, []
+        sentence_words, said = 0, []
         for i, word in enumerate(words):
             await asyncio.sleep(state.token_delay_s)
             last = i == len(words) - 1
             yield wire.text_chunk(rid, created, model, word, omni=omni, last=last, finish=None if omni and wants_audio else ("stop" if last else None))
             said.append(word)
-            count += 1
+            count = i + 1
             if state.scenario == "midway" and count == 4:
                 return  # the connection ends without [DONE]
             if state.scenario == "error_after_200" and count == 3:
@@ -304,7 +304,7 @@ class FakeServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="fake-vllm-omni", daemon=True)
 
-    def __enter__(self) -> FakeServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 20
         while not self._server.started:

@@ -53,7 +53,7 @@ def test_bench_qwen_omni_against_the_fake_server(fake_script: str, tmp_path: Pat
     env = {**os.environ, "VLLM_OMNI_URL": fake_script}
     run = subprocess.run(
         [sys.executable, "-m", "speechlm_demo", "bench", "--engine", "qwen2.5-omni-vllm", "--prompts", str(prompts), "--json", str(out), "--tail", "2.5"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
+        cwd=REPO, env=env, check=False, capture_output=True, text=True, timeout=180,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     doc = json.loads(out.read_text())

@@ -53,7 +53,7 @@ async def talk(registry: EngineRegistry, fake: FakeServer) -> list[list]:
         while asyncio.get_running_loop().time() < deadline:
             try:
                 outputs.append(await asyncio.wait_for(handler.emit(), 0.1))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         per_turn.append(outputs)
     handler.shutdown()
