@@ -70,7 +70,7 @@ class LlamaCppLLM:
                 self._llama = Llama(model_path=source, **settings)
             else:
                 self._llama = Llama.from_pretrained(repo_id=source, filename=filename, **settings)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - llama.cpp / hub errors come in many types
             raise EngineError(f"could not load GGUF model {source!r}: {exc}") from exc
         self.model_name = source
         self.max_tokens = max_tokens
