@@ -157,3 +157,13 @@ def test_empty_turn_is_refused(fake: FakeServer, monkeypatch: pytest.MonkeyPatch
     engine = make_engine("qwen2.5-omni-vllm", monkeypatch, fake.url)
     with pytest.raises(EngineError, match="no audio"):
         run_turn(engine, UserTurn(1, np.zeros(0, np.float32), 16_000, Timeline(1)))
+
+
+def test_error_bodies_are_read_in_every_shape() -> None:
+    from speechlm_demo.engines.vllm_omni.sse import error_text
+
+    assert error_text('{"error":{"message":"bad","type":"BadRequestError","param":null,"code":400}}') == "bad (BadRequestError)"
+    assert error_text('{"detail":"Chat completion failed"}') == "Chat completion failed"
+    assert error_text('{"error":"Realtime API is not available"}') == "Realtime API is not available"
+    assert error_text("<html>502 Bad Gateway</html>") == "<html>502 Bad Gateway</html>"
+    assert error_text("") == "(empty body)"

@@ -46,6 +46,8 @@ def error_text(body: str) -> str:
         return f"{message} ({kind})" if kind else message
     if isinstance(error, str):
         return error
+    if isinstance(value, dict) and isinstance(value.get("detail"), str):  # FastAPI's HTTPException body
+        return value["detail"]
     return body.strip()[:300]
 
 
