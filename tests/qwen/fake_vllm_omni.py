@@ -55,11 +55,12 @@ class FakeState:
     token_delay_s: float = 0.02
     audio_delay_s: float = 0.15
     slow_s: float = 5.0
+    served_model: str | None = None  # serve under another name than the profile's model
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def model(self) -> str:
-        return PROFILES[self.profile]["model"]
+        return self.served_model or PROFILES[self.profile]["model"]
 
 
 def reply_sentences(seconds: float) -> list[str]:

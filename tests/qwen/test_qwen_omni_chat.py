@@ -108,12 +108,19 @@ def test_server_failures_fail_the_turn_with_a_clear_message(fake: FakeServer, mo
 
 
 def test_http_4xx_bodies_are_quoted(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = make_engine("qwen2.5-omni-vllm", monkeypatch, fake.url, model="Qwen/Qwen2.5-Omni-3B")
-    with pytest.raises(EngineError, match=r"HTTP 404: The model `Qwen/Qwen2.5-Omni-3B` does not exist. \(NotFoundError\)"):
+    engine = make_engine("qwen2.5-omni-vllm", monkeypatch, fake.url)
+    fake.state.profile = "qwen3-omni"  # the server now serves another model
+    with pytest.raises(EngineError, match=r"HTTP 404: The model `Qwen/Qwen2.5-Omni-7B` does not exist. \(NotFoundError\)"):
         run_turn(engine, speech_turn())
+    fake.state.profile = "qwen2.5-omni"
     engine = make_engine("qwen2.5-omni-vllm", monkeypatch, fake.url, speaker="Nobody")
     with pytest.raises(EngineError, match="HTTP 400: Invalid speaker 'Nobody'. Supported: chelsie, ethan"):
         run_turn(engine, speech_turn())
+
+
+def test_a_server_of_another_model_is_refused_at_load(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(EngineError, match=r"serves Qwen/Qwen2.5-Omni-7B, not Qwen/Qwen3-Omni-30B-A3B-Instruct: point VLLM_OMNI_URL"):
+        make_engine("qwen3-omni-vllm", monkeypatch, fake.url)
 
 
 def test_read_timeout(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,22 +49,21 @@ def test_realtime_turn_text_and_streamed_audio(qwen3: FakeServer, monkeypatch: p
 @pytest.mark.parametrize(
     "setup, message",
     [
-        ({"model": "Qwen/Other"}, "model_not_found: The model `Qwen/Other` does not exist."),
+        ({"served_model": "Qwen/Other"}, "model_not_found: The model `Qwen/Qwen3-Omni-30B-A3B-Instruct` does not exist."),
         ({"scenario": "error_after_200"}, "processing_error: EngineCore encountered an issue."),
         ({"profile": "qwen2.5-omni"}, "unsupported: Realtime API is not available"),
         ({"scenario": "no_audio"}, "sent only text, no audio"),
     ],
 )
 def test_realtime_errors(qwen3: FakeServer, monkeypatch: pytest.MonkeyPatch, setup: dict, message: str) -> None:
-    overrides = {"model": setup["model"]} if "model" in setup else {}
-    engine = make_engine("qwen3-omni-vllm-realtime", monkeypatch, qwen3.url, **overrides)
+    engine = make_engine("qwen3-omni-vllm-realtime", monkeypatch, qwen3.url)
     qwen3.state.scenario = setup.get("scenario", "ok")
     qwen3.state.profile = setup.get("profile", "qwen3-omni")
+    qwen3.state.served_model = setup.get("served_model")
     with pytest.raises(EngineError, match=message):
         run_turn(engine, speech_turn())
-    qwen3.state.scenario, qwen3.state.profile = "ok", "qwen3-omni"
-    if not overrides:
-        assert [e for e in run_turn(engine, speech_turn()) if isinstance(e, AudioOut)]
+    qwen3.state.scenario, qwen3.state.profile, qwen3.state.served_model = "ok", "qwen3-omni", None
+    assert [e for e in run_turn(engine, speech_turn()) if isinstance(e, AudioOut)]
 
 
 def test_realtime_server_down_and_timeout(qwen3: FakeServer) -> None:

@@ -70,8 +70,11 @@ def test_failures_fail_the_turn(vllm: FakeServer, monkeypatch: pytest.MonkeyPatc
 
 
 def test_wrong_model_and_server_down(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = make_engine("qwen2-audio-vllm", monkeypatch, vllm.url, tts=SPEECH_API)
-    with pytest.raises(EngineError, match="HTTP 404: The model `Qwen/Qwen2-Audio-7B-Instruct` does not exist"):
+    with pytest.raises(EngineError, match="serves fixie-ai/ultravox-v0_5-llama-3_2-1b, not Qwen/Qwen2-Audio-7B-Instruct"):
+        make_engine("qwen2-audio-vllm", monkeypatch, vllm.url, tts=SPEECH_API)
+    engine = make_engine("ultravox-vllm", monkeypatch, vllm.url, tts=SPEECH_API)
+    vllm.state.profile = "qwen2.5-omni"  # the server was restarted with another model
+    with pytest.raises(EngineError, match="HTTP 404: The model `fixie-ai/ultravox-v0_5-llama-3_2-1b` does not exist"):
         run_turn(engine, speech_turn())
     down = f"http://127.0.0.1:{free_port()}"
     engine = make_engine("vllm-audio-llm", monkeypatch, down, tts={**SPEECH_API, "base_url": vllm.url, "base_url_env": "NO_SUCH_VAR"})

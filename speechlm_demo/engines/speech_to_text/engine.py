@@ -69,6 +69,8 @@ class SpeechToTextEngine(HalfDuplexEngine):
             read_timeout=s.read_timeout_s,
         )
         self._model: str | None = None if s.model == AUTO else s.model
+        if self._model is not None:
+            self.http.check_model(self._model, s.url_env)
         progress(0.3, "loading voice")
         self.tts = build_voice(s.tts)
         progress(1.0, "ready")

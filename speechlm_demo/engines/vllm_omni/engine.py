@@ -71,6 +71,7 @@ class VllmOmniEngine(HalfDuplexEngine):
             connect_timeout=s.connect_timeout_s,
             read_timeout=s.read_timeout_s,
         )
+        self.http.check_model(s.model, s.url_env)
         self.chat = OmniChatClient(self.http, s.model)
         self.realtime = RealtimeClient(base_url, s.model, connect_timeout=s.connect_timeout_s, read_timeout=s.read_timeout_s)
         log.info("%s: vLLM-Omni at %s, model %s, %s transport", self.id, base_url, s.model, s.transport)

@@ -87,6 +87,24 @@ class ChatHTTP:
                 raise EngineError(f"{self.name} {url} answered HTTP {response.status_code}: {error_text(response.text)}")
             return parse_object(response.text, self.name)
 
+    def served_models(self) -> list[str] | None:
+        """The model ids ``GET /v1/models`` lists, or None when the server cannot tell now (down, failing)."""
+        try:
+            listed = self.get_json("/models").get("data")
+        except EngineError as exc:
+            log.warning("could not list the models of %s: %s", self.name, exc)
+            return None
+        return [str(m["id"]) for m in listed or [] if isinstance(m, dict) and m.get("id")]
+
+    def check_model(self, model: str, url_env: str) -> None:
+        """Refuse a server that is up but does not serve ``model`` (one server serves one model)."""
+        served = self.served_models()
+        if served and model not in served:
+            raise EngineError(
+                f"{self.name} serves {', '.join(served)}, not {model}: point {url_env} at a server of {model} "
+                "(or change the row's model setting)"
+            )
+
     def post(self, path: str, payload: dict[str, Any], cancel: threading.Event) -> Iterator[dict[str, Any]]:
         """POST ``payload``; yield each streamed event's JSON object (or the one JSON body), then stop."""
         url = endpoint(self.base_url, path)
