@@ -14,6 +14,8 @@ from speechlm_demo.catalog import load_catalog
 from speechlm_demo.compare import compare
 from speechlm_demo.engines.registry import EngineRegistry
 from speechlm_demo.hardware import simulated_host
+from speechlm_demo.recorder import RecordedTurn
+from speechlm_demo.ui.compare_tab import run_comparison
 from tests.conftest import require
 from tests.qwen.fake_vllm_omni import FakeServer
 
@@ -35,6 +37,12 @@ def test_compare_qwen_omni_with_the_cascade(fake: FakeServer, monkeypatch: pytes
     assert marks["request_sent"] <= marks["first_text"] < marks["first_audio_in"] <= marks["first_audio_out"]
     assert cascade.ok, cascade.message
     assert "france" in cascade.user_text.lower() and len(cascade.audio) and rms_dbfs(cascade.audio) > -40
+    # the Compare tab's own function, with a system prompt for both
+    *_, final = run_comparison(registry, RecordedTurn(1, question, 16_000), "qwen2.5-omni-vllm", "cascade", "Be brief.")
+    status, summary_a, audio_a, _heard_a, reply_a, summary_b, audio_b, *_ = final
+    assert status.startswith("Done") and reply_a.startswith("I heard") and "voice-to-voice" in summary_a
+    assert audio_a[0] == 24_000 and len(audio_a[1]) and audio_b is not None and "voice-to-voice" in summary_b
+    assert fake.state.requests[-1]["messages"][0]["content"].endswith("\n\nBe brief.")
     # a failing server fails only its own side
     fake.state.scenario = "http_500"
     result = compare(registry.get("qwen2.5-omni-vllm"), registry.get("cascade"), question, 16_000, timeout_s=60)

@@ -75,6 +75,13 @@ def test_non_streamed_reply(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -
     assert len(audio) == 1 and rms_dbfs(audio[0].pcm) > -20 and audio[0].sample_rate == 24_000
 
 
+def test_non_streamed_reply_without_audio(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("qwen2.5-omni-vllm", monkeypatch, fake.url, stream=False)
+    fake.state.scenario = "no_audio"
+    with pytest.raises(EngineError, match="HTTP 400: Audio generation completed but no audio was produced"):
+        run_turn(engine, speech_turn())
+
+
 def test_history_carries_earlier_turns(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = make_engine("qwen2.5-omni-vllm", monkeypatch, fake.url, history_turns=1)
     history: list = []
