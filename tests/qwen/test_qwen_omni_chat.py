@@ -64,6 +64,8 @@ def test_unknown_voice_falls_back_to_the_default(fake: FakeServer, monkeypatch: 
     engine = make_engine("qwen2.5-omni-vllm", monkeypatch, fake.url)
     run_turn(engine, speech_turn(), options=SessionOptions(voice="Piper Joe"))
     assert fake.state.requests[-1]["speaker"] == "Chelsie"
+    run_turn(engine, speech_turn(), options=SessionOptions(voice=" ethan "))
+    assert fake.state.requests[-1]["speaker"] == "Ethan"
 
 
 def test_non_streamed_reply(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -78,10 +78,11 @@ class VllmOmniEngine(HalfDuplexEngine):
 
     def voice(self, options: SessionOptions) -> str | None:
         """The session's voice if it is one of this engine's, else the default speaker."""
-        chosen = options.voice
-        if chosen and (not self.settings.voices or chosen in self.settings.voices):
+        chosen = (options.voice or "").strip()
+        if chosen and not self.settings.voices:
             return chosen
-        return self.settings.speaker
+        known = {v.lower(): v for v in self.settings.voices}
+        return known.get(chosen.lower(), self.settings.speaker)
 
     def respond(self, turn: UserTurn, history: list[dict[str, Any]], options: SessionOptions) -> Iterator[Event]:
         """Send the turn; yield the reply's text (sentence by sentence) and audio chunks as they arrive."""
@@ -113,7 +114,7 @@ class VllmOmniEngine(HalfDuplexEngine):
             history += [{"role": "user", "content": [user_part]}, {"role": "assistant", "content": text}]
             del history[: max(0, len(history) - 2 * s.history_turns)]
 
-    def _play(self, pieces: Iterator[TextPiece | AudioPiece], cancel: threading.Event) -> Iterator[Event]:
+    def _play(self, pieces: Iterator[TextPiece | AudioPiece], cancel: threading.Event) -> Generator[Event, None, str]:
         """Events for the pieces; returns the reply text. No audio at all fails the turn (when required)."""
         yield Mark("request_sent")
         chunker = SentenceChunker()
