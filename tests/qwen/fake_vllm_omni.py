@@ -222,7 +222,8 @@ class _Realtime:
     async def run(self) -> None:
         await self.ws.accept()
         if not PROFILES[self.state.profile]["streams_audio"]:  # 0.30.0: only Qwen3-Omni implements realtime
-            await self.ws.send_text(json.dumps({"type": "error", "error": "Realtime API is not available", "code": "unsupported"}))
+            # api_server.py: websocket.send_json (Starlette: compact JSON)
+            await self.ws.send_text(wire.compact({"type": "error", "error": "Realtime API is not available", "code": "unsupported"}))
             await self.ws.close()
             return
         await self.ws.send_text(wire.rt_session_created(f"sess-{uuid.uuid4().hex}", int(time.time())))
