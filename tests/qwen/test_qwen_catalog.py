@@ -86,3 +86,15 @@ def test_engines_cli_on_a_rocm_192_host() -> None:
     rows = {r["id"]: r for r in json.loads(run.stdout)}
     for engine_id in OMNI[:3]:
         assert rows[engine_id]["available"] and rows[engine_id]["device"] == "rocm:0"
+
+
+@pytest.mark.parametrize("name, image", [("compose.cuda.yaml", "vllm/vllm-omni:"), ("compose.rocm.yaml", "vllm/vllm-omni-rocm:")])
+def test_deploy_files_start_the_app_beside_the_vendor_server(name: str, image: str) -> None:
+    import yaml
+
+    services = yaml.safe_load((REPO / "deploy" / name).read_text())["services"]
+    server, app = services["vllm-omni"], services["app"]
+    assert server["image"].startswith(image) and "8091" in server["command"]
+    assert app["environment"]["VLLM_OMNI_URL"] == "http://127.0.0.1:8091" and app["depends_on"]["vllm-omni"]["condition"] == "service_healthy"
+    assert app["build"]["args"]["REQUIREMENTS"] == f"requirements-{name.split('.')[1]}.txt"
+    assert (REPO / app["build"]["args"]["REQUIREMENTS"]).is_file()
