@@ -38,11 +38,11 @@ def test_compare_qwen_omni_with_the_cascade(fake: FakeServer, monkeypatch: pytes
     assert cascade.ok, cascade.message
     assert "france" in cascade.user_text.lower() and len(cascade.audio) and rms_dbfs(cascade.audio) > -40
     # the Compare tab's own function, with a system prompt for both
-    *_, final = run_comparison(registry, RecordedTurn(1, question, 16_000), "qwen2.5-omni-vllm", "cascade", "Be brief.")
+    *_, final = run_comparison(registry, RecordedTurn(1, question, 16_000), "qwen2.5-omni-vllm", "cascade", "Be brief.", "Ethan")
     status, summary_a, audio_a, _heard_a, reply_a, summary_b, audio_b, *_ = final
     assert status.startswith("Done") and reply_a.startswith("I heard") and "voice-to-voice" in summary_a
     assert audio_a[0] == 24_000 and len(audio_a[1]) and audio_b is not None and "voice-to-voice" in summary_b
-    assert fake.state.requests[-1]["messages"][0]["content"].endswith("\n\nBe brief.")
+    assert fake.state.requests[-1]["messages"][0]["content"].endswith("\n\nBe brief.") and fake.state.requests[-1]["speaker"] == "Ethan"
     # a failing server fails only its own side
     fake.state.scenario = "http_500"
     result = compare(registry.get("qwen2.5-omni-vllm"), registry.get("cascade"), question, 16_000, timeout_s=60)
