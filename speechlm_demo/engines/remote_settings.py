@@ -1,42 +1,17 @@
-"""Typed settings shared by the engines that talk to a model server (vLLM-Omni, vLLM).
-
-Written to the seam contract (issue 11): a pydantic model with ``extra="forbid"`` per engine. Until the seam
-lands, :class:`TurnKnobs` stands in for ``HalfDuplexSettings`` (the turn-taking keys the turn layer reads
-from the same ``defaults`` mapping), and :func:`read_settings` validates ``entry.defaults`` once.
-"""
+"""Typed settings shared by the engines that talk to a model server (vLLM-Omni, vLLM)."""
 
 from __future__ import annotations
 
 import os
-from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
+from ..turntaking.half_duplex import HalfDuplexSettings
 from .base import EngineError
 
 
-class TurnKnobs(BaseModel):
-    """The half-duplex turn-taking keys (read by :mod:`speechlm_demo.turns`); stands in for HalfDuplexSettings."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    threshold: float | None = None
-    min_speech_ms: float | None = None
-    pause_ms: float | None = None
-    resume_ms: float | None = None
-    end_silence_ms: float | None = None
-    early_pause_db: float | None = None
-    early_quiet_ms: float | None = None
-    min_commit_silence_ms: float | None = None
-    pre_roll_ms: float | None = None
-    max_turn_s: float | None = None
-    reply_timeout_s: float | None = None
-    endpointing: Literal["silence", "transcript"] | None = None
-    vad: Literal["energy", "silero"] | None = None
-
-
-class ServerSettings(TurnKnobs):
-    """Where the server is and how long to wait for it."""
+class ServerSettings(HalfDuplexSettings):
+    """Where the server is and how long to wait for it (plus the turn knobs of every half-duplex engine)."""
 
     url_env: str = Field("VLLM_URL", description="environment variable holding the server's base URL")
     url: str | None = Field(None, description="base URL used when the environment variable is unset")
@@ -54,15 +29,3 @@ class ServerSettings(TurnKnobs):
         if not value:
             raise EngineError(f"set {self.url_env} to your server's base URL (e.g. http://gpu-box:8000)")
         return value
-
-
-S = TypeVar("S", bound=BaseModel)
-
-
-def read_settings(model: type[S], defaults: dict, engine_id: str) -> S:
-    """Validate a catalogue entry's ``defaults`` against ``model``; the error names the entry and field."""
-    try:
-        return model.model_validate(defaults)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(settings)'}: {e['msg']}" for e in exc.errors())
-        raise EngineError(f"engine {engine_id!r}: invalid defaults: {problems}") from None

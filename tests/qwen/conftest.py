@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from speechlm_demo.catalog import load_catalog
-from speechlm_demo.engines.base import Event, HalfDuplexEngine, SessionOptions, UserTurn
+from speechlm_demo.engines.base import Event, SessionOptions, UserTurn
 from speechlm_demo.engines.registry import engine_class
 from speechlm_demo.timeline import Timeline
+from speechlm_demo.turntaking.half_duplex import HalfDuplexEngine
 from tests.engines_for_tests import silence, tone
 from tests.qwen.fake_vllm_omni import FakeServer, FakeState
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from speechlm_demo.audio import rms_dbfs
-from speechlm_demo.bench_prompts import speak
+from speechlm_demo.benchmarks.prompt_sets import speak
 from speechlm_demo.catalog import load_catalog
 from speechlm_demo.engines.base import AudioOut, EngineError, SessionOptions, TextOut, UserTurn
 from speechlm_demo.engines.cascade.llm import build_llm

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from speechlm_demo.audio import rms_dbfs
-from speechlm_demo.bench_prompts import speak
+from speechlm_demo.benchmarks.prompt_sets import speak
 from speechlm_demo.catalog import load_catalog
 from speechlm_demo.compare import compare
 from speechlm_demo.engines.registry import EngineRegistry

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,8 +153,8 @@ def test_server_down_and_dying_on_connect(monkeypatch: pytest.MonkeyPatch) -> No
         stop.set()
 
 
-def test_missing_url_and_bad_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from speechlm_demo.catalog import load_catalog
+def test_missing_url_and_bad_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from speechlm_demo.catalog import CatalogError, load_catalog
     from speechlm_demo.engines.vllm_omni.engine import VllmOmniEngine
 
     monkeypatch.delenv("VLLM_OMNI_URL", raising=False)
@@ -161,9 +162,12 @@ def test_missing_url_and_bad_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(EngineError, match="set VLLM_OMNI_URL"):
         VllmOmniEngine(entry).load()
     bad = entry.model_copy(update={"defaults": {**entry.defaults, "strem": False}})
-    monkeypatch.setenv("VLLM_OMNI_URL", "http://127.0.0.1:1")
     with pytest.raises(EngineError, match="qwen2.5-omni-vllm.*strem: Extra inputs are not permitted"):
-        VllmOmniEngine(bad).load()
+        VllmOmniEngine(bad)
+    text = Path(load_catalog.__globals__["DEFAULT_CATALOG"]).read_text().replace("      speaker: Chelsie\n", "      speaker: Chelsie\n      transport: carrier-pigeon\n", 1)
+    (tmp_path / "engines.yaml").write_text(text)
+    with pytest.raises(CatalogError, match="qwen2.5-omni-vllm.*transport"):
+        load_catalog(tmp_path / "engines.yaml")
 
 
 def test_empty_turn_is_refused(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:

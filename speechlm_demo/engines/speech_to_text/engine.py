@@ -18,9 +18,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from ...audio import encode_wav, to_mono_float32
-from ..base import AudioOut, EngineError, Event, HalfDuplexEngine, Mark, Progress, SessionOptions, TextOut, UserTurn
+from ...turntaking.half_duplex import HalfDuplexEngine
+from ..base import AudioOut, EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from ..cascade.chunking import SentenceChunker, clean_for_speech
-from ..remote_settings import ServerSettings, read_settings
+from ..remote_settings import ServerSettings
 from ..vllm_omni.client import audio_url_part
 from ..vllm_omni.sse import ChatHTTP
 from .speech_api import build_voice
@@ -54,11 +55,10 @@ def input_audio_part(audio: Any, sample_rate: int) -> dict[str, Any]:
 class SpeechToTextEngine(HalfDuplexEngine):
     """A vLLM server's audio-input model for the words, the cascade's TTS for the voice."""
 
-    Settings: ClassVar[type[SpeechToTextSettings]] = SpeechToTextSettings
+    Settings: ClassVar[type[EngineSettings]] = SpeechToTextSettings
     settings: SpeechToTextSettings
 
     def _load(self, progress: Progress) -> None:
-        self.settings = read_settings(self.Settings, self.entry.defaults, self.id)
         s = self.settings
         base_url = s.base_url()
         self.http = ChatHTTP(

@@ -20,9 +20,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from ...audio import resample, to_mono_float32
-from ..base import AudioOut, EngineError, Event, HalfDuplexEngine, Mark, Progress, SessionOptions, TextOut, UserTurn
+from ...turntaking.half_duplex import HalfDuplexEngine
+from ..base import AudioOut, EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from ..cascade.chunking import SentenceChunker
-from ..remote_settings import ServerSettings, read_settings
+from ..remote_settings import ServerSettings
 from .client import AudioPiece, OmniChatClient, TextPiece, audio_url_part
 from .realtime import INPUT_RATE, RealtimeClient
 from .sse import ChatHTTP
@@ -57,11 +58,10 @@ def system_prompt(options: SessionOptions) -> str:
 class VllmOmniEngine(HalfDuplexEngine):
     """A client of a vLLM-Omni server; the URL comes from ``$VLLM_OMNI_URL`` (``url_env``)."""
 
-    Settings: ClassVar[type[VllmOmniSettings]] = VllmOmniSettings
+    Settings: ClassVar[type[EngineSettings]] = VllmOmniSettings
     settings: VllmOmniSettings
 
     def _load(self, progress: Progress) -> None:
-        self.settings = read_settings(self.Settings, self.entry.defaults, self.id)
         s = self.settings
         base_url = s.base_url()
         self.http = ChatHTTP(
