@@ -2,9 +2,9 @@
 
 The turn goes to ``POST /v1/chat/completions`` as an OpenAI ``input_audio`` content part (base64 WAV; vLLM
 0.30.0 ``vllm/entrypoints/chat_utils.py`` ``parse_input_audio``) or an ``audio_url`` data URL; the reply
-text streams back as SSE (vLLM 0.30.0 ``vllm/entrypoints/openai/chat_completion/serving.py``) and is cut into
-speakable chunks by the cascade's :class:`SentenceChunker` and spoken by the cascade's TTS stage (Piper by
-default, or an OpenAI-compatible ``/v1/audio/speech`` server). ``model: auto`` takes the first model the
+text streams back as SSE (vLLM 0.30.0 ``vllm/entrypoints/openai/chat_completion/serving.py``) and goes through
+the cascade's :func:`~speechlm_demo.engines.cascade.speak.speak_text_stream` (its chunking and its TTS stage:
+Piper by default, or an OpenAI-compatible ``/v1/audio/speech`` server). ``model: auto`` takes the first model the
 server lists at ``/v1/models``.
 """
 
@@ -13,14 +13,15 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from ...audio import encode_wav, to_mono_float32
 from ...turntaking.half_duplex import HalfDuplexEngine
-from ..base import AudioOut, EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
-from ..cascade.chunking import SentenceChunker, clean_for_speech
+from ..base import EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, UserTurn
+from ..cascade.speak import speak_text_stream
 from ..remote_settings import ServerSettings
 from ..vllm_omni.client import audio_url_part
 from ..vllm_omni.sse import ChatHTTP
@@ -106,9 +107,16 @@ class SpeechToTextEngine(HalfDuplexEngine):
             body["seed"] = options.seed
         spoken: list[str] = []
         yield Mark("request_sent")
-        yield from self._speak(self._pieces(body, turn), turn, spoken)
-        if not spoken and not turn.cancel.is_set():
+        pieces = self._pieces(body, turn)
+        first = next(pieces, None)  # the first text of the reply (or nothing at all)
+        if first is None:
+            if turn.cancel.is_set():
+                return
             raise EngineError(f"{self.http.name} sent an empty reply")
+        yield Mark("first_text")
+        yield from speak_text_stream(
+            chain([first], pieces), self.tts, turn.cancel, first_chunk_words=s.first_chunk_words, spoken=spoken
+        )
         if s.history_turns and spoken:
             history += [user, {"role": "assistant", "content": " ".join(spoken)}]
             del history[: max(0, len(history) - 2 * s.history_turns)]
@@ -122,36 +130,6 @@ class SpeechToTextEngine(HalfDuplexEngine):
                 part = choice.get("delta") or choice.get("message") or {}
                 if part.get("content"):
                     yield str(part["content"])
-
-    def _speak(self, pieces: Iterator[str], turn: UserTurn, spoken: list[str]) -> Iterator[Event]:
-        words = self.settings.first_chunk_words
-        chunker = SentenceChunker(first_clause_words=words, first_max_words=words + 1)
-        first = True
-
-        def say(chunk: str) -> Iterator[Event]:
-            spoken.append(chunk)
-            yield TextOut(chunk, role="agent")
-            for pcm in self.tts.synthesize(clean_for_speech(chunk)):
-                if turn.cancel.is_set():
-                    return
-                yield AudioOut(pcm, self.tts.sample_rate)
-
-        for piece in pieces:
-            if turn.cancel.is_set():
-                return
-            if first:
-                yield Mark("first_text")
-                yield Mark("llm_first_token")
-                first = False
-            for chunk in chunker.feed(piece):
-                if not spoken:
-                    yield Mark("llm_first_sentence")
-                yield from say(chunk)
-        rest = chunker.flush()
-        if rest and not turn.cancel.is_set():
-            if not spoken:
-                yield Mark("llm_first_sentence")
-            yield from say(rest)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
