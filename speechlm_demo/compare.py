@@ -153,16 +153,13 @@ def _summarise(engine: Engine, feed: Feed, full: bool, result: SideResult, setti
     result.timeline = record.to_dict()
     if record.status == "ok":
         result.status, result.message = "ok", ""
+    elif record.status == "fallback":  # never the engine's own answer (Blind A/B: not playable, not its win)
+        result.status, result.answered_by = "fallback", record.answered_by
+        reason = record.timeline.extra.get("fallback_reason", "")
+        result.message = f"answered by the fallback engine {record.answered_by}" + (f": {reason}" if reason else "")
     else:
         result.status = "failed"
         result.message = record.detail or (record.errors[-1] if record.errors else f"turn {record.status}")
-    substitute = record.timeline.extra.get("answered_by")
-    if substitute and substitute != engine.id:  # never the engine's own answer (Blind A/B: not playable, not its win)
-        result.answered_by = substitute
-        if result.status == "ok":
-            result.status = "fallback"
-            reason = record.timeline.extra.get("fallback_reason", "")
-            result.message = f"answered by the fallback engine {substitute}" + (f": {reason}" if reason else "")
     return result
 
 
