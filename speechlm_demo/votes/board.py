@@ -116,7 +116,8 @@ def _fmt(value: float | None) -> str:
 
 
 def _exclusions(excluded: dict[str, int]) -> str:
-    parts = [f"{n} {what.replace('_', ' ')}" for what, n in excluded.items() if n]
+    words = {"identity_leaks": "vote(s) whose reply named an engine", "outlier_votes": "vote(s) of flagged outlier voters"}
+    parts = [f"{n} {words.get(what, what)}" for what, n in excluded.items() if n]
     return f"; not counted: {', '.join(parts)}" if parts else ""
 
 
