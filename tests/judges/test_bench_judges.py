@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from tests.support.speech import espeak_available, speak
+from tests.support.speech import speak
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not espeak_available(), reason="espeak-ng makes the speech")
+@pytest.mark.usefixtures("espeak")
 def test_bench_judges_the_echo_replies(tmp_path: Path) -> None:
     prompts = tmp_path / "prompts"
     prompts.mkdir()

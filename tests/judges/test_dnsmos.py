@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from speechlm_demo.judges.dnsmos import Dnsmos
-from tests.support.speech import espeak_available, speak
+from tests.support.speech import speak
 
-pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng makes the speech")
+pytestmark = pytest.mark.usefixtures("espeak")
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it runs back into the forest before night falls."
 

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from tests.support.speech import espeak_available, speak
+from tests.support.speech import speak
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not espeak_available(), reason="espeak-ng makes the speech")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("espeak")]
 
 
 def judge(*args: str) -> subprocess.CompletedProcess[str]:

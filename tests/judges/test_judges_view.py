@@ -7,11 +7,11 @@ import pytest
 
 from speechlm_demo.audio import to_int16
 from speechlm_demo.ui.judges_view import judge_pair
-from tests.support.speech import espeak_available, speak
+from tests.support.speech import speak
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not espeak_available(), reason="espeak-ng makes the speech")
+@pytest.mark.usefixtures("espeak")
 def test_both_replies_are_judged_and_a_missing_one_is_empty() -> None:
     text = "It is half past four in the afternoon."
     audio = (22_050, to_int16(0.5 * speak(text, 22_050)))

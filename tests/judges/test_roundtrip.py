@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from speechlm_demo.judges.roundtrip import RoundTrip
-from tests.support.speech import espeak_available, speak
+from tests.support.speech import speak
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not espeak_available(), reason="espeak-ng makes the speech")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("espeak")]
 
 TEXT = "The weather today is sunny and warm, a good day for a walk in the park."
 
