@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"error: {exc}\n")
             return 2
         sys.stdout.write(
-            f"wrote {counts['complete']} complete, {counts['paused']} paused and {counts['noisy']} noisy prompts to {args.directory}\n"
+            f"wrote {counts['complete']} complete, {counts['paused']} paused and {counts['noisy']} noisy prompts, "
+            f"{counts['varied']} varied (for tuning) and {counts['heldout']} held-out (never for tuning) to {args.directory}\n"
         )
         return 0
     if args.command == "run":

@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +33,7 @@ from .endpointing import is_complete
 from .engines.base import (
     AudioOut,
     Emit,
+    EngineError,
     EngineSession,
     ErrorEvent,
     Event,
@@ -43,6 +45,7 @@ from .engines.base import (
     UserTurn,
 )
 from .timeline import Timeline
+from .turntaking.end_of_turn import Action, Evidence, Verdict, strategy_for
 from .turns import (
     BlipIgnored,
     Decision,
@@ -59,6 +62,7 @@ from .vad import EnergyVAD, VoiceActivityModel
 
 if TYPE_CHECKING:
     from .engines.base import HalfDuplexEngine
+    from .turntaking.smart_turn import SmartTurn
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +83,18 @@ class HalfDuplexSession(EngineSession):
     ) -> None:
         super().__init__(engine, options, emit)
         self.settings = TurnSettings.from_defaults(engine.entry.defaults)
-        self.judge_transcripts = engine.setting("endpointing", "silence") == "transcript"
+        try:
+            self.strategy = strategy_for(str(engine.setting("endpointing", "silence")), float(engine.setting("smart_turn_alone_above", 1.0)))
+        except ValueError as exc:
+            raise EngineError(f"{engine.id}: {exc}") from None
+        self.smart_turn: SmartTurn | None = None
+        if self.strategy.uses_audio:
+            from .turntaking.smart_turn import shared_model  # onnxruntime + the model, only when asked for
+
+            self.smart_turn = shared_model()
+        self._listener = ThreadPoolExecutor(1, thread_name_prefix="smart-turn") if self.smart_turn else None
+        self._heard: list[np.ndarray] = []  # the last 8 s of input (Smart Turn hears up to the decision)
+        self._heard_len = 0
         rate = engine.entry.sample_rates.input
         self.detector = TurnDetector(vad or EnergyVAD(sample_rate=rate, window=rate // 32), self.settings)
         self.clock = clock
@@ -93,10 +108,19 @@ class HalfDuplexSession(EngineSession):
         if self._closed:
             return
         now = self.clock()
+        if self._listener is not None:
+            self._remember(pcm)
         for decision in self.detector.push(pcm):
             self._on_decision(decision, now)
         if self._reply is not None:
-            self._reply.commit_if_ready()
+            self._reply.reconsider()
+
+    def _remember(self, pcm: np.ndarray) -> None:
+        self._heard.append(np.asarray(pcm, dtype=np.float32))
+        self._heard_len += len(pcm)
+        keep = 8 * self.detector.rate
+        while self._heard_len - len(self._heard[0]) >= keep:
+            self._heard_len -= len(self._heard.pop(0))
 
     def flush(self) -> None:
         """End of input: the turn in progress is over."""
@@ -109,6 +133,8 @@ class HalfDuplexSession(EngineSession):
         self._closed = True
         if self._reply is not None:
             self._reply.interrupt()
+        if self._listener is not None:
+            self._listener.shutdown(wait=False, cancel_futures=True)
 
     def _time_of(self, sample: int, now: float) -> float:
         return now - (self.detector.samples_seen - sample) / self.detector.rate
@@ -158,6 +184,8 @@ class HalfDuplexSession(EngineSession):
         self._reply = _Reply(self, turn, end, confirmed)
         if committed:
             self._reply.commit("silence")
+        elif self._listener is not None:
+            self._listener.submit(self._reply.listen, np.concatenate(self._heard))
         self._reply.start()
 
     def committed(self, reply: _Reply) -> None:
@@ -177,7 +205,9 @@ class _Reply:
         self.confirmed = confirmed  # the VAD heard the pause (False while started at a likely pause)
         self.history = list(session.history)  # the session's memory changes only if this reply commits
         self.committed = False
-        self.judged_complete = False  # the user's words read as a finished request
+        self.transcript = Verdict.UNKNOWN  # whether the user's words read as a finished request
+        self.audio = Verdict.UNKNOWN  # whether the turn's audio sounds finished (Smart Turn)
+        self.audio_probability: float | None = None
         self.playback_end = 0.0
         self._held: list[Event] = []
         self._generating = True
@@ -186,11 +216,6 @@ class _Reply:
         self._lock = threading.RLock()
         self._thread = threading.Thread(target=self._run, name=f"reply-{turn.turn_id}", daemon=True)
         self._watchdog: threading.Timer | None = None
-
-    @property
-    def held_complete(self) -> bool:
-        """Judged complete but held back: the pause is not confirmed yet, or voice was heard in it."""
-        return self.judged_complete and not self.committed and not self.cancelled
 
     @property
     def cancelled(self) -> bool:
@@ -215,15 +240,45 @@ class _Reply:
             self.confirmed = True
             self.end_sample = end_sample
 
-    def commit_if_ready(self) -> None:
-        """Commit a reply judged complete once the pause is confirmed, free of voice and long enough."""
+    def reconsider(self) -> None:
+        """Ask the session's end-of-turn strategy about this held reply; commit or drop it if it says so."""
         with self._lock:
-            if not self.held_complete or not self.confirmed:
+            if self.committed or self.cancelled:
                 return
             detector = self.session.detector
-            silence_ms = (detector.samples_seen - self.voice_end) * 1000 / detector.rate
-            if not detector.blip_pending and silence_ms >= self.session.settings.min_commit_silence_ms:
-                self.commit("transcript")
+            evidence = Evidence(
+                confirmed=self.confirmed,
+                silence_ms=(detector.samples_seen - self.voice_end) * 1000 / detector.rate,
+                blip_pending=detector.blip_pending,
+                min_commit_silence_ms=self.session.settings.min_commit_silence_ms,
+                transcript=self.transcript,
+                audio=self.audio,
+                audio_probability=self.audio_probability,
+            )
+            action = self.session.strategy.decide(evidence)
+            if action is Action.COMMIT:
+                self.commit(self.session.strategy.name)
+            elif action is Action.DROP:
+                self.turn.cancel.set()  # mid-thought: free the CPU; a long silence starts afresh
+
+    def listen(self, heard: np.ndarray) -> None:
+        """Smart Turn's verdict on the audio ``heard`` up to this reply's pause (in the session's listener
+        thread, off the audio path), then reconsider."""
+        model = self.session.smart_turn
+        if model is None or self.cancelled or self.committed:
+            return
+        started = time.monotonic()
+        try:
+            probability = model.probability(heard, self.turn.sample_rate)
+        except Exception:  # noqa: BLE001 - a failing model leaves the decision to the other rules
+            log.exception("Smart Turn failed on turn %d", self.turn.turn_id)
+            return
+        with self._lock:
+            self.audio_probability = probability
+            self.audio = Verdict.DONE if probability > model.threshold else Verdict.NOT_DONE
+            self.timeline.extra["smart_turn_p"] = round(probability, 3)
+            self.timeline.extra["smart_turn_ms"] = round((time.monotonic() - started) * 1000, 1)
+        self.reconsider()
 
     def commit(self, reason: str) -> None:
         """The user's turn is over (``reason``: silence | transcript): release held events."""
@@ -300,23 +355,19 @@ class _Reply:
                 return
             if not self.committed:
                 self._held.append(event)
-                if user_words and self.session.judge_transcripts:
+                if user_words:
                     self._judge(event.text)  # type: ignore[union-attr]
                 return
             self._forward(event)
 
     def _judge(self, transcript: str) -> None:
-        """Commit a finished request as soon as :meth:`commit_if_ready` allows; drop an unfinished one. An
-        unconfirmed pause holds the reply until the VAD confirms it (commit) or the level comes back (drop);
-        so does voice being heard in the pause (not yet a resumption), until it proves a blip (commit) or a
-        resumption (drop)."""
+        """Record whether the words read finished, then let the strategy decide. An unconfirmed pause holds
+        the reply until the VAD confirms it or the level comes back (drop); so does voice being heard in the
+        pause (not yet a resumption), until it proves a blip or a resumption (drop)."""
         complete = is_complete(transcript)
-        self.judged_complete = complete
+        self.transcript = Verdict.DONE if complete else Verdict.NOT_DONE
         self.timeline.extra["judged_complete"] = complete  # for the record (turn reports, tests)
-        if not complete:
-            self.turn.cancel.set()  # mid-thought: free the CPU; a long silence starts afresh
-        else:
-            self.commit_if_ready()
+        self.reconsider()
 
     def _forward(self, event: Event) -> None:
         """Emit one event of a committed reply, stamping audio marks as audio leaves."""
