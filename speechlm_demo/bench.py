@@ -43,6 +43,7 @@ class Prompt:
     speech_end_s: float
     reference: str | None = None
     end_source: str = "estimated"
+    kind: str = ""  # the sidecar's "kind" (complete, leadin, two, unfinished, real, ...), else the folder's name
 
 
 def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
@@ -64,11 +65,12 @@ def load_prompts(directory: Path, rate: int) -> list[Prompt]:
             continue
         meta = wav.with_suffix(".json")
         text = wav.with_suffix(".txt")
-        end, source = estimate_speech_end(audio, rate), "estimated"
+        end, source, kind = estimate_speech_end(audio, rate), "estimated", directory.name
         if meta.exists():
-            end, source = float(json.loads(meta.read_text())["speech_end_s"]), "sidecar"
+            sidecar = json.loads(meta.read_text())
+            end, source, kind = float(sidecar["speech_end_s"]), "sidecar", str(sidecar.get("kind", kind))
         reference = text.read_text().strip() if text.exists() else None
-        prompts.append(Prompt(wav, audio, end, reference, source))
+        prompts.append(Prompt(wav, audio, end, reference, source, kind))
     if not prompts:
         raise FileNotFoundError(f"no usable .wav files in {directory}")
     return prompts
@@ -90,6 +92,7 @@ class TurnResult:
     detail: str = ""
     speech_end_source: str = "estimated"
     premature_cuts: int = 0
+    kind: str = ""
 
 
 @dataclass
@@ -179,6 +182,11 @@ def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
     summary["turns"] = {"ok": sum(t.status == "ok" for t in turns), "total": len(turns)}
     cut = sum(t.premature_cuts > 0 for t in turns)
     summary["premature_cuts"] = {"prompts_cut": cut, "total": len(turns), "rate": round(cut / len(turns), 3) if turns else 0.0}
+    kinds = sorted({t.kind for t in turns if t.kind})
+    summary["premature_by_kind"] = {
+        kind: {"prompts_cut": sum(t.premature_cuts > 0 for t in turns if t.kind == kind), "total": sum(t.kind == kind for t in turns)}
+        for kind in kinds
+    }
     return summary
 
 
@@ -216,6 +224,7 @@ def benchmark(
             result.wer = word_error_rate(prompt.reference, user) if user else None
             result.speech_end_source = prompt.end_source
             result.premature_cuts = len(premature)
+            result.kind = prompt.kind
             results.append(result)
             if progress is not None:
                 progress.update(1)
@@ -245,7 +254,11 @@ def format_summary(doc: dict[str, Any]) -> str:
     if "asr_wer" in doc["summary"]:
         lines.append(f"ASR word error rate (mean over {doc['summary']['asr_wer']['n']}): {doc['summary']['asr_wer']['mean']:.3f}")
     ok, cuts = doc["summary"]["turns"], doc["summary"]["premature_cuts"]
-    lines += [f"turns ok: {ok['ok']}/{ok['total']}   premature cuts: {cuts['prompts_cut']}/{cuts['total']}", ""]
+    lines.append(f"turns ok: {ok['ok']}/{ok['total']}   premature cuts: {cuts['prompts_cut']}/{cuts['total']}")
+    by_kind = doc["summary"].get("premature_by_kind", {})
+    if len(by_kind) > 1:
+        lines.append("premature cuts by kind: " + ", ".join(f"{k} {v['prompts_cut']}/{v['total']}" for k, v in by_kind.items()))
+    lines.append("")
     for t in doc["turns"]:
         lines.append(f"[{t['prompt']} #{t['repeat']}] {t['status']}: you: {t['user_text']!r} -> agent: {t['reply_text']!r} {t['detail']}")
     return "\n".join(lines)

@@ -131,7 +131,7 @@ def _synthetic(folder: Path, kind: str, index: int, parts: tuple[str, ...], voic
             pieces.append(np.zeros(int((pause_s or 0.0) * RATE), np.float32))
             t += int((pause_s or 0.0) * RATE) / RATE
         pieces.append(audio)
-        segments.append([round(t, 3), round(t + len(audio) / RATE, 3)])
+        segments.append([round(t, 4), round(t + len(audio) / RATE, 4)])
         t += len(audio) / RATE
     pieces.append(np.zeros(int(TAIL_S * RATE), np.float32))
     name = f"{kind}-{index:02d}" + (f"_{int(pause_s * 1000)}ms" if pause_s is not None else "")
