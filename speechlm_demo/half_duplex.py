@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import SILENT_DBFS, rms_dbfs
+from .audio import SILENT_DBFS, loud_span
 from .endpointing import is_complete
 from .engines.base import (
     AudioOut,
@@ -65,6 +65,8 @@ if TYPE_CHECKING:
     from .turntaking.smart_turn import SmartTurn
 
 log = logging.getLogger(__name__)
+
+AUDIBLE_WINDOW_S = 0.02  # first_audio_out: the first 20 ms of reply audio louder than SILENT_DBFS
 
 
 class HalfDuplexSession(EngineSession):
@@ -372,11 +374,14 @@ class _Reply:
     def _forward(self, event: Event) -> None:
         """Emit one event of a committed reply, stamping audio marks as audio leaves."""
         if isinstance(event, AudioOut) and len(event.pcm):
-            now = self.timeline.clock()
-            if "first_audio_out" not in self.timeline.marks and rms_dbfs(event.pcm) > SILENT_DBFS:
-                self.timeline.mark("first_audio_out", now)
+            # the chunk plays after the reply audio already sent: an audible sample behind silence is heard later
+            starts = max(self.playback_end, self.timeline.clock())
+            if "first_audio_out" not in self.timeline.marks:
+                audible = loud_span(event.pcm, event.sample_rate, SILENT_DBFS, AUDIBLE_WINDOW_S)
+                if audible is not None:
+                    self.timeline.mark("first_audio_out", starts + audible[0] / event.sample_rate)
+            self.playback_end = starts + event.duration_s
             if "first_audio_out" in self.timeline.marks:
-                self.playback_end = max(self.playback_end, now) + event.duration_s
                 self.timeline.mark("last_audio_out", self.playback_end)
         elif isinstance(event, ErrorEvent):
             self.timeline.detail = event.message

@@ -88,18 +88,22 @@ def create_demo(config: AppConfig) -> tuple[gr.Blocks, EngineRegistry]:
     return build_demo(registry, config.engine, open_vote_store()), registry
 
 
-def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None) -> FastAPI:
-    """FastAPI app with the RTC routes, a health endpoint and the UI mounted at ``/``."""
-    app = FastAPI(title="SpeechLM Playground")
-    stream = Stream(
-        handler=EngineStreamHandler(registry, engine_id, ui_args=False),
+def rtc_stream(handler: EngineStreamHandler) -> Stream:
+    """The FastRTC stream whose routes the app mounts at ``/rtc`` (the benchmark mounts the same one)."""
+    return Stream(
+        handler=handler,
         modality="audio",
         mode="send-receive",
         rtc_configuration=browser_rtc_configuration(),
         server_rtc_configuration=server_rtc_configuration(),
         concurrency_limit=max_sessions(),
     )
-    stream.mount(app, path=RTC_PREFIX)
+
+
+def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None) -> FastAPI:
+    """FastAPI app with the RTC routes, a health endpoint and the UI mounted at ``/``."""
+    app = FastAPI(title="SpeechLM Playground")
+    rtc_stream(EngineStreamHandler(registry, engine_id, ui_args=False)).mount(app, path=RTC_PREFIX)
 
     @app.get("/api/health")
     def health() -> dict:
