@@ -10,8 +10,9 @@ monotonic clock:
 * ``arrived``: the handler receives the last audible input frame (inbound share: from the client's send);
 * ``first_audio_out``: the session releases the first audible reply sample (the server's timeline);
 * ``handed_over``: the handler gives FastRTC its first audible reply frame (our queue and resampling);
-* ``heard``: the client's track returns its first audible frame (FastRTC's pacing, Opus, RTP, aiortc's
-  jitter buffer: a browser's own jitter buffer and audio output add their share on top).
+* ``paced``: FastRTC's output track gives aiortc that frame (FastRTC's framing, resampling and pacing);
+* ``heard``: the client's track returns its first audible frame (Opus, RTP over loopback, the client's
+  jitter buffer: aiortc holds 4 frames, 80 ms; a browser's adaptive buffer and audio output take theirs).
 
 Each prompt runs in process first, then over WebRTC, prompt by prompt, so the transport's share is the
 difference of two figures taken in the same minute of the same machine.
@@ -31,19 +32,20 @@ from typing import Any
 
 import numpy as np
 
-from .audio import resample, rms_dbfs, to_mono_float32
+from .audio import SILENT_DBFS, resample, rms_dbfs, to_mono_float32
 from .bench import LEAD_SILENCE_S, Prompt, run_prompt
 from .engines.base import Engine, Event, TurnEnd
 from .engines.registry import EngineRegistry
 from .rtc import EngineStreamHandler
+from .rtc_jitter import aiortc_default_buffer
 from .timeline import Timeline
 
 log = logging.getLogger(__name__)
 
 RATE = 48_000
 FRAME = RATE // 50  # 20 ms, what browsers send
-AUDIBLE_DBFS = -45.0  # a frame louder than this is "audible" on either side
-SHARES = ("in_process_v2v_ms", "webrtc_v2v_ms", "inbound_ms", "server_ms", "handler_ms", "outbound_ms")
+AUDIBLE_DBFS = SILENT_DBFS  # a frame louder than this is "audible" on either side (as first_audio_out counts)
+SHARES = ("in_process_v2v_ms", "webrtc_v2v_ms", "inbound_ms", "server_ms", "handler_ms", "fastrtc_ms", "client_ms", "outbound_ms")
 
 
 @dataclass
@@ -52,11 +54,12 @@ class Probe:
 
     arrivals: list[tuple[float, float]] = field(default_factory=list)  # (time, dBFS) of input frames
     handovers: list[tuple[float, float]] = field(default_factory=list)  # (time, dBFS) of audio given to FastRTC
+    paced: list[tuple[float, float]] = field(default_factory=list)  # (time, dBFS) of frames FastRTC gives aiortc
     timelines: list[Timeline] = field(default_factory=list)
 
     def clear(self) -> None:
         """Forget the previous connection."""
-        self.arrivals, self.handovers, self.timelines = [], [], []
+        self.arrivals, self.handovers, self.paced, self.timelines = [], [], [], []
 
 
 class ProbedHandler(EngineStreamHandler):
@@ -86,6 +89,23 @@ class ProbedHandler(EngineStreamHandler):
         if isinstance(event, TurnEnd):
             self.probe.timelines.append(event.timeline)
         super()._on_event(event)
+
+
+def trace_fastrtc(probe: Probe) -> Any:
+    """Time every frame FastRTC's output track hands aiortc (wraps ``AudioCallback.recv`` for this benchmark
+    process); returns the function that undoes it."""
+    from fastrtc.tracks import AudioCallback
+
+    original = AudioCallback.recv
+
+    async def recv(self: Any) -> Any:
+        frame = await original(self)
+        if hasattr(frame, "to_ndarray"):
+            probe.paced.append((time.monotonic(), rms_dbfs(frame.to_ndarray().astype(np.float32).ravel() / 32768.0)))
+        return frame
+
+    AudioCallback.recv = recv
+    return lambda: setattr(AudioCallback, "recv", original)
 
 
 def keep_ice_on_loopback() -> None:
@@ -170,7 +190,8 @@ async def exchange(url: str, clip: np.ndarray, true_end_s: float, timeout_s: flo
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.createDataChannel("text")
     track = _track_class()(clip)
-    pc.addTrack(track)
+    with aiortc_default_buffer():  # the client stands in for a browser: aiortc's own 80 ms, not the server's
+        pc.addTrack(track)
     heard: list[tuple[float, float]] = []
     answered = asyncio.Event()
 
@@ -225,12 +246,15 @@ def via_webrtc(engine: Engine, server: LoopbackServer, probe: Probe, prompt: Pro
     arrived = max((t for t, level in probe.arrivals if level > AUDIBLE_DBFS and after < t), default=None)
     released = next((t.marks["first_audio_out"] for t in probe.timelines if t.marks.get("first_audio_out", 0) > seen["true_end"]), None)
     handed = next((t for t, level in probe.handovers if level > AUDIBLE_DBFS and t > seen["true_end"]), None)
+    paced = next((t for t, level in probe.paced if level > AUDIBLE_DBFS and t > seen["true_end"]), None)
     return {
         "webrtc_v2v_ms": _ms(seen["heard"], seen["true_end"]),
         "last_audible_sent_to_heard_ms": _ms(seen["heard"], seen["last_audible_sent"]),
         "inbound_ms": _ms(arrived, seen["last_audible_sent"]),
         "server_ms": _ms(released, seen["true_end"]),
         "handler_ms": _ms(handed, released),
+        "fastrtc_ms": _ms(paced, handed),
+        "client_ms": _ms(seen["heard"], paced),
         "outbound_ms": _ms(seen["heard"], released),
     }
 
@@ -243,6 +267,7 @@ def compare(
     rate = engine.entry.sample_rates.input
     probe = Probe()
     rows = []
+    untrace = trace_fastrtc(probe)
     with LoopbackServer(ProbedHandler(registry, engine.id, probe)) as server:
         for r in range(repeat):
             for prompt in prompts:
@@ -254,6 +279,7 @@ def compare(
                 rows.append(row)
                 if progress is not None:
                     progress.update(1)
+    untrace()
     return {"engine": engine.id, "rows": rows, "summary": summarise_shares(rows)}
 
 

@@ -16,6 +16,7 @@ from .catalog import CatalogError, load_catalog
 from .engines.registry import EngineRegistry
 from .hardware import probe, simulated_host
 from .rtc import EngineStreamHandler, browser_rtc_configuration, max_sessions, server_rtc_configuration
+from .rtc_jitter import apply_receive_jitter_frames
 from .ui.layout import build_demo
 from .votes.rounds import blind_candidates
 from .votes.store import VoteStore
@@ -90,6 +91,7 @@ def create_demo(config: AppConfig) -> tuple[gr.Blocks, EngineRegistry]:
 
 def rtc_stream(handler: EngineStreamHandler) -> Stream:
     """The FastRTC stream whose routes the app mounts at ``/rtc`` (the benchmark mounts the same one)."""
+    apply_receive_jitter_frames()
     return Stream(
         handler=handler,
         modality="audio",
