@@ -31,6 +31,7 @@ FRAME_S = 0.02
 PREMATURE_TOLERANCE_S = 0.05
 LEAD_SILENCE_S = 0.5
 REPORTED = ("voice_to_voice_ms", "turn_detect_ms", "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms")
+DECISION_KEYS = ("committed_by", "judged_complete", "smart_turn_p", "smart_turn_ms")
 PACKAGES = ("gradio", "fastrtc", "numpy", "torch", "faster-whisper", "llama_cpp_python", "piper-tts", "onnxruntime", "moshi")
 
 
@@ -93,6 +94,7 @@ class TurnResult:
     speech_end_source: str = "estimated"
     premature_cuts: int = 0
     kind: str = ""
+    decided: dict[str, Any] = field(default_factory=dict)  # how the turn ended: committed_by, verdicts
 
 
 @dataclass
@@ -225,6 +227,9 @@ def benchmark(
             result.speech_end_source = prompt.end_source
             result.premature_cuts = len(premature)
             result.kind = prompt.kind
+            if turn_end is not None:
+                extra = turn_end.timeline.extra
+                result.decided = {k: extra[k] for k in DECISION_KEYS if k in extra}
             results.append(result)
             if progress is not None:
                 progress.update(1)
@@ -260,7 +265,8 @@ def format_summary(doc: dict[str, Any]) -> str:
         lines.append("premature cuts by kind: " + ", ".join(f"{k} {v['prompts_cut']}/{v['total']}" for k, v in by_kind.items()))
     lines.append("")
     for t in doc["turns"]:
-        lines.append(f"[{t['prompt']} #{t['repeat']}] {t['status']}: you: {t['user_text']!r} -> agent: {t['reply_text']!r} {t['detail']}")
+        decided = " ".join(f"{k}={v}" for k, v in t.get("decided", {}).items())
+        lines.append(f"[{t['prompt']} #{t['repeat']}] {t['status']} ({decided}): you: {t['user_text']!r} -> agent: {t['reply_text']!r} {t['detail']}")
     return "\n".join(lines)
 
 

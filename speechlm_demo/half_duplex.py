@@ -95,6 +95,8 @@ class HalfDuplexSession(EngineSession):
 
             self.smart_turn = shared_model()
         self._listener = ThreadPoolExecutor(1, thread_name_prefix="smart-turn") if self.smart_turn else None
+        # Smart Turn hears the pause once it is this long (its probabilities settle after ~0.2 s of silence)
+        self.smart_turn_silence_ms = float(engine.setting("smart_turn_silence_ms", 200.0))
         self._heard: list[np.ndarray] = []  # the last 8 s of input (Smart Turn hears up to the decision)
         self._heard_len = 0
         rate = engine.entry.sample_rates.input
@@ -114,8 +116,12 @@ class HalfDuplexSession(EngineSession):
             self._remember(pcm)
         for decision in self.detector.push(pcm):
             self._on_decision(decision, now)
-        if self._reply is not None:
-            self._reply.reconsider()
+        reply = self._reply
+        if reply is not None:
+            if self._listener is not None and not reply.listening and reply.silence_ms() >= self.smart_turn_silence_ms:
+                reply.listening = True
+                self._listener.submit(reply.listen, np.concatenate(self._heard))
+            reply.reconsider()
 
     def _remember(self, pcm: np.ndarray) -> None:
         self._heard.append(np.asarray(pcm, dtype=np.float32))
@@ -186,8 +192,6 @@ class HalfDuplexSession(EngineSession):
         self._reply = _Reply(self, turn, end, confirmed)
         if committed:
             self._reply.commit("silence")
-        elif self._listener is not None:
-            self._listener.submit(self._reply.listen, np.concatenate(self._heard))
         self._reply.start()
 
     def committed(self, reply: _Reply) -> None:
@@ -210,6 +214,7 @@ class _Reply:
         self.transcript = Verdict.UNKNOWN  # whether the user's words read as a finished request
         self.audio = Verdict.UNKNOWN  # whether the turn's audio sounds finished (Smart Turn)
         self.audio_probability: float | None = None
+        self.listening = False  # Smart Turn was asked about this reply's pause
         self.playback_end = 0.0
         self._held: list[Event] = []
         self._generating = True
@@ -242,16 +247,20 @@ class _Reply:
             self.confirmed = True
             self.end_sample = end_sample
 
+    def silence_ms(self) -> float:
+        """Silence heard since the user's voice ended."""
+        detector = self.session.detector
+        return (detector.samples_seen - self.voice_end) * 1000 / detector.rate
+
     def reconsider(self) -> None:
         """Ask the session's end-of-turn strategy about this held reply; commit or drop it if it says so."""
         with self._lock:
             if self.committed or self.cancelled:
                 return
-            detector = self.session.detector
             evidence = Evidence(
                 confirmed=self.confirmed,
-                silence_ms=(detector.samples_seen - self.voice_end) * 1000 / detector.rate,
-                blip_pending=detector.blip_pending,
+                silence_ms=self.silence_ms(),
+                blip_pending=self.session.detector.blip_pending,
                 min_commit_silence_ms=self.session.settings.min_commit_silence_ms,
                 transcript=self.transcript,
                 audio=self.audio,
