@@ -218,7 +218,7 @@ async def exchange(url: str, clip: np.ndarray, true_end_s: float, timeout_s: flo
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
     try:
         await asyncio.wait_for(answered.wait(), timeout_s + len(clip) / RATE)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     await pc.close()
     started = track.started or 0.0
