@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..audio import chunks, loud_span
-from .base import AudioOut, Event, HalfDuplexEngine, SessionOptions, TextOut, UserTurn
+from ..turntaking.half_duplex import HalfDuplexEngine
+from .base import AudioOut, Event, SessionOptions, TextOut, UserTurn
 
 
 HEAD_DB = 40.0  # the reply starts at the first 20 ms within this many dB of the turn's loudest

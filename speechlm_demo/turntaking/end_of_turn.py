@@ -12,7 +12,7 @@ catalogue's ``endpointing`` setting:
   reply whose audio sounds finished (synthetic voices fall in pitch at every phrase end).
 
 A strategy sees only :class:`Evidence` (what is known about the pause right now) and answers with an
-:class:`Action`; the reply's state machine does the rest (see :mod:`speechlm_demo.half_duplex`). Each
+:class:`Action`; the reply's state machine does the rest (see :mod:`.speculative_reply`). Each
 strategy is a few lines and has no state, so a new rule is a new class in :data:`STRATEGIES`.
 """
 

@@ -92,7 +92,10 @@ def reveal_text(arena: BlindArena, round_id: str, session_id: str, outcome: str,
     for index, side in enumerate(("a", "b")):
         entry = blind.engines[index]
         result = blind.replies.sides[side] if blind.replies else None
-        latency = f"voice-to-voice {result.latency_ms:.0f} ms" if result and result.latency_ms is not None else "no latency"
+        latency = (
+            f"voice-to-voice {result.latency_ms:.0f} ms (from the reference end of speech)"
+            if result and result.latency_ms is not None else "no latency"
+        )
         lines.append(f"- **{side.upper()}** was **{plain(entry.label)}** (`{entry.id}`): {latency}.")
         if result is not None:
             if not result.ok:

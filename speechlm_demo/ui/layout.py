@@ -20,7 +20,9 @@ ABOUT = """
 ### SpeechLM Playground {version}
 Talk live to speech language models and to the classic VAD → ASR → LLM → TTS cascade, and measure them
 the same way: every turn is a timeline of marks on one clock, and **voice-to-voice latency** is the time
-from the true end of your speech to the first reply audio.
+from the end of your speech to the first audible reply sample. Each figure says which end of speech it starts
+at: on **Talk**, the turn layer's own estimate (live, there is nothing else); on **Compare**, **Blind A/B** and
+the **Leaderboard**, the reference end of the recorded turn (the same for both engines).
 
 * **Talk**: pick an engine, press the microphone button, speak, pause. The transcript and the latency
   timeline of each turn appear on the right.

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..audio import AudioError, encode_wav, read_audio
-from ..bench import load_prompts
+from ..measure.feeding import load_prompts
 from ..catalog import EngineEntry
 from ..compare import Comparison, SideResult, answer
 from .store import data_dir

@@ -33,7 +33,7 @@ import numpy as np
 from .. import __version__
 from ..audio import encode_wav
 from ..catalog import EngineEntry
-from ..compare import Comparison, SideResult, compare
+from ..compare import LATENCY_FROM, Comparison, SideResult, compare
 from .pending import PendingVotes
 from .store import OUTCOMES, DuplicateVote, StoreUnavailable, VoteRecord, VoteStore, data_dir
 
@@ -357,6 +357,7 @@ class BlindArena:
             user_text=a.user_text or b.user_text,
             latency_a_ms=a.latency_ms,
             latency_b_ms=b.latency_ms,
+            latency_from=LATENCY_FROM if a.latency_ms is not None or b.latency_ms is not None else None,
             timeline_a=a.timeline,
             timeline_b=b.timeline,
             tag=blind.tag,

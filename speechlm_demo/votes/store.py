@@ -53,6 +53,7 @@ votes_table = sa.Table(
     sa.Column("user_text", sa.Text, nullable=False, default=""),
     sa.Column("latency_a_ms", sa.Float, nullable=True),
     sa.Column("latency_b_ms", sa.Float, nullable=True),
+    sa.Column("latency_from", sa.String(32), nullable=True),  # the mark both latencies are measured from
     sa.Column("timeline_a", sa.Text, nullable=False, default="{}"),
     sa.Column("timeline_b", sa.Text, nullable=False, default="{}"),
     sa.Column("app_version", sa.String(64), nullable=False),
@@ -99,6 +100,7 @@ class VoteRecord:
     user_text: str = ""
     latency_a_ms: float | None = None
     latency_b_ms: float | None = None
+    latency_from: str | None = None
     timeline_a: dict[str, Any] = field(default_factory=dict)
     timeline_b: dict[str, Any] = field(default_factory=dict)
     tag: str = ""
@@ -181,8 +183,19 @@ class VoteStore:
         )
         try:
             metadata.create_all(self.engine)
+            self._add_new_columns()
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"cannot open the vote store {self.describe()}: {exc}") from exc
+
+    def _add_new_columns(self) -> None:
+        """A store made by an older version lacks nullable columns added since: add them (old rows get NULL)."""
+        present = {column["name"] for column in sa.inspect(self.engine).get_columns("votes")}
+        missing = [c for c in votes_table.columns if c.name not in present and c.nullable]
+        if missing:
+            with self._write_lock, self.engine.begin() as conn:
+                for column in missing:
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    conn.execute(sa.text(f"ALTER TABLE votes ADD COLUMN {column.name} {kind}"))
 
     def describe(self) -> str:
         """The URL without a password."""

@@ -52,14 +52,14 @@ def test_combined_commits_on_very_sure_audio_without_the_words() -> None:
 def test_an_unknown_endpointing_value_is_named() -> None:
     with pytest.raises(ValueError, match="smart-turn, combined, not 'prosody'"):
         strategy_for("prosody")
-    with pytest.raises(EngineError, match="endpointing must be one of"):
-        EchoEngine(entry("echo", endpointing="prosody")).open_session(SessionOptions(), Recorder())
+    with pytest.raises(EngineError, match="defaults.endpointing: .*'transcript', 'smart-turn' or 'combined'"):
+        EchoEngine(entry("echo", endpointing="prosody"))
 
 
 def spoken(text: str) -> np.ndarray:
     require(None if shutil.which("espeak-ng") else "espeak-ng is not installed (apt-get install espeak-ng)")
     require(None if importlib.util.find_spec("pipecat") else "Smart Turn missing: pip install --no-deps pipecat-ai==1.14.0")
-    from speechlm_demo.bench_prompts import speak
+    from speechlm_demo.benchmarks.prompt_sets import speak
 
     return speak(text)
 

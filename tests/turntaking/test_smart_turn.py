@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from speechlm_demo.audio import AudioError, read_audio, resample
-from speechlm_demo.bench_varied import REAL_CLIPS, real_clip_path
+from speechlm_demo.benchmarks.varied_prompts import REAL_CLIPS, real_clip_path
 from speechlm_demo.turntaking import smart_turn
 from speechlm_demo.turntaking.smart_turn import RATE, SmartTurn, SmartTurnError, features, last_window, locate_model
 from tests.conftest import require
@@ -33,7 +33,7 @@ def beckett() -> np.ndarray:
 
 def espeak(text: str) -> np.ndarray:
     require(None if shutil.which("espeak-ng") else "espeak-ng is not installed (apt-get install espeak-ng)")
-    from speechlm_demo.bench_prompts import speak
+    from speechlm_demo.benchmarks.prompt_sets import speak
 
     return speak(text)
 

@@ -148,3 +148,20 @@ def test_process_killed_mid_write_leaves_a_consistent_database(db_path: Path, af
     store = VoteStore(url)
     assert store.add(make_record()) is True  # and the database is writable afterwards
     assert store.count() == len(rows) + 1
+
+
+def test_a_store_from_before_latency_from_gets_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:  # the votes table as it was before the latency origin was recorded
+        conn.execute("CREATE TABLE votes (vote_id VARCHAR(32) PRIMARY KEY, round_id VARCHAR(128) NOT NULL)")
+    store = VoteStore(f"sqlite:///{path}")
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert "latency_from" in {row[1] for row in conn.execute("PRAGMA table_info(votes)")}
+
+
+def test_the_vote_row_names_what_its_latencies_are_measured_from(store: VoteStore) -> None:
+    record = make_record(latency_from="reference_speech_end")
+    store.add(record)
+    back = store.get(record.round_id)
+    assert back is not None and back.latency_from == "reference_speech_end"

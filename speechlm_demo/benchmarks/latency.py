@@ -1,9 +1,11 @@
-"""Benchmark: feed prompt WAVs in real time through an engine's session and report latency percentiles.
+"""``python -m speechlm_demo bench``: feed prompt WAVs in real time through an engine; latency percentiles.
 
-Each prompt goes through exactly the path the app uses (``Engine.open_session`` with the same
-turn-taking). The true end of speech comes from a sidecar ``NAME.json`` (``{"speech_end_s": ...}``) or
-is estimated from the audio; all latencies are measured from it (the VAD's own estimate is kept as
-``vad_speech_end``). A sidecar ``NAME.txt`` holds the reference text for the ASR word error rate.
+Each prompt goes through exactly the path the app uses (:mod:`speechlm_demo.measure.feeding`). The true end
+of speech comes from a sidecar ``NAME.json`` (``{"speech_end_s": ...}``) or is estimated from the audio; it is
+the ``reference_speech_end`` mark, and the ``*_ref_ms`` metrics are measured from it. The turn layer's own end
+of speech stays ``user_speech_end`` (``voice_to_voice_ms``, ``turn_detect_ms``); ``speech_end_error_ms`` is how
+far it lies from the reference. The JSON names the mark each metric is measured from (``measured_from``).
+A sidecar ``NAME.txt`` holds the reference text for the ASR word error rate.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -20,61 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioError, chunks, loud_span, read_audio
-from .engines.base import Engine, Event, SessionOptions, TextOut, TurnEnd
-from .hardware import HostInfo
-from .timeline import Timeline
+from ..engines.base import Engine
+from ..hardware import HostInfo
+from ..measure.feeding import Prompt, run_prompt
+from ..timeline import measured_from
 
 log = logging.getLogger(__name__)
 
-FRAME_S = 0.02
-PREMATURE_TOLERANCE_S = 0.05
-LEAD_SILENCE_S = 0.5
-REPORTED = ("voice_to_voice_ms", "turn_detect_ms", "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms")
+REPORTED = (
+    "voice_to_voice_ref_ms", "voice_to_voice_ms", "turn_detect_ref_ms", "turn_detect_ms", "speech_end_error_ms",
+    "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms",
+)
 DECISION_KEYS = ("committed_by", "judged_complete", "smart_turn_p", "smart_turn_ms")
 PACKAGES = ("gradio", "fastrtc", "numpy", "torch", "faster-whisper", "llama_cpp_python", "piper-tts", "onnxruntime", "moshi")
-
-
-@dataclass
-class Prompt:
-    """One prompt WAV with its optional sidecars."""
-
-    path: Path
-    audio: np.ndarray
-    speech_end_s: float
-    reference: str | None = None
-    end_source: str = "estimated"
-    kind: str = ""  # the sidecar's "kind" (complete, leadin, two, unfinished, real, ...), else the folder's name
-
-
-def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
-    """Seconds at which the last 20 ms window louder than ``threshold_dbfs`` ends."""
-    span = loud_span(audio, rate, threshold_dbfs, FRAME_S)
-    return span[1] / rate if span else 0.0
-
-
-def load_prompts(directory: Path, rate: int) -> list[Prompt]:
-    """Every ``*.wav`` in ``directory`` (sorted), resampled to ``rate``, with its sidecars."""
-    if not directory.is_dir():
-        raise FileNotFoundError(f"prompt directory {directory} does not exist")
-    prompts = []
-    for wav in sorted(directory.glob("*.wav")):
-        try:
-            audio, _ = read_audio(str(wav), rate)
-        except AudioError as exc:
-            log.warning("skipping %s: %s", wav.name, exc)
-            continue
-        meta = wav.with_suffix(".json")
-        text = wav.with_suffix(".txt")
-        end, source, kind = estimate_speech_end(audio, rate), "estimated", directory.name
-        if meta.exists():
-            sidecar = json.loads(meta.read_text())
-            end, source, kind = float(sidecar["speech_end_s"]), "sidecar", str(sidecar.get("kind", kind))
-        reference = text.read_text().strip() if text.exists() else None
-        prompts.append(Prompt(wav, audio, end, reference, source, kind))
-    if not prompts:
-        raise FileNotFoundError(f"no usable .wav files in {directory}")
-    return prompts
 
 
 @dataclass
@@ -86,6 +45,7 @@ class TurnResult:
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
     marks_ms: dict[str, float] = field(default_factory=dict)
+    measured_from: dict[str, str] = field(default_factory=dict)  # metric -> the mark it starts at
     user_text: str = ""
     reply_text: str = ""
     reference: str | None = None
@@ -95,65 +55,6 @@ class TurnResult:
     premature_cuts: int = 0
     kind: str = ""
     decided: dict[str, Any] = field(default_factory=dict)  # how the turn ended: committed_by, verdicts
-
-
-@dataclass
-class Feed:
-    """What feeding one prompt produced: every turn end, every event with its arrival time, the true end."""
-
-    turn_ends: list[TurnEnd]
-    arrivals: list[tuple[float, Event]]
-    true_end: float
-
-    @property
-    def events(self) -> list[Event]:
-        """The events alone, in arrival order."""
-        return [event for _, event in self.arrivals]
-
-
-def is_premature(timeline: Timeline, true_end: float) -> bool:
-    """Whether the turn was committed before the true end of speech (``true_end``, clock seconds): a cut."""
-    detected = timeline.marks.get("turn_detected")
-    return detected is not None and detected < true_end - PREMATURE_TOLERANCE_S
-
-
-def run_prompt(
-    engine: Engine, prompt: Prompt, rate: int, tail_s: float, timeout_s: float, options: SessionOptions | None = None
-) -> Feed:
-    """Feed one prompt in real time (20 ms frames), then silence, until a turn ends after the true end of
-    speech (or time runs out). Turn ends before it are premature cuts; every mark is measured from it."""
-    arrivals: list[tuple[float, Event]] = []
-    ended = threading.Event()
-    started = time.monotonic()
-    true_end = started + LEAD_SILENCE_S + prompt.speech_end_s
-
-    def collect(event: Event) -> None:
-        arrivals.append((time.monotonic(), event))
-        if isinstance(event, TurnEnd) and not is_premature(event.timeline, true_end):
-            ended.set()
-
-    session = engine.open_session(options or SessionOptions(), collect)
-    lead = np.zeros(int(LEAD_SILENCE_S * rate), np.float32)
-    audio = np.concatenate([lead, prompt.audio, np.zeros(int(tail_s * rate), np.float32)])
-    frame = int(rate * FRAME_S)
-    try:
-        for index, piece in enumerate(chunks(audio, frame)):
-            due = started + index * FRAME_S
-            time.sleep(max(0.0, due - time.monotonic()))
-            session.push_audio(piece)
-            if ended.is_set():
-                break
-        session.flush()
-        ended.wait(timeout_s)
-        turn_ends = [e for _, e in list(arrivals) if isinstance(e, TurnEnd)]
-        for turn_end in turn_ends:
-            marks = turn_end.timeline.marks
-            if "user_speech_end" in marks:
-                marks["vad_speech_end"] = marks.pop("user_speech_end")
-            marks["user_speech_end"] = true_end
-        return Feed(turn_ends, list(arrivals), true_end)
-    finally:
-        session.close()
 
 
 def word_error_rate(reference: str | None, hypothesis: str) -> float | None:
@@ -181,6 +82,7 @@ def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
     wers = [t.wer for t in turns if t.wer is not None]
     if wers:
         summary["asr_wer"] = {"mean": round(float(np.mean(wers)), 3), "n": len(wers)}
+    summary["measured_from"] = {name: measured_from(name) for name in REPORTED if name in summary}  # type: ignore[misc]
     summary["turns"] = {"ok": sum(t.status == "ok" for t in turns), "total": len(turns)}
     cut = sum(t.premature_cuts > 0 for t in turns)
     summary["premature_cuts"] = {"prompts_cut": cut, "total": len(turns), "rate": round(cut / len(turns), 3) if turns else 0.0}
@@ -212,23 +114,22 @@ def benchmark(
     for r in range(repeat):
         for prompt in prompts:
             feed = run_prompt(engine, prompt, rate, tail_s, timeout_s)
-            turn_ends, events = feed.turn_ends, feed.events
-            premature = [t for t in turn_ends if is_premature(t.timeline, feed.true_end)]
-            turn_end = next((t for t in turn_ends if t not in premature), None)
-            user = " ".join(e.text for e in events if isinstance(e, TextOut) and e.role == "user" and e.final)
-            reply = " ".join(e.text for e in events if isinstance(e, TextOut) and e.role == "agent" and e.final)
-            if turn_end is None:
+            record = feed.answered
+            if record is None:
                 result = TurnResult(prompt.path.name, r, "no turn", detail="no end of turn was detected")
             else:
-                tl = turn_end.timeline
-                result = TurnResult(prompt.path.name, r, tl.status, tl.metrics(), tl.relative_ms(), detail=tl.detail)
-            result.user_text, result.reply_text, result.reference = user, reply, prompt.reference
-            result.wer = word_error_rate(prompt.reference, user) if user else None
+                tl = record.timeline
+                result = TurnResult(
+                    prompt.path.name, r, tl.status, tl.metrics(), tl.relative_ms(), tl.measured_from(),
+                    record.user_text, record.reply_text, detail=tl.detail,
+                )
+            result.reference = prompt.reference
+            result.wer = word_error_rate(prompt.reference, result.user_text) if result.user_text else None
             result.speech_end_source = prompt.end_source
-            result.premature_cuts = len(premature)
+            result.premature_cuts = len(feed.premature)
             result.kind = prompt.kind
-            if turn_end is not None:
-                extra = turn_end.timeline.extra
+            if record is not None:
+                extra = record.timeline.extra
                 result.decided = {k: extra[k] for k in DECISION_KEYS if k in extra}
             results.append(result)
             if progress is not None:
@@ -251,11 +152,12 @@ def report(engine_id: str, host: HostInfo, turns: list[TurnResult]) -> dict[str,
 def format_summary(doc: dict[str, Any]) -> str:
     """Human-readable table of the summary and the reply transcripts."""
     lines = [f"engine: {doc['engine']}   host: {doc['host_description']}", "versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()), ""]
-    lines.append(f"{'metric':<24}{'p50':>9}{'p95':>9}{'mean':>9}{'n':>5}")
+    lines.append(f"{'metric':<24}{'p50':>9}{'p95':>9}{'mean':>9}{'n':>5}  measured from")
     for name in REPORTED:
         stats = doc["summary"].get(name)
         if stats:
-            lines.append(f"{name:<24}{stats['p50']:>9.0f}{stats['p95']:>9.0f}{stats['mean']:>9.0f}{stats['n']:>5}")
+            origin = doc["summary"]["measured_from"].get(name, "")
+            lines.append(f"{name:<24}{stats['p50']:>9.0f}{stats['p95']:>9.0f}{stats['mean']:>9.0f}{stats['n']:>5}  {origin}")
     if "asr_wer" in doc["summary"]:
         lines.append(f"ASR word error rate (mean over {doc['summary']['asr_wer']['n']}): {doc['summary']['asr_wer']['mean']:.3f}")
     ok, cuts = doc["summary"]["turns"], doc["summary"]["premature_cuts"]
@@ -274,13 +176,13 @@ def write_csv(doc: dict[str, Any], path: Path) -> None:
     """One row per turn, metrics as columns (pandas)."""
     import pandas as pd
 
-    rows = [{k: v for k, v in t.items() if k not in ("metrics", "marks_ms")} | t["metrics"] for t in doc["turns"]]
+    rows = [{k: v for k, v in t.items() if k not in ("metrics", "marks_ms", "measured_from")} | t["metrics"] for t in doc["turns"]]
     pd.DataFrame(rows).to_csv(path, index=False)
 
 
 def write_plot(doc: dict[str, Any], path: Path) -> None:
     """Box plot of each metric over the successful turns (those :func:`summarise` counts)."""
-    from .plots import close, metrics_boxplot
+    from ..plots import close, metrics_boxplot
 
     ok = [t for t in doc["turns"] if t["status"] == "ok"]
     values = {name: [t["metrics"][name] for t in ok if name in t["metrics"]] for name in REPORTED}
@@ -299,7 +201,7 @@ def measure_startup(engine_id: str, timeout_s: float = 120.0) -> float:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    app = Path(__file__).resolve().parent.parent / "app.py"
+    app = Path(__file__).resolve().parents[2] / "app.py"
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, str(app), "--engine", engine_id, "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -32,13 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from .audio import SILENT_DBFS, resample, rms_dbfs, to_mono_float32
-from .bench import LEAD_SILENCE_S, Prompt, run_prompt
-from .engines.base import Engine, Event, TurnEnd
-from .engines.registry import EngineRegistry
-from .rtc import EngineStreamHandler
-from .rtc_jitter import aiortc_default_buffer
-from .timeline import Timeline
+from ..audio import SILENT_DBFS, resample, rms_dbfs, to_mono_float32
+from ..engines.base import Engine, Event, TurnEnd
+from ..engines.registry import EngineRegistry
+from ..measure.feeding import LEAD_SILENCE_S, Prompt, run_prompt
+from ..measure.record import TurnRecord
+from ..rtc import EngineStreamHandler
+from ..rtc_jitter import aiortc_default_buffer
+from ..timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,10 @@ class ProbedHandler(EngineStreamHandler):
             self.probe.handovers.append((time.monotonic(), rms_dbfs(to_mono_float32(item[1]))))
         return item
 
-    def _on_event(self, event: Event) -> None:
-        if isinstance(event, TurnEnd):
-            self.probe.timelines.append(event.timeline)
-        super()._on_event(event)
+    def _on_event(self, event: Event, record: TurnRecord | None = None) -> None:
+        if isinstance(event, TurnEnd) and record is not None:
+            self.probe.timelines.append(record.timeline)  # the one observer's: first_audio_out as it will play
+        super()._on_event(event, record)
 
 
 def trace_fastrtc(probe: Probe) -> Any:
@@ -122,7 +123,7 @@ class LoopbackServer:
         import uvicorn
         from fastapi import FastAPI
 
-        from .server import RTC_PREFIX, rtc_stream
+        from ..server import RTC_PREFIX, rtc_stream
 
         app = FastAPI()
         rtc_stream(handler).mount(app, path=RTC_PREFIX)
@@ -152,8 +153,9 @@ def _track_class() -> type:
     from aiortc import MediaStreamTrack
 
     class PromptTrack(MediaStreamTrack):
-        """Sends a clip in real-time 20 ms frames (as :func:`speechlm_demo.bench.run_prompt` feeds it), then
-        silence; remembers when each frame left."""
+        """Sends a clip in real-time 20 ms frames, each once its last sample has been "spoken" (as a microphone
+        delivers it, and as :func:`speechlm_demo.measure.feeding.run_prompt` feeds it), then silence; remembers
+        when each frame left."""
 
         kind = "audio"
 
@@ -167,7 +169,7 @@ def _track_class() -> type:
         async def recv(self) -> av.AudioFrame:
             if self.started is None:
                 self.started = time.monotonic()
-            await asyncio.sleep(max(0.0, self.started + self.sent / RATE - time.monotonic()))
+            await asyncio.sleep(max(0.0, self.started + (self.sent + FRAME) / RATE - time.monotonic()))
             chunk = self.samples[self.sent : self.sent + FRAME]
             if len(chunk) == FRAME:
                 self.sent_at.append((time.monotonic(), rms_dbfs(chunk.astype(np.float32) / 32768)))
@@ -224,7 +226,7 @@ async def exchange(url: str, clip: np.ndarray, true_end_s: float, timeout_s: flo
     started = track.started or 0.0
     true_end = started + true_end_s
     first = next((t for t, level in heard if t > true_end and level > AUDIBLE_DBFS), None)
-    last_sent = max((t for t, level in track.sent_at if level > AUDIBLE_DBFS and t <= true_end + 0.02), default=None)
+    last_sent = max((t for t, level in track.sent_at if level > AUDIBLE_DBFS and t <= true_end + 0.04), default=None)
     return {"true_end": true_end, "heard": first, "last_audible_sent": last_sent}
 
 
@@ -272,8 +274,8 @@ def compare(
         for r in range(repeat):
             for prompt in prompts:
                 feed = run_prompt(engine, prompt, rate, tail_s, timeout_s)
-                ends = [t for t in feed.turn_ends if t.timeline.marks.get("turn_detected", 0) >= feed.true_end - 0.05]
-                v2v = ends[0].timeline.metrics().get("voice_to_voice_ms") if ends else None
+                answered = feed.answered
+                v2v = answered.timeline.metrics().get("voice_to_voice_ref_ms") if answered is not None else None
                 row = {"prompt": prompt.path.name, "kind": prompt.kind, "repeat": r, "in_process_v2v_ms": v2v}
                 row |= via_webrtc(engine, server, probe, prompt, rate, timeout_s)
                 rows.append(row)

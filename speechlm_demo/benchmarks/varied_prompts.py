@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .audio import read_audio
-from .bench_prompts import RATE, speak
+from ..audio import read_audio
+from .prompt_sets import RATE, speak
 
 log = logging.getLogger(__name__)
 

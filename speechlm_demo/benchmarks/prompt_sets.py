@@ -2,7 +2,7 @@
 the complete questions in noise.
 
 ``python -m speechlm_demo make-prompts DIR`` writes ``DIR/complete/*.wav``, ``DIR/paused/*.wav`` and
-``DIR/noisy/*.wav`` (and the varied and held-out sets of :mod:`speechlm_demo.bench_varied`), each with ``.txt`` (reference text) and ``.json`` (``speech_end_s``, the true end of
+``DIR/noisy/*.wav`` (and the varied and held-out sets of :mod:`.varied_prompts`), each with ``.txt`` (reference text) and ``.json`` (``speech_end_s``, the true end of
 speech) sidecars. The paused set is the turn-taking stress test: an unfinished phrase, 0.7-1.1 s of
 silence, the rest. The noisy set adds Gaussian noise ``NOISE_DB`` under the speech's level, everywhere.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .audio import resample
+from ..audio import resample
 
 RATE = 16_000
 VOICE = "en"  # espeak-ng's British voice: Whisper base hears it better than en-us
@@ -89,6 +89,6 @@ def make_prompts(directory: Path) -> dict[str, int]:
             audio = np.concatenate([first, np.zeros(int(pause * RATE), np.float32), second])
             _write(paused, f"p{index:02d}_{int(pause * 1000)}ms", audio, f"{opener} {rest}")
             count += 1
-    from .bench_varied import make_varied
+    from .varied_prompts import make_varied
 
     return {"complete": len(COMPLETE), "paused": count, "noisy": len(COMPLETE)} | make_varied(directory)

@@ -1,0 +1,141 @@
+"""The feeding driver shared by ``bench``, Compare and listening sessions: a recorded turn, fed in real time.
+
+A :class:`Prompt` is a WAV with its *reference* end of speech: from a sidecar ``NAME.json``
+(``{"speech_end_s": ...}``) or estimated offline from the audio (:func:`estimate_speech_end`). :func:`run_prompt`
+feeds it through ``Engine.open_session`` exactly as a live microphone would (20 ms frames after
+``LEAD_SILENCE_S`` of silence, then silence) and returns every event with its arrival time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import AudioError, chunks, loud_span, read_audio
+from ..engines.base import Engine, Event, SessionOptions
+from ..timeline import Timeline
+from .observer import TurnObserver
+from .record import TurnRecord
+
+log = logging.getLogger(__name__)
+
+FRAME_S = 0.02
+PREMATURE_TOLERANCE_S = 0.05
+LEAD_SILENCE_S = 0.5
+
+
+@dataclass
+class Prompt:
+    """One prompt WAV with its optional sidecars."""
+
+    path: Path
+    audio: np.ndarray
+    speech_end_s: float
+    reference: str | None = None
+    end_source: str = "estimated"
+    kind: str = ""  # the sidecar's "kind" (complete, leadin, two, unfinished, real, ...), else the folder's name
+
+
+def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
+    """Seconds at which the last 20 ms window louder than ``threshold_dbfs`` ends."""
+    span = loud_span(audio, rate, threshold_dbfs, FRAME_S)
+    return span[1] / rate if span else 0.0
+
+
+def load_prompts(directory: Path, rate: int) -> list[Prompt]:
+    """Every ``*.wav`` in ``directory`` (sorted), resampled to ``rate``, with its sidecars."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"prompt directory {directory} does not exist")
+    prompts = []
+    for wav in sorted(directory.glob("*.wav")):
+        try:
+            audio, _ = read_audio(str(wav), rate)
+        except AudioError as exc:
+            log.warning("skipping %s: %s", wav.name, exc)
+            continue
+        meta = wav.with_suffix(".json")
+        text = wav.with_suffix(".txt")
+        end, source, kind = estimate_speech_end(audio, rate), "estimated", directory.name
+        if meta.exists():
+            sidecar = json.loads(meta.read_text())
+            end, source, kind = float(sidecar["speech_end_s"]), "sidecar", str(sidecar.get("kind", kind))
+        reference = text.read_text().strip() if text.exists() else None
+        prompts.append(Prompt(wav, audio, end, reference, source, kind))
+    if not prompts:
+        raise FileNotFoundError(f"no usable .wav files in {directory}")
+    return prompts
+
+
+@dataclass
+class Feed:
+    """What feeding one prompt produced: the turn records, every event with its arrival time, the reference end."""
+
+    records: list[TurnRecord]
+    arrivals: list[tuple[float, Event]]
+    true_end: float
+
+    @property
+    def events(self) -> list[Event]:
+        """The events alone, in arrival order."""
+        return [event for _, event in self.arrivals]
+
+    @property
+    def premature(self) -> list[TurnRecord]:
+        """Turns committed before the reference end of speech: cuts."""
+        return [r for r in self.records if is_premature(r.timeline, self.true_end)]
+
+    @property
+    def answered(self) -> TurnRecord | None:
+        """The first turn that ended after the reference end of speech: the answer to the prompt."""
+        return next((r for r in self.records if not is_premature(r.timeline, self.true_end)), None)
+
+
+def is_premature(timeline: Timeline, true_end: float) -> bool:
+    """Whether the turn was committed before the true end of speech (``true_end``, clock seconds): a cut."""
+    detected = timeline.marks.get("turn_detected")
+    return detected is not None and detected < true_end - PREMATURE_TOLERANCE_S
+
+
+def run_prompt(
+    engine: Engine, prompt: Prompt, rate: int, tail_s: float, timeout_s: float, options: SessionOptions | None = None
+) -> Feed:
+    """Feed one prompt in real time, then silence, until a turn ends after the reference end of speech (or time
+    runs out). A 20 ms frame is pushed when its last sample has been "spoken", as a microphone delivers it, so
+    the clock of the feed and the prompt's ``speech_end_s`` agree. The one observer makes the turn records and
+    marks ``reference_speech_end`` on them."""
+    arrivals: list[tuple[float, Event]] = []
+    ended = threading.Event()
+    started = time.monotonic()
+    true_end = started + LEAD_SILENCE_S + prompt.speech_end_s
+    observer = TurnObserver.for_engine(engine, keep_audio=True)
+    observer.reference_end = true_end
+
+    def collect(event: Event) -> None:
+        now = time.monotonic()
+        arrivals.append((now, event))
+        record = observer.observe(event, now)
+        if record is not None and not is_premature(record.timeline, true_end):
+            ended.set()
+
+    session = engine.open_session(options or SessionOptions(), collect)
+    lead = np.zeros(int(LEAD_SILENCE_S * rate), np.float32)
+    audio = np.concatenate([lead, prompt.audio, np.zeros(int(tail_s * rate), np.float32)])
+    frame = int(rate * FRAME_S)
+    try:
+        for index, piece in enumerate(chunks(audio, frame)):
+            due = started + (index * frame + len(piece)) / rate
+            time.sleep(max(0.0, due - time.monotonic()))
+            session.push_audio(piece)
+            if ended.is_set():
+                break
+        session.flush()
+        ended.wait(timeout_s)
+        return Feed(list(observer.records), list(arrivals), true_end)
+    finally:
+        session.close()

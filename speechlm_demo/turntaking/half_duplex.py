@@ -1,0 +1,243 @@
+"""Half-duplex engines and sessions: turn detection + speculative replies + barge-in + hung-engine watchdog.
+
+At a short pause the engine starts answering *speculatively*: its events are held back. (With
+``early_pause_db`` it starts at a *likely* pause, before the VAD confirms it; a likely pause withdrawn
+drops that reply.) The reply is *committed* (``turn_detected`` is marked and the held events flow out) when
+
+* the end-of-turn strategy named by ``endpointing`` says so (:mod:`.end_of_turn`: ``transcript``, the
+  words read finished; ``smart-turn``, Smart Turn v3 hears a finished turn once the pause is
+  ``smart_turn_silence_ms`` long; ``combined``, both), the VAD has confirmed the pause, no voice is being
+  heard in it and the user has been silent for ``min_commit_silence_ms``, or
+* the silence reaches ``end_silence_ms`` (every engine; the only rule for ``endpointing: silence``).
+
+If the user goes on speaking before the commit, or the strategy drops it (the words dangle), the
+speculative reply is dropped without a trace (its history changes too). The reply itself is a small state
+machine (:mod:`.speculative_reply`).
+After the commit, user speech is barge-in: playback is flushed (``Interrupt``) and generation stops.
+An engine that raises or stops answering fails its turn with a message; the session keeps listening.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import abstractmethod
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from ..engines.base import (
+    Emit,
+    Engine,
+    EngineSession,
+    EngineSettings,
+    ErrorEvent,
+    Event,
+    Interrupt,
+    SessionOptions,
+    UserTurn,
+)
+from ..timeline import Timeline
+from .detector import (
+    BlipIgnored,
+    Decision,
+    PauseDetected,
+    PauseLikely,
+    PauseUnlikely,
+    SpeechResumed,
+    SpeechStarted,
+    TurnClosed,
+    TurnDetector,
+    TurnSettings,
+)
+from .end_of_turn import strategy_for
+from .speculative_reply import Reply
+from .voice_activity import EnergyVAD, VoiceActivityModel
+
+if TYPE_CHECKING:
+    from .smart_turn import SmartTurn
+
+log = logging.getLogger(__name__)
+
+
+class HalfDuplexSettings(TurnSettings):
+    """Settings every half-duplex engine has: the turn detector's knobs and how a turn may end early."""
+
+    endpointing: Literal["silence", "transcript", "smart-turn", "combined"] = "silence"
+    smart_turn_silence_ms: float = Field(200.0, ge=0.0, description="silence after which Smart Turn hears the pause")
+    smart_turn_alone_above: float = Field(
+        1.0, ge=0.0, le=1.0, description="combined: Smart Turn at least this sure commits without the transcript"
+    )
+
+
+class HalfDuplexEngine(Engine):
+    """An engine that answers whole user turns; turn-taking is done for it."""
+
+    Settings: ClassVar[type[EngineSettings]] = HalfDuplexSettings
+    settings: HalfDuplexSettings
+
+    def new_history(self, options: SessionOptions) -> list[dict[str, str]]:
+        """The conversation memory of a new session (chat messages)."""
+        return []
+
+    def make_vad(self) -> VoiceActivityModel:
+        """The voice activity model of a new session (default: the energy VAD at the input rate)."""
+        rate = self.entry.sample_rates.input
+        return EnergyVAD(sample_rate=rate, window=rate // 32)
+
+    @abstractmethod
+    def respond(self, turn: UserTurn, history: list[dict[str, str]], options: SessionOptions) -> Iterator[Event]:
+        """Answer ``turn``: yield events as they are produced; stop early if ``turn.cancel`` is set.
+
+        Engines append to ``history`` what they want remembered. ``Mark`` events go into the turn's
+        timeline; ``first_audio_out``/``last_audio_out`` are marked by the turn layer as audio leaves.
+        """
+
+    def open_session(self, options: SessionOptions, emit: Emit) -> EngineSession:
+        """Wrap :meth:`respond` in the shared turn-taking layer, with :meth:`make_vad`'s VAD."""
+        return HalfDuplexSession(self, options, emit, vad=self.make_vad())
+
+
+class HalfDuplexSession(EngineSession):
+    """Turn-taking and reply workers around a :class:`HalfDuplexEngine`."""
+
+    engine: HalfDuplexEngine
+
+    def __init__(
+        self,
+        engine: HalfDuplexEngine,
+        options: SessionOptions,
+        emit: Emit,
+        *,
+        vad: VoiceActivityModel | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(engine, options, emit)
+        self.settings = engine.settings
+        self.strategy = strategy_for(self.settings.endpointing, self.settings.smart_turn_alone_above)
+        self.smart_turn: SmartTurn | None = None
+        if self.strategy.uses_audio:
+            from .smart_turn import shared_model  # onnxruntime + the model, only when asked for
+
+            self.smart_turn = shared_model()
+        self._listener = ThreadPoolExecutor(1, thread_name_prefix="smart-turn") if self.smart_turn else None
+        self._heard: list[np.ndarray] = []  # the last 8 s of input: what Smart Turn hears
+        self._heard_len = 0
+        rate = engine.entry.sample_rates.input
+        self.detector = TurnDetector(vad or EnergyVAD(sample_rate=rate, window=rate // 32), self.settings)
+        self.clock = clock
+        self.history = engine.new_history(options)
+        self.turns_committed = 0
+        self._reply: Reply | None = None
+        self._closed = False
+
+    def push_audio(self, pcm: np.ndarray) -> None:
+        """Run turn detection; start, commit, drop or interrupt replies."""
+        if self._closed:
+            return
+        now = self.clock()
+        if self._listener is not None:
+            self._remember(pcm)
+        for decision in self.detector.push(pcm):
+            self._on_decision(decision, now)
+        reply = self._reply
+        if reply is not None:
+            if self._listener is not None and not reply.listening and reply.silence_ms() >= self.settings.smart_turn_silence_ms:
+                reply.listening = True
+                self._listener.submit(reply.listen, np.concatenate(self._heard))
+            reply.reconsider()
+
+    def _remember(self, pcm: np.ndarray) -> None:
+        self._heard.append(np.asarray(pcm, dtype=np.float32))
+        self._heard_len += len(pcm)
+        keep = 8 * self.detector.rate
+        while self._heard_len - len(self._heard[0]) >= keep:
+            self._heard_len -= len(self._heard.pop(0))
+
+    def flush(self) -> None:
+        """End of input: the turn in progress is over."""
+        ended = self.detector.finish()
+        if ended is not None:
+            self._on_decision(ended, self.clock())
+
+    def close(self) -> None:
+        """Cancel any reply; later audio is ignored."""
+        self._closed = True
+        if self._reply is not None:
+            self._reply.interrupt()
+        if self._listener is not None:
+            self._listener.shutdown(wait=False, cancel_futures=True)
+
+    def _time_of(self, sample: int, now: float) -> float:
+        return now - (self.detector.samples_seen - sample) / self.detector.rate
+
+    def _on_decision(self, decision: Decision, now: float) -> None:
+        """One detector decision: each kind has its own small handler (see :meth:`_handlers`)."""
+        self._handlers[type(decision)](decision, now)
+
+    @property
+    def _handlers(self) -> dict[type, Callable[[Any, float], None]]:
+        return {
+            SpeechStarted: self._on_voice,
+            SpeechResumed: self._on_voice,
+            BlipIgnored: lambda decision, now: None,  # a held reply is reconsidered after the decisions
+            PauseLikely: self._on_likely_pause,
+            PauseUnlikely: self._on_pause_withdrawn,
+            PauseDetected: self._on_pause,
+            TurnClosed: self._on_turn_closed,
+        }
+
+    def _on_voice(self, decision: SpeechStarted | SpeechResumed, now: float) -> None:
+        reply = self._reply
+        if reply is not None and (reply.busy(now) or not reply.committed):
+            if reply.committed:
+                log.info("barge-in during turn %d", reply.turn.turn_id)
+                self.emit(Interrupt(reply.turn.turn_id))
+            reply.interrupt()
+        if isinstance(decision, SpeechResumed) and reply is not None and reply.committed:
+            reply.supersede()  # an early cut: the next reply answers the whole turn, heard once
+
+    def _on_likely_pause(self, decision: PauseLikely, now: float) -> None:
+        self._start_reply(decision.start, decision.end, decision.audio, now, committed=False, confirmed=False)
+
+    def _on_pause_withdrawn(self, decision: PauseUnlikely, now: float) -> None:
+        if self._reply is not None and not self._reply.confirmed:
+            self._reply.drop()
+
+    def _on_pause(self, decision: PauseDetected, now: float) -> None:
+        reply = self._reply
+        if reply is not None and not reply.confirmed and not reply.cancelled:
+            reply.confirm(decision.end)
+        else:
+            self._start_reply(decision.start, decision.end, decision.audio, now, committed=False)
+
+    def _on_turn_closed(self, decision: TurnClosed, now: float) -> None:
+        if decision.truncated:
+            self.emit(ErrorEvent(f"Your turn was cut at {self.settings.max_turn_s:g} s (the longest turn this engine takes)."))
+        reply = self._reply
+        if reply is not None and reply.covers(decision.end) and not reply.cancelled:
+            reply.commit("silence")
+        else:
+            self._start_reply(decision.start, decision.end, decision.audio, now, committed=True)
+
+    def _start_reply(
+        self, start: int, end: int, audio: np.ndarray, now: float, *, committed: bool, confirmed: bool = True
+    ) -> None:
+        if self._reply is not None:
+            self._reply.interrupt()
+        timeline = Timeline(turn_id=self.turns_committed + 1, engine_id=self.engine.id, clock=self.clock)
+        timeline.mark("user_speech_start", self._time_of(start, now))
+        timeline.mark("user_speech_end", self._time_of(end, now))
+        timeline.mark("reply_started", now)
+        turn = UserTurn(self.turns_committed + 1, audio, self.detector.rate, timeline)
+        self._reply = Reply(self, turn, end, confirmed)
+        if committed:
+            self._reply.commit("silence")
+        self._reply.start()
+
+    def committed(self, reply: Reply) -> None:
+        """Called by a reply when it commits: it is now turn number N."""
+        self.turns_committed = reply.turn.turn_id
