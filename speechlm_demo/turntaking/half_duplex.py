@@ -133,6 +133,15 @@ class HalfDuplexSession(EngineSession):
         self.turns_committed = 0
         self._reply: Reply | None = None
         self._closed = False
+        self._handlers: dict[type, Callable[[Any, float], None]] = {
+            SpeechStarted: self._on_voice,
+            SpeechResumed: self._on_voice,
+            BlipIgnored: lambda decision, now: None,  # a held reply is reconsidered after the decisions
+            PauseLikely: self._on_likely_pause,
+            PauseUnlikely: self._on_pause_withdrawn,
+            PauseDetected: self._on_pause,
+            TurnClosed: self._on_turn_closed,
+        }
 
     def push_audio(self, pcm: np.ndarray) -> None:
         """Run turn detection; start, commit, drop or interrupt replies."""
@@ -175,20 +184,8 @@ class HalfDuplexSession(EngineSession):
         return now - (self.detector.samples_seen - sample) / self.detector.rate
 
     def _on_decision(self, decision: Decision, now: float) -> None:
-        """One detector decision: each kind has its own small handler (see :meth:`_handlers`)."""
+        """One detector decision, to its own small handler."""
         self._handlers[type(decision)](decision, now)
-
-    @property
-    def _handlers(self) -> dict[type, Callable[[Any, float], None]]:
-        return {
-            SpeechStarted: self._on_voice,
-            SpeechResumed: self._on_voice,
-            BlipIgnored: lambda decision, now: None,  # a held reply is reconsidered after the decisions
-            PauseLikely: self._on_likely_pause,
-            PauseUnlikely: self._on_pause_withdrawn,
-            PauseDetected: self._on_pause,
-            TurnClosed: self._on_turn_closed,
-        }
 
     def _on_voice(self, decision: SpeechStarted | SpeechResumed, now: float) -> None:
         reply = self._reply
