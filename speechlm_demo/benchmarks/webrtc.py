@@ -1,6 +1,6 @@
 """``bench --via webrtc``: the same prompts through the app's WebRTC routes, next to the in-process path.
 
-The app's FastRTC stream (:func:`speechlm_demo.server.rtc_stream`, what the app mounts at ``/rtc``) is
+The app's FastRTC stream (:func:`speechlm_demo.server.mount_rtc`, what the app mounts at ``/rtc``) is
 served by uvicorn on 127.0.0.1 inside this process, and an aiortc peer (the part a browser plays) sends
 each prompt in real time as 48 kHz 20 ms frames and listens. ICE is kept to 127.0.0.1 (aioice is told to
 offer only the loopback address), so no network but loopback is involved. Everything is timed on one
@@ -123,10 +123,10 @@ class LoopbackServer:
         import uvicorn
         from fastapi import FastAPI
 
-        from ..server import RTC_PREFIX, rtc_stream
+        from ..server import RTC_PREFIX, mount_rtc
 
         app = FastAPI()
-        rtc_stream(handler).mount(app, path=RTC_PREFIX)
+        mount_rtc(app, handler)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
