@@ -10,7 +10,6 @@ from ..audio import chunks, loud_span
 from ..turntaking.half_duplex import HalfDuplexEngine
 from .base import AudioOut, Event, SessionOptions, TextOut, UserTurn
 
-
 HEAD_DB = 40.0  # the reply starts at the first 20 ms within this many dB of the turn's loudest
 HEAD_MARGIN_S = 0.05  # ... less this much, so a soft onset is kept
 

@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 
 from speechlm_demo.benchmarks.latency import TurnResult, summarise
-from speechlm_demo.measure.feeding import load_prompts
 from speechlm_demo.benchmarks.varied_prompts import HELD_OUT, REAL_CLIPS, TUNING, make_varied, real_clip_path
+from speechlm_demo.measure.feeding import load_prompts
 from tests.conftest import require
 
 
