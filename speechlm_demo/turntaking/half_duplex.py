@@ -37,6 +37,7 @@ from ..engines.base import (
     ErrorEvent,
     Event,
     Interrupt,
+    Progress,
     SessionOptions,
     UserTurn,
 )
@@ -82,6 +83,15 @@ class HalfDuplexEngine(Engine):
     def new_history(self, options: SessionOptions) -> list[dict[str, str]]:
         """The conversation memory of a new session (chat messages)."""
         return []
+
+    def load(self, progress: Progress | None = None) -> None:
+        """Load the engine, and Smart Turn when its ``endpointing`` listens to the audio (so that opening the
+        first session does not wait for it)."""
+        super().load(progress)
+        if strategy_for(self.settings.endpointing).uses_audio:
+            from .smart_turn import shared_model
+
+            shared_model()
 
     def make_vad(self) -> VoiceActivityModel:
         """The voice activity model of a new session (default: the energy VAD at the input rate)."""

@@ -93,3 +93,17 @@ def test_smart_turn_holds_an_unfinished_phrase_until_the_silence_rule() -> None:
     end = run_turn(audio, endpointing="smart-turn", end_silence_ms=2000, min_commit_silence_ms=150)
     assert end.timeline.extra["committed_by"] == "silence" and end.timeline.extra["smart_turn_p"] < 0.5
     assert end.timeline.between_ms("user_speech_end", "turn_detected") >= 1900
+
+
+def test_loading_an_engine_that_listens_loads_smart_turn_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from speechlm_demo.turntaking import smart_turn
+
+    require(None if importlib.util.find_spec("pipecat") else "Smart Turn missing: pip install --no-deps pipecat-ai==1.14.0")
+    monkeypatch.setattr(smart_turn, "_shared", {})
+    EchoEngine(entry("echo", endpointing="transcript")).load()
+    assert smart_turn._shared == {}  # the transcript rule needs no model
+    EchoEngine(entry("echo", endpointing="combined")).load()
+    (model,) = smart_turn._shared.values()
+    session = EchoEngine(entry("echo", endpointing="smart-turn")).open_session(SessionOptions(), Recorder())
+    assert session.smart_turn is model
+    session.close()
