@@ -22,9 +22,14 @@ def without_quiet_head(audio: np.ndarray, rate: int) -> np.ndarray:
     if not usable:
         return audio
     power = np.square(audio[:usable].astype(np.float64)).reshape(-1, window).mean(axis=1)
-    peak_db = 10 * np.log10(power.max() + 1e-24)
-    span = loud_span(audio, rate, peak_db - HEAD_DB)
-    return audio[max(0, span[0] - int(HEAD_MARGIN_S * rate)) :] if span else audio
+    floor_db = 10 * np.log10(power.max() + 1e-24) - HEAD_DB
+    span = loud_span(audio, rate, floor_db)
+    if span is None:
+        return audio
+    # the first sample of that window to reach the level, so the margin is exact (not up to a window more)
+    first = audio[span[0] : span[0] + window]
+    onset = span[0] + int(np.argmax(np.abs(first) >= 10 ** (floor_db / 20)))
+    return audio[max(0, onset - int(HEAD_MARGIN_S * rate)) :]
 
 
 class EchoEngine(HalfDuplexEngine):
