@@ -84,6 +84,8 @@ def _bench(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     sys.stderr.write(f"{args.engine} loaded in {time.monotonic() - started:.1f} s; {len(prompts)} prompt(s) x {args.repeat}\n")
+    if args.via == "webrtc":
+        return _bench_webrtc(args, engine, registry, prompts)
     judge = None
     if args.judges:
         from .judges.scorer import Judges
@@ -102,6 +104,22 @@ def _bench(args: argparse.Namespace) -> int:
         bench.write_plot(doc, Path(args.plot))
     registry.close()
     return 0 if doc["summary"]["turns"]["ok"] else 1
+
+
+def _bench_webrtc(args: argparse.Namespace, engine: object, registry: object, prompts: list) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .benchmarks import webrtc as bench_webrtc
+
+    with tqdm(total=len(prompts) * args.repeat, desc=f"{args.engine} via webrtc", unit="turn", file=sys.stderr) as bar:
+        doc = bench_webrtc.compare(engine, registry, prompts, repeat=args.repeat, tail_s=args.tail, timeout_s=args.timeout, progress=bar)
+    sys.stdout.write(bench_webrtc.format_shares(doc) + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2))
+    registry.close()  # type: ignore[attr-defined]
+    return 0 if doc["summary"].get("webrtc_v2v_ms") else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a turn to end")
     bench.add_argument("--judges", action="store_true", help="score every reply with the automatic judges (DNSMOS, round-trip WER, ...)")
     bench.add_argument("--host", help="simulate a host (catalogue decisions only)")
+    bench.add_argument("--via", choices=("process", "webrtc"), default="process",
+                       help="webrtc: each prompt in process, then through the app's /rtc routes with an aiortc peer on loopback")
     bench.add_argument("--catalog", help="catalogue file")
     prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused / noisy / interrupt) with espeak-ng")
     prompts.add_argument("directory")
@@ -150,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"error: {exc}\n")
             return 2
         sys.stdout.write(
-            f"wrote {counts['complete']} complete, {counts['paused']} paused, {counts['noisy']} noisy and {counts['interrupt']} interrupt prompts to {args.directory}\n"
+            f"wrote {counts['complete']} complete, {counts['paused']} paused, {counts['noisy']} noisy and {counts['interrupt']} interrupt prompts, "
+            f"{counts['varied']} varied (for tuning) and {counts['heldout']} held-out (never for tuning) to {args.directory}\n"
         )
         return 0
     if args.command == "run":

@@ -2,13 +2,13 @@
 complete questions in noise, and questions followed by an interruption.
 
 ``python -m speechlm_demo make-prompts DIR`` writes ``DIR/complete/*.wav``, ``DIR/paused/*.wav``,
-``DIR/noisy/*.wav`` and ``DIR/interrupt/*.wav``, each with ``.txt`` (reference text) and ``.json``
-(``speech_end_s``, the true end of speech, and the set's cue times) sidecars. The paused set is the
-turn-taking stress test: an unfinished phrase, 0.7-1.1 s of silence (``pause_start_s``/``pause_end_s``),
-the rest. The noisy set adds Gaussian noise ``NOISE_DB`` under the speech's level, everywhere. The interrupt
-set is for full-duplex engines: a question, ``INTERRUPT_AFTER_S`` of silence in which the engine should be
-answering, then a second utterance that talks over it (``question_end_s``, ``interrupt_start_s``,
-``interrupt_end_s``; see :mod:`speechlm_demo.judges.duplex`).
+``DIR/noisy/*.wav`` and ``DIR/interrupt/*.wav`` (and the varied and held-out sets of :mod:`.varied_prompts`),
+each with ``.txt`` (reference text) and ``.json`` (``speech_end_s``, the true end of speech, and the set's cue
+times) sidecars. The paused set is the turn-taking stress test: an unfinished phrase, 0.7-1.1 s of silence
+(``pause_start_s``/``pause_end_s``), the rest. The noisy set adds Gaussian noise ``NOISE_DB`` under the
+speech's level, everywhere. The interrupt set is for full-duplex engines: a question, ``INTERRUPT_AFTER_S`` of
+silence in which the engine should be answering, then a second utterance that talks over it
+(``question_end_s``, ``interrupt_start_s``, ``interrupt_end_s``; see :mod:`speechlm_demo.judges.duplex`).
 """
 
 from __future__ import annotations
@@ -54,11 +54,12 @@ INTERRUPTIONS = ("Wait, stop, I have another question.", "Sorry, can you say tha
 INTERRUPT_AFTER_S = 2.5  # silence between the question and the interruption
 
 
-def speak(text: str, rate: int = RATE) -> np.ndarray:
+def speak(text: str, rate: int = RATE, voice: str = VOICE, words_per_minute: int = 165) -> np.ndarray:
     """espeak-ng speech, trimmed of its leading/trailing silence, as float32 at ``rate``."""
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
-    wav = subprocess.run(["espeak-ng", "-v", VOICE, "-s", "165", "--stdout", text], capture_output=True, check=True).stdout
+    command = ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "--stdout", text]
+    wav = subprocess.run(command, capture_output=True, check=True).stdout
     samples, native = sf.read(io.BytesIO(wav), dtype="float32")
     audio = resample(samples, native, rate)
     loud = np.flatnonzero(np.abs(audio) > 0.01)
@@ -88,7 +89,7 @@ def _write(
 
 
 def make_prompts(directory: Path) -> dict[str, int]:
-    """Write the four sets; returns how many prompts each has."""
+    """Write every set; returns how many prompts each has."""
     complete, paused, noisy, interrupt = directory / "complete", directory / "paused", directory / "noisy", directory / "interrupt"
     for folder in (complete, paused, noisy, interrupt):
         folder.mkdir(parents=True, exist_ok=True)
@@ -110,4 +111,7 @@ def make_prompts(directory: Path) -> dict[str, int]:
         start = (len(question) + len(gap)) / RATE
         cues = {"question_end_s": len(question) / RATE, "interrupt_start_s": start, "interrupt_end_s": start + len(cut_in) / RATE}
         _write(interrupt, f"i{index:02d}", np.concatenate([question, gap, cut_in]), f"{COMPLETE[index]} {words}", cues=cues)
-    return {"complete": len(COMPLETE), "paused": count, "noisy": len(COMPLETE), "interrupt": len(INTERRUPTIONS)}
+    from .varied_prompts import make_varied
+
+    counts = {"complete": len(COMPLETE), "paused": count, "noisy": len(COMPLETE), "interrupt": len(INTERRUPTIONS)}
+    return counts | make_varied(directory)

@@ -39,6 +39,7 @@ class Prompt:
     speech_end_s: float
     reference: str | None = None
     end_source: str = "estimated"
+    kind: str = ""  # the sidecar's "kind" (complete, leadin, two, unfinished, real, ...), else the folder's name
     cues: dict[str, float] = field(default_factory=dict)  # the sidecar's times (s): speech start/end, pause, interruption
 
 
@@ -61,16 +62,16 @@ def load_prompts(directory: Path, rate: int) -> list[Prompt]:
             continue
         meta = wav.with_suffix(".json")
         text = wav.with_suffix(".txt")
-        end, source = estimate_speech_end(audio, rate), "estimated"
+        end, source, kind = estimate_speech_end(audio, rate), "estimated", directory.name
         span = loud_span(audio, rate, -40.0, FRAME_S)
         cues = {"speech_start_s": span[0] / rate if span else 0.0}
         if meta.exists():
             sidecar = json.loads(meta.read_text())
-            end, source = float(sidecar["speech_end_s"]), "sidecar"
+            end, source, kind = float(sidecar["speech_end_s"]), "sidecar", str(sidecar.get("kind", kind))
             cues |= {k: float(v) for k, v in sidecar.items() if k.endswith("_s") and isinstance(v, int | float)}
         cues["speech_end_s"] = end
         reference = text.read_text().strip() if text.exists() else None
-        prompts.append(Prompt(wav, audio, end, reference, source, cues))
+        prompts.append(Prompt(wav, audio, end, reference, source, kind, cues))
     if not prompts:
         raise FileNotFoundError(f"no usable .wav files in {directory}")
     return prompts
