@@ -11,9 +11,10 @@ import pytest
 
 from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.catalog import EngineEntry, SampleRates
-from speechlm_demo.engines.base import AudioOut, EngineError, Event, Mark, SessionOptions, TextOut, TurnEnd, UserTurn
+from speechlm_demo.engines.base import AudioOut, EngineError, Event, Mark, SessionOptions, TextOut, UserTurn
 from speechlm_demo.engines.cascade.pipeline import NOTHING_HEARD, CascadeEngine
 from speechlm_demo.engines.cascade.silero import SileroVAD
+from speechlm_demo.measure.observer import TurnObserver
 from speechlm_demo.turntaking.half_duplex import HalfDuplexSession
 from speechlm_demo.timeline import Timeline
 from tests.cascade.conftest import need
@@ -110,10 +111,11 @@ def test_history_keeps_the_last_ten_turns(engine: CascadeEngine, spoken: Callabl
 def test_through_the_turn_layer_with_silero(engine: CascadeEngine, spoken: Callable[..., np.ndarray]) -> None:
     events: list[Event] = []
     done = threading.Event()
+    observer = TurnObserver.for_engine(engine)
 
     def emit(event: Event) -> None:
         events.append(event)
-        if isinstance(event, TurnEnd):
+        if observer.observe(event) is not None:
             done.set()
 
     session = engine.open_session(SessionOptions(), emit)
@@ -124,11 +126,11 @@ def test_through_the_turn_layer_with_silero(engine: CascadeEngine, spoken: Calla
         session.push_audio(stream[i : i + 320])
     assert done.wait(30)
     session.close()
-    timeline = next(e.timeline for e in events if isinstance(e, TurnEnd))
-    assert timeline.status == "ok"
-    assert "capital" in timeline.extra["user_text"].lower()
-    assert timeline.extra["reply_text"]
-    assert {"asr_final", "llm_first_token", "llm_first_sentence", "first_audio_out"} <= set(timeline.marks)
+    (record,) = observer.records
+    assert record.status == "ok"
+    assert "capital" in record.user_text.lower()
+    assert record.reply_text
+    assert {"asr_final", "llm_first_token", "llm_first_sentence", "first_audio_out"} <= set(record.timeline.marks)
 
 
 def test_stage_failures_are_readable() -> None:
