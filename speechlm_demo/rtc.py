@@ -34,6 +34,7 @@ from .engines.base import (
 from .engines.registry import EngineRegistry
 from .measure.observer import TurnObserver
 from .measure.record import TurnRecord
+from .timeline import usage_note
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ class EngineStreamHandler(AsyncStreamHandler):
         seconds = (timeline.between_ms("user_speech_start", "user_speech_end") or 0.0) / 1000
         self.conversation.end_turn(None if record.user_text else f"🎤 ({seconds:.1f} s of speech)")
         self.conversation.timelines = (self.conversation.timelines + [record.to_dict()])[-20:]
-        self.conversation.status = f"Turn {record.turn_id}: {record.describe_latency()}"
+        self.conversation.status = f"Turn {record.turn_id}: {record.describe_latency()}{usage_note(timeline.extra)}"
         self._publish()
 
     def _flush_audio(self) -> None:

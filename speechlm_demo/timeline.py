@@ -188,3 +188,11 @@ class Timeline:
             "measured_from": self.measured_from(),
             **({"extra": self.extra} if self.extra else {}),
         }
+
+
+def usage_note(extra: dict[str, Any]) -> str:
+    """`` · N tokens, $X`` for a turn whose engine reported usage (a paid API), else ``""``."""
+    usage = extra.get("usage")
+    if not isinstance(usage, dict):
+        return ""
+    return f" · {usage.get('total_tokens', 0)} tokens, ${usage.get('cost_usd', 0.0):.4f}"

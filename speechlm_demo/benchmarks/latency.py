@@ -112,8 +112,9 @@ def benchmark(
             else:
                 tl = record.timeline
                 result = TurnResult(
-                    prompt.path.name, r, tl.status, tl.metrics(), tl.relative_ms(), tl.measured_from(),
-                    record.user_text, record.reply_text, detail=tl.detail,
+                    prompt.path.name, r, record.status, tl.metrics(), tl.relative_ms(), tl.measured_from(),
+                    record.user_text, record.reply_text,
+                    detail=f"answered by the fallback {record.answered_by}" if record.answered_by else tl.detail,
                 )
             result.reference = prompt.reference
             result.wer = word_error_rate(prompt.reference, result.user_text) if result.user_text else None

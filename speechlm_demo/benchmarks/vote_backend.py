@@ -117,7 +117,7 @@ def bench_writes(voters: int = 50, votes_per_voter: int = 20, think_s: float = 0
             for round_id, pause in zip(rounds[voter], pauses):
                 time.sleep(pause)
                 started = time.perf_counter()
-                arena.submit_vote(round_id, f"voter-{voter}", "a")
+                arena.submit_vote(round_id, f"voter-{voter}", "a", address=f"10.0.{voter // 250}.{voter % 250}")
                 mine.append((time.perf_counter() - started) * 1000.0)
             with lock:
                 latencies.extend(mine)

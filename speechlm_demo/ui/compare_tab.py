@@ -14,6 +14,7 @@ from ..engines.base import SessionOptions
 from ..engines.registry import EngineRegistry
 from ..plots import close, pair_figure, timeline_figure
 from ..recorder import RecordedTurn
+from ..timeline import usage_note
 from .recording import build_turn_input
 from .text import plain
 
@@ -25,18 +26,21 @@ def side_summary(label: str, result: SideResult | None) -> str:
     name = plain(label)
     if result is None:
         return f"**{name}**: ⏳ answering…"
+    if result.status == "fallback":
+        return f"**{name}**: ⚠️ {plain(result.message)} (the reply below is the fallback's)"
     if not result.ok:
         return f"**{name}**: ❌ {result.status}: {plain(result.message or 'no reply')}"
     latency = result.latency_ms
     timing = f"voice-to-voice **{latency:.0f} ms** (from the reference end of speech)" if latency is not None else "no reply audio"
-    return f"**{name}**: ✅ {timing} · {len(result.audio) / result.sample_rate:.1f} s of audio"
+    cost = usage_note(result.timeline.get("extra", {}))
+    return f"**{name}**: ✅ {timing} · {len(result.audio) / result.sample_rate:.1f} s of audio{cost}"
 
 
 def side_outputs(label: str, result: SideResult | None) -> tuple[Any, ...]:
     """Summary, reply audio, the user's words as the engine heard them, and the reply text."""
     if result is None:
         return side_summary(label, None), None, "", ""
-    audio = (result.sample_rate, to_int16(result.audio)) if result.ok and len(result.audio) else None  # int16: Gradio would normalise floats
+    audio = (result.sample_rate, to_int16(result.audio)) if result.status in ("ok", "fallback") and len(result.audio) else None  # int16: Gradio would normalise floats
     return side_summary(label, result), audio, result.user_text or "(no transcript)", result.reply_text or "(no text)"
 
 
