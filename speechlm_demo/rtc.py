@@ -38,7 +38,7 @@ from .timeline import usage_note
 
 log = logging.getLogger(__name__)
 
-OUTPUT_SAMPLE_RATE = 24_000
+OUTPUT_SAMPLE_RATE = 48_000  # what Opus encodes: a 24 kHz stream waits one more frame in aiortc's resampler
 MAX_SESSIONS_ENV = "SPEECHLM_MAX_SESSIONS"
 TURN_ENV = ("SPEECHLM_TURN_URLS", "SPEECHLM_TURN_USERNAME", "SPEECHLM_TURN_CREDENTIAL")
 
@@ -137,11 +137,13 @@ class EngineStreamHandler(AsyncStreamHandler):
             args = list(self.latest_args)
             if args and args[0] == "__webrtc_value__":
                 args = args[1:]
-            args = args[1:]  # drop the WebRTC component's own value: [engine, system prompt]
+            args = args[1:]  # drop the WebRTC component's own value: [engine, system prompt, voice]
             if args and args[0]:
                 engine_id = str(args[0])
             if len(args) > 1 and args[1]:
                 options.system_prompt = str(args[1])
+            if len(args) > 2 and str(args[2] or "").strip():
+                options.voice = str(args[2]).strip()
         if engine_id is None:
             self._report("No engine is available on this host.")
             return

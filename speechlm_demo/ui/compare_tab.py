@@ -45,7 +45,7 @@ def side_outputs(label: str, result: SideResult | None) -> tuple[Any, ...]:
 
 
 def run_comparison(
-    registry: EngineRegistry, turn: RecordedTurn | None, engine_a: str | None, engine_b: str | None, system_prompt: str
+    registry: EngineRegistry, turn: RecordedTurn | None, engine_a: str | None, engine_b: str | None, system_prompt: str, voice: str = ""
 ) -> Iterator[tuple[Any, ...]]:
     """Compare the turn on both engines; yields the status, both sides (as each finishes) and the figure."""
     if turn is None:
@@ -54,7 +54,7 @@ def run_comparison(
         yield ("⚠️ Pick engine A and engine B first.", *side_outputs("A", None), *side_outputs("B", None), gr.skip())
         return
     labels = tuple(registry.availability[e].entry.label if e in registry.availability else e for e in (engine_a, engine_b))
-    options = SessionOptions(system_prompt=system_prompt.strip() or None)
+    options = SessionOptions(system_prompt=system_prompt.strip() or None, voice=(voice or "").strip() or None)
     done: dict[str, SideResult] = {}
     status = f"Comparing your {turn.duration_s:.1f} s turn on both engines…"
     yield (status, *side_outputs(labels[0], None), *side_outputs(labels[1], None), gr.skip())
@@ -81,7 +81,9 @@ def build_compare_tab(registry: EngineRegistry) -> None:
     with gr.Row():
         engine_a = gr.Dropdown(choices=choices, value=offered[0] if offered else None, label="Engine A", elem_id="compare-engine-a")
         engine_b = gr.Dropdown(choices=choices, value=offered[1] if len(offered) > 1 else None, label="Engine B", elem_id="compare-engine-b")
-    system_prompt = gr.Textbox(label="System prompt for both (engines that take one)", placeholder="Leave empty for each engine's default", lines=1)
+    with gr.Row():
+        system_prompt = gr.Textbox(label="System prompt for both (engines that take one)", placeholder="Leave empty for each engine's default", lines=1, scale=3)
+        voice = gr.Textbox(label="Voice (engines that offer one, e.g. Chelsie or Ethan)", placeholder="Engine's default", lines=1, scale=1)
     with gr.Row():
         with gr.Column(scale=1):
             mic = build_turn_input("compare")
@@ -101,7 +103,7 @@ def build_compare_tab(registry: EngineRegistry) -> None:
     close(empty)
     mic.turn_id.change(
         partial(run_comparison, registry),
-        inputs=[mic.turn, engine_a, engine_b, system_prompt],
+        inputs=[mic.turn, engine_a, engine_b, system_prompt, voice],
         outputs=[status, *columns, plot],
         show_progress="hidden",
         concurrency_limit=2,
