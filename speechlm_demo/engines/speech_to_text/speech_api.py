@@ -17,7 +17,7 @@ from ...audio import AudioError, decode_audio, resample
 from ..base import EngineError
 from ..cascade import stage_settings
 from ..cascade.tts import TTS, build_tts
-from ..vllm_omni.sse import endpoint, error_text
+from ..openai_http import endpoint, error_text
 
 
 class OpenAISpeechTTS:

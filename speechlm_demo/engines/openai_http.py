@@ -1,6 +1,7 @@
-"""POST an OpenAI-style chat request and read the reply: server-sent events or one JSON body.
+"""POST an OpenAI-style request and read the reply: server-sent events or one JSON body.
 
-Shared by the vLLM-Omni and the speech-in/text-out engines. Every failure becomes an
+The one HTTP/SSE client of every OpenAI-compatible server: the cascade's ``openai`` LLM stage, the vLLM-Omni
+and the speech-in/text-out engines (and its ``/v1/audio/speech`` TTS stage). Every failure becomes an
 :class:`~speechlm_demo.engines.base.EngineError` whose message a user can act on: server down, HTTP
 4xx/5xx (the server's own ``error.message`` quoted), an error event after HTTP 200
 (``data: {"error": ...}`` then ``data: [DONE]``, as vLLM's ``create_streaming_error_response`` sends it),
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from ..base import EngineError
+from .base import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -178,3 +179,15 @@ def sse_events(lines: Iterable[str], cancel: threading.Event, name: str) -> Iter
         yield parse_object(data, name)
     if not cancel.is_set():
         raise EngineError(f"{name} stopped mid-reply (the stream ended without [DONE])")
+
+
+def chat_text(events: Iterable[dict[str, Any]], name: str) -> Iterator[str]:
+    """The reply text of chat-completion objects: ``choices[0].delta.content`` (streamed) or ``.message.content``."""
+    for event in events:
+        choices = event.get("choices")
+        if not isinstance(choices, list):
+            raise EngineError(f"{name} sent a chunk without choices: {str(event)[:200]}")
+        for choice in choices[:1]:
+            part = (choice.get("delta") or choice.get("message") or {}) if isinstance(choice, dict) else {}
+            if part.get("content"):
+                yield str(part["content"])
