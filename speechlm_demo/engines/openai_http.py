@@ -70,8 +70,8 @@ class ChatHTTP:
         self.read_timeout = read_timeout
         self._client = httpx.Client(timeout=httpx.Timeout(read_timeout, connect=connect_timeout))
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "text/event-stream, application/json"}
+    def _headers(self, accept: str = "text/event-stream, application/json") -> dict[str, str]:
+        headers = {"Accept": accept}
         if self.api_key_env:
             key = os.environ.get(self.api_key_env)
             if not key:
@@ -117,6 +117,15 @@ class ChatHTTP:
                 yield parse_object(response.read().decode("utf-8", "replace"), self.name)
                 return
             yield from sse_events(response.iter_lines(), cancel, self.name)
+
+    def post_for_bytes(self, path: str, payload: dict[str, Any], accept: str = "*/*") -> bytes:
+        """POST ``payload`` and return the whole body (e.g. ``/audio/speech``'s WAV)."""
+        url = endpoint(self.base_url, path)
+        with self._guard(url):
+            response = self._client.post(url, json=payload, headers=self._headers(accept))
+        if response.status_code >= 400:
+            raise EngineError(f"{self.name} answered HTTP {response.status_code}: {error_text(response.text)}")
+        return response.content
 
     def close(self) -> None:
         """Close the connection pool."""
