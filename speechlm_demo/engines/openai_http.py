@@ -135,6 +135,20 @@ class ChatHTTP:
         return _TransportErrors(self.name, url, self.read_timeout)
 
 
+def stage_client(
+    stage: str, server: str, path: str, base_url: str | None, base_url_env: str | None, **options: Any
+) -> tuple[ChatHTTP, str]:
+    """The client of a cascade stage's server (``$base_url_env`` wins over ``base_url``) and its ``path`` URL.
+
+    ``server`` (e.g. ``"LLM server"``) names it in messages; ``options`` go to :class:`ChatHTTP`.
+    """
+    url = (os.environ.get(base_url_env) if base_url_env else None) or base_url
+    if not url:
+        raise EngineError(f"{stage}: set {base_url_env} (or 'base_url') to the {server}'s URL")
+    full = endpoint(url, path)
+    return ChatHTTP(url, name=f"the {server} {full}", **options), full
+
+
 class _TransportErrors:
     """Turn httpx's transport exceptions into EngineErrors naming the server."""
 

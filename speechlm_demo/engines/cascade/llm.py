@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..base import EngineError
-from ..openai_http import ChatHTTP, chat_text, endpoint
+from ..openai_http import chat_text, stage_client
 from . import stage_settings
 from .weights import smollm2_gguf
 
@@ -115,20 +115,13 @@ class OpenAICompatibleLLM:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
     ) -> None:
-        chosen_url = (os.environ.get(base_url_env) if base_url_env else None) or base_url
-        if not chosen_url:
-            raise EngineError(f"llm: set {base_url_env} (or 'base_url') to the LLM server's URL")
-        self.url = endpoint(chosen_url, "/chat/completions")
+        self._http, self.url = stage_client(
+            "llm", "LLM server", "/chat/completions", base_url, base_url_env,
+            api_key_env=api_key_env, connect_timeout=connect_timeout, read_timeout=read_timeout,
+        )
         self.model_name = model
         self.max_tokens = max_tokens
         self.temperature = temperature
-        self._http = ChatHTTP(
-            chosen_url,
-            name=f"the LLM server {self.url}",
-            api_key_env=api_key_env,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-        )
 
     def stream(self, messages: Messages, cancel: threading.Event, *, temperature: float | None = None) -> Iterator[str]:
         """Stream the reply; transport and protocol failures raise :class:`EngineError`."""

@@ -6,16 +6,14 @@ returns it for ``tts.kind: openai`` and the cascade's own Piper / espeak-ng stag
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from ..base import EngineError
 from ..cascade import stage_settings
 from ..cascade.tts import TTS, build_tts, decoded_audio
-from ..openai_http import ChatHTTP, endpoint
+from ..openai_http import stage_client
 
 
 class OpenAISpeechTTS:
@@ -32,19 +30,12 @@ class OpenAISpeechTTS:
         sample_rate: int = 24_000,
         timeout_s: float = 30.0,
     ) -> None:
-        url = os.environ.get(base_url_env) or base_url
-        if not url:
-            raise EngineError(f"tts: kind openai needs a server: set {base_url_env} (or 'base_url')")
-        self.url = endpoint(url, "/audio/speech")
+        self._http, self.url = stage_client(
+            "tts", "speech server", "/audio/speech", base_url, base_url_env,
+            api_key_env=api_key_env, connect_timeout=timeout_s, read_timeout=timeout_s,
+        )
         self.model, self.voice = model, voice
         self.sample_rate = sample_rate
-        self._http = ChatHTTP(
-            url,
-            name=f"the speech server {self.url}",
-            api_key_env=api_key_env,
-            connect_timeout=timeout_s,
-            read_timeout=timeout_s,
-        )
 
     def synthesize(self, text: str) -> Iterator[np.ndarray]:
         """The whole chunk as one piece of audio."""
