@@ -19,16 +19,12 @@ import numpy as np
 from ...audio import resample, to_mono_float32
 from ..base import AudioOut, EngineError, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from .engine_base import LocalQwenEngine, warm_up_noise
-from .prompt import INPUT_RATE, build_inputs, trim_history
+from .prompt import INPUT_RATE, QWEN_SYSTEM_PROMPT, build_inputs, trim_history
 from .settings import QwenOmniSettings
 
 log = logging.getLogger(__name__)
 
 OUTPUT_RATE = 24_000
-QWEN_OMNI_SYSTEM_PROMPT = (
-    "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
-    "auditory and visual inputs, as well as generating text and speech."
-)
 NO_REPLY = "(Qwen2.5-Omni gave no answer)"
 
 
@@ -83,7 +79,7 @@ class QwenOmniEngine(LocalQwenEngine):
     def system_prompt(self, options: SessionOptions) -> str:
         """Qwen's own prompt (audio output depends on it), then the session's or the catalogue's, if any."""
         extra = options.system_prompt or self.settings.system_prompt
-        return f"{QWEN_OMNI_SYSTEM_PROMPT} {extra}" if extra else QWEN_OMNI_SYSTEM_PROMPT
+        return f"{QWEN_SYSTEM_PROMPT} {extra}" if extra else QWEN_SYSTEM_PROMPT
 
     def _inputs(self, audio: np.ndarray, history: list[dict[str, Any]], options: SessionOptions) -> dict[str, Any]:
         token_id = self.loaded_model.model.config.thinker_config.audio_token_index

@@ -23,17 +23,12 @@ from ...audio import resample, to_mono_float32
 from ...turntaking.half_duplex import HalfDuplexEngine
 from ..base import AudioOut, EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from ..cascade.chunking import SentenceChunker
+from ..qwen_local.prompt import QWEN_SYSTEM_PROMPT
 from ..remote_settings import ServerSettings
 from .client import AudioPiece, OmniChatClient, TextPiece, audio_url_part
 from .realtime import INPUT_RATE, RealtimeClient
 
 log = logging.getLogger(__name__)
-
-# Qwen2.5-Omni / Qwen3-Omni only speak with this exact system prompt (their model cards say so).
-QWEN_SYSTEM_PROMPT = (
-    "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
-    "auditory and visual inputs, as well as generating text and speech."
-)
 
 
 class VllmOmniSettings(ServerSettings):
