@@ -39,6 +39,7 @@ class Prompt:
     speech_end_s: float
     reference: str | None = None
     end_source: str = "estimated"
+    kind: str = ""  # the sidecar's "kind" (complete, leadin, two, unfinished, real, ...), else the folder's name
 
 
 def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
@@ -60,11 +61,12 @@ def load_prompts(directory: Path, rate: int) -> list[Prompt]:
             continue
         meta = wav.with_suffix(".json")
         text = wav.with_suffix(".txt")
-        end, source = estimate_speech_end(audio, rate), "estimated"
+        end, source, kind = estimate_speech_end(audio, rate), "estimated", directory.name
         if meta.exists():
-            end, source = float(json.loads(meta.read_text())["speech_end_s"]), "sidecar"
+            sidecar = json.loads(meta.read_text())
+            end, source, kind = float(sidecar["speech_end_s"]), "sidecar", str(sidecar.get("kind", kind))
         reference = text.read_text().strip() if text.exists() else None
-        prompts.append(Prompt(wav, audio, end, reference, source))
+        prompts.append(Prompt(wav, audio, end, reference, source, kind))
     if not prompts:
         raise FileNotFoundError(f"no usable .wav files in {directory}")
     return prompts
