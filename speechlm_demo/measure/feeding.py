@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ class Prompt:
     reference: str | None = None
     end_source: str = "estimated"
     kind: str = ""  # the sidecar's "kind" (complete, leadin, two, unfinished, real, ...), else the folder's name
+    cues: dict[str, float] = field(default_factory=dict)  # the sidecar's times (s): speech start/end, pause, interruption
 
 
 def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
@@ -62,11 +63,15 @@ def load_prompts(directory: Path, rate: int) -> list[Prompt]:
         meta = wav.with_suffix(".json")
         text = wav.with_suffix(".txt")
         end, source, kind = estimate_speech_end(audio, rate), "estimated", directory.name
+        span = loud_span(audio, rate, -40.0, FRAME_S)
+        cues = {"speech_start_s": span[0] / rate if span else 0.0}
         if meta.exists():
             sidecar = json.loads(meta.read_text())
             end, source, kind = float(sidecar["speech_end_s"]), "sidecar", str(sidecar.get("kind", kind))
+            cues |= {k: float(v) for k, v in sidecar.items() if k.endswith("_s") and isinstance(v, int | float)}
+        cues["speech_end_s"] = end
         reference = text.read_text().strip() if text.exists() else None
-        prompts.append(Prompt(wav, audio, end, reference, source, kind))
+        prompts.append(Prompt(wav, audio, end, reference, source, kind, cues))
     if not prompts:
         raise FileNotFoundError(f"no usable .wav files in {directory}")
     return prompts
@@ -79,6 +84,7 @@ class Feed:
     records: list[TurnRecord]
     arrivals: list[tuple[float, Event]]
     true_end: float
+    fed_s: list[float] = field(default_factory=list)  # per arrival: prompt seconds pushed before the frame in progress
 
     @property
     def events(self) -> list[Event]:
@@ -111,6 +117,8 @@ def run_prompt(
     marks ``reference_speech_end`` on them: when the frame holding the last sample of speech was actually handed
     over (a busy machine may hand it over late; that lateness is the feeder's, not the engine's)."""
     arrivals: list[tuple[float, Event]] = []
+    fed_s: list[float] = []
+    pushed = [0]
     ended = threading.Event()
     started = time.monotonic()
     end_sample = int((LEAD_SILENCE_S + prompt.speech_end_s) * rate)
@@ -120,6 +128,7 @@ def run_prompt(
     def collect(event: Event) -> None:
         now = time.monotonic()
         arrivals.append((now, event))
+        fed_s.append(pushed[0] / rate - LEAD_SILENCE_S)
         record = observer.observe(event, now)
         if record is not None and not is_premature(record.timeline, observer.reference_end or now):
             ended.set()
@@ -135,10 +144,11 @@ def run_prompt(
             if index * frame < end_sample <= last:
                 observer.reference_end = time.monotonic() - (last - end_sample) / rate
             session.push_audio(piece)
+            pushed[0] += len(piece)
             if ended.is_set():
                 break
         session.flush()
         ended.wait(timeout_s)
-        return Feed(list(observer.records), list(arrivals), observer.reference_end or started)
+        return Feed(list(observer.records), list(arrivals), observer.reference_end or started, list(fed_s))
     finally:
         session.close()
