@@ -114,22 +114,23 @@ def run_prompt(
     """Feed one prompt in real time, then silence, until a turn ends after the reference end of speech (or time
     runs out). A 20 ms frame is pushed when its last sample has been "spoken", as a microphone delivers it, so
     the clock of the feed and the prompt's ``speech_end_s`` agree. The one observer makes the turn records and
-    marks ``reference_speech_end`` on them."""
+    marks ``reference_speech_end`` on them: when the frame holding the last sample of speech was actually handed
+    over (a busy machine may hand it over late; that lateness is the feeder's, not the engine's)."""
     arrivals: list[tuple[float, Event]] = []
     fed_s: list[float] = []
     pushed = [0]
     ended = threading.Event()
     started = time.monotonic()
-    true_end = started + LEAD_SILENCE_S + prompt.speech_end_s
+    end_sample = int((LEAD_SILENCE_S + prompt.speech_end_s) * rate)
     observer = TurnObserver.for_engine(engine, keep_audio=True)
-    observer.reference_end = true_end
+    observer.reference_end = started + end_sample / rate
 
     def collect(event: Event) -> None:
         now = time.monotonic()
         arrivals.append((now, event))
         fed_s.append(pushed[0] / rate - LEAD_SILENCE_S)
         record = observer.observe(event, now)
-        if record is not None and not is_premature(record.timeline, true_end):
+        if record is not None and not is_premature(record.timeline, observer.reference_end or now):
             ended.set()
 
     session = engine.open_session(options or SessionOptions(), collect)
@@ -138,14 +139,16 @@ def run_prompt(
     frame = int(rate * FRAME_S)
     try:
         for index, piece in enumerate(chunks(audio, frame)):
-            due = started + (index * frame + len(piece)) / rate
-            time.sleep(max(0.0, due - time.monotonic()))
+            last = index * frame + len(piece)
+            time.sleep(max(0.0, started + last / rate - time.monotonic()))
+            if index * frame < end_sample <= last:
+                observer.reference_end = time.monotonic() - (last - end_sample) / rate
             session.push_audio(piece)
             pushed[0] += len(piece)
             if ended.is_set():
                 break
         session.flush()
         ended.wait(timeout_s)
-        return Feed(list(observer.records), list(arrivals), true_end, list(fed_s))
+        return Feed(list(observer.records), list(arrivals), observer.reference_end or started, list(fed_s))
     finally:
         session.close()
