@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioError, chunks, loud_span, read_audio
-from .engines.base import Engine, Event, SessionOptions, TextOut, TurnEnd
+from .audio import chunks, loud_span
+from .engines.base import Engine, ErrorEvent, Event, SessionOptions, TextOut, TurnEnd
 from .hardware import HostInfo
+from .prompt_files import MAX_PROMPT_S, Skipped, read_prompt_folder
 from .timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 FRAME_S = 0.02
 PREMATURE_TOLERANCE_S = 0.05
 LEAD_SILENCE_S = 0.5
+NOTHING_HEARD = "no turn was heard in the audio (no speech detected), so no reply is coming"
 REPORTED = ("voice_to_voice_ms", "turn_detect_ms", "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms")
 PACKAGES = ("gradio", "fastrtc", "numpy", "torch", "faster-whisper", "llama_cpp_python", "piper-tts", "onnxruntime", "moshi")
 
@@ -43,6 +45,7 @@ class Prompt:
     speech_end_s: float
     reference: str | None = None
     end_source: str = "estimated"
+    notes: list[str] = field(default_factory=list)
 
 
 def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
@@ -51,26 +54,26 @@ def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -4
     return span[1] / rate if span else 0.0
 
 
-def load_prompts(directory: Path, rate: int) -> list[Prompt]:
-    """Every ``*.wav`` in ``directory`` (sorted), resampled to ``rate``, with its sidecars."""
-    if not directory.is_dir():
-        raise FileNotFoundError(f"prompt directory {directory} does not exist")
+def load_prompts(directory: Path, rate: int, max_s: float = MAX_PROMPT_S, skipped: list[Skipped] | None = None) -> list[Prompt]:
+    """Every audio file soundfile reads in ``directory`` (sorted), resampled to ``rate`` and cut at ``max_s``,
+    with its sidecars. Skipped files are logged with their reason (see :mod:`speechlm_demo.prompt_files`)
+    and added to ``skipped`` if given."""
+    found, passed_over = read_prompt_folder(directory, rate, max_s)
+    for item in passed_over:
+        log.warning("skipped %s", item)
+    if skipped is not None:
+        skipped.extend(passed_over)
     prompts = []
-    for wav in sorted(directory.glob("*.wav")):
-        try:
-            audio, _ = read_audio(str(wav), rate)
-        except AudioError as exc:
-            log.warning("skipping %s: %s", wav.name, exc)
-            continue
-        meta = wav.with_suffix(".json")
-        text = wav.with_suffix(".txt")
-        end, source = estimate_speech_end(audio, rate), "estimated"
+    for item in found:
+        meta, text = item.path.with_suffix(".json"), item.path.with_suffix(".txt")
+        end, source = estimate_speech_end(item.audio, rate), "estimated"
         if meta.exists():
-            end, source = float(json.loads(meta.read_text())["speech_end_s"]), "sidecar"
+            end, source = min(float(json.loads(meta.read_text())["speech_end_s"]), len(item.audio) / rate), "sidecar"
         reference = text.read_text().strip() if text.exists() else None
-        prompts.append(Prompt(wav, audio, end, reference, source))
+        prompts.append(Prompt(item.path, item.audio, end, reference, source, item.notes))
     if not prompts:
-        raise FileNotFoundError(f"no usable .wav files in {directory}")
+        why = "; ".join(str(item) for item in passed_over) or "the folder holds no audio files"
+        raise FileNotFoundError(f"no usable prompt audio files in {directory} ({why})")
     return prompts
 
 
@@ -139,7 +142,11 @@ def run_prompt(
             if ended.is_set():
                 break
         session.flush()
-        ended.wait(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while not ended.is_set() and session.reply_pending() and time.monotonic() < deadline:
+            ended.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        if not ended.is_set() and not session.reply_pending() and not any(isinstance(e, TurnEnd) for _, e in arrivals):
+            arrivals.append((time.monotonic(), ErrorEvent(NOTHING_HEARD)))  # why there is no turn, without the wait
         turn_ends = [e for _, e in list(arrivals) if isinstance(e, TurnEnd)]
         for turn_end in turn_ends:
             marks = turn_end.timeline.marks
@@ -208,10 +215,13 @@ def benchmark(
             user = " ".join(e.text for e in events if isinstance(e, TextOut) and e.role == "user" and e.final)
             reply = " ".join(e.text for e in events if isinstance(e, TextOut) and e.role == "agent" and e.final)
             if turn_end is None:
-                result = TurnResult(prompt.path.name, r, "no turn", detail="no end of turn was detected")
+                heard_nothing = any(isinstance(e, ErrorEvent) and e.message == NOTHING_HEARD for e in events)
+                why = NOTHING_HEARD if heard_nothing else f"no end of turn was detected within {timeout_s:g} s"
+                result = TurnResult(prompt.path.name, r, "no turn", detail="; ".join([why, *prompt.notes]))
             else:
                 tl = turn_end.timeline
-                result = TurnResult(prompt.path.name, r, tl.status, tl.metrics(), tl.relative_ms(), detail=tl.detail)
+                detail = "; ".join(part for part in (tl.detail, *prompt.notes) if part)
+                result = TurnResult(prompt.path.name, r, tl.status, tl.metrics(), tl.relative_ms(), detail=detail)
             result.user_text, result.reply_text, result.reference = user, reply, prompt.reference
             result.wer = word_error_rate(prompt.reference, user) if user else None
             result.speech_end_source = prompt.end_source

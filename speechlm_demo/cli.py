@@ -73,7 +73,7 @@ def _bench(args: argparse.Namespace) -> int:
         catalog = load_catalog(args.catalog)
         host = simulated_host(args.host) if args.host else probe()
         registry = EngineRegistry(catalog, host)
-        prompts = bench.load_prompts(Path(args.prompts), catalog.get(args.engine).sample_rates.input)
+        prompts = bench.load_prompts(Path(args.prompts), catalog.get(args.engine).sample_rates.input, args.max_prompt)
         for output in (args.json, args.csv, args.plot):
             if output and not Path(output).resolve().parent.is_dir():
                 raise FileNotFoundError(f"no folder for the output file {output}")
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--plot", help="write a PNG box plot of the metrics here")
     bench.add_argument("--tail", type=float, default=4.0, help="seconds of silence fed after each prompt")
     bench.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a turn to end")
+    bench.add_argument("--max-prompt", type=float, default=60.0, help="prompts longer than this many seconds are cut")
     bench.add_argument("--host", help="simulate a host (catalogue decisions only)")
     bench.add_argument("--catalog", help="catalogue file")
     prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused / noisy) with espeak-ng")
@@ -127,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     from .engines.moshi import bench as moshi_bench
 
     moshi_bench.add_arguments(sub.add_parser("bench-moshi", help="Moshi per-frame step time and RTF with random weights"))
+    from . import soak
+
+    soak.add_arguments(sub.add_parser("bench-soak", help="monologues and questions in a row: threads, memory, reply rate"))
     votes_commands.register(sub)
     args, rest = parser.parse_known_args(argv)
     if args.command == "make-prompts":
@@ -149,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.command == "bench-moshi":
         return moshi_bench.run_cli(args)
+    if args.command == "bench-soak":
+        return soak.run_cli(args)
     if args.command in votes_commands.COMMANDS:
         return votes_commands.run(args)
     if args.command == "bench" and not (args.prompts or args.startup):

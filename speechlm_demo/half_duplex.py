@@ -42,6 +42,7 @@ from .engines.base import (
     TurnEnd,
     UserTurn,
 )
+from .reply_runner import CANCEL_GRACE_S, ReplyRunner
 from .timeline import Timeline
 from .turns import (
     BlipIgnored,
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
     from .engines.base import HalfDuplexEngine
 
 log = logging.getLogger(__name__)
+
+_NO_AUDIO = np.zeros(0, np.float32)
 
 
 class HalfDuplexSession(EngineSession):
@@ -86,9 +89,10 @@ class HalfDuplexSession(EngineSession):
         self.history = engine.new_history(options)
         self.turns_committed = 0
         self._reply: _Reply | None = None
+        self.runner = ReplyRunner(min(CANCEL_GRACE_S, self.settings.reply_timeout_s), clock)
         self._closed = False
 
-    def push_audio(self, pcm: np.ndarray) -> None:
+    def _push(self, pcm: np.ndarray) -> None:
         """Run turn detection; start, commit, drop or interrupt replies."""
         if self._closed:
             return
@@ -104,9 +108,17 @@ class HalfDuplexSession(EngineSession):
         if ended is not None:
             self._on_decision(ended, self.clock())
 
+    def reply_pending(self) -> bool:
+        """A turn is being heard, or the last reply is neither dropped nor reported as ended."""
+        reply = self._reply
+        if self.detector.in_turn:
+            return True
+        return reply is not None and not reply.reported and (reply.committed or not reply.cancelled)
+
     def close(self) -> None:
         """Cancel any reply; later audio is ignored."""
         self._closed = True
+        self.runner.close()
         if self._reply is not None:
             self._reply.interrupt()
 
@@ -158,7 +170,7 @@ class HalfDuplexSession(EngineSession):
         self._reply = _Reply(self, turn, end, confirmed)
         if committed:
             self._reply.commit("silence")
-        self._reply.start()
+        self.runner.submit(self._reply)
 
     def committed(self, reply: _Reply) -> None:
         """Called by a reply when it commits: it is now turn number N."""
@@ -183,6 +195,7 @@ class _Reply:
         self._generating = True
         self._result: tuple[str, str] | None = None  # (status, detail) once generation is over
         self._ended = False
+        self.reported = False  # its TurnEnd has been emitted
         self._lock = threading.RLock()
         self._thread = threading.Thread(target=self._run, name=f"reply-{turn.turn_id}", daemon=True)
         self._watchdog: threading.Timer | None = None
@@ -251,6 +264,7 @@ class _Reply:
             if self.cancelled:
                 return
             self.turn.cancel.set()
+            self._held.clear()
             if self.committed:
                 self._finish("interrupted", "")
 
@@ -265,6 +279,12 @@ class _Reply:
             self._finish("failed", message)
 
     def _run(self) -> None:
+        try:
+            self._generate()
+        finally:
+            self.session.runner.done(self)  # the next reply may start: this worker is over
+
+    def _generate(self) -> None:
         engine = self.session.engine
         status, detail = "ok", ""
         try:
@@ -285,6 +305,9 @@ class _Reply:
         with self._lock:
             self._generating = False
             self._result = (status, detail)
+            self.turn.audio = _NO_AUDIO  # the engine is done with it; a long turn's audio is not kept
+            if self.cancelled:
+                self._held.clear()
             if self.committed:
                 self.session.history[:] = self.history
                 self._finish(status, detail)
@@ -343,3 +366,4 @@ class _Reply:
         if detail:
             self.timeline.detail = detail
         self.session.emit(TurnEnd(self.timeline))
+        self.reported = True

@@ -72,7 +72,7 @@ class DuplexSession(EngineSession):
         self.heard = self.quiet = 0
         self.spoke = False
 
-    def push_audio(self, pcm: np.ndarray) -> None:
+    def _push(self, pcm: np.ndarray) -> None:
         rate = self.input_sample_rate
         if rms_dbfs(pcm) > -40:
             self.heard, self.quiet = self.heard + len(pcm), 0
@@ -97,7 +97,7 @@ class Stuck(Engine):
         engine = self
 
         class Session(EngineSession):
-            def push_audio(self, pcm: np.ndarray) -> None:
+            def _push(self, pcm: np.ndarray) -> None:
                 engine.release.wait(30)
 
             def close(self) -> None:

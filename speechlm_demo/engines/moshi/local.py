@@ -179,11 +179,11 @@ class MoshiSession(EngineSession):
         self._thread = threading.Thread(target=self._work, name=f"moshi-{engine.id}", daemon=True)
         self._thread.start()
 
-    def push_audio(self, pcm: np.ndarray, sample_rate: int | None = None) -> None:
-        """Any channel layout and sample type; ``sample_rate`` defaults to the catalogue's input rate."""
+    def _push(self, pcm: np.ndarray) -> None:
+        """Frame clean input audio (see :meth:`EngineSession.push_audio`) for the model."""
         if self._stop.is_set():
             return
-        audio, frames = self.framer.push(pcm, sample_rate)
+        audio, frames = self.framer.push(pcm)
         self.tracker.user_audio(audio)
         for frame in frames:
             self._enqueue(frame)

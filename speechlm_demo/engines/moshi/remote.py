@@ -119,11 +119,11 @@ class MoshiRemoteSession(EngineSession):
         self._closing = False
         self._task = asyncio.run_coroutine_threadsafe(self._run(), engine.loop)
 
-    def push_audio(self, pcm: np.ndarray, sample_rate: int | None = None) -> None:
-        """Any channel layout and sample type; ``sample_rate`` defaults to the catalogue's input rate."""
+    def _push(self, pcm: np.ndarray) -> None:
+        """Frame clean input audio (see :meth:`EngineSession.push_audio`) for the model."""
         if self._task.done():
             return
-        audio, frames = self.framer.push(pcm, sample_rate)
+        audio, frames = self.framer.push(pcm)
         self.tracker.user_audio(audio)
         if not self.connected.is_set():
             return  # nobody listens while (re)connecting
