@@ -22,7 +22,7 @@ from .audio import AudioError, check_sample_rate, loud_span, resample, rms_dbfs,
 log = logging.getLogger(__name__)
 
 SIDECARS = frozenset({".txt", ".json"})
-EXTRA_SUFFIXES = {"AIFF": (".aif",), "OGG": (".oga", ".opus"), "MPEG": (".mp3",), "WAV": (".wave",)}
+EXTRA_SUFFIXES = {"AIFF": (".aif",), "OGG": (".oga", ".opus"), "WAV": (".wave",)}
 MAX_PROMPT_S = 60.0  # longer prompts are cut (a turn is at most max_turn_s anyway: 30 s for the cascade)
 MIN_PROMPT_S = 0.2  # shorter than any word
 SOUND_DBFS = -40.0  # a prompt needs at least one 20 ms window louder than this
