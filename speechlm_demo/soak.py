@@ -62,12 +62,9 @@ GAPS_S = (0.25, 0.4, 0.3, 0.5, 0.35)  # between sentences: pauses, but shorter t
 
 
 def process_stats() -> tuple[int, float]:
-    """This process's (threads, resident memory in MB): psutil when installed, else Linux's /proc."""
-    try:
-        import psutil
-    except ImportError:
-        status = dict(line.split(":", 1) for line in open("/proc/self/status", encoding="ascii").read().splitlines() if ":" in line)
-        return int(status["Threads"]), int(status["VmRSS"].split()[0]) / 1024
+    """This process's (native threads, resident memory in MB)."""
+    import psutil
+
     process = psutil.Process()
     return process.num_threads(), process.memory_info().rss / 2**20
 
