@@ -123,6 +123,7 @@ def chunks(samples: np.ndarray, size: int) -> list[np.ndarray]:
 
 
 SILENT_DBFS = -60.0  # quieter than this, an output chunk counts as silence
+AUDIBLE_WINDOW_S = 0.005  # the resolution of "first / last audible sample"
 
 
 def rms_dbfs(samples: np.ndarray) -> float:
@@ -191,3 +192,11 @@ def read_audio(path: str, target_rate: int | None = None) -> tuple[np.ndarray, i
     if target_rate is not None and target_rate != rate:
         return resample(mono, rate, target_rate), target_rate
     return mono, rate
+
+
+def audible_span(samples: np.ndarray, rate: int, threshold_dbfs: float = SILENT_DBFS) -> tuple[int, int] | None:
+    """Samples [start, end) from the first to the last 5 ms window louder than ``threshold_dbfs`` (None: silent).
+
+    The one definition of "audible" of every measurement (see :mod:`speechlm_demo.measure.observer`).
+    """
+    return loud_span(samples, rate, threshold_dbfs, AUDIBLE_WINDOW_S)

@@ -1,12 +1,16 @@
 """The engine catalogue: read ``configs/engines.yaml`` (validated) and decide what this host offers.
 
-The decision "offered here or not, and why" is data: each entry lists the accelerators it supports
+Each entry's ``defaults`` are checked against its engine class's typed ``Settings`` when the catalogue loads
+(the class's module is imported for that, unless a package it requires is missing here; the engine checks
+them again when it is built). The decision "offered here or not, and why" is data: each entry lists the accelerators it supports
 (``supported`` or ``experimental``), its minimum GPU memory, the Python modules and environment
 variables it needs. :func:`decide` reads those fields; no engine gets an if-branch of its own.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import shutil
 from collections.abc import Iterable
@@ -15,10 +19,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .class_policy import class_refusal, dotted_name, module_available
 from .hardware import HostInfo
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "configs" / "engines.yaml"
 CATALOG_ENV = "SPEECHLM_CATALOG"
@@ -72,6 +78,12 @@ class EngineEntry(BaseModel):
     defaults: dict[str, Any] = Field(default_factory=dict)
     weight: float = Field(1.0, ge=0, description="sampling weight for blind A/B pairs")
     note: str = ""
+    _settings: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @property
+    def effective_settings(self) -> dict[str, Any] | None:
+        """``defaults`` validated by the engine class's ``Settings``, every default filled in (None if unchecked)."""
+        return self._settings
 
     @field_validator("accelerators", mode="before")
     @classmethod
@@ -130,9 +142,38 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
     if not isinstance(raw, dict):
         raise CatalogError(f"{file}: expected a mapping with 'default_engine' and 'engines'")
     try:
-        return Catalog.model_validate(raw)
+        catalog = Catalog.model_validate(raw)
     except ValidationError as exc:
         raise CatalogError(_describe_validation_error(file, raw, exc)) from None
+    problems = [f"  entry {entry.id!r}, {line}" for entry in catalog.engines for line in check_settings(entry)]
+    if problems:
+        raise CatalogError("\n".join([f"{file}: invalid catalogue", *problems]))
+    return catalog
+
+
+def check_settings(entry: EngineEntry) -> list[str]:
+    """Validate ``entry.defaults`` against its engine class's ``Settings``; returns the problems found.
+
+    On success the entry remembers its effective settings. An engine whose module cannot be imported here
+    (a package it requires is missing) is left unchecked: it is not offered on this host anyway.
+    """
+    from .engines.base import Engine, describe_settings_error
+
+    if not all(module_available(module) for module in entry.requires.python):
+        return []
+    module_name, _, class_name = entry.engine_class.partition(":")  # allowed: the Catalog checked it (class_policy)
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name, None)
+    except Exception as exc:  # noqa: BLE001 - reported when the engine is built; the catalogue stays usable
+        log.warning("cannot import %s to check the settings of %s: %s", module_name, entry.id, exc)
+        return []
+    if not (isinstance(cls, type) and issubclass(cls, Engine)):
+        return [f"field class: {entry.engine_class} is not an Engine class"]
+    try:
+        entry._settings = cls.Settings.model_validate(entry.defaults).model_dump(mode="json")
+    except ValidationError as exc:
+        return describe_settings_error(exc)
+    return []
 
 
 def _describe_validation_error(file: Path, raw: dict, exc: ValidationError) -> str:
@@ -173,6 +214,7 @@ class Availability:
             "available": self.available,
             "device": self.device,
             "reason": self.reason,
+            "settings": self.entry.effective_settings,
         }
 
 

@@ -57,7 +57,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from . import bench
+    from .benchmarks import latency as bench
+    from .measure.feeding import load_prompts
     from .engines.base import EngineError
     from .engines.registry import EngineRegistry
 
@@ -73,7 +74,7 @@ def _bench(args: argparse.Namespace) -> int:
         catalog = load_catalog(args.catalog)
         host = simulated_host(args.host) if args.host else probe()
         registry = EngineRegistry(catalog, host)
-        prompts = bench.load_prompts(Path(args.prompts), catalog.get(args.engine).sample_rates.input, args.max_prompt)
+        prompts = load_prompts(Path(args.prompts), catalog.get(args.engine).sample_rates.input, args.max_prompt)
         for output in (args.json, args.csv, args.plot):
             if output and not Path(output).resolve().parent.is_dir():
                 raise FileNotFoundError(f"no folder for the output file {output}")
@@ -125,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--catalog", help="catalogue file")
     prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused / noisy) with espeak-ng")
     prompts.add_argument("directory")
-    from .engines.moshi import bench as moshi_bench
+    from .benchmarks import moshi_frames as moshi_bench
 
     moshi_bench.add_arguments(sub.add_parser("bench-moshi", help="Moshi per-frame step time and RTF with random weights"))
-    from . import soak
+    from .benchmarks import soak
 
     soak.add_arguments(sub.add_parser("bench-soak", help="monologues and questions in a row: threads, memory, reply rate"))
     votes_commands.register(sub)
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "make-prompts":
         from pathlib import Path
 
-        from .bench_prompts import make_prompts
+        from .benchmarks.prompt_sets import make_prompts
 
         try:
             counts = make_prompts(Path(args.directory))

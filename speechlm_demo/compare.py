@@ -1,9 +1,11 @@
 """Fan one recorded user turn out to two engines at once and collect both replies.
 
 Both sides get the same audio (resampled only if an engine takes another rate), fed in real time through
-``Engine.open_session`` exactly as the benchmark does (:func:`speechlm_demo.bench.run_prompt`), each in its
-own thread, so the latencies match what a live user would see. A full-duplex engine gets the turn followed
-by silence and its output is recorded for a bounded window. A side that raises, fails its turn or runs
+``Engine.open_session`` exactly as the benchmark does (:func:`speechlm_demo.measure.feeding.run_prompt`), each in its
+own thread, so the latencies match what a live user would see; each side's result comes from its turn record
+(:mod:`speechlm_demo.measure.observer`). The latency both sides are compared on is measured from the same
+reference: the offline estimate of the recorded turn's end of speech. A full-duplex engine gets the turn
+followed by silence and its output is recorded for a bounded window. A side that raises, fails its turn or runs
 out of time is reported as ``failed`` / ``timeout`` with a message; the other side is unaffected.
 """
 
@@ -20,25 +22,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .audio import SILENT_DBFS, loud_span, resample, rms_dbfs
-from .bench import LEAD_SILENCE_S, PREMATURE_TOLERANCE_S, Prompt, estimate_speech_end, is_premature, run_prompt
-from .engines.base import (
-    AudioOut,
-    Engine,
-    ErrorEvent,
-    Event,
-    Interrupt,
-    SessionOptions,
-    TextOut,
-    TurnEnd,
-)
-from .timeline import Timeline
+from .audio import audible_span, resample
+from .engines.base import Engine, ErrorEvent, SessionOptions
+from .measure.feeding import LEAD_SILENCE_S, Feed, Prompt, estimate_speech_end, run_prompt
 
 log = logging.getLogger(__name__)
 
 Status = Literal["ok", "failed", "timeout"]
 EngineSource = Engine | Callable[[], Engine]
 ResultCallback = Callable[[str, "SideResult"], None]
+LATENCY_METRIC = "voice_to_voice_ref_ms"  # what Compare, Blind A/B, the vote rows and the leaderboard report
+LATENCY_FROM = "reference_speech_end"  # ... measured from the offline estimate of the recorded turn's end
 GRACE_S = 1.0  # past its own timeout a side gets this long to hand its result over before it is abandoned
 
 
@@ -63,8 +57,11 @@ class SideResult:
 
     @property
     def latency_ms(self) -> float | None:
-        """Voice-to-voice latency, if the reply had audio."""
-        return self.timeline.get("metrics", {}).get("voice_to_voice_ms")
+        """Voice-to-voice latency from the reference end of speech (:data:`LATENCY_FROM`), if the reply had audio."""
+        metrics = self.timeline.get("metrics", {})
+        if "measured_from" not in self.timeline:  # recorded before metrics named their origin: it was the reference
+            return metrics.get("voice_to_voice_ms")
+        return metrics.get(LATENCY_METRIC)
 
 
 @dataclass
@@ -123,7 +120,7 @@ def _answer(engine: Engine, audio: np.ndarray, sample_rate: int, options: Sessio
     tail = settings["window_s"] if full else settings["tail_s"]
     starts(LEAD_SILENCE_S + len(pcm) / rate + tail)
     feed = run_prompt(engine, prompt, rate, tail, 0.0 if full else settings["timeout_s"], options)
-    return _summarise(engine, feed.arrivals, feed.turn_ends, feed.true_end, full, result, settings)
+    return _summarise(engine, feed, full, result, settings)
 
 
 def answer(engine: Engine, audio: np.ndarray, sample_rate: int, *, options: SessionOptions | None = None, timeout_s: float = 60.0, tail_s: float = 3.0, window_s: float = 8.0) -> SideResult:
@@ -139,58 +136,31 @@ def answer(engine: Engine, audio: np.ndarray, sample_rate: int, *, options: Sess
     return result
 
 
-def _summarise(engine: Engine, arrivals: list[tuple[float, Event]], turn_ends: list[TurnEnd], true_end: float, full: bool, result: SideResult, settings: dict[str, float]) -> SideResult:
-    """Turn the events of one side into its result (only what followed the last barge-in counts)."""
-    last_interrupt = max((i for i, (_, e) in enumerate(arrivals) if isinstance(e, Interrupt)), default=-1)
-    kept = arrivals[last_interrupt + 1 :]
-    chunks = [(t, e) for t, e in kept if isinstance(e, AudioOut) and len(e.pcm)]
-    if full:  # what a full-duplex engine says while the user is still talking is not its reply
-        chunks = [(t, e) for t, e in chunks if t >= true_end - PREMATURE_TOLERANCE_S]
-    rate = chunks[0][1].sample_rate if chunks else engine.entry.sample_rates.output
-    pieces = [e.pcm if e.sample_rate == rate else resample(e.pcm, e.sample_rate, rate) for _, e in chunks]
-    audio = np.concatenate(pieces).astype(np.float32, copy=False) if pieces else np.zeros(0, np.float32)
-    agent = [e.text for _, e in kept if isinstance(e, TextOut) and e.role == "agent" and e.final]
-    users = [e.text for _, e in arrivals if isinstance(e, TextOut) and e.role == "user" and e.final]
-    errors = [e.message for _, e in arrivals if isinstance(e, ErrorEvent)]
-    result.audio, result.sample_rate = audio, rate
-    result.reply_text, result.user_text = " ".join(agent).strip(), users[-1] if users else ""
-    answered = [t for t in turn_ends if not is_premature(t.timeline, true_end)]
-    if full:
-        result.audio = _trim_silence(audio, rate)
-    if answered:
-        timeline = answered[0].timeline
-    elif full:
-        timeline = _duplex_timeline(engine.id, chunks, true_end)
-        voiced = "first_audio_out" in timeline.marks
-        timeline.status = "ok" if voiced else "failed"
-        timeline.detail = "" if voiced else f"no reply within {settings['window_s']:g} s"
-    else:
+def _summarise(engine: Engine, feed: Feed, full: bool, result: SideResult, settings: dict[str, float]) -> SideResult:
+    """One side's result from its turn record (the answer to the turn; cuts before it do not count)."""
+    record = feed.answered
+    errors = [e.message for e in feed.events if isinstance(e, ErrorEvent)]
+    if record is None:
         result.status = "timeout"
         result.message = errors[-1] if errors else f"{engine.entry.label} gave no reply within {settings['timeout_s']:g} s"
         return result
-    result.timeline = timeline.to_dict()
-    if timeline.status == "ok":
+    result.user_text, result.reply_text = record.user_text, record.reply_text
+    if len(record.audio):
+        result.audio, result.sample_rate = record.audio, record.sample_rate
+        if full:  # the silent output a full-duplex engine makes around its answer is not the answer
+            result.audio = _trim_silence(record.audio, record.sample_rate, engine.settings.audible_dbfs)
+    result.timeline = record.to_dict()
+    if record.status == "ok":
         result.status, result.message = "ok", ""
     else:
         result.status = "failed"
-        result.message = timeline.detail or (errors[-1] if errors else f"turn {timeline.status}")
+        result.message = record.detail or (record.errors[-1] if record.errors else f"turn {record.status}")
     return result
 
 
-def _duplex_timeline(engine_id: str, chunks: list[tuple[float, AudioOut]], true_end: float) -> Timeline:
-    """A full-duplex engine's turn: from the true end of speech to its first and last voiced output."""
-    timeline = Timeline(engine_id=engine_id)
-    timeline.mark("user_speech_end", true_end)
-    voiced = [(t, e) for t, e in chunks if rms_dbfs(e.pcm) > SILENT_DBFS]  # chunks after the turn only (see _summarise)
-    if voiced:
-        timeline.mark("first_audio_out", voiced[0][0])
-        timeline.mark("last_audio_out", voiced[-1][0] + voiced[-1][1].duration_s)
-    return timeline
-
-
-def _trim_silence(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Drop the silent output a full-duplex engine makes while the user speaks and after it has answered."""
-    span = loud_span(audio, rate, SILENT_DBFS)
+def _trim_silence(audio: np.ndarray, rate: int, threshold_dbfs: float) -> np.ndarray:
+    """From the first to the last audible sample (the observer's definition)."""
+    span = audible_span(audio, rate, threshold_dbfs)
     return audio[span[0] : span[1]] if span else audio[:0]
 
 

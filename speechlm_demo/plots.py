@@ -37,8 +37,12 @@ def timeline_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = 
             if start in marks and end in marks and marks[end] >= marks[start]:
                 note = ""
                 if stage == "Reply audio":
-                    v2v = record.get("metrics", {}).get("voice_to_voice_ms")
-                    note = f"voice-to-voice {v2v:.0f} ms" if v2v is not None else ""
+                    metrics = record.get("metrics", {})
+                    ref, own = metrics.get("voice_to_voice_ref_ms"), metrics.get("voice_to_voice_ms")
+                    note = (
+                        f"voice-to-voice {ref:.0f} ms from the reference end" if ref is not None
+                        else f"voice-to-voice {own:.0f} ms from the turn layer's end" if own is not None else ""
+                    )
                 rows.append((prefix + stage, marks[start], marks[end], colour, note))
         if record.get("status") not in (None, "ok"):
             at = max(marks.values(), default=0.0)

@@ -1,7 +1,7 @@
 """Record spoken turns from a WebRTC microphone, for tabs that send one turn to several engines.
 
 :class:`TurnRecorder` is a FastRTC handler that talks to no engine: it cuts the incoming audio into user
-turns with the same :class:`~speechlm_demo.turns.TurnDetector` the engines use (energy VAD, a longer
+turns with the same :class:`~speechlm_demo.turntaking.detector.TurnDetector` the engines use (energy VAD, a longer
 end-of-turn silence since nobody answers live) and publishes each finished turn, plus status lines, as
 ``AdditionalOutputs``. The audio stays on the server; the UI gets a :class:`RecordedTurn`.
 """
@@ -17,8 +17,8 @@ import numpy as np
 from fastrtc import AdditionalOutputs, AsyncStreamHandler
 
 from .audio import AudioError, StreamResampler, check_sample_rate, to_mono_float32
-from .turns import SpeechStarted, TurnDetector, TurnEnded, TurnSettings
-from .vad import EnergyVAD
+from .turntaking.detector import SpeechStarted, TurnClosed, TurnDetector, TurnSettings
+from .turntaking.voice_activity import EnergyVAD
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class TurnRecorder(AsyncStreamHandler):
         for decision in self._detector.push(pcm):
             if isinstance(decision, SpeechStarted):
                 self._publish("👂 Listening…")
-            elif isinstance(decision, TurnEnded):
+            elif isinstance(decision, TurnClosed):
                 turn = RecordedTurn(next(_ids), decision.audio, RATE, decision.truncated)
                 log.info("recorded turn %d: %.1f s", turn.turn_id, turn.duration_s)
                 self._publish(describe(turn), turn)

@@ -3,7 +3,9 @@
 :class:`EngineStreamHandler` is the only place that knows both fastrtc and the engine seam. It
 converts whatever the browser sends (any rate, channels, dtype) to the engine's input, resamples
 reply audio to the output rate, flushes queued audio on barge-in and publishes the transcript and
-each finished turn's timeline as ``AdditionalOutputs``.
+each finished turn's record (made by the one observer, :mod:`speechlm_demo.measure.observer`) as
+``AdditionalOutputs``. A live turn has no reference end of speech: its latency is measured from the turn
+layer's own end of speech, and the status line says so.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from .engines.base import (
     TurnEnd,
 )
 from .engines.registry import EngineRegistry
+from .measure.observer import TurnObserver
+from .measure.record import TurnRecord
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +119,7 @@ class EngineStreamHandler(AsyncStreamHandler):
         self._in_resampler: StreamResampler | None = None
         self._out_resampler = StreamResampler(OUTPUT_SAMPLE_RATE)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._user_spoke = False
+        self._observer: TurnObserver | None = None
         self._input_errors = 0
 
     def copy(self) -> EngineStreamHandler:
@@ -144,6 +148,7 @@ class EngineStreamHandler(AsyncStreamHandler):
         self._set_status(f"Loading {label}…")
         try:
             engine = await asyncio.to_thread(self.registry.get, engine_id)
+            self._observer = TurnObserver.for_engine(engine)
             session = engine.open_session(options, self._emit_threadsafe)
         except EngineError as exc:
             self._report(str(exc))
@@ -190,11 +195,13 @@ class EngineStreamHandler(AsyncStreamHandler):
                 log.exception("closing session failed")
 
     def _emit_threadsafe(self, event: Event) -> None:
+        """From the engine's thread: the observer sees the event as it is emitted, then the loop handles it."""
+        record = self._observer.observe(event) if self._observer is not None else None
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._on_event, event)
+            loop.call_soon_threadsafe(self._on_event, event, record)
 
-    def _on_event(self, event: Event) -> None:
+    def _on_event(self, event: Event, record: TurnRecord | None = None) -> None:
         if isinstance(event, AudioOut):
             if len(event.pcm):
                 out = self._out_resampler(event.pcm, event.sample_rate)
@@ -202,7 +209,6 @@ class EngineStreamHandler(AsyncStreamHandler):
                     self._queue.put_nowait((OUTPUT_SAMPLE_RATE, out.reshape(1, -1)))
         elif isinstance(event, TextOut):
             if event.final:
-                self._user_spoke = self._user_spoke or event.role == "user"
                 self.conversation.add("user" if event.role == "user" else "assistant", event.text)
                 self._publish()
         elif isinstance(event, Interrupt):
@@ -212,22 +218,18 @@ class EngineStreamHandler(AsyncStreamHandler):
         elif isinstance(event, ErrorEvent):
             self.conversation.add("assistant", f"⚠️ {event.message}")
             self._publish()
-        elif isinstance(event, TurnEnd):
-            self._on_turn_end(event)
+        elif isinstance(event, TurnEnd) and record is not None:
+            self._on_turn_end(record)
 
-    def _on_turn_end(self, event: TurnEnd) -> None:
-        timeline = event.timeline
-        if timeline.status == "failed" and timeline.detail:
-            self.conversation.add("assistant", f"⚠️ Turn failed: {timeline.detail}")
+    def _on_turn_end(self, record: TurnRecord) -> None:
+        """The turn's record (the one observer's): its timeline for the plot, its latency for the status line."""
+        timeline = record.timeline
+        if record.status == "failed" and record.detail:
+            self.conversation.add("assistant", f"⚠️ Turn failed: {record.detail}")
         seconds = (timeline.between_ms("user_speech_start", "user_speech_end") or 0.0) / 1000
-        self.conversation.end_turn(None if self._user_spoke else f"🎤 ({seconds:.1f} s of speech)")
-        self._user_spoke = False
-        record = timeline.to_dict()
-        self.conversation.timelines = (self.conversation.timelines + [record])[-20:]
-        v2v = timeline.voice_to_voice_ms
-        self.conversation.status = (
-            f"Turn {timeline.turn_id}: voice-to-voice {v2v:.0f} ms" if v2v is not None else f"Turn {timeline.turn_id}: {timeline.status}"
-        )
+        self.conversation.end_turn(None if record.user_text else f"🎤 ({seconds:.1f} s of speech)")
+        self.conversation.timelines = (self.conversation.timelines + [record.to_dict()])[-20:]
+        self.conversation.status = f"Turn {record.turn_id}: {record.describe_latency()}"
         self._publish()
 
     def _flush_audio(self) -> None:

@@ -1,4 +1,10 @@
-"""Build and serve the app: the Gradio UI at ``/``, the FastRTC API routes at ``/rtc``, health at ``/api/health``."""
+"""Build and serve the app: the Gradio UI at ``/``, FastRTC's WebRTC offer route at ``/rtc/webrtc/offer``,
+health at ``/api/health``.
+
+Only what the app uses is served: of FastRTC's routes only the WebRTC offer (its websocket and telephone
+routes are not mounted), and Gradio's upload route refuses every upload (no component of the app uploads
+files; a size cap backs this up). The page sets the signed voter cookie of the blind votes.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +23,16 @@ from .engines.registry import EngineRegistry
 from .hardware import probe, simulated_host
 from .rtc import EngineStreamHandler, browser_rtc_configuration, max_sessions, server_rtc_configuration
 from .ui.layout import build_demo
-from .votes.rounds import blind_candidates
-from .votes.store import VoteStore
+from .votes.pairs import blind_candidates
+from .votes.store import StoreError, VoteStore
+from .votes.voter import VoterCookieMiddleware, VoterIds
 
 log = logging.getLogger(__name__)
 
 RTC_PREFIX = "/rtc"
 PRELOAD_ENV = "SPEECHLM_PRELOAD"
+MAX_FILE_SIZE = "1mb"  # Gradio's own cap on uploads, behind the refusal below
+UPLOAD_PATHS = ("/gradio_api/upload", "/gradio_api/process_recording")  # the app has no upload or recording control
 
 
 @dataclass
@@ -67,12 +76,28 @@ def create_registry(config: AppConfig) -> EngineRegistry:
 
 
 def open_vote_store() -> VoteStore | None:
-    """The vote store (``SPEECHLM_DB_URL`` or SQLite in the data directory); None, logged, if it cannot open."""
+    """The vote store (``SPEECHLM_DB_URL`` or SQLite in the data directory). A database that cannot be opened
+    yet is tried again at each use; None, logged, only for a URL that can never work (malformed, no driver)."""
     try:
-        return VoteStore()
-    except Exception:  # noqa: BLE001 - the app must serve without its store
-        log.exception("the vote store could not be opened; voting and the leaderboard are unavailable")
+        return VoteStore(lazy=True)
+    except StoreError:
+        log.exception("the vote store URL is unusable; voting and the leaderboard are unavailable")
         return None
+
+
+class RefuseUploads:
+    """ASGI middleware: Gradio's upload routes answer 403 (the app has no upload or recording control)."""
+
+    def __init__(self, app: object) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: object, send: object) -> None:
+        if scope["type"] == "http" and scope.get("path", "").rstrip("/") in UPLOAD_PATHS:
+            from starlette.responses import PlainTextResponse
+
+            await PlainTextResponse("uploads are not accepted here\n", status_code=403)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)  # type: ignore[operator]
 
 
 def create_demo(config: AppConfig) -> tuple[gr.Blocks, EngineRegistry]:
@@ -99,7 +124,9 @@ def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None)
         server_rtc_configuration=server_rtc_configuration(),
         concurrency_limit=max_sessions(),
     )
-    stream.mount(app, path=RTC_PREFIX)
+    # Only the offer route: FastRTC's websocket route misreads telephone audio and its telephone routes need
+    # twilio; the app offers neither.
+    app.post(f"{RTC_PREFIX}/webrtc/offer")(stream.offer)
 
     @app.get("/api/health")
     def health() -> dict:
@@ -108,7 +135,9 @@ def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None)
         states = {default: registry.state(default).status} if default else {}
         return {"ready": default is not None and states.get(default) == "ready", "default": default, "engines": states}
 
-    return gr.mount_gradio_app(app, demo, path="")
+    app.add_middleware(RefuseUploads)
+    app.add_middleware(VoterCookieMiddleware, ids=VoterIds())
+    return gr.mount_gradio_app(app, demo, path="", max_file_size=MAX_FILE_SIZE)
 
 
 def serve(demo: gr.Blocks, registry: EngineRegistry, config: AppConfig) -> None:

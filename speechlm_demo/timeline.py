@@ -1,9 +1,17 @@
 """Per-turn timeline: named marks on one monotonic clock, the spans between them, and metrics.
 
-Every engine's turn is measured the same way. ``reply_started`` is when the engine began answering
-(speculatively, at a short pause); ``turn_detected`` is when the turn layer committed to the reply. Voice-to-voice latency is
-``first_audio_out - user_speech_end`` where ``user_speech_end`` is the true end of speech (the VAD's
-decision time minus its hang-over), never the decision time itself.
+Every engine's turn is measured the same way (the marks come from :mod:`speechlm_demo.measure.observer`).
+Two ends of the user's speech are kept apart:
+
+* ``user_speech_end`` — the turn layer's own estimate (the last voiced VAD window; never the decision time);
+  every session has it, live ones included;
+* ``reference_speech_end`` — a reference independent of any engine: the sidecar ``speech_end_s`` of a prompt,
+  or an offline estimate from the recorded turn (``bench``, Compare, Blind A/B, listening sessions).
+
+``reply_started`` is when the engine began answering (speculatively, at a short pause); ``turn_detected`` is
+when the turn layer committed to the reply. Each metric is measured from one named mark
+(:func:`measured_from`): ``voice_to_voice_ms`` from ``user_speech_end``, ``voice_to_voice_ref_ms`` from
+``reference_speech_end``.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from typing import Any
 
 STANDARD_MARKS: tuple[str, ...] = (
     "user_speech_start",
+    "reference_speech_end",
     "user_speech_end",
     "reply_started",
     "turn_detected",
@@ -42,7 +51,11 @@ STAGES: tuple[tuple[str, str, str], ...] = (
 # one present is used.
 METRICS: dict[str, tuple[str | tuple[str, ...], str]] = {
     "voice_to_voice_ms": ("user_speech_end", "first_audio_out"),
+    "voice_to_voice_ref_ms": ("reference_speech_end", "first_audio_out"),
     "turn_detect_ms": ("user_speech_end", "turn_detected"),
+    "turn_detect_ref_ms": ("reference_speech_end", "turn_detected"),
+    # how late (+) or early (-) the turn layer's end of speech is against the reference
+    "speech_end_error_ms": ("reference_speech_end", "user_speech_end"),
     "asr_ms": ("asr_start", "asr_final"),
     "llm_ttft_ms": ("asr_final", "llm_first_token"),
     "llm_first_sentence_ms": ("asr_final", "llm_first_sentence"),
@@ -55,6 +68,19 @@ METRICS: dict[str, tuple[str | tuple[str, ...], str]] = {
 }
 
 _OVERWRITE_PREFIX = "last_"
+ORIGIN_LABELS = {
+    "user_speech_end": "the turn layer's end of speech",
+    "reference_speech_end": "the reference end of speech",
+}
+
+
+def measured_from(metric: str, marks: dict[str, float] | None = None) -> str | None:
+    """The mark ``metric`` is measured from (of several candidates, the first one in ``marks``)."""
+    starts = METRICS[metric][0]
+    candidates = (starts,) if isinstance(starts, str) else starts
+    if marks is None:
+        return candidates[0]
+    return next((start for start in candidates if start in marks), None)
 
 
 @dataclass(frozen=True)
@@ -103,9 +129,10 @@ class Timeline:
 
     @property
     def origin(self) -> float | None:
-        """t = 0 for plots: the true end of user speech (or the first mark if that is missing)."""
-        if "user_speech_end" in self.marks:
-            return self.marks["user_speech_end"]
+        """t = 0 for plots: the reference end of speech, else the turn layer's (else the first mark)."""
+        for name in ("reference_speech_end", "user_speech_end"):
+            if name in self.marks:
+                return self.marks[name]
         return min(self.marks.values()) if self.marks else None
 
     def relative_ms(self) -> dict[str, float]:
@@ -128,17 +155,26 @@ class Timeline:
     def metrics(self) -> dict[str, float]:
         """The metrics of :data:`METRICS` that can be computed from the marks present."""
         out: dict[str, float] = {}
-        for name, (starts, end) in METRICS.items():
-            present = [start for start in ((starts,) if isinstance(starts, str) else starts) if start in self.marks]
-            value = self.between_ms(present[0], end) if present else None
+        for name, (_starts, end) in METRICS.items():
+            start = measured_from(name, self.marks)
+            value = self.between_ms(start, end) if start else None
             if value is not None:
                 out[name] = round(value, 1)
         return out
 
+    def measured_from(self) -> dict[str, str]:
+        """For each metric present, the mark it is measured from."""
+        return {name: measured_from(name, self.marks) or "" for name in self.metrics()}
+
     @property
     def voice_to_voice_ms(self) -> float | None:
-        """first_audio_out - user_speech_end, in ms."""
+        """first_audio_out - user_speech_end (the turn layer's end of speech), in ms."""
         return self.between_ms("user_speech_end", "first_audio_out")
+
+    @property
+    def voice_to_voice_ref_ms(self) -> float | None:
+        """first_audio_out - reference_speech_end, in ms."""
+        return self.between_ms("reference_speech_end", "first_audio_out")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly record: absolute marks, relative marks and metrics."""
@@ -149,5 +185,6 @@ class Timeline:
             "detail": self.detail,
             "marks_ms": self.relative_ms(),
             "metrics": self.metrics(),
+            "measured_from": self.measured_from(),
             **({"extra": self.extra} if self.extra else {}),
         }

@@ -10,9 +10,12 @@ from typing import Any
 import numpy as np
 
 from speechlm_demo.catalog import Catalog, EngineEntry
-from speechlm_demo.engines.base import AudioOut, Event, HalfDuplexEngine, Mark, SessionOptions, TextOut, UserTurn
+from speechlm_demo.engines.base import AudioOut, Engine, Event, Mark, SessionOptions, TextOut, UserTurn
 from speechlm_demo.engines.registry import EngineRegistry
 from speechlm_demo.hardware import HostInfo
+from speechlm_demo.measure.observer import TurnObserver
+from speechlm_demo.measure.record import TurnRecord
+from speechlm_demo.turntaking.half_duplex import HalfDuplexEngine
 
 
 def entry(engine_id: str = "scripted", **defaults: Any) -> EngineEntry:
@@ -73,17 +76,47 @@ class ScriptedEngine(HalfDuplexEngine):
         history.append({"role": "assistant", "content": f"turn {turn.turn_id}"})
 
 
-class Recorder:
-    """Collects emitted events (thread-safe) and waits for turn ends."""
+class DelayedEngine(HalfDuplexEngine):
+    """Known words, and a known reply delay: its first audible reply sample plays exactly ``delay_s`` after the
+    turn layer's end of speech (``user_speech_end``). It waits until the turn is surely committed, then sends
+    silence up to that instant followed by a tone, so the delay does not depend on thread scheduling."""
 
-    def __init__(self) -> None:
+    user_words = "what is the capital of france"
+    reply_words = "paris is the capital of france"
+    delay_s = 0.9
+
+    def respond(self, turn: UserTurn, history: list[dict[str, str]], options: SessionOptions) -> Iterator[Event]:
+        yield TextOut(self.user_words, role="user")
+        end = turn.timeline.marks["user_speech_end"]
+        committed_by = end + self.settings.end_silence_ms / 1000 + 0.25
+        while turn.timeline.clock() < committed_by:
+            if turn.cancel.wait(0.01):
+                return
+        yield TextOut(self.reply_words, role="agent")
+        lead = max(0, round((end + self.delay_s - turn.timeline.clock()) * turn.sample_rate))
+        yield AudioOut(np.concatenate([silence(lead / turn.sample_rate, turn.sample_rate), tone(0.3, turn.sample_rate)]), turn.sample_rate)
+
+
+class Recorder:
+    """Collects emitted events (thread-safe) and waits for turn ends; with ``engine``, the one observer
+    also makes turn records (so turn ends carry ``first_audio_out`` etc.)."""
+
+    def __init__(self, engine: Engine | None = None) -> None:
         self.events: list[Event] = []
+        self.observer = TurnObserver.for_engine(engine) if engine is not None else None
         self._cond = threading.Condition()
 
     def __call__(self, event: Event) -> None:
+        if self.observer is not None:
+            self.observer.observe(event)
         with self._cond:
             self.events.append(event)
             self._cond.notify_all()
+
+    @property
+    def records(self) -> list[TurnRecord]:
+        """The turn records made so far."""
+        return list(self.observer.records) if self.observer is not None else []
 
     def of(self, kind: type) -> list:
         with self._cond:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechlm_demo.bench import estimate_speech_end, load_prompts, summarise, TurnResult, word_error_rate
+from speechlm_demo.benchmarks.latency import TurnResult, summarise, word_error_rate
+from speechlm_demo.measure.feeding import estimate_speech_end, load_prompts
 from tests.conftest import require
 from tests.engines_for_tests import silence, tone
 
@@ -64,12 +65,15 @@ def test_bench_cli_on_echo(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr[-3000:]
     doc = json.loads(out_json.read_text())
-    v2v, detect = doc["summary"]["voice_to_voice_ms"], doc["summary"]["turn_detect_ms"]
+    v2v, detect = doc["summary"]["voice_to_voice_ref_ms"], doc["summary"]["turn_detect_ref_ms"]
+    assert doc["summary"]["measured_from"]["voice_to_voice_ref_ms"] == "reference_speech_end"
+    assert doc["summary"]["measured_from"]["voice_to_voice_ms"] == "user_speech_end"
+    assert doc["turns"][0]["measured_from"]["voice_to_voice_ms"] == "user_speech_end"
     assert v2v["n"] == 4 and 350 <= v2v["p50"] <= v2v["p95"] < 1000  # echo: the 400 ms silence rule + ~0 engine time
     assert 350 <= detect["p50"] <= detect["p95"] < 1000
     assert len(doc["turns"]) == 4 and all(t["status"] == "ok" for t in doc["turns"])
     marks = doc["turns"][0]["marks_ms"]
-    assert marks["user_speech_end"] == 0.0 and "vad_speech_end" in marks and marks["first_audio_out"] > 0
+    assert marks["reference_speech_end"] == 0.0 and "user_speech_end" in marks and marks["first_audio_out"] > 0
     assert "voice_to_voice_ms" in run.stdout and "python" in doc["versions"] and doc["host"]["accelerator"]
     assert out_csv.read_text().count("\n") == 5 and out_png.stat().st_size > 1000
 
@@ -89,7 +93,7 @@ def test_bench_cli_errors(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_pause_longer_than_the_silence_rule_counts_as_a_premature_cut(tmp_path: Path) -> None:
-    from speechlm_demo.bench import benchmark
+    from speechlm_demo.benchmarks.latency import benchmark
     from speechlm_demo.engines.echo import EchoEngine
     from tests.engines_for_tests import entry
 

@@ -17,9 +17,11 @@ from speechlm_demo.engines.registry import EngineRegistry
 from speechlm_demo.recorder import RecordedTurn
 from speechlm_demo.ui.blind_tab import BlindTab, session_mode
 from speechlm_demo.votes.listening import prepare, sessions_root
+from speechlm_demo.votes.pairs import blind_candidates
 from speechlm_demo.votes.pending import PendingVotes
-from speechlm_demo.votes.rounds import BlindArena, blind_candidates
+from speechlm_demo.votes.rounds import BlindArena
 from speechlm_demo.votes.store import VoteStore
+from speechlm_demo.votes.voter import COOKIE, VoterIds
 from tests.engines_for_tests import engine_entry, registry_of, silence, tone
 
 IDENTITY = ["zebra", "quokka", "scriptedengine", "slowengine", "tests.engines_for_tests"]
@@ -45,8 +47,31 @@ def tab(registry: EngineRegistry, data_dir: Path) -> BlindTab:
     store.close()
 
 
-def request(browser: str = "browser-1", **query: str) -> Any:
-    return SimpleNamespace(session_hash=browser, query_params=query)
+_COOKIES: dict[str, str] = {}
+
+
+def voter_cookie(browser: str) -> str:
+    """The signed voter cookie the page gave ``browser`` (one per browser, as a real page load would)."""
+    if browser not in _COOKIES:
+        _COOKIES[browser] = VoterIds().issue(f"addr-{browser}")  # type: ignore[assignment]
+    return _COOKIES[browser]
+
+
+def request(browser: str = "browser-1", *, session_hash: str | None = None, address: str = "192.0.2.1", **query: str) -> Any:
+    """A Gradio request from ``browser`` (its voter cookie; a new page load has a new ``session_hash``)."""
+    return SimpleNamespace(
+        session_hash=session_hash or browser,
+        query_params=query,
+        cookies={COOKIE: voter_cookie(browser)},
+        client=SimpleNamespace(host=address),
+    )
+
+
+def played(path: str | None) -> tuple[int, np.ndarray]:
+    """The reply file the browser would fetch: its rate and samples."""
+    assert path is not None
+    audio, rate = sf.read(path, dtype="float32")
+    return rate, audio
 
 
 def texts(value: Any) -> str:
@@ -74,12 +99,12 @@ def test_a_live_round_stays_anonymous_until_the_vote_and_then_reveals(tab: Blind
     assert "answering" in outputs[0][0]
     final = outputs[-1]
     round_id = final[-1]
-    assert final[1] is not None and final[2] is not None and np.abs(final[1][1]).max() > 0.1
-    assert final[1][0] == final[2][0] == 24_000  # one rate and one loudness: neither gives an engine away
-    assert final[1][1].dtype == np.int16  # Gradio rescales float audio to full scale; int16 is sent as is
-    assert abs(rms_dbfs(final[1][1] / 32768) + 23.0) < 0.5 and abs(rms_dbfs(final[2][1] / 32768) + 23.0) < 0.5
+    (rate_a, audio_a), (rate_b, audio_b) = played(final[1]), played(final[2])
+    assert np.abs(audio_a).max() > 0.1
+    assert rate_a == rate_b == 24_000  # one rate and one loudness: neither gives an engine away
+    assert abs(rms_dbfs(audio_a) + 23.0) < 0.5 and abs(rms_dbfs(audio_b) + 23.0) < 0.5
     assert interactive(final, 3) == [False] * 4 and "Listen to both" in final[0]
-    leaked = [name for name in IDENTITY if name in texts(outputs) or name in round_id.lower()]
+    leaked = [name for name in IDENTITY if name in texts(outputs) or name in round_id.lower()]  # file paths included
     assert leaked == []
 
     refused = tab.vote("a", round_id, request())
@@ -98,7 +123,8 @@ def test_a_live_round_stays_anonymous_until_the_vote_and_then_reveals(tab: Blind
     again = tab.vote("a", round_id, request())
     assert "already voted" in again[0]
     votes = tab.arena.store.frame(["engine_a", "engine_b", "outcome", "tag", "session_id"])
-    assert len(votes) == 1 and votes.iloc[0]["outcome"] == "b" and votes.iloc[0]["session_id"] == "browser-1"
+    voter_id = voter_cookie("browser-1").split(".")[0]
+    assert len(votes) == 1 and votes.iloc[0]["outcome"] == "b" and votes.iloc[0]["session_id"] == voter_id
 
 
 def test_another_browser_cannot_vote_on_the_round(tab: BlindTab) -> None:
@@ -138,7 +164,7 @@ def test_listening_session_rounds_carry_the_session_tag(tab: BlindTab, registry:
     question, round_id = outputs[0], outputs[-1]
     assert question[0] == 16_000 and np.abs(question[1]).max() > 0.2
     assert outputs[2] is not None and outputs[3] is not None
-    assert not any(name in texts(outputs) or name in round_id.lower() for name in IDENTITY)
+    assert not any(name in texts(outputs) or name in round_id.lower() for name in IDENTITY)  # file names are random
     for side in "ab":
         asyncio.run(tab.listening(round_id, side, request()))
     tab.vote("tie", round_id, request())
@@ -153,3 +179,46 @@ def test_unknown_or_unsafe_sessions_fall_back_to_the_microphone(data_dir: Path) 
         info, live, session_box, tag = session_mode(request(session=name))
         assert info.startswith("⚠️") and live["visible"] is True and session_box["visible"] is False and tag == ""
     assert session_mode(request())[0] == "" and session_mode(request())[3] == ""
+
+
+def test_a_scripted_stuffer_is_refused_and_learns_nothing_from_reveals(tab: BlindTab, registry: EngineRegistry, tmp_path: Path) -> None:
+    """The probe of issue 13, item 1: invented session ids, repeated votes on one (prompt, pair) across reloads,
+    and reply URLs learned from reveals used to unblind later rounds."""
+    from gradio.processing_utils import hash_file
+
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    sf.write(prompts / "q.wav", np.concatenate([tone(0.6), silence(0.2)]), 16_000)
+    prepare(registry, prompts, ["zebra", "quokka"], "club-2")  # one prompt, one pair: every round is the same pair
+
+    for index in range(24):  # invented session ids, no voter cookie (or a forged one): no round, no vote
+        cookies = {} if index % 2 else {COOKIE: f"invented-{index}.AAAAAAAAAAAAAAAAAAAAAAAA"}
+        fake = SimpleNamespace(session_hash=f"invented-{index}", query_params={}, cookies=cookies, client=SimpleNamespace(host="192.0.2.66"))
+        assert tab.session_round("club-2", fake)[-1] == ""
+        assert "no voter id" in tab.vote("a", "some.round.id", fake)[0]
+    assert tab.arena.store.count() == 0
+
+    served: list[str] = []
+    revealed = ""
+    for attempt in range(7):  # the same browser (cookie) reloading between tries: a new session_hash each time
+        page = request("attacker", session_hash=f"reload-{attempt}")
+        outputs = tab.session_round("club-2", page)
+        round_id = outputs[-1]
+        if not round_id:
+            assert "voted on every pair" in outputs[1]
+            continue
+        served += [outputs[2], outputs[3]]
+        for side in "ab":
+            asyncio.run(tab.listening(round_id, side, page))
+        revealed = tab.vote("a", round_id, page)[5]
+    assert "zebra model" in revealed.lower() and tab.arena.store.count() == 1  # one vote, not seven
+
+    learned = set(served)  # what the attacker knows: these URLs belong to the revealed engines
+    for browser in ("browser-2", "browser-3", "browser-4"):
+        outputs = tab.session_round("club-2", request(browser))
+        fresh = [outputs[2], outputs[3]]
+        assert not learned & set(fresh), "a reply URL was reused: a reveal would unblind this round"
+        for path in fresh:
+            assert hash_file(path) not in path and Path(path).parent.name not in {Path(p).parent.name for p in learned}
+        assert sorted(len(played(p)[1]) for p in fresh) == sorted(len(played(p)[1]) for p in served[:2])  # same replies
+        learned |= set(fresh)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from speechlm_demo.catalog import CatalogError, decide, load_catalog
+from speechlm_demo.catalog import Catalog, CatalogError, decide, load_catalog
 from speechlm_demo.class_policy import class_refusal, module_available
 from speechlm_demo.engines.base import EngineError
 from speechlm_demo.engines.registry import EngineRegistry, engine_class
@@ -66,11 +66,15 @@ def test_a_class_outside_the_engine_packages_is_refused_before_import(planted: P
 
 
 def test_a_package_the_catalogue_allows_is_imported_and_still_checked(planted: Path, tmp_path: Path) -> None:
-    catalog = load_catalog(catalogue(tmp_path, "planted_mod:Engine", packages=["planted_mod"]))
-    assert not planted.exists()  # loading the catalogue imports nothing
+    with pytest.raises(CatalogError, match="field class: planted_mod:Engine is not an Engine class"):
+        load_catalog(catalogue(tmp_path, "planted_mod:Engine", packages=["planted_mod"]))
+    assert planted.read_text() == "planted_mod\n"  # allowed, so imported (to check its settings)
+    catalog = Catalog.model_validate(
+        {"default_engine": "x", "engine_packages": ["planted_mod"], "engines": [{"id": "x", "label": "X", "family": "diagnostic",
+         "duplex": "half", "class": "planted_mod:Engine", "accelerators": ["cpu"], "licence": "MIT"}]}
+    )
     with pytest.raises(EngineError, match="is not an Engine class"):
         EngineRegistry(catalog, CPU).get("x")
-    assert planted.read_text() == "planted_mod\n"
 
 
 @pytest.mark.parametrize(

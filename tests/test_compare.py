@@ -16,7 +16,6 @@ from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.catalog import EngineEntry
 from speechlm_demo.compare import SideResult, answer, as_they_finish, compare
 from speechlm_demo.engines.base import (
-    AudioOut,
     Emit,
     Engine,
     EngineError,
@@ -29,6 +28,7 @@ from speechlm_demo.engines.echo import EchoEngine
 from speechlm_demo.votes.pending import PendingVotes
 from speechlm_demo.votes.rounds import BlindArena
 from speechlm_demo.votes.store import VoteStore
+from speechlm_demo.turntaking.full_duplex import FullDuplexEngine, FullDuplexSession
 from tests.engines_for_tests import ScriptedEngine, entry, silence, tone
 
 TURN = np.concatenate([tone(0.6), silence(0.1)])
@@ -53,18 +53,20 @@ class Recording(ScriptedEngine):
         yield from super().respond(turn, history, options)
 
 
-class Duplex(Engine):
+class Duplex(FullDuplexEngine):
     """A full-duplex engine: emits silence for every frame, then says one thing after 0.3 s of quiet."""
+
+    stream_rate = 16_000
+    frame_size = 320
 
     def __init__(self, entry: EngineEntry, device: str = "cpu", speaks: bool = True) -> None:
         super().__init__(entry, device)
         self.speaks = speaks
 
-    def open_session(self, options: SessionOptions, emit: Emit) -> EngineSession:
-        return DuplexSession(self, options, emit)
 
+class DuplexSession(FullDuplexSession):
+    """Only the per-frame step: the base frames, queues, tracks the user's turns and ends them."""
 
-class DuplexSession(EngineSession):
     engine: Duplex
 
     def __init__(self, engine: Duplex, options: SessionOptions, emit: Emit) -> None:
@@ -72,20 +74,20 @@ class DuplexSession(EngineSession):
         self.heard = self.quiet = 0
         self.spoke = False
 
-    def _push(self, pcm: np.ndarray) -> None:
-        rate = self.input_sample_rate
-        if rms_dbfs(pcm) > -40:
-            self.heard, self.quiet = self.heard + len(pcm), 0
+    def step(self, frame: np.ndarray) -> None:
+        rate = self.rate
+        if rms_dbfs(frame) > -40:
+            self.heard, self.quiet = self.heard + len(frame), 0
         else:
-            self.quiet += len(pcm)
+            self.quiet += len(frame)
         if self.engine.speaks and self.heard and self.quiet >= 0.3 * rate and not self.spoke:
             self.spoke = True
-            self.emit(AudioOut(tone(0.5, rate, freq=330.0), rate))
+            self.agent_audio(tone(0.5, rate, freq=330.0))
         else:
-            self.emit(AudioOut(np.zeros(len(pcm), np.float32), rate))
+            self.agent_audio(np.zeros(len(frame), np.float32))
 
-    def close(self) -> None:
-        pass
+
+Duplex.session_class = DuplexSession
 
 
 class Stuck(Engine):
@@ -203,7 +205,7 @@ def test_full_duplex_output_is_recorded_for_a_bounded_window(echo: EchoEngine) -
 
 def test_a_silent_full_duplex_engine_fails(echo: EchoEngine) -> None:
     result = compare(Duplex(make_entry("mute", duplex="full"), speaks=False), echo, TURN, 16_000, tail_s=1.0, window_s=1.0)
-    assert result.a.status == "failed" and "no reply within 1 s" in result.a.message
+    assert result.a.status == "failed" and "did not speak after this turn" in result.a.message
     assert result.b.ok
 
 
@@ -220,6 +222,7 @@ def test_blind_round_runs_both_engines_and_stores_the_vote(tmp_path: Path, monke
     arena.submit_vote(blind.round_id, "s", "tie")
     record = store.get(blind.round_id)
     assert record is not None and record.latency_a_ms == replies.a.latency_ms and record.latency_a_ms is not None
+    assert record.latency_from == "reference_speech_end" and record.timeline_a["measured_from"]["voice_to_voice_ref_ms"] == "reference_speech_end"
     assert record.timeline_b["status"] == "ok" and {record.reply_text_a, record.reply_text_b} >= {"turn 1"}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from speechlm_demo.endpointing import is_complete
+from speechlm_demo.turntaking.endpointing import is_complete
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechlm_demo.bench import NOTHING_HEARD, benchmark, load_prompts
+from speechlm_demo.benchmarks.latency import benchmark
+from speechlm_demo.measure.feeding import NOTHING_HEARD, load_prompts
 from speechlm_demo.prompt_files import read_prompt_folder
 from speechlm_demo.votes.listening import SessionError, prepare
 from tests.engines_for_tests import ScriptedEngine, engine_entry, entry, registry_of, silence, tone

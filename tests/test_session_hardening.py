@@ -12,7 +12,9 @@ import pytest
 
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, Event, SessionOptions, TextOut, TurnEnd, UserTurn
 from speechlm_demo.engines.echo import EchoEngine
-from speechlm_demo.reply_runner import ReplyRunner
+from speechlm_demo.measure.observer import TurnObserver
+from speechlm_demo.measure.record import TurnRecord
+from speechlm_demo.turntaking.reply_runner import ReplyRunner
 from tests.engines_for_tests import Recorder, ScriptedEngine, entry, silence, tone
 
 RATE = 16_000
@@ -58,17 +60,13 @@ def push_frames(session: object, audio: np.ndarray, realtime: bool = False) -> N
             time.sleep(FRAME / RATE)
 
 
-def answered_after(rec: Recorder, count: int) -> TurnEnd:
-    ends = rec.wait_for(TurnEnd, count, timeout=20)
-    return ends[count - 1]
-
-
 def test_a_monologue_runs_one_reply_at_a_time_and_the_question_after_it_is_answered() -> None:
     """The issue's probe: 90 s of speech with short gaps piled up speculative replies (109 threads) and the
     question asked right after got no reply. Here the audio comes faster than real time, the worst case."""
     engine = BusyEngine(entry(pause_ms=160, end_silence_ms=400, max_turn_s=30))
     rec = Recorder()
-    session = engine.open_session(SessionOptions(), rec)
+    observer = TurnObserver.for_engine(engine)
+    session = engine.open_session(SessionOptions(), lambda event: (observer.observe(event), rec(event)))
     threads_before = threading.active_count()
     most_threads = threads_before
     speech = monologue(90.0)
@@ -79,13 +77,17 @@ def test_a_monologue_runs_one_reply_at_a_time_and_the_question_after_it_is_answe
     assert engine.most_at_once == 1
     assert most_threads - threads_before <= 5  # one reply worker and a few short-lived timers
     assert engine.calls < pauses / 2  # superseded replies never started
-    ends_before = len(rec.of(TurnEnd))
+    asked = time.monotonic()
     push_frames(session, np.concatenate([silence(0.5), tone(0.6), silence(1.0)]), realtime=True)
-    end = answered_after(rec, ends_before + 1)
-    deadline = time.monotonic() + 10
-    while end.timeline.status != "ok" and time.monotonic() < deadline:  # the monologue's own last turn may come first
-        end = rec.wait_for(TurnEnd, len(rec.of(TurnEnd)) + 1, timeout=10)[-1]
-    assert end.timeline.status == "ok" and "first_audio_out" in end.timeline.marks
+    deadline = time.monotonic() + 20
+
+    def answer() -> TurnRecord | None:
+        return next((r for r in list(observer.records) if r.timeline.marks.get("user_speech_end", 0.0) >= asked), None)
+
+    while answer() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    record = answer()
+    assert record is not None and record.status == "ok" and "first_audio_out" in record.timeline.marks
     session.close()
 
 

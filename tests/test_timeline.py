@@ -9,7 +9,7 @@ from speechlm_demo.timeline import STANDARD_MARKS, Timeline
 
 def cascade_turn() -> Timeline:
     tl = Timeline(turn_id=3, engine_id="cascade")
-    times = [10.0, 12.0, 12.16, 12.25, 12.25, 12.65, 12.70, 12.85, 12.95, 15.0]
+    times = [10.0, 11.98, 12.0, 12.16, 12.25, 12.25, 12.65, 12.70, 12.85, 12.95, 15.0]
     assert len(times) == len(STANDARD_MARKS)
     for name, t in zip(STANDARD_MARKS, times):
         tl.mark(name, t)
@@ -24,13 +24,22 @@ def test_metrics_are_differences_in_ms() -> None:
     assert m["llm_ttft_ms"] == pytest.approx(50.0)
     assert m["tts_first_audio_ms"] == pytest.approx(100.0)
     assert m["user_speech_ms"] == pytest.approx(2000.0)
+    assert m["voice_to_voice_ref_ms"] == pytest.approx(970.0) and m["speech_end_error_ms"] == pytest.approx(20.0)
+
+
+def test_every_metric_names_the_mark_it_is_measured_from() -> None:
+    tl = cascade_turn()
+    origins = tl.to_dict()["measured_from"]
+    assert origins["voice_to_voice_ms"] == "user_speech_end"
+    assert origins["voice_to_voice_ref_ms"] == "reference_speech_end"
+    assert set(origins) == set(tl.metrics())
 
 
 def test_relative_marks_are_ordered_and_zero_at_speech_end() -> None:
     rel = cascade_turn().relative_ms()
     assert set(rel) == set(STANDARD_MARKS) and list(rel)[0] == "user_speech_start"
-    assert rel["user_speech_end"] == 0.0
-    assert rel["user_speech_start"] == -2000.0
+    assert rel["reference_speech_end"] == 0.0  # the reference wins as the origin when present
+    assert rel["user_speech_end"] == 20.0 and rel["user_speech_start"] == -1980.0
 
 
 def test_first_mark_wins_except_last_marks() -> None:

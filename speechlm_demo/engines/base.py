@@ -6,9 +6,12 @@ input rate via :meth:`EngineSession.push_audio` and reports what happens through
 it was opened with: :class:`AudioOut`, :class:`TextOut`, :class:`Mark`, :class:`ErrorEvent`,
 :class:`Interrupt` and, once a turn is complete, :class:`TurnEnd` with its timeline.
 
-Half-duplex engines implement only :meth:`HalfDuplexEngine.respond` (one whole user turn in, events
-out); :mod:`speechlm_demo.turns` puts turn-taking in front of them so that they look exactly like a
-full-duplex session to the transport, the comparison runner and the benchmark.
+This module is the protocol only: it imports nothing of the turn layer. Half-duplex engines subclass
+:class:`speechlm_demo.turntaking.half_duplex.HalfDuplexEngine` and implement only ``respond`` (one whole
+user turn in, events out); full-duplex engines subclass
+:class:`speechlm_demo.turntaking.full_duplex.FullDuplexEngine`. Each engine class declares its typed
+:class:`EngineSettings` (``Settings``), validated against the catalogue entry's ``defaults`` when the
+catalogue loads.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..input_guard import InputGuard
 from ..timeline import Timeline
@@ -101,6 +105,24 @@ class EngineError(RuntimeError):
     """An engine failed in a way the user should read about."""
 
 
+class EngineSettings(BaseModel):
+    """An engine class's settings, read from its catalogue entry's ``defaults``; unknown keys are refused.
+
+    Subclasses declare typed fields with their defaults; the engine reads ``self.settings.<field>``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    audible_dbfs: float = Field(
+        -60.0, le=0.0, description="reply audio louder than this is heard (first_audio_out / last_audio_out)"
+    )
+
+
+def describe_settings_error(exc: ValidationError) -> list[str]:
+    """One ``field defaults.NAME: problem`` per error of a settings validation."""
+    return [f"field defaults.{'.'.join(str(p) for p in e['loc']) or '(all)'}: {e['msg']}" for e in exc.errors()]
+
+
 class EngineSession(ABC):
     """One conversation with an engine. Not thread-safe: one caller pushes audio."""
 
@@ -143,19 +165,28 @@ class EngineSession(ABC):
 class Engine(ABC):
     """An engine built from a catalogue entry, placed on ``device`` (``cpu``, ``cuda:0``, ...)."""
 
+    Settings: ClassVar[type[EngineSettings]] = EngineSettings
+
     def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
         self.entry = entry
         self.device = device
         self.loaded = False
+        try:
+            self.settings = self.Settings.model_validate(entry.defaults)
+        except ValidationError as exc:
+            raise EngineError(f"catalogue entry {entry.id!r}: " + "; ".join(describe_settings_error(exc))) from None
 
     @property
     def id(self) -> str:
         """The catalogue id."""
         return self.entry.id
 
-    def setting(self, name: str, default: Any = None) -> Any:
-        """A value from the catalogue entry's ``defaults``."""
-        return self.entry.defaults.get(name, default)
+    def settings_for(self, options: SessionOptions) -> Any:
+        """:attr:`settings` with the session's ``options.extra`` overriding the fields it names (validated)."""
+        known = {k: v for k, v in options.extra.items() if k in type(self.settings).model_fields}
+        if not known:
+            return self.settings
+        return type(self.settings).model_validate({**self.settings.model_dump(exclude_unset=True), **known})
 
     def load(self, progress: Progress | None = None) -> None:
         """Load weights or connect to a server. Idempotent."""
@@ -189,26 +220,3 @@ class UserTurn:
         """Length of the turn's audio in seconds."""
         return len(self.audio) / self.sample_rate
 
-
-class HalfDuplexEngine(Engine):
-    """An engine that answers whole user turns; turn-taking is done for it."""
-
-    def new_history(self, options: SessionOptions) -> list[dict[str, str]]:
-        """The conversation memory of a new session (chat messages)."""
-        return []
-
-    @abstractmethod
-    def respond(
-        self, turn: UserTurn, history: list[dict[str, str]], options: SessionOptions
-    ) -> Iterator[Event]:
-        """Answer ``turn``: yield events as they are produced; stop early if ``turn.cancel`` is set.
-
-        Engines append to ``history`` what they want remembered. ``Mark`` events go into the turn's
-        timeline; ``first_audio_out``/``last_audio_out`` are marked by the caller as audio leaves.
-        """
-
-    def open_session(self, options: SessionOptions, emit: Emit) -> EngineSession:
-        """Wrap :meth:`respond` in the shared turn-taking layer."""
-        from ..half_duplex import HalfDuplexSession
-
-        return HalfDuplexSession(self, options, emit)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..audio import chunks
-from .base import AudioOut, Event, HalfDuplexEngine, SessionOptions, TextOut, UserTurn
+from ..turntaking.half_duplex import HalfDuplexEngine
+from .base import AudioOut, Event, SessionOptions, TextOut, UserTurn
 
 
 class EchoEngine(HalfDuplexEngine):

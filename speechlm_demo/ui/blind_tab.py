@@ -1,8 +1,10 @@
 """Blind A/B tab: two anonymous engines answer the same turn; listen to both, vote, then see who was who.
 
-Before the vote the browser only ever gets "A" / "B", reply audio (anonymous temp files) and generic status
-lines: engine names, ids, transcripts, latencies and error messages (which name engines) are sent only
-with the reveal. With ``?session=NAME`` the tab serves a prepared listening session instead of the mic.
+Before the vote the browser only ever gets "A" / "B", reply audio (files with random names, new for every
+round: :mod:`.anonymous_audio`) and generic status lines: engine names, ids, transcripts, latencies and
+error messages (which name engines) are sent only with the reveal. Rounds and votes belong to the voter id
+of the browser's signed cookie (:mod:`speechlm_demo.votes.voter`); without one the tab asks for a reload.
+With ``?session=NAME`` the tab serves a prepared listening session instead of the mic.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ from typing import Any
 
 import gradio as gr
 
-from ..audio import match_level, resample, to_int16
+from ..audio import match_level, resample
 from ..compare import Comparison, SideResult, as_they_finish
 from ..engines.registry import EngineRegistry
 from ..plots import pair_figure
 from ..recorder import RecordedTurn
+from ..votes.limits import VoteRefused
 from ..votes.listening import ListeningSession, SessionError
-from ..votes.rounds import BlindArena, NotEnoughEngines, VoteRefused, playable_sides
+from ..votes.pairs import NotEnoughEngines, playable_sides
+from ..votes.rounds import BlindArena
 from ..votes.store import StoreUnavailable
+from ..votes.voter import Voter, VoterIds
+from .anonymous_audio import anonymous_wav
 from .recording import build_turn_input
 from .text import plain
 
@@ -34,6 +40,7 @@ PLAYBACK_RATE = 24_000
 DRAW_ATTEMPTS = 50
 OUTCOME_BUTTONS = (("a", "👈 A is better"), ("b", "👉 B is better"), ("tie", "🤝 Tie"), ("both_bad", "👎 Both are bad"))
 LISTEN_HINT = f"Listen to both replies (to the end, or at least {MIN_LISTEN_S:.0f} s each); voting unlocks then."
+NO_VOTER = "⚠️ This browser has no voter id yet: reload the page (cookies must be allowed for this site) to take part."
 
 
 @dataclass
@@ -57,12 +64,12 @@ def _votes(enabled: bool) -> list[Any]:
     return [gr.update(value=text, interactive=enabled) for _, text in OUTCOME_BUTTONS]
 
 
-def _playable(result: SideResult | None) -> Any:
-    """The reply as the browser gets it: at one common rate and loudness, so neither gives the engine away."""
+def _playable(result: SideResult | None) -> str | None:
+    """The reply as the browser gets it: at one common rate and loudness, so neither gives the engine away,
+    in a file whose URL is new for this round (a file path: Gradio would rescale an array to full scale)."""
     if result is None or not result.ok or not len(result.audio):
         return None
-    # int16, because Gradio rescales float audio to full scale, which would undo the levelling
-    return PLAYBACK_RATE, to_int16(match_level(resample(result.audio, result.sample_rate, PLAYBACK_RATE)))
+    return anonymous_wav(match_level(resample(result.audio, result.sample_rate, PLAYBACK_RATE)), PLAYBACK_RATE)
 
 
 def _anonymous_state(side: str, result: SideResult | None) -> str:
@@ -92,7 +99,10 @@ def reveal_text(arena: BlindArena, round_id: str, session_id: str, outcome: str,
     for index, side in enumerate(("a", "b")):
         entry = blind.engines[index]
         result = blind.replies.sides[side] if blind.replies else None
-        latency = f"voice-to-voice {result.latency_ms:.0f} ms" if result and result.latency_ms is not None else "no latency"
+        latency = (
+            f"voice-to-voice {result.latency_ms:.0f} ms (from the reference end of speech)"
+            if result and result.latency_ms is not None else "no latency"
+        )
         lines.append(f"- **{side.upper()}** was **{plain(entry.label)}** (`{entry.id}`): {latency}.")
         if result is not None:
             if not result.ok:
@@ -122,16 +132,25 @@ class _Vote:
 class BlindTab:
     """The handlers of the tab, bound to the registry, the arena and the listening sessions."""
 
-    def __init__(self, registry: EngineRegistry, arena: BlindArena) -> None:
+    def __init__(self, registry: EngineRegistry, arena: BlindArena, ids: VoterIds | None = None) -> None:
         self.registry = registry
         self.arena = arena
+        self.ids = ids or VoterIds()
         self.rng = random.SystemRandom()
+
+    def _voter_id(self, request: gr.Request) -> str:
+        """The verified voter id of the request, or "" (nothing of a voter-less request is recorded)."""
+        voter = self.ids.voter(request)
+        return voter.id if voter else ""
 
     def live_round(self, turn: RecordedTurn | None, blind_timing: bool, request: gr.Request) -> Iterator[tuple]:
         """A round on the user's recorded turn: both engines answer it at once."""
         if turn is None:
             return
-        session_id = request.session_hash or "anonymous"
+        session_id = self._voter_id(request)
+        if not session_id:
+            yield _round_update(NO_VOTER, None, None, "")
+            return
         try:
             blind = self.arena.start_round(session_id, turn.audio, turn.sample_rate)
         except NotEnoughEngines:
@@ -156,7 +175,9 @@ class BlindTab:
 
     def session_round(self, name: str, request: gr.Request) -> tuple:
         """A round of a listening session: a prepared prompt and two engines' stored replies."""
-        session_id = request.session_hash or "anonymous"
+        session_id = self._voter_id(request)
+        if not session_id:
+            return (None, *_round_update(NO_VOTER, None, None, ""))
         try:
             session = ListeningSession(name)
             for _ in range(DRAW_ATTEMPTS):  # a pair and question this browser has not voted on yet
@@ -180,7 +201,7 @@ class BlindTab:
     async def listening(self, round_id: str, side: str, request: gr.Request) -> tuple:
         """The user started playing ``side``: after the minimum listen time it counts as heard."""
         try:
-            needed = self.arena.start_listening(round_id, request.session_hash or "anonymous", side)  # type: ignore[arg-type]
+            needed = self.arena.start_listening(round_id, self._voter_id(request), side)  # type: ignore[arg-type]
         except VoteRefused:
             return (gr.skip(), *[gr.skip()] * len(OUTCOME_BUTTONS))
         await asyncio.sleep(needed)
@@ -189,28 +210,31 @@ class BlindTab:
     def heard(self, round_id: str, side: str, request: gr.Request) -> tuple:
         """``side`` played long enough (or to its end) counts as heard; voting unlocks when both are."""
         try:
-            complete = self.arena.mark_listened(round_id, request.session_hash or "anonymous", side)  # type: ignore[arg-type]
+            complete = self.arena.mark_listened(round_id, self._voter_id(request), side)  # type: ignore[arg-type]
         except VoteRefused:
             return (gr.skip(), *[gr.skip()] * len(OUTCOME_BUTTONS))
         if complete:
             return ("Both replies heard: which one was better?", *_votes(True))
-        if self.arena.get_round(round_id, request.session_hash or "anonymous").state != "open":
+        if self.arena.get_round(round_id, self._voter_id(request)).state != "open":
             return (gr.skip(), *[gr.skip()] * len(OUTCOME_BUTTONS))  # a reply ended after the vote
         return (f"{side.upper()} heard. {LISTEN_HINT}", *[gr.skip()] * len(OUTCOME_BUTTONS))
 
     def vote(self, outcome: str, round_id: str, request: gr.Request) -> tuple:
         """Store the vote (or say why not), then reveal the engines."""
-        session_id = request.session_hash or "anonymous"
+        voter: Voter | None = self.ids.voter(request)
+        if voter is None:
+            return (NO_VOTER, *_votes(False), gr.skip(), gr.skip())
+        session_id = voter.id
         if not round_id:
             return ("Speak first (or draw a pair): there is no round to vote on.", *[gr.skip()] * len(OUTCOME_BUTTONS), gr.skip(), gr.skip())
         try:
-            receipt = self.arena.submit_vote(round_id, session_id, outcome)
+            receipt = self.arena.submit_vote(round_id, session_id, outcome, address=voter.address)
         except VoteRefused as exc:
             votable = exc.reason in ("rate_limited", "bad_outcome")  # not heard yet, voted, gone: stay locked
             return (f"⚠️ {plain(str(exc))}", *_votes(votable), gr.skip(), gr.skip())
         except StoreUnavailable as exc:
             log.error("vote could not be kept: %s", exc)
-            return ("⚠️ Your vote could not be saved: the vote store is unavailable. Please try again later.", *_votes(True), gr.skip(), gr.skip())
+            return ("⚠️ Your vote was NOT saved: the vote store is unavailable. Please try again later.", *_votes(True), gr.skip(), gr.skip())
         text, figure = reveal_text(self.arena, round_id, session_id, outcome, receipt.message)
         return ("Revealed below.", *_votes(False), text, figure)
 

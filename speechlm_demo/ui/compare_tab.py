@@ -28,7 +28,7 @@ def side_summary(label: str, result: SideResult | None) -> str:
     if not result.ok:
         return f"**{name}**: ❌ {result.status}: {plain(result.message or 'no reply')}"
     latency = result.latency_ms
-    timing = f"voice-to-voice **{latency:.0f} ms**" if latency is not None else "no reply audio"
+    timing = f"voice-to-voice **{latency:.0f} ms** (from the reference end of speech)" if latency is not None else "no reply audio"
     return f"**{name}**: ✅ {timing} · {len(result.audio) / result.sample_rate:.1f} s of audio"
 
 

@@ -8,7 +8,8 @@ import gradio as gr
 
 from .. import __version__
 from ..engines.registry import EngineRegistry
-from ..votes.rounds import BlindArena, blind_candidates
+from ..votes.pairs import blind_candidates
+from ..votes.rounds import BlindArena
 from ..votes.store import VoteStore
 from .blind_tab import build_blind_tab
 from .compare_tab import build_compare_tab
@@ -20,7 +21,9 @@ ABOUT = """
 ### SpeechLM Playground {version}
 Talk live to speech language models and to the classic VAD → ASR → LLM → TTS cascade, and measure them
 the same way: every turn is a timeline of marks on one clock, and **voice-to-voice latency** is the time
-from the true end of your speech to the first reply audio.
+from the end of your speech to the first audible reply sample. Each figure says which end of speech it starts
+at: on **Talk**, the turn layer's own estimate (live, there is nothing else); on **Compare**, **Blind A/B** and
+the **Leaderboard**, the reference end of the recorded turn (the same for both engines).
 
 * **Talk**: pick an engine, press the microphone button, speak, pause. The transcript and the latency
   timeline of each turn appear on the right.
@@ -32,8 +35,9 @@ from the true end of your speech to the first reply audio.
   the latency of the voted replies.
 * **Engines**: what this host can run, and why the others are not offered.
 
-Audio is processed in memory and is not stored. A blind vote stores the two engines, your choice, this
-browser session's id, a hash of your turn's audio, what the engines heard you say and replied (transcripts),
+Audio is processed in memory and is not stored. A blind vote stores the two engines, your choice, the
+random voter id this app gave your browser (a cookie; it keeps one person from voting many times), a hash
+of your turn's audio, what the engines heard you say and replied (transcripts),
 their latencies and timelines, and the versions; the audio itself only if the host set
 `SPEECHLM_SAVE_AUDIO=1`.
 """

@@ -93,7 +93,7 @@ def build_leaderboard_tab(demo: gr.Blocks, store: VoteStore | None) -> None:
     table = gr.Dataframe(label="Ratings (Bradley-Terry, Elo scale)", interactive=False, elem_id="leaderboard-table")
     with gr.Row():
         heatmap = gr.Plot(label="Win rates")
-        latency = gr.Dataframe(label="Voice-to-voice latency of voted replies (ms)", interactive=False)
+        latency = gr.Dataframe(label="Voice-to-voice latency of voted replies (ms, from the reference end of speech of the recorded turn)", interactive=False)
 
     def update(tag_value: str) -> tuple:
         ratings, figure, latencies, text = leaderboard_views(store, tag_value)

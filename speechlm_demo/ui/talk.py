@@ -13,6 +13,7 @@ from fastrtc import WebRTC
 from ..engines.registry import EngineRegistry
 from ..plots import close, timeline_figure
 from ..rtc import EngineStreamHandler, browser_rtc_configuration, max_sessions, server_rtc_configuration
+from .text import plain
 
 LOAD_POLL_S = 0.25
 
@@ -38,6 +39,12 @@ def load_status_updates(registry: EngineRegistry, engine_id: str | None) -> Iter
         time.sleep(LOAD_POLL_S)
 
 
+def escaped(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Chat messages with their text escaped (:func:`plain`): transcripts, replies and errors are shown
+    literally, never as Markdown or HTML."""
+    return [{"role": m["role"], "content": plain(m["content"])} for m in messages]
+
+
 def _show(messages: list[dict[str, str]], timelines: list[dict[str, Any]], status: str, shown: int) -> tuple:
     """Turn a handler update into component values; redraw the plot only when a turn finished."""
     figure: Any = gr.skip()
@@ -46,7 +53,7 @@ def _show(messages: list[dict[str, str]], timelines: list[dict[str, Any]], statu
         fig = timeline_figure([(last.get("engine_id", ""), last)], title=f"Turn {last.get('turn_id')}")
         figure = fig
         close(fig)
-    return messages, figure, status, len(timelines)
+    return escaped(messages), figure, plain(status) if status else status, len(timelines)
 
 
 def build_talk_tab(registry: EngineRegistry, preselect: str | None = None) -> tuple[gr.Dropdown, gr.Markdown]:

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "bench-votes":
         from pathlib import Path
 
-        from .bench_votes import bench_ratings, bench_writes, format_report
+        from ..benchmarks.vote_backend import bench_ratings, bench_writes, format_report
 
         report = {
             "ratings": bench_ratings(args.votes, args.engines, args.rounds),

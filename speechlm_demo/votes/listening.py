@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..audio import AudioError, encode_wav, read_audio
-from ..bench import load_prompts
-from ..prompt_files import MAX_PROMPT_S, Skipped
 from ..catalog import EngineEntry
 from ..compare import Comparison, SideResult, answer
+from ..measure.feeding import load_prompts
+from ..prompt_files import MAX_PROMPT_S, Skipped
 from .store import data_dir
 
 if TYPE_CHECKING:

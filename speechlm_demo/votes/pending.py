@@ -1,9 +1,11 @@
 """Votes the store could not take yet: kept (in memory and in a spool file) and retried in the background.
 
-A vote is never dropped silently: it is either stored, kept here (and retried until stored), or refused
-with :class:`~speechlm_demo.votes.store.StoreUnavailable` so the user is told. The spool is a JSON-lines
-file rewritten atomically, so pending votes survive a restart (a new :class:`PendingVotes` on the same
-file picks them up). Retries are idempotent: a vote that did reach the database is not stored twice.
+A vote is never dropped silently: it is either stored, kept here (on disk, and retried until stored), or
+refused with :class:`~speechlm_demo.votes.store.StoreUnavailable` so the user is told. Kept means written
+to the spool, a JSON-lines file rewritten atomically and fsynced, so pending votes survive a restart (a new
+:class:`PendingVotes` on the same file picks them up); without a spool, or when the spool cannot be
+written (a read-only or vanished data folder), the vote is refused rather than held in memory only.
+Retries are idempotent: a vote that did reach the database is not stored twice.
 """
 
 from __future__ import annotations
@@ -46,12 +48,19 @@ class PendingVotes:
             return len(self._records)
 
     def add(self, record: VoteRecord) -> None:
-        """Keep ``record`` until the store takes it. Raises :class:`StoreUnavailable` if it cannot be kept."""
+        """Keep ``record`` on disk until the store takes it. Raises :class:`StoreUnavailable` if it cannot be
+        kept durably (nothing is kept then)."""
         with self._lock:
             if len(self._records) >= self.limit:
                 raise StoreUnavailable(f"the vote store is down and {self.limit} votes already wait for it")
+            if self.spool is None:
+                raise StoreUnavailable("the vote store is down and there is no spool file to keep the vote in")
             self._records[record.vote_id] = record
-            self._save()
+            try:
+                self._save()
+            except OSError as exc:
+                del self._records[record.vote_id]
+                raise StoreUnavailable(f"the vote store is down and the spool {self.spool} cannot be written: {exc}") from exc
         log.warning("vote %s kept for retry (%d pending)", record.vote_id, len(self))
         self._ensure_worker()
 
@@ -73,7 +82,10 @@ class PendingVotes:
                 continue
             with self._lock:
                 self._records.pop(record.vote_id, None)
-                self._save()
+                try:
+                    self._save()
+                except OSError:  # the vote is stored; a stale spool line only retries a stored vote later
+                    log.exception("cannot rewrite the pending-vote spool %s", self.spool)
             done += 1
         return done
 
@@ -103,16 +115,18 @@ class PendingVotes:
                     return
 
     def _save(self) -> None:
-        """Rewrite the spool atomically; a failure leaves the votes in memory (and is logged)."""
+        """Rewrite the spool atomically and durably (fsync of the file and of its folder); raises OSError."""
         if self.spool is None:
             return
+        self.spool.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.spool.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as out:
+            out.writelines(record.to_json() + "\n" for record in self._records.values())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.spool)
+        folder = os.open(self.spool.parent, os.O_RDONLY)
         try:
-            self.spool.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.spool.with_suffix(".tmp")
-            with tmp.open("w", encoding="utf-8") as out:
-                out.writelines(record.to_json() + "\n" for record in self._records.values())
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.spool)
-        except OSError:
-            log.exception("cannot write the pending-vote spool %s; %d vote(s) held in memory only", self.spool, len(self._records))
+            os.fsync(folder)
+        finally:
+            os.close(folder)

@@ -22,7 +22,8 @@ import pandas as pd
 SCALE = 400.0 / math.log(10.0)
 BASE = 1000.0
 PRIOR = 1e-3  # precision of the Gaussian prior on log-strengths
-LATENCY_COLUMN = "voice_to_voice_ms"
+LATENCY_COLUMN = "voice_to_voice_ref_ms"
+LATENCY_ORIGIN = "the reference end of speech of the recorded turn"  # what the vote rows' latencies start at
 COLUMNS = ["engine_a", "engine_b", "outcome", "status_a", "status_b", "latency_a_ms", "latency_b_ms"]  # what it reads
 
 
@@ -140,6 +141,7 @@ class Leaderboard:
             "engines": clean(self.table).to_dict(orient="records"),
             "win_rates": clean(self.win_rates).to_dict(orient="index"),
             "latency": clean(self.latency.reset_index()).to_dict(orient="records"),
+            "latency_measured_from": "reference_speech_end",
         }
 
     def format(self) -> str:
@@ -154,7 +156,7 @@ class Leaderboard:
                 ),
                 self.table.to_string(index=False),
                 "Win rate of row against column (ties count half):\n" + self.win_rates.to_string(float_format="{:.2f}".format),
-                "Voice-to-voice latency of the voted replies:\n" + self.latency.to_string(),
+                f"Voice-to-voice latency of the voted replies (ms, from {LATENCY_ORIGIN}):\n" + self.latency.to_string(),
             ]
         )
 

@@ -1,12 +1,13 @@
 """Blind A/B rounds: pick two engines, hide which is which, gate the vote on listening, store the vote.
 
 Lifecycle: :meth:`BlindArena.start_round` (a weighted pair, sides shuffled, an unguessable round id signed
-with HMAC and bound to the browser session) -> :meth:`BlindArena.record_replies` (or
-:meth:`BlindArena.run_round`, which runs the comparison) -> :meth:`BlindArena.mark_listened` per side ->
-:meth:`BlindArena.submit_vote`, which refuses unknown, expired, tampered, duplicate, premature and
-rate-limited votes with a :class:`VoteRefused` message, and stores the vote in one transaction. When the
-store is down the vote waits in :class:`PendingVotes` and is retried; if even that is impossible the user
-gets a :class:`StoreUnavailable` error. Nothing is stored twice.
+with HMAC and bound to the voter: the server-issued id of :mod:`.voter`) -> :meth:`BlindArena.record_replies`
+(or :meth:`BlindArena.run_round`, which runs the comparison) -> :meth:`BlindArena.mark_listened` per side ->
+:meth:`BlindArena.submit_vote`, which refuses unknown, expired, tampered, duplicate, premature, rate-limited
+and over-the-daily-cap votes (:mod:`.limits`) with a :class:`VoteRefused` message, and stores the vote in one
+transaction. When the store is down the vote waits in :class:`PendingVotes` (spooled to disk) and is retried;
+if it cannot be kept on disk either the user gets a :class:`StoreUnavailable` error: a vote is acknowledged
+only once it is durable. Nothing is stored twice.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,39 +33,28 @@ import numpy as np
 from .. import __version__
 from ..audio import encode_wav
 from ..catalog import EngineEntry
-from ..compare import Comparison, SideResult, compare
+from ..compare import LATENCY_FROM, Comparison, SideResult, compare
+from .limits import DAY_S, VoteLimits, VoteRefused
+from .pairs import audio_sha256, engine_version, pick_pair, playable_sides
 from .pending import PendingVotes
 from .store import OUTCOMES, DuplicateVote, StoreUnavailable, VoteRecord, VoteStore, data_dir
+from .voter import signing_secret
 
 if TYPE_CHECKING:
     from ..engines.base import Engine
-    from ..engines.registry import EngineRegistry
 
 log = logging.getLogger(__name__)
 
 SAVE_AUDIO_ENV = "SPEECHLM_SAVE_AUDIO"
-SECRET_ENV = "SPEECHLM_ROUND_SECRET"
 Side = Literal["a", "b"]
-
-
-class VoteRefused(ValueError):
-    """A vote that is not accepted; ``reason`` is a short code, the message is for the user."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class NotEnoughEngines(RuntimeError):
-    """Fewer than two engines with a positive weight are available."""
 
 
 @dataclass
 class BlindRound:
-    """One pair of anonymous replies shown to one session. ``engines`` is in side order (A, B)."""
+    """One pair of anonymous replies shown to one voter. ``engines`` is in side order (A, B)."""
 
     round_id: str
-    session_id: str
+    voter_id: str
     engines: tuple[EngineEntry, EngineEntry]
     created: float
     audio: np.ndarray
@@ -97,42 +86,8 @@ class VoteReceipt:
     message: str
 
 
-def audio_sha256(audio: np.ndarray, sample_rate: int) -> str:
-    """Hash of the exact input: the rate and the float32 samples."""
-    digest = hashlib.sha256(int(sample_rate).to_bytes(4, "little"))
-    digest.update(np.ascontiguousarray(audio, dtype="<f4").tobytes())
-    return digest.hexdigest()
-
-
-def engine_version(entry: EngineEntry) -> str:
-    """The engine's catalogue configuration fingerprint (models, class, settings)."""
-    return "cfg-" + hashlib.sha256(entry.model_dump_json(by_alias=True).encode()).hexdigest()[:12]
-
-
-def blind_candidates(registry: EngineRegistry) -> list[EngineEntry]:
-    """Engines that can enter blind rounds: offered here, weight > 0, not failed to load."""
-    ids = [i for i in registry.offered_ids() if registry.state(i).status != "failed"]
-    return [registry.availability[i].entry for i in ids if registry.availability[i].entry.weight > 0]
-
-
-def playable_sides(replies: Comparison) -> set[str]:
-    """The sides with a reply to listen to."""
-    return {side for side, result in replies.sides.items() if result.ok and len(result.audio)}
-
-
-def pick_pair(entries: Sequence[EngineEntry], rng: random.Random) -> tuple[EngineEntry, EngineEntry]:
-    """Two different engines drawn by weight, in random side order."""
-    pool = [e for e in entries if e.weight > 0]
-    if len({e.id for e in pool}) < 2:
-        raise NotEnoughEngines("blind A/B needs at least two engines with a positive weight")
-    first = rng.choices(pool, weights=[e.weight for e in pool])[0]
-    rest = [e for e in pool if e.id != first.id]
-    second = rng.choices(rest, weights=[e.weight for e in rest])[0]
-    return (first, second) if rng.random() < 0.5 else (second, first)
-
-
 class BlindArena:
-    """Blind rounds of every session of this process, and the way their votes reach the store."""
+    """Blind rounds of every voter of this process, and the way their votes reach the store."""
 
     def __init__(
         self,
@@ -143,6 +98,8 @@ class BlindArena:
         secret: bytes | None = None,
         ttl_s: float = 1800.0,
         rate_limit: tuple[int, float] = (10, 60.0),
+        address_limit: tuple[int, float] = (30, 60.0),
+        daily_cap: int | None = None,
         min_listen_s: float = 3.0,
         save_audio: bool | None = None,
         audio_dir: Path | None = None,
@@ -154,34 +111,30 @@ class BlindArena:
         # One spool per host: replicas sharing a data volume must not rewrite each other's pending votes.
         spool = data_dir() / f"pending_votes-{socket.gethostname()}.jsonl"
         self.pending = pending if pending is not None else PendingVotes(store, spool)
-        env_secret = os.environ.get(SECRET_ENV)
-        self._secret = secret or (env_secret.encode() if env_secret else secrets.token_bytes(32))
+        self._secret = secret or signing_secret()
         self.ttl_s = ttl_s
-        self.rate_limit = rate_limit
         self.min_listen_s = min_listen_s
         self.save_audio = os.environ.get(SAVE_AUDIO_ENV, "") == "1" if save_audio is None else save_audio
         self.audio_dir = audio_dir or data_dir() / "audio"
         self.rng = rng or random.SystemRandom()
         self.clock = clock
         self._rounds: dict[str, BlindRound] = {}
-        self._recent_votes: dict[str, deque[float]] = {}
-        self._voted_pairs: dict[str, set[tuple[str, str, str]]] = {}
-        self._last_vote: dict[str, float] = {}
+        self.limits = VoteLimits(per_voter=rate_limit, per_address=address_limit, daily=daily_cap, clock=clock)
         self._lock = threading.Lock()
 
     # -- round ids ---------------------------------------------------------------------------------
-    def _sign(self, body: str, session_id: str) -> str:
-        mac = hmac.new(self._secret, f"{body}|{session_id}".encode(), hashlib.sha256).digest()[:16]
+    def _sign(self, body: str, voter_id: str) -> str:
+        mac = hmac.new(self._secret, f"{body}|{voter_id}".encode(), hashlib.sha256).digest()[:16]
         return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
-    def _new_id(self, session_id: str, created: float) -> str:
+    def _new_id(self, voter_id: str, created: float) -> str:
         body = f"{secrets.token_urlsafe(12)}.{int(created * 1000):x}"
-        return f"{body}.{self._sign(body, session_id)}"
+        return f"{body}.{self._sign(body, voter_id)}"
 
-    def _check_id(self, round_id: str, session_id: str) -> BlindRound:
+    def _check_id(self, round_id: str, voter_id: str) -> BlindRound:
         """The round, or :class:`VoteRefused` (tampered, expired, unknown). Call with the lock held."""
         body, _, signature = str(round_id).rpartition(".")
-        expected = self._sign(body, session_id).encode()
+        expected = self._sign(body, voter_id).encode()
         if not body or not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
             raise VoteRefused("tampered", "This round id is not valid for your session; nothing was recorded.")
         created = int(body.rpartition(".")[2], 16) / 1000
@@ -196,35 +149,35 @@ class BlindArena:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start_round(
         self,
-        session_id: str,
+        voter_id: str,
         audio: np.ndarray,
         sample_rate: int,
         *,
         tag: str = "",
         among: Sequence[EngineEntry] | None = None,
     ) -> BlindRound:
-        """A new round for ``session_id`` on this recorded turn, its pair drawn from ``among`` (default: the
+        """A new round for ``voter_id`` on this recorded turn, its pair drawn from ``among`` (default: the
         live candidates). Raises :class:`NotEnoughEngines`."""
         pair = pick_pair(self.candidates() if among is None else among, self.rng)
         now = self.clock()
         pcm = np.ascontiguousarray(audio, dtype=np.float32)
         versions = (engine_version(pair[0]), engine_version(pair[1]))
-        blind = BlindRound(self._new_id(session_id, now), session_id, pair, now, pcm, sample_rate, audio_sha256(pcm, sample_rate), versions, tag)
+        blind = BlindRound(self._new_id(voter_id, now), voter_id, pair, now, pcm, sample_rate, audio_sha256(pcm, sample_rate), versions, tag)
         with self._lock:
             self._purge(now)
             self._rounds[blind.round_id] = blind
         log.debug("round %s: %s vs %s", blind.round_id[:8], pair[0].id, pair[1].id)
         return blind
 
-    def record_replies(self, round_id: str, session_id: str, replies: Comparison) -> None:
+    def record_replies(self, round_id: str, voter_id: str, replies: Comparison) -> None:
         """Attach both sides' replies (``replies.a`` is side A) to the round."""
         with self._lock:
-            self._check_id(round_id, session_id).replies = replies
+            self._check_id(round_id, voter_id).replies = replies
 
     def run_round(
         self,
         round_id: str,
-        session_id: str,
+        voter_id: str,
         load: Callable[[str], Engine],
         on_result: Callable[[str, SideResult], None] | None = None,
         **compare_options: float,
@@ -233,26 +186,26 @@ class BlindArena:
 
         ``on_result(side, result)`` hears of each side as soon as it is done (see :func:`compare`)."""
         with self._lock:
-            blind = self._check_id(round_id, session_id)
+            blind = self._check_id(round_id, voter_id)
         a, b = (blind.engines[0].id, blind.engines[1].id)
         replies = compare(lambda: load(a), lambda: load(b), blind.audio, blind.sample_rate, on_result=on_result, **compare_options)
         replies.a.engine_id, replies.b.engine_id = a, b  # known even if an engine failed to load
-        self.record_replies(round_id, session_id, replies)
+        self.record_replies(round_id, voter_id, replies)
         return replies
 
-    def start_listening(self, round_id: str, session_id: str, side: Side) -> float:
+    def start_listening(self, round_id: str, voter_id: str, side: Side) -> float:
         """The user pressed play on ``side``; returns the seconds of listening before it counts as heard."""
         with self._lock:
-            blind = self._listenable(round_id, session_id, side)
+            blind = self._listenable(round_id, voter_id, side)
             blind.play_started.setdefault(side, self.clock())
             return self._needed_s(blind, side)
 
-    def mark_listened(self, round_id: str, session_id: str, side: Side) -> bool:
+    def mark_listened(self, round_id: str, voter_id: str, side: Side) -> bool:
         """``side`` has been heard (refused as ``too_early`` unless played for the minimum listen time, or to
         its end if shorter); returns whether the round is now open for the vote (every playable reply heard,
         no vote yet)."""
         with self._lock:
-            blind = self._listenable(round_id, session_id, side)
+            blind = self._listenable(round_id, voter_id, side)
             needed = self._needed_s(blind, side)
             started = blind.play_started.get(side)
             if needed > 0 and (started is None or self.clock() - started < needed):
@@ -261,24 +214,32 @@ class BlindArena:
             assert blind.replies is not None
             return blind.state == "open" and playable_sides(blind.replies) <= blind.listened
 
-    def has_voted(self, session_id: str, blind: BlindRound) -> bool:
-        """Whether this session already voted on the same input to the same pair of engines."""
-        with self._lock:
-            return blind.pair_key in self._voted_pairs.get(session_id, set())
+    def has_voted(self, voter_id: str, blind: BlindRound) -> bool:
+        """Whether this voter already voted on the same input to the same pair of engines (here or, as the
+        store says, on another replica or before a restart)."""
+        return self.limits.has_voted(voter_id, blind.pair_key) or self._stored_pair(voter_id, blind)
 
-    def get_round(self, round_id: str, session_id: str) -> BlindRound:
+    def get_round(self, round_id: str, voter_id: str) -> BlindRound:
         """The round behind a (signed) round id; raises :class:`VoteRefused` like a vote would."""
         with self._lock:
-            return self._check_id(round_id, session_id)
+            return self._check_id(round_id, voter_id)
 
-    def submit_vote(self, round_id: str, session_id: str, outcome: str) -> VoteReceipt:
-        """Record the vote; raises :class:`VoteRefused` or :class:`StoreUnavailable` (the user is told)."""
+    def submit_vote(self, round_id: str, voter_id: str, outcome: str, *, address: str = "") -> VoteReceipt:
+        """Record the vote of ``voter_id`` (a server-issued id) from ``address``; raises :class:`VoteRefused`
+        or :class:`StoreUnavailable` (the vote was not kept: the user is told)."""
         if outcome not in OUTCOMES:
             raise VoteRefused("bad_outcome", f"unknown choice {outcome!r}")
         with self._lock:
-            blind = self._check_id(round_id, session_id)
+            blind = self._check_id(round_id, voter_id)
             self._check_votable(blind)
             blind.state = "voting"
+        try:
+            if self._stored_pair(voter_id, blind):
+                raise VoteRefused("duplicate", "You already voted on these two replies to this turn.")
+            taken = self.limits.take(voter_id, address, blind.pair_key, lambda: self._stored_today(voter_id))
+        except VoteRefused:
+            blind.state = "open"
+            raise
         try:
             record = self._record(blind, outcome)
             queued = self._write(record)
@@ -287,13 +248,10 @@ class BlindArena:
             raise VoteRefused("duplicate", "You already voted on this round.") from None
         except BaseException:
             blind.state = "open"  # nothing was kept: the user may vote again
+            self.limits.give_back(voter_id, address, blind.pair_key, taken)
             raise
-        with self._lock:
-            blind.state = "voted"
-            self._recent_votes.setdefault(session_id, deque()).append(self.clock())
-            self._voted_pairs.setdefault(session_id, set()).add(blind.pair_key)
-            self._last_vote[session_id] = self.clock()
-        message = "Thanks! Your vote will be saved as soon as the database is back." if queued else "Thanks, vote recorded."
+        blind.state = "voted"
+        message = "Thanks! The database is down: your vote is kept on disk and will be stored when it is back." if queued else "Thanks, vote recorded."
         return VoteReceipt(record.vote_id, outcome, record.engine_a, record.engine_b, queued, message)
 
     def close(self) -> None:
@@ -301,11 +259,11 @@ class BlindArena:
         self.pending.close()
 
     # -- internals ---------------------------------------------------------------------------------
-    def _listenable(self, round_id: str, session_id: str, side: Side) -> BlindRound:
+    def _listenable(self, round_id: str, voter_id: str, side: Side) -> BlindRound:
         """The round, if ``side`` is a side and its replies are in. Call with the lock held."""
         if side not in ("a", "b"):
             raise VoteRefused("bad_side", f"unknown side {side!r}")
-        blind = self._check_id(round_id, session_id)
+        blind = self._check_id(round_id, voter_id)
         if blind.replies is None:
             raise VoteRefused("not_ready", "Both replies are not ready yet.")
         return blind
@@ -320,20 +278,22 @@ class BlindArena:
     def _check_votable(self, blind: BlindRound) -> None:
         if blind.state != "open":
             raise VoteRefused("duplicate", "You already voted on this round.")
-        if blind.pair_key in self._voted_pairs.get(blind.session_id, set()):
-            raise VoteRefused("duplicate", "You already voted on these two replies to this turn.")
         if blind.replies is None:
             raise VoteRefused("not_ready", "Both replies are not ready yet.")
         if not playable_sides(blind.replies) <= blind.listened:
             raise VoteRefused("not_listened", "Please listen to both replies before voting.")
-        limit, window = self.rate_limit
-        recent = self._recent_votes.setdefault(blind.session_id, deque())
-        now = self.clock()
-        while recent and now - recent[0] > window:
-            recent.popleft()
-        if len(recent) >= limit:
-            wait = window - (now - recent[0])
-            raise VoteRefused("rate_limited", f"Too many votes in a short time; please wait {wait:.0f} s.")
+
+    def _stored_pair(self, voter_id: str, blind: BlindRound) -> bool:
+        try:
+            return self.store.has_pair_vote(voter_id, *blind.pair_key)
+        except StoreUnavailable:
+            return False  # this process's own record of the voter still applies
+
+    def _stored_today(self, voter_id: str) -> int | None:
+        try:
+            return self.store.count(voter_id, since_s=DAY_S)
+        except StoreUnavailable:
+            return None
 
     def _record(self, blind: BlindRound, outcome: str) -> VoteRecord:
         assert blind.replies is not None
@@ -342,7 +302,7 @@ class BlindArena:
         return VoteRecord(
             vote_id=vote_id,
             round_id=blind.round_id,
-            session_id=blind.session_id,
+            session_id=blind.voter_id,  # the column keeps its name: it holds the voter id
             engine_a=blind.engines[0].id,
             engine_b=blind.engines[1].id,
             outcome=outcome,
@@ -357,6 +317,7 @@ class BlindArena:
             user_text=a.user_text or b.user_text,
             latency_a_ms=a.latency_ms,
             latency_b_ms=b.latency_ms,
+            latency_from=LATENCY_FROM if a.latency_ms is not None or b.latency_ms is not None else None,
             timeline_a=a.timeline,
             timeline_b=b.timeline,
             tag=blind.tag,
@@ -393,14 +354,10 @@ class BlindArena:
             return True
 
     def _purge(self, now: float) -> None:
-        """Forget expired rounds (the dict is in creation order), idle rate-limit windows, and the voted pairs
-        of sessions idle for longer than a round lives."""
+        """Forget expired rounds (the dict is in creation order) and idle limit windows."""
         while self._rounds:
             oldest = next(iter(self._rounds.values()))
             if now - oldest.created <= self.ttl_s:
                 break
             del self._rounds[oldest.round_id]
-        for session_id in [s for s, recent in self._recent_votes.items() if not recent or now - recent[-1] > self.rate_limit[1]]:
-            del self._recent_votes[session_id]
-        for session_id in [s for s, last in self._last_vote.items() if now - last > self.ttl_s]:
-            del self._last_vote[session_id], self._voted_pairs[session_id]
+        self.limits.purge()

@@ -7,6 +7,12 @@ voted on once; a retried write of the same vote (same ``vote_id``) is recognised
 
 ``$SPEECHLM_DB_URL`` selects another database (``postgresql+psycopg://...`` for multi-replica hosting);
 otherwise the file is ``votes.sqlite3`` in ``$SPEECHLM_DATA_DIR`` (default ``./data``).
+
+Opening is safe when several replicas start together on an empty database (the schema is created under a
+Postgres advisory lock, and a lost race on SQLite is recognised), and a store that could not be opened
+tries again at its next use instead of staying off. A SQLite file deleted while the app runs (its data
+folder removed) is noticed before each write: the folder and the schema are made again, so a vote is never
+written to a file that no longer exists.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +39,8 @@ DB_URL_ENV = "SPEECHLM_DB_URL"
 DATA_DIR_ENV = "SPEECHLM_DATA_DIR"
 OUTCOMES: tuple[str, ...] = ("a", "b", "tie", "both_bad")
 BUSY_TIMEOUT_S = 30.0
+SCHEMA_LOCK_KEY = 0x5EEC_0001  # pg_advisory_xact_lock key serialising schema creation across replicas
+SCHEMA_ATTEMPTS = 5
 
 metadata = sa.MetaData()
 votes_table = sa.Table(
@@ -53,6 +62,7 @@ votes_table = sa.Table(
     sa.Column("user_text", sa.Text, nullable=False, default=""),
     sa.Column("latency_a_ms", sa.Float, nullable=True),
     sa.Column("latency_b_ms", sa.Float, nullable=True),
+    sa.Column("latency_from", sa.String(32), nullable=True),  # the mark both latencies are measured from
     sa.Column("timeline_a", sa.Text, nullable=False, default="{}"),
     sa.Column("timeline_b", sa.Text, nullable=False, default="{}"),
     sa.Column("app_version", sa.String(64), nullable=False),
@@ -99,6 +109,7 @@ class VoteRecord:
     user_text: str = ""
     latency_a_ms: float | None = None
     latency_b_ms: float | None = None
+    latency_from: str | None = None
     timeline_a: dict[str, Any] = field(default_factory=dict)
     timeline_b: dict[str, Any] = field(default_factory=dict)
     tag: str = ""
@@ -144,13 +155,11 @@ def data_dir() -> Path:
 
 
 def default_url(directory: Path | None = None) -> str:
-    """``$SPEECHLM_DB_URL``, else SQLite in the data directory (created if missing)."""
+    """``$SPEECHLM_DB_URL``, else SQLite in the data directory (the folder is made when the store opens)."""
     url = os.environ.get(DB_URL_ENV)
     if url:
         return url
-    directory = directory or data_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(directory / 'votes.sqlite3').resolve()}"
+    return f"sqlite:///{((directory or data_dir()) / 'votes.sqlite3').resolve()}"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -163,15 +172,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class VoteStore:
-    """Thread-safe, multi-process-safe vote storage behind a SQLAlchemy engine."""
+    """Thread-safe, multi-process-safe vote storage behind a SQLAlchemy engine.
 
-    def __init__(self, url: str | None = None, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+    ``lazy``: a database that cannot be opened yet does not raise here; every use tries again (and raises
+    :class:`StoreUnavailable` while it still fails). Otherwise opening failures raise at once.
+    """
+
+    def __init__(self, url: str | None = None, *, busy_timeout_s: float = BUSY_TIMEOUT_S, lazy: bool = False) -> None:
         self.url = url or default_url()
         self.is_sqlite = self.url.startswith("sqlite")
         options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
         if self.is_sqlite:  # sqlite3's timeout is SQLite's busy_timeout: how long a writer waits for the lock
             options["connect_args"] = {"timeout": busy_timeout_s, "check_same_thread": False}
-        self.engine = sa.create_engine(self.url, **options)
+        try:
+            self.engine = sa.create_engine(self.url, **options)
+        except (SQLAlchemyError, ImportError) as exc:  # a malformed URL or a missing driver: no retry helps
+            raise StoreError(f"cannot use the vote store URL {self.url!r}: {exc}") from exc
+        database = self.engine.url.database if self.is_sqlite else None
+        self._file = Path(database).resolve() if database and database != ":memory:" and not database.startswith("file:") else None
+        self._identity: tuple[int, int] | None = None
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         # SQLite has one writer at a time; queueing this process's writers here avoids SQLite's sleeping
@@ -179,10 +198,81 @@ class VoteStore:
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if self.is_sqlite else contextlib.nullcontext()
         )
+        self._schema_lock = threading.Lock()
+        self._ready = False
         try:
-            metadata.create_all(self.engine)
-        except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"cannot open the vote store {self.describe()}: {exc}") from exc
+            self._ensure_schema()
+        except StoreUnavailable as exc:
+            if not lazy:
+                raise
+            log.error("%s; the store tries again at its next use", exc)
+
+    def _ensure_schema(self) -> None:
+        """Create the schema if this store has not yet (or its SQLite file vanished); StoreUnavailable if not
+        possible now."""
+        if self._ready and not self._file_replaced():
+            return
+        with self._schema_lock:
+            if self._ready and not self._file_replaced():
+                return
+            if self._ready:
+                log.error("the vote database %s was deleted or replaced while in use; making it again", self._file)
+                self.engine.dispose()  # pooled connections still point at the deleted file
+                self._ready = False
+            try:
+                self._create_schema()
+            except (SQLAlchemyError, OSError) as exc:
+                where = f" (data folder {self._file.parent})" if self._file is not None else ""
+                raise StoreUnavailable(f"cannot open the vote store {self.describe()}{where}: {exc}") from exc
+            self._identity = self._file_identity()
+            self._ready = True
+
+    def _create_schema(self) -> None:
+        if self._file is not None:
+            self._file.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":  # replicas starting together wait for each other here
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+                    metadata.create_all(conn)
+                self._add_new_columns()
+                return
+            except SQLAlchemyError:
+                if self._has_table():  # another process created it between our check and our CREATE
+                    return
+                if attempt == SCHEMA_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * attempt)
+
+    def _has_table(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                return sa.inspect(conn).has_table(votes_table.name)
+        except SQLAlchemyError:
+            return False
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        if self._file is None:
+            return None
+        try:
+            info = self._file.stat()
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
+
+    def _file_replaced(self) -> bool:
+        return self._file is not None and self._file_identity() != self._identity
+
+    def _add_new_columns(self) -> None:
+        """A store made by an older version lacks nullable columns added since: add them (old rows get NULL)."""
+        present = {column["name"] for column in sa.inspect(self.engine).get_columns("votes")}
+        missing = [c for c in votes_table.columns if c.name not in present and c.nullable]
+        if missing:
+            with self._write_lock, self.engine.begin() as conn:
+                for column in missing:
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    conn.execute(sa.text(f"ALTER TABLE votes ADD COLUMN {column.name} {kind}"))
 
     def describe(self) -> str:
         """The URL without a password."""
@@ -194,6 +284,7 @@ class VoteStore:
         Raises :class:`DuplicateVote` when another vote for the round exists and :class:`StoreUnavailable`
         when the database cannot be written (the caller keeps the vote and retries).
         """
+        self._ensure_schema()
         try:
             with self._write_lock, self.engine.begin() as conn:
                 conn.execute(_INSERT, record.to_row())
@@ -206,6 +297,8 @@ class VoteStore:
                 raise
             raise DuplicateVote(f"round {record.round_id} already has a vote") from None
         except SQLAlchemyError as exc:
+            if self.is_sqlite:  # e.g. a connection opened read-only: the next write starts afresh
+                self.engine.dispose()
             raise StoreUnavailable(f"vote store {self.describe()} unavailable: {exc}") from exc
 
     def _vote_id_of_round(self, round_id: str) -> str | None:
@@ -216,6 +309,7 @@ class VoteStore:
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sa.Connection]:
         """A connection for reads; database errors become :class:`StoreUnavailable`."""
+        self._ensure_schema()
         try:
             with self.engine.connect() as conn:
                 yield conn
@@ -228,13 +322,23 @@ class VoteStore:
             row = conn.execute(sa.select(votes_table).where(votes_table.c.round_id == round_id)).mappings().first()
         return VoteRecord.from_row(dict(row)) if row else None
 
-    def count(self, session_id: str | None = None) -> int:
-        """Number of votes (of one session)."""
+    def count(self, session_id: str | None = None, *, since_s: float | None = None) -> int:
+        """Number of votes (of one voter; of the last ``since_s`` seconds)."""
         query = sa.select(sa.func.count()).select_from(votes_table)
         if session_id is not None:
             query = query.where(votes_table.c.session_id == session_id)
+        if since_s is not None:
+            query = query.where(votes_table.c.created_at >= datetime.now(UTC) - timedelta(seconds=since_s))
         with self._reading() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def has_pair_vote(self, session_id: str, input_sha256: str, engine_1: str, engine_2: str) -> bool:
+        """Whether this voter has a vote on this input to these two engines (in either order)."""
+        c = votes_table.c
+        pair = sa.or_(sa.and_(c.engine_a == engine_1, c.engine_b == engine_2), sa.and_(c.engine_a == engine_2, c.engine_b == engine_1))
+        query = sa.select(c.vote_id).where(c.session_id == session_id, c.input_sha256 == input_sha256, pair).limit(1)
+        with self._reading() as conn:
+            return conn.execute(query).first() is not None
 
     def frame(self, columns: list[str] | None = None, *, tag: str | None = None) -> pd.DataFrame:
         """Votes as a DataFrame (oldest first); ``columns`` limits what is read, ``tag`` to one listening session."""

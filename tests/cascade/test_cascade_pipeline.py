@@ -13,8 +13,8 @@ from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.catalog import EngineEntry, SampleRates
 from speechlm_demo.engines.base import AudioOut, EngineError, Event, Mark, SessionOptions, TextOut, TurnEnd, UserTurn
 from speechlm_demo.engines.cascade.pipeline import NOTHING_HEARD, CascadeEngine
-from speechlm_demo.engines.cascade.vad import SileroVAD
-from speechlm_demo.half_duplex import HalfDuplexSession
+from speechlm_demo.engines.cascade.silero import SileroVAD
+from speechlm_demo.turntaking.half_duplex import HalfDuplexSession
 from speechlm_demo.timeline import Timeline
 from tests.cascade.conftest import need
 
@@ -133,8 +133,8 @@ def test_through_the_turn_layer_with_silero(engine: CascadeEngine, spoken: Calla
 
 def test_stage_failures_are_readable() -> None:
     need("faster_whisper", "llama_cpp")
-    with pytest.raises(EngineError, match=r"llm: unknown setting.*temp"):
-        CascadeEngine(entry({**OFFLINE_DEFAULTS, "llm": {"kind": "llama-cpp", "temp": 1}})).load()
+    with pytest.raises(EngineError, match=r"entry 'cascade'.*defaults\.llm.*llm \(llama-cpp\) does not take temp"):
+        CascadeEngine(entry({**OFFLINE_DEFAULTS, "llm": {"kind": "llama-cpp", "temp": 1}}))  # refused before loading
     refused = {"kind": "openai", "base_url": "http://127.0.0.1:9", "model": "m", "connect_timeout": 1}
     with pytest.raises(EngineError, match="cannot connect to the LLM server"):
         CascadeEngine(entry({**OFFLINE_DEFAULTS, "tts": {"kind": "espeak"}, "llm": refused})).load()
@@ -146,8 +146,8 @@ def test_vad_choice_for_the_turn_layer() -> None:
 
     energy = CascadeEngine(entry({"vad": "energy"})).open_session(SessionOptions(), ignore)
     assert not isinstance(energy.detector.vad, SileroVAD)  # type: ignore[attr-defined]
-    with pytest.raises(EngineError, match="unknown VAD kind 'webrtc'"):
-        CascadeEngine(entry({"vad": "webrtc"})).open_session(SessionOptions(), ignore)
+    with pytest.raises(EngineError, match=r"defaults\.vad: Input should be 'silero' or 'energy'"):
+        CascadeEngine(entry({"vad": "webrtc"}))
     wideband = entry({}).model_copy(update={"sample_rates": SampleRates(input=48_000, output=22_050)})
     with pytest.raises(EngineError, match="Silero VAD needs sample_rates.input 16000"):
         CascadeEngine(wideband).open_session(SessionOptions(), ignore)

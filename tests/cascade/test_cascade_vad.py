@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from speechlm_demo.audio import AudioError
-from speechlm_demo.engines.cascade.vad import SileroVAD
-from speechlm_demo.vad import VoiceActivityModel
+from speechlm_demo.engines.cascade.silero import SileroVAD
+from speechlm_demo.turntaking.voice_activity import VoiceActivityModel
 
 
 def probabilities(vad: SileroVAD, audio: np.ndarray) -> np.ndarray:

@@ -39,12 +39,13 @@ def test_latency_bench_feeds_a_full_duplex_engine(local_engine, tmp_path) -> Non
     import numpy as np
     import soundfile as sf
 
-    from speechlm_demo.bench import benchmark, load_prompts
+    from speechlm_demo.benchmarks.latency import benchmark
+    from speechlm_demo.measure.feeding import load_prompts
 
     t = np.arange(int(0.8 * 16_000)) / 16_000
     sf.write(tmp_path / "p.wav", np.concatenate([0.3 * np.sin(2 * np.pi * 220 * t), np.zeros(3200)]), 16_000)
     (tmp_path / "p.json").write_text(json.dumps({"speech_end_s": 0.8}))
     (turn,) = benchmark(local_engine, load_prompts(tmp_path, 16_000), tail_s=2.0, timeout_s=15.0)
     assert turn.status == "ok", turn  # the tiny model babbles: there is always agent audio
-    assert turn.marks_ms["user_speech_end"] == 0.0 and "turn_detected" in turn.marks_ms
-    assert turn.metrics["voice_to_voice_ms"] >= 0
+    assert turn.marks_ms["reference_speech_end"] == 0.0 and "turn_detected" in turn.marks_ms
+    assert turn.metrics["voice_to_voice_ref_ms"] >= 0 and turn.measured_from["voice_to_voice_ref_ms"] == "reference_speech_end"

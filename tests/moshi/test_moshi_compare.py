@@ -21,5 +21,6 @@ def test_moshi_and_echo_answer_the_same_turn(local_engine) -> None:
     assert moshi.status == "ok", moshi.message  # the tiny model babbles: there is agent audio after the turn
     assert moshi.sample_rate == 24_000 and len(moshi.audio) > 0 and rms_dbfs(moshi.audio) > -60
     assert len(moshi.audio) / moshi.sample_rate <= 2.0 + 0.5  # only (about) the bounded window after the turn
-    assert moshi.timeline["marks_ms"]["user_speech_end"] == 0.0 and moshi.latency_ms is not None
+    assert moshi.timeline["marks_ms"]["reference_speech_end"] == 0.0 and moshi.latency_ms is not None
+    assert moshi.timeline["measured_from"]["voice_to_voice_ref_ms"] == "reference_speech_end"
     assert other.ok and other.latency_ms is not None

@@ -13,20 +13,24 @@ import pytest
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, Event, SessionOptions, TextOut, TurnEnd
 from speechlm_demo.engines.moshi import FRAME_SIZE, SAMPLE_RATE
 from speechlm_demo.engines.registry import engine_class
+from speechlm_demo.measure.observer import TurnObserver
 
 pytestmark = pytest.mark.slow
 
 
 class Recorder:
-    """Collects events with their arrival time."""
+    """Collects events with their arrival time; the one observer makes the turn records."""
 
     def __init__(self) -> None:
         self.events: list[tuple[float, Event]] = []
+        self.observer = TurnObserver("moshi-tiny", audible_dbfs=-50.0)
         self.lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
         with self.lock:
-            self.events.append((time.monotonic(), event))
+            now = time.monotonic()
+            self.events.append((now, event))
+            self.observer.observe(event, now)
 
     def of(self, kind: type) -> list[Any]:
         return [e for _, e in self.events if isinstance(e, kind)]
@@ -131,7 +135,7 @@ def test_out_of_memory_ends_the_session_and_frees_the_engine(local_engine: Any, 
 
     monkeypatch.setattr(local_engine, "run_frame", oom)
     session.push_audio(np.zeros(FRAME_SIZE * 3, np.float32), SAMPLE_RATE)
-    session._thread.join(10)
+    session._worker.join(10)
     (error,) = recorder.of(ErrorEvent)
     assert error.fatal and "out of GPU memory" in error.message
     session.push_audio(np.zeros(FRAME_SIZE, np.float32), SAMPLE_RATE)  # ignored, no crash

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from speechlm_demo import bench_prompts
+from speechlm_demo.benchmarks import prompt_sets as bench_prompts
 
 
 def espeak_available() -> bool:

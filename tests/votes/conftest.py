@@ -88,3 +88,34 @@ def locked(db_path: Path) -> Iterator[None]:
     finally:
         conn.execute("ROLLBACK")
         conn.close()
+
+
+def open_together(url: str, replicas: int = 4) -> list[BaseException]:
+    """Open ``replicas`` stores on ``url`` at the same instant (as replicas starting together would);
+    returns the errors, then checks that a vote can be written and read back."""
+    import threading
+
+    barrier = threading.Barrier(replicas)
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            VoteStore(url).close()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(replicas)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if not errors:
+        store = VoteStore(url)
+        try:
+            record = make_record()
+            store.add(record)
+            assert store.get(record.round_id) == record
+        finally:
+            store.close()
+    return errors

@@ -62,3 +62,12 @@ def test_leaderboard_filters_by_listening_session(tmp_path: Path) -> None:
     doc = json.loads(cli("leaderboard", "--json", "--rounds", "20", "--tag", "club", data=data).stdout)
     assert doc["votes"] == 4
     assert json.loads(cli("leaderboard", "--json", "--rounds", "20", data=data).stdout)["votes"] == 6
+
+
+def test_a_data_dir_that_is_a_file_gives_an_error_line(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("oops")
+    for args in (["leaderboard"], ["votes", "export", "--csv", str(tmp_path / "v.csv")], ["leaderboard", "--json"]):
+        run = cli(*args, data=not_a_folder)
+        assert run.returncode == 2, (args, run.stderr)
+        assert run.stderr.startswith("error: ") and str(not_a_folder) in run.stderr and "Traceback" not in run.stderr, run.stderr

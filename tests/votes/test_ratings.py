@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from speechlm_demo.votes.bench_votes import synthetic_votes
+from speechlm_demo.benchmarks.vote_backend import synthetic_votes
 from speechlm_demo.votes.ratings import SCALE, bootstrap, fit, leaderboard, win_matrix
 
 

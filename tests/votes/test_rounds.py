@@ -14,16 +14,10 @@ import soundfile as sf
 import sqlalchemy as sa
 
 from speechlm_demo.compare import Comparison, SideResult
+from speechlm_demo.votes.limits import VoteRefused
+from speechlm_demo.votes.pairs import NotEnoughEngines, audio_sha256, engine_version, pick_pair
 from speechlm_demo.votes.pending import PendingVotes
-from speechlm_demo.votes.rounds import (
-    BlindArena,
-    BlindRound,
-    NotEnoughEngines,
-    VoteRefused,
-    audio_sha256,
-    engine_version,
-    pick_pair,
-)
+from speechlm_demo.votes.rounds import BlindArena, BlindRound
 from speechlm_demo.votes.store import StoreUnavailable, VoteRecord, VoteStore
 from tests.votes.conftest import locked, make_entry, make_record
 
@@ -190,7 +184,7 @@ def test_store_down_vote_is_queued_then_stored_once(arena: BlindArena, store: Vo
     blind = ready_round(arena)
     with locked(db_path):
         receipt = arena.submit_vote(blind.round_id, "s1", "a")
-        assert receipt.queued and "database is back" in receipt.message and len(arena.pending) == 1
+        assert receipt.queued and "kept on disk" in receipt.message and len(arena.pending) == 1
         refused("duplicate", arena.submit_vote, blind.round_id, "s1", "b")
         assert arena.pending.drain() == 0
     assert arena.pending.drain() == 1 and arena.pending.drain() == 0
@@ -306,3 +300,46 @@ def test_reads_from_a_broken_database_say_unavailable(tmp_path: Path) -> None:
     for read in (broken.count, broken.frame, lambda: broken.get("r")):
         with pytest.raises(StoreUnavailable):
             read()
+
+
+def test_limits_are_keyed_on_the_voter_and_on_the_address(store: VoteStore, clock: Clock, tmp_path: Path) -> None:
+    pending = PendingVotes(store, tmp_path / "spool.jsonl", retry_s=60)
+    arena = BlindArena(store, lambda: ENTRIES, pending=pending, clock=clock, rate_limit=(2, 60.0), address_limit=(3, 60.0), daily_cap=4)
+    turns = [TURN * (1 + i / 100) for i in range(12)]
+    arena.submit_vote(ready_round(arena, "v1", turn=turns[0]).round_id, "v1", "a", address="198.51.100.7")
+    arena.submit_vote(ready_round(arena, "v1", turn=turns[1]).round_id, "v1", "a", address="198.51.100.7")
+    refused("rate_limited", lambda: arena.submit_vote(ready_round(arena, "v1", turn=turns[2]).round_id, "v1", "a", address="203.0.113.9"))
+    arena.submit_vote(ready_round(arena, "v2", turn=turns[3]).round_id, "v2", "a", address="198.51.100.7")
+    # a third minted id on the same address: the address's own limit refuses it
+    refused("rate_limited", lambda: arena.submit_vote(ready_round(arena, "v3", turn=turns[4]).round_id, "v3", "a", address="198.51.100.7"))
+    clock.now += 61
+    arena.submit_vote(ready_round(arena, "v1", turn=turns[5]).round_id, "v1", "a", address="198.51.100.7")
+    clock.now += 61
+    arena.submit_vote(ready_round(arena, "v1", turn=turns[6]).round_id, "v1", "a", address="198.51.100.8")
+    clock.now += 61
+    refused("daily_cap", lambda: arena.submit_vote(ready_round(arena, "v1", turn=turns[7]).round_id, "v1", "a", address="198.51.100.9"))
+    assert store.count("v1") == 4 and store.count() == 5
+    arena.close()
+
+
+def test_limits_hold_across_a_restart(store: VoteStore, clock: Clock, tmp_path: Path) -> None:
+    first = BlindArena(store, lambda: ENTRIES, pending=PendingVotes(store, tmp_path / "spool.jsonl"), clock=clock, daily_cap=2)
+    voted = ready_round(first, "v1")
+    first.submit_vote(voted.round_id, "v1", "a", address="192.0.2.1")
+    restarted = BlindArena(store, lambda: ENTRIES, pending=PendingVotes(store, tmp_path / "spool.jsonl"), clock=clock, daily_cap=2)
+    again = restarted.start_round("v1", TURN, 16_000, among=list(voted.engines))  # the same turn and pair
+    assert restarted.has_voted("v1", again)  # the store remembers the pair
+    restarted.record_replies(again.round_id, "v1", Comparison(reply(again.engines[0].id), reply(again.engines[1].id)))
+    listen_to(restarted, again, "v1", "ab")
+    refused("duplicate", restarted.submit_vote, again.round_id, "v1", "b")
+    restarted.submit_vote(ready_round(restarted, "v1", turn=TURN * 0.5).round_id, "v1", "a", address="192.0.2.1")
+    refused("daily_cap", lambda: restarted.submit_vote(ready_round(restarted, "v1", turn=TURN * 0.25).round_id, "v1", "a"))
+    assert store.count("v1") == 2
+
+
+def test_a_refused_or_failed_vote_does_not_use_up_a_limit(store: VoteStore, db_path: Path, clock: Clock) -> None:
+    arena = BlindArena(store, lambda: ENTRIES, pending=PendingVotes(store, None), clock=clock, rate_limit=(1, 60.0))
+    blind = ready_round(arena, "v1")
+    with locked(db_path), pytest.raises(StoreUnavailable):  # no spool: the vote cannot be kept, the user is told
+        arena.submit_vote(blind.round_id, "v1", "a")
+    assert arena.submit_vote(blind.round_id, "v1", "a").message == "Thanks, vote recorded."

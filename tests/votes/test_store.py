@@ -148,3 +148,54 @@ def test_process_killed_mid_write_leaves_a_consistent_database(db_path: Path, af
     store = VoteStore(url)
     assert store.add(make_record()) is True  # and the database is writable afterwards
     assert store.count() == len(rows) + 1
+
+
+def test_a_store_from_before_latency_from_gets_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:  # the votes table as it was before the latency origin was recorded
+        conn.execute("CREATE TABLE votes (vote_id VARCHAR(32) PRIMARY KEY, round_id VARCHAR(128) NOT NULL)")
+    store = VoteStore(f"sqlite:///{path}")
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert "latency_from" in {row[1] for row in conn.execute("PRAGMA table_info(votes)")}
+
+
+def test_the_vote_row_names_what_its_latencies_are_measured_from(store: VoteStore) -> None:
+    record = make_record(latency_from="reference_speech_end")
+    store.add(record)
+    back = store.get(record.round_id)
+    assert back is not None and back.latency_from == "reference_speech_end"
+
+
+def test_replicas_opening_an_empty_sqlite_database_together_all_succeed(tmp_path: Path) -> None:
+    from tests.votes.conftest import open_together
+
+    errors = [e for trial in range(10) for e in open_together(f"sqlite:///{tmp_path / f'race-{trial}.sqlite3'}")]
+    assert errors == []
+
+
+def test_a_store_that_could_not_open_tries_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from speechlm_demo.server import open_vote_store
+
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")
+    monkeypatch.setenv("SPEECHLM_DATA_DIR", str(blocker))
+    store = open_vote_store()  # the app still gets its store, and voting stays on
+    assert store is not None
+    with pytest.raises(StoreUnavailable, match="data folder"):
+        store.add(make_record())
+    blocker.unlink()  # the operator fixes the folder: no restart needed
+    record = make_record()
+    assert store.add(record) is True and store.count() == 1 and store.get(record.round_id) == record
+    store.close()
+
+
+def test_a_deleted_database_file_is_made_again_before_a_write(store: VoteStore, db_path: Path) -> None:
+    store.add(make_record())
+    for path in db_path.parent.glob("votes.sqlite3*"):
+        path.unlink()
+    record = make_record()
+    assert store.add(record) is True  # written to a new file, not to the deleted one
+    fresh = VoteStore(f"sqlite:///{db_path}")
+    assert fresh.get(record.round_id) == record and fresh.count() == 1
+    fresh.close()

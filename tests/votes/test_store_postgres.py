@@ -101,3 +101,37 @@ def test_unreachable_server_is_reported() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(StoreUnavailable):
         VoteStore(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres?connect_timeout=2")
+
+
+def test_replicas_opening_an_empty_database_together_all_succeed(pg_url: str) -> None:
+    from tests.votes.conftest import open_together
+
+    errors: list[BaseException] = []
+    admin = sa.create_engine(pg_url)
+    for _ in range(10):
+        with admin.begin() as conn:  # an empty database for every trial
+            conn.execute(sa.text("DROP TABLE IF EXISTS votes"))
+        errors += open_together(pg_url)
+    admin.dispose()
+    assert errors == [], errors[:3]
+
+
+def test_a_store_that_could_not_open_tries_again(pg_url: str) -> None:
+    name = f"late_{os.getpid()}"
+    late_url = sa.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        store = VoteStore(late_url, lazy=True)  # its database does not exist yet: no exception, voting stays on
+        with pytest.raises(StoreUnavailable):
+            store.add(make_record())
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        record = make_record()
+        assert store.add(record) is True and store.get(record.round_id) == record  # no restart needed
+        store.close()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE {name}"))
+    finally:
+        admin.dispose()

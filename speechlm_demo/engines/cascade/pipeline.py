@@ -1,6 +1,7 @@
 """The cascade engine: ASR -> LLM (streamed, in a producer thread) -> sentence chunks -> TTS.
 
-Turn-taking (Silero or energy VAD) runs in front of it in :mod:`speechlm_demo.turns`. While TTS speaks
+Turn-taking (Silero or energy VAD, see :meth:`CascadeEngine.make_vad`) runs in front of it in
+:mod:`speechlm_demo.turntaking`. While TTS speaks
 sentence 1, the LLM thread keeps generating sentence 2, so reply audio starts after the first sentence,
 not after the whole reply.
 """
@@ -18,24 +19,15 @@ from typing import Any
 import numpy as np
 
 from ...audio import resample, to_mono_float32
-from ..base import (
-    AudioOut,
-    Emit,
-    EngineError,
-    EngineSession,
-    Event,
-    HalfDuplexEngine,
-    Mark,
-    Progress,
-    SessionOptions,
-    TextOut,
-    UserTurn,
-)
+from ...turntaking.half_duplex import HalfDuplexEngine
+from ...turntaking.voice_activity import VoiceActivityModel
+from ..base import AudioOut, EngineError, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from .asr import ASR, build_asr
 from .chunking import SentenceChunker, clean_for_speech
 from .llm import LLM, Messages, build_llm
+from .settings import CascadeSettings
+from .silero import SileroVAD
 from .tts import TTS, build_tts
-from .vad import SileroVAD
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +39,6 @@ HISTORY_TURNS = 10
 NOTHING_HEARD = "(I did not catch any words. Could you say that again?)"
 NO_REPLY = "(the language model gave no answer)"
 _POLL_S = 0.05
-FIRST_CHUNK_WORDS = 4
 FIRST_CHUNK_WAIT_S = 3.0
 PRODUCER_JOIN_S = 10.0
 
@@ -63,6 +54,8 @@ _DONE = object()
 class CascadeEngine(HalfDuplexEngine):
     """Offline-capable cascade; its stages come from the catalogue entry's ``asr``/``llm``/``tts`` settings."""
 
+    Settings = CascadeSettings
+    settings: CascadeSettings
     asr: ASR
     llm: LLM
     tts: TTS
@@ -71,12 +64,12 @@ class CascadeEngine(HalfDuplexEngine):
         """Build and warm up the three stages."""
         started = time.monotonic()
         progress(0.0, "loading speech recognition")
-        self.asr = build_asr(self.setting("asr", {}), self.device)
+        self.asr = build_asr(self.settings.asr, self.device)
         progress(0.35, "loading language model")
-        self.llm = build_llm(self.setting("llm", {}), self.device)
+        self.llm = build_llm(self.settings.llm, self.device)
         progress(0.6, "loading voice")
-        self.tts = build_tts(self.setting("tts", {}))
-        if self.setting("warm_up", True):
+        self.tts = build_tts(self.settings.tts)
+        if self.settings.warm_up:
             progress(0.8, "warming up")
             self._warm_up()
         log.info("cascade %s ready in %.1f s", self.id, time.monotonic() - started)
@@ -94,22 +87,17 @@ class CascadeEngine(HalfDuplexEngine):
         for _chunk in self.tts.synthesize("Hi."):
             pass
 
-    def open_session(self, options: SessionOptions, emit: Emit) -> EngineSession:
-        """The shared turn-taking layer, with Silero VAD unless the entry sets ``vad: energy``."""
-        from ...half_duplex import HalfDuplexSession
-
-        kind = self.setting("vad", "silero")
-        if kind == "energy":
-            return HalfDuplexSession(self, options, emit)
-        if kind != "silero":
-            raise EngineError(f"unknown VAD kind {kind!r}; known: silero, energy")
+    def make_vad(self) -> VoiceActivityModel:
+        """Silero VAD unless the entry sets ``vad: energy``."""
+        if self.settings.vad == "energy":
+            return super().make_vad()
         if self.entry.sample_rates.input != SileroVAD.sample_rate:
             raise EngineError(f"Silero VAD needs sample_rates.input {SileroVAD.sample_rate} in the catalogue entry")
-        return HalfDuplexSession(self, options, emit, vad=SileroVAD())
+        return SileroVAD()
 
     def system_prompt(self, options: SessionOptions) -> str:
         """The session's prompt, else the catalogue's, else a short spoken-style default."""
-        return options.system_prompt or self.setting("system_prompt") or DEFAULT_SYSTEM_PROMPT
+        return options.system_prompt or self.settings.system_prompt or DEFAULT_SYSTEM_PROMPT
 
     def respond(self, turn: UserTurn, history: list[dict[str, str]], options: SessionOptions) -> Iterator[Event]:
         """Transcribe the turn, stream the LLM's reply and speak it sentence by sentence."""
@@ -194,7 +182,7 @@ class CascadeEngine(HalfDuplexEngine):
         on a 2-core CPU the LLM and the TTS would otherwise share the cores exactly when the first reply
         audio is due.
         """
-        words = int(self.setting("first_chunk_words", FIRST_CHUNK_WORDS))
+        words = self.settings.first_chunk_words
         chunker = SentenceChunker(first_clause_words=words, first_max_words=words + 1)
         first_piece = True
         first_chunk = True

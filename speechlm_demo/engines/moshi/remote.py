@@ -10,22 +10,22 @@ frames dropped (and reported) instead of a growing backlog; malformed messages a
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import socket
 import threading
 import time
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import numpy as np
 import sphn
 
-from ..base import AudioOut, Emit, Engine, EngineError, EngineSession, ErrorEvent, Progress, SessionOptions, TextOut
-from . import FRAME_S, SAMPLE_RATE
-from .common import DropReporter, FrameQueue, InputFramer, WordAssembler
-from .turn_marks import DuplexTurnTracker
+from ...turntaking.full_duplex import FullDuplexEngine, FullDuplexSession
+from ..base import Emit, EngineError, ErrorEvent, Progress, SessionOptions
+from . import FRAME_S, FRAME_SIZE, SAMPLE_RATE
+from .settings import MoshiRemoteSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,17 @@ def chat_url(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path if parts.path not in ("", "/") else "/api/chat", parts.query, ""))
 
 
-class MoshiRemoteEngine(Engine):
+class MoshiRemoteEngine(FullDuplexEngine):
     """Talks to a moshi-server; the URL comes from ``$MOSHI_SERVER_URL`` or the catalogue's ``defaults.url``."""
 
+    Settings = MoshiRemoteSettings
+    settings: MoshiRemoteSettings
+    stream_rate = SAMPLE_RATE
+    frame_size = FRAME_SIZE
     loop: asyncio.AbstractEventLoop
 
     def _load(self, progress: Progress) -> None:
-        raw = os.environ.get(URL_ENV) or self.setting("url")
+        raw = os.environ.get(URL_ENV) or self.settings.url
         if not raw:
             raise EngineError(f"set {URL_ENV} to your moshi-server, e.g. ws://gpu-box:8998/api/chat")
         self.url = chat_url(raw)
@@ -60,18 +64,17 @@ class MoshiRemoteEngine(Engine):
         port = parts.port or (443 if parts.scheme == "wss" else 80)
         progress(0.3, f"checking {self.url}")
         try:
-            socket.create_connection((parts.hostname, port), timeout=float(self.setting("connect_timeout_s", 5.0))).close()
+            socket.create_connection((parts.hostname, port), timeout=self.settings.connect_timeout_s).close()
         except OSError as exc:
             raise EngineError(f"cannot reach the Moshi server at {self.url}: {exc}") from exc
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=f"moshi-remote-{self.id}", daemon=True)
         self._thread.start()
 
-    def open_session(self, options: SessionOptions, emit: Emit) -> MoshiRemoteSession:
-        """A conversation over one websocket (reconnected if it drops)."""
+    def check_ready(self) -> None:
+        """A conversation goes over one websocket (reconnected if it drops) from the loaded client."""
         if not self.loaded:
             raise EngineError("the Moshi client is not loaded")
-        return MoshiRemoteSession(self, options, emit)
 
     def close(self) -> None:
         """Cancel every session's connection and stop the network thread."""
@@ -91,70 +94,61 @@ class MoshiRemoteEngine(Engine):
         self.loaded = False
 
 
-class MoshiRemoteSession(EngineSession):
-    """One conversation with a moshi-server."""
+class MoshiRemoteSession(FullDuplexSession):
+    """One conversation with a moshi-server: each frame is sent as Ogg/Opus; what comes back is published."""
 
     engine: MoshiRemoteEngine
+    settings: MoshiRemoteSettings
+    time_steps = False  # a step only sends; the model's time is the server's
     _reader: sphn.OpusStreamReader  # one per connection
 
     def __init__(self, engine: MoshiRemoteEngine, options: SessionOptions, emit: Emit) -> None:
         super().__init__(engine, options, emit)
-
-        def setting(name: str, default: float) -> Any:
-            return options.extra.get(name, engine.setting(name, default))
-
-        self.handshake_timeout_s = float(setting("handshake_timeout_s", 10.0))
-        self.reconnect_attempts = int(setting("reconnect_attempts", 3))
-        self.reconnect_backoff_s = float(setting("reconnect_backoff_s", 0.5))
-        self.max_lag_s = float(setting("max_lag_s", 1.0))
-        self.framer = InputFramer(self.input_sample_rate)
-        self.frames: FrameQueue[np.ndarray] = FrameQueue(int(setting("max_backlog_frames", 3)))
-        self.drops = DropReporter("The Moshi server")
-        self.words = WordAssembler()
-        self.tracker = DuplexTurnTracker.for_engine(engine, emit)
+        self.handshake_timeout_s = self.settings.handshake_timeout_s
+        self.reconnect_attempts = self.settings.reconnect_attempts
+        self.reconnect_backoff_s = self.settings.reconnect_backoff_s
+        self.max_lag_s = self.settings.max_lag_s
         self.connections = 0
         self.garbage = 0
         self.sent_s = self.received_s = 0.0
         self.connected = threading.Event()
         self._closing = False
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._writer: sphn.OpusStreamWriter | None = None
         self._task = asyncio.run_coroutine_threadsafe(self._run(), engine.loop)
 
-    def _push(self, pcm: np.ndarray) -> None:
-        """Frame clean input audio (see :meth:`EngineSession.push_audio`) for the model."""
-        if self._task.done():
-            return
-        audio, frames = self.framer.push(pcm)
-        self.tracker.user_audio(audio)
-        if not self.connected.is_set():
-            return  # nobody listens while (re)connecting
-        for frame in frames:
-            if self.frames.put(frame):
-                self._dropped()
+    def accepting(self) -> bool:
+        """Nobody listens while (re)connecting."""
+        return self.connected.is_set() and not self._task.done()
 
-    def flush(self, timeout: float = 10.0) -> None:
-        """End of input: send what is left, wait for the reply audio to catch up, close the turns."""
-        last = self.framer.flush()
-        if last is not None and not self._task.done():
-            self.frames.put(last)
-        self.frames.join(timeout)
-        deadline = time.monotonic() + timeout
+    def step(self, frame: np.ndarray) -> None:
+        """Send one frame (dropped, and reported, while the server lags more than ``max_lag_s`` behind)."""
+        if self.sent_s - self.received_s > self.max_lag_s:
+            self.report_drop()
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._send(frame), self.engine.loop).result(self.handshake_timeout_s)
+        except (aiohttp.ClientError, OSError, TimeoutError, RuntimeError, concurrent.futures.CancelledError) as exc:
+            log.info("a frame was not sent to the Moshi server (%s); the connection is being handled", exc)
+
+    def drain(self, deadline: float) -> None:
+        """Wait for the reply audio to catch up with what was sent."""
         while not self._task.done() and self.received_s < self.sent_s - 3 * FRAME_S and time.monotonic() < deadline:
             time.sleep(0.05)
-        self._say(self.words.flush())
-        self.tracker.finish()
 
-    def close(self) -> None:
+    def stopping(self) -> None:
         """Close the websocket; nothing more is sent or emitted."""
         self._closing = True
-        self.frames.clear()
         self._task.cancel()
 
-    def _dropped(self) -> None:
-        self.tracker.dropped()
-        message = self.drops.dropped()
-        if message:
-            log.warning(message)
-            self.emit(ErrorEvent(message))
+    async def _send(self, frame: np.ndarray) -> None:
+        ws, writer = self._ws, self._writer
+        if ws is None or writer is None or ws.closed:
+            return
+        packet = writer.append_pcm(frame)
+        self.sent_s += FRAME_S
+        if packet:
+            await ws.send_bytes(bytes([KIND_AUDIO]) + packet)
 
     async def _run(self) -> None:
         failures = 0
@@ -165,7 +159,7 @@ class MoshiRemoteSession(EngineSession):
                         await self._converse(http)
                         reason = "The Moshi server closed the connection"
                     except ProtocolError as exc:
-                        self._fail(f"{self.engine.url} does not speak the Moshi protocol: {exc}")
+                        self.fail(f"{self.engine.url} does not speak the Moshi protocol: {exc}")
                         return
                     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                         reason = f"Lost the Moshi server at {self.engine.url} ({type(exc).__name__}: {exc})"
@@ -175,7 +169,7 @@ class MoshiRemoteSession(EngineSession):
                         return
                     failures = 0 if self.received_s > 0 else failures + 1
                     if failures > self.reconnect_attempts:
-                        self._fail(f"{reason}; gave up after {self.reconnect_attempts} attempts.")
+                        self.fail(f"{reason}; gave up after {self.reconnect_attempts} attempts.")
                         return
                     self.emit(ErrorEvent(f"{reason}; reconnecting..."))
                     await asyncio.sleep(self.reconnect_backoff_s * 2 ** max(0, failures - 1))
@@ -191,34 +185,14 @@ class MoshiRemoteSession(EngineSession):
                 raise ProtocolError(f"expected the 0x00 handshake first, got {_describe(first)}")
             self.connections += 1
             self.frames.clear()
+            self._reader = sphn.OpusStreamReader(SAMPLE_RATE)
+            self._ws, self._writer = ws, sphn.OpusStreamWriter(SAMPLE_RATE)
             self.connected.set()
             log.info("connected to %s (connection %d)", self.engine.url, self.connections)
-            self._reader = sphn.OpusStreamReader(SAMPLE_RATE)
-            sender = asyncio.create_task(self._send(ws, sphn.OpusStreamWriter(SAMPLE_RATE)))
-            try:
-                await self._receive(ws)
-            finally:
-                sender.cancel()
-                await asyncio.gather(sender, return_exceptions=True)
+            await self._receive(ws)
         finally:
+            self._ws = self._writer = None
             await ws.close()
-
-    async def _send(self, ws: aiohttp.ClientWebSocketResponse, writer: sphn.OpusStreamWriter) -> None:
-        while not ws.closed:
-            frame = self.frames.get(timeout=0)
-            if frame is None:
-                await asyncio.sleep(0.01)
-                continue
-            try:
-                if self.sent_s - self.received_s > self.max_lag_s:
-                    self._dropped()
-                    continue
-                packet = writer.append_pcm(frame)
-                self.sent_s += FRAME_S
-                if packet:
-                    await ws.send_bytes(bytes([KIND_AUDIO]) + packet)
-            finally:
-                self.frames.task_done()
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for message in ws:
@@ -240,11 +214,10 @@ class MoshiRemoteSession(EngineSession):
                 return
             if len(pcm):
                 self.received_s += len(pcm) / SAMPLE_RATE
-                self.tracker.agent_audio(pcm)
-                self.emit(AudioOut(pcm, SAMPLE_RATE))
-                self._say(self.words.idle())
+                self.agent_audio(pcm)
+                self.agent_text(None)
         elif kind == KIND_TEXT:
-            self._say(self.words.piece(payload.decode("utf-8", errors="replace")))
+            self.agent_text(payload.decode("utf-8", errors="replace"))
         elif kind == KIND_ERROR:
             self.emit(ErrorEvent(f"Moshi server error: {payload.decode('utf-8', errors='replace')}"))
         elif kind == KIND_METADATA:
@@ -252,24 +225,17 @@ class MoshiRemoteSession(EngineSession):
         elif kind not in (KIND_HANDSHAKE, KIND_CONTROL, KIND_PING):
             self._garbage(f"unknown message kind 0x{kind:02x}")
 
-    def _say(self, word: str | None) -> None:
-        if word:
-            self.tracker.agent_text(word)
-            self.emit(TextOut(word, role="agent"))
-
     def _garbage(self, what: str) -> None:
         self.garbage += 1
         log.warning("ignored %s from the Moshi server", what)
         if self.garbage in (1, 10, 100) or self.garbage % 1000 == 0:
             self.emit(ErrorEvent(f"Ignored {self.garbage} malformed message(s) from the Moshi server (last: {what})."))
 
-    def _fail(self, message: str) -> None:
-        log.error(message)
-        self.emit(ErrorEvent(message, fatal=True))
-        self.tracker.finish()
-
 
 def _describe(message: aiohttp.WSMessage) -> str:
     if message.type == aiohttp.WSMsgType.BINARY:
         return f"binary {bytes(message.data[:8])!r}" if message.data else "an empty message"
     return f"a {message.type.name} message"
+
+
+MoshiRemoteEngine.session_class = MoshiRemoteSession

@@ -10,7 +10,7 @@ import pytest
 from speechlm_demo.audio import chunks, rms_dbfs
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, Interrupt, SessionOptions, TextOut, TurnEnd
 from speechlm_demo.engines.echo import EchoEngine
-from speechlm_demo.turns import (
+from speechlm_demo.turntaking.detector import (
     BlipIgnored,
     PauseDetected,
     PauseLikely,
@@ -18,10 +18,10 @@ from speechlm_demo.turns import (
     SpeechResumed,
     SpeechStarted,
     TurnDetector,
-    TurnEnded,
+    TurnClosed,
     TurnSettings,
 )
-from speechlm_demo.vad import EnergyVAD
+from speechlm_demo.turntaking.voice_activity import EnergyVAD
 from tests.engines_for_tests import Recorder, ScriptedEngine, entry, silence, tone
 
 RATE = 16_000
@@ -34,7 +34,7 @@ def detect(audio: np.ndarray, **settings: float) -> list:
 
 def test_one_utterance_gives_one_turn_with_true_end() -> None:
     decisions = detect(np.concatenate([silence(0.5), tone(1.0), silence(1.0)]))
-    assert [type(d) for d in decisions] == [SpeechStarted, PauseDetected, TurnEnded]
+    assert [type(d) for d in decisions] == [SpeechStarted, PauseDetected, TurnClosed]
     start, pause, ended = decisions
     assert abs(start.start / RATE - 0.5) < 0.06
     assert (pause.decided - pause.end) / RATE == pytest.approx(0.16, abs=0.04)
@@ -46,14 +46,14 @@ def test_one_utterance_gives_one_turn_with_true_end() -> None:
 
 def test_short_inner_pause_does_not_split_the_turn() -> None:
     decisions = detect(np.concatenate([tone(0.6), silence(0.2), tone(0.6), silence(1.0)]))
-    assert [type(d) for d in decisions] == [SpeechStarted, PauseDetected, SpeechResumed, PauseDetected, TurnEnded]
+    assert [type(d) for d in decisions] == [SpeechStarted, PauseDetected, SpeechResumed, PauseDetected, TurnClosed]
     assert decisions[-1].end / RATE == pytest.approx(1.4, abs=0.04)
 
 
 def test_a_blip_inside_a_pause_is_not_a_resumption() -> None:
     blip = tone(0.032)
     decisions = detect(np.concatenate([tone(0.6), silence(0.25), blip, silence(0.8)]))
-    assert [type(d) for d in decisions] == [SpeechStarted, PauseDetected, BlipIgnored, TurnEnded]
+    assert [type(d) for d in decisions] == [SpeechStarted, PauseDetected, BlipIgnored, TurnClosed]
 
 
 def test_words_with_short_gaps_after_a_pause_are_a_resumption() -> None:
@@ -61,8 +61,8 @@ def test_words_with_short_gaps_after_a_pause_are_a_resumption() -> None:
     words = [part for _ in range(10) for part in (tone(2 * window_s), silence(window_s))]
     decisions = detect(np.concatenate([tone(18 * window_s), silence(2 * window_s), *words, silence(1.0)]), pause_ms=32)
     assert [type(d) for d in decisions[:3]] == [SpeechStarted, PauseDetected, SpeechResumed]
-    assert [type(d) for d in decisions[-2:]] == [PauseDetected, TurnEnded]
-    assert sum(isinstance(d, TurnEnded) for d in decisions) == 1
+    assert [type(d) for d in decisions[-2:]] == [PauseDetected, TurnClosed]
+    assert sum(isinstance(d, TurnClosed) for d in decisions) == 1
     assert decisions[-1].end == 49 * 512  # the last word's end, not the first pause's start
 
 
@@ -74,7 +74,7 @@ def test_silence_and_clicks_make_no_turn() -> None:
 
 def test_monologue_is_cut_at_max_turn_length() -> None:
     decisions = detect(tone(12.0), max_turn_s=5.0)
-    ends = [d for d in decisions if isinstance(d, TurnEnded)]
+    ends = [d for d in decisions if isinstance(d, TurnClosed)]
     assert len(ends) == 2 and all(e.truncated for e in ends)
     assert all(len(e.audio) / RATE <= 5.5 for e in ends)
 
@@ -89,7 +89,7 @@ def feed(session, audio: np.ndarray, realtime: bool = False) -> None:
 
 def test_echo_session_end_to_end_marks_in_order() -> None:
     engine = EchoEngine(entry("echo"))
-    rec = Recorder()
+    rec = Recorder(engine)
     session = engine.open_session(SessionOptions(), rec)
     feed(session, np.concatenate([silence(0.3), tone(0.8), silence(0.8)]))
     (end,) = rec.wait_for(TurnEnd)
@@ -238,19 +238,19 @@ def test_a_likely_pause_comes_before_the_vad_confirms_it() -> None:
     # speech ends in the middle of window 47: its level is still voiced, its last 16 ms are silent
     audio = np.concatenate([windows(16, silence), windows(31.5), windows(40, silence)])
     decisions = detect(audio, **EARLY)
-    assert [type(d) for d in decisions] == [SpeechStarted, PauseLikely, PauseDetected, TurnEnded]
+    assert [type(d) for d in decisions] == [SpeechStarted, PauseLikely, PauseDetected, TurnClosed]
     likely, confirmed = decisions[1], decisions[2]
     assert likely.end == round(47.5 * 512) and likely.decided == 48 * 512  # 16 ms after the true end
     assert confirmed.decided == likely.decided + 512  # the VAD's own pause, one window later
     assert len(likely.audio) == round(0.3 * RATE) + len(windows(32))  # pre-roll + the turn so far, quiet tail too
-    assert [type(d) for d in detect(audio, pause_ms=32.0)] == [SpeechStarted, PauseDetected, TurnEnded]  # off
+    assert [type(d) for d in detect(audio, pause_ms=32.0)] == [SpeechStarted, PauseDetected, TurnClosed]  # off
 
 
 def test_a_dip_inside_a_word_is_withdrawn_when_the_level_comes_back() -> None:
     dip = np.concatenate([windows(20.5), windows(0.5, silence), windows(20)])  # a 16 ms stop-consonant closure
     decisions = detect(np.concatenate([windows(16, silence), dip, windows(40, silence)]), **EARLY)
     kinds = [type(d) for d in decisions]
-    assert kinds == [SpeechStarted, PauseLikely, PauseUnlikely, PauseDetected, TurnEnded]
+    assert kinds == [SpeechStarted, PauseLikely, PauseUnlikely, PauseDetected, TurnClosed]
     assert decisions[2].at == decisions[1].decided + 512
 
 
@@ -335,3 +335,38 @@ def test_room_noise_keeps_a_likely_pause_and_a_soft_sound_withdraws_it(after: fl
     assert kinds[:2] == [SpeechStarted, PauseLikely]
     assert (PauseUnlikely in kinds) == withdrawn
     assert PauseDetected in kinds
+
+
+LEAD_IN = "I would like to know."
+WHOLE = "I would like to know how far away the moon is."
+
+
+class EarlyCutEngine(TranscribingEngine):
+    """Hears the lead-in of a paused question as a finished sentence, the whole turn as the question."""
+
+    def __init__(self, entry, device: str = "cpu") -> None:
+        super().__init__(entry, device)
+        self.heard: list[str] = []  # per reply: the history it was given, then its transcript
+
+    def respond(self, turn, history, options):
+        transcript = LEAD_IN if turn.duration_s < 1.2 else WHOLE
+        self.heard.append(" ".join([m["content"] for m in history if m["role"] == "user"] + [transcript]))
+        yield TextOut(transcript, role="user")
+        history.append({"role": "user", "content": transcript})
+        yield from ScriptedEngine.respond(self, turn, history, options)
+
+
+def test_an_early_cut_continued_by_the_user_is_heard_once() -> None:
+    """A paused question whose lead-in reads as complete: the reply to the lead-in commits early, the user goes on
+    within the same turn; the next reply hears the whole turn once, not the lead-in again from the history."""
+    engine = EarlyCutEngine(entry(endpointing="transcript", end_silence_ms=1300))
+    engine.chunks = 2
+    rec = Recorder(engine)
+    session = engine.open_session(SessionOptions(), rec)
+    feed(session, np.concatenate([tone(0.5), silence(0.9), tone(0.8), silence(1.6)]), realtime=True)
+    ends = rec.wait_for(TurnEnd, 2)
+    assert ends[0].timeline.extra["committed_by"] == "transcript"  # the early cut did happen
+    assert engine.heard[0] == LEAD_IN and engine.heard[-1] == WHOLE  # the lead-in is in what it heard once
+    assert session.history == [{"role": "user", "content": WHOLE}, {"role": "assistant", "content": "turn 2"}]
+    assert [r.user_text for r in rec.records] == [LEAD_IN, WHOLE]
+    session.close()

@@ -1,12 +1,12 @@
 """Per-user-turn timelines for a full-duplex stream, where nothing waits for the user's turn to end.
 
 Our turn detector runs on the user's audio as it arrives, only to *measure*: it finds each user turn and
-its true end of speech (``user_speech_end``; ``turn_detected`` is when the detector decided).
-``first_audio_out`` is the first non-silent agent audio that starts playing after that end, found in a short
-history of agent chunks because Moshi may answer before our detector has decided. A turn's timeline is
-emitted as :class:`TurnEnd` when the agent has been silent for ``agent_silence_ms`` after replying, when the
-user starts the next turn, ``reply_timeout_s`` after the turn (with or without a reply: an agent that never
-stops talking still gets its timeline), or at :meth:`DuplexTurnTracker.finish`.
+its end of speech (``user_speech_end``; ``turn_detected`` is when the detector decided). A turn's timeline is
+emitted as :class:`TurnEnd` when the agent has been silent for ``agent_silence_ms`` after replying (audible
+agent audio is found in a short history, because the agent may answer before our detector has decided), when
+the user starts the next turn, ``reply_timeout_s`` after the turn (with or without a reply: an agent that never
+stops talking still gets its timeline), or at :meth:`DuplexTurnTracker.finish`. The reply's marks and words are
+the observer's (:mod:`speechlm_demo.measure.observer`); a turn the agent never answered is ``no_reply``.
 Each timeline's ``extra`` carries the per-frame step times, the real-time factor and dropped frames since the
 previous one.
 """
@@ -17,16 +17,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from ...audio import rms_dbfs
-from ...timeline import Timeline
-from ...turns import SpeechStarted, TurnDetector, TurnEnded, TurnSettings
-from ...vad import EnergyVAD, VoiceActivityModel
-from ..base import Emit, Engine, TurnEnd
-from . import FRAME_S, SAMPLE_RATE
+from ..audio import SILENT_DBFS, audible_span
+from ..engines.base import Emit, TurnEnd
+from ..timeline import Timeline
+from .detector import SpeechStarted, TurnClosed, TurnDetector, TurnSettings
+from .voice_activity import EnergyVAD, VoiceActivityModel
 
 AGENT_HISTORY_S = 10.0
 
@@ -34,8 +33,7 @@ AGENT_HISTORY_S = 10.0
 @dataclass
 class _OpenTurn:
     timeline: Timeline
-    last_voiced: float | None = None
-    words: list[str] = field(default_factory=list)
+    last_voiced: float | None = None  # when the agent's last audible audio after the turn stops playing
 
 
 class DuplexTurnTracker:
@@ -48,17 +46,21 @@ class DuplexTurnTracker:
         emit: Emit,
         *,
         vad: VoiceActivityModel | None = None,
-        agent_threshold_dbfs: float = -50.0,
+        audible_dbfs: float = SILENT_DBFS,
         agent_silence_ms: float = 800.0,
         clock: Callable[[], float] = time.monotonic,
+        sample_rate: int = 24_000,
+        frame_s: float = 0.08,
     ) -> None:
         self.engine_id = engine_id
+        self.sample_rate = sample_rate
+        self.frame_s = frame_s
         self.settings = settings
         self.emit = emit
         self.clock = clock
-        self.agent_threshold_dbfs = agent_threshold_dbfs
+        self.audible_dbfs = audible_dbfs
         self.agent_silence_s = agent_silence_ms / 1000.0
-        self.detector = TurnDetector(vad or EnergyVAD(sample_rate=SAMPLE_RATE, window=SAMPLE_RATE // 32), settings)
+        self.detector = TurnDetector(vad or EnergyVAD(sample_rate=sample_rate, window=sample_rate // 32), settings)
         self.turns = 0
         self._open: list[_OpenTurn] = []
         self._agent: deque[tuple[float, float]] = deque()  # (start, end) of voiced agent chunks as played
@@ -67,51 +69,35 @@ class DuplexTurnTracker:
         self._dropped = 0
         self._lock = threading.Lock()
 
-    @classmethod
-    def for_engine(cls, engine: Engine, emit: Emit) -> DuplexTurnTracker:
-        """A tracker with the turn and agent-level settings of ``engine``'s catalogue entry."""
-        return cls(
-            engine.id, TurnSettings.from_defaults(engine.entry.defaults), emit,
-            agent_threshold_dbfs=float(engine.setting("agent_threshold_dbfs", -50.0)),
-            agent_silence_ms=float(engine.setting("agent_silence_ms", 800.0)),
-        )
-
     def user_audio(self, pcm: np.ndarray) -> None:
-        """The user's audio (24 kHz mono) as it arrives."""
+        """The user's audio (mono, at :attr:`sample_rate`) as it arrives."""
         now = self.clock()
         with self._lock:
             done: list[_OpenTurn] = []
             for decision in self.detector.push(pcm):
                 if isinstance(decision, SpeechStarted):
                     done += self._close_all()
-                elif isinstance(decision, TurnEnded):
+                elif isinstance(decision, TurnClosed):
                     self._open_turn(decision, now)
             done += self._sweep(now)
         self._emit(done)
 
-    def agent_audio(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    def agent_audio(self, pcm: np.ndarray, sample_rate: int | None = None) -> None:
         """Agent audio as it is handed to playback (the chunk plays after what is already queued)."""
+        sample_rate = sample_rate or self.sample_rate
         now = self.clock()
         with self._lock:
             start = max(now, self._playback_end)
             self._playback_end = start + len(pcm) / sample_rate
-            if len(pcm) and rms_dbfs(pcm) > self.agent_threshold_dbfs:
+            if len(pcm) and audible_span(pcm, sample_rate, self.audible_dbfs) is not None:
                 self._agent.append((start, self._playback_end))
                 for turn in self._open:
                     if turn.timeline.marks["user_speech_end"] <= start:
-                        turn.timeline.mark("first_audio_out", start)
-                        turn.timeline.mark("last_audio_out", self._playback_end)
                         turn.last_voiced = self._playback_end
             while self._agent and self._agent[0][1] < now - AGENT_HISTORY_S:
                 self._agent.popleft()
             done = self._sweep(now)
         self._emit(done)
-
-    def agent_text(self, word: str) -> None:
-        """A word the agent said; kept as ``reply_text`` of the turns awaiting their end."""
-        with self._lock:
-            for turn in self._open:
-                turn.words.append(word)
 
     def step(self, seconds: float) -> None:
         """Processing time of one 80 ms frame."""
@@ -136,18 +122,16 @@ class DuplexTurnTracker:
     def _time_of(self, sample: int, now: float) -> float:
         return now - (self.detector.samples_seen - sample) / self.detector.rate
 
-    def _open_turn(self, ended: TurnEnded, now: float) -> None:
+    def _open_turn(self, ended: TurnClosed, now: float) -> None:
         self.turns += 1
         timeline = Timeline(turn_id=self.turns, engine_id=self.engine_id, clock=self.clock)
         timeline.mark("user_speech_start", self._time_of(ended.start, now))
         end = timeline.mark("user_speech_end", self._time_of(ended.end, now))
         timeline.mark("turn_detected", now)
         turn = _OpenTurn(timeline)
-        voiced = [(start, stop) for start, stop in self._agent if start >= end]
+        voiced = [stop for start, stop in self._agent if start >= end]
         if voiced:
-            timeline.mark("first_audio_out", voiced[0][0])
-            timeline.mark("last_audio_out", voiced[-1][1])
-            turn.last_voiced = voiced[-1][1]
+            turn.last_voiced = voiced[-1]
         self._open.append(turn)
 
     def _sweep(self, now: float) -> list[_OpenTurn]:
@@ -170,10 +154,8 @@ class DuplexTurnTracker:
         dropped, self._dropped = self._dropped, 0
         for turn in done:
             timeline = turn.timeline
-            if "first_audio_out" not in timeline.marks:
+            if turn.last_voiced is None:
                 timeline.status, timeline.detail = "no_reply", "the agent did not speak after this turn"
-            if turn.words:
-                timeline.extra["reply_text"] = " ".join(turn.words)
             timeline.extra["dropped_frames"] = dropped
             if len(steps):
                 timeline.extra.update(
@@ -181,7 +163,7 @@ class DuplexTurnTracker:
                     step_ms_mean=round(float(steps.mean()), 2),
                     step_ms_p95=round(float(np.percentile(steps, 95)), 2),
                     step_ms_max=round(float(steps.max()), 2),
-                    rtf=round(float(steps.mean()) / (FRAME_S * 1000.0), 3),
+                    rtf=round(float(steps.mean()) / (self.frame_s * 1000.0), 3),
                 )
         return done
 

@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .audio import rms_dbfs
+from ..audio import rms_dbfs
 
 
 @runtime_checkable

@@ -1,4 +1,4 @@
-"""Pieces shared by the in-process and the remote Moshi sessions: input framing, word assembly, frame queue."""
+"""The plumbing of a full-duplex stream: input framing, word assembly, the drop-oldest frame queue, drop reports."""
 
 from __future__ import annotations
 
@@ -9,34 +9,37 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from ...audio import StreamResampler, to_mono_float32
-from . import FRAME_SIZE, SAMPLE_RATE
+from ..audio import StreamResampler, to_mono_float32
 
 T = TypeVar("T")
 
 
 class InputFramer:
-    """PCM of any sample type, channel layout and rate in; 24 kHz mono float32 frames of 1920 samples out."""
+    """PCM of any sample type, channel layout and rate in; mono float32 frames of ``frame_size`` samples at
+    ``rate`` out (Moshi: 1920 samples at 24 kHz)."""
 
-    def __init__(self, input_rate: int) -> None:
+    def __init__(self, input_rate: int, rate: int = 24_000, frame_size: int = 1_920) -> None:
         self.input_rate = input_rate
-        self._resampler = StreamResampler(SAMPLE_RATE)
+        self.rate = rate
+        self.frame_size = frame_size
+        self._resampler = StreamResampler(rate)
         self._pending = np.zeros(0, np.float32)
 
     def push(self, pcm: object, sample_rate: int | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Returns the converted audio (24 kHz mono) and the complete frames it finished."""
+        """Returns the converted audio (mono, at :attr:`rate`) and the complete frames it finished."""
         audio = self._resampler(to_mono_float32(pcm), sample_rate or self.input_rate)
         self._pending = np.concatenate([self._pending, audio])
-        count = len(self._pending) // FRAME_SIZE
-        frames = [self._pending[i * FRAME_SIZE : (i + 1) * FRAME_SIZE] for i in range(count)]
-        self._pending = self._pending[count * FRAME_SIZE :]
+        size = self.frame_size
+        count = len(self._pending) // size
+        frames = [self._pending[i * size : (i + 1) * size] for i in range(count)]
+        self._pending = self._pending[count * size :]
         return audio, frames
 
     def flush(self) -> np.ndarray | None:
         """The partial frame left over, padded with silence (None if there is none)."""
         if not len(self._pending):
             return None
-        frame = np.zeros(FRAME_SIZE, np.float32)
+        frame = np.zeros(self.frame_size, np.float32)
         frame[: len(self._pending)] = self._pending
         self._pending = np.zeros(0, np.float32)
         return frame
@@ -129,9 +132,10 @@ class FrameQueue(Generic[T]):
 class DropReporter:
     """Rate-limited messages for frames dropped because the session fell behind real time."""
 
-    def __init__(self, what: str, every_s: float = 5.0) -> None:
+    def __init__(self, what: str, every_s: float = 5.0, frame_ms: float = 80.0) -> None:
         self.what = what
         self.every_s = every_s
+        self.frame_ms = frame_ms
         self.count = 0
         self._last = -float("inf")
 
@@ -142,4 +146,4 @@ class DropReporter:
         if now - self._last < self.every_s:
             return None
         self._last = now
-        return f"{self.what} is falling behind real time: dropped {self.count} audio frame(s) of 80 ms so far."
+        return f"{self.what} is falling behind real time: dropped {self.count} audio frame(s) of {self.frame_ms:g} ms so far."

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 
 from speechlm_demo.engines.moshi import FRAME_SIZE
-from speechlm_demo.engines.moshi.common import DropReporter, FrameQueue, InputFramer, WordAssembler
+from speechlm_demo.turntaking.duplex_stream import DropReporter, FrameQueue, InputFramer, WordAssembler
 
 
 def test_any_rate_and_layout_becomes_24k_mono_frames() -> None:

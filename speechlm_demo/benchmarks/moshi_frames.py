@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import FRAME_S, FRAME_SIZE
+from ..engines.moshi import FRAME_S, FRAME_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def run(size: str, batches: list[int], frames: int, device: str, dtype: str, war
     """Build the models once, then time ``frames`` steps per batch size. Returns a JSON-friendly report."""
     import torch
 
-    from .models import build_random, parameter_count, parse_dtype, torch_device
+    from ..engines.moshi.models import build_random, parameter_count, parse_dtype, torch_device
 
     torch.manual_seed(seed)
     where = torch_device(device)
@@ -67,7 +67,7 @@ def run(size: str, batches: list[int], frames: int, device: str, dtype: str, war
 def _time_batch(models: Any, batch: int, frames: int, warmup: int, where: Any) -> dict[str, Any]:
     import torch
 
-    from .models import inference
+    from ..engines.moshi.models import inference
 
     def sync() -> None:
         if where.type == "cuda":

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speechlm_demo.engines.base import TurnEnd
+from speechlm_demo.engines.base import AudioOut, Event, TextOut, TurnEnd
+from speechlm_demo.measure.observer import TurnObserver
 from speechlm_demo.engines.moshi import FRAME_S, FRAME_SIZE, SAMPLE_RATE
-from speechlm_demo.engines.moshi.turn_marks import DuplexTurnTracker
-from speechlm_demo.turns import TurnSettings
+from speechlm_demo.turntaking.detector import TurnSettings
+from speechlm_demo.turntaking.duplex_turns import DuplexTurnTracker
 
 
 class Clock:
@@ -27,19 +28,38 @@ def quiet(n: int = FRAME_SIZE) -> np.ndarray:
     return np.zeros(n, np.float32)
 
 
+class Session:
+    """A tracker and the one observer, as a full-duplex session wires them: agent audio goes to both."""
+
+    def __init__(self, settings: TurnSettings) -> None:
+        self.clock, self.events = Clock(), []
+        self.observer = TurnObserver("moshi-test", clock=self.clock)
+        self.tracker = DuplexTurnTracker("moshi-test", settings, self.emit, clock=self.clock)
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+        self.observer.observe(event)
+
+    def agent(self, pcm: np.ndarray) -> None:
+        self.tracker.agent_audio(pcm)
+        self.emit(AudioOut(pcm, SAMPLE_RATE))
+
+    def ends(self) -> list[TurnEnd]:
+        return [e for e in self.events if isinstance(e, TurnEnd)]
+
+
 def simulate(user: list[bool], agent: list[bool], settings: TurnSettings, dropped_at: int = -1) -> list[TurnEnd]:
     """Feed 80 ms frames: True = loud. Returns the TurnEnd events, closing with finish()."""
-    clock, events = Clock(), []
-    tracker = DuplexTurnTracker("moshi-test", settings, events.append, clock=clock)
+    session = Session(settings)
     for index, (user_loud, agent_loud) in enumerate(zip(user, agent, strict=True)):
-        clock.t += FRAME_S
-        tracker.user_audio(tone() if user_loud else quiet())
-        tracker.step(0.02)
+        session.clock.t += FRAME_S
+        session.tracker.user_audio(tone() if user_loud else quiet())
+        session.tracker.step(0.02)
         if index == dropped_at:
-            tracker.dropped(2)
-        tracker.agent_audio(tone() if agent_loud else quiet())
-    tracker.finish()
-    return [e for e in events if isinstance(e, TurnEnd)]
+            session.tracker.dropped(2)
+        session.agent(tone() if agent_loud else quiet())
+    session.tracker.finish()
+    return session.ends()
 
 
 def frames(*spans: tuple[bool, float]) -> list[bool]:
@@ -76,17 +96,16 @@ def test_silent_agent_gives_no_reply_after_the_timeout() -> None:
 def test_an_agent_that_never_stops_talking_still_gets_its_timeline() -> None:
     user = frames((True, 0.8), (False, 4.0))
     agent = frames((False, 1.0), (True, 3.8))
-    clock, events = Clock(), []
-    tracker = DuplexTurnTracker("moshi-test", TurnSettings(end_silence_ms=400, reply_timeout_s=1.5), events.append, clock=clock)
+    session = Session(TurnSettings(end_silence_ms=400, reply_timeout_s=1.5))
     closed_at = None
     for user_loud, agent_loud in zip(user, agent, strict=True):
-        clock.t += FRAME_S
-        tracker.user_audio(tone() if user_loud else quiet())
-        tracker.agent_audio(tone() if agent_loud else quiet())
-        if events and closed_at is None:
-            closed_at = clock.t
+        session.clock.t += FRAME_S
+        session.tracker.user_audio(tone() if user_loud else quiet())
+        session.agent(tone() if agent_loud else quiet())
+        if session.ends() and closed_at is None:
+            closed_at = session.clock.t
     assert closed_at is not None, "no timeline while the agent kept talking"
-    (end,) = events
+    (end,) = session.ends()
     assert end.timeline.status == "ok" and end.timeline.voice_to_voice_ms == pytest.approx(200, abs=90)
     assert closed_at - end.timeline.marks["turn_detected"] == pytest.approx(1.5, abs=0.1)
 
@@ -106,15 +125,17 @@ def test_agent_talking_over_the_user_is_not_a_reply_to_a_later_end() -> None:
     assert ends[0].timeline.status == "no_reply"
 
 
-def test_reply_text_is_collected_for_open_turns() -> None:
-    clock, events = Clock(), []
-    tracker = DuplexTurnTracker("moshi-test", TurnSettings(end_silence_ms=160), events.append, clock=clock)
-    for loud in frames((True, 0.48), (False, 0.4)):
-        clock.t += FRAME_S
-        tracker.user_audio(tone() if loud else quiet())
-    tracker.agent_text("hello")
-    tracker.agent_audio(tone())
-    tracker.agent_text("there")
-    tracker.finish()
-    (end,) = [e for e in events if isinstance(e, TurnEnd)]
-    assert end.timeline.extra["reply_text"] == "hello there" and "step_ms_mean" not in end.timeline.extra
+def test_reply_text_is_what_the_agent_said_after_the_end_of_speech() -> None:
+    session = Session(TurnSettings(end_silence_ms=160))
+    for index, loud in enumerate(frames((True, 0.48), (False, 0.4))):
+        session.clock.t += FRAME_S
+        session.tracker.user_audio(tone() if loud else quiet())
+        if index == 1:
+            session.emit(TextOut("hmm", role="agent"))  # while the user speaks: not the reply
+    session.emit(TextOut("hello", role="agent"))
+    session.agent(tone())
+    session.emit(TextOut("there", role="agent"))
+    session.tracker.finish()
+    (end,) = session.ends()
+    (record,) = session.observer.records
+    assert record.reply_text == "hello there" and "step_ms_mean" not in end.timeline.extra

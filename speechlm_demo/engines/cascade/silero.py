@@ -20,7 +20,7 @@ EXPECTED_INPUTS = {"input", "state", "sr"}
 
 
 class SileroVAD:
-    """Silero speech probability per 32 ms window; satisfies :class:`speechlm_demo.vad.VoiceActivityModel`."""
+    """Silero speech probability per 32 ms window; satisfies :class:`speechlm_demo.turntaking.voice_activity.VoiceActivityModel`."""
 
     sample_rate = 16_000
     window = 512

@@ -7,7 +7,7 @@ the level does not). Such a *likely* pause is withdrawn as soon as any sound com
 consonant, not the end; a soft last consonant that the turn's audio must not lose), and confirmed by
 the VAD's own pause. The turn is only
 over after ``end_silence_ms`` of silence, or earlier when the session's completeness judgement
-accepts the words heard at the pause (see :mod:`speechlm_demo.half_duplex`). A blip of voice shorter
+accepts the words heard at the pause (see :mod:`speechlm_demo.turntaking.half_duplex`). A blip of voice shorter
 than ``resume_ms`` inside a pause is ignored; voice broken by gaps shorter than ``resume_ms`` adds up, so
 speech with short gaps between its words counts as a resumption. Turns longer than ``max_turn_s`` are cut.
 """
@@ -19,33 +19,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import rms_dbfs
-from .vad import VoiceActivityModel
+from pydantic import Field
+
+from ..audio import rms_dbfs
+from ..engines.base import EngineSettings
+from .voice_activity import VoiceActivityModel
 
 REVIVAL_DB = 10.0  # after a likely pause, a window this much louder than the quiet that raised it withdraws it
 
 
-@dataclass(frozen=True)
-class TurnSettings:
-    """Knobs of the detector (catalogue ``defaults`` may override them per engine)."""
+class TurnSettings(EngineSettings):
+    """Knobs of the detector; engine settings classes inherit them, so catalogue ``defaults`` may set them."""
 
-    threshold: float = 0.5
-    min_speech_ms: float = 120.0
-    pause_ms: float = 160.0
-    resume_ms: float = 90.0
-    end_silence_ms: float = 400.0
-    early_pause_db: float = 0.0
-    early_quiet_ms: float = 16.0
-    min_commit_silence_ms: float = 0.0
-    pre_roll_ms: float = 300.0
-    max_turn_s: float = 30.0
-    reply_timeout_s: float = 30.0
-
-    @classmethod
-    def from_defaults(cls, defaults: dict) -> TurnSettings:
-        """Pick the known keys out of a catalogue ``defaults`` mapping."""
-        known = {k: float(v) for k, v in defaults.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="VAD speech probability that counts as voice")
+    min_speech_ms: float = Field(120.0, ge=0.0, description="voice needed to start a turn")
+    pause_ms: float = Field(160.0, ge=0.0, description="silence that is a pause (a reply starts speculatively)")
+    resume_ms: float = Field(90.0, ge=0.0, description="voice in a pause that is a resumption, not a blip")
+    end_silence_ms: float = Field(400.0, gt=0.0, description="silence that ends the turn")
+    early_pause_db: float = Field(0.0, ge=0.0, description="level drop under the turn's peak that is a likely pause (0: off)")
+    early_quiet_ms: float = Field(16.0, gt=0.0, description="tail of a window whose level raises a likely pause")
+    min_commit_silence_ms: float = Field(0.0, ge=0.0, description="silence needed before a transcript may commit")
+    pre_roll_ms: float = Field(300.0, ge=0.0, description="audio kept before the start of speech")
+    max_turn_s: float = Field(30.0, gt=0.0, description="longest turn; longer ones are cut")
+    reply_timeout_s: float = Field(30.0, gt=0.0, description="a reply not finished by then is abandoned")
 
 
 @dataclass(frozen=True)
@@ -98,13 +94,14 @@ class BlipIgnored:
 
 
 @dataclass(frozen=True)
-class TurnEnded(_TurnSoFar):
-    """The turn is over (``truncated``: cut at ``max_turn_s``)."""
+class TurnClosed(_TurnSoFar):
+    """The detector closed the user's turn: silence, or ``truncated`` at ``max_turn_s`` (not the seam's
+    :class:`~speechlm_demo.engines.base.TurnEnd`, which reports a whole answered turn)."""
 
     truncated: bool = False
 
 
-Decision = SpeechStarted | PauseLikely | PauseUnlikely | PauseDetected | SpeechResumed | BlipIgnored | TurnEnded
+Decision = SpeechStarted | PauseLikely | PauseUnlikely | PauseDetected | SpeechResumed | BlipIgnored | TurnClosed
 
 
 class TurnDetector:
@@ -223,8 +220,8 @@ class TurnDetector:
         joined = np.concatenate(self._history) if self._history else np.zeros(0, dtype=np.float32)
         return joined[first - self._history_start : last - self._history_start]
 
-    def _end_turn(self, truncated: bool) -> TurnEnded:
-        ended = TurnEnded(self._turn_start, self._last_voiced_end, self.samples_seen, self._turn_audio(), truncated)
+    def _end_turn(self, truncated: bool) -> TurnClosed:
+        ended = TurnClosed(self._turn_start, self._last_voiced_end, self.samples_seen, self._turn_audio(), truncated)
         self._in_turn = False
         self._paused = False
         self._likely = False
@@ -234,6 +231,6 @@ class TurnDetector:
         self._history_start = self.samples_seen
         return ended
 
-    def finish(self) -> TurnEnded | None:
+    def finish(self) -> TurnClosed | None:
         """End of input: close the turn in progress, if any."""
         return self._end_turn(truncated=False) if self._in_turn else None

@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from .bench_prompts import COMPLETE, speak
-from .engines.base import Engine, ErrorEvent, Event, SessionOptions, TextOut, TurnEnd
+from ..engines.base import Engine, ErrorEvent, Event, SessionOptions, TurnEnd
+from ..measure.observer import TurnObserver
+from ..measure.record import TurnRecord
+from .prompt_sets import COMPLETE, speak
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +150,15 @@ class _Feeder:
         self.rate = engine.entry.sample_rates.input
         self.events: list[tuple[float, Event]] = []
         self.changed = threading.Condition()
+        self.observer = TurnObserver.for_engine(engine)
         self.session = engine.open_session(SessionOptions(), self._collect)
         self._next = time.monotonic()
 
     def _collect(self, event: Event) -> None:
+        now = time.monotonic()
+        self.observer.observe(event, now)
         with self.changed:
-            self.events.append((time.monotonic(), event))
+            self.events.append((now, event))
             self.changed.notify_all()
 
     def feed(self, audio: np.ndarray) -> None:
@@ -176,6 +181,13 @@ class _Feeder:
         """Turn ends that arrived since ``since``."""
         with self.changed:
             return [e for t, e in self.events if t >= since and isinstance(e, TurnEnd)]
+
+    def answer_to(self, asked: float) -> TurnRecord | None:
+        """The first turn whose speech ended after ``asked`` and was answered with audible audio."""
+        for record in list(self.observer.records):
+            if record.timeline.marks.get("user_speech_end", 0.0) >= asked and record.status == "ok" and "first_audio_out" in record.timeline.marks:
+                return record
+        return None
 
     def close(self) -> None:
         """Close the session."""
@@ -213,20 +225,14 @@ def soak(
             feeder.feed(question)
             question_end = time.monotonic()
 
-            def answer() -> TurnEnd | None:
-                ends = [t for t in feeder.turn_ends(asked) if t.timeline.marks.get("user_speech_end", 0.0) >= asked]
-                return next((t for t in ends if t.timeline.status == "ok" and "first_audio_out" in t.timeline.marks), None)
-
-            feeder.silence_until(lambda: answer() is not None, answer_timeout_s)
-            reply = answer()
+            feeder.silence_until(lambda: feeder.answer_to(asked) is not None, answer_timeout_s)
+            reply = feeder.answer_to(asked)
             cpu_start = cpu_seconds()
-            settle_from = time.monotonic()
             feeder.silence_until(lambda: False, settle_s)
             cpu_after = cpu_seconds() - cpu_start
             threads_peak, rss_peak = sampler.window(started)
             threads_after, rss_after = sampler.take()
             errors = [e.message for t, e in feeder.events if t >= started and isinstance(e, ErrorEvent)]
-            texts = [(t, e) for t, e in feeder.events if asked <= t <= settle_from and isinstance(e, TextOut) and e.final]
             result = Round(
                 index=index + 1,
                 answered=reply is not None,
@@ -239,8 +245,8 @@ def soak(
                 rss_peak_mb=round(rss_peak, 1),
                 rss_after_mb=round(rss_after, 1),
                 cpu_after_answer_s=round(cpu_after, 2),
-                user_text=" ".join(e.text for _, e in texts if e.role == "user"),
-                reply_text=" ".join(e.text for _, e in texts if e.role == "agent"),
+                user_text=reply.user_text if reply is not None else "",
+                reply_text=reply.reply_text if reply is not None else "",
                 errors=list(dict.fromkeys(errors)),
             )
             results.append(result)
@@ -318,10 +324,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
     """``python -m speechlm_demo bench-soak``: 0 when every question was answered, 1 if not, 2 on errors."""
-    from .catalog import CatalogError, load_catalog
-    from .engines.base import EngineError
-    from .engines.registry import EngineRegistry
-    from .hardware import probe
+    from ..catalog import CatalogError, load_catalog
+    from ..engines.base import EngineError
+    from ..engines.registry import EngineRegistry
+    from ..hardware import probe
 
     try:
         registry = EngineRegistry(load_catalog(args.catalog), probe())

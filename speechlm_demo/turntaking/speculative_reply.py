@@ -1,183 +1,31 @@
-"""Half-duplex sessions: turn detection + speculative replies + barge-in + hung-engine watchdog.
+"""One (possibly speculative) reply of a half-duplex session, generated in a worker thread.
 
-At a short pause the engine starts answering *speculatively*: its events are held back. (With
-``early_pause_db`` it starts at a *likely* pause, before the VAD confirms it; a likely pause withdrawn
-drops that reply.) The reply is *committed* (``turn_detected`` is marked and the held events flow out) when
-
-* the engine reports the user's words, the completeness judgement accepts them
-  (``defaults.endpointing: transcript``), the VAD has confirmed the pause, no voice is being heard in it
-  (else once that voice proves a blip too short to be a resumption) and the user has been silent for
-  ``min_commit_silence_ms`` (a floor under the commit: a fast ASR must not end a turn at a gap between
-  two words), or
-* the silence reaches ``end_silence_ms`` (every engine; the only rule for ``endpointing: silence``).
-
-If the user goes on speaking before the commit, or the words heard are judged unfinished, the
-speculative reply is dropped without a trace (its history changes too).
-After the commit, user speech is barge-in: playback is flushed (``Interrupt``) and generation stops.
-An engine that raises or stops answering fails its turn with a message; the session keeps listening.
+Its events are held back until the session commits it (:meth:`Reply.commit`); a reply dropped before
+that leaves no trace, not even in the conversation history. A committed reply that the user interrupts
+ends as "interrupted"; one that raises or hangs ends as "failed" with a message.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import SILENT_DBFS, rms_dbfs
+from ..audio import SILENT_DBFS, rms_dbfs
+from ..engines.base import AudioOut, ErrorEvent, Event, Mark, TextOut, TurnEnd, UserTurn
 from .endpointing import is_complete
-from .engines.base import (
-    AudioOut,
-    Emit,
-    EngineSession,
-    ErrorEvent,
-    Event,
-    Interrupt,
-    Mark,
-    SessionOptions,
-    TextOut,
-    TurnEnd,
-    UserTurn,
-)
-from .reply_runner import CANCEL_GRACE_S, ReplyRunner
-from .timeline import Timeline
-from .turns import (
-    BlipIgnored,
-    Decision,
-    PauseDetected,
-    PauseLikely,
-    PauseUnlikely,
-    SpeechResumed,
-    SpeechStarted,
-    TurnDetector,
-    TurnEnded,
-    TurnSettings,
-)
-from .vad import EnergyVAD, VoiceActivityModel
 
 if TYPE_CHECKING:
-    from .engines.base import HalfDuplexEngine
+    from .half_duplex import HalfDuplexSession
 
 log = logging.getLogger(__name__)
 
 _NO_AUDIO = np.zeros(0, np.float32)
 
 
-class HalfDuplexSession(EngineSession):
-    """Turn-taking and reply workers around a :class:`HalfDuplexEngine`."""
-
-    engine: HalfDuplexEngine
-
-    def __init__(
-        self,
-        engine: HalfDuplexEngine,
-        options: SessionOptions,
-        emit: Emit,
-        *,
-        vad: VoiceActivityModel | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(engine, options, emit)
-        self.settings = TurnSettings.from_defaults(engine.entry.defaults)
-        self.judge_transcripts = engine.setting("endpointing", "silence") == "transcript"
-        rate = engine.entry.sample_rates.input
-        self.detector = TurnDetector(vad or EnergyVAD(sample_rate=rate, window=rate // 32), self.settings)
-        self.clock = clock
-        self.history = engine.new_history(options)
-        self.turns_committed = 0
-        self._reply: _Reply | None = None
-        self.runner = ReplyRunner(min(CANCEL_GRACE_S, self.settings.reply_timeout_s), clock)
-        self._closed = False
-
-    def _push(self, pcm: np.ndarray) -> None:
-        """Run turn detection; start, commit, drop or interrupt replies."""
-        if self._closed:
-            return
-        now = self.clock()
-        for decision in self.detector.push(pcm):
-            self._on_decision(decision, now)
-        if self._reply is not None:
-            self._reply.commit_if_ready()
-
-    def flush(self) -> None:
-        """End of input: the turn in progress is over."""
-        ended = self.detector.finish()
-        if ended is not None:
-            self._on_decision(ended, self.clock())
-
-    def reply_pending(self) -> bool:
-        """A turn is being heard, or the last reply is neither dropped nor reported as ended."""
-        reply = self._reply
-        if self.detector.in_turn:
-            return True
-        return reply is not None and not reply.reported and (reply.committed or not reply.cancelled)
-
-    def close(self) -> None:
-        """Cancel any reply; later audio is ignored."""
-        self._closed = True
-        self.runner.close()
-        if self._reply is not None:
-            self._reply.interrupt()
-
-    def _time_of(self, sample: int, now: float) -> float:
-        return now - (self.detector.samples_seen - sample) / self.detector.rate
-
-    def _on_decision(self, decision: Decision, now: float) -> None:
-        reply = self._reply
-        if isinstance(decision, (SpeechStarted, SpeechResumed)):
-            if reply is not None and (reply.busy(now) or not reply.committed):
-                if reply.committed:
-                    log.info("barge-in during turn %d", reply.turn.turn_id)
-                    self.emit(Interrupt(reply.turn.turn_id))
-                reply.interrupt()
-            return
-        if isinstance(decision, BlipIgnored):
-            return  # a held reply commits after the decisions (push_audio), the blip being over
-        if isinstance(decision, PauseLikely):
-            self._start_reply(decision.start, decision.end, decision.audio, now, committed=False, confirmed=False)
-            return
-        if isinstance(decision, PauseUnlikely):
-            if reply is not None and not reply.confirmed:
-                reply.interrupt()
-            return
-        if isinstance(decision, PauseDetected):
-            if reply is not None and not reply.confirmed and not reply.cancelled:
-                reply.confirm(decision.end)
-            else:
-                self._start_reply(decision.start, decision.end, decision.audio, now, committed=False)
-            return
-        assert isinstance(decision, TurnEnded)
-        if decision.truncated:
-            self.emit(ErrorEvent(f"Your turn was cut at {self.settings.max_turn_s:g} s (the longest turn this engine takes)."))
-        if reply is not None and reply.covers(decision.end) and not reply.cancelled:
-            reply.commit("silence")
-        else:
-            self._start_reply(decision.start, decision.end, decision.audio, now, committed=True)
-
-    def _start_reply(
-        self, start: int, end: int, audio: np.ndarray, now: float, *, committed: bool, confirmed: bool = True
-    ) -> None:
-        if self._reply is not None:
-            self._reply.interrupt()
-        timeline = Timeline(turn_id=self.turns_committed + 1, engine_id=self.engine.id, clock=self.clock)
-        timeline.mark("user_speech_start", self._time_of(start, now))
-        timeline.mark("user_speech_end", self._time_of(end, now))
-        timeline.mark("reply_started", now)
-        turn = UserTurn(self.turns_committed + 1, audio, self.detector.rate, timeline)
-        self._reply = _Reply(self, turn, end, confirmed)
-        if committed:
-            self._reply.commit("silence")
-        self.runner.submit(self._reply)
-
-    def committed(self, reply: _Reply) -> None:
-        """Called by a reply when it commits: it is now turn number N."""
-        self.turns_committed = reply.turn.turn_id
-
-
-class _Reply:
+class Reply:
     """One (possibly speculative) reply in a worker thread."""
 
     def __init__(self, session: HalfDuplexSession, turn: UserTurn, end_sample: int, confirmed: bool) -> None:
@@ -188,9 +36,12 @@ class _Reply:
         self.voice_end = end_sample  # where the user's voice ended, as seen when this reply started
         self.confirmed = confirmed  # the VAD heard the pause (False while started at a likely pause)
         self.history = list(session.history)  # the session's memory changes only if this reply commits
+        self.history_before = list(session.history)
+        self.superseded = False  # the user went on with the same turn: this exchange is not remembered
         self.committed = False
         self.judged_complete = False  # the user's words read as a finished request
         self.playback_end = 0.0
+        self._audible = False  # audible audio has been forwarded (playback_end counts from then on)
         self._held: list[Event] = []
         self._generating = True
         self._result: tuple[str, str] | None = None  # (status, detail) once generation is over
@@ -251,7 +102,7 @@ class _Reply:
             for event in held:
                 self._forward(event)
             if self._result is not None:
-                self.session.history[:] = self.history
+                self._remember()
                 self._finish(*self._result)
             else:
                 self._watchdog = threading.Timer(self.session.settings.reply_timeout_s, self._timed_out)
@@ -267,6 +118,21 @@ class _Reply:
             self._held.clear()
             if self.committed:
                 self._finish("interrupted", "")
+
+    def supersede(self) -> None:
+        """The user went on with the same turn after this reply was committed (an early cut): the next reply
+        hears the whole turn from its start, so this exchange is taken back out of the history; else the
+        first half would be heard twice, in the audio and in the history."""
+        with self._lock:
+            self.superseded = True
+            self.session.history[:] = self.history_before
+            if not self.cancelled:
+                self.turn.cancel.set()
+                self._finish("interrupted", "you went on speaking; the whole turn is answered next")
+
+    def _remember(self) -> None:
+        if not self.superseded:
+            self.session.history[:] = self.history
 
     def _timed_out(self) -> None:
         with self._lock:
@@ -309,15 +175,13 @@ class _Reply:
             if self.cancelled:
                 self._held.clear()
             if self.committed:
-                self.session.history[:] = self.history
+                self._remember()
                 self._finish(status, detail)
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, Mark):
             self.timeline.mark(event.name, event.t)
         user_words = isinstance(event, TextOut) and event.role == "user" and event.final
-        if user_words:
-            self.timeline.extra["user_text"] = event.text  # type: ignore[union-attr]
         with self._lock:
             if self.cancelled:
                 return
@@ -342,18 +206,14 @@ class _Reply:
             self.commit_if_ready()
 
     def _forward(self, event: Event) -> None:
-        """Emit one event of a committed reply, stamping audio marks as audio leaves."""
+        """Emit one event of a committed reply; keep track of when its audio stops playing (for barge-in)."""
         if isinstance(event, AudioOut) and len(event.pcm):
             now = self.timeline.clock()
-            if "first_audio_out" not in self.timeline.marks and rms_dbfs(event.pcm) > SILENT_DBFS:
-                self.timeline.mark("first_audio_out", now)
-            if "first_audio_out" in self.timeline.marks:
+            self._audible = self._audible or rms_dbfs(event.pcm) > SILENT_DBFS
+            if self._audible:
                 self.playback_end = max(self.playback_end, now) + event.duration_s
-                self.timeline.mark("last_audio_out", self.playback_end)
         elif isinstance(event, ErrorEvent):
             self.timeline.detail = event.message
-        elif isinstance(event, TextOut) and event.role == "agent" and event.final:
-            self.timeline.extra["reply_text"] = (self.timeline.extra.get("reply_text", "") + " " + event.text).strip()
         self.session.emit(event)
 
     def _finish(self, status: str, detail: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .audio import resample
+from ..audio import resample
 
 RATE = 16_000
 VOICE = "en"  # espeak-ng's British voice: Whisper base hears it better than en-us

@@ -23,10 +23,10 @@ import pandas as pd
 
 from ..catalog import EngineEntry
 from ..compare import Comparison, SideResult
-from .pending import PendingVotes
-from .ratings import leaderboard
-from .rounds import BlindArena
-from .store import VoteStore
+from ..votes.pending import PendingVotes
+from ..votes.ratings import leaderboard
+from ..votes.rounds import BlindArena
+from ..votes.store import VoteStore
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def _entry(engine_id: str) -> EngineEntry:
 
 def _reply(engine_id: str, rng: np.random.Generator) -> SideResult:
     latency = float(rng.normal(600, 80))
-    timeline = {"turn_id": 1, "engine_id": engine_id, "status": "ok", "detail": "", "marks_ms": {"user_speech_end": 0.0, "first_audio_out": latency}, "metrics": {"voice_to_voice_ms": latency}}
+    timeline = {"turn_id": 1, "engine_id": engine_id, "status": "ok", "detail": "", "marks_ms": {"reference_speech_end": 0.0, "first_audio_out": latency}, "metrics": {"voice_to_voice_ref_ms": latency}, "measured_from": {"voice_to_voice_ref_ms": "reference_speech_end"}}
     return SideResult(engine_id, "ok", audio=np.full(1600, 0.1, np.float32), reply_text="a short reply of a few words", timeline=timeline)
 
 
@@ -117,7 +117,7 @@ def bench_writes(voters: int = 50, votes_per_voter: int = 20, think_s: float = 0
             for round_id, pause in zip(rounds[voter], pauses):
                 time.sleep(pause)
                 started = time.perf_counter()
-                arena.submit_vote(round_id, f"voter-{voter}", "a")
+                arena.submit_vote(round_id, f"voter-{voter}", "a", address=f"10.0.{voter // 250}.{voter % 250}")
                 mine.append((time.perf_counter() - started) * 1000.0)
             with lock:
                 latencies.extend(mine)

@@ -1,0 +1,207 @@
+"""``python -m speechlm_demo bench``: feed prompt WAVs in real time through an engine; latency percentiles.
+
+Each prompt goes through exactly the path the app uses (:mod:`speechlm_demo.measure.feeding`). The true end
+of speech comes from a sidecar ``NAME.json`` (``{"speech_end_s": ...}``) or is estimated from the audio; it is
+the ``reference_speech_end`` mark, and the ``*_ref_ms`` metrics are measured from it. The turn layer's own end
+of speech stays ``user_speech_end`` (``voice_to_voice_ms``, ``turn_detect_ms``); ``speech_end_error_ms`` is how
+far it lies from the reference. The JSON names the mark each metric is measured from (``measured_from``).
+A sidecar ``NAME.txt`` holds the reference text for the ASR word error rate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engines.base import Engine, ErrorEvent
+from ..hardware import HostInfo
+from ..measure.feeding import NOTHING_HEARD, Prompt, run_prompt
+from ..timeline import measured_from
+
+log = logging.getLogger(__name__)
+
+REPORTED = (
+    "voice_to_voice_ref_ms", "voice_to_voice_ms", "turn_detect_ref_ms", "turn_detect_ms", "speech_end_error_ms",
+    "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms",
+)
+PACKAGES = ("gradio", "fastrtc", "numpy", "torch", "faster-whisper", "llama_cpp_python", "piper-tts", "onnxruntime", "moshi")
+
+
+@dataclass
+class TurnResult:
+    """What one prompt produced."""
+
+    prompt: str
+    repeat: int
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    marks_ms: dict[str, float] = field(default_factory=dict)
+    measured_from: dict[str, str] = field(default_factory=dict)  # metric -> the mark it starts at
+    user_text: str = ""
+    reply_text: str = ""
+    reference: str | None = None
+    wer: float | None = None
+    detail: str = ""
+    speech_end_source: str = "estimated"
+    premature_cuts: int = 0
+
+
+def word_error_rate(reference: str | None, hypothesis: str) -> float | None:
+    """WER via jiwer, after lower-casing and stripping punctuation; None without a reference."""
+    if not reference:
+        return None
+    import jiwer
+
+    clean = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
+    return round(float(jiwer.wer(clean(reference), clean(hypothesis) or "<empty>")), 3)
+
+
+def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
+    """p50 / p95 / mean / n of every reported metric over the successful turns."""
+    summary: dict[str, dict[str, float]] = {}
+    for name in REPORTED:
+        values = [t.metrics[name] for t in turns if t.status == "ok" and name in t.metrics]
+        if values:
+            summary[name] = {
+                "p50": round(float(np.percentile(values, 50)), 1),
+                "p95": round(float(np.percentile(values, 95)), 1),
+                "mean": round(float(np.mean(values)), 1),
+                "n": len(values),
+            }
+    wers = [t.wer for t in turns if t.wer is not None]
+    if wers:
+        summary["asr_wer"] = {"mean": round(float(np.mean(wers)), 3), "n": len(wers)}
+    summary["measured_from"] = {name: measured_from(name) for name in REPORTED if name in summary}  # type: ignore[misc]
+    summary["turns"] = {"ok": sum(t.status == "ok" for t in turns), "total": len(turns)}
+    cut = sum(t.premature_cuts > 0 for t in turns)
+    summary["premature_cuts"] = {"prompts_cut": cut, "total": len(turns), "rate": round(cut / len(turns), 3) if turns else 0.0}
+    return summary
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages that shape the numbers."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def benchmark(
+    engine: Engine, prompts: list[Prompt], *, repeat: int = 1, tail_s: float = 4.0, timeout_s: float = 30.0, progress: Any = None
+) -> list[TurnResult]:
+    """Run every prompt ``repeat`` times; ``progress`` is a tqdm-like object (``update``)."""
+    rate = engine.entry.sample_rates.input
+    results = []
+    for r in range(repeat):
+        for prompt in prompts:
+            feed = run_prompt(engine, prompt, rate, tail_s, timeout_s)
+            record = feed.answered
+            if record is None:
+                heard_nothing = any(isinstance(e, ErrorEvent) and e.message == NOTHING_HEARD for e in feed.events)
+                why = NOTHING_HEARD if heard_nothing else f"no end of turn was detected within {timeout_s:g} s"
+                result = TurnResult(prompt.path.name, r, "no turn", detail="; ".join([why, *prompt.notes]))
+            else:
+                tl = record.timeline
+                result = TurnResult(
+                    prompt.path.name, r, tl.status, tl.metrics(), tl.relative_ms(), tl.measured_from(),
+                    record.user_text, record.reply_text, detail="; ".join(part for part in (tl.detail, *prompt.notes) if part),
+                )
+            result.reference = prompt.reference
+            result.wer = word_error_rate(prompt.reference, result.user_text) if result.user_text else None
+            result.speech_end_source = prompt.end_source
+            result.premature_cuts = len(feed.premature)
+            results.append(result)
+            if progress is not None:
+                progress.update(1)
+    return results
+
+
+def report(engine_id: str, host: HostInfo, turns: list[TurnResult]) -> dict[str, Any]:
+    """The JSON document: host, versions, summary and every turn."""
+    return {
+        "engine": engine_id,
+        "host": host.to_dict(),
+        "host_description": host.describe(),
+        "versions": versions(),
+        "summary": summarise(turns),
+        "turns": [t.__dict__ for t in turns],
+    }
+
+
+def format_summary(doc: dict[str, Any]) -> str:
+    """Human-readable table of the summary and the reply transcripts."""
+    lines = [f"engine: {doc['engine']}   host: {doc['host_description']}", "versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()), ""]
+    lines.append(f"{'metric':<24}{'p50':>9}{'p95':>9}{'mean':>9}{'n':>5}  measured from")
+    for name in REPORTED:
+        stats = doc["summary"].get(name)
+        if stats:
+            origin = doc["summary"]["measured_from"].get(name, "")
+            lines.append(f"{name:<24}{stats['p50']:>9.0f}{stats['p95']:>9.0f}{stats['mean']:>9.0f}{stats['n']:>5}  {origin}")
+    if "asr_wer" in doc["summary"]:
+        lines.append(f"ASR word error rate (mean over {doc['summary']['asr_wer']['n']}): {doc['summary']['asr_wer']['mean']:.3f}")
+    ok, cuts = doc["summary"]["turns"], doc["summary"]["premature_cuts"]
+    lines += [f"turns ok: {ok['ok']}/{ok['total']}   premature cuts: {cuts['prompts_cut']}/{cuts['total']}", ""]
+    for t in doc["turns"]:
+        lines.append(f"[{t['prompt']} #{t['repeat']}] {t['status']}: you: {t['user_text']!r} -> agent: {t['reply_text']!r} {t['detail']}")
+    return "\n".join(lines)
+
+
+def write_csv(doc: dict[str, Any], path: Path) -> None:
+    """One row per turn, metrics as columns (pandas)."""
+    import pandas as pd
+
+    rows = [{k: v for k, v in t.items() if k not in ("metrics", "marks_ms", "measured_from")} | t["metrics"] for t in doc["turns"]]
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def write_plot(doc: dict[str, Any], path: Path) -> None:
+    """Box plot of each metric over the successful turns (those :func:`summarise` counts)."""
+    from ..plots import close, metrics_boxplot
+
+    ok = [t for t in doc["turns"] if t["status"] == "ok"]
+    values = {name: [t["metrics"][name] for t in ok if name in t["metrics"]] for name in REPORTED}
+    fig = metrics_boxplot(values, title=f"{doc['engine']} on {doc['host_description']}")
+    fig.savefig(path)
+    close(fig)
+
+
+def measure_startup(engine_id: str, timeout_s: float = 120.0) -> float:
+    """Seconds from launching ``python app.py --engine ID`` until ``/api/health`` says it is loaded."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = Path(__file__).resolve().parents[2] / "app.py"
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, str(app), "--engine", engine_id, "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while time.monotonic() - started < timeout_s:
+            if proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as response:
+                    if json.load(response).get("ready"):
+                        return time.monotonic() - started
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{engine_id} not ready after {timeout_s:.0f} s")
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,39 @@
+"""The catalogue settings of the Moshi engines (no torch here: the catalogue validates them at load)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ...turntaking.full_duplex import FullDuplexSettings
+
+
+class MoshiSettings(FullDuplexSettings):
+    """In-process Moshi: where the weights come from, their dtype, sampling and warm-up."""
+
+    audible_dbfs: float = Field(-50.0, le=0.0, description="Moshi's own quiet output stays under this")
+    hf_repo: str | None = Field(None, description="hub repo of the checkpoint (default: the moshi package's)")
+    moshi_weights: str | None = Field(None, description="local LM weights overriding the repo's")
+    mimi_weights: str | None = Field(None, description="local Mimi weights overriding the repo's")
+    tokenizer: str | None = Field(None, description="local SentencePiece model overriding the repo's")
+    config: str | None = Field(None, description="local config.json overriding the repo's")
+    dtype: Literal["bfloat16", "float16", "float32", "bf16", "fp16", "fp32"] = "bfloat16"
+    temperature: float | None = Field(None, ge=0.0, description="audio sampling temperature (alias of temp)")
+    temp: float | None = Field(None, ge=0.0, description="audio sampling temperature")
+    temp_text: float | None = Field(None, ge=0.0, description="text sampling temperature")
+    top_k: int | None = Field(None, ge=1, description="audio top-k")
+    top_k_text: int | None = Field(None, ge=1, description="text top-k")
+    warmup_frames: int = Field(4, ge=1, description="silent frames run after (re)building the generator")
+
+
+class MoshiRemoteSettings(FullDuplexSettings):
+    """A moshi-server client: where the server is and how hard to try."""
+
+    audible_dbfs: float = Field(-50.0, le=0.0, description="Moshi's own quiet output stays under this")
+    url: str | None = Field(None, description="ws://HOST:8998/api/chat ($MOSHI_SERVER_URL wins)")
+    connect_timeout_s: float = Field(5.0, gt=0.0)
+    handshake_timeout_s: float = Field(10.0, gt=0.0)
+    reconnect_attempts: int = Field(3, ge=0)
+    reconnect_backoff_s: float = Field(0.5, ge=0.0)
+    max_lag_s: float = Field(1.0, gt=0.0, description="audio sent but not answered before input is dropped")

@@ -1,0 +1,146 @@
+"""The feeding driver shared by ``bench``, Compare and listening sessions: a recorded turn, fed in real time.
+
+A :class:`Prompt` is a WAV with its *reference* end of speech: from a sidecar ``NAME.json``
+(``{"speech_end_s": ...}``) or estimated offline from the audio (:func:`estimate_speech_end`). :func:`run_prompt`
+feeds it through ``Engine.open_session`` exactly as a live microphone would (20 ms frames after
+``LEAD_SILENCE_S`` of silence, then silence) and returns every event with its arrival time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import chunks, loud_span
+from ..engines.base import Engine, ErrorEvent, Event, SessionOptions
+from ..prompt_files import MAX_PROMPT_S, Skipped, read_prompt_folder
+from ..timeline import Timeline
+from .observer import TurnObserver
+from .record import TurnRecord
+
+log = logging.getLogger(__name__)
+
+FRAME_S = 0.02
+PREMATURE_TOLERANCE_S = 0.05
+LEAD_SILENCE_S = 0.5
+NOTHING_HEARD = "no turn was heard in the audio (no speech detected), so no reply is coming"
+
+
+@dataclass
+class Prompt:
+    """One prompt WAV with its optional sidecars."""
+
+    path: Path
+    audio: np.ndarray
+    speech_end_s: float
+    reference: str | None = None
+    end_source: str = "estimated"
+    notes: list[str] = field(default_factory=list)
+
+
+def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
+    """Seconds at which the last 20 ms window louder than ``threshold_dbfs`` ends."""
+    span = loud_span(audio, rate, threshold_dbfs, FRAME_S)
+    return span[1] / rate if span else 0.0
+
+
+def load_prompts(directory: Path, rate: int, max_s: float = MAX_PROMPT_S, skipped: list[Skipped] | None = None) -> list[Prompt]:
+    """Every audio file soundfile reads in ``directory`` (sorted), resampled to ``rate`` and cut at ``max_s``,
+    with its sidecars. Skipped files are logged with their reason (see :mod:`speechlm_demo.prompt_files`)
+    and added to ``skipped`` if given."""
+    found, passed_over = read_prompt_folder(directory, rate, max_s)
+    for item in passed_over:
+        log.warning("skipped %s", item)
+    if skipped is not None:
+        skipped.extend(passed_over)
+    prompts = []
+    for item in found:
+        meta, text = item.path.with_suffix(".json"), item.path.with_suffix(".txt")
+        end, source = estimate_speech_end(item.audio, rate), "estimated"
+        if meta.exists():
+            end, source = min(float(json.loads(meta.read_text())["speech_end_s"]), len(item.audio) / rate), "sidecar"
+        reference = text.read_text().strip() if text.exists() else None
+        prompts.append(Prompt(item.path, item.audio, end, reference, source, item.notes))
+    if not prompts:
+        why = "; ".join(str(item) for item in passed_over) or "the folder holds no audio files"
+        raise FileNotFoundError(f"no usable prompt audio files in {directory} ({why})")
+    return prompts
+
+
+@dataclass
+class Feed:
+    """What feeding one prompt produced: the turn records, every event with its arrival time, the reference end."""
+
+    records: list[TurnRecord]
+    arrivals: list[tuple[float, Event]]
+    true_end: float
+
+    @property
+    def events(self) -> list[Event]:
+        """The events alone, in arrival order."""
+        return [event for _, event in self.arrivals]
+
+    @property
+    def premature(self) -> list[TurnRecord]:
+        """Turns committed before the reference end of speech: cuts."""
+        return [r for r in self.records if is_premature(r.timeline, self.true_end)]
+
+    @property
+    def answered(self) -> TurnRecord | None:
+        """The first turn that ended after the reference end of speech: the answer to the prompt."""
+        return next((r for r in self.records if not is_premature(r.timeline, self.true_end)), None)
+
+
+def is_premature(timeline: Timeline, true_end: float) -> bool:
+    """Whether the turn was committed before the true end of speech (``true_end``, clock seconds): a cut."""
+    detected = timeline.marks.get("turn_detected")
+    return detected is not None and detected < true_end - PREMATURE_TOLERANCE_S
+
+
+def run_prompt(
+    engine: Engine, prompt: Prompt, rate: int, tail_s: float, timeout_s: float, options: SessionOptions | None = None
+) -> Feed:
+    """Feed one prompt in real time, then silence, until a turn ends after the reference end of speech (or time
+    runs out). A 20 ms frame is pushed when its last sample has been "spoken", as a microphone delivers it, so
+    the clock of the feed and the prompt's ``speech_end_s`` agree. The one observer makes the turn records and
+    marks ``reference_speech_end`` on them."""
+    arrivals: list[tuple[float, Event]] = []
+    ended = threading.Event()
+    started = time.monotonic()
+    true_end = started + LEAD_SILENCE_S + prompt.speech_end_s
+    observer = TurnObserver.for_engine(engine, keep_audio=True)
+    observer.reference_end = true_end
+
+    def collect(event: Event) -> None:
+        now = time.monotonic()
+        arrivals.append((now, event))
+        record = observer.observe(event, now)
+        if record is not None and not is_premature(record.timeline, true_end):
+            ended.set()
+
+    session = engine.open_session(options or SessionOptions(), collect)
+    lead = np.zeros(int(LEAD_SILENCE_S * rate), np.float32)
+    audio = np.concatenate([lead, prompt.audio, np.zeros(int(tail_s * rate), np.float32)])
+    frame = int(rate * FRAME_S)
+    try:
+        for index, piece in enumerate(chunks(audio, frame)):
+            due = started + (index * frame + len(piece)) / rate
+            time.sleep(max(0.0, due - time.monotonic()))
+            session.push_audio(piece)
+            if ended.is_set():
+                break
+        session.flush()
+        deadline = time.monotonic() + timeout_s
+        while not ended.is_set() and session.reply_pending() and time.monotonic() < deadline:
+            ended.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        if not ended.is_set() and not session.reply_pending() and not observer.records:
+            arrivals.append((time.monotonic(), ErrorEvent(NOTHING_HEARD)))  # why there is no turn, without the wait
+        return Feed(list(observer.records), list(arrivals), true_end)
+    finally:
+        session.close()
