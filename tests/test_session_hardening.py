@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from speechlm_demo.engines.base import AudioOut, ErrorEvent, Event, SessionOptions, TextOut, TurnEnd, UserTurn
+from speechlm_demo.engines.base import AudioOut, ErrorEvent, Event, SessionOptions, TurnEnd, UserTurn
 from speechlm_demo.engines.echo import EchoEngine
 from speechlm_demo.measure.observer import TurnObserver
 from speechlm_demo.measure.record import TurnRecord

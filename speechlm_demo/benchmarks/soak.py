@@ -225,7 +225,7 @@ def soak(
             feeder.feed(question)
             question_end = time.monotonic()
 
-            feeder.silence_until(lambda: feeder.answer_to(asked) is not None, answer_timeout_s)
+            feeder.silence_until(lambda asked=asked: feeder.answer_to(asked) is not None, answer_timeout_s)
             reply = feeder.answer_to(asked)
             cpu_start = cpu_seconds()
             feeder.silence_until(lambda: False, settle_s)

@@ -39,7 +39,6 @@ from ..engines.base import (
     UserTurn,
 )
 from ..timeline import Timeline
-from .reply_runner import CANCEL_GRACE_S, ReplyRunner
 from .detector import (
     BlipIgnored,
     Decision,
@@ -52,6 +51,7 @@ from .detector import (
     TurnDetector,
     TurnSettings,
 )
+from .reply_runner import CANCEL_GRACE_S, ReplyRunner
 from .speculative_reply import Reply
 from .voice_activity import EnergyVAD, VoiceActivityModel
 
