@@ -10,7 +10,7 @@ if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
 status=0
-for group in "tests --ignore=tests/cascade --ignore=tests/moshi --ignore=tests/votes" tests/cascade tests/moshi tests/votes; do
+for group in "tests --ignore=tests/cascade --ignore=tests/moshi --ignore=tests/votes --ignore=tests/clients --ignore=tests/qwen --ignore=tests/qwen_local" tests/cascade tests/moshi tests/votes "tests/clients tests/qwen" tests/qwen_local; do
   echo "== pytest $group"
   # shellcheck disable=SC2086
   .venv/bin/python -m pytest $group || status=1

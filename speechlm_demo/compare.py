@@ -28,7 +28,7 @@ from .measure.feeding import LEAD_SILENCE_S, Feed, Prompt, estimate_speech_end, 
 
 log = logging.getLogger(__name__)
 
-Status = Literal["ok", "failed", "timeout"]
+Status = Literal["ok", "failed", "timeout", "fallback"]  # fallback: another engine answered for it
 EngineSource = Engine | Callable[[], Engine]
 ResultCallback = Callable[[str, "SideResult"], None]
 LATENCY_METRIC = "voice_to_voice_ref_ms"  # what Compare, Blind A/B, the vote rows and the leaderboard report
@@ -49,6 +49,7 @@ class SideResult:
     reply_text: str = ""
     timeline: dict[str, Any] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    answered_by: str = ""  # the fallback engine that answered instead (status "fallback"), else ""
 
     @property
     def ok(self) -> bool:
@@ -152,6 +153,10 @@ def _summarise(engine: Engine, feed: Feed, full: bool, result: SideResult, setti
     result.timeline = record.to_dict()
     if record.status == "ok":
         result.status, result.message = "ok", ""
+    elif record.status == "fallback":  # never the engine's own answer (Blind A/B: not playable, not its win)
+        result.status, result.answered_by = "fallback", record.answered_by
+        reason = record.timeline.extra.get("fallback_reason", "")
+        result.message = f"answered by the fallback engine {record.answered_by}" + (f": {reason}" if reason else "")
     else:
         result.status = "failed"
         result.message = record.detail or (record.errors[-1] if record.errors else f"turn {record.status}")

@@ -34,6 +34,7 @@ from .engines.base import (
 from .engines.registry import EngineRegistry
 from .measure.observer import TurnObserver
 from .measure.record import TurnRecord
+from .timeline import usage_note
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +137,13 @@ class EngineStreamHandler(AsyncStreamHandler):
             args = list(self.latest_args)
             if args and args[0] == "__webrtc_value__":
                 args = args[1:]
-            args = args[1:]  # drop the WebRTC component's own value: [engine, system prompt]
+            args = args[1:]  # drop the WebRTC component's own value: [engine, system prompt, voice]
             if args and args[0]:
                 engine_id = str(args[0])
             if len(args) > 1 and args[1]:
                 options.system_prompt = str(args[1])
+            if len(args) > 2 and str(args[2] or "").strip():
+                options.voice = str(args[2]).strip()
         if engine_id is None:
             self._report("No engine is available on this host.")
             return
@@ -229,7 +232,7 @@ class EngineStreamHandler(AsyncStreamHandler):
         seconds = (timeline.between_ms("user_speech_start", "user_speech_end") or 0.0) / 1000
         self.conversation.end_turn(None if record.user_text else f"🎤 ({seconds:.1f} s of speech)")
         self.conversation.timelines = (self.conversation.timelines + [record.to_dict()])[-20:]
-        self.conversation.status = f"Turn {record.turn_id}: {record.describe_latency()}"
+        self.conversation.status = f"Turn {record.turn_id}: {record.describe_latency()}{usage_note(timeline.extra)}"
         self._publish()
 
     def _flush_audio(self) -> None:

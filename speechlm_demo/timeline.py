@@ -35,6 +35,10 @@ STANDARD_MARKS: tuple[str, ...] = (
     "last_audio_out",
 )
 
+# Marks of engines that talk to a model server (vLLM-Omni, vLLM): the request leaving, the first reply text
+# and the first reply audio arriving from the server (before any playback queue).
+SERVER_MARKS: tuple[str, ...] = ("request_sent", "first_text", "first_audio_in")
+
 # (row label, start mark, end mark): the stages drawn in the timeline plot, top to bottom.
 STAGES: tuple[tuple[str, str, str], ...] = (
     ("User speech", "user_speech_start", "user_speech_end"),
@@ -43,6 +47,8 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("LLM first token", "asr_final", "llm_first_token"),
     ("LLM first sentence", "llm_first_token", "llm_first_sentence"),
     ("TTS first audio", "llm_first_sentence", "first_audio_out"),
+    ("Server first text", "request_sent", "first_text"),
+    ("Server first audio", "request_sent", "first_audio_in"),
     ("Reply pipeline", "reply_started", "first_audio_out"),
     ("Reply audio", "first_audio_out", "last_audio_out"),
 )
@@ -63,6 +69,8 @@ METRICS: dict[str, tuple[str | tuple[str, ...], str]] = {
     # from when the engine was asked: a half-duplex reply starts (speculatively) before its commit; a
     # full-duplex engine, always listening, has no start and is measured from the commit
     "engine_response_ms": (("reply_started", "turn_detected"), "first_audio_out"),
+    "server_first_text_ms": ("request_sent", "first_text"),
+    "server_first_audio_ms": ("request_sent", "first_audio_in"),
     "user_speech_ms": ("user_speech_start", "user_speech_end"),
     "reply_audio_ms": ("first_audio_out", "last_audio_out"),
 }
@@ -188,3 +196,11 @@ class Timeline:
             "measured_from": self.measured_from(),
             **({"extra": self.extra} if self.extra else {}),
         }
+
+
+def usage_note(extra: dict[str, Any]) -> str:
+    """`` · N tokens, $X`` for a turn whose engine reported usage (a paid API), else ``""``."""
+    usage = extra.get("usage")
+    if not isinstance(usage, dict):
+        return ""
+    return f" · {usage.get('total_tokens', 0)} tokens, ${usage.get('cost_usd', 0.0):.4f}"

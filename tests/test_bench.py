@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechlm_demo.benchmarks.latency import TurnResult, summarise, word_error_rate
+from speechlm_demo.benchmarks.latency import TurnResult, benchmark, summarise, word_error_rate
 from speechlm_demo.measure.feeding import estimate_speech_end, load_prompts
 from tests.conftest import require
-from tests.engines_for_tests import silence, tone
+from tests.engines_for_tests import ScriptedEngine, entry, silence, tone
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,3 +124,20 @@ def test_make_prompts_writes_the_three_sets_the_noisy_one_25_db_under_the_speech
         speech_db = 10 * np.log10(np.mean(np.square(clean[np.abs(clean) > 0.01])))
         lead_db = 10 * np.log10(np.mean(np.square(noisy[:4_000])))  # the 0.3 s before the speech: noise only
         assert lead_db == pytest.approx(speech_db - 25.0, abs=1.0)
+
+
+class _AnsweredByFallback(ScriptedEngine):
+    """Answers, but marks the turn as answered by a fallback engine (as engines/fallback.py does)."""
+
+    def respond(self, turn, history, options):  # type: ignore[no-untyped-def]
+        turn.timeline.extra["answered_by"] = "echo"
+        yield from super().respond(turn, history, options)
+
+
+def test_a_turn_answered_by_the_fallback_is_not_counted_as_the_engines_own(tmp_path: Path) -> None:
+    sf.write(tmp_path / "q.wav", np.concatenate([tone(0.6), silence(0.2)]), 16_000)
+    engine = _AnsweredByFallback(entry("flaky", end_silence_ms=300))
+    engine.load()
+    (result,) = benchmark(engine, load_prompts(tmp_path, 16_000), tail_s=2.0, timeout_s=10.0)
+    assert result.status == "fallback" and "fallback echo" in result.detail
+    assert summarise([result])["turns"] == {"ok": 0, "total": 1}

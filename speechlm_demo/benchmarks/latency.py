@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 REPORTED = (
     "voice_to_voice_ref_ms", "voice_to_voice_ms", "turn_detect_ref_ms", "turn_detect_ms", "speech_end_error_ms",
     "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms",
+    "server_first_text_ms", "server_first_audio_ms",  # engines talking to a model server (vLLM-Omni, vLLM)
 )
 PACKAGES = ("gradio", "fastrtc", "numpy", "torch", "faster-whisper", "llama_cpp_python", "piper-tts", "onnxruntime", "moshi")
 
@@ -114,8 +115,11 @@ def benchmark(
             else:
                 tl = record.timeline
                 result = TurnResult(
-                    prompt.path.name, r, tl.status, tl.metrics(), tl.relative_ms(), tl.measured_from(),
-                    record.user_text, record.reply_text, detail="; ".join(part for part in (tl.detail, *prompt.notes) if part),
+                    prompt.path.name, r, record.status, tl.metrics(), tl.relative_ms(), tl.measured_from(),
+                    record.user_text, record.reply_text,
+                    detail="; ".join(
+                        part for part in (f"answered by the fallback {record.answered_by}" if record.answered_by else tl.detail, *prompt.notes) if part
+                    ),
                 )
             result.reference = prompt.reference
             result.wer = word_error_rate(prompt.reference, result.user_text) if result.user_text else None

@@ -13,6 +13,7 @@ from ..catalog import Availability, Catalog, offered
 from ..class_policy import class_refusal
 from ..hardware import HostInfo
 from .base import Engine, EngineError, Progress
+from .fallback import ServerEngine
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class EngineRegistry:
                 if engine is None:
                     cls = engine_class(availability.entry.engine_class, self.catalog.engine_packages)
                     engine = cls(availability.entry, availability.device or "cpu")
+                    if isinstance(engine, ServerEngine):
+                        engine.fallback_source = self.get  # a server's turns may be answered by another engine
                     self._engines[engine_id] = engine
                 engine.load(progress)
             except Exception as exc:  # noqa: BLE001 - load failures become UI messages

@@ -32,8 +32,15 @@ class TurnRecord:
 
     @property
     def status(self) -> str:
-        """ok | failed | interrupted | no_reply (from the turn layer)."""
+        """ok | failed | interrupted | no_reply (from the turn layer), or fallback: the engine's fallback answered."""
+        if self.timeline.status == "ok" and self.answered_by:
+            return "fallback"
         return self.timeline.status
+
+    @property
+    def answered_by(self) -> str:
+        """The fallback engine that answered this turn instead of the engine itself ("" when it answered)."""
+        return str(self.timeline.extra.get("answered_by") or "")
 
     @property
     def detail(self) -> str:

@@ -14,6 +14,7 @@ from ..engines.base import SessionOptions
 from ..engines.registry import EngineRegistry
 from ..plots import close, pair_figure, timeline_figure
 from ..recorder import RecordedTurn
+from ..timeline import usage_note
 from .recording import build_turn_input
 from .text import plain
 
@@ -25,23 +26,26 @@ def side_summary(label: str, result: SideResult | None) -> str:
     name = plain(label)
     if result is None:
         return f"**{name}**: ⏳ answering…"
+    if result.status == "fallback":
+        return f"**{name}**: ⚠️ {plain(result.message)} (the reply below is the fallback's)"
     if not result.ok:
         return f"**{name}**: ❌ {result.status}: {plain(result.message or 'no reply')}"
     latency = result.latency_ms
     timing = f"voice-to-voice **{latency:.0f} ms** (from the reference end of speech)" if latency is not None else "no reply audio"
-    return f"**{name}**: ✅ {timing} · {len(result.audio) / result.sample_rate:.1f} s of audio"
+    cost = usage_note(result.timeline.get("extra", {}))
+    return f"**{name}**: ✅ {timing} · {len(result.audio) / result.sample_rate:.1f} s of audio{cost}"
 
 
 def side_outputs(label: str, result: SideResult | None) -> tuple[Any, ...]:
     """Summary, reply audio, the user's words as the engine heard them, and the reply text."""
     if result is None:
         return side_summary(label, None), None, "", ""
-    audio = (result.sample_rate, to_int16(result.audio)) if result.ok and len(result.audio) else None  # int16: Gradio would normalise floats
+    audio = (result.sample_rate, to_int16(result.audio)) if result.status in ("ok", "fallback") and len(result.audio) else None  # int16: Gradio would normalise floats
     return side_summary(label, result), audio, result.user_text or "(no transcript)", result.reply_text or "(no text)"
 
 
 def run_comparison(
-    registry: EngineRegistry, turn: RecordedTurn | None, engine_a: str | None, engine_b: str | None, system_prompt: str
+    registry: EngineRegistry, turn: RecordedTurn | None, engine_a: str | None, engine_b: str | None, system_prompt: str, voice: str = ""
 ) -> Iterator[tuple[Any, ...]]:
     """Compare the turn on both engines; yields the status, both sides (as each finishes) and the figure."""
     if turn is None:
@@ -50,7 +54,7 @@ def run_comparison(
         yield ("⚠️ Pick engine A and engine B first.", *side_outputs("A", None), *side_outputs("B", None), gr.skip())
         return
     labels = tuple(registry.availability[e].entry.label if e in registry.availability else e for e in (engine_a, engine_b))
-    options = SessionOptions(system_prompt=system_prompt.strip() or None)
+    options = SessionOptions(system_prompt=system_prompt.strip() or None, voice=(voice or "").strip() or None)
     done: dict[str, SideResult] = {}
     status = f"Comparing your {turn.duration_s:.1f} s turn on both engines…"
     yield (status, *side_outputs(labels[0], None), *side_outputs(labels[1], None), gr.skip())
@@ -77,7 +81,9 @@ def build_compare_tab(registry: EngineRegistry) -> None:
     with gr.Row():
         engine_a = gr.Dropdown(choices=choices, value=offered[0] if offered else None, label="Engine A", elem_id="compare-engine-a")
         engine_b = gr.Dropdown(choices=choices, value=offered[1] if len(offered) > 1 else None, label="Engine B", elem_id="compare-engine-b")
-    system_prompt = gr.Textbox(label="System prompt for both (engines that take one)", placeholder="Leave empty for each engine's default", lines=1)
+    with gr.Row():
+        system_prompt = gr.Textbox(label="System prompt for both (engines that take one)", placeholder="Leave empty for each engine's default", lines=1, scale=3)
+        voice = gr.Textbox(label="Voice (engines that offer one, e.g. Chelsie or Ethan)", placeholder="Engine's default", lines=1, scale=1)
     with gr.Row():
         with gr.Column(scale=1):
             mic = build_turn_input("compare")
@@ -97,7 +103,7 @@ def build_compare_tab(registry: EngineRegistry) -> None:
     close(empty)
     mic.turn_id.change(
         partial(run_comparison, registry),
-        inputs=[mic.turn, engine_a, engine_b, system_prompt],
+        inputs=[mic.turn, engine_a, engine_b, system_prompt, voice],
         outputs=[status, *columns, plot],
         show_progress="hidden",
         concurrency_limit=2,

@@ -72,6 +72,11 @@ def build_talk_tab(registry: EngineRegistry, preselect: str | None = None) -> tu
                     placeholder="Leave empty for the engine's default",
                     lines=2,
                 )
+                voice = gr.Textbox(
+                    label="Voice (engines that offer one, e.g. Chelsie or Ethan for Qwen2.5-Omni)",
+                    placeholder="Leave empty for the engine's default",
+                    lines=1,
+                )
             load_status = gr.Markdown(elem_id="talk-load-status")
             audio = WebRTC(
                 label="Microphone",
@@ -93,7 +98,7 @@ def build_talk_tab(registry: EngineRegistry, preselect: str | None = None) -> tu
     shown = gr.State(0)
     audio.stream(
         EngineStreamHandler(registry),
-        inputs=[audio, engine, system_prompt],
+        inputs=[audio, engine, system_prompt, voice],
         outputs=[audio],
         concurrency_limit=max_sessions(),
     )

@@ -111,21 +111,26 @@ class OpenAICompatibleLLM:
     """Streaming client for ``POST {base_url}/v1/chat/completions`` (vLLM, llama.cpp server, Ollama, OpenAI).
 
     ``read_timeout`` bounds the wait for each streamed token, ``connect_timeout`` the connection. The API
-    key is read from the environment variable named by ``api_key_env`` (no key is sent when unset).
+    key is read from the environment variable named by ``api_key_env`` (no key is sent when unset). The
+    environment variable named by ``base_url_env`` (e.g. ``OLLAMA_URL``), when set, overrides ``base_url``.
     """
 
     def __init__(
         self,
-        base_url: str,
-        model: str,
+        base_url: str | None = None,
+        model: str = "",
         *,
+        base_url_env: str | None = None,
         api_key_env: str | None = None,
         max_tokens: int = 80,
         temperature: float | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
     ) -> None:
-        root = base_url.rstrip("/")
+        chosen_url = (os.environ.get(base_url_env) if base_url_env else None) or base_url
+        if not chosen_url:
+            raise EngineError(f"llm: set {base_url_env} (or 'base_url') to the LLM server's URL")
+        root = chosen_url.rstrip("/")
         self.url = root + ("/chat/completions" if root.endswith("/v1") else "/v1/chat/completions")
         self.model_name = model
         self.api_key_env = api_key_env
@@ -226,7 +231,7 @@ def build_llm(config: Mapping[str, Any], device: str = "cpu") -> LLM:
     if kind == "llama-cpp":
         return LlamaCppLLM(**stage_settings("llm", LlamaCppLLM, config, device=device))
     if kind == "openai":
-        if not config.get("base_url") or not config.get("model"):
-            raise EngineError("llm: kind openai needs 'base_url' and 'model'")
+        if not (config.get("base_url") or config.get("base_url_env")) or not config.get("model"):
+            raise EngineError("llm: kind openai needs 'base_url' and 'model' (or 'base_url_env' for the URL)")
         return OpenAICompatibleLLM(**stage_settings("llm", OpenAICompatibleLLM, config))
     raise EngineError(f"unknown LLM kind {kind!r}; known: llama-cpp, openai")

@@ -1,0 +1,77 @@
+"""GLM-4-Voice's wire format and prompt (read from THUDM/GLM-4-Voice@eb00ce9142e8d98b0ed7c57cd47e0d6d5dce9a1a,
+``model_server.py`` and ``web_demo.py``).
+
+Request ``{"prompt", "temperature", "top_p", "max_new_tokens"}``; reply one JSON line per generated token,
+``{"token_id": N, "error_code": 0}\\n``; a failure is the line ``{"text": "Server Error", "error_code": 1}``
+(no token id). The prompt: ``<|system|>\\n{system}<|user|>\\n{input}<|assistant|>streaming_transcription\\n``
+after the previous turns' prompt and completion; speech enters as
+``<|begin_of_audio|><|audio_N|>...<|end_of_audio|>``. Token ids at or above ``<|audio_0|>``'s are speech
+tokens (id - offset), the others text; ``<|user|>`` ends the reply.
+"""
+
+from __future__ import annotations
+
+import json
+
+SPEECH_SYSTEM = (
+    "User will provide you with a speech instruction. Do it step by step. First, think about the instruction "
+    "and respond in a interleaved manner, with 13 text token followed by 26 audio tokens. "
+)
+MAX_LINE_BYTES = 64 * 1024
+
+
+class ProtocolError(ValueError):
+    """Bytes that are not GLM-4-Voice token lines."""
+
+
+def speech_input(tokens: list[int]) -> str:
+    """The user's speech tokens as prompt text."""
+    return "<|begin_of_audio|>" + "".join(f"<|audio_{t}|>" for t in tokens) + "<|end_of_audio|>"
+
+
+def build_prompt(previous: str, user_input: str, system: str = SPEECH_SYSTEM) -> str:
+    """The whole prompt: earlier turns (their prompt + completion), then this turn, as ``web_demo.py`` does."""
+    inputs = previous.strip()
+    if "<|system|>" not in inputs:
+        inputs += f"<|system|>\n{system}"
+    return inputs + f"<|user|>\n{user_input}<|assistant|>streaming_transcription\n"
+
+
+class TokenLineReader:
+    """Token ids from newline-delimited JSON split anywhere; an error line raises :class:`ServerError`."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[int]:
+        """Token ids completed by ``data``."""
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        if len(self._buffer) > MAX_LINE_BYTES:
+            raise ProtocolError("a line of the reply exceeds 64 KiB")
+        return [token for line in lines if line.strip() for token in [parse_line(line)]]
+
+    @property
+    def pending(self) -> bool:
+        """An unterminated line is left."""
+        return bool(self._buffer.strip())
+
+
+class ServerError(RuntimeError):
+    """The model server's own error line."""
+
+
+def parse_line(line: bytes) -> int:
+    """One line's token id."""
+    try:
+        data = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError(f"not a JSON line: {line[:60]!r}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(f"not a token line: {line[:60]!r}")
+    if data.get("error_code"):
+        raise ServerError(f"{data.get('text') or 'error'} (error_code {data['error_code']})")
+    token = data.get("token_id")
+    if not isinstance(token, int) or isinstance(token, bool) or token < 0:
+        raise ProtocolError(f"not a token line: {line[:60]!r}")
+    return token

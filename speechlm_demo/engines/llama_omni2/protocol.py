@@ -1,0 +1,75 @@
+"""LLaMA-Omni2's streamed reply (read from ictnlp/LLaMA-Omni2@c8afa9061a9c2d2c1919f7293f5492d946869752,
+``llama_omni2/serve/model_worker.py`` and ``controller.py``).
+
+The body is JSON frames, each followed by one NUL byte: ``{"text": cumulative text, "unit": cumulative
+space-separated CosyVoice2 unit ids, "finalize": bool, "error_code": 0}``; a failure is
+``{"text": server_error_msg, "error_code": N}`` (1: the worker failed; 2: the controller knows no worker for
+the model, and it then also sends 3 because it goes on to post to an empty address; 3: the worker did not
+answer the controller).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+ERROR_CODES = {
+    1: "the model worker failed",
+    2: "the controller has no worker serving this model",
+    3: "the model worker did not answer the controller",
+}
+
+
+class ProtocolError(ValueError):
+    """Bytes that are not LLaMA-Omni2 frames."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame (cumulative values)."""
+
+    text: str
+    units: list[int]
+    finalize: bool
+    error_code: int
+
+
+class FrameReader:
+    """NUL-delimited JSON frames from chunks split anywhere."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """The frames completed by ``data``."""
+        self._buffer += data
+        *complete, self._buffer = self._buffer.split(b"\0")
+        if len(self._buffer) > MAX_FRAME_BYTES:
+            raise ProtocolError(f"a frame exceeds {MAX_FRAME_BYTES} bytes without its NUL terminator")
+        return [parse_frame(raw) for raw in complete if raw.strip()]
+
+    @property
+    def pending(self) -> bool:
+        """Bytes of an unterminated frame are left (the stream ended mid-frame)."""
+        return bool(self._buffer.strip())
+
+
+def parse_frame(raw: bytes) -> Frame:
+    """One frame's JSON."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError(f"not a JSON frame: {raw[:60]!r}") from None
+    if not isinstance(data, dict) or "error_code" not in data or not isinstance(data.get("text", ""), str):
+        raise ProtocolError(f"not a LLaMA-Omni2 frame: {raw[:60]!r}")
+    try:
+        units = [int(u) for u in str(data.get("unit", "")).split()]
+    except ValueError:
+        raise ProtocolError(f"unit ids are not integers: {str(data.get('unit'))[:60]!r}") from None
+    return Frame(data.get("text", ""), units, bool(data.get("finalize", False)), int(data["error_code"]))
+
+
+def new_suffix(previous: str, current: str) -> str:
+    """What a cumulative text added (all of it when an earlier part was rewritten)."""
+    return current.removeprefix(previous)

@@ -1,0 +1,120 @@
+"""What every client of a research model server shares: settings, the server's URL, streamed HTTP POSTs
+whose failures read clearly, and the turn as a WAV file.
+
+A failure that means "this server could not answer the turn" is a :class:`ServerFailure`; the engine's
+fallback (see :mod:`speechlm_demo.engines.fallback`) may answer the turn instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import Field
+
+from ..audio import encode_wav, resample
+from ..turntaking.half_duplex import HalfDuplexSettings
+from .base import EngineError, EngineSettings
+
+
+class ServerConnection(EngineSettings):
+    """Where a model server is and how patient to be with it (catalogue ``defaults``)."""
+
+    url: str = Field("", description="server URL; the environment variable named by url_env wins")
+    url_env: str = Field("", description="environment variable holding the server URL")
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(30.0, gt=0, description="longest wait for the reply to start or go on")
+    health_backoff_s: float = Field(2.0, gt=0, description="first wait before re-trying a server that failed")
+    health_backoff_max_s: float = Field(60.0, gt=0)
+
+
+class ServerSettings(HalfDuplexSettings, ServerConnection):
+    """Settings of a half-duplex server client: turn knobs, the connection, and its fallback."""
+
+    fallback: str | None = Field("cascade", description="engine answering turns the server cannot; null: none")
+
+
+class ServerFailure(EngineError):
+    """The server could not answer this turn (unreachable, refused, busy, broke off, spoke garbage)."""
+
+
+def server_url(settings: ServerConnection, label: str) -> str:
+    """The server's base URL (``$url_env`` first, then ``url``), checked to be http(s)."""
+    raw = (os.environ.get(settings.url_env) if settings.url_env else "") or settings.url
+    if not raw:
+        where = f"set {settings.url_env}" if settings.url_env else "set defaults.url in the catalogue"
+        raise EngineError(f"{label}: no server URL; {where}")
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EngineError(f"{label}: {raw!r} is not an http(s) URL")
+    return raw.strip().rstrip("/")
+
+
+def turn_wav(audio: Any, sample_rate: int, rate: int = 16_000) -> bytes:
+    """The turn as a 16-bit mono WAV file at ``rate`` (what the servers' ``whisper.load_audio`` reads)."""
+    return encode_wav(resample(audio, sample_rate, rate) if sample_rate != rate else audio, rate)
+
+
+def check_reachable(base_url: str, timeout_s: float, label: str) -> None:
+    """Raise :class:`ServerFailure` unless something answers HTTP at ``base_url`` (any status will do)."""
+    try:
+        with httpx.Client(timeout=timeout_s) as client:
+            client.get(base_url + "/")
+    except httpx.ReadTimeout as exc:
+        raise ServerFailure(f"{label} server at {base_url} accepts connections but does not answer (busy or hung)") from exc
+    except httpx.HTTPError as exc:
+        raise ServerFailure(f"{label} server at {base_url} is unreachable: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextmanager
+def post_stream(
+    url: str, payload: dict[str, Any], settings: ServerConnection, label: str, *, busy_hint: str = ""
+) -> Iterator[httpx.Response]:
+    """POST ``payload`` as JSON and yield the streamed response (status 2xx checked).
+
+    Every transport failure becomes a :class:`ServerFailure` naming ``label`` and what happened; reading
+    the body inside the ``with`` block goes through :func:`read_chunks` for the same treatment.
+    """
+    timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
+    try:
+        with httpx.Client(timeout=timeout) as client, client.stream("POST", url, json=payload) as response:
+            if response.status_code >= 400:
+                body = response.read()[:300].decode("utf-8", "replace").strip()
+                raise ServerFailure(f"{label} refused the turn: HTTP {response.status_code} {body!r}")
+            yield response
+    except httpx.ConnectError as exc:
+        raise ServerFailure(f"{label} server at {url} is unreachable: {_reason(exc)}") from exc
+    except httpx.ConnectTimeout as exc:
+        raise ServerFailure(f"{label} server at {url} did not accept the connection in time") from exc
+    except httpx.ReadTimeout as exc:
+        hint = f" {busy_hint}" if busy_hint else ""
+        raise ServerFailure(
+            f"{label} sent no reply within {settings.read_timeout_s:g} s: the server is busy or hung.{hint}"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise ServerFailure(f"{label} connection failed: {_reason(exc)}") from exc
+
+
+def read_chunks(response: httpx.Response, label: str, cancel: Any = None) -> Iterator[bytes]:
+    """The body's bytes as they arrive; a connection that breaks off mid-reply is a :class:`ServerFailure`."""
+    try:
+        for chunk in response.iter_raw():
+            if cancel is not None and cancel.is_set():
+                return
+            if chunk:
+                yield chunk
+    except httpx.ReadTimeout as exc:
+        raise ServerFailure(f"{label} stopped sending in the middle of its reply") from exc
+    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        raise ServerFailure(f"{label} broke off in the middle of its reply ({_reason(exc)})") from exc
+    except httpx.HTTPError as exc:
+        raise ServerFailure(f"{label} reply failed: {_reason(exc)}") from exc

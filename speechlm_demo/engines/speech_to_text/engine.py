@@ -1,0 +1,138 @@
+"""Audio-input LLMs on a vLLM server (Ultravox, Qwen2-Audio, Voxtral, Gemma 3n, Phi-4-multimodal, ...).
+
+The turn goes to ``POST /v1/chat/completions`` as an OpenAI ``input_audio`` content part (base64 WAV; vLLM
+0.30.0 ``vllm/entrypoints/chat_utils.py`` ``parse_input_audio``) or an ``audio_url`` data URL; the reply
+text streams back as SSE (vLLM 0.30.0 ``vllm/entrypoints/openai/chat_completion/serving.py``) and goes through
+the cascade's :func:`~speechlm_demo.engines.cascade.speak.speak_text_stream` (its chunking and its TTS stage:
+Piper by default, or an OpenAI-compatible ``/v1/audio/speech`` server). ``model: auto`` takes the first model the
+server lists at ``/v1/models``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterator
+from itertools import chain
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from ...audio import encode_wav, to_mono_float32
+from ...turntaking.half_duplex import HalfDuplexEngine
+from ..base import EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, UserTurn
+from ..cascade.speak import speak_text_stream
+from ..remote_settings import ServerSettings
+from ..vllm_omni.client import audio_url_part
+from ..vllm_omni.sse import ChatHTTP
+from .speech_api import build_voice
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly voice assistant. Your words are spoken aloud, so answer in one or two short, "
+    "plain sentences, with no lists, no Markdown and no emojis."
+)
+AUTO = "auto"
+
+
+class SpeechToTextSettings(ServerSettings):
+    """Settings of a speech-in/text-out engine (catalogue ``defaults``)."""
+
+    model: str = Field(AUTO, description="model id, or 'auto' for the first model the server lists")
+    audio_part: Literal["input_audio", "audio_url"] = "input_audio"
+    system_prompt: str | None = Field(None, description="default prompt (a session's prompt replaces it)")
+    send_system_prompt: bool = Field(True, description="some audio models' chat templates reject a system turn")
+    first_chunk_words: int = Field(4, ge=1, description="the first spoken chunk may end after this many words")
+    tts: dict[str, Any] = Field(default_factory=lambda: {"kind": "piper", "voice": "offline"})
+
+
+def input_audio_part(audio: Any, sample_rate: int) -> dict[str, Any]:
+    """The turn as an OpenAI ``input_audio`` part (base64 WAV)."""
+    data = base64.b64encode(encode_wav(audio, sample_rate)).decode("ascii")
+    return {"type": "input_audio", "input_audio": {"data": data, "format": "wav"}}
+
+
+class SpeechToTextEngine(HalfDuplexEngine):
+    """A vLLM server's audio-input model for the words, the cascade's TTS for the voice."""
+
+    Settings: ClassVar[type[EngineSettings]] = SpeechToTextSettings
+    settings: SpeechToTextSettings
+
+    def _load(self, progress: Progress) -> None:
+        s = self.settings
+        base_url = s.base_url()
+        self.http = ChatHTTP(
+            base_url,
+            name=f"the vLLM server at {base_url}",
+            api_key_env=s.api_key_env,
+            connect_timeout=s.connect_timeout_s,
+            read_timeout=s.read_timeout_s,
+        )
+        self._model: str | None = None if s.model == AUTO else s.model
+        if self._model is not None:
+            self.http.check_model(self._model, s.url_env)
+        progress(0.3, "loading voice")
+        self.tts = build_voice(s.tts)
+        progress(1.0, "ready")
+
+    def model(self) -> str:
+        """The model id (asked of the server once when set to ``auto``)."""
+        if self._model is None:
+            listed = self.http.get_json("/models").get("data") or []
+            ids = [m.get("id") for m in listed if isinstance(m, dict) and m.get("id")]
+            if not ids:
+                raise EngineError(f"{self.http.name} lists no models at /v1/models")
+            self._model = str(ids[0])
+            log.info("%s: using %s, the first model the server lists", self.id, self._model)
+        return self._model
+
+    def respond(self, turn: UserTurn, history: list[dict[str, Any]], options: SessionOptions) -> Iterator[Event]:
+        """Stream the model's reply text and speak it chunk by chunk."""
+        audio = to_mono_float32(turn.audio)
+        if not len(audio):
+            raise EngineError("the turn has no audio to send")
+        s = self.settings
+        make_part = input_audio_part if s.audio_part == "input_audio" else audio_url_part
+        user = {"role": "user", "content": [make_part(audio, turn.sample_rate)]}
+        prompt = options.system_prompt or s.system_prompt or DEFAULT_SYSTEM_PROMPT
+        system = [{"role": "system", "content": prompt}] if s.send_system_prompt else []
+        body: dict[str, Any] = {"model": self.model(), "messages": [*system, *history, user], "stream": True}
+        if s.max_tokens is not None:
+            body["max_tokens"] = s.max_tokens
+        temperature = s.temperature if options.temperature is None else options.temperature
+        if temperature is not None:
+            body["temperature"] = temperature
+        if options.seed is not None:
+            body["seed"] = options.seed
+        spoken: list[str] = []
+        yield Mark("request_sent")
+        pieces = self._pieces(body, turn)
+        first = next(pieces, None)  # the first text of the reply (or nothing at all)
+        if first is None:
+            if turn.cancel.is_set():
+                return
+            raise EngineError(f"{self.http.name} sent an empty reply")
+        yield Mark("first_text")
+        yield from speak_text_stream(
+            chain([first], pieces), self.tts, turn.cancel, first_chunk_words=s.first_chunk_words, spoken=spoken
+        )
+        if s.history_turns and spoken:
+            history += [user, {"role": "assistant", "content": " ".join(spoken)}]
+            del history[: max(0, len(history) - 2 * s.history_turns)]
+
+    def _pieces(self, body: dict[str, Any], turn: UserTurn) -> Iterator[str]:
+        for event in self.http.post("/chat/completions", body, turn.cancel):
+            choices = event.get("choices")
+            if not isinstance(choices, list):
+                raise EngineError(f"{self.http.name} sent a chunk without choices: {str(event)[:200]}")
+            for choice in choices[:1]:
+                part = choice.get("delta") or choice.get("message") or {}
+                if part.get("content"):
+                    yield str(part["content"])
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        http = getattr(self, "http", None)
+        if http is not None:
+            http.close()

@@ -1,0 +1,180 @@
+"""POST an OpenAI-style chat request and read the reply: server-sent events or one JSON body.
+
+Shared by the vLLM-Omni and the speech-in/text-out engines. Every failure becomes an
+:class:`~speechlm_demo.engines.base.EngineError` whose message a user can act on: server down, HTTP
+4xx/5xx (the server's own ``error.message`` quoted), an error event after HTTP 200
+(``data: {"error": ...}`` then ``data: [DONE]``, as vLLM's ``create_streaming_error_response`` sends it),
+a stream that stops before ``[DONE]``, or a chunk that is not JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import httpx
+
+from ..base import EngineError
+
+log = logging.getLogger(__name__)
+
+_SSE_FIELDS = ("data:", "event:", "id:", "retry:", ":")
+
+
+def endpoint(base_url: str, path: str) -> str:
+    """``base_url`` (with or without a trailing ``/v1``) joined with an API path such as ``/chat/completions``."""
+    root = base_url.strip().rstrip("/")
+    if not root.startswith(("http://", "https://")):
+        raise EngineError(f"{base_url!r} is not an http(s) URL (expected e.g. http://gpu-box:8091)")
+    return root + path if root.endswith("/v1") else root + "/v1" + path
+
+
+def error_text(body: str) -> str:
+    """The ``error.message`` of an OpenAI/vLLM error body, or the body itself (shortened)."""
+    try:
+        value = json.loads(body)
+    except json.JSONDecodeError:
+        return body.strip()[:300] or "(empty body)"
+    error = value.get("error") if isinstance(value, dict) else None
+    if isinstance(error, dict):
+        kind = error.get("type")
+        message = str(error.get("message", "")).strip()
+        return f"{message} ({kind})" if kind else message
+    if isinstance(error, str):
+        return error
+    if isinstance(value, dict) and isinstance(value.get("detail"), str):  # FastAPI's HTTPException body
+        return value["detail"]
+    return body.strip()[:300]
+
+
+class ChatHTTP:
+    """One HTTP client for one server; ``read_timeout`` bounds the wait for each streamed event."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        name: str,
+        api_key_env: str | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+    ) -> None:
+        self.base_url = base_url
+        self.name = name
+        self.api_key_env = api_key_env
+        self.read_timeout = read_timeout
+        self._client = httpx.Client(timeout=httpx.Timeout(read_timeout, connect=connect_timeout))
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "text/event-stream, application/json"}
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise EngineError(f"{self.name} needs an API key: set the environment variable {self.api_key_env}")
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def get_json(self, path: str) -> dict[str, Any]:
+        """GET ``/v1{path}`` and return its JSON object."""
+        url = endpoint(self.base_url, path)
+        with self._guard(url):
+            response = self._client.get(url, headers=self._headers())
+            if response.status_code >= 400:
+                raise EngineError(f"{self.name} {url} answered HTTP {response.status_code}: {error_text(response.text)}")
+            return parse_object(response.text, self.name)
+
+    def served_models(self) -> list[str] | None:
+        """The model ids ``GET /v1/models`` lists, or None when the server cannot tell now (down, failing)."""
+        try:
+            listed = self.get_json("/models").get("data")
+        except EngineError as exc:
+            log.warning("could not list the models of %s: %s", self.name, exc)
+            return None
+        return [str(m["id"]) for m in listed or [] if isinstance(m, dict) and m.get("id")]
+
+    def check_model(self, model: str, url_env: str) -> None:
+        """Refuse a server that is up but does not serve ``model`` (one server serves one model)."""
+        served = self.served_models()
+        if served and model not in served:
+            raise EngineError(
+                f"{self.name} serves {', '.join(served)}, not {model}: point {url_env} at a server of {model} "
+                "(or change the row's model setting)"
+            )
+
+    def post(self, path: str, payload: dict[str, Any], cancel: threading.Event) -> Iterator[dict[str, Any]]:
+        """POST ``payload``; yield each streamed event's JSON object (or the one JSON body), then stop."""
+        url = endpoint(self.base_url, path)
+        with self._guard(url), self._client.stream("POST", url, json=payload, headers=self._headers()) as response:
+            if response.status_code >= 400:
+                body = response.read().decode("utf-8", "replace")
+                raise EngineError(f"{self.name} answered HTTP {response.status_code}: {error_text(body)}")
+            if response.headers.get("content-type", "").startswith("application/json"):
+                yield parse_object(response.read().decode("utf-8", "replace"), self.name)
+                return
+            yield from sse_events(response.iter_lines(), cancel, self.name)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def _guard(self, url: str) -> _TransportErrors:
+        return _TransportErrors(self.name, url, self.read_timeout)
+
+
+class _TransportErrors:
+    """Turn httpx's transport exceptions into EngineErrors naming the server."""
+
+    def __init__(self, name: str, url: str, read_timeout: float) -> None:
+        self.name, self.url, self.read_timeout = name, url, read_timeout
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None or not isinstance(exc, httpx.HTTPError):
+            return False
+        if isinstance(exc, httpx.ConnectTimeout):
+            raise EngineError(f"connecting to {self.name} timed out") from None
+        if isinstance(exc, httpx.ConnectError):
+            raise EngineError(f"cannot connect to {self.name} (is the server running?): {exc}") from None
+        if isinstance(exc, httpx.ReadTimeout):
+            raise EngineError(f"{self.name} sent nothing for {self.read_timeout:g} s (read timeout)") from None
+        if isinstance(exc, httpx.RemoteProtocolError):
+            raise EngineError(f"{self.name} closed the connection mid-reply: {exc}") from None
+        raise EngineError(f"{self.name} failed: {type(exc).__name__}: {exc}") from None
+
+
+def parse_object(text: str, name: str) -> dict[str, Any]:
+    """One JSON object; an ``{"error": ...}`` object raises with the server's message."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EngineError(f"{name} sent malformed JSON ({exc.msg}): {text[:200]!r}") from None
+    if not isinstance(value, dict):
+        raise EngineError(f"{name} sent unexpected JSON: {text[:200]!r}")
+    if "error" in value and value["error"] is not None:
+        raise EngineError(f"{name} reported an error: {error_text(text)}")
+    return value
+
+
+def sse_events(lines: Iterable[str], cancel: threading.Event, name: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects of ``data:`` lines up to ``data: [DONE]``; a stream ending before it raises."""
+    for line in lines:
+        if cancel.is_set():
+            return
+        if not line:
+            continue
+        if not line.startswith(_SSE_FIELDS):
+            raise EngineError(f"{name} sent malformed server-sent events: {line[:200]!r}")
+        if not line.startswith("data:"):
+            continue
+        data = line[len("data:") :].strip()
+        if data == "[DONE]":
+            return
+        yield parse_object(data, name)
+    if not cancel.is_set():
+        raise EngineError(f"{name} stopped mid-reply (the stream ended without [DONE])")

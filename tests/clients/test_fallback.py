@@ -1,0 +1,116 @@
+"""Fallback: a server engine's turns answered by another engine, marked as such everywhere."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from speechlm_demo.audio import chunks
+from speechlm_demo.catalog import load_catalog
+from speechlm_demo.compare import compare
+from speechlm_demo.engines.base import AudioOut, ErrorEvent, Event, SessionOptions, TextOut, TurnEnd
+from speechlm_demo.engines.fallback import Health
+from speechlm_demo.engines.openai_realtime.half_duplex import RealtimeEngine
+from speechlm_demo.engines.registry import EngineRegistry
+from speechlm_demo.hardware import HostInfo
+from speechlm_demo.measure.observer import TurnObserver
+from speechlm_demo.votes.pairs import playable_sides
+from tests.support.speech import espeak_available, speak
+
+from .conftest import client_entry, echo_fallback, speech, with_echo_fallback
+from .fake_mini_omni import FakeMiniOmni
+from .fake_realtime import KEY, FakeRealtime
+from .serving import FakeHTTPServer
+
+
+def test_health_backs_off_doubling_and_recovers() -> None:
+    now = [100.0]
+    health = Health(2.0, 5.0, clock=lambda: now[0])
+    assert health.up and health.due()
+    health.failed("down")
+    assert not health.due() and health.retry_at == 102.0
+    now[0] = 102.0
+    assert health.due()
+    health.failed("still down")
+    assert health.retry_at == 106.0
+    health.failed("still down")
+    assert health.retry_at == 107.0  # capped at 5 s
+    health.succeeded()
+    assert health.up and health.due()
+
+
+def test_compare_marks_a_fallback_answer_and_blind_ab_never_plays_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    server = FakeHTTPServer(FakeRealtime().app)
+    with server as url:
+        entry = client_entry("gpt-realtime", "x.y:Z", (24_000, 24_000), url=url.replace("http", "ws") + "/v1/realtime", url_env="", fallback="echo", end_silence_ms=300)
+        realtime = with_echo_fallback(RealtimeEngine(entry))
+        realtime.load()
+    turn = speech(1.0, 16_000)
+    result = compare(realtime, echo_fallback(), turn, 16_000, timeout_s=10, tail_s=1.5)
+    realtime.close()
+    assert result.a.status == "fallback" and result.a.answered_by == "echo" and "unreachable" in result.a.message
+    assert len(result.a.audio) and result.a.reply_text.startswith("[echo]")
+    assert result.a.timeline["extra"]["answered_by"] == "echo"
+    assert result.b.ok and playable_sides(result) == {"b"}
+
+
+def feed_turn(session, audio: np.ndarray, rate: int, turn_ends: list[TurnEnd], count: int, timeout_s: float) -> None:
+    """Speech then silence in real time until the ``count``-th turn has ended."""
+    start = time.monotonic()
+    padded = np.concatenate([audio, np.zeros(int(2.0 * rate), np.float32)])
+    for index, piece in enumerate(chunks(padded, rate // 50)):
+        time.sleep(max(0.0, start + index * 0.02 - time.monotonic()))
+        session.push_audio(piece)
+    deadline = time.monotonic() + timeout_s
+    while len(turn_ends) < count and time.monotonic() < deadline:
+        session.push_audio(np.zeros(rate // 50, np.float32))
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_killing_the_server_mid_conversation_hands_the_next_turn_to_the_cascade(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the registry and the real catalogue: Mini-Omni2 answers, dies, the cascade answers, marked."""
+    fake = FakeMiniOmni("mini-omni2", chunks=4, chunk_s=0.2)
+    url = fake.__enter__()
+    try:
+        monkeypatch.setenv("MINI_OMNI2_URL", url)
+        registry = EngineRegistry(load_catalog(), HostInfo(accelerator="cpu"))
+        engine = registry.get("mini-omni2")
+        got: list[Event] = []
+        lock = threading.Lock()
+
+        def collect(event: Event) -> None:
+            with lock:
+                got.append(event)
+
+        turn_ends: list[TurnEnd] = []
+        observer = TurnObserver.for_engine(engine)  # what every consumer reads: the turn records
+
+        def on_event(event: Event) -> None:
+            collect(event)
+            observer.observe(event)
+            if isinstance(event, TurnEnd):
+                turn_ends.append(event)
+
+        session = engine.open_session(SessionOptions(), on_event)
+        question = speak("What is the capital of France?") if espeak_available() else speech(1.5)
+        feed_turn(session, question, 16_000, turn_ends, 1, 20)
+        fake.kill()
+        feed_turn(session, question, 16_000, turn_ends, 2, 60)
+        session.close()
+        registry.close()
+    finally:
+        fake.__exit__(None, None, None)
+    first, second = observer.records[:2]
+    assert first.status == "ok" and not first.answered_by and first.reply_text == "Paris is the capital."
+    assert second.status == "fallback" and second.answered_by == "cascade", (second.detail, second.timeline.extra)
+    assert second.reply_text.startswith("[cascade]") and "first_audio_out" in second.timeline.marks
+    notices = [e.message for e in got if isinstance(e, ErrorEvent)]
+    assert len(notices) == 1 and "Offline cascade" in notices[0] and "unreachable" in notices[0]
+    cascade_audio = [e for e in got[got.index(turn_ends[0]) :] if isinstance(e, AudioOut)]
+    assert cascade_audio and cascade_audio[0].sample_rate == 22_050
+    assert any(isinstance(e, TextOut) and e.role == "user" for e in got[got.index(turn_ends[0]) :])

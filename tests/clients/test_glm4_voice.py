@@ -1,0 +1,85 @@
+"""GLM-4-Voice client against a fake model server; its three local models are stand-ins of the same
+shape (the real ones need torch, CUDA and the GLM-4-Voice repository: see local_models.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from speechlm_demo.engines.base import AudioOut, ErrorEvent, SessionOptions, TextOut
+from speechlm_demo.engines.glm4_voice.client import Glm4VoiceEngine
+from speechlm_demo.engines.glm4_voice.local_models import GlmModels
+from speechlm_demo.engines.glm4_voice.protocol import ProtocolError, ServerError, TokenLineReader, build_prompt
+from speechlm_demo.engines.server_client import ServerFailure
+
+from .conftest import client_entry, user_turn, with_echo_fallback
+from .fake_glm4_voice import CountingSpeechTokenizer, FakeGlm4Voice, ToneDecoder, WordTokenizer
+from .serving import FakeHTTPServer
+
+CLASS = "speechlm_demo.engines.glm4_voice.client:Glm4VoiceEngine"
+
+
+def engine_for(url: str, decoder: ToneDecoder | None = None, fallback: bool = False) -> Glm4VoiceEngine:
+    engine = Glm4VoiceEngine(client_entry("glm-4-voice", CLASS, (16_000, 22_050), url=url, url_env="", read_timeout_s=3, fallback="echo" if fallback else None))
+    engine.models = GlmModels(WordTokenizer(), CountingSpeechTokenizer(), decoder)
+    if fallback:
+        with_echo_fallback(engine)
+    engine.load()
+    return engine
+
+
+def test_token_lines_and_the_upstream_error_line() -> None:
+    reader = TokenLineReader()
+    data = b'{"token_id": 5, "error_code": 0}\n{"token_id": 1001, "error_code": 0}\n'
+    assert [t for i in range(len(data)) for t in reader.feed(data[i : i + 1])] == [5, 1001]
+    with pytest.raises(ServerError, match="Server Error \\(error_code 1\\)"):
+        TokenLineReader().feed(b'{"text": "Server Error", "error_code": 1}\n')
+    with pytest.raises(ProtocolError):
+        TokenLineReader().feed(b"Traceback\n")
+
+
+def test_prompt_carries_the_previous_turn() -> None:
+    first = build_prompt("", "<|begin_of_audio|><|audio_1|><|end_of_audio|>")
+    assert first.startswith("<|system|>\nUser will provide you with a speech instruction.")
+    assert first.endswith("<|user|>\n<|begin_of_audio|><|audio_1|><|end_of_audio|><|assistant|>streaming_transcription\n")
+    second = build_prompt(first + "Hello", "X")
+    assert second.count("<|system|>") == 1 and "Hello<|user|>\nX" in second
+
+
+def test_a_turn_streams_text_and_decodes_speech_in_growing_blocks(options: SessionOptions) -> None:
+    fake, decoder = FakeGlm4Voice(), ToneDecoder()
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, decoder)
+        history: list[dict] = []
+        events = list(engine.respond(user_turn(2.0), history, options))
+        list(engine.respond(user_turn(1.0, turn_id=2), history, options))
+    assert [b for b, _ in decoder.blocks] == [25, 50, 55, 25, 50, 55] and [f for _, f in decoder.blocks] == [False, False, True] * 2
+    audio = [e for e in events if isinstance(e, AudioOut)]
+    assert sum(e.duration_s for e in audio) == pytest.approx(130 * 0.08, abs=0.01) and audio[0].sample_rate == 22_050
+    assert [e.text for e in events if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]
+    first, second = fake.requests
+    assert first["prompt"].count("<|audio_") == 25 and first["temperature"] == 0.2 and first["top_p"] == 0.8
+    assert second["prompt"].startswith(first["prompt"]) and "The capital of France is Paris.<|audio_0|>" in second["prompt"]
+
+
+def test_without_a_decoder_replies_are_text_only_and_say_so(options: SessionOptions) -> None:
+    with FakeHTTPServer(FakeGlm4Voice().app) as url:
+        engine = engine_for(url)
+        events = list(engine.respond(user_turn(), [], options))
+    assert not [e for e in events if isinstance(e, AudioOut)]
+    assert "text only" in next(e for e in events if isinstance(e, ErrorEvent)).message
+
+
+@pytest.mark.parametrize(("behaviour", "message"), [("error", "Server Error \\(error_code 1\\)"), ("die", "broke off"), ("garbage", "not its reply format")])
+def test_server_faults_are_clear(behaviour: str, message: str, options: SessionOptions) -> None:
+    with FakeHTTPServer(FakeGlm4Voice(behaviour).app) as url:
+        engine = engine_for(url, ToneDecoder())
+        with pytest.raises(ServerFailure, match=message):
+            list(engine.respond(user_turn(), [], options))
+
+
+def test_refused_before_any_reply_goes_to_the_fallback(options: SessionOptions) -> None:
+    with FakeHTTPServer(FakeGlm4Voice("refuse").app) as url:
+        engine = engine_for(url, fallback=True)
+        turn = user_turn()
+        events = list(engine.respond(turn, [], options))
+    assert turn.timeline.extra["answered_by"] == "echo" and any(isinstance(e, AudioOut) for e in events)

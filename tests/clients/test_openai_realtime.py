@@ -1,0 +1,158 @@
+"""OpenAI Realtime, our turn layer committing turns, against a fake Realtime server."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from speechlm_demo.audio import rms_dbfs
+from speechlm_demo.compare import answer
+from speechlm_demo.engines.base import AudioOut, ErrorEvent, Mark, SessionOptions, TextOut
+from speechlm_demo.engines.openai_realtime.half_duplex import RealtimeEngine
+from speechlm_demo.engines.openai_realtime.usage import Prices, turn_usage
+from speechlm_demo.engines.server_client import ServerFailure
+
+from .conftest import client_entry, speech, user_turn, with_echo_fallback
+from .fake_realtime import KEY, USAGE, FakeRealtime
+from .serving import FakeHTTPServer
+
+CLASS = "speechlm_demo.engines.openai_realtime.half_duplex:RealtimeEngine"
+PRICES = {"text_in": 4.0, "audio_in": 32.0, "text_out": 16.0, "audio_out": 64.0}
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+
+
+def engine_for(url: str, fallback: bool = False, **defaults) -> RealtimeEngine:
+    defaults = {"read_timeout_s": 3, "prices": PRICES, **defaults}
+    entry = client_entry("gpt-realtime", CLASS, (24_000, 24_000), url=url.replace("http", "ws") + "/v1/realtime", url_env="", fallback="echo" if fallback else None, **defaults)
+    engine = RealtimeEngine(entry)
+    if fallback:
+        with_echo_fallback(engine)
+    engine.load()
+    return engine
+
+
+def test_usage_and_cost_from_response_done() -> None:
+    usage = turn_usage(USAGE, Prices(**PRICES))
+    assert usage["input_audio_tokens"] == 100 and usage["output_audio_tokens"] == 110
+    assert usage["cost_usd"] == pytest.approx((20 * 4 + 100 * 32 + 30 * 16 + 110 * 64) / 1e6)
+    assert turn_usage(None, Prices())["cost_usd"] == 0
+
+
+@pytest.mark.parametrize("api", ["ga", "beta"])
+def test_a_turn_sends_the_ga_or_beta_events_and_streams_the_reply(api: str, options: SessionOptions) -> None:
+    fake = FakeRealtime(reply_s=1.2)
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, api=api)
+        history: list[dict] = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi there."}]
+        turn = user_turn(1.0, 24_000)
+        events = list(engine.respond(turn, history, options))
+        engine.close()
+    kinds = [e["type"] for e in fake.client_events]
+    assert kinds[0] == "session.update" and kinds[-2:] == ["input_audio_buffer.commit", "response.create"]
+    assert kinds.count("conversation.item.create") == 2 and kinds.count("input_audio_buffer.append") == 10
+    session = fake.client_events[0]["session"]
+    if api == "ga":
+        assert session["type"] == "realtime" and session["audio"]["input"]["turn_detection"] is None
+        assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24_000}
+    else:
+        assert session["input_audio_format"] == "pcm16" and session["turn_detection"] is None
+    audio = np.concatenate([e.pcm for e in events if isinstance(e, AudioOut)])
+    assert len(audio) == pytest.approx(1.2 * 24_000, abs=10) and rms_dbfs(audio) > -20
+    texts = [e for e in events if isinstance(e, TextOut) and e.final]
+    assert texts[0].role == "user" and texts[0].text.startswith("What is the capital of France?")
+    assert texts[-1].text == "The capital of France is Paris."
+    assert any(isinstance(e, Mark) and e.name == "llm_first_token" for e in events)
+    assert turn.timeline.extra["usage"]["cost_usd"] == pytest.approx(0.0108)
+    assert history[-2:] == [{"role": "user", "content": texts[0].text}, {"role": "assistant", "content": "The capital of France is Paris."}]
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "message"),
+    [
+        ("refuse", "HTTP 401 \\(the API key was refused\\)"),
+        ("error", "insufficient_quota.*exceeded your current quota"),
+        ("garbage", "not a Realtime event"),
+        ("failed", "failed the response: The server had an error"),
+        ("die", "closed the connection"),
+        ("hang", "sent nothing for 1 s"),
+    ],
+)
+def test_server_faults_are_clear_failures(behaviour: str, message: str, options: SessionOptions) -> None:
+    with FakeHTTPServer(FakeRealtime(behaviour).app) as url:
+        engine = engine_for(url, read_timeout_s=1)
+        with pytest.raises(ServerFailure, match=message):
+            list(engine.respond(user_turn(1.0, 24_000), [], options))
+        engine.close()
+
+
+def test_a_server_that_dies_mid_reply_fails_that_turn_and_the_next_goes_to_the_fallback(options: SessionOptions) -> None:
+    server = FakeHTTPServer(FakeRealtime("die").app)
+    with server as url:
+        engine = engine_for(url, fallback=True)
+        with pytest.raises(ServerFailure):
+            list(engine.respond(user_turn(1.0, 24_000), [], options))  # audio went out: no fallback for it
+        server.kill()
+        turn = user_turn(1.0, 24_000, turn_id=2)
+        events = list(engine.respond(turn, [], options))
+        engine.close()
+    assert turn.timeline.extra["answered_by"] == "echo"
+    assert [e for e in events if isinstance(e, ErrorEvent)] and any(isinstance(e, AudioOut) for e in events)
+
+
+def test_a_whole_turn_through_the_turn_layer() -> None:
+    fake = FakeRealtime(reply_s=1.0)
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, end_silence_ms=300)
+        result = answer(engine, speech(1.2, 24_000), 24_000, timeout_s=10, tail_s=1.5)
+        engine.close()
+    assert result.ok, result.message
+    marks = list(result.timeline["marks_ms"])
+    assert marks.index("user_speech_end") < marks.index("turn_detected") < marks.index("first_audio_out") < marks.index("last_audio_out")
+    assert result.reply_text == "The capital of France is Paris." and result.user_text.startswith("What is the capital")
+    assert result.timeline["extra"]["usage"]["total_tokens"] == 260
+
+
+def test_the_turn_status_line_shows_tokens_and_cost() -> None:
+    from speechlm_demo.timeline import usage_note
+
+    assert usage_note({"usage": turn_usage(USAGE, Prices(**PRICES))}) == " · 260 tokens, $0.0108"
+    assert usage_note({}) == ""
+
+
+def test_the_next_turns_connection_is_opened_ahead_and_a_stale_one_replaced(options: SessionOptions) -> None:
+    fake = FakeRealtime(reply_s=0.4)
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, warm_max_age_s=0.5)
+        deadline = time.monotonic() + 3
+        while fake.connections < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert fake.connections == 1, "opened at load, before any turn"
+        list(engine.respond(user_turn(0.5, 24_000), [], options))
+        assert fake.connections == 2  # the turn used the spare; a new spare is open
+        time.sleep(0.6)  # the spare is now too old
+        events = list(engine.respond(user_turn(0.5, 24_000, turn_id=2), [], options))
+        engine.close()
+    assert fake.connections == 4 and any(isinstance(e, AudioOut) for e in events)
+
+
+def test_a_cancelled_turn_cancels_the_response(options: SessionOptions) -> None:
+    fake = FakeRealtime(reply_s=3.0, pace=1.0)
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url)
+        turn = user_turn(0.5, 24_000)
+        audio = 0
+        for event in engine.respond(turn, [], options):
+            if isinstance(event, AudioOut):
+                audio += 1
+                turn.cancel.set()  # barge-in: the turn layer cancels the reply
+        deadline = time.monotonic() + 3
+        while "response.cancel" not in [e["type"] for e in fake.client_events] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        engine.close()
+    assert audio <= 2 and "response.cancel" in [e["type"] for e in fake.client_events]

