@@ -84,6 +84,8 @@ def _bench(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     sys.stderr.write(f"{args.engine} loaded in {time.monotonic() - started:.1f} s; {len(prompts)} prompt(s) x {args.repeat}\n")
+    if args.via == "webrtc":
+        return _bench_webrtc(args, engine, registry, prompts)
     with tqdm(total=len(prompts) * args.repeat, desc=args.engine, unit="turn", file=sys.stderr) as bar:
         turns = bench.benchmark(engine, prompts, repeat=args.repeat, tail_s=args.tail, timeout_s=args.timeout, progress=bar)
     doc = bench.report(args.engine, host, turns)
@@ -97,6 +99,22 @@ def _bench(args: argparse.Namespace) -> int:
         bench.write_plot(doc, Path(args.plot))
     registry.close()
     return 0 if doc["summary"]["turns"]["ok"] else 1
+
+
+def _bench_webrtc(args: argparse.Namespace, engine: object, registry: object, prompts: list) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .benchmarks import webrtc as bench_webrtc
+
+    with tqdm(total=len(prompts) * args.repeat, desc=f"{args.engine} via webrtc", unit="turn", file=sys.stderr) as bar:
+        doc = bench_webrtc.compare(engine, registry, prompts, repeat=args.repeat, tail_s=args.tail, timeout_s=args.timeout, progress=bar)
+    sys.stdout.write(bench_webrtc.format_shares(doc) + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2))
+    registry.close()  # type: ignore[attr-defined]
+    return 0 if doc["summary"].get("webrtc_v2v_ms") else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a turn to end")
     bench.add_argument("--max-prompt", type=float, default=60.0, help="prompts longer than this many seconds are cut")
     bench.add_argument("--host", help="simulate a host (catalogue decisions only)")
+    bench.add_argument("--via", choices=("process", "webrtc"), default="process",
+                       help="webrtc: each prompt in process, then through the app's /rtc routes with an aiortc peer on loopback")
     bench.add_argument("--catalog", help="catalogue file")
     prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused / noisy) with espeak-ng")
     prompts.add_argument("directory")
@@ -145,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"error: {exc}\n")
             return 2
         sys.stdout.write(
-            f"wrote {counts['complete']} complete, {counts['paused']} paused and {counts['noisy']} noisy prompts to {args.directory}\n"
+            f"wrote {counts['complete']} complete, {counts['paused']} paused and {counts['noisy']} noisy prompts, "
+            f"{counts['varied']} varied (for tuning) and {counts['heldout']} held-out (never for tuning) to {args.directory}\n"
         )
         return 0
     if args.command == "run":

@@ -38,7 +38,7 @@ from .timeline import usage_note
 
 log = logging.getLogger(__name__)
 
-OUTPUT_SAMPLE_RATE = 24_000
+OUTPUT_SAMPLE_RATE = 48_000  # what Opus encodes: a 24 kHz stream waits one more frame in aiortc's resampler
 MAX_SESSIONS_ENV = "SPEECHLM_MAX_SESSIONS"
 TURN_ENV = ("SPEECHLM_TURN_URLS", "SPEECHLM_TURN_USERNAME", "SPEECHLM_TURN_CREDENTIAL")
 

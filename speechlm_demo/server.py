@@ -22,6 +22,7 @@ from .catalog import CatalogError, load_catalog
 from .engines.registry import EngineRegistry
 from .hardware import probe, simulated_host
 from .rtc import EngineStreamHandler, browser_rtc_configuration, max_sessions, server_rtc_configuration
+from .rtc_jitter import apply_receive_jitter_frames
 from .ui.layout import build_demo
 from .votes.pairs import blind_candidates
 from .votes.store import StoreError, VoteStore
@@ -113,11 +114,12 @@ def create_demo(config: AppConfig) -> tuple[gr.Blocks, EngineRegistry]:
     return build_demo(registry, config.engine, open_vote_store()), registry
 
 
-def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None) -> FastAPI:
-    """FastAPI app with the RTC routes, a health endpoint and the UI mounted at ``/``."""
-    app = FastAPI(title="SpeechLM Playground")
+def mount_rtc(app: FastAPI, handler: EngineStreamHandler) -> Stream:
+    """The FastRTC stream of ``handler`` at ``/rtc`` (the benchmark mounts the same one); the server's audio
+    receivers wait for :func:`~.rtc_jitter.receive_jitter_frames` later frames, not aiortc's 4."""
+    apply_receive_jitter_frames()
     stream = Stream(
-        handler=EngineStreamHandler(registry, engine_id, ui_args=False),
+        handler=handler,
         modality="audio",
         mode="send-receive",
         rtc_configuration=browser_rtc_configuration(),
@@ -127,6 +129,13 @@ def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None)
     # Only the offer route: FastRTC's websocket route misreads telephone audio and its telephone routes need
     # twilio; the app offers neither.
     app.post(f"{RTC_PREFIX}/webrtc/offer")(stream.offer)
+    return stream
+
+
+def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None) -> FastAPI:
+    """FastAPI app with the RTC routes, a health endpoint and the UI mounted at ``/``."""
+    app = FastAPI(title="SpeechLM Playground")
+    mount_rtc(app, EngineStreamHandler(registry, engine_id, ui_args=False))
 
     @app.get("/api/health")
     def health() -> dict:

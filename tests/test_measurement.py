@@ -19,6 +19,7 @@ from fastrtc import AdditionalOutputs
 from speechlm_demo.benchmarks.latency import benchmark
 from speechlm_demo.catalog import load_catalog
 from speechlm_demo.compare import answer
+from speechlm_demo.engines.echo import HEAD_MARGIN_S
 from speechlm_demo.measure.feeding import load_prompts
 from speechlm_demo.rtc import EngineStreamHandler
 from speechlm_demo.votes.listening import prepare
@@ -89,13 +90,14 @@ def test_the_same_turn_is_measured_the_same_by_every_consumer(tmp_path: Path) ->
 
 def test_bench_on_echo_matches_echo_s_own_silence_rule(tmp_path: Path) -> None:
     """Prompts whose speech ends on a VAD window boundary (sidecar = the exact end): echo commits after
-    ``end_silence_ms`` rounded up to whole 32 ms windows and replays the turn from its pre-roll, which is silent
-    here; so its first audible sample comes that long plus the pre-roll after the reference end."""
+    ``end_silence_ms`` rounded up to whole 32 ms windows and replays the turn from ``HEAD_MARGIN_S`` before its
+    first loud sound (not its silent pre-roll); so its first audible sample comes that long plus the margin after
+    the reference end."""
     settings = load_catalog().get("echo").effective_settings
     assert settings is not None
     window = RATE // 32
     window_ms = window * 1000 / RATE
-    expected = np.ceil(settings["end_silence_ms"] / window_ms) * window_ms + settings["pre_roll_ms"]
+    expected = np.ceil(settings["end_silence_ms"] / window_ms) * window_ms + HEAD_MARGIN_S * 1000
     for index, speech_windows in enumerate((32, 45)):
         audio = np.concatenate([silence(8 * window / RATE), tone(speech_windows * window / RATE), silence(0.5)])
         sf.write(tmp_path / f"p{index}.wav", audio, RATE, subtype="FLOAT")

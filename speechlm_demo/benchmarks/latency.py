@@ -33,6 +33,7 @@ REPORTED = (
     "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms",
     "server_first_text_ms", "server_first_audio_ms",  # engines talking to a model server (vLLM-Omni, vLLM)
 )
+DECISION_KEYS = ("committed_by", "judged_complete", "smart_turn_p", "smart_turn_ms")
 PACKAGES = ("gradio", "fastrtc", "numpy", "torch", "faster-whisper", "llama_cpp_python", "piper-tts", "onnxruntime", "moshi")
 
 
@@ -53,6 +54,8 @@ class TurnResult:
     detail: str = ""
     speech_end_source: str = "estimated"
     premature_cuts: int = 0
+    kind: str = ""
+    decided: dict[str, Any] = field(default_factory=dict)  # how the turn ended: committed_by, verdicts
 
 
 def word_error_rate(reference: str | None, hypothesis: str) -> float | None:
@@ -84,6 +87,11 @@ def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
     summary["turns"] = {"ok": sum(t.status == "ok" for t in turns), "total": len(turns)}
     cut = sum(t.premature_cuts > 0 for t in turns)
     summary["premature_cuts"] = {"prompts_cut": cut, "total": len(turns), "rate": round(cut / len(turns), 3) if turns else 0.0}
+    kinds = sorted({t.kind for t in turns if t.kind})
+    summary["premature_by_kind"] = {
+        kind: {"prompts_cut": sum(t.premature_cuts > 0 for t in turns if t.kind == kind), "total": sum(t.kind == kind for t in turns)}
+        for kind in kinds
+    }
     return summary
 
 
@@ -125,6 +133,10 @@ def benchmark(
             result.wer = word_error_rate(prompt.reference, result.user_text) if result.user_text else None
             result.speech_end_source = prompt.end_source
             result.premature_cuts = len(feed.premature)
+            result.kind = prompt.kind
+            if record is not None:
+                extra = record.timeline.extra
+                result.decided = {k: extra[k] for k in DECISION_KEYS if k in extra}
             results.append(result)
             if progress is not None:
                 progress.update(1)
@@ -155,9 +167,14 @@ def format_summary(doc: dict[str, Any]) -> str:
     if "asr_wer" in doc["summary"]:
         lines.append(f"ASR word error rate (mean over {doc['summary']['asr_wer']['n']}): {doc['summary']['asr_wer']['mean']:.3f}")
     ok, cuts = doc["summary"]["turns"], doc["summary"]["premature_cuts"]
-    lines += [f"turns ok: {ok['ok']}/{ok['total']}   premature cuts: {cuts['prompts_cut']}/{cuts['total']}", ""]
+    lines.append(f"turns ok: {ok['ok']}/{ok['total']}   premature cuts: {cuts['prompts_cut']}/{cuts['total']}")
+    by_kind = doc["summary"].get("premature_by_kind", {})
+    if len(by_kind) > 1:
+        lines.append("premature cuts by kind: " + ", ".join(f"{k} {v['prompts_cut']}/{v['total']}" for k, v in by_kind.items()))
+    lines.append("")
     for t in doc["turns"]:
-        lines.append(f"[{t['prompt']} #{t['repeat']}] {t['status']}: you: {t['user_text']!r} -> agent: {t['reply_text']!r} {t['detail']}")
+        decided = " ".join(f"{k}={v}" for k, v in t.get("decided", {}).items())
+        lines.append(f"[{t['prompt']} #{t['repeat']}] {t['status']} ({decided}): you: {t['user_text']!r} -> agent: {t['reply_text']!r} {t['detail']}")
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@
 the complete questions in noise.
 
 ``python -m speechlm_demo make-prompts DIR`` writes ``DIR/complete/*.wav``, ``DIR/paused/*.wav`` and
-``DIR/noisy/*.wav``, each with ``.txt`` (reference text) and ``.json`` (``speech_end_s``, the true end of
+``DIR/noisy/*.wav`` (and the varied and held-out sets of :mod:`.varied_prompts`), each with ``.txt`` (reference text) and ``.json`` (``speech_end_s``, the true end of
 speech) sidecars. The paused set is the turn-taking stress test: an unfinished phrase, 0.7-1.1 s of
 silence, the rest. The noisy set adds Gaussian noise ``NOISE_DB`` under the speech's level, everywhere.
 """
@@ -48,11 +48,12 @@ PAUSES_S = (0.7, 0.9, 1.1)
 NOISE_DB = 25.0  # the noisy set's noise, under the speech's mean level (a loud room)
 
 
-def speak(text: str, rate: int = RATE) -> np.ndarray:
+def speak(text: str, rate: int = RATE, voice: str = VOICE, words_per_minute: int = 165) -> np.ndarray:
     """espeak-ng speech, trimmed of its leading/trailing silence, as float32 at ``rate``."""
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
-    wav = subprocess.run(["espeak-ng", "-v", VOICE, "-s", "165", "--stdout", text], capture_output=True, check=True).stdout
+    command = ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "--stdout", text]
+    wav = subprocess.run(command, capture_output=True, check=True).stdout
     samples, native = sf.read(io.BytesIO(wav), dtype="float32")
     audio = resample(samples, native, rate)
     loud = np.flatnonzero(np.abs(audio) > 0.01)
@@ -73,7 +74,7 @@ def _write(
 
 
 def make_prompts(directory: Path) -> dict[str, int]:
-    """Write both sets; returns how many prompts each has."""
+    """Write every set; returns how many prompts each has."""
     complete, paused, noisy = directory / "complete", directory / "paused", directory / "noisy"
     for folder in (complete, paused, noisy):
         folder.mkdir(parents=True, exist_ok=True)
@@ -88,4 +89,6 @@ def make_prompts(directory: Path) -> dict[str, int]:
             audio = np.concatenate([first, np.zeros(int(pause * RATE), np.float32), second])
             _write(paused, f"p{index:02d}_{int(pause * 1000)}ms", audio, f"{opener} {rest}")
             count += 1
-    return {"complete": len(COMPLETE), "paused": count, "noisy": len(COMPLETE)}
+    from .varied_prompts import make_varied
+
+    return {"complete": len(COMPLETE), "paused": count, "noisy": len(COMPLETE)} | make_varied(directory)

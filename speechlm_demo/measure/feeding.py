@@ -41,6 +41,7 @@ class Prompt:
     speech_end_s: float
     reference: str | None = None
     end_source: str = "estimated"
+    kind: str = ""  # the sidecar's "kind" (complete, leadin, two, unfinished, real, ...), else the folder's name
     notes: list[str] = field(default_factory=list)
 
 
@@ -62,11 +63,13 @@ def load_prompts(directory: Path, rate: int, max_s: float = MAX_PROMPT_S, skippe
     prompts = []
     for item in found:
         meta, text = item.path.with_suffix(".json"), item.path.with_suffix(".txt")
-        end, source = estimate_speech_end(item.audio, rate), "estimated"
+        end, source, kind = estimate_speech_end(item.audio, rate), "estimated", directory.name
         if meta.exists():
-            end, source = min(float(json.loads(meta.read_text())["speech_end_s"]), len(item.audio) / rate), "sidecar"
+            sidecar = json.loads(meta.read_text())
+            end, source = min(float(sidecar["speech_end_s"]), len(item.audio) / rate), "sidecar"
+            kind = str(sidecar.get("kind", kind))
         reference = text.read_text().strip() if text.exists() else None
-        prompts.append(Prompt(item.path, item.audio, end, reference, source, item.notes))
+        prompts.append(Prompt(item.path, item.audio, end, reference, source, kind, item.notes))
     if not prompts:
         why = "; ".join(str(item) for item in passed_over) or "the folder holds no audio files"
         raise FileNotFoundError(f"no usable prompt audio files in {directory} ({why})")

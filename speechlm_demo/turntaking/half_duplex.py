@@ -4,15 +4,15 @@ At a short pause the engine starts answering *speculatively*: its events are hel
 ``early_pause_db`` it starts at a *likely* pause, before the VAD confirms it; a likely pause withdrawn
 drops that reply.) The reply is *committed* (``turn_detected`` is marked and the held events flow out) when
 
-* the engine reports the user's words, the completeness judgement accepts them
-  (``defaults.endpointing: transcript``), the VAD has confirmed the pause, no voice is being heard in it
-  (else once that voice proves a blip too short to be a resumption) and the user has been silent for
-  ``min_commit_silence_ms`` (a floor under the commit: a fast ASR must not end a turn at a gap between
-  two words), or
+* the end-of-turn strategy named by ``endpointing`` says so (:mod:`.end_of_turn`: ``transcript``, the
+  words read finished; ``smart-turn``, Smart Turn v3 hears a finished turn once the pause is
+  ``smart_turn_silence_ms`` long; ``combined``, both), the VAD has confirmed the pause, no voice is being
+  heard in it and the user has been silent for ``min_commit_silence_ms``, or
 * the silence reaches ``end_silence_ms`` (every engine; the only rule for ``endpointing: silence``).
 
-If the user goes on speaking before the commit, or the words heard are judged unfinished, the
-speculative reply is dropped without a trace (its history changes too).
+If the user goes on speaking before the commit, or the strategy drops it (the words dangle), the
+speculative reply is dropped without a trace (its history changes too). The reply itself is a small state
+machine (:mod:`.speculative_reply`).
 After the commit, user speech is barge-in: playback is flushed (``Interrupt``) and generation stops.
 An engine that raises or stops answering fails its turn with a message; the session keeps listening.
 """
@@ -23,9 +23,11 @@ import logging
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
-from typing import ClassVar, Literal
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
 from ..engines.base import (
     Emit,
@@ -35,6 +37,7 @@ from ..engines.base import (
     ErrorEvent,
     Event,
     Interrupt,
+    Progress,
     SessionOptions,
     UserTurn,
 )
@@ -51,9 +54,13 @@ from .detector import (
     TurnDetector,
     TurnSettings,
 )
+from .end_of_turn import strategy_for
 from .reply_runner import CANCEL_GRACE_S, ReplyRunner
 from .speculative_reply import Reply
 from .voice_activity import EnergyVAD, VoiceActivityModel
+
+if TYPE_CHECKING:
+    from .smart_turn import SmartTurn
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +68,11 @@ log = logging.getLogger(__name__)
 class HalfDuplexSettings(TurnSettings):
     """Settings every half-duplex engine has: the turn detector's knobs and how a turn may end early."""
 
-    endpointing: Literal["silence", "transcript"] = "silence"
+    endpointing: Literal["silence", "transcript", "smart-turn", "combined"] = "silence"
+    smart_turn_silence_ms: float = Field(200.0, ge=0.0, description="silence after which Smart Turn hears the pause")
+    smart_turn_alone_above: float = Field(
+        1.0, ge=0.0, le=1.0, description="combined: Smart Turn at least this sure commits without the transcript"
+    )
 
 
 class HalfDuplexEngine(Engine):
@@ -73,6 +84,15 @@ class HalfDuplexEngine(Engine):
     def new_history(self, options: SessionOptions) -> list[dict[str, str]]:
         """The conversation memory of a new session (chat messages)."""
         return []
+
+    def load(self, progress: Progress | None = None) -> None:
+        """Load the engine, and Smart Turn when its ``endpointing`` listens to the audio (so that opening the
+        first session does not wait for it)."""
+        super().load(progress)
+        if strategy_for(self.settings.endpointing).uses_audio:
+            from .smart_turn import shared_model
+
+            shared_model()
 
     def make_vad(self) -> VoiceActivityModel:
         """The voice activity model of a new session (default: the energy VAD at the input rate)."""
@@ -108,7 +128,15 @@ class HalfDuplexSession(EngineSession):
     ) -> None:
         super().__init__(engine, options, emit)
         self.settings = engine.settings
-        self.judge_transcripts = engine.settings.endpointing == "transcript"
+        self.strategy = strategy_for(self.settings.endpointing, self.settings.smart_turn_alone_above)
+        self.smart_turn: SmartTurn | None = None
+        if self.strategy.uses_audio:
+            from .smart_turn import shared_model  # onnxruntime + the model, only when asked for
+
+            self.smart_turn = shared_model()
+        self._listener = ThreadPoolExecutor(1, thread_name_prefix="smart-turn") if self.smart_turn else None
+        self._heard: list[np.ndarray] = []  # the last 8 s of input: what Smart Turn hears
+        self._heard_len = 0
         rate = engine.entry.sample_rates.input
         self.detector = TurnDetector(vad or EnergyVAD(sample_rate=rate, window=rate // 32), self.settings)
         self.clock = clock
@@ -117,16 +145,38 @@ class HalfDuplexSession(EngineSession):
         self._reply: Reply | None = None
         self.runner = ReplyRunner(min(CANCEL_GRACE_S, self.settings.reply_timeout_s), clock)
         self._closed = False
+        self._handlers: dict[type, Callable[[Any, float], None]] = {
+            SpeechStarted: self._on_voice,
+            SpeechResumed: self._on_voice,
+            BlipIgnored: lambda decision, now: None,  # a held reply is reconsidered after the decisions
+            PauseLikely: self._on_likely_pause,
+            PauseUnlikely: self._on_pause_withdrawn,
+            PauseDetected: self._on_pause,
+            TurnClosed: self._on_turn_closed,
+        }
 
     def _push(self, pcm: np.ndarray) -> None:
         """Run turn detection; start, commit, drop or interrupt replies."""
         if self._closed:
             return
         now = self.clock()
+        if self._listener is not None:
+            self._remember(pcm)
         for decision in self.detector.push(pcm):
             self._on_decision(decision, now)
-        if self._reply is not None:
-            self._reply.commit_if_ready()
+        reply = self._reply
+        if reply is not None:
+            if self._listener is not None and not reply.listening and reply.silence_ms() >= self.settings.smart_turn_silence_ms:
+                reply.listening = True
+                self._listener.submit(reply.listen, np.concatenate(self._heard))
+            reply.reconsider()
+
+    def _remember(self, pcm: np.ndarray) -> None:
+        self._heard.append(np.asarray(pcm, dtype=np.float32))
+        self._heard_len += len(pcm)
+        keep = 8 * self.detector.rate
+        while self._heard_len - len(self._heard[0]) >= keep:
+            self._heard_len -= len(self._heard.pop(0))
 
     def flush(self) -> None:
         """End of input: the turn in progress is over."""
@@ -147,39 +197,44 @@ class HalfDuplexSession(EngineSession):
         self.runner.close()
         if self._reply is not None:
             self._reply.interrupt()
+        if self._listener is not None:
+            self._listener.shutdown(wait=False, cancel_futures=True)
 
     def _time_of(self, sample: int, now: float) -> float:
         return now - (self.detector.samples_seen - sample) / self.detector.rate
 
     def _on_decision(self, decision: Decision, now: float) -> None:
+        """One detector decision, to its own small handler."""
+        self._handlers[type(decision)](decision, now)
+
+    def _on_voice(self, decision: SpeechStarted | SpeechResumed, now: float) -> None:
         reply = self._reply
-        if isinstance(decision, (SpeechStarted, SpeechResumed)):
-            if reply is not None and (reply.busy(now) or not reply.committed):
-                if reply.committed:
-                    log.info("barge-in during turn %d", reply.turn.turn_id)
-                    self.emit(Interrupt(reply.turn.turn_id))
-                reply.interrupt()
-            if isinstance(decision, SpeechResumed) and reply is not None and reply.committed:
-                reply.supersede()  # an early cut: the next reply answers the whole turn, heard once
-            return
-        if isinstance(decision, BlipIgnored):
-            return  # a held reply commits after the decisions (push_audio), the blip being over
-        if isinstance(decision, PauseLikely):
-            self._start_reply(decision.start, decision.end, decision.audio, now, committed=False, confirmed=False)
-            return
-        if isinstance(decision, PauseUnlikely):
-            if reply is not None and not reply.confirmed:
-                reply.interrupt()
-            return
-        if isinstance(decision, PauseDetected):
-            if reply is not None and not reply.confirmed and not reply.cancelled:
-                reply.confirm(decision.end)
-            else:
-                self._start_reply(decision.start, decision.end, decision.audio, now, committed=False)
-            return
-        assert isinstance(decision, TurnClosed)
+        if reply is not None and (reply.busy(now) or not reply.committed):
+            if reply.committed:
+                log.info("barge-in during turn %d", reply.turn.turn_id)
+                self.emit(Interrupt(reply.turn.turn_id))
+            reply.interrupt()
+        if isinstance(decision, SpeechResumed) and reply is not None and reply.committed:
+            reply.supersede()  # an early cut: the next reply answers the whole turn, heard once
+
+    def _on_likely_pause(self, decision: PauseLikely, now: float) -> None:
+        self._start_reply(decision.start, decision.end, decision.audio, now, committed=False, confirmed=False)
+
+    def _on_pause_withdrawn(self, decision: PauseUnlikely, now: float) -> None:
+        if self._reply is not None and not self._reply.confirmed:
+            self._reply.drop()
+
+    def _on_pause(self, decision: PauseDetected, now: float) -> None:
+        reply = self._reply
+        if reply is not None and not reply.confirmed and not reply.cancelled:
+            reply.confirm(decision.end)
+        else:
+            self._start_reply(decision.start, decision.end, decision.audio, now, committed=False)
+
+    def _on_turn_closed(self, decision: TurnClosed, now: float) -> None:
         if decision.truncated:
             self.emit(ErrorEvent(f"Your turn was cut at {self.settings.max_turn_s:g} s (the longest turn this engine takes)."))
+        reply = self._reply
         if reply is not None and reply.covers(decision.end) and not reply.cancelled:
             reply.commit("silence")
         else:

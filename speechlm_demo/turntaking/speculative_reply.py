@@ -1,20 +1,31 @@
-"""One (possibly speculative) reply of a half-duplex session, generated in a worker thread.
+r"""One (possibly speculative) reply of a half-duplex session, generated in a worker thread.
 
-Its events are held back until the session commits it (:meth:`Reply.commit`); a reply dropped before
-that leaves no trace, not even in the conversation history. A committed reply that the user interrupts
-ends as "interrupted"; one that raises or hangs ends as "failed" with a message.
+A reply is an explicit state machine (:class:`Phase`)::
+
+    LIKELY --(the VAD hears the pause)--> HELD --(strategy or long silence)--> COMMITTED --> ENDED
+       \__________________________________/  \--(user goes on / words dangle)--> DROPPED
+
+Its events are held back until it is COMMITTED; a DROPPED reply leaves no trace, not even in the
+conversation history. Whether it may commit early is the session's end-of-turn strategy's call
+(:mod:`.end_of_turn`), asked by :meth:`Reply.reconsider` whenever something changes: a frame of silence,
+the engine's transcript, Smart Turn's verdict. A committed reply that the user interrupts ends as
+"interrupted"; one that raises or hangs ends as "failed" with a message. Generation (the worker thread)
+runs beside the phases: it may finish before or after the commit.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from enum import Enum
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..audio import SILENT_DBFS, rms_dbfs
 from ..engines.base import AudioOut, ErrorEvent, Event, Mark, TextOut, TurnEnd, UserTurn
+from .end_of_turn import Action, Evidence, Verdict
 from .endpointing import is_complete
 
 if TYPE_CHECKING:
@@ -23,6 +34,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _NO_AUDIO = np.zeros(0, np.float32)
+
+
+class Phase(Enum):
+    """Where a reply stands."""
+
+    LIKELY = "likely"  # started at a likely pause; the VAD has not heard the pause yet
+    HELD = "held"  # the pause is confirmed; events wait for the strategy or the long silence
+    COMMITTED = "committed"  # the user's turn is over: events flow out
+    ENDED = "ended"  # its TurnEnd is out (ok, failed or interrupted)
+    DROPPED = "dropped"  # speculative and dropped: no trace
+
+
+NEXT = {
+    Phase.LIKELY: frozenset({Phase.HELD, Phase.COMMITTED, Phase.DROPPED}),
+    Phase.HELD: frozenset({Phase.COMMITTED, Phase.DROPPED}),
+    Phase.COMMITTED: frozenset({Phase.ENDED}),
+    Phase.ENDED: frozenset(),
+    Phase.DROPPED: frozenset(),
+}
 
 
 class Reply:
@@ -34,27 +64,37 @@ class Reply:
         self.timeline = turn.timeline
         self.end_sample = end_sample
         self.voice_end = end_sample  # where the user's voice ended, as seen when this reply started
-        self.confirmed = confirmed  # the VAD heard the pause (False while started at a likely pause)
+        self.phase = Phase.HELD if confirmed else Phase.LIKELY
         self.history = list(session.history)  # the session's memory changes only if this reply commits
         self.history_before = list(session.history)
         self.superseded = False  # the user went on with the same turn: this exchange is not remembered
-        self.committed = False
-        self.judged_complete = False  # the user's words read as a finished request
+        self.transcript = Verdict.UNKNOWN  # whether the user's words read as a finished request
+        self.audio = Verdict.UNKNOWN  # whether the turn's audio sounds finished (Smart Turn)
+        self.audio_probability: float | None = None
+        self.listening = False  # Smart Turn was asked about this reply's pause
         self.playback_end = 0.0
         self._audible = False  # audible audio has been forwarded (playback_end counts from then on)
         self._held: list[Event] = []
-        self._generating = True
         self._result: tuple[str, str] | None = None  # (status, detail) once generation is over
-        self._ended = False
         self.reported = False  # its TurnEnd has been emitted
         self._lock = threading.RLock()
         self._thread = threading.Thread(target=self._run, name=f"reply-{turn.turn_id}", daemon=True)
         self._watchdog: threading.Timer | None = None
 
+    def _enter(self, phase: Phase) -> None:
+        if phase not in NEXT[self.phase]:
+            raise RuntimeError(f"reply {self.turn.turn_id}: {self.phase.value} -> {phase.value} is not a transition")
+        self.phase = phase
+
     @property
-    def held_complete(self) -> bool:
-        """Judged complete but held back: the pause is not confirmed yet, or voice was heard in it."""
-        return self.judged_complete and not self.committed and not self.cancelled
+    def confirmed(self) -> bool:
+        """The VAD heard the pause this reply started at."""
+        return self.phase is not Phase.LIKELY
+
+    @property
+    def committed(self) -> bool:
+        """Committed (playing, or ended after playing)."""
+        return self.phase in (Phase.COMMITTED, Phase.ENDED)
 
     @property
     def cancelled(self) -> bool:
@@ -71,30 +111,72 @@ class Reply:
 
     def busy(self, now: float) -> bool:
         """Generating, or its audio still playing."""
-        return self._generating or now < self.playback_end
+        return self._result is None or now < self.playback_end
 
     def confirm(self, end_sample: int) -> None:
         """The VAD heard the pause this reply started early for (it may commit from now on)."""
         with self._lock:
-            self.confirmed = True
+            if self.phase is Phase.LIKELY:
+                self._enter(Phase.HELD)
             self.end_sample = end_sample
 
-    def commit_if_ready(self) -> None:
-        """Commit a reply judged complete once the pause is confirmed, free of voice and long enough."""
+    def silence_ms(self) -> float:
+        """Silence heard since the user's voice ended."""
+        detector = self.session.detector
+        return (detector.samples_seen - self.voice_end) * 1000 / detector.rate
+
+    def reconsider(self) -> None:
+        """Ask the session's end-of-turn strategy about this held reply; commit or drop it if it says so."""
         with self._lock:
-            if not self.held_complete or not self.confirmed:
+            if self.phase not in (Phase.LIKELY, Phase.HELD) or self.cancelled:
                 return
-            detector = self.session.detector
-            silence_ms = (detector.samples_seen - self.voice_end) * 1000 / detector.rate
-            if not detector.blip_pending and silence_ms >= self.session.settings.min_commit_silence_ms:
-                self.commit("transcript")
+            evidence = Evidence(
+                confirmed=self.confirmed,
+                silence_ms=self.silence_ms(),
+                blip_pending=self.session.detector.blip_pending,
+                min_commit_silence_ms=self.session.settings.min_commit_silence_ms,
+                transcript=self.transcript,
+                audio=self.audio,
+                audio_probability=self.audio_probability,
+            )
+            action = self.session.strategy.decide(evidence)
+            if action is Action.COMMIT:
+                self.commit(self.session.strategy.name)
+            elif action is Action.DROP:
+                self.drop()  # mid-thought: free the CPU; a long silence starts afresh
+
+    def listen(self, heard: np.ndarray) -> None:
+        """Smart Turn's verdict on the audio ``heard`` up to now (in the session's listener thread, off the
+        audio path), then reconsider."""
+        model = self.session.smart_turn
+        if model is None or self.phase not in (Phase.LIKELY, Phase.HELD) or self.cancelled:
+            return
+        started = time.monotonic()
+        try:
+            probability = model.probability(heard, self.turn.sample_rate)
+        except Exception:  # noqa: BLE001 - a failing model leaves the decision to the other rules
+            log.exception("Smart Turn failed on turn %d", self.turn.turn_id)
+            return
+        with self._lock:
+            self.audio_probability = probability
+            self.audio = Verdict.DONE if probability > model.threshold else Verdict.NOT_DONE
+            self.timeline.extra["smart_turn_p"] = round(probability, 3)
+            self.timeline.extra["smart_turn_ms"] = round((time.monotonic() - started) * 1000, 1)
+        self.reconsider()
+
+    def drop(self) -> None:
+        """A speculative reply the user's turn went past: stop it, without a trace."""
+        with self._lock:
+            if self.phase in (Phase.LIKELY, Phase.HELD):
+                self._enter(Phase.DROPPED)
+            self.turn.cancel.set()
 
     def commit(self, reason: str) -> None:
-        """The user's turn is over (``reason``: silence | transcript): release held events."""
+        """The user's turn is over (``reason``: silence or the strategy's name): release held events."""
         with self._lock:
-            if self.committed or self.cancelled:
+            if self.phase not in (Phase.LIKELY, Phase.HELD) or self.cancelled:
                 return
-            self.committed = True
+            self._enter(Phase.COMMITTED)
             self.timeline.mark("turn_detected")
             self.timeline.extra["committed_by"] = reason
             self.session.committed(self)
@@ -114,10 +196,12 @@ class Reply:
         with self._lock:
             if self.cancelled:
                 return
-            self.turn.cancel.set()
             self._held.clear()
             if self.committed:
+                self.turn.cancel.set()
                 self._finish("interrupted", "")
+            else:
+                self.drop()
 
     def supersede(self) -> None:
         """The user went on with the same turn after this reply was committed (an early cut): the next reply
@@ -136,7 +220,7 @@ class Reply:
 
     def _timed_out(self) -> None:
         with self._lock:
-            if self._ended or self.cancelled:
+            if self.phase is not Phase.COMMITTED or self.cancelled:
                 return
             seconds = self.session.settings.reply_timeout_s
             message = f"{self.session.engine.entry.label} did not finish within {seconds:g} s; turn abandoned."
@@ -169,7 +253,6 @@ class Reply:
             status, detail = "failed", f"{engine.entry.label} failed: {exc}"
             self._handle(ErrorEvent(detail))
         with self._lock:
-            self._generating = False
             self._result = (status, detail)
             self.turn.audio = _NO_AUDIO  # the engine is done with it; a long turn's audio is not kept
             if self.cancelled:
@@ -187,23 +270,17 @@ class Reply:
                 return
             if not self.committed:
                 self._held.append(event)
-                if user_words and self.session.judge_transcripts:
+                if user_words:
                     self._judge(event.text)  # type: ignore[union-attr]
                 return
             self._forward(event)
 
     def _judge(self, transcript: str) -> None:
-        """Commit a finished request as soon as :meth:`commit_if_ready` allows; drop an unfinished one. An
-        unconfirmed pause holds the reply until the VAD confirms it (commit) or the level comes back (drop);
-        so does voice being heard in the pause (not yet a resumption), until it proves a blip (commit) or a
-        resumption (drop)."""
+        """Record whether the words read finished, then let the strategy decide."""
         complete = is_complete(transcript)
-        self.judged_complete = complete
+        self.transcript = Verdict.DONE if complete else Verdict.NOT_DONE
         self.timeline.extra["judged_complete"] = complete  # for the record (turn reports, tests)
-        if not complete:
-            self.turn.cancel.set()  # mid-thought: free the CPU; a long silence starts afresh
-        else:
-            self.commit_if_ready()
+        self.reconsider()
 
     def _forward(self, event: Event) -> None:
         """Emit one event of a committed reply; keep track of when its audio stops playing (for barge-in)."""
@@ -217,9 +294,9 @@ class Reply:
         self.session.emit(event)
 
     def _finish(self, status: str, detail: str) -> None:
-        if self._ended:
+        if self.phase is not Phase.COMMITTED:
             return
-        self._ended = True
+        self._enter(Phase.ENDED)
         if self._watchdog is not None:
             self._watchdog.cancel()
         self.timeline.status = status

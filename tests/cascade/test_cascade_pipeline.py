@@ -17,6 +17,7 @@ from speechlm_demo.engines.cascade.silero import SileroVAD
 from speechlm_demo.turntaking.half_duplex import HalfDuplexSession
 from speechlm_demo.timeline import Timeline
 from tests.cascade.conftest import need
+from tests.engines_for_tests import Recorder
 
 pytestmark = pytest.mark.slow
 
@@ -108,27 +109,22 @@ def test_history_keeps_the_last_ten_turns(engine: CascadeEngine, spoken: Callabl
 
 
 def test_through_the_turn_layer_with_silero(engine: CascadeEngine, spoken: Callable[..., np.ndarray]) -> None:
-    events: list[Event] = []
-    done = threading.Event()
-
-    def emit(event: Event) -> None:
-        events.append(event)
-        if isinstance(event, TurnEnd):
-            done.set()
-
-    session = engine.open_session(SessionOptions(), emit)
+    recorder = Recorder(engine)  # the one observer makes the turn record, as every consumer reads it
+    session = engine.open_session(SessionOptions(), recorder)
     assert isinstance(session, HalfDuplexSession) and isinstance(session.detector.vad, SileroVAD)
     silence = np.zeros(8_000, np.float32)
     stream = np.concatenate([silence, spoken("What is the capital of France?"), silence, silence])
     for i in range(0, len(stream), 320):  # 20 ms frames, like WebRTC
         session.push_audio(stream[i : i + 320])
-    assert done.wait(30)
+    recorder.wait_for(TurnEnd, timeout=30)
     session.close()
-    timeline = next(e.timeline for e in events if isinstance(e, TurnEnd))
-    assert timeline.status == "ok"
-    assert "capital" in timeline.extra["user_text"].lower()
-    assert timeline.extra["reply_text"]
-    assert {"asr_final", "llm_first_token", "llm_first_sentence", "first_audio_out"} <= set(timeline.marks)
+    (record,) = recorder.records
+    assert record.status == "ok"
+    assert "capital" in record.user_text.lower()
+    assert record.reply_text and max(float(np.abs(a.pcm).max()) for a in recorder.of(AudioOut)) > 0.01
+    marks = record.timeline.marks
+    assert {"asr_final", "llm_first_token", "llm_first_sentence", "first_audio_out"} <= set(marks)
+    assert marks["user_speech_end"] <= marks["asr_final"] <= marks["llm_first_token"] <= marks["first_audio_out"]
 
 
 def test_stage_failures_are_readable() -> None:

@@ -1,0 +1,79 @@
+"""The server's receive jitter buffer for microphone audio (aiortc's is a fixed 4 frames, 80 ms).
+
+aiortc's ``RTCRtpReceiver`` builds ``JitterBuffer(capacity=16, prefetch=4)`` for every audio track: a
+frame is handed on only once four later frames have arrived, so every user frame reaches the turn
+detector 80 ms late, and every end-of-turn decision with it. Measured with ``bench --via webrtc``
+(``inbound_ms``). The buffer only reorders packets (it does not adapt to jitter like a browser's); on a
+LAN or through a TURN server one frame of reordering is plenty, and a frame that still comes too late is
+dropped (20 ms missing from the microphone stream, which the VAD and the ASR do not notice).
+
+``SPEECHLM_RTC_JITTER_FRAMES`` (default 1; 4 restores aiortc's own) sets how many later frames the
+server waits for. This is the one place that reaches into aiortc: if its internals change, the buffer is
+left as it is and a warning says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+log = logging.getLogger(__name__)
+
+ENV = "SPEECHLM_RTC_JITTER_FRAMES"
+DEFAULT_FRAMES = 1
+AIORTC_FRAMES = 4
+_override: ContextVar[int | None] = ContextVar("speechlm_jitter_frames", default=None)
+
+
+@contextlib.contextmanager
+def aiortc_default_buffer() -> Iterator[None]:
+    """Receivers created inside keep aiortc's own 4 frames (the benchmark's client, standing in for a
+    browser, must not get the server's setting)."""
+    token = _override.set(AIORTC_FRAMES)
+    try:
+        yield
+    finally:
+        _override.reset(token)
+
+
+def receive_jitter_frames() -> int:
+    """The configured number of frames (``SPEECHLM_RTC_JITTER_FRAMES``), at least 1."""
+    raw = os.environ.get(ENV, "")
+    try:
+        return max(1, int(raw)) if raw.strip() else DEFAULT_FRAMES
+    except ValueError:
+        log.warning("%s=%r is not a whole number; using %d", ENV, raw, DEFAULT_FRAMES)
+        return DEFAULT_FRAMES
+
+
+def apply_receive_jitter_frames(frames: int | None = None) -> bool:
+    """Make aiortc's audio receivers (created from now on) wait for ``frames`` later frames instead of 4.
+    Returns whether aiortc could be set up so."""
+    frames = receive_jitter_frames() if frames is None else max(1, frames)
+    try:
+        from aiortc import jitterbuffer, rtcrtpreceiver
+    except ImportError:
+        return False
+    original, current = jitterbuffer.JitterBuffer, rtcrtpreceiver.JitterBuffer
+    if current is not original:
+        if isinstance(current, type) and issubclass(current, original) and hasattr(current, "audio_frames"):
+            current.audio_frames = frames  # already ours: only the number changes
+            return True
+        log.warning("aiortc's receiver no longer uses its JitterBuffer as expected; its receive buffer is left as it is")
+        return False
+
+    class AudioJitterBuffer(original):  # type: ignore[misc, valid-type]
+        """aiortc's buffer with the audio prefetch set by :func:`apply_receive_jitter_frames`."""
+
+        audio_frames = frames
+
+        def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False) -> None:
+            if not is_video and prefetch == AIORTC_FRAMES:
+                prefetch = _override.get() or self.audio_frames
+            super().__init__(capacity, prefetch=prefetch, is_video=is_video)
+
+    rtcrtpreceiver.JitterBuffer = AudioJitterBuffer
+    return True
