@@ -12,7 +12,8 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     GRADIO_SERVER_NAME=0.0.0.0 \
     GRADIO_SERVER_PORT=7860 \
-    SPEECHLM_CACHE=/data/cache
+    SPEECHLM_CACHE=/data/cache \
+    SPEECHLM_DATA_DIR=/data
 
 # libsndfile for soundfile, espeak-ng for the weight-free TTS fallback, build tools for source-only wheels.
 RUN apt-get update \

@@ -77,6 +77,9 @@ class EngineEntry(BaseModel):
     requires: Requirements = Field(default_factory=Requirements)
     defaults: dict[str, Any] = Field(default_factory=dict)
     weight: float = Field(1.0, ge=0, description="sampling weight for blind A/B pairs")
+    identity_names: list[str] = Field(
+        default_factory=list, description="engine, model and company names that unblind a vote when a reply says them"
+    )
     note: str = ""
     _settings: dict[str, Any] | None = PrivateAttr(default=None)
 
@@ -84,6 +87,18 @@ class EngineEntry(BaseModel):
     def effective_settings(self) -> dict[str, Any] | None:
         """``defaults`` validated by the engine class's ``Settings``, every default filled in (None if unchecked)."""
         return self._settings
+
+    @field_validator("identity_names")
+    @classmethod
+    def _names_are_words(cls, names: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for name in names:
+            if not any(ch.isalnum() for ch in name) or name != name.strip() or len(name) > 64:
+                raise ValueError(f"identity name {name!r} must be a word or words (letters/digits, no outer spaces, at most 64 characters)")
+            if name.lower() in seen:
+                raise ValueError(f"identity name {name!r} is listed twice")
+            seen.add(name.lower())
+        return names
 
     @field_validator("accelerators", mode="before")
     @classmethod

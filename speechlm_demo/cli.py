@@ -86,8 +86,13 @@ def _bench(args: argparse.Namespace) -> int:
     sys.stderr.write(f"{args.engine} loaded in {time.monotonic() - started:.1f} s; {len(prompts)} prompt(s) x {args.repeat}\n")
     if args.via == "webrtc":
         return _bench_webrtc(args, engine, registry, prompts)
+    judge = None
+    if args.judges:
+        from .judges.scorer import Judges
+
+        judge = Judges().score
     with tqdm(total=len(prompts) * args.repeat, desc=args.engine, unit="turn", file=sys.stderr) as bar:
-        turns = bench.benchmark(engine, prompts, repeat=args.repeat, tail_s=args.tail, timeout_s=args.timeout, progress=bar)
+        turns = bench.benchmark(engine, prompts, repeat=args.repeat, tail_s=args.tail, timeout_s=args.timeout, progress=bar, judge=judge)
     doc = bench.report(args.engine, host, turns)
     doc["load_s"] = round(registry.state(args.engine).seconds or 0.0, 2)
     sys.stdout.write(bench.format_summary(doc) + "\n")
@@ -140,11 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--tail", type=float, default=4.0, help="seconds of silence fed after each prompt")
     bench.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a turn to end")
     bench.add_argument("--max-prompt", type=float, default=60.0, help="prompts longer than this many seconds are cut")
+    bench.add_argument("--judges", action="store_true", help="score every reply with the automatic judges (DNSMOS, round-trip WER, ...)")
     bench.add_argument("--host", help="simulate a host (catalogue decisions only)")
     bench.add_argument("--via", choices=("process", "webrtc"), default="process",
                        help="webrtc: each prompt in process, then through the app's /rtc routes with an aiortc peer on loopback")
     bench.add_argument("--catalog", help="catalogue file")
-    prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused / noisy) with espeak-ng")
+    prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused / noisy / interrupt) with espeak-ng")
     prompts.add_argument("directory")
     from .benchmarks import moshi_frames as moshi_bench
 
@@ -152,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     from .benchmarks import soak
 
     soak.add_arguments(sub.add_parser("bench-soak", help="monologues and questions in a row: threads, memory, reply rate"))
+    from .judges import folder as judge_folder
+
+    judge_folder.add_arguments(sub.add_parser("judge", help="score a folder of WAVs with the automatic judges (DNSMOS, round-trip WER, ...)"))
     votes_commands.register(sub)
     args, rest = parser.parse_known_args(argv)
     if args.command == "make-prompts":
@@ -165,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"error: {exc}\n")
             return 2
         sys.stdout.write(
-            f"wrote {counts['complete']} complete, {counts['paused']} paused and {counts['noisy']} noisy prompts, "
+            f"wrote {counts['complete']} complete, {counts['paused']} paused, {counts['noisy']} noisy and {counts['interrupt']} interrupt prompts, "
             f"{counts['varied']} varied (for tuning) and {counts['heldout']} held-out (never for tuning) to {args.directory}\n"
         )
         return 0
@@ -177,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         return moshi_bench.run_cli(args)
     if args.command == "bench-soak":
         return soak.run_cli(args)
+    if args.command == "judge":
+        return judge_folder.run_cli(args)
     if args.command in votes_commands.COMMANDS:
         return votes_commands.run(args)
     if args.command == "bench" and not (args.prompts or args.startup):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,10 +9,8 @@ import soundfile as sf
 
 from speechlm_demo.cli import main
 from speechlm_demo.votes.store import VoteStore
-from tests.conftest import require
-from tests.support.netns import loopback_namespace_problem, run_python_in_loopback_namespace
-from tests.support.speech import espeak_available, padded_clip, speak
-from tests.test_webrtc import last_json_line
+from tests.support.browser_run import assert_compare_answered, require_browser, run_check
+from tests.support.speech import padded_clip, speak
 
 PHRASE = "What is the capital of France?"
 BLIND_CATALOG = Path(__file__).with_name("data") / "blind_catalog.yaml"
@@ -25,9 +21,7 @@ IDENTITIES = ["parrot", "Parrot Left", "Parrot Right", "EchoEngine", "echo of"]
 
 @pytest.fixture
 def spoken_clip(tmp_path: Path) -> dict:
-    require(None if espeak_available() else "espeak-ng is not installed (apt-get install espeak-ng)")
-    require(None if shutil.which("chromium") or os.path.exists("/usr/bin/chromium") else "Chromium is not installed (apt-get install chromium)")
-    require(loopback_namespace_problem())
+    require_browser()
     return padded_clip(tmp_path / "turn.wav", PHRASE, before_s=1.0, after_s=14.0)
 
 
@@ -35,17 +29,10 @@ def spoken_clip(tmp_path: Path) -> dict:
 def test_chromium_compares_echo_and_cascade_on_one_turn(spoken_clip: dict) -> None:
     SCREENSHOT.parent.mkdir(exist_ok=True)
     labels = "Echo (loopback diagnostic),Offline cascade (Silero VAD + Whisper base + SmolLM2-135M + Piper)"
-    run = run_python_in_loopback_namespace(
-        ["-m", "tests.support.arena_check", "--wav", spoken_clip["path"], "--tab", "compare", "--engines", labels, "--default-engine", "cascade", "--screenshot", str(SCREENSHOT)],
-        timeout=300,
+    result = run_check(
+        ["-m", "tests.support.arena_check", "--wav", spoken_clip["path"], "--tab", "compare", "--engines", labels, "--default-engine", "cascade", "--screenshot", str(SCREENSHOT)]
     )
-    assert run.returncode == 0, run.stderr[-4000:]
-    result = last_json_line(run.stdout)
-    print(f"Compare tab: {result['summary_a']} | {result['summary_b']}")
-    assert result["status"].startswith("Done"), result
-    for side in "ab":
-        assert "✅" in result[f"summary_{side}"] and "voice-to-voice" in result[f"summary_{side}"], result
-        assert result[f"has_audio_{side}"], result
+    assert_compare_answered(result)
     assert "echo of" in result["reply_a"]
     assert "capital" in result["heard_b"].lower() and result["reply_b"].strip() not in ("", "(no text)"), result
     assert result["has_timeline_plot"]
@@ -54,13 +41,10 @@ def test_chromium_compares_echo_and_cascade_on_one_turn(spoken_clip: dict) -> No
 @pytest.mark.browser
 def test_chromium_plays_a_blind_round_without_seeing_engine_names(spoken_clip: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPEECHLM_DATA_DIR", str(tmp_path / "data"))  # the app's vote store, read back below
-    run = run_python_in_loopback_namespace(
+    result = run_check(
         ["-m", "tests.support.arena_check", "--wav", spoken_clip["path"], "--tab", "blind", "--catalog", str(BLIND_CATALOG),
-         "--default-engine", "parrot-left", "--forbidden", ",".join(IDENTITIES), "--screenshot", str(BLIND_SCREENSHOT)],
-        timeout=300,
+         "--default-engine", "parrot-left", "--forbidden", ",".join(IDENTITIES), "--screenshot", str(BLIND_SCREENSHOT)]
     )
-    assert run.returncode == 0, run.stderr[-4000:]
-    result = last_json_line(run.stdout)
     assert "Listen to both" in result["status_ready"], result
     assert result["payload_count"] > 0 and result["payload_has_status"], "the payload probe saw nothing"
     assert result["leaks_before_vote"] == [], result["leaks_before_vote"]
@@ -90,13 +74,10 @@ def test_chromium_votes_in_a_listening_session_opened_by_url(spoken_clip: dict, 
         sf.write(prompts / f"q{index}.wav", speak(question), 16_000)
     catalog = ["--catalog", str(BLIND_CATALOG)]
     assert main(["session", "prepare", "--prompts", str(prompts), "--engines", "parrot-left,parrot-right", "--name", "club-1", *catalog]) == 0
-    run = run_python_in_loopback_namespace(
+    result = run_check(
         ["-m", "tests.support.arena_check", "--wav", spoken_clip["path"], "--tab", "session", "--session", "club-1",
-         *catalog, "--default-engine", "parrot-left", "--forbidden", ",".join(IDENTITIES)],
-        timeout=300,
+         *catalog, "--default-engine", "parrot-left", "--forbidden", ",".join(IDENTITIES)]
     )
-    assert run.returncode == 0, run.stderr[-4000:]
-    result = last_json_line(run.stdout)
     assert "club-1" in result["session_info"] and not result["mic_visible"] and result["has_question"], result
     assert "Listen to both" in result["status_ready"] and result["leaks_before_vote"] == [], result
     assert "A was Parrot" in result["reveal"] and "B was Parrot" in result["reveal"], result["reveal"]

@@ -116,7 +116,14 @@ def test_make_prompts_writes_the_three_sets_the_noisy_one_25_db_under_the_speech
     require(None if shutil.which("espeak-ng") else "espeak-ng is not installed (apt-get install espeak-ng)")
     run = subprocess.run([sys.executable, "-m", "speechlm_demo", "make-prompts", str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0 and "wrote 10 complete, 18 paused and 10 noisy prompts" in run.stdout
+    assert run.returncode == 0 and "wrote 10 complete, 18 paused, 10 noisy and 3 interrupt prompts" in run.stdout
+    paused = json.loads((tmp_path / "paused" / "p00_900ms.json").read_text())
+    assert paused["pause_end_s"] - paused["pause_start_s"] == pytest.approx(0.9, abs=0.002) and paused["pause_end_s"] < paused["speech_end_s"]
+    audio, rate = sf.read(tmp_path / "paused" / "p00_900ms.wav", dtype="float32")
+    gap = audio[int((paused["pause_start_s"] + 0.01) * rate) : int((paused["pause_end_s"] - 0.01) * rate)]
+    assert np.abs(gap).max() < 0.01  # the cues mark the silence exactly
+    cut = json.loads((tmp_path / "interrupt" / "i00.json").read_text())
+    assert cut["question_end_s"] + 2.5 == pytest.approx(cut["interrupt_start_s"], abs=0.002) and cut["interrupt_end_s"] == cut["speech_end_s"]
     for name in ("q00", "q05"):
         clean, _ = sf.read(tmp_path / "complete" / f"{name}.wav", dtype="float32")
         noisy, _ = sf.read(tmp_path / "noisy" / f"{name}.wav", dtype="float32")

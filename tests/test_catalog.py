@@ -85,6 +85,9 @@ GOOD_ENTRY = """
         ("default_engine: nope\nengines:" + GOOD_ENTRY, ["default_engine 'nope'"]),
         ("default_engine: echo\nengines:" + GOOD_ENTRY.replace("id: echo", "id: Echo Engine"), ["entry 'Echo Engine'", "field id"]),
         ("default_engine: echo\nengines:" + GOOD_ENTRY + "    colour: blue\n", ["entry 'echo'", "field colour", "Extra inputs"]),
+        ("default_engine: echo\nengines:" + GOOD_ENTRY + "    identity_names: [Moshi, moshi]\n", ["entry 'echo'", "field identity_names", "listed twice"]),
+        ("default_engine: echo\nengines:" + GOOD_ENTRY + "    identity_names: ['--']\n", ["entry 'echo'", "field identity_names", "must be a word"]),
+        ("default_engine: echo\nengines:" + GOOD_ENTRY + "    identity_names: Moshi\n", ["entry 'echo'", "field identity_names"]),
         ("engines: [", ["not valid YAML"]),
         ("- just a list", ["expected a mapping"]),
     ],
@@ -97,6 +100,12 @@ def test_malformed_catalogue_names_file_entry_and_field(tmp_path: Path, text: st
     assert str(path) in message
     for words in expected:
         assert words in message
+
+
+def test_identity_names_of_the_default_catalogue() -> None:
+    catalog = load_catalog()
+    assert "Moshi" in catalog.get("moshi-bf16").identity_names and catalog.get("echo").identity_names == []
+    assert all(entry.identity_names for entry in catalog.engines if entry.weight > 0)  # every blind engine can leak
 
 
 def test_missing_catalogue_file(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The leaderboard views read real votes back from a store."""
+"""The leaderboard views read real votes (and judgements) back from a store."""
 
 from __future__ import annotations
 
@@ -23,14 +23,15 @@ def test_views_rank_engines_and_filter_by_session(tmp_path: Path) -> None:
         store.add(vote("fast", "slow", "a"))
     for _ in range(3):
         store.add(vote("fast", "slow", "b", tag="panel-1"))
-    table, figure, latency, summary = leaderboard_views(store)
+    table, figure, _latency, judges, boxes, scatter, summary = leaderboard_views(store)
     assert list(table["engine"]) == ["fast", "slow"]
-    assert table["votes"].tolist() == [15, 15]
-    assert figure is not None and "15 votes" in summary
-    panel, _, _, panel_summary = leaderboard_views(store, "panel-1")
+    assert table["votes"].tolist() == [15, 15] and table["style_rating"].notna().all()
+    assert figure is not None and scatter is not None and "15 votes" in summary
+    assert boxes is None and judges.columns.tolist() == ["engine"]  # nothing judged yet
+    panel, *_, panel_summary = leaderboard_views(store, "panel-1")
     assert list(panel["engine"])[0] == "slow" and "3 votes" in panel_summary
     empty = leaderboard_views(store, "nobody")
-    assert empty[0].empty and "No votes yet for session nobody." in empty[3]
+    assert empty[0].empty and "No votes yet for session nobody." in empty[-1]
     store.close()
 
 
@@ -38,9 +39,9 @@ def test_a_page_load_recomputes_only_when_the_votes_changed(tmp_path: Path, monk
     from speechlm_demo.ui import leaderboard_tab
 
     computed = []
-    real = leaderboard_tab.leaderboard
+    real = leaderboard_tab.build_board
     monkeypatch.setattr(leaderboard_tab, "_boards", leaderboard_tab._BoardCache())
-    monkeypatch.setattr(leaderboard_tab, "leaderboard", lambda frame, **kw: computed.append(len(frame)) or real(frame, **kw))
+    monkeypatch.setattr(leaderboard_tab, "build_board", lambda frame, judged, **kw: computed.append(len(frame)) or real(frame, judged, **kw))
     store = VoteStore(f"sqlite:///{tmp_path / 'votes.sqlite3'}")
     for _ in range(5):
         store.add(vote("fast", "slow", "a"))
@@ -51,4 +52,22 @@ def test_a_page_load_recomputes_only_when_the_votes_changed(tmp_path: Path, monk
     assert leaderboard_views(store)[0]["votes"].tolist() == [6, 6]
     leaderboard_views(store, "panel-1")
     assert computed == [5, 6, 0]
+    store.close()
+
+
+def test_views_show_judges_exclusions_and_flagged_voters(tmp_path: Path) -> None:
+    from speechlm_demo.judges.records import JudgementStore
+
+    store = VoteStore(f"sqlite:///{tmp_path / 'votes.sqlite3'}")
+    records = JudgementStore(store)
+    for index in range(9):
+        record = vote("fast", "slow", "a" if index % 3 else "b")
+        store.add(record)
+        for side, engine, mos in (("a", "fast", 3.5), ("b", "slow", 2.5)):
+            records.open(record.vote_id, side, engine, "Moshi" if index == 0 and side == "a" else "")
+            records.finish(record.vote_id, side, {"status": "done", "dnsmos_ovrl": mos, "duration_s": 2.0 + index / 10})
+    table, _, _, judges, boxes, _, summary = leaderboard_views(store)
+    assert table["votes"].tolist() == [8, 8] and "1 vote(s) not counted: a reply named an engine" in summary
+    assert judges.set_index("engine").loc["fast", "dnsmos_ovrl"] == 3.5 and boxes is not None
+    assert "Kendall tau vs votes" in judges["engine"].tolist()
     store.close()

@@ -6,7 +6,6 @@ reply audio comes back; the voice-to-voice latency measured at the client is pri
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -14,18 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
+from tests.support.browser_run import last_json_line
 from tests.support.netns import loopback_namespace_problem, run_python_in_loopback_namespace
 from tests.support.speech import espeak_available, padded_clip
 
 PHRASE = "What is the capital of France?"
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "talk-tab.png"
-
-
-def last_json_line(stdout: str) -> dict:
-    for line in reversed(stdout.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    raise AssertionError("no JSON result printed")
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@ of speech comes from a sidecar ``NAME.json`` (``{"speech_end_s": ...}``) or is e
 the ``reference_speech_end`` mark, and the ``*_ref_ms`` metrics are measured from it. The turn layer's own end
 of speech stays ``user_speech_end`` (``voice_to_voice_ms``, ``turn_detect_ms``); ``speech_end_error_ms`` is how
 far it lies from the reference. The JSON names the mark each metric is measured from (``measured_from``).
-A sidecar ``NAME.txt`` holds the reference text for the ASR word error rate.
+A sidecar ``NAME.txt`` holds the reference text for the ASR word error rate. ``--judges`` scores every reply
+with the automatic judges (:mod:`speechlm_demo.judges`); a full-duplex engine's turn-taking is measured with
+Full-Duplex-Bench's definitions from the sidecar's cue times (:mod:`speechlm_demo.judges.duplex`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import logging
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -21,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from ..engines.base import Engine, ErrorEvent
+from ..engines.base import AudioOut, Engine, ErrorEvent
 from ..hardware import HostInfo
-from ..measure.feeding import NOTHING_HEARD, Prompt, run_prompt
+from ..measure.feeding import NOTHING_HEARD, Feed, Prompt, run_prompt
 from ..timeline import measured_from
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,8 @@ class TurnResult:
     premature_cuts: int = 0
     kind: str = ""
     decided: dict[str, Any] = field(default_factory=dict)  # how the turn ended: committed_by, verdicts
+    judges: dict[str, Any] = field(default_factory=dict)
+    duplex: dict[str, float | None] = field(default_factory=dict)
 
 
 def word_error_rate(reference: str | None, hypothesis: str) -> float | None:
@@ -83,6 +88,15 @@ def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
     wers = [t.wer for t in turns if t.wer is not None]
     if wers:
         summary["asr_wer"] = {"mean": round(float(np.mean(wers)), 3), "n": len(wers)}
+    judged = [t.judges for t in turns if t.judges]
+    if judged:
+        names = [k for k, v in judged[0].items() if isinstance(v, int | float) or v is None]
+        means = {k: [j[k] for j in judged if isinstance(j.get(k), int | float)] for k in names}
+        summary["judges"] = {k: round(float(np.mean(v)), 3) for k, v in means.items() if v}
+    if any(t.duplex for t in turns):
+        from ..judges.duplex import summarise_duplex
+
+        summary["duplex"] = summarise_duplex(t.duplex for t in turns)
     summary["measured_from"] = {name: measured_from(name) for name in REPORTED if name in summary}  # type: ignore[misc]
     summary["turns"] = {"ok": sum(t.status == "ok" for t in turns), "total": len(turns)}
     cut = sum(t.premature_cuts > 0 for t in turns)
@@ -106,10 +120,30 @@ def versions() -> dict[str, str]:
     return found
 
 
+def duplex_behaviour(feed: Feed, cues: dict[str, float]) -> dict[str, float | None]:
+    """Full-Duplex-Bench metrics of one prompt from the engine's audio laid on the prompt's clock."""
+    from ..judges.duplex import duplex_metrics, output_track, speech_segments
+
+    chunks = [(fed, e) for fed, (_, e) in zip(feed.fed_s, feed.arrivals, strict=True) if isinstance(e, AudioOut)]
+    if not chunks:
+        return duplex_metrics([], cues)
+    rate = chunks[0][1].sample_rate
+    signal, origin = output_track(((fed, e.pcm) for fed, e in chunks), rate)
+    return duplex_metrics(speech_segments(signal, rate, origin), cues)
+
+
 def benchmark(
-    engine: Engine, prompts: list[Prompt], *, repeat: int = 1, tail_s: float = 4.0, timeout_s: float = 30.0, progress: Any = None
+    engine: Engine,
+    prompts: list[Prompt],
+    *,
+    repeat: int = 1,
+    tail_s: float = 4.0,
+    timeout_s: float = 30.0,
+    progress: Any = None,
+    judge: Callable[[np.ndarray, int, str, dict[str, Any]], dict[str, Any]] | None = None,
 ) -> list[TurnResult]:
-    """Run every prompt ``repeat`` times; ``progress`` is a tqdm-like object (``update``)."""
+    """Run every prompt ``repeat`` times; ``progress`` is a tqdm-like object (``update``). ``judge``
+    (e.g. :meth:`speechlm_demo.judges.scorer.Judges.score`) scores each answered reply after its turn."""
     rate = engine.entry.sample_rates.input
     results = []
     for r in range(repeat):
@@ -137,6 +171,10 @@ def benchmark(
             if record is not None:
                 extra = record.timeline.extra
                 result.decided = {k: extra[k] for k in DECISION_KEYS if k in extra}
+            if engine.entry.duplex == "full":
+                result.duplex = duplex_behaviour(feed, prompt.cues)
+            if judge is not None and record is not None and len(record.audio):
+                result.judges = judge(record.audio, record.sample_rate, record.reply_text, record.to_dict())
             results.append(result)
             if progress is not None:
                 progress.update(1)
@@ -166,6 +204,10 @@ def format_summary(doc: dict[str, Any]) -> str:
             lines.append(f"{name:<24}{stats['p50']:>9.0f}{stats['p95']:>9.0f}{stats['mean']:>9.0f}{stats['n']:>5}  {origin}")
     if "asr_wer" in doc["summary"]:
         lines.append(f"ASR word error rate (mean over {doc['summary']['asr_wer']['n']}): {doc['summary']['asr_wer']['mean']:.3f}")
+    for name, stats in doc["summary"].get("duplex", {}).items():
+        lines.append(f"duplex {name}: mean {stats['mean']:g}" + (f", p50 {stats['p50']:g}" if "p50" in stats else "") + f" (n {stats['n']})")
+    if doc["summary"].get("judges"):
+        lines.append("judges (mean over replies): " + ", ".join(f"{k} {v:g}" for k, v in doc["summary"]["judges"].items()))
     ok, cuts = doc["summary"]["turns"], doc["summary"]["premature_cuts"]
     lines.append(f"turns ok: {ok['ok']}/{ok['total']}   premature cuts: {cuts['prompts_cut']}/{cuts['total']}")
     by_kind = doc["summary"].get("premature_by_kind", {})
@@ -182,7 +224,13 @@ def write_csv(doc: dict[str, Any], path: Path) -> None:
     """One row per turn, metrics as columns (pandas)."""
     import pandas as pd
 
-    rows = [{k: v for k, v in t.items() if k not in ("metrics", "marks_ms", "measured_from")} | t["metrics"] for t in doc["turns"]]
+    rows = [
+        {k: v for k, v in t.items() if k not in ("metrics", "marks_ms", "measured_from", "judges", "duplex")}
+        | t["metrics"]
+        | {f"judge_{k}": v for k, v in t.get("judges", {}).items()}
+        | {f"duplex_{k}": v for k, v in t.get("duplex", {}).items()}
+        for t in doc["turns"]
+    ]
     pd.DataFrame(rows).to_csv(path, index=False)
 
 

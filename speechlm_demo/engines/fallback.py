@@ -104,6 +104,7 @@ class ServerEngine(HalfDuplexEngine):
         self.health = Health(self.settings.health_backoff_s, self.settings.health_backoff_max_s)
         self._told: set[int] = set()  # sessions (options objects) told about the current outage
         self._told_lock = threading.Lock()
+        self._noted: set[int] = set()  # sessions (options objects) given the note of :meth:`note_once`
 
     # -- for subclasses ---------------------------------------------------------------------------------
     def connect(self, progress: Progress) -> None:
@@ -116,6 +117,12 @@ class ServerEngine(HalfDuplexEngine):
     def respond_remote(self, turn: UserTurn, history: list[dict], options: SessionOptions) -> Iterator[Event]:
         """Answer ``turn`` with the server; raise :class:`ServerFailure` when it cannot."""
         raise NotImplementedError
+
+    def note_once(self, options: SessionOptions, message: str) -> Iterator[Event]:
+        """``message`` as an :class:`ErrorEvent`, the first time only for this session (e.g. "text only")."""
+        if id(options) not in self._noted:
+            self._noted.add(id(options))
+            yield ErrorEvent(f"{self.entry.label}: {message}")
 
     # -- the engine --------------------------------------------------------------------------------------
     def _load(self, progress: Progress) -> None:

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ..turntaking.half_duplex import HalfDuplexSettings
 from .base import EngineError
+from .openai_http import ChatHTTP
 
 
 class ServerSettings(HalfDuplexSettings):
@@ -29,3 +30,14 @@ class ServerSettings(HalfDuplexSettings):
         if not value:
             raise EngineError(f"set {self.url_env} to your server's base URL (e.g. http://gpu-box:8000)")
         return value
+
+    def chat_http(self, label: str) -> ChatHTTP:
+        """An HTTP client of the server, named ``"{label} at {url}"`` in its error messages."""
+        url = self.base_url()
+        return ChatHTTP(
+            url,
+            name=f"{label} at {url}",
+            api_key_env=self.api_key_env,
+            connect_timeout=self.connect_timeout_s,
+            read_timeout=self.read_timeout_s,
+        )

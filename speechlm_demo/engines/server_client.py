@@ -1,5 +1,6 @@
 """What every client of a research model server shares: settings, the server's URL, streamed HTTP POSTs
-whose failures read clearly, and the turn as a WAV file.
+whose failures read clearly, delimited reply framing, cumulative reply text as events, and the turn as a
+WAV file.
 
 A failure that means "this server could not answer the turn" is a :class:`ServerFailure`; the engine's
 fallback (see :mod:`speechlm_demo.engines.fallback`) may answer the turn instead.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -18,7 +19,9 @@ from pydantic import Field
 
 from ..audio import encode_wav, resample
 from ..turntaking.half_duplex import HalfDuplexSettings
-from .base import EngineError, EngineSettings
+from .base import EngineError, EngineSettings, Event, Mark, TextOut
+
+T = TypeVar("T")
 
 
 class ServerConnection(EngineSettings):
@@ -118,3 +121,49 @@ def read_chunks(response: httpx.Response, label: str, cancel: Any = None) -> Ite
         raise ServerFailure(f"{label} broke off in the middle of its reply ({_reason(exc)})") from exc
     except httpx.HTTPError as exc:
         raise ServerFailure(f"{label} reply failed: {_reason(exc)}") from exc
+
+
+class ProtocolError(ValueError):
+    """Bytes that are not the server's reply format."""
+
+
+class DelimitedReader(Generic[T]):
+    """Records separated by :attr:`delimiter`, from chunks split anywhere; subclasses parse one record."""
+
+    delimiter: ClassVar[bytes]
+    max_bytes: ClassVar[int]
+    too_long: ClassVar[str]  # the ProtocolError message when an unterminated record outgrows max_bytes
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def parse(self, raw: bytes) -> T:
+        """One record (without its delimiter)."""
+        raise NotImplementedError
+
+    def feed(self, data: bytes) -> list[T]:
+        """The records completed by ``data``."""
+        self._buffer += data
+        *complete, self._buffer = self._buffer.split(self.delimiter)
+        if len(self._buffer) > self.max_bytes:
+            raise ProtocolError(self.too_long)
+        return [self.parse(raw) for raw in complete if raw.strip()]
+
+    @property
+    def pending(self) -> bool:
+        """Bytes of an unterminated record are left (the stream ended mid-record)."""
+        return bool(self._buffer.strip())
+
+
+def new_suffix(previous: str, current: str) -> str:
+    """What a cumulative text added (all of it when an earlier part was rewritten)."""
+    return current.removeprefix(previous)
+
+
+def text_events(previous: str, current: str) -> list[Event]:
+    """The partial-text events for a reply text that grew from ``previous`` to ``current`` (first token marked)."""
+    piece = new_suffix(previous, current)
+    if not piece:
+        return []
+    first: list[Event] = [] if previous else [Mark("llm_first_token")]
+    return [*first, TextOut(piece, "agent", final=False)]

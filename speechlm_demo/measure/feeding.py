@@ -42,7 +42,8 @@ class Prompt:
     reference: str | None = None
     end_source: str = "estimated"
     kind: str = ""  # the sidecar's "kind" (complete, leadin, two, unfinished, real, ...), else the folder's name
-    notes: list[str] = field(default_factory=list)
+    cues: dict[str, float] = field(default_factory=dict)  # the sidecar's times (s): speech start/end, pause, interruption
+    notes: list[str] = field(default_factory=list)  # what was done to the file (cut, truncated, one channel used)
 
 
 def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
@@ -62,14 +63,18 @@ def load_prompts(directory: Path, rate: int, max_s: float = MAX_PROMPT_S, skippe
         skipped.extend(passed_over)
     prompts = []
     for item in found:
+        audio = item.audio
         meta, text = item.path.with_suffix(".json"), item.path.with_suffix(".txt")
-        end, source, kind = estimate_speech_end(item.audio, rate), "estimated", directory.name
+        end, source, kind = estimate_speech_end(audio, rate), "estimated", directory.name
+        span = loud_span(audio, rate, -40.0, FRAME_S)
+        cues = {"speech_start_s": span[0] / rate if span else 0.0}
         if meta.exists():
             sidecar = json.loads(meta.read_text())
-            end, source = min(float(sidecar["speech_end_s"]), len(item.audio) / rate), "sidecar"
-            kind = str(sidecar.get("kind", kind))
+            end, source, kind = min(float(sidecar["speech_end_s"]), len(audio) / rate), "sidecar", str(sidecar.get("kind", kind))
+            cues |= {k: float(v) for k, v in sidecar.items() if k.endswith("_s") and isinstance(v, int | float)}
+        cues["speech_end_s"] = end
         reference = text.read_text().strip() if text.exists() else None
-        prompts.append(Prompt(item.path, item.audio, end, reference, source, kind, item.notes))
+        prompts.append(Prompt(item.path, audio, end, reference, source, kind, cues, item.notes))
     if not prompts:
         why = "; ".join(str(item) for item in passed_over) or "the folder holds no audio files"
         raise FileNotFoundError(f"no usable prompt audio files in {directory} ({why})")
@@ -83,6 +88,7 @@ class Feed:
     records: list[TurnRecord]
     arrivals: list[tuple[float, Event]]
     true_end: float
+    fed_s: list[float] = field(default_factory=list)  # per arrival: prompt seconds pushed before the frame in progress
 
     @property
     def events(self) -> list[Event]:
@@ -114,6 +120,8 @@ def run_prompt(
     the clock of the feed and the prompt's ``speech_end_s`` agree. The one observer makes the turn records and
     marks ``reference_speech_end`` on them."""
     arrivals: list[tuple[float, Event]] = []
+    fed_s: list[float] = []
+    pushed = [0]
     ended = threading.Event()
     started = time.monotonic()
     true_end = started + LEAD_SILENCE_S + prompt.speech_end_s
@@ -123,6 +131,7 @@ def run_prompt(
     def collect(event: Event) -> None:
         now = time.monotonic()
         arrivals.append((now, event))
+        fed_s.append(pushed[0] / rate - LEAD_SILENCE_S)
         record = observer.observe(event, now)
         if record is not None and not is_premature(record.timeline, true_end):
             ended.set()
@@ -136,6 +145,7 @@ def run_prompt(
             due = started + (index * frame + len(piece)) / rate
             time.sleep(max(0.0, due - time.monotonic()))
             session.push_audio(piece)
+            pushed[0] += len(piece)
             if ended.is_set():
                 break
         session.flush()
@@ -144,6 +154,7 @@ def run_prompt(
             ended.wait(min(0.05, max(0.0, deadline - time.monotonic())))
         if not ended.is_set() and not session.reply_pending() and not observer.records:
             arrivals.append((time.monotonic(), ErrorEvent(NOTHING_HEARD)))  # why there is no turn, without the wait
-        return Feed(list(observer.records), list(arrivals), true_end)
+            fed_s.append(pushed[0] / rate - LEAD_SILENCE_S)
+        return Feed(list(observer.records), list(arrivals), true_end, list(fed_s))
     finally:
         session.close()

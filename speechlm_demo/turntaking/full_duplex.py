@@ -161,8 +161,8 @@ class FullDuplexSession(EngineSession):
     def flush(self, timeout: float = JOIN_S) -> None:
         """End of input: step what is queued, wait for its output, then close the turns in progress."""
         last = self.framer.flush()
-        if last is not None and not self._stop.is_set() and self.accepting():
-            self.frames.put(last)
+        if last is not None and not self._stop.is_set() and self.accepting() and self.frames.put(last):
+            self.report_drop()
         self.frames.join(timeout)
         self.drain(time.monotonic() + timeout)
         self._say(self.words.flush())

@@ -13,7 +13,9 @@ drops that reply.) The reply is *committed* (``turn_detected`` is marked and the
 If the user goes on speaking before the commit, or the strategy drops it (the words dangle), the
 speculative reply is dropped without a trace (its history changes too). The reply itself is a small state
 machine (:mod:`.speculative_reply`).
-After the commit, user speech is barge-in: playback is flushed (``Interrupt``) and generation stops.
+After the commit, user speech is barge-in: playback is flushed (``Interrupt``) and generation stops. If the user
+goes on with the *same* turn after a reply was committed early (a lead-in that read as a finished sentence),
+that reply's exchange is taken back out of the history: the next reply hears the whole turn once.
 An engine that raises or stops answering fails its turn with a message; the session keeps listening.
 """
 

@@ -15,6 +15,7 @@ from ..engines.registry import EngineRegistry
 from ..plots import close, pair_figure, timeline_figure
 from ..recorder import RecordedTurn
 from ..timeline import usage_note
+from .judges_view import judge_pair
 from .recording import build_turn_input
 from .text import plain
 
@@ -101,10 +102,11 @@ def build_compare_tab(registry: EngineRegistry) -> None:
     empty = timeline_figure([])
     plot = gr.Plot(empty, label="Latency timelines", elem_id="compare-timeline")
     close(empty)
+    judged = gr.Dataframe(label="Automatic judges (computed once both replies are in)", interactive=False, elem_id="compare-judges")
     mic.turn_id.change(
         partial(run_comparison, registry),
         inputs=[mic.turn, engine_a, engine_b, system_prompt, voice],
         outputs=[status, *columns, plot],
         show_progress="hidden",
         concurrency_limit=2,
-    )
+    ).then(judge_pair, inputs=[columns[1], columns[3], columns[5], columns[7]], outputs=[judged], show_progress="minimal", concurrency_limit=1)

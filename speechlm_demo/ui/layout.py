@@ -8,6 +8,7 @@ import gradio as gr
 
 from .. import __version__
 from ..engines.registry import EngineRegistry
+from ..judges.background import start_worker
 from ..votes.pairs import blind_candidates
 from ..votes.rounds import BlindArena
 from ..votes.store import VoteStore
@@ -45,7 +46,8 @@ their latencies and timelines, and the versions; the audio itself only if the ho
 
 def build_demo(registry: EngineRegistry, preselect: str | None = None, store: VoteStore | None = None) -> gr.Blocks:
     """The whole app; ``store`` holds the votes (None: the leaderboard says it is unavailable)."""
-    arena = BlindArena(store, lambda: blind_candidates(registry)) if store is not None else None
+    judge = start_worker(store, lambda: registry.catalog.engines) if store is not None else None
+    arena = BlindArena(store, lambda: blind_candidates(registry), on_vote=judge.on_vote if judge else None) if store is not None else None
     with gr.Blocks(title="SpeechLM Playground", analytics_enabled=False) as demo:
         gr.Markdown("# 🗣️ SpeechLM Playground")
         with gr.Tab("Talk"):

@@ -1,4 +1,5 @@
-"""Leaderboard tab: Bradley-Terry ratings with bootstrap intervals, win rates and latencies from the votes."""
+"""Leaderboard tab: raw and style-controlled Bradley-Terry ratings with bootstrap intervals, judge means, the
+judges' rank agreement with the votes, win rates, latencies and the judge / rating-vs-latency plots."""
 
 from __future__ import annotations
 
@@ -11,39 +12,47 @@ import gradio as gr
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from ..judges.plots import judge_boxplots, rating_vs_latency
+from ..judges.records import read_judgements
 from ..plots import close
-from ..votes.ratings import COLUMNS, Leaderboard, leaderboard
+from ..votes.board import Board, build_board, vote_columns
 from ..votes.store import StoreError, VoteStore
 from .text import plain
 
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_ROUNDS = 1000
+STYLE_ROUNDS = 200
 MIN_VOTES = 30
 CACHED_BOARDS = 16
+TABLE_COLUMNS = ["rank", "engine", "rating", "ci_low", "ci_high", "style_rating", "style_ci_low", "style_ci_high", "votes", "wins", "ties", "losses", "preliminary"]
 
 
 class _BoardCache:
-    """The last few leaderboards by their exact votes: a page load recomputes only when votes changed
+    """The last few boards by their exact votes and judgements: a page load recomputes only when they changed
     (1 000 bootstrap rounds over many votes take a noticeable fraction of a second)."""
 
     def __init__(self, size: int = CACHED_BOARDS) -> None:
-        self._boards: OrderedDict[tuple[str, int, int], Leaderboard] = OrderedDict()
+        self._boards: OrderedDict[tuple[str, bool, int, int, int], Board] = OrderedDict()
         self._lock = threading.Lock()
         self._size = size
 
-    def get(self, tag: str, frame: pd.DataFrame) -> Leaderboard:
-        key = (tag, len(frame), int(pd.util.hash_pandas_object(frame, index=False).sum()))
+    def get(self, tag: str, exclude_outliers: bool, votes: pd.DataFrame, judgements: pd.DataFrame) -> Board:
+        key = (tag, exclude_outliers, len(votes), _digest(votes), _digest(judgements))
         with self._lock:
             if key in self._boards:
                 self._boards.move_to_end(key)
                 return self._boards[key]
-        board = leaderboard(frame, rounds=BOOTSTRAP_ROUNDS, min_votes=MIN_VOTES)
+        board = build_board(votes, judgements, rounds=BOOTSTRAP_ROUNDS, style_rounds=STYLE_ROUNDS, min_votes=MIN_VOTES, exclude_outliers=exclude_outliers)
         with self._lock:
             self._boards[key] = board
             while len(self._boards) > self._size:
                 self._boards.popitem(last=False)
         return board
+
+
+def _digest(frame: pd.DataFrame) -> int:
+    return int(pd.util.hash_pandas_object(frame.astype(str), index=False).sum()) if not frame.empty else 0
 
 
 _boards = _BoardCache()
@@ -64,21 +73,59 @@ def win_rate_heatmap(win_rates: pd.DataFrame) -> Any:
     return fig
 
 
-def leaderboard_views(store: VoteStore, tag: str = "") -> tuple[pd.DataFrame, Any, pd.DataFrame, str]:
-    """Ratings table, heatmap, latency table and a summary line (optionally one listening session only)."""
+def judge_table(board: Board) -> pd.DataFrame:
+    """Per engine the judge means, then one row per judge's Kendall tau with the human ranking."""
+    if board.judge_means.empty:
+        return pd.DataFrame(columns=["engine"])
+    means = board.judge_means.round(3).reset_index()
+    taus = {name: value["tau"] for name, value in board.judge_tau.items()}
+    tau_row = {"engine": "Kendall tau vs votes", **{name: taus.get(name) for name in means.columns if name != "engine"}}
+    return pd.DataFrame([*means.to_dict(orient="records"), tau_row], columns=means.columns)
+
+
+def summary_text(board: Board, tag: str) -> str:
+    """One paragraph: votes, intervals, sorting, what was not counted and why."""
+    if board.raw.table.empty:
+        text = "No votes yet" + (f" for session {plain(tag)}." if tag else ".")
+    else:
+        text = (
+            f"{board.raw.votes} votes counted; 95 % intervals from {board.raw.rounds} bootstrap rounds; sorted by the "
+            f"interval's lower bound; engines with fewer than {board.raw.min_votes} votes are marked preliminary. "
+            "The style-controlled rating is the strength at equal reply duration and voice-to-voice latency."
+        )
+    leaks, outliers = board.excluded.get("identity_leaks", 0), board.excluded.get("outlier_votes", 0)
+    if leaks:
+        text += f" {leaks} vote(s) not counted: a reply named an engine, model or company (identity leak)."
+    if board.outliers:
+        action = f"their {outliers} vote(s) left out" if outliers else "their votes still counted"
+        text += f" {len(board.outliers)} voter(s) flagged as outliers (votes far from each pair's consensus), {action}."
+    return text
+
+
+def leaderboard_views(store: VoteStore, tag: str = "", exclude_outliers: bool = False) -> tuple[pd.DataFrame, Any, pd.DataFrame, pd.DataFrame, Any, Any, str]:
+    """Ratings table, heatmap, latency table, judge table, judge box plots, rating-vs-latency plot and a summary."""
+    tag = tag.strip()
     try:
-        frame = store.frame(COLUMNS, tag=tag.strip() or None)
+        votes = store.frame(vote_columns(), tag=tag or None)
+        judgements = read_judgements(store)
     except StoreError:
         log.exception("leaderboard: the vote store cannot be read")
-        return pd.DataFrame(), None, pd.DataFrame(), "⚠️ The vote store is unavailable right now; please try again later."
-    board = _boards.get(tag.strip(), frame)
-    if board.table.empty:
-        return board.table, None, pd.DataFrame(columns=["engine"]), "No votes yet" + (f" for session {plain(tag.strip())}." if tag.strip() else ".")
-    summary = (
-        f"{board.votes} votes; 95 % intervals from {board.rounds} bootstrap rounds; sorted by the interval's lower "
-        f"bound; engines with fewer than {board.min_votes} votes are marked preliminary."
+        empty = pd.DataFrame()
+        return empty, None, empty, empty, None, None, "⚠️ The vote store is unavailable right now; please try again later."
+    board = _boards.get(tag, exclude_outliers, votes, judgements)
+    if board.raw.table.empty:
+        return board.raw.table, None, pd.DataFrame(columns=["engine"]), pd.DataFrame(columns=["engine"]), None, None, summary_text(board, tag)
+    table = board.table()
+    latency = board.raw.latency
+    return (
+        table[[c for c in TABLE_COLUMNS if c in table]],
+        win_rate_heatmap(board.raw.win_rates),
+        latency.reset_index(),
+        judge_table(board),
+        judge_boxplots(board.judged) if not board.judged.empty else None,
+        rating_vs_latency(table, latency),
+        summary_text(board, tag),
     )
-    return board.table, win_rate_heatmap(board.win_rates), board.latency.reset_index(), summary
 
 
 def build_leaderboard_tab(demo: gr.Blocks, store: VoteStore | None) -> None:
@@ -88,19 +135,26 @@ def build_leaderboard_tab(demo: gr.Blocks, store: VoteStore | None) -> None:
         return
     with gr.Row():
         tag = gr.Textbox(label="Listening session (empty: all votes)", scale=3)
+        exclude = gr.Checkbox(label="Leave out flagged outlier voters", value=False, scale=1)
         refresh = gr.Button("Refresh", scale=1)
     summary = gr.Markdown()
-    table = gr.Dataframe(label="Ratings (Bradley-Terry, Elo scale)", interactive=False, elem_id="leaderboard-table")
+    table = gr.Dataframe(label="Ratings (Bradley-Terry, Elo scale): raw and style-controlled", interactive=False, elem_id="leaderboard-table")
     with gr.Row():
+        scatter = gr.Plot(label="Rating vs latency")
         heatmap = gr.Plot(label="Win rates")
-        latency = gr.Dataframe(label="Voice-to-voice latency of voted replies (ms, from the reference end of speech of the recorded turn)", interactive=False)
+    judges = gr.Dataframe(label="Automatic judges: mean per engine, and each judge's rank agreement with the votes", interactive=False)
+    boxes = gr.Plot(label="Judge scores per engine")
+    latency = gr.Dataframe(label="Voice-to-voice latency of voted replies (ms, from the reference end of speech of the recorded turn)", interactive=False)
+    outputs = [table, heatmap, latency, judges, boxes, scatter, summary]
 
-    def update(tag_value: str) -> tuple:
-        ratings, figure, latencies, text = leaderboard_views(store, tag_value)
-        if figure is not None:
-            close(figure)
-        return ratings, figure, latencies, text
+    def update(tag_value: str, exclude_value: bool) -> tuple:
+        views = leaderboard_views(store, tag_value, bool(exclude_value))
+        for figure in (views[1], views[4], views[5]):
+            if figure is not None:
+                close(figure)
+        return views
 
-    refresh.click(update, inputs=[tag], outputs=[table, heatmap, latency, summary])
-    tag.submit(update, inputs=[tag], outputs=[table, heatmap, latency, summary])
-    demo.load(update, inputs=[tag], outputs=[table, heatmap, latency, summary])
+    refresh.click(update, inputs=[tag, exclude], outputs=outputs)
+    tag.submit(update, inputs=[tag, exclude], outputs=outputs)
+    exclude.change(update, inputs=[tag, exclude], outputs=outputs)
+    demo.load(update, inputs=[tag, exclude], outputs=outputs)

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the subcommands to the CLI's subparsers."""
     votes = sub.add_parser("votes", help="the blind-vote store")
     votes_sub = votes.add_subparsers(dest="votes_command", required=True)
-    export = votes_sub.add_parser("export", help="write every vote to CSV and/or Parquet")
+    export = votes_sub.add_parser("export", help="write every vote to CSV and/or Parquet (with identity_leak and outlier_voter columns)")
     export.add_argument("--csv", help="CSV file to write")
     export.add_argument("--parquet", help="Parquet file to write")
     export.add_argument("--db", help="SQLAlchemy URL (default $SPEECHLM_DB_URL or SQLite in $SPEECHLM_DATA_DIR)")
@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     board.add_argument("--min-votes", type=int, default=30, help="below this an engine is 'preliminary'")
     board.add_argument("--db", help="SQLAlchemy URL")
     board.add_argument("--tag", default="", help="only the votes of this listening session")
+    board.add_argument("--style-rounds", type=int, default=200, help="bootstrap rounds of the style-controlled fit")
+    board.add_argument("--exclude-outliers", action="store_true", help="leave out the votes of flagged outlier voters")
+    board.add_argument("--plots", help="write judges_by_engine.png and rating_vs_latency.png into this folder")
     bench = sub.add_parser("bench-votes", help="measure ratings time and concurrent vote-write latency")
     bench.add_argument("--votes", type=int, default=100_000)
     bench.add_argument("--rounds", type=int, default=1000)
@@ -137,15 +140,33 @@ def run(args: argparse.Namespace) -> int:
 
 def _read(args: argparse.Namespace, store: VoteStore) -> int:
     """``votes export`` or ``leaderboard`` on an open store."""
+    from ..judges.records import read_judgements
+    from .board import voter_column
+    from .integrity import annotate
+
     if args.command == "votes":
         if not (args.csv or args.parquet):
             sys.stderr.write("error: give --csv and/or --parquet\n")
             return 2
-        rows = store.export(csv=args.csv, parquet=args.parquet)
-        sys.stdout.write(f"exported {rows} votes from {store.describe()}\n")
+        frame = annotate(store.frame(), read_judgements(store), voter_column())  # every vote, with its leak and outlier flags
+        if args.csv:
+            frame.to_csv(args.csv, index=False)
+        if args.parquet:
+            frame.to_parquet(args.parquet, index=False)
+        sys.stdout.write(f"exported {len(frame)} votes from {store.describe()}\n")
         return 0
-    from .ratings import COLUMNS, leaderboard
+    from .board import build_board, vote_columns
 
-    board = leaderboard(store.frame(COLUMNS, tag=args.tag or None), rounds=args.rounds, min_votes=args.min_votes)
+    votes = store.frame(vote_columns(), tag=args.tag or None)
+    board = build_board(
+        votes, read_judgements(store), rounds=args.rounds, style_rounds=args.style_rounds, min_votes=args.min_votes, exclude_outliers=args.exclude_outliers
+    )
     sys.stdout.write(json.dumps(board.to_dict(), indent=2) + "\n" if args.json else board.format() + "\n")
+    if args.plots:
+        from pathlib import Path
+
+        from ..judges.plots import write_pngs
+
+        for path in write_pngs(board.table(), board.raw.latency, board.judged, Path(args.plots)):
+            sys.stderr.write(f"wrote {path}\n")
     return 0

@@ -84,6 +84,7 @@ class VoteReceipt:
     engine_b: str
     queued: bool
     message: str
+    identity_leak: tuple[str, ...] = ()  # names a reply gave away: the vote is kept but not counted in the ratings
 
 
 class BlindArena:
@@ -105,6 +106,7 @@ class BlindArena:
         audio_dir: Path | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        on_vote: Callable[[VoteRecord, Comparison | None], Sequence[str]] | None = None,
     ) -> None:
         self.store = store
         self.candidates = candidates
@@ -118,6 +120,7 @@ class BlindArena:
         self.audio_dir = audio_dir or data_dir() / "audio"
         self.rng = rng or random.SystemRandom()
         self.clock = clock
+        self.on_vote = on_vote  # after a vote is kept: judge its replies; returns the names they gave away
         self._rounds: dict[str, BlindRound] = {}
         self.limits = VoteLimits(per_voter=rate_limit, per_address=address_limit, daily=daily_cap, clock=clock)
         self._lock = threading.Lock()
@@ -252,7 +255,10 @@ class BlindArena:
             raise
         blind.state = "voted"
         message = "Thanks! The database is down: your vote is kept on disk and will be stored when it is back." if queued else "Thanks, vote recorded."
-        return VoteReceipt(record.vote_id, outcome, record.engine_a, record.engine_b, queued, message)
+        leaked = self._after_vote(record, blind)
+        if leaked:
+            message += f" A reply named {', '.join(leaked)}, which gives an engine away: your vote is kept but not counted in the blind ratings."
+        return VoteReceipt(record.vote_id, outcome, record.engine_a, record.engine_b, queued, message, leaked)
 
     def close(self) -> None:
         """Stop retrying in the background (votes still pending stay in the spool for the next start)."""
@@ -323,6 +329,16 @@ class BlindArena:
             tag=blind.tag,
             audio_dir=self._try_save_audio(blind, vote_id) if self.save_audio else None,
         )
+
+    def _after_vote(self, record: VoteRecord, blind: BlindRound) -> tuple[str, ...]:
+        """Run the vote hook; a failing hook costs the judgement, never the vote."""
+        if self.on_vote is None:
+            return ()
+        try:
+            return tuple(self.on_vote(record, blind.replies))
+        except Exception:  # noqa: BLE001 - the vote is already kept
+            log.exception("the vote hook failed for vote %s", record.vote_id)
+            return ()
 
     def _try_save_audio(self, blind: BlindRound, vote_id: str) -> str | None:
         """Save the audio if configured; a full disk costs the audio, never the vote."""

@@ -86,6 +86,10 @@ class Handler(BaseHTTPRequestHandler):
         self.start(200, "text/html")
         self.send(b"<html><body>Welcome to nginx!</body></html>\n")
 
+    def reply_midway(self) -> None:
+        self.start()
+        self.send(event("Paris"))  # then the connection closes without data: [DONE]
+
     def reply_sse_error(self) -> None:
         self.start()
         self.send(b'data: {"error": {"message": "context length exceeded"}}\n\n')
@@ -185,6 +189,7 @@ def test_cancel_stops_the_stream_early(server: FakeServer) -> None:
         ("malformed", r"malformed JSON .*not json"),
         ("html", r"malformed server-sent events: '<html>"),
         ("sse_error", r"reported an error: .*context length exceeded"),
+        ("midway", r"stopped mid-reply \(the stream ended without \[DONE\]\)"),
     ],
 )
 def test_bad_streams_are_reported(server: FakeServer, mode: str, message: str) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from tests.clients.serving import open_stream
+
 WORDS = ["The", " capital", " of", " France", " is", " Paris", "."]
 AUDIO_OFFSET = 1000
 END_ID = 500  # <|user|>
@@ -80,11 +82,7 @@ class FakeGlm4Voice:
         self.app.router.add_post("/generate_stream", self.generate)
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
-        params = await request.json()
-        self.requests.append(params)
-        response = web.StreamResponse()
-        response.enable_chunked_encoding()
-        await response.prepare(request)
+        _params, response = await open_stream(request, self.requests)
         for index, token in enumerate(reply_tokens()):
             if (self.behaviour == "error" and index == 10) or (self.behaviour == "refuse" and index == 0):
                 await response.write((json.dumps({"text": "Server Error", "error_code": 1}) + "\n").encode())

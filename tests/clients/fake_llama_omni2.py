@@ -17,6 +17,8 @@ import json
 import soundfile as sf
 from aiohttp import web
 
+from tests.clients.serving import open_stream
+
 SERVER_ERROR_MSG = "**NETWORK ERROR DUE TO HIGH TRAFFIC. PLEASE REGENERATE OR REFRESH THIS PAGE.**"
 REPLY = ["The", " capital", " of", " France", " is", " Paris", "."]
 
@@ -54,11 +56,7 @@ class FakeLlamaOmni2:
         assert messages % 2 == 1, "Number of history messages must be odd"
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
-        params = await request.json()
-        self.requests.append(params)
-        response = web.StreamResponse()
-        response.enable_chunked_encoding()
-        await response.prepare(request)
+        params, response = await open_stream(request, self.requests)
         if self.behaviour == "no_worker":
             await response.write(frame({"text": SERVER_ERROR_MSG, "error_code": 2}))
             await response.write(frame({"text": SERVER_ERROR_MSG, "error_code": 3}))

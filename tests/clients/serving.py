@@ -66,3 +66,14 @@ class FakeHTTPServer:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
+
+
+async def open_stream(request: web.Request, requests: list[dict]) -> tuple[dict, web.StreamResponse]:
+    """Record the request's JSON body in ``requests`` and start a chunked streamed reply (as the servers'
+    ``StreamingResponse`` does); returns the body and the prepared response to write to."""
+    params = await request.json()
+    requests.append(params)
+    response = web.StreamResponse()
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    return params, response

@@ -10,8 +10,8 @@ import pytest
 
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, SessionOptions, TextOut
 from speechlm_demo.engines.llama_omni2.client import LlamaOmni2Engine
-from speechlm_demo.engines.llama_omni2.protocol import FrameReader, ProtocolError, new_suffix
-from speechlm_demo.engines.server_client import ServerFailure
+from speechlm_demo.engines.llama_omni2.protocol import FrameReader, ProtocolError
+from speechlm_demo.engines.server_client import ServerFailure, new_suffix
 
 from .conftest import client_entry, user_turn, with_echo_fallback
 from .fake_llama_omni2 import SERVER_ERROR_MSG, FakeLlamaOmni2

@@ -180,7 +180,7 @@ def test_empty_turn_is_refused(fake: FakeServer, monkeypatch: pytest.MonkeyPatch
 
 
 def test_error_bodies_are_read_in_every_shape() -> None:
-    from speechlm_demo.engines.vllm_omni.sse import error_text
+    from speechlm_demo.engines.openai_http import error_text
 
     assert error_text('{"error":{"message":"bad","type":"BadRequestError","param":null,"code":400}}') == "bad (BadRequestError)"
     assert error_text('{"detail":"Chat completion failed"}') == "Chat completion failed"

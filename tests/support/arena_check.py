@@ -18,6 +18,7 @@ from tests.support.app_process import running_app
 from tests.support.browser_check import chromium_page, start_microphone
 
 PAYLOAD_JS = Path(__file__).with_name("payload_probe.js")
+CASCADE_LABEL = "Offline cascade (Silero VAD + Whisper base + SmolLM2-135M + Piper)"
 
 
 def wait_for_text(page: Page, selector: str, needle: str, timeout_s: float) -> str:
@@ -43,12 +44,31 @@ def check_compare(page: Page, engines: list[str], timeout_s: float) -> dict:
     start_microphone(page, "compare")
     status = wait_for_text(page, "#compare-status", "Done", timeout_s)
     result = {"status": status}
-    for side in "ab":
-        result[f"summary_{side}"] = page.locator(f"#compare-{side}-summary").inner_text()
+    for side in "ab":  # the page may still be painting the last update when the status reads "Done"
+        result[f"summary_{side}"] = wait_for_text(page, f"#compare-{side}-summary", "voice-to-voice", 15)
         result[f"heard_{side}"] = page.locator(f"#compare-{side}-heard textarea").input_value()
         result[f"reply_{side}"] = page.locator(f"#compare-{side}-reply textarea").input_value()
         result[f"has_audio_{side}"] = page.locator(f"#compare-{side}-audio audio, #compare-{side}-audio button[aria-label='Play']").count() > 0
     result["has_timeline_plot"] = page.locator("#compare-timeline img, #compare-timeline svg").count() > 0
+    return result
+
+
+def compare_arguments(timeout_s: float = 120.0) -> argparse.Namespace:
+    """``--wav FILE [--screenshot PNG] [--timeout S]``: the command line of a Compare-tab check script."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--wav", required=True)
+    parser.add_argument("--screenshot")
+    parser.add_argument("--timeout", type=float, default=timeout_s)
+    return parser.parse_args()
+
+
+def compare_with_cascade(engine: str, args: argparse.Namespace) -> dict:
+    """Start the app (in this namespace), compare ``engine`` (side A) with the offline cascade (B) in Chromium."""
+    with running_app("cascade") as url, chromium_page(args.wav, PAYLOAD_JS, height=1000) as page:
+        page.goto(url)
+        result = check_compare(page, [engine, CASCADE_LABEL], args.timeout)
+        if args.screenshot:
+            page.screenshot(path=args.screenshot, full_page=True)
     return result
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from speechlm_demo.engines.base import AudioOut, ErrorEvent, Event, HalfDuplexEngine, SessionOptions, TextOut, UserTurn
+from speechlm_demo.engines.base import AudioOut, ErrorEvent, Event, SessionOptions, TextOut, UserTurn
+from speechlm_demo.turntaking.half_duplex import HalfDuplexEngine
 
 HEARD = '<img src=x onerror="window.__pwned=(window.__pwned||[]).concat(1)"> <script>window.__pwned=[2]</script>'
 SAID = '<iframe src="about:blank" onload="window.__pwned=[3]"></iframe> ![tracker](http://127.0.0.9/t.png) [click](javascript:alert(4)) **bold**'

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
-
 from ..base import EngineError
+from ..openai_http import chat_text, stage_client
 from . import stage_settings
 from .weights import smollm2_gguf
 
@@ -21,7 +19,6 @@ log = logging.getLogger(__name__)
 
 OFFLINE = "offline"
 Messages = list[dict[str, str]]
-_SSE_FIELDS = ("data:", "event:", "id:", "retry:", ":")
 _LOCK_POLL_S = 0.05  # a cancelled request waiting for the model gives up within this
 
 
@@ -127,26 +124,13 @@ class OpenAICompatibleLLM:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
     ) -> None:
-        chosen_url = (os.environ.get(base_url_env) if base_url_env else None) or base_url
-        if not chosen_url:
-            raise EngineError(f"llm: set {base_url_env} (or 'base_url') to the LLM server's URL")
-        root = chosen_url.rstrip("/")
-        self.url = root + ("/chat/completions" if root.endswith("/v1") else "/v1/chat/completions")
+        self._http, self.url = stage_client(
+            "llm", "LLM server", "/chat/completions", base_url, base_url_env,
+            api_key_env=api_key_env, connect_timeout=connect_timeout, read_timeout=read_timeout,
+        )
         self.model_name = model
-        self.api_key_env = api_key_env
         self.max_tokens = max_tokens
         self.temperature = temperature
-        self.read_timeout = read_timeout
-        self._client = httpx.Client(timeout=httpx.Timeout(read_timeout, connect=connect_timeout))
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "text/event-stream"}
-        if self.api_key_env:
-            key = os.environ.get(self.api_key_env)
-            if not key:
-                raise EngineError(f"the LLM server needs an API key: set the environment variable {self.api_key_env}")
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
 
     def stream(self, messages: Messages, cancel: threading.Event, *, temperature: float | None = None) -> Iterator[str]:
         """Stream the reply; transport and protocol failures raise :class:`EngineError`."""
@@ -159,70 +143,7 @@ class OpenAICompatibleLLM:
         chosen = self.temperature if temperature is None else temperature
         if chosen is not None:
             payload["temperature"] = chosen
-        try:
-            with self._client.stream("POST", self.url, json=payload, headers=self._headers()) as response:
-                if response.status_code >= 400:
-                    body = response.read().decode("utf-8", "replace").strip()
-                    raise EngineError(f"LLM server {self.url} answered HTTP {response.status_code}: {body[:300]}")
-                if response.headers.get("content-type", "").startswith("application/json"):
-                    text = _message_content(_parse_json(response.read().decode("utf-8", "replace")))
-                    if text:
-                        yield text
-                    return
-                yield from _sse_pieces(response.iter_lines(), cancel)
-        except httpx.ConnectError as exc:
-            raise EngineError(f"cannot connect to the LLM server {self.url}: {exc}") from None
-        except httpx.ConnectTimeout:
-            raise EngineError(f"connecting to the LLM server {self.url} timed out") from None
-        except httpx.ReadTimeout:
-            raise EngineError(
-                f"the LLM server {self.url} sent nothing for {self.read_timeout:g} s (read timeout)"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise EngineError(f"LLM server {self.url} failed: {type(exc).__name__}: {exc}") from None
-
-
-def _parse_json(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EngineError(f"LLM server sent malformed JSON ({exc.msg}): {text[:200]!r}") from None
-    if not isinstance(value, dict):
-        raise EngineError(f"LLM server sent unexpected JSON: {text[:200]!r}")
-    if "error" in value:
-        raise EngineError(f"LLM server reported an error: {json.dumps(value['error'])[:300]}")
-    return value
-
-
-def _message_content(body: dict[str, Any]) -> str:
-    try:
-        return body["choices"][0]["message"]["content"] or ""
-    except (KeyError, IndexError, TypeError):
-        raise EngineError(f"LLM server reply has no choices[0].message.content: {json.dumps(body)[:200]}") from None
-
-
-def _sse_pieces(lines: Iterable[str], cancel: threading.Event) -> Iterator[str]:
-    """Text pieces from ``data: {...}`` server-sent events, up to ``data: [DONE]``."""
-    for line in lines:
-        if cancel.is_set():
-            return
-        if not line:
-            continue
-        if not line.startswith(_SSE_FIELDS):
-            raise EngineError(f"LLM server sent malformed server-sent events: {line[:200]!r}")
-        if not line.startswith("data:"):
-            continue
-        data = line[len("data:") :].strip()
-        if data == "[DONE]":
-            return
-        event = _parse_json(data)
-        try:
-            piece = (event["choices"][0].get("delta") or {}).get("content") if event["choices"] else None
-        except (KeyError, TypeError, AttributeError):
-            raise EngineError(f"LLM server event has no choices[0].delta: {data[:200]!r}") from None
-        if piece:
-            yield piece
-    log.debug("LLM stream ended without [DONE]")
+        yield from chat_text(self._http.post("/chat/completions", payload, cancel), self._http.name)
 
 
 def build_llm(config: Mapping[str, Any], device: str = "cpu") -> LLM:

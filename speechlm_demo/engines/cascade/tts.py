@@ -112,11 +112,16 @@ class EspeakTTS:
             raise EngineError(f"espeak-ng failed (exit {exc.returncode}): {detail}") from None
         except subprocess.TimeoutExpired:
             raise EngineError("espeak-ng took longer than 30 s") from None
-        try:
-            audio, rate = decode_audio(result.stdout)
-        except AudioError as exc:
-            raise EngineError(f"espeak-ng produced no usable audio: {exc}") from None
-        yield resample(audio, rate, self.sample_rate)
+        yield decoded_audio(result.stdout, self.sample_rate, "espeak-ng")
+
+
+def decoded_audio(data: bytes, sample_rate: int, source: str) -> np.ndarray:
+    """An audio file's samples (WAV, ...) resampled to ``sample_rate``; unusable bytes raise :class:`EngineError`."""
+    try:
+        audio, rate = decode_audio(data)
+    except AudioError as exc:
+        raise EngineError(f"{source} produced no usable audio: {exc}") from None
+    return resample(audio, rate, sample_rate)
 
 
 def build_tts(config: Mapping[str, Any]) -> TTS:

@@ -9,20 +9,24 @@ Without a decoder (``decoder_path`` empty) replies are text only, said once per 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from ...audio import resample
-from ..base import AudioOut, EngineError, ErrorEvent, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
+from ..base import AudioOut, EngineError, Event, Progress, SessionOptions, TextOut, UserTurn
 from ..fallback import ServerEngine
-from ..llama_omni2.protocol import new_suffix
-from ..server_client import ServerFailure, ServerSettings, check_reachable, post_stream, read_chunks, server_url
+from ..server_client import (
+    ProtocolError,
+    ServerFailure,
+    ServerSettings,
+    check_reachable,
+    post_stream,
+    read_chunks,
+    server_url,
+    text_events,
+)
 from .local_models import BLOCK_SIZES, DECODER_RATE, GlmModels, load_models
-from .protocol import ProtocolError, ServerError, TokenLineReader, build_prompt, speech_input
-
-if TYPE_CHECKING:
-    from ...catalog import EngineEntry
+from .protocol import ServerError, TokenLineReader, build_prompt, speech_input
 
 
 class Glm4VoiceSettings(ServerSettings):
@@ -44,10 +48,6 @@ class Glm4VoiceEngine(ServerEngine):
     Settings = Glm4VoiceSettings
     settings: Glm4VoiceSettings
     models: GlmModels | None = None
-
-    def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
-        super().__init__(entry, device)
-        self._told_text_only: set[int] = set()
 
     def connect(self, progress: Progress) -> None:
         """Load the local models (once), then check the server answers."""
@@ -72,9 +72,8 @@ class Glm4VoiceEngine(ServerEngine):
         previous = next((m["glm_prompt"] for m in reversed(history) if m.get("glm_prompt")), "")
         prompt = build_prompt(previous, speech_input(tokens))
         payload = {"prompt": prompt, "temperature": self.settings.temperature, "top_p": self.settings.top_p, "max_new_tokens": self.settings.max_new_tokens}
-        if self.models.decoder is None and id(options) not in self._told_text_only:
-            self._told_text_only.add(id(options))
-            yield ErrorEvent(f"{self.entry.label}: no speech decoder is set up here (decoder_path), so its replies are text only.")
+        if self.models.decoder is None:
+            yield from self.note_once(options, "no speech decoder is set up here (decoder_path), so its replies are text only.")
         complete: list[int] = []
         text = yield from self._stream(payload, turn, complete)
         if turn.cancel.is_set():
@@ -107,11 +106,7 @@ class Glm4VoiceEngine(ServerEngine):
                             else:
                                 text_ids.append(token)
                                 now = tokenizer.decode(text_ids)
-                                piece = new_suffix(text, now)
-                                if piece:
-                                    if not text:
-                                        yield Mark("llm_first_token")
-                                    yield TextOut(piece, "agent", final=False)
+                                yield from text_events(text, now)
                                 text = now
                         if decoder is not None and speech and (len(speech) >= BLOCK_SIZES[block] or finished):
                             audio, state = decoder.feed(speech, state, finished)

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 
+from ..server_client import DelimitedReader, ProtocolError
+
 SPEECH_SYSTEM = (
     "User will provide you with a speech instruction. Do it step by step. First, think about the instruction "
     "and respond in a interleaved manner, with 13 text token followed by 26 audio tokens. "
 )
 MAX_LINE_BYTES = 64 * 1024
-
-
-class ProtocolError(ValueError):
-    """Bytes that are not GLM-4-Voice token lines."""
 
 
 def speech_input(tokens: list[int]) -> str:
@@ -37,24 +35,16 @@ def build_prompt(previous: str, user_input: str, system: str = SPEECH_SYSTEM) ->
     return inputs + f"<|user|>\n{user_input}<|assistant|>streaming_transcription\n"
 
 
-class TokenLineReader:
+class TokenLineReader(DelimitedReader[int]):
     """Token ids from newline-delimited JSON split anywhere; an error line raises :class:`ServerError`."""
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    delimiter = b"\n"
+    max_bytes = MAX_LINE_BYTES
+    too_long = "a line of the reply exceeds 64 KiB"
 
-    def feed(self, data: bytes) -> list[int]:
-        """Token ids completed by ``data``."""
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        if len(self._buffer) > MAX_LINE_BYTES:
-            raise ProtocolError("a line of the reply exceeds 64 KiB")
-        return [token for line in lines if line.strip() for token in [parse_line(line)]]
-
-    @property
-    def pending(self) -> bool:
-        """An unterminated line is left."""
-        return bool(self._buffer.strip())
+    def parse(self, raw: bytes) -> int:
+        """One line's token id."""
+        return parse_line(raw)
 
 
 class ServerError(RuntimeError):

@@ -16,19 +16,24 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import Field
 
-from ..base import AudioOut, ErrorEvent, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
+from ..base import AudioOut, Event, Progress, SessionOptions, TextOut, UserTurn
 from ..fallback import ServerEngine
-from ..server_client import ServerFailure, ServerSettings, post_stream, read_chunks, server_url, turn_wav
-from .protocol import ERROR_CODES, FrameReader, ProtocolError, new_suffix
+from ..server_client import (
+    ProtocolError,
+    ServerFailure,
+    ServerSettings,
+    post_stream,
+    read_chunks,
+    server_url,
+    text_events,
+    turn_wav,
+)
+from .protocol import ERROR_CODES, FrameReader
 from .vocoder import SAMPLE_RATE, UnitVocoder, load_vocoder
-
-if TYPE_CHECKING:
-    from ...catalog import EngineEntry
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +61,6 @@ class LlamaOmni2Engine(ServerEngine):
     Settings = LlamaOmni2Settings
     settings: LlamaOmni2Settings
     vocoder: UnitVocoder | None = None
-
-    def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
-        super().__init__(entry, device)
-        self._told_text_only: set[int] = set()
 
     def connect(self, progress: Progress) -> None:
         """Check the controller lists the model (or the worker answers)."""
@@ -111,9 +112,8 @@ class LlamaOmni2Engine(ServerEngine):
             "top_p": self.settings.top_p,
             "max_new_tokens": self.settings.max_new_tokens,
         }
-        if self.vocoder is None and id(options) not in self._told_text_only:
-            self._told_text_only.add(id(options))
-            yield ErrorEvent(f"{self.entry.label}: no unit decoder is set up here, so its replies are text only (see the catalogue note).")
+        if self.vocoder is None:
+            yield from self.note_once(options, "no unit decoder is set up here, so its replies are text only (see the catalogue note).")
         text = yield from self._stream(payload, turn)
         if turn.cancel.is_set():
             return
@@ -144,11 +144,7 @@ class LlamaOmni2Engine(ServerEngine):
                         if frame.error_code:
                             why = ERROR_CODES.get(frame.error_code, "unknown error")
                             raise ServerFailure(f"{label} failed the turn (error_code {frame.error_code}: {why}): {frame.text}")
-                        piece = new_suffix(text, frame.text)
-                        if piece:
-                            if not text:
-                                yield Mark("llm_first_token")
-                            yield TextOut(piece, "agent", final=False)
+                        yield from text_events(text, frame.text)
                         text = frame.text
                         if self.vocoder is not None and (len(frame.units) > units_done or frame.finalize):
                             audio, state = self.vocoder.feed(frame.units[units_done:], state, frame.finalize)

@@ -13,16 +13,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..server_client import DelimitedReader, ProtocolError
+
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 ERROR_CODES = {
     1: "the model worker failed",
     2: "the controller has no worker serving this model",
     3: "the model worker did not answer the controller",
 }
-
-
-class ProtocolError(ValueError):
-    """Bytes that are not LLaMA-Omni2 frames."""
 
 
 @dataclass(frozen=True)
@@ -35,24 +33,16 @@ class Frame:
     error_code: int
 
 
-class FrameReader:
+class FrameReader(DelimitedReader[Frame]):
     """NUL-delimited JSON frames from chunks split anywhere."""
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    delimiter = b"\0"
+    max_bytes = MAX_FRAME_BYTES
+    too_long = f"a frame exceeds {MAX_FRAME_BYTES} bytes without its NUL terminator"
 
-    def feed(self, data: bytes) -> list[Frame]:
-        """The frames completed by ``data``."""
-        self._buffer += data
-        *complete, self._buffer = self._buffer.split(b"\0")
-        if len(self._buffer) > MAX_FRAME_BYTES:
-            raise ProtocolError(f"a frame exceeds {MAX_FRAME_BYTES} bytes without its NUL terminator")
-        return [parse_frame(raw) for raw in complete if raw.strip()]
-
-    @property
-    def pending(self) -> bool:
-        """Bytes of an unterminated frame are left (the stream ended mid-frame)."""
-        return bool(self._buffer.strip())
+    def parse(self, raw: bytes) -> Frame:
+        """One frame."""
+        return parse_frame(raw)
 
 
 def parse_frame(raw: bytes) -> Frame:
@@ -69,7 +59,3 @@ def parse_frame(raw: bytes) -> Frame:
         raise ProtocolError(f"unit ids are not integers: {str(data.get('unit'))[:60]!r}") from None
     return Frame(data.get("text", ""), units, bool(data.get("finalize", False)), int(data["error_code"]))
 
-
-def new_suffix(previous: str, current: str) -> str:
-    """What a cumulative text added (all of it when an earlier part was rewritten)."""
-    return current.removeprefix(previous)

@@ -15,16 +15,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ...audio import resample, to_mono_float32
-from ...turntaking.half_duplex import HalfDuplexEngine
 from ..base import Event, Progress, SessionOptions, TextOut, UserTurn
 from ..cascade.speak import speak_text_stream
 from ..cascade.tts import TTS, build_tts
-from .prompt import INPUT_RATE, build_inputs, end_token_ids, trim_history
+from .engine_base import LocalQwenEngine, warm_up_noise
+from .prompt import INPUT_RATE, build_inputs, trim_history
 from .settings import Qwen2AudioSettings
 
 if TYPE_CHECKING:
-    from ...catalog import EngineEntry
-    from .loading import LoadedModel
     from .streaming import StreamedGeneration
 
 log = logging.getLogger(__name__)
@@ -36,31 +34,21 @@ DEFAULT_SYSTEM_PROMPT = (
 NO_REPLY = "(Qwen2-Audio gave no answer)"
 
 
-class Qwen2AudioEngine(HalfDuplexEngine):
+class Qwen2AudioEngine(LocalQwenEngine):
     """Qwen2-Audio-7B-Instruct (hub id or local directory) whose replies the cascade's TTS speaks."""
 
     Settings: ClassVar[type[Qwen2AudioSettings]] = Qwen2AudioSettings
     settings: Qwen2AudioSettings
-    loaded_model: LoadedModel
+    stream_name: ClassVar[str] = "qwen2-audio"
     tts: TTS
 
-    def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
-        super().__init__(entry, device)
-        self._busy = threading.Lock()
-
     def _load(self, progress: Progress) -> None:
-        from .loading import load_model  # torch and transformers load with the engine, not with this module
-
-        progress(0.05, f"loading {self.settings.model}")
-        self.loaded_model = load_model(
-            "Qwen2AudioForConditionalGeneration", self.settings, self.device, ("qwen2_audio",)
-        )
+        self._load_model(progress, "Qwen2AudioForConditionalGeneration", ("qwen2_audio",))
         progress(0.7, "loading voice")
         self.tts = build_tts(self.settings.tts)
         if self.settings.warm_up:
             progress(0.85, "warming up")
-            noise = np.random.default_rng(0).normal(0.0, 0.01, INPUT_RATE // 2).astype(np.float32)
-            run = self._start(self._inputs(noise, [], SessionOptions()), SessionOptions(), threading.Event(), 2)
+            run = self._start(self._inputs(warm_up_noise(), [], SessionOptions()), SessionOptions(), threading.Event(), 2)
             for _piece in run.text():
                 pass
             run.result()
@@ -83,25 +71,14 @@ class Qwen2AudioEngine(HalfDuplexEngine):
         self, inputs: dict[str, Any], options: SessionOptions, cancel: threading.Event, max_new_tokens: int | None = None
     ) -> StreamedGeneration:
         """``generate`` streamed from a thread, with the session's temperature and seed."""
-        from .streaming import StreamedGeneration
-
-        loaded = self.loaded_model
-        settings = self.settings_for(options)
-        temperature = settings.temperature if options.temperature is None else options.temperature
-        sampling: dict[str, Any] = {"do_sample": temperature > 0}
-        if temperature > 0:
-            sampling.update(temperature=temperature, top_p=settings.top_p)
-        eos = end_token_ids(loaded.tokenizer)
-        if eos:
-            sampling["eos_token_id"] = eos
+        model = self.loaded_model.model
+        limit = max_new_tokens or self.settings_for(options).max_new_tokens
+        sampling = self.sampling(options)
 
         def generate(streamer: Any, stop: Any) -> Any:
-            return loaded.model.generate(
-                **inputs, streamer=streamer, stopping_criteria=stop,
-                max_new_tokens=max_new_tokens or settings.max_new_tokens, **sampling,
-            )
+            return model.generate(**inputs, streamer=streamer, stopping_criteria=stop, max_new_tokens=limit, **sampling)
 
-        return StreamedGeneration(loaded.tokenizer, generate, cancel, self._busy, seed=options.seed, name="qwen2-audio")
+        return self._stream(generate, cancel, options.seed)
 
     def respond(self, turn: UserTurn, history: list[dict[str, Any]], options: SessionOptions) -> Iterator[Event]:
         """Stream the model's answer into the TTS stage, chunk by chunk."""
@@ -119,8 +96,3 @@ class Qwen2AudioEngine(HalfDuplexEngine):
             return
         history.extend([{"role": "user", "audio": audio}, {"role": "assistant", "content": " ".join(spoken)}])
         trim_history(history, self.settings.history_turns)
-
-    def close(self) -> None:
-        """Drop the model (frees GPU memory once nothing else holds it)."""
-        self.__dict__.pop("loaded_model", None)
-        self.loaded = False

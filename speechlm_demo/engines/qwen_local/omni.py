@@ -12,49 +12,31 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ...audio import resample, to_mono_float32
-from ...turntaking.half_duplex import HalfDuplexEngine
 from ..base import AudioOut, EngineError, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
-from .prompt import INPUT_RATE, build_inputs, end_token_ids, trim_history
+from .engine_base import LocalQwenEngine, warm_up_noise
+from .prompt import INPUT_RATE, QWEN_SYSTEM_PROMPT, build_inputs, trim_history
 from .settings import QwenOmniSettings
-
-if TYPE_CHECKING:
-    from ...catalog import EngineEntry
-    from .loading import LoadedModel
-    from .streaming import StreamedGeneration
 
 log = logging.getLogger(__name__)
 
 OUTPUT_RATE = 24_000
-QWEN_OMNI_SYSTEM_PROMPT = (
-    "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
-    "auditory and visual inputs, as well as generating text and speech."
-)
 NO_REPLY = "(Qwen2.5-Omni gave no answer)"
 
 
-class QwenOmniEngine(HalfDuplexEngine):
+class QwenOmniEngine(LocalQwenEngine):
     """Qwen2.5-Omni (3B or 7B) from a hub id or a local directory (``defaults.model``)."""
 
     Settings: ClassVar[type[QwenOmniSettings]] = QwenOmniSettings
     settings: QwenOmniSettings
-    loaded_model: LoadedModel
-
-    def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
-        super().__init__(entry, device)
-        self._busy = threading.Lock()
+    stream_name: ClassVar[str] = "qwen-omni"
 
     def _load(self, progress: Progress) -> None:
-        from .loading import load_model  # torch and transformers load with the engine, not with this module
-
-        progress(0.05, f"loading {self.settings.model}")
-        self.loaded_model = load_model(
-            "Qwen2_5OmniForConditionalGeneration", self.settings, self.device, ("qwen2_5_omni",), ("spk_dict.pt",)
-        )
+        self._load_model(progress, "Qwen2_5OmniForConditionalGeneration", ("qwen2_5_omni",), ("spk_dict.pt",))
         voices = self.voices()
         if not voices:
             raise EngineError(f"{self.settings.model} has no speakers (spk_dict.pt is empty)")
@@ -82,8 +64,7 @@ class QwenOmniEngine(HalfDuplexEngine):
 
     def _warm_up(self) -> None:
         """A two-token text-only reply to half a second of quiet noise (kernels, caches, allocator)."""
-        noise = np.random.default_rng(0).normal(0.0, 0.01, INPUT_RATE // 2).astype(np.float32)
-        inputs = self._inputs(noise, [], SessionOptions())
+        inputs = self._inputs(warm_up_noise(), [], SessionOptions())
         run = self._stream(
             lambda streamer, stop: self.loaded_model.model.generate(
                 **inputs, generation_mode="text", thinker_max_new_tokens=2, thinker_streamer=streamer,
@@ -98,7 +79,7 @@ class QwenOmniEngine(HalfDuplexEngine):
     def system_prompt(self, options: SessionOptions) -> str:
         """Qwen's own prompt (audio output depends on it), then the session's or the catalogue's, if any."""
         extra = options.system_prompt or self.settings.system_prompt
-        return f"{QWEN_OMNI_SYSTEM_PROMPT} {extra}" if extra else QWEN_OMNI_SYSTEM_PROMPT
+        return f"{QWEN_SYSTEM_PROMPT} {extra}" if extra else QWEN_SYSTEM_PROMPT
 
     def _inputs(self, audio: np.ndarray, history: list[dict[str, Any]], options: SessionOptions) -> dict[str, Any]:
         token_id = self.loaded_model.model.config.thinker_config.audio_token_index
@@ -137,21 +118,9 @@ class QwenOmniEngine(HalfDuplexEngine):
         history.extend([{"role": "user", "audio": audio}, {"role": "assistant", "content": " ".join(words)}])
         trim_history(history, self.settings.history_turns)
 
-    def _stream(self, generate: Any, cancel: threading.Event, seed: int | None = None) -> StreamedGeneration:
-        """Run ``generate(streamer, stopping_criteria)`` in a thread (one at a time on this model)."""
-        from .streaming import StreamedGeneration
-
-        return StreamedGeneration(self.loaded_model.tokenizer, generate, cancel, self._busy, seed=seed, name="qwen-omni")
-
     def _generate_call(self, inputs: dict[str, Any], voice: str, options: SessionOptions) -> Any:
         settings = self.settings_for(options)
-        temperature = settings.temperature if options.temperature is None else options.temperature
-        sampling: dict[str, Any] = {"thinker_do_sample": temperature > 0}
-        if temperature > 0:
-            sampling.update(thinker_temperature=temperature, thinker_top_p=settings.top_p)
-        eos = end_token_ids(self.loaded_model.tokenizer)
-        if eos:
-            sampling["thinker_eos_token_id"] = eos
+        sampling = self.sampling(options, "thinker_")
 
         def generate(streamer: Any, stop: Any) -> Any:
             return self.loaded_model.model.generate(
@@ -166,8 +135,3 @@ class QwenOmniEngine(HalfDuplexEngine):
             )
 
         return generate
-
-    def close(self) -> None:
-        """Drop the model (frees GPU memory once nothing else holds it)."""
-        self.__dict__.pop("loaded_model", None)
-        self.loaded = False

@@ -24,6 +24,12 @@ AUDIO_TOKEN = "<|AUDIO|>"
 AUDIO_BOS = "<|audio_bos|>"
 AUDIO_EOS = "<|audio_eos|>"
 END_TOKENS = ("<|im_end|>", "<|endoftext|>")
+# Qwen2.5-Omni / Qwen3-Omni only speak with this exact system prompt (their model cards say so); in process
+# and over vLLM-Omni alike.
+QWEN_SYSTEM_PROMPT = (
+    "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
+    "auditory and visual inputs, as well as generating text and speech."
+)
 
 
 def audio_token_count(feature_frames: int) -> int:

@@ -22,9 +22,9 @@ from ...audio import encode_wav, to_mono_float32
 from ...turntaking.half_duplex import HalfDuplexEngine
 from ..base import EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, UserTurn
 from ..cascade.speak import speak_text_stream
+from ..openai_http import chat_text
 from ..remote_settings import ServerSettings
 from ..vllm_omni.client import audio_url_part
-from ..vllm_omni.sse import ChatHTTP
 from .speech_api import build_voice
 
 log = logging.getLogger(__name__)
@@ -61,14 +61,7 @@ class SpeechToTextEngine(HalfDuplexEngine):
 
     def _load(self, progress: Progress) -> None:
         s = self.settings
-        base_url = s.base_url()
-        self.http = ChatHTTP(
-            base_url,
-            name=f"the vLLM server at {base_url}",
-            api_key_env=s.api_key_env,
-            connect_timeout=s.connect_timeout_s,
-            read_timeout=s.read_timeout_s,
-        )
+        self.http = s.chat_http("the vLLM server")
         self._model: str | None = None if s.model == AUTO else s.model
         if self._model is not None:
             self.http.check_model(self._model, s.url_env)
@@ -107,7 +100,7 @@ class SpeechToTextEngine(HalfDuplexEngine):
             body["seed"] = options.seed
         spoken: list[str] = []
         yield Mark("request_sent")
-        pieces = self._pieces(body, turn)
+        pieces = chat_text(self.http.post("/chat/completions", body, turn.cancel), self.http.name)
         first = next(pieces, None)  # the first text of the reply (or nothing at all)
         if first is None:
             if turn.cancel.is_set():
@@ -120,16 +113,6 @@ class SpeechToTextEngine(HalfDuplexEngine):
         if s.history_turns and spoken:
             history += [user, {"role": "assistant", "content": " ".join(spoken)}]
             del history[: max(0, len(history) - 2 * s.history_turns)]
-
-    def _pieces(self, body: dict[str, Any], turn: UserTurn) -> Iterator[str]:
-        for event in self.http.post("/chat/completions", body, turn.cancel):
-            choices = event.get("choices")
-            if not isinstance(choices, list):
-                raise EngineError(f"{self.http.name} sent a chunk without choices: {str(event)[:200]}")
-            for choice in choices[:1]:
-                part = choice.get("delta") or choice.get("message") or {}
-                if part.get("content"):
-                    yield str(part["content"])
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from ...audio import AudioError, decode_audio, encode_wav
 from ..base import EngineError
-from .sse import ChatHTTP
+from ..openai_http import ChatHTTP
 
 NAME = "the vLLM-Omni server"
 

@@ -23,18 +23,12 @@ from ...audio import resample, to_mono_float32
 from ...turntaking.half_duplex import HalfDuplexEngine
 from ..base import AudioOut, EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from ..cascade.chunking import SentenceChunker
+from ..qwen_local.prompt import QWEN_SYSTEM_PROMPT
 from ..remote_settings import ServerSettings
 from .client import AudioPiece, OmniChatClient, TextPiece, audio_url_part
 from .realtime import INPUT_RATE, RealtimeClient
-from .sse import ChatHTTP
 
 log = logging.getLogger(__name__)
-
-# Qwen2.5-Omni / Qwen3-Omni only speak with this exact system prompt (their model cards say so).
-QWEN_SYSTEM_PROMPT = (
-    "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
-    "auditory and visual inputs, as well as generating text and speech."
-)
 
 
 class VllmOmniSettings(ServerSettings):
@@ -63,14 +57,8 @@ class VllmOmniEngine(HalfDuplexEngine):
 
     def _load(self, progress: Progress) -> None:
         s = self.settings
-        base_url = s.base_url()
-        self.http = ChatHTTP(
-            base_url,
-            name=f"the vLLM-Omni server at {base_url}",
-            api_key_env=s.api_key_env,
-            connect_timeout=s.connect_timeout_s,
-            read_timeout=s.read_timeout_s,
-        )
+        self.http = s.chat_http("the vLLM-Omni server")
+        base_url = self.http.base_url
         self.http.check_model(s.model, s.url_env)
         self.chat = OmniChatClient(self.http, s.model)
         self.realtime = RealtimeClient(base_url, s.model, connect_timeout=s.connect_timeout_s, read_timeout=s.read_timeout_s)

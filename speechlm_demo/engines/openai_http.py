@@ -1,6 +1,7 @@
-"""POST an OpenAI-style chat request and read the reply: server-sent events or one JSON body.
+"""POST an OpenAI-style request and read the reply: server-sent events or one JSON body.
 
-Shared by the vLLM-Omni and the speech-in/text-out engines. Every failure becomes an
+The one HTTP/SSE client of every OpenAI-compatible server: the cascade's ``openai`` LLM stage, the vLLM-Omni
+and the speech-in/text-out engines (and its ``/v1/audio/speech`` TTS stage). Every failure becomes an
 :class:`~speechlm_demo.engines.base.EngineError` whose message a user can act on: server down, HTTP
 4xx/5xx (the server's own ``error.message`` quoted), an error event after HTTP 200
 (``data: {"error": ...}`` then ``data: [DONE]``, as vLLM's ``create_streaming_error_response`` sends it),
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from ..base import EngineError
+from .base import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,8 @@ class ChatHTTP:
         self.read_timeout = read_timeout
         self._client = httpx.Client(timeout=httpx.Timeout(read_timeout, connect=connect_timeout))
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "text/event-stream, application/json"}
+    def _headers(self, accept: str = "text/event-stream, application/json") -> dict[str, str]:
+        headers = {"Accept": accept}
         if self.api_key_env:
             key = os.environ.get(self.api_key_env)
             if not key:
@@ -117,12 +118,35 @@ class ChatHTTP:
                 return
             yield from sse_events(response.iter_lines(), cancel, self.name)
 
+    def post_for_bytes(self, path: str, payload: dict[str, Any], accept: str = "*/*") -> bytes:
+        """POST ``payload`` and return the whole body (e.g. ``/audio/speech``'s WAV)."""
+        url = endpoint(self.base_url, path)
+        with self._guard(url):
+            response = self._client.post(url, json=payload, headers=self._headers(accept))
+        if response.status_code >= 400:
+            raise EngineError(f"{self.name} answered HTTP {response.status_code}: {error_text(response.text)}")
+        return response.content
+
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
 
     def _guard(self, url: str) -> _TransportErrors:
         return _TransportErrors(self.name, url, self.read_timeout)
+
+
+def stage_client(
+    stage: str, server: str, path: str, base_url: str | None, base_url_env: str | None, **options: Any
+) -> tuple[ChatHTTP, str]:
+    """The client of a cascade stage's server (``$base_url_env`` wins over ``base_url``) and its ``path`` URL.
+
+    ``server`` (e.g. ``"LLM server"``) names it in messages; ``options`` go to :class:`ChatHTTP`.
+    """
+    url = (os.environ.get(base_url_env) if base_url_env else None) or base_url
+    if not url:
+        raise EngineError(f"{stage}: set {base_url_env} (or 'base_url') to the {server}'s URL")
+    full = endpoint(url, path)
+    return ChatHTTP(url, name=f"the {server} {full}", **options), full
 
 
 class _TransportErrors:
@@ -178,3 +202,15 @@ def sse_events(lines: Iterable[str], cancel: threading.Event, name: str) -> Iter
         yield parse_object(data, name)
     if not cancel.is_set():
         raise EngineError(f"{name} stopped mid-reply (the stream ended without [DONE])")
+
+
+def chat_text(events: Iterable[dict[str, Any]], name: str) -> Iterator[str]:
+    """The reply text of chat-completion objects: ``choices[0].delta.content`` (streamed) or ``.message.content``."""
+    for event in events:
+        choices = event.get("choices")
+        if not isinstance(choices, list):
+            raise EngineError(f"{name} sent a chunk without choices: {str(event)[:200]}")
+        for choice in choices[:1]:
+            part = (choice.get("delta") or choice.get("message") or {}) if isinstance(choice, dict) else {}
+            if part.get("content"):
+                yield str(part["content"])

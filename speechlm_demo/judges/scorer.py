@@ -1,0 +1,74 @@
+"""All judges of one reply in one call: DNSMOS, round-trip WER and speaking rate, signal figures, latencies.
+
+A judge that cannot run (no ``speechmos`` models, an ASR that fails to load, audio too short) leaves its
+figures empty and adds a line to ``error``; the other judges still report.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .acoustics import signal_judges, words_per_minute
+from .dnsmos import Dnsmos
+from .latency import latency_judges
+from .roundtrip import RoundTrip, default_asr
+
+log = logging.getLogger(__name__)
+
+
+class Judges:
+    """Lazily loaded judge models, shared by every reply scored in this process (one reply at a time)."""
+
+    def __init__(self, *, dnsmos: bool = True, roundtrip: bool = True, make_asr: Callable[[], Any] = default_asr) -> None:
+        self.use_dnsmos = dnsmos
+        self.use_roundtrip = roundtrip
+        self._dnsmos: Dnsmos | None = None
+        self._roundtrip = RoundTrip(make_asr)
+        self._lock = threading.Lock()
+
+    def _mos(self) -> Dnsmos:
+        if self._dnsmos is None:
+            self._dnsmos = Dnsmos()
+        return self._dnsmos
+
+    def score(self, audio: np.ndarray, sample_rate: int, reply_text: str = "", timeline: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Every judge's figures for one reply (``None`` where a judge could not say), plus ``asr_text``
+        and ``error`` ("" when every judge ran)."""
+        audio = np.nan_to_num(np.asarray(audio, dtype=np.float32).reshape(-1))
+        out: dict[str, Any] = {**signal_judges(audio, sample_rate), **latency_judges(timeline)}
+        errors: list[str] = []
+        with self._lock:
+            if self.use_dnsmos:
+                try:
+                    out.update(self._mos().score(audio, sample_rate).to_dict() if audio.size else {})
+                except Exception as exc:  # noqa: BLE001 - a judge failing must not lose the others
+                    log.warning("DNSMOS failed: %s", exc)
+                    errors.append(f"dnsmos: {exc}")
+            if self.use_roundtrip:
+                try:
+                    out.update(self._roundtrip.judge(audio, sample_rate, reply_text))
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("round-trip ASR failed: %s", exc)
+                    errors.append(f"roundtrip: {exc}")
+        spoken = reply_text or out.get("asr_text") or ""
+        out["words_per_minute"] = words_per_minute(spoken, out["speech_s"])
+        out["error"] = "; ".join(errors)
+        return out
+
+
+_shared: Judges | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_judges() -> Judges:
+    """The process's one :class:`Judges` (Whisper and DNSMOS loaded once for the app's tabs and vote worker)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Judges()
+        return _shared
