@@ -10,7 +10,6 @@ variables it needs. :func:`decide` reads those fields; no engine gets an if-bran
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import os
 import shutil
@@ -22,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from .class_policy import class_refusal, dotted_name, module_available
 from .hardware import HostInfo
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,9 @@ class Catalog(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     default_engine: str
+    engine_packages: list[str] = Field(
+        default_factory=list, description="packages besides speechlm_demo.engines whose engine classes entries may name"
+    )
     engines: list[EngineEntry] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -125,6 +128,13 @@ class Catalog(BaseModel):
             seen.add(entry.id)
         if self.default_engine not in seen:
             raise ValueError(f"default_engine {self.default_engine!r} is not an engine id")
+        for package in self.engine_packages:
+            if not dotted_name(package):
+                raise ValueError(f"engine_packages: {package!r} is not a package name")
+        for entry in self.engines:
+            refusal = class_refusal(entry.engine_class, self.engine_packages)
+            if refusal:
+                raise ValueError(f"entry {entry.id!r}, field class: {refusal}")
         return self
 
     def get(self, engine_id: str) -> EngineEntry:
@@ -164,9 +174,9 @@ def check_settings(entry: EngineEntry) -> list[str]:
     """
     from .engines.base import Engine, describe_settings_error
 
-    if not all(_importable(module) for module in entry.requires.python):
+    if not all(module_available(module) for module in entry.requires.python):
         return []
-    module_name, _, class_name = entry.engine_class.partition(":")
+    module_name, _, class_name = entry.engine_class.partition(":")  # allowed: the Catalog checked it (class_policy)
     try:
         cls = getattr(importlib.import_module(module_name), class_name, None)
     except Exception as exc:  # noqa: BLE001 - reported when the engine is built; the catalogue stays usable
@@ -237,7 +247,7 @@ def decide(
 ) -> Availability:
     """Decide whether ``entry`` can run on ``host``; the reason is written for users."""
     environ = os.environ if environ is None else environ
-    missing_modules = [m for m in entry.requires.python if not _importable(m)]
+    missing_modules = [m for m in entry.requires.python if not module_available(m)]
     missing_env = [name for name in entry.requires.env if not environ.get(name)]
     missing_commands = [c for c in entry.requires.commands if shutil.which(c) is None]
     if missing_modules or missing_env or missing_commands:
@@ -269,13 +279,6 @@ def decide(
         device = accel if accel == "cpu" else f"{accel}:0"
         return Availability(entry, True, f"available on {device}{note}", device)
     return Availability(entry, False, "; ".join(dict.fromkeys(refusals)))
-
-
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def offered(

@@ -74,7 +74,7 @@ def _bench(args: argparse.Namespace) -> int:
         catalog = load_catalog(args.catalog)
         host = simulated_host(args.host) if args.host else probe()
         registry = EngineRegistry(catalog, host)
-        prompts = load_prompts(Path(args.prompts), catalog.get(args.engine).sample_rates.input)
+        prompts = load_prompts(Path(args.prompts), catalog.get(args.engine).sample_rates.input, args.max_prompt)
         for output in (args.json, args.csv, args.plot):
             if output and not Path(output).resolve().parent.is_dir():
                 raise FileNotFoundError(f"no folder for the output file {output}")
@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--plot", help="write a PNG box plot of the metrics here")
     bench.add_argument("--tail", type=float, default=4.0, help="seconds of silence fed after each prompt")
     bench.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a turn to end")
+    bench.add_argument("--max-prompt", type=float, default=60.0, help="prompts longer than this many seconds are cut")
     bench.add_argument("--judges", action="store_true", help="score every reply with the automatic judges (DNSMOS, round-trip WER, ...)")
     bench.add_argument("--host", help="simulate a host (catalogue decisions only)")
     bench.add_argument("--via", choices=("process", "webrtc"), default="process",
@@ -154,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     from .benchmarks import moshi_frames as moshi_bench
 
     moshi_bench.add_arguments(sub.add_parser("bench-moshi", help="Moshi per-frame step time and RTF with random weights"))
+    from .benchmarks import soak
+
+    soak.add_arguments(sub.add_parser("bench-soak", help="monologues and questions in a row: threads, memory, reply rate"))
     from .judges import folder as judge_folder
 
     judge_folder.add_arguments(sub.add_parser("judge", help="score a folder of WAVs with the automatic judges (DNSMOS, round-trip WER, ...)"))
@@ -180,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.command == "bench-moshi":
         return moshi_bench.run_cli(args)
+    if args.command == "bench-soak":
+        return soak.run_cli(args)
     if args.command == "judge":
         return judge_folder.run_cli(args)
     if args.command in votes_commands.COMMANDS:

@@ -147,8 +147,9 @@ class SlowEngine(ScriptedEngine):
 
 
 def registry_of(*entries: EngineEntry) -> EngineRegistry:
-    """A CPU registry over these catalogue entries (the first is the default)."""
-    return EngineRegistry(Catalog(default_engine=entries[0].id, engines=list(entries)), HostInfo(accelerator="cpu"))
+    """A CPU registry over these catalogue entries (the first is the default); classes from ``tests`` allowed."""
+    catalog = Catalog(default_engine=entries[0].id, engine_packages=["tests"], engines=list(entries))
+    return EngineRegistry(catalog, HostInfo(accelerator="cpu"))
 
 
 def engine_entry(engine_id: str, label: str, engine_class: str = "ScriptedEngine", weight: float = 1.0) -> EngineEntry:

@@ -81,7 +81,7 @@ def test_bench_cli_on_echo(tmp_path: Path) -> None:
 def test_bench_cli_errors(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "speechlm_demo", "bench", "--engine", "echo", "--prompts", str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2 and "no usable .wav" in run.stderr
+    assert run.returncode == 2 and "no usable prompt audio files" in run.stderr and "holds no audio files" in run.stderr
     run = subprocess.run([sys.executable, "-m", "speechlm_demo", "bench", "--engine", "nope", "--prompts", str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "unknown engine" in run.stderr

@@ -99,7 +99,7 @@ class Stuck(Engine):
         engine = self
 
         class Session(EngineSession):
-            def push_audio(self, pcm: np.ndarray) -> None:
+            def _push(self, pcm: np.ndarray) -> None:
                 engine.release.wait(30)
 
             def close(self) -> None:

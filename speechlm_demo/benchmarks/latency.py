@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from ..engines.base import AudioOut, Engine
+from ..engines.base import AudioOut, Engine, ErrorEvent
 from ..hardware import HostInfo
-from ..measure.feeding import Feed, Prompt, run_prompt
+from ..measure.feeding import NOTHING_HEARD, Feed, Prompt, run_prompt
 from ..timeline import measured_from
 
 log = logging.getLogger(__name__)
@@ -151,13 +151,17 @@ def benchmark(
             feed = run_prompt(engine, prompt, rate, tail_s, timeout_s)
             record = feed.answered
             if record is None:
-                result = TurnResult(prompt.path.name, r, "no turn", detail="no end of turn was detected")
+                heard_nothing = any(isinstance(e, ErrorEvent) and e.message == NOTHING_HEARD for e in feed.events)
+                why = NOTHING_HEARD if heard_nothing else f"no end of turn was detected within {timeout_s:g} s"
+                result = TurnResult(prompt.path.name, r, "no turn", detail="; ".join([why, *prompt.notes]))
             else:
                 tl = record.timeline
                 result = TurnResult(
                     prompt.path.name, r, record.status, tl.metrics(), tl.relative_ms(), tl.measured_from(),
                     record.user_text, record.reply_text,
-                    detail=f"answered by the fallback {record.answered_by}" if record.answered_by else tl.detail,
+                    detail="; ".join(
+                        part for part in (f"answered by the fallback {record.answered_by}" if record.answered_by else tl.detail, *prompt.notes) if part
+                    ),
                 )
             result.reference = prompt.reference
             result.wer = word_error_rate(prompt.reference, result.user_text) if result.user_text else None

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..input_guard import InputGuard
 from ..timeline import Timeline
 
 if TYPE_CHECKING:
@@ -129,18 +130,32 @@ class EngineSession(ABC):
         self.engine = engine
         self.options = options
         self.emit = emit
+        self.input_guard = InputGuard(self.input_sample_rate, lambda message: self.emit(ErrorEvent(message)))
 
     @property
     def input_sample_rate(self) -> int:
         """The rate :meth:`push_audio` expects."""
         return self.engine.entry.sample_rates.input
 
+    def push_audio(self, pcm: object, sample_rate: int | None = None) -> None:
+        """Feed samples of any length: mono or (channels, samples) in either layout, any numeric type, at
+        ``sample_rate`` (default :attr:`input_sample_rate`). Cleaned by :class:`InputGuard`: unusable input
+        is reported once (``ErrorEvent``) and skipped, the session goes on."""
+        clean = self.input_guard.clean(pcm, sample_rate)
+        if clean is not None and len(clean):
+            self._push(clean)
+
     @abstractmethod
-    def push_audio(self, pcm: np.ndarray) -> None:
-        """Feed mono float32 samples at :attr:`input_sample_rate` (any length)."""
+    def _push(self, pcm: np.ndarray) -> None:
+        """Take clean audio: finite mono float32 in [-1, 1] at :attr:`input_sample_rate`."""
 
     def flush(self) -> None:
         """The input has ended (a file fed completely): finish any turn in progress."""
+
+    def reply_pending(self) -> bool:
+        """Whether events may still come for the audio pushed so far (a turn heard, its reply not over).
+        Sessions that cannot tell say True; callers then wait for their own timeout."""
+        return True
 
     @abstractmethod
     def close(self) -> None:

@@ -6,9 +6,11 @@ import importlib
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..catalog import Availability, Catalog, offered
+from ..class_policy import class_refusal
 from ..hardware import HostInfo
 from .base import Engine, EngineError, Progress
 from .fallback import ServerEngine
@@ -25,8 +27,12 @@ class LoadState:
     seconds: float | None = None
 
 
-def engine_class(path: str) -> type[Engine]:
-    """Import ``package.module:ClassName``."""
+def engine_class(path: str, engine_packages: Sequence[str] = ()) -> type[Engine]:
+    """Import ``package.module:ClassName``: only from the engine package or ``engine_packages``
+    (checked before anything is imported, see :mod:`speechlm_demo.class_policy`)."""
+    refusal = class_refusal(path, engine_packages)
+    if refusal:
+        raise EngineError(f"refused to import {path}: {refusal}")
     module_name, _, class_name = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -82,7 +88,7 @@ class EngineRegistry:
             started = time.monotonic()
             try:
                 if engine is None:
-                    cls = engine_class(availability.entry.engine_class)
+                    cls = engine_class(availability.entry.engine_class, self.catalog.engine_packages)
                     engine = cls(availability.entry, availability.device or "cpu")
                     if isinstance(engine, ServerEngine):
                         engine.fallback_source = self.get  # a server's turns may be answered by another engine

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import AudioError, chunks, loud_span, read_audio
-from ..engines.base import Engine, Event, SessionOptions
+from ..audio import chunks, loud_span
+from ..engines.base import Engine, ErrorEvent, Event, SessionOptions
+from ..prompt_files import MAX_PROMPT_S, Skipped, read_prompt_folder
 from ..timeline import Timeline
 from .observer import TurnObserver
 from .record import TurnRecord
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 FRAME_S = 0.02
 PREMATURE_TOLERANCE_S = 0.05
 LEAD_SILENCE_S = 0.5
+NOTHING_HEARD = "no turn was heard in the audio (no speech detected), so no reply is coming"
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Prompt:
     end_source: str = "estimated"
     kind: str = ""  # the sidecar's "kind" (complete, leadin, two, unfinished, real, ...), else the folder's name
     cues: dict[str, float] = field(default_factory=dict)  # the sidecar's times (s): speech start/end, pause, interruption
+    notes: list[str] = field(default_factory=list)  # what was done to the file (cut, truncated, one channel used)
 
 
 def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
@@ -49,31 +52,32 @@ def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -4
     return span[1] / rate if span else 0.0
 
 
-def load_prompts(directory: Path, rate: int) -> list[Prompt]:
-    """Every ``*.wav`` in ``directory`` (sorted), resampled to ``rate``, with its sidecars."""
-    if not directory.is_dir():
-        raise FileNotFoundError(f"prompt directory {directory} does not exist")
+def load_prompts(directory: Path, rate: int, max_s: float = MAX_PROMPT_S, skipped: list[Skipped] | None = None) -> list[Prompt]:
+    """Every audio file soundfile reads in ``directory`` (sorted), resampled to ``rate`` and cut at ``max_s``,
+    with its sidecars. Skipped files are logged with their reason (see :mod:`speechlm_demo.prompt_files`)
+    and added to ``skipped`` if given."""
+    found, passed_over = read_prompt_folder(directory, rate, max_s)
+    for item in passed_over:
+        log.warning("skipped %s", item)
+    if skipped is not None:
+        skipped.extend(passed_over)
     prompts = []
-    for wav in sorted(directory.glob("*.wav")):
-        try:
-            audio, _ = read_audio(str(wav), rate)
-        except AudioError as exc:
-            log.warning("skipping %s: %s", wav.name, exc)
-            continue
-        meta = wav.with_suffix(".json")
-        text = wav.with_suffix(".txt")
+    for item in found:
+        audio = item.audio
+        meta, text = item.path.with_suffix(".json"), item.path.with_suffix(".txt")
         end, source, kind = estimate_speech_end(audio, rate), "estimated", directory.name
         span = loud_span(audio, rate, -40.0, FRAME_S)
         cues = {"speech_start_s": span[0] / rate if span else 0.0}
         if meta.exists():
             sidecar = json.loads(meta.read_text())
-            end, source, kind = float(sidecar["speech_end_s"]), "sidecar", str(sidecar.get("kind", kind))
+            end, source, kind = min(float(sidecar["speech_end_s"]), len(audio) / rate), "sidecar", str(sidecar.get("kind", kind))
             cues |= {k: float(v) for k, v in sidecar.items() if k.endswith("_s") and isinstance(v, int | float)}
         cues["speech_end_s"] = end
         reference = text.read_text().strip() if text.exists() else None
-        prompts.append(Prompt(wav, audio, end, reference, source, kind, cues))
+        prompts.append(Prompt(item.path, audio, end, reference, source, kind, cues, item.notes))
     if not prompts:
-        raise FileNotFoundError(f"no usable .wav files in {directory}")
+        why = "; ".join(str(item) for item in passed_over) or "the folder holds no audio files"
+        raise FileNotFoundError(f"no usable prompt audio files in {directory} ({why})")
     return prompts
 
 
@@ -148,7 +152,12 @@ def run_prompt(
             if ended.is_set():
                 break
         session.flush()
-        ended.wait(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while not ended.is_set() and session.reply_pending() and time.monotonic() < deadline:
+            ended.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        if not ended.is_set() and not session.reply_pending() and not observer.records:
+            arrivals.append((time.monotonic(), ErrorEvent(NOTHING_HEARD)))  # why there is no turn, without the wait
+            fed_s.append(pushed[0] / rate - LEAD_SILENCE_S)
         return Feed(list(observer.records), list(arrivals), observer.reference_end or started, list(fed_s))
     finally:
         session.close()

@@ -139,6 +139,11 @@ class TurnDetector:
             yield from self._step(chunk)
 
     @property
+    def in_turn(self) -> bool:
+        """Speech has started and the turn has not ended yet."""
+        return self._in_turn
+
+    @property
     def blip_pending(self) -> bool:
         """Voice was heard in the current pause that is neither a resumption nor an ignored blip yet."""
         return self._paused and self._resume_run > 0

@@ -146,11 +146,11 @@ class FullDuplexSession(EngineSession):
         """Start the worker (done by :meth:`FullDuplexEngine.open_session`)."""
         self._worker.start()
 
-    def push_audio(self, pcm: np.ndarray, sample_rate: int | None = None) -> None:
-        """Any channel layout and sample type; ``sample_rate`` defaults to the catalogue's input rate."""
+    def _push(self, pcm: np.ndarray) -> None:
+        """Frame clean input audio (see :meth:`EngineSession.push_audio`) for the model."""
         if self._stop.is_set():
             return
-        audio, frames = self.framer.push(pcm, sample_rate)
+        audio, frames = self.framer.push(pcm)
         self.tracker.user_audio(audio)
         if not self.accepting():
             return

@@ -57,6 +57,7 @@ from .detector import (
     TurnSettings,
 )
 from .end_of_turn import strategy_for
+from .reply_runner import CANCEL_GRACE_S, ReplyRunner
 from .speculative_reply import Reply
 from .voice_activity import EnergyVAD, VoiceActivityModel
 
@@ -144,6 +145,7 @@ class HalfDuplexSession(EngineSession):
         self.history = engine.new_history(options)
         self.turns_committed = 0
         self._reply: Reply | None = None
+        self.runner = ReplyRunner(min(CANCEL_GRACE_S, self.settings.reply_timeout_s), clock)
         self._closed = False
         self._handlers: dict[type, Callable[[Any, float], None]] = {
             SpeechStarted: self._on_voice,
@@ -155,7 +157,7 @@ class HalfDuplexSession(EngineSession):
             TurnClosed: self._on_turn_closed,
         }
 
-    def push_audio(self, pcm: np.ndarray) -> None:
+    def _push(self, pcm: np.ndarray) -> None:
         """Run turn detection; start, commit, drop or interrupt replies."""
         if self._closed:
             return
@@ -184,9 +186,17 @@ class HalfDuplexSession(EngineSession):
         if ended is not None:
             self._on_decision(ended, self.clock())
 
+    def reply_pending(self) -> bool:
+        """A turn is being heard, or the last reply is neither dropped nor reported as ended."""
+        reply = self._reply
+        if self.detector.in_turn:
+            return True
+        return reply is not None and not reply.reported and (reply.committed or not reply.cancelled)
+
     def close(self) -> None:
         """Cancel any reply; later audio is ignored."""
         self._closed = True
+        self.runner.close()
         if self._reply is not None:
             self._reply.interrupt()
         if self._listener is not None:
@@ -245,7 +255,7 @@ class HalfDuplexSession(EngineSession):
         self._reply = Reply(self, turn, end, confirmed)
         if committed:
             self._reply.commit("silence")
-        self._reply.start()
+        self.runner.submit(self._reply)
 
     def committed(self, reply: Reply) -> None:
         """Called by a reply when it commits: it is now turn number N."""

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_NO_AUDIO = np.zeros(0, np.float32)
+
 
 class Phase(Enum):
     """Where a reply stands."""
@@ -74,6 +76,7 @@ class Reply:
         self._audible = False  # audible audio has been forwarded (playback_end counts from then on)
         self._held: list[Event] = []
         self._result: tuple[str, str] | None = None  # (status, detail) once generation is over
+        self.reported = False  # its TurnEnd has been emitted
         self._lock = threading.RLock()
         self._thread = threading.Thread(target=self._run, name=f"reply-{turn.turn_id}", daemon=True)
         self._watchdog: threading.Timer | None = None
@@ -193,6 +196,7 @@ class Reply:
         with self._lock:
             if self.cancelled:
                 return
+            self._held.clear()
             if self.committed:
                 self.turn.cancel.set()
                 self._finish("interrupted", "")
@@ -225,6 +229,12 @@ class Reply:
             self._finish("failed", message)
 
     def _run(self) -> None:
+        try:
+            self._generate()
+        finally:
+            self.session.runner.done(self)  # the next reply may start: this worker is over
+
+    def _generate(self) -> None:
         engine = self.session.engine
         status, detail = "ok", ""
         try:
@@ -244,6 +254,9 @@ class Reply:
             self._handle(ErrorEvent(detail))
         with self._lock:
             self._result = (status, detail)
+            self.turn.audio = _NO_AUDIO  # the engine is done with it; a long turn's audio is not kept
+            if self.cancelled:
+                self._held.clear()
             if self.committed:
                 self._remember()
                 self._finish(status, detail)
@@ -290,3 +303,4 @@ class Reply:
         if detail:
             self.timeline.detail = detail
         self.session.emit(TurnEnd(self.timeline))
+        self.reported = True

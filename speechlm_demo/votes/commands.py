@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,14 @@ if TYPE_CHECKING:
     from .store import VoteStore
 
 COMMANDS = ("votes", "leaderboard", "bench-votes", "session")
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived; a BaseException so that no ``except Exception`` on the way swallows it."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     prepare.add_argument("--engines", required=True, help="comma-separated catalogue ids (at least two)")
     prepare.add_argument("--name", required=True, help="session name; served at the app's ?session=NAME")
     prepare.add_argument("--timeout", type=float, default=60.0, help="seconds an engine may take per reply")
+    prepare.add_argument("--max-prompt", type=float, default=60.0, help="prompts longer than this many seconds are cut")
     prepare.add_argument("--catalog", help="catalogue file")
     session_sub.add_parser("list", help="the prepared sessions")
 
@@ -69,19 +79,26 @@ def _session(args: argparse.Namespace) -> int:
     except CatalogError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    prompts = sorted(Path(args.prompts).glob("*.wav")) if Path(args.prompts).is_dir() else []
+    previous = signal.signal(signal.SIGTERM, _terminate)  # so that the staging folder is removed on the way out
     try:
-        with tqdm(total=len(prompts) * len(engine_ids), desc=args.name, unit="reply", file=sys.stderr) as bar:
+        with tqdm(desc=args.name, unit="reply", file=sys.stderr) as bar:
 
-            def advance(text: str) -> None:
+            def advance(done: int, total: int, text: str) -> None:
+                bar.total = total
                 bar.set_postfix_str(text)
-                bar.update()
+                bar.update(done - bar.n)
 
-            folder = prepare(registry, Path(args.prompts), engine_ids, args.name, timeout_s=args.timeout, progress=advance)
+            folder = prepare(
+                registry, Path(args.prompts), engine_ids, args.name, timeout_s=args.timeout, max_prompt_s=args.max_prompt, progress=advance
+            )
     except SessionError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+    except Terminated:
+        sys.stderr.write("error: stopped by SIGTERM; the session was not written\n")
+        return 143
     finally:
+        signal.signal(signal.SIGTERM, previous)
         registry.close()
     sys.stdout.write(f"wrote {folder}; open the app at /?session={args.name}\n")
     return 0

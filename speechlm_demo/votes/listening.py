@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..audio import AudioError, encode_wav, read_audio
-from ..measure.feeding import load_prompts
 from ..catalog import EngineEntry
 from ..compare import Comparison, SideResult, answer
+from ..measure.feeding import load_prompts
+from ..prompt_files import MAX_PROMPT_S, Skipped
 from .store import data_dir
 
 if TYPE_CHECKING:
@@ -87,12 +88,16 @@ def prepare(
     *,
     root: Path | None = None,
     timeout_s: float = 60.0,
-    progress: Callable[[str], None] | None = None,
+    max_prompt_s: float = MAX_PROMPT_S,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Path:
     """Generate every engine's reply to every prompt and write the session; returns its folder.
 
-    An engine that cannot load, or fails a prompt, is recorded as failed there (the session still gets
-    written); :class:`SessionError` if fewer than two engines or no prompts are usable.
+    An engine that cannot load, or fails a prompt, is recorded as failed there; :class:`SessionError`
+    (with the reasons) if fewer than two engines are given, no prompt file is usable, or no prompt got a
+    playable reply from two engines: then nothing is written. ``progress(done, total, text)`` is called
+    once before the first reply (``done`` 0) and after each one. Files that are not usable prompts are
+    listed with their reason in the manifest's ``skipped``.
     """
     check_name(name)
     ids = list(dict.fromkeys(engine_ids))
@@ -101,10 +106,14 @@ def prepare(
         raise SessionError(f"unknown engine(s): {', '.join(unknown)}; known: {', '.join(registry.availability)}")
     if len(ids) < 2:
         raise SessionError("a listening session needs at least two engines")
+    skipped: list[Skipped] = []
     try:
-        prompts = load_prompts(Path(prompts_dir), PROMPT_RATE)
+        prompts = load_prompts(Path(prompts_dir), PROMPT_RATE, max_prompt_s, skipped)
     except FileNotFoundError as exc:
         raise SessionError(str(exc)) from None
+    total, done = len(prompts) * len(ids), 0
+    if progress is not None:
+        progress(0, total, f"{len(prompts)} prompt(s) x {len(ids)} engines")
     folder = (root or sessions_root()) / name
     staging = folder.with_name(f".{name}.{uuid.uuid4().hex[:8]}")
     (staging / "audio").mkdir(parents=True)
@@ -115,11 +124,14 @@ def prepare(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "engines": {i: e.model_dump(mode="json", by_alias=True) for i, e in entries.items()},
             "prompts": [],
+            "skipped": [{"file": item.name, "reason": item.reason} for item in skipped],
         }
         for index, prompt in enumerate(prompts):
             prompt_file = f"{uuid.uuid4().hex}.wav"
             (staging / "audio" / prompt_file).write_bytes(encode_wav(prompt.audio, PROMPT_RATE))
-            manifest["prompts"].append({"id": index, "source": prompt.path.name, "file": prompt_file, "reference": prompt.reference, "replies": {}})
+            manifest["prompts"].append(
+                {"id": index, "source": prompt.path.name, "file": prompt_file, "reference": prompt.reference, "notes": prompt.notes, "replies": {}}
+            )
         for engine_id in ids:
             try:
                 engine = registry.get(engine_id)
@@ -129,8 +141,10 @@ def prepare(
             for prompt, item in zip(prompts, manifest["prompts"], strict=True):
                 result = failure if engine is None else answer(engine, prompt.audio, PROMPT_RATE, timeout_s=timeout_s)
                 item["replies"][engine_id] = _reply_record(result, staging / "audio")
+                done += 1
                 if progress is not None:
-                    progress(f"{engine_id} / {prompt.path.name}: {result.status}")
+                    progress(done, total, f"{engine_id} / {prompt.path.name}: {result.status}")
+        _check_usable(manifest)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if folder.exists():
             shutil.rmtree(folder)
@@ -139,6 +153,24 @@ def prepare(
         if staging.exists():
             shutil.rmtree(staging)
     return folder
+
+
+def _playable(reply: dict[str, Any]) -> bool:
+    return reply["status"] == "ok" and bool(reply["file"])
+
+
+def _check_usable(manifest: dict[str, Any]) -> None:
+    """:class:`SessionError` naming what each engine did, unless some prompt has playable replies from two."""
+    replies = [prompt["replies"] for prompt in manifest["prompts"]]
+    if any(sum(_playable(r) for r in by_engine.values()) >= 2 for by_engine in replies):
+        return
+    lines = []
+    for engine_id in manifest["engines"]:
+        mine = [by_engine[engine_id] for by_engine in replies]
+        playable = sum(_playable(r) for r in mine)
+        problems = list(dict.fromkeys(r["message"] or ("no reply audio" if r["status"] == "ok" else r["status"]) for r in mine if not _playable(r)))
+        lines.append(f"{engine_id}: {playable}/{len(mine)} playable" + (f" ({'; '.join(problems[:3])})" if problems else ""))
+    raise SessionError("no prompt got a playable reply from two engines, so the session was not written: " + "; ".join(lines))
 
 
 @dataclass

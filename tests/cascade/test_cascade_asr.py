@@ -132,3 +132,31 @@ def test_a_turn_longer_than_whispers_window_is_heard_in_pieces(
     assert 27 * whisper.sample_rate < len(audio) < 40 * whisper.sample_rate
     heard = whisper.transcribe(audio).lower()
     assert "first train" in heard and "orange tree" in heard and "penguins" in heard
+
+
+class _EncodeSpy(_GenerateSpy):
+    """Counts encoder runs too, and sets ``cancel`` after the first one (the turn dropped mid-way)."""
+
+    def __init__(self, model: Any, cancel: threading.Event) -> None:
+        super().__init__(model)
+        self.cancel = cancel
+        self.encoded = 0
+
+    def encode(self, *args: Any, **kwargs: Any) -> Any:
+        self.encoded += 1
+        self.cancel.set()
+        return self._model.encode(*args, **kwargs)
+
+
+def test_a_turn_cancelled_during_its_first_piece_encodes_no_further_piece(
+    whisper: FasterWhisperASR, spoken: Callable[..., np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: a dropped speculative reply on a long monologue kept encoding every 27 s piece."""
+    cancel = threading.Event()
+    spy = _EncodeSpy(whisper._model.model, cancel)
+    monkeypatch.setattr(whisper._model, "model", spy)
+    sentence = spoken("The first train leaves the station at seven in the morning.")
+    audio = np.concatenate([sentence, np.zeros(8_000, np.float32)] * 16)
+    assert len(audio) > 2 * 27 * whisper.sample_rate  # three pieces
+    assert whisper.transcribe(audio, cancel) == ""
+    assert spy.encoded == 1 and spy.generated == 0

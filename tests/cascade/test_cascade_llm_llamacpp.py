@@ -53,3 +53,27 @@ def test_bad_model_paths_are_reported(tmp_path: Path) -> None:
     broken.write_bytes(b"GGUF not really")
     with pytest.raises(EngineError, match="could not load GGUF model"):
         LlamaCppLLM(str(broken))
+
+
+def test_a_request_cancelled_while_waiting_for_the_model_never_starts(llama: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13: dropped speculative replies queued on the model's lock, then each evaluated its prompt."""
+    started: list[int] = []
+    real = llama._llama.create_chat_completion
+
+    def counting(*args: object, **kwargs: object) -> object:
+        started.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(llama._llama, "create_chat_completion", counting)
+    holder = llama.stream(MESSAGES, threading.Event())
+    next(holder)  # holds the model
+    cancel = threading.Event()
+    result: list[list[str]] = []
+    waiter = threading.Thread(target=lambda: result.append(list(llama.stream(MESSAGES, cancel))))
+    waiter.start()
+    cancel.set()
+    waiter.join(5)
+    assert not waiter.is_alive() and result == [[]]
+    holder.close()
+    assert started == [1]  # only the holder's request reached llama.cpp
+    assert list(llama.stream(MESSAGES, threading.Event()))  # and the model is free again

@@ -94,7 +94,14 @@ def test_bad_requests_and_damaged_sessions_are_explained(registry: EngineRegistr
         prepare(registry, tmp_path / "missing", ["zebra", "quokka"], "s", root=tmp_path)
     with pytest.raises(SessionError, match="no listening session"):
         ListeningSession("missing", tmp_path)
-    prepare(registry, prompts, ["zebra", "crasher"], "lonely", root=tmp_path)
+    with pytest.raises(SessionError, match=r"no prompt got a playable reply from two engines.*crasher: 0/2 playable \(Crasher Model failed: model exploded\)"):
+        prepare(registry, prompts, ["zebra", "crasher"], "lonely", root=tmp_path)
+    assert not (tmp_path / "lonely").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    good = prepare(registry, prompts, ["zebra", "quokka"], "lonely", root=tmp_path)
+    manifest = json.loads((good / "manifest.json").read_text())
+    for prompt in manifest["prompts"]:
+        prompt["replies"]["quokka"]["status"] = "failed"
+    (good / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SessionError, match="two engines answered"):
         ListeningSession("lonely", tmp_path)
     (tmp_path / "torn").mkdir()
@@ -115,7 +122,7 @@ def test_a_missing_reply_file_fails_only_that_side(registry: EngineRegistry, pro
 def test_cli_prepares_and_lists_sessions(prompts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     catalog = tmp_path / "catalog.yaml"
     entries = [engine_entry(i, i.title() + " Model").model_dump(mode="json", by_alias=True) for i in ("zebra", "quokka")]
-    catalog.write_text(json.dumps({"default_engine": "zebra", "engines": entries}))
+    catalog.write_text(json.dumps({"default_engine": "zebra", "engine_packages": ["tests"], "engines": entries}))
     assert main(["session", "list"]) == 0
     assert "no listening sessions" in capsys.readouterr().out
     assert main(["session", "prepare", "--prompts", str(prompts), "--engines", "zebra,quokka", "--name", "cli-1", "--catalog", str(catalog)]) == 0

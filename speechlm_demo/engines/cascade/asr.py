@@ -118,7 +118,11 @@ class FasterWhisperASR:
             return ""
         if self.language:
             audio = np.asarray(audio, dtype=np.float32)
-            texts = (self._short(piece, cancel) for piece in pieces(audio, self.sample_rate))
+            texts = []
+            for piece in pieces(audio, self.sample_rate):
+                if cancel is not None and cancel.is_set():
+                    return ""  # the result no longer matters: encode no further piece
+                texts.append(self._short(piece, cancel))
             return " ".join(text for text in texts if text)
         segments, _info = self._model.transcribe(
             np.asarray(audio, dtype=np.float32),

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 OFFLINE = "offline"
 Messages = list[dict[str, str]]
+_LOCK_POLL_S = 0.05  # a cancelled request waiting for the model gives up within this
 
 
 @runtime_checkable
@@ -77,8 +78,14 @@ class LlamaCppLLM:
         log.info("llama.cpp model %s loaded (n_ctx %d, %d threads)", source, n_ctx, settings["n_threads"])
 
     def stream(self, messages: Messages, cancel: threading.Event, *, temperature: float | None = None) -> Iterator[str]:
-        """Generate with the GGUF's chat template; stops between tokens when ``cancel`` is set."""
-        with self._lock:
+        """Generate with the GGUF's chat template; stops between tokens when ``cancel`` is set, and does not
+        start (not even the prompt evaluation) once it is set while waiting for the model."""
+        while not self._lock.acquire(timeout=_LOCK_POLL_S):
+            if cancel.is_set():
+                return
+        try:
+            if cancel.is_set():
+                return
             chunks = self._llama.create_chat_completion(
                 messages=messages,
                 stream=True,
@@ -93,6 +100,8 @@ class LlamaCppLLM:
                     piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
                     if piece:
                         yield piece
+        finally:
+            self._lock.release()
 
 
 class OpenAICompatibleLLM:

@@ -40,6 +40,7 @@ NOTHING_HEARD = "(I did not catch any words. Could you say that again?)"
 NO_REPLY = "(the language model gave no answer)"
 _POLL_S = 0.05
 FIRST_CHUNK_WAIT_S = 3.0
+PRODUCER_JOIN_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class CascadeEngine(HalfDuplexEngine):
         finally:
             stop.set()
             first_spoken.set()
+            producer.join(PRODUCER_JOIN_S)  # the reply's work ends with it (a stopped LLM ends within a token)
 
     def _produce(
         self,
