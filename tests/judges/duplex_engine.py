@@ -62,8 +62,8 @@ class _Session(EngineSession):
         self.step = FRAME / 16_000
         self.phase = 0
 
-    def push_audio(self, pcm: np.ndarray) -> None:
-        self.pending = np.concatenate([self.pending, np.asarray(pcm, np.float32)])
+    def _push(self, pcm: np.ndarray) -> None:
+        self.pending = np.concatenate([self.pending, pcm])
         while len(self.pending) >= FRAME:
             frame, self.pending = self.pending[:FRAME], self.pending[FRAME:]
             self._frame(float(np.sqrt(np.mean(frame**2))) > VOICE_RMS)
