@@ -122,9 +122,9 @@ def test_a_live_round_stays_anonymous_until_the_vote_and_then_reveals(tab: Blind
     assert list(tab.heard(round_id, "a", request())) == [gr.skip()] * 5  # a reply ending after the vote unlocks nothing
     again = tab.vote("a", round_id, request())
     assert "already voted" in again[0]
-    votes = tab.arena.store.frame(["engine_a", "engine_b", "outcome", "tag", "session_id"])
+    votes = tab.arena.store.frame(["engine_a", "engine_b", "outcome", "tag", "voter_id"])
     voter_id = voter_cookie("browser-1").split(".")[0]
-    assert len(votes) == 1 and votes.iloc[0]["outcome"] == "b" and votes.iloc[0]["session_id"] == voter_id
+    assert len(votes) == 1 and votes.iloc[0]["outcome"] == "b" and votes.iloc[0]["voter_id"] == voter_id
 
 
 def test_another_browser_cannot_vote_on_the_round(tab: BlindTab) -> None:

@@ -11,7 +11,7 @@ from speechlm_demo.votes.store import VoteRecord, VoteStore
 
 def vote(a: str, b: str, outcome: str, tag: str = "") -> VoteRecord:
     return VoteRecord(
-        vote_id=uuid.uuid4().hex, round_id=uuid.uuid4().hex, session_id="s", engine_a=a, engine_b=b, outcome=outcome,
+        vote_id=uuid.uuid4().hex, round_id=uuid.uuid4().hex, voter_id="s", engine_a=a, engine_b=b, outcome=outcome,
         input_sha256="0" * 64, app_version="test", engine_version_a="1", engine_version_b="1",
         latency_a_ms=400.0, latency_b_ms=900.0, tag=tag,
     )

@@ -91,9 +91,9 @@ def _after_replies(replies: Comparison) -> tuple[str, bool]:
     return f"{states}. {LISTEN_HINT}", False
 
 
-def reveal_text(arena: BlindArena, round_id: str, session_id: str, outcome: str, message: str) -> tuple[str, Any]:
+def reveal_text(arena: BlindArena, round_id: str, voter_id: str, outcome: str, message: str) -> tuple[str, Any]:
     """After the vote: who was A and B, their latencies, words and failures; and both timelines."""
-    blind = arena.get_round(round_id, session_id)
+    blind = arena.get_round(round_id, voter_id)
     lines = [f"**{plain(message)}**", ""]
     records = []
     for index, side in enumerate(("a", "b")):
@@ -147,19 +147,19 @@ class BlindTab:
         """A round on the user's recorded turn: both engines answer it at once."""
         if turn is None:
             return
-        session_id = self._voter_id(request)
-        if not session_id:
+        voter_id = self._voter_id(request)
+        if not voter_id:
             yield _round_update(NO_VOTER, None, None, "")
             return
         try:
-            blind = self.arena.start_round(session_id, turn.audio, turn.sample_rate)
+            blind = self.arena.start_round(voter_id, turn.audio, turn.sample_rate)
         except NotEnoughEngines:
             yield _round_update("⚠️ Blind A/B needs at least two engines that can run here (see the Engines tab).", None, None, "")
             return
         yield _round_update("Two anonymous engines are answering your turn…", None, None, blind.round_id)
         seen: dict[str, SideResult] = {}
         try:
-            for item in as_they_finish(lambda on_result: self.arena.run_round(blind.round_id, session_id, self.registry.get, on_result=on_result)):
+            for item in as_they_finish(lambda on_result: self.arena.run_round(blind.round_id, voter_id, self.registry.get, on_result=on_result)):
                 if isinstance(item, Comparison):
                     break
                 seen[item[0]] = item[1]
@@ -175,21 +175,21 @@ class BlindTab:
 
     def session_round(self, name: str, request: gr.Request) -> tuple:
         """A round of a listening session: a prepared prompt and two engines' stored replies."""
-        session_id = self._voter_id(request)
-        if not session_id:
+        voter_id = self._voter_id(request)
+        if not voter_id:
             return (None, *_round_update(NO_VOTER, None, None, ""))
         try:
-            session = ListeningSession(name)
+            listening = ListeningSession(name)
             for _ in range(DRAW_ATTEMPTS):  # a pair and question this browser has not voted on yet
-                prompt = session.draw(self.rng)
-                audio, rate = session.prompt_audio(prompt)
-                blind = self.arena.start_round(session_id, audio, rate, tag=name, among=session.candidates(prompt))
-                if not self.arena.has_voted(session_id, blind):
+                prompt = listening.draw(self.rng)
+                audio, rate = listening.prompt_audio(prompt)
+                blind = self.arena.start_round(voter_id, audio, rate, tag=name, among=listening.candidates(prompt))
+                if not self.arena.has_voted(voter_id, blind):
                     break
             else:
                 return (None, *_round_update("You have voted on every pair of this session we could find. Thank you!", None, None, ""))
-            replies = session.comparison(prompt, blind.engines[0].id, blind.engines[1].id)
-            self.arena.record_replies(blind.round_id, session_id, replies)
+            replies = listening.comparison(prompt, blind.engines[0].id, blind.engines[1].id)
+            self.arena.record_replies(blind.round_id, voter_id, replies)
         except SessionError as exc:
             return (None, *_round_update(f"⚠️ {plain(str(exc))}", None, None, ""))
         except (NotEnoughEngines, OSError, ValueError):
@@ -224,18 +224,18 @@ class BlindTab:
         voter: Voter | None = self.ids.voter(request)
         if voter is None:
             return (NO_VOTER, *_votes(False), gr.skip(), gr.skip())
-        session_id = voter.id
+        voter_id = voter.id
         if not round_id:
             return ("Speak first (or draw a pair): there is no round to vote on.", *[gr.skip()] * len(OUTCOME_BUTTONS), gr.skip(), gr.skip())
         try:
-            receipt = self.arena.submit_vote(round_id, session_id, outcome, address=voter.address)
+            receipt = self.arena.submit_vote(round_id, voter_id, outcome, address=voter.address)
         except VoteRefused as exc:
             votable = exc.reason in ("rate_limited", "bad_outcome")  # not heard yet, voted, gone: stay locked
             return (f"⚠️ {plain(str(exc))}", *_votes(votable), gr.skip(), gr.skip())
         except StoreUnavailable as exc:
             log.error("vote could not be kept: %s", exc)
             return ("⚠️ Your vote was NOT saved: the vote store is unavailable. Please try again later.", *_votes(True), gr.skip(), gr.skip())
-        text, figure = reveal_text(self.arena, round_id, session_id, outcome, receipt.message)
+        text, figure = reveal_text(self.arena, round_id, voter_id, outcome, receipt.message)
         return ("Revealed below.", *_votes(False), text, figure)
 
 
@@ -245,10 +245,10 @@ def session_mode(request: gr.Request) -> tuple:
     if not name:
         return "", gr.update(visible=True), gr.update(visible=False), ""
     try:
-        session = ListeningSession(name)
+        listening = ListeningSession(name)
     except SessionError as exc:
         return f"⚠️ {plain(str(exc))} Using the microphone instead.", gr.update(visible=True), gr.update(visible=False), ""
-    return session.describe(), gr.update(visible=False), gr.update(visible=True), session.name
+    return listening.describe(), gr.update(visible=False), gr.update(visible=True), listening.name
 
 
 def build_blind_tab(demo: gr.Blocks, registry: EngineRegistry, arena: BlindArena | None) -> None:
@@ -261,11 +261,11 @@ def build_blind_tab(demo: gr.Blocks, registry: EngineRegistry, arena: BlindArena
         "Two engines, drawn at random, answer the same turn; you only see **A** and **B**. Speak, listen to both "
         "replies, vote, and then see who was who. Votes feed the Leaderboard."
     )
-    session_info = gr.Markdown(elem_id="blind-session")
+    listening_info = gr.Markdown(elem_id="blind-session")
     with gr.Column(visible=True) as live_box:
         timing = gr.Checkbox(value=True, label="Blind timing: release both replies together (speed cannot give an engine away)", elem_id="blind-timing")
         mic = build_turn_input("blind")
-    with gr.Column(visible=False) as session_box:
+    with gr.Column(visible=False) as listening_box:
         draw = gr.Button("🎲 Draw a pair", variant="primary", elem_id="blind-draw")
         prompt = gr.Audio(label="Question", type="numpy", interactive=False, elem_id="blind-prompt")
     status = gr.Markdown(elem_id="blind-status")
@@ -292,4 +292,4 @@ def build_blind_tab(demo: gr.Blocks, registry: EngineRegistry, arena: BlindArena
             show_progress="hidden",
             concurrency_limit=None,
         )
-    demo.load(session_mode, outputs=[session_info, live_box, session_box, tag])
+    demo.load(session_mode, outputs=[listening_info, live_box, listening_box, tag])

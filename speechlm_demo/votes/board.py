@@ -34,7 +34,7 @@ JUDGES: dict[str, int] = {  # judge -> +1 when higher is better, -1 when lower i
 VOTE_COLUMNS = ["vote_id", "created_at", "tag", "engine_a", "engine_b", "outcome", "status_a", "status_b", "latency_a_ms", "latency_b_ms", "timeline_a", "timeline_b"]
 
 
-VOTER = "session_id"  # who cast a vote: the column keeps its old name and holds the voter cookie's id
+VOTER = "voter_id"  # who cast a vote: the voter cookie's id
 
 
 def voter_column() -> str:

@@ -174,7 +174,7 @@ def _check_usable(manifest: dict[str, Any]) -> None:
 
 
 @dataclass
-class SessionPrompt:
+class ListeningPrompt:
     """One prompt of a session and the replies made to it."""
 
     index: int
@@ -199,7 +199,7 @@ class ListeningSession:
         try:
             manifest = json.loads(path.read_text())
             self.entries = {i: EngineEntry.model_validate(e) for i, e in manifest["engines"].items()}
-            self.prompts = [SessionPrompt(p["id"], p["file"], p.get("reference"), p["replies"]) for p in manifest["prompts"]]
+            self.prompts = [ListeningPrompt(p["id"], p["file"], p.get("reference"), p["replies"]) for p in manifest["prompts"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise SessionError(f"listening session {name!r} is damaged: {exc}") from None
         self.usable = [p for p in self.prompts if len(p.answered_by()) >= 2]
@@ -210,23 +210,23 @@ class ListeningSession:
         """One line for the page (no engine names: they would unblind the votes)."""
         return f"Listening session **{self.name}**: {len(self.usable)} prompts, {len(self.entries)} engines."
 
-    def draw(self, rng: random.Random) -> SessionPrompt:
+    def draw(self, rng: random.Random) -> ListeningPrompt:
         """A random prompt that at least two engines answered."""
         return rng.choice(self.usable)
 
-    def candidates(self, prompt: SessionPrompt) -> list[EngineEntry]:
+    def candidates(self, prompt: ListeningPrompt) -> list[EngineEntry]:
         """The engines that may be paired on ``prompt`` (weights as in the catalogue, at least 1)."""
         return [self.entries[i].model_copy(update={"weight": max(self.entries[i].weight, 1.0)}) for i in prompt.answered_by()]
 
-    def prompt_audio(self, prompt: SessionPrompt) -> tuple[np.ndarray, int]:
+    def prompt_audio(self, prompt: ListeningPrompt) -> tuple[np.ndarray, int]:
         """The prompt as mono float32 at 16 kHz."""
         return self._read(prompt.file, PROMPT_RATE)
 
-    def comparison(self, prompt: SessionPrompt, engine_a: str, engine_b: str) -> Comparison:
+    def comparison(self, prompt: ListeningPrompt, engine_a: str, engine_b: str) -> Comparison:
         """The stored replies of two engines, as if they had just been compared live."""
         return Comparison(self._side(prompt, engine_a), self._side(prompt, engine_b))
 
-    def _side(self, prompt: SessionPrompt, engine_id: str) -> SideResult:
+    def _side(self, prompt: ListeningPrompt, engine_id: str) -> SideResult:
         reply = prompt.replies[engine_id]
         result = SideResult(engine_id, reply["status"], reply.get("message", ""), sample_rate=int(reply["sample_rate"]))
         result.user_text, result.reply_text, result.timeline = reply.get("user_text", ""), reply.get("reply_text", ""), reply.get("timeline", {})

@@ -308,7 +308,7 @@ class BlindArena:
         return VoteRecord(
             vote_id=vote_id,
             round_id=blind.round_id,
-            session_id=blind.voter_id,  # the column keeps its name: it holds the voter id
+            voter_id=blind.voter_id,
             engine_a=blind.engines[0].id,
             engine_b=blind.engines[1].id,
             outcome=outcome,

@@ -2,7 +2,7 @@
 
 A vote row carries the whole round behind it: both engines and their sides, the outcome, a hash of the
 input audio, both replies' transcripts, statuses and latencies, the listening-session tag and the app and
-engine versions. ``round_id`` is unique, so a round (one pair of replies shown to one session) can be
+engine versions. ``round_id`` is unique, so a round (one pair of replies shown to one voter) can be
 voted on once; a retried write of the same vote (same ``vote_id``) is recognised and not stored twice.
 
 ``$SPEECHLM_DB_URL`` selects another database (``postgresql+psycopg://...`` for multi-replica hosting);
@@ -48,7 +48,9 @@ votes_table = sa.Table(
     metadata,
     sa.Column("vote_id", sa.String(32), primary_key=True),
     sa.Column("round_id", sa.String(128), nullable=False),
-    sa.Column("session_id", sa.String(128), nullable=False, index=True),
+    # the voter cookie's id (votes.voter); the stored column keeps its first name, session_id, so stores made
+    # before the rename still read and write. Code and exports call it voter_id (the column's key).
+    sa.Column("session_id", sa.String(128), nullable=False, index=True, key="voter_id"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("engine_a", sa.String(64), nullable=False),
     sa.Column("engine_b", sa.String(64), nullable=False),
@@ -74,6 +76,12 @@ votes_table = sa.Table(
     sa.CheckConstraint("engine_a <> engine_b", name="ck_votes_two_engines"),
 )
 _INSERT = votes_table.insert()
+STORED_NAMES = {c.key: c.name for c in votes_table.columns if c.key != c.name}  # code name -> database name
+
+
+def _labelled(names: list[str] | None = None) -> list[sa.Label[Any]]:
+    """The columns to select, labelled with their keys (results say ``voter_id``, not ``session_id``)."""
+    return [votes_table.c[name].label(name) for name in (names or [c.key for c in votes_table.columns])]
 
 
 class StoreError(RuntimeError):
@@ -94,7 +102,7 @@ class VoteRecord:
 
     vote_id: str
     round_id: str
-    session_id: str
+    voter_id: str
     engine_a: str
     engine_b: str
     outcome: str
@@ -135,7 +143,9 @@ class VoteRecord:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> VoteRecord:
-        """Inverse of :meth:`to_row` (also accepts :meth:`to_json` documents)."""
+        """Inverse of :meth:`to_row` (also accepts :meth:`to_json` documents, and rows or spooled votes that
+        still say ``session_id`` for ``voter_id``)."""
+        row = {key: row[name] for key, name in STORED_NAMES.items() if key not in row and name in row} | dict(row)
         values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
         for name in ("timeline_a", "timeline_b"):
             if isinstance(values.get(name), str):
@@ -319,31 +329,30 @@ class VoteStore:
     def get(self, round_id: str) -> VoteRecord | None:
         """The vote of a round, if any."""
         with self._reading() as conn:
-            row = conn.execute(sa.select(votes_table).where(votes_table.c.round_id == round_id)).mappings().first()
+            row = conn.execute(sa.select(*_labelled()).where(votes_table.c.round_id == round_id)).mappings().first()
         return VoteRecord.from_row(dict(row)) if row else None
 
-    def count(self, session_id: str | None = None, *, since_s: float | None = None) -> int:
+    def count(self, voter_id: str | None = None, *, since_s: float | None = None) -> int:
         """Number of votes (of one voter; of the last ``since_s`` seconds)."""
         query = sa.select(sa.func.count()).select_from(votes_table)
-        if session_id is not None:
-            query = query.where(votes_table.c.session_id == session_id)
+        if voter_id is not None:
+            query = query.where(votes_table.c.voter_id == voter_id)
         if since_s is not None:
             query = query.where(votes_table.c.created_at >= datetime.now(UTC) - timedelta(seconds=since_s))
         with self._reading() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def has_pair_vote(self, session_id: str, input_sha256: str, engine_1: str, engine_2: str) -> bool:
+    def has_pair_vote(self, voter_id: str, input_sha256: str, engine_1: str, engine_2: str) -> bool:
         """Whether this voter has a vote on this input to these two engines (in either order)."""
         c = votes_table.c
         pair = sa.or_(sa.and_(c.engine_a == engine_1, c.engine_b == engine_2), sa.and_(c.engine_a == engine_2, c.engine_b == engine_1))
-        query = sa.select(c.vote_id).where(c.session_id == session_id, c.input_sha256 == input_sha256, pair).limit(1)
+        query = sa.select(c.vote_id).where(c.voter_id == voter_id, c.input_sha256 == input_sha256, pair).limit(1)
         with self._reading() as conn:
             return conn.execute(query).first() is not None
 
     def frame(self, columns: list[str] | None = None, *, tag: str | None = None) -> pd.DataFrame:
         """Votes as a DataFrame (oldest first); ``columns`` limits what is read, ``tag`` to one listening session."""
-        cols = [votes_table.c[name] for name in columns] if columns else [votes_table]
-        query = sa.select(*cols).order_by(votes_table.c.created_at)
+        query = sa.select(*_labelled(columns)).order_by(votes_table.c.created_at)
         if tag is not None:
             query = query.where(votes_table.c.tag == tag)
         with self._reading() as conn:

@@ -36,7 +36,7 @@ def make_record(round_id: str | None = None, **fields: Any) -> VoteRecord:
     values: dict[str, Any] = {
         "vote_id": uuid.uuid4().hex,
         "round_id": round_id or uuid.uuid4().hex,
-        "session_id": "session-1",
+        "voter_id": "session-1",
         "engine_a": "alpha",
         "engine_b": "beta",
         "outcome": "a",

@@ -96,11 +96,11 @@ def test_the_sequential_test_flags_a_contrarian_voter() -> None:
             wins = rng.random() < p
             if voter == "contrarian":
                 wins = strength[a] < strength[b]
-            rows.append({"session_id": voter, "engine_a": a, "engine_b": b, "outcome": "a" if wins else "b"})
+            rows.append({"voter_id": voter, "engine_a": a, "engine_b": b, "outcome": "a" if wins else "b"})
     frame = pd.DataFrame(rows).sample(frac=1.0, random_state=1).reset_index(drop=True)
     assert outlier_voters(frame) == {"contrarian"}
     assert outlier_voters(frame, min_votes=25) == set()  # nobody has 25 votes: nobody tested
-    few = frame[frame["session_id"] != "contrarian"]
+    few = frame[frame["voter_id"] != "contrarian"]
     assert outlier_voters(few) == set()
     votes = frame.assign(vote_id=[f"v{i}" for i in range(len(frame))], status_a="ok", status_b="ok", latency_a_ms=600.0, latency_b_ms=700.0)
     kept = build_board(votes, pd.DataFrame(), rounds=10, style_rounds=5)
@@ -120,7 +120,7 @@ def test_leaderboard_cli_carries_style_judges_tau_and_plots(tmp_path: Path) -> N
     for index in range(90):
         a, b = rng.choice(list(strength), size=2, replace=False)
         outcome = "a" if rng.random() < 1 / (1 + np.exp(strength[b] - strength[a])) else "b"
-        record = make_record(engine_a=a, engine_b=b, outcome=outcome, session_id=f"v{index % 9}", latency_a_ms=float(rng.uniform(400, 900)), latency_b_ms=float(rng.uniform(400, 900)))
+        record = make_record(engine_a=a, engine_b=b, outcome=outcome, voter_id=f"v{index % 9}", latency_a_ms=float(rng.uniform(400, 900)), latency_b_ms=float(rng.uniform(400, 900)))
         store.add(record)
         for side, engine in (("a", a), ("b", b)):
             records.open(record.vote_id, side, engine, "")

@@ -111,7 +111,7 @@ def test_a_vote_is_stored_with_its_round(arena: BlindArena, store: VoteStore) ->
     assert not receipt.queued and (receipt.engine_a, receipt.engine_b) == (blind.engines[0].id, blind.engines[1].id)
     record = store.get(blind.round_id)
     assert record is not None and record.vote_id == receipt.vote_id
-    assert (record.engine_a, record.engine_b, record.outcome, record.session_id, record.tag) == (blind.engines[0].id, blind.engines[1].id, "b", "s1", "lab-1")
+    assert (record.engine_a, record.engine_b, record.outcome, record.voter_id, record.tag) == (blind.engines[0].id, blind.engines[1].id, "b", "s1", "lab-1")
     assert record.input_sha256 == audio_sha256(TURN, 16_000) != audio_sha256(TURN, 8_000)
     assert (record.reply_text_a, record.reply_text_b, record.user_text) == ("reply A", "reply B", "what time is it")
     assert (record.latency_a_ms, record.latency_b_ms) == (500.0, 900.0)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from speechlm_demo.votes.store import DuplicateVote, StoreUnavailable, VoteStore
+from speechlm_demo.votes.store import DuplicateVote, StoreUnavailable, VoteRecord, VoteStore
 from tests.votes.conftest import locked, make_record
 
 WRITER = Path(__file__).with_name("writer.py")
@@ -67,7 +67,7 @@ def test_export_csv_and_parquet(store: VoteStore, tmp_path: Path) -> None:
     for frame in (pd.read_csv(tmp_path / "v.csv"), pd.read_parquet(tmp_path / "v.parquet")):
         assert sorted(frame["vote_id"]) == sorted(r.vote_id for r in records)
         assert sorted(frame["outcome"]) == ["a", "b", "both_bad", "tie"]
-        assert set(frame.columns) >= {"session_id", "engine_a", "engine_b", "input_sha256", "reply_text_a", "latency_b_ms", "app_version", "tag"}
+        assert set(frame.columns) >= {"voter_id", "engine_a", "engine_b", "input_sha256", "reply_text_a", "latency_b_ms", "app_version", "tag"}
 
 
 def test_locked_database_is_reported_unavailable(store: VoteStore, db_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_unopenable_store_is_reported(tmp_path: Path) -> None:
 
 def test_threads_writing_at_once_lose_and_duplicate_nothing(db_path: Path) -> None:
     store = VoteStore(f"sqlite:///{db_path}")
-    records = [make_record(f"round-{n}", session_id=f"s{n % 7}") for n in range(400)]
+    records = [make_record(f"round-{n}", voter_id=f"s{n % 7}") for n in range(400)]
     results: list[bool] = []
     lock = threading.Lock()
 
@@ -119,10 +119,10 @@ def test_processes_writing_at_once(db_path: Path) -> None:
     procs = [writer(url, f"p{n}", 150) for n in range(4)]
     printed = [proc.communicate(timeout=120)[0].split() for proc in procs]
     assert all(proc.returncode == 0 for proc in procs)
-    frame = VoteStore(url).frame(["vote_id", "round_id", "session_id"])
+    frame = VoteStore(url).frame(["vote_id", "round_id", "voter_id"])
     assert len(frame) == 600 and frame["vote_id"].is_unique and frame["round_id"].is_unique
     assert set(frame["vote_id"]) == {v for lines in printed for v in lines}
-    assert frame.groupby("session_id").size().to_dict() == {f"p{n}": 150 for n in range(4)}
+    assert frame.groupby("voter_id").size().to_dict() == {f"p{n}": 150 for n in range(4)}
 
 
 @pytest.mark.parametrize("after", [50, 200, 500])
@@ -199,3 +199,54 @@ def test_a_deleted_database_file_is_made_again_before_a_write(store: VoteStore, 
     fresh = VoteStore(f"sqlite:///{db_path}")
     assert fresh.get(record.round_id) == record and fresh.count() == 1
     fresh.close()
+
+
+# The votes table exactly as the code before the session_id -> voter_id rename created it (its CREATE
+# statements, compiled for SQLite): the stored column is still called session_id.
+OLD_SCHEMA = """
+CREATE TABLE votes (
+    vote_id VARCHAR(32) NOT NULL, round_id VARCHAR(128) NOT NULL, session_id VARCHAR(128) NOT NULL,
+    created_at DATETIME NOT NULL, engine_a VARCHAR(64) NOT NULL, engine_b VARCHAR(64) NOT NULL,
+    outcome VARCHAR(8) NOT NULL, input_sha256 VARCHAR(64) NOT NULL, tag VARCHAR(128) NOT NULL,
+    status_a VARCHAR(16) NOT NULL, status_b VARCHAR(16) NOT NULL, reply_text_a TEXT NOT NULL,
+    reply_text_b TEXT NOT NULL, user_text TEXT NOT NULL, latency_a_ms FLOAT, latency_b_ms FLOAT,
+    latency_from VARCHAR(32), timeline_a TEXT NOT NULL, timeline_b TEXT NOT NULL, app_version VARCHAR(64) NOT NULL,
+    engine_version_a VARCHAR(128) NOT NULL, engine_version_b VARCHAR(128) NOT NULL, audio_dir TEXT,
+    PRIMARY KEY (vote_id), CONSTRAINT uq_votes_round UNIQUE (round_id),
+    CONSTRAINT ck_votes_outcome CHECK (outcome IN ('a', 'b', 'tie', 'both_bad')),
+    CONSTRAINT ck_votes_two_engines CHECK (engine_a <> engine_b)
+);
+CREATE INDEX ix_votes_session_id ON votes (session_id);
+CREATE INDEX ix_votes_created_at ON votes (created_at);
+INSERT INTO votes VALUES ('old-vote', 'old-round', 'voter-old', '2026-11-30 12:00:00.000000', 'alpha', 'beta', 'tie',
+    'ab', 'club', 'ok', 'failed', 'hi', '', 'hello', 410.0, NULL, 'user_speech_end', '{"n": 1}', '{}', '0.1.0',
+    'cfg-a', 'cfg-b', NULL);
+"""
+
+
+def test_a_store_from_before_the_voter_id_rename_reads_and_writes(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(OLD_SCHEMA)
+    store = VoteStore(f"sqlite:///{path}")
+    old = store.get("old-round")
+    assert old is not None and (old.voter_id, old.outcome, old.tag, old.latency_a_ms, old.timeline_a) == ("voter-old", "tie", "club", 410.0, {"n": 1})
+    assert store.count("voter-old") == 1 and store.has_pair_vote("voter-old", "ab", "beta", "alpha")
+    new = make_record("new-round", voter_id="voter-new")
+    assert store.add(new) is True and store.get("new-round") == new and store.count("voter-new") == 1
+    frame = store.frame(["round_id", "voter_id"])
+    assert list(frame["voter_id"]) == ["voter-old", "voter-new"]
+    assert store.export(csv=tmp_path / "v.csv") == 2
+    exported = pd.read_csv(tmp_path / "v.csv")
+    assert "session_id" not in exported.columns and list(exported["voter_id"]) == ["voter-old", "voter-new"]
+    store.close()
+    with sqlite3.connect(path) as conn:  # the database itself is unchanged in shape: the column is still session_id
+        assert "voter_id" not in {row[1] for row in conn.execute("PRAGMA table_info(votes)")}
+        assert conn.execute("SELECT session_id FROM votes WHERE round_id = 'new-round'").fetchone() == ("voter-new",)
+
+
+def test_a_spooled_vote_written_before_the_rename_still_loads() -> None:
+    record = make_record(voter_id="voter-spooled")
+    line = json.loads(record.to_json())
+    line["session_id"] = line.pop("voter_id")  # how the old code spooled a vote it could not store yet
+    assert VoteRecord.from_row(line) == record

@@ -19,7 +19,7 @@ def main() -> None:
     url, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     store = VoteStore(url)
     for n in range(count):
-        record = make_record(f"{prefix}-{n}", vote_id=f"{prefix}-v{n}", session_id=prefix, timeline_a={"n": n, "pad": "x" * 2000})
+        record = make_record(f"{prefix}-{n}", vote_id=f"{prefix}-v{n}", voter_id=prefix, timeline_a={"n": n, "pad": "x" * 2000})
         store.add(record)
         sys.stdout.write(record.vote_id + "\n")
         sys.stdout.flush()
