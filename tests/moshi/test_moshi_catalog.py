@@ -19,7 +19,7 @@ def offered_on(host: str, environ: dict[str, str] | None = None, experimental: b
 
 @pytest.fixture(autouse=True)
 def everything_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(catalog, "_importable", lambda module: True)
+    monkeypatch.setattr(catalog, "module_available", lambda module: True)
 
 
 def test_cuda_entries_follow_gpu_memory() -> None:

@@ -24,7 +24,7 @@ URLS = {"VLLM_OMNI_URL": "http://gpu:8091", "VLLM_URL": "http://gpu:8000", "OLLA
 @pytest.fixture
 def installed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Decide as if every Python package the rows name were installed (the hardware is what is tested)."""
-    monkeypatch.setattr(catalog_module, "_importable", lambda module: True)
+    monkeypatch.setattr(catalog_module, "module_available", lambda module: True)
 
 
 def decisions(host: str, environ: dict[str, str]) -> dict[str, tuple[bool, str]]:

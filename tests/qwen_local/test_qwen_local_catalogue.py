@@ -19,7 +19,7 @@ ROWS = {"qwen2.5-omni-3b": 18, "qwen2.5-omni-7b": 31, "qwen2-audio-7b": 20}
 
 @pytest.fixture(autouse=True)
 def everything_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(catalog, "_importable", lambda module: True)
+    monkeypatch.setattr(catalog, "module_available", lambda module: True)
 
 
 def test_every_row_validates_against_its_settings_class() -> None:
