@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from speechlm_demo.turntaking.endpointing import is_complete
+from speechlm_demo.turntaking.endpointing import asks, is_complete
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,29 @@ def test_finished_requests(text: str) -> None:
 )
 def test_unfinished_phrases(text: str) -> None:
     assert not is_complete(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What is the capital of France?",
+        "Tell me a joke about cats.",
+        "Well which planet is the largest?",
+        "I was wondering if you could tell me a joke.",
+        "I would like to know how tall the Eiffel tower is.",
+        "I like science fiction. Can you recommend a book?",
+    ],
+)
+def test_a_question_or_a_request_asks(text: str) -> None:
+    assert is_complete(text) and asks(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["I need some advice.", "I am going to Italy next week.", "Okay, here is my question.", "My plant has yellow leaves."]
+)
+def test_a_finished_statement_asks_nothing(text: str) -> None:
+    assert is_complete(text) and not asks(text)
+
+
+def test_a_request_phrase_at_the_very_end_dangles() -> None:
+    assert not is_complete("I would like to know.") and not is_complete("I was just wondering.")

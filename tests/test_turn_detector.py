@@ -185,9 +185,17 @@ class TranscribingEngine(ScriptedEngine):
         yield from super().respond(turn, history, options)
 
 
-@pytest.mark.parametrize("transcript, early", [("What is the capital of France?", True), ("Well...", False)])
-def test_transcript_judgement_commits_early_or_waits(transcript: str, early: bool) -> None:
-    engine = TranscribingEngine(entry(endpointing="transcript", end_silence_ms=1200))
+@pytest.mark.parametrize(
+    "transcript, early, hold_statements",
+    [
+        ("What is the capital of France?", True, True),
+        ("Well...", False, True),
+        ("I need some advice.", False, True),  # a finished statement may be a lead-in: the long silence decides
+        ("I need some advice.", True, False),
+    ],
+)
+def test_transcript_judgement_commits_early_or_waits(transcript: str, early: bool, hold_statements: bool) -> None:
+    engine = TranscribingEngine(entry(endpointing="transcript", end_silence_ms=1200, hold_statements=hold_statements))
     engine.transcript = transcript
     rec = Recorder()
     session = engine.open_session(SessionOptions(), rec)
@@ -338,8 +346,8 @@ def test_room_noise_keeps_a_likely_pause_and_a_soft_sound_withdraws_it(after: fl
     assert PauseDetected in kinds
 
 
-LEAD_IN = "I would like to know."
-WHOLE = "I would like to know how far away the moon is."
+LEAD_IN = "Tell me about the moon."  # reads as a finished request: the transcript rule commits it
+WHOLE = "Tell me about the moon and how far away it is."
 
 
 class EarlyCutEngine(TranscribingEngine):

@@ -5,7 +5,8 @@ The turn detector finds pauses; a reply starts speculatively at each. What ends 
 catalogue's ``endpointing`` setting:
 
 * ``silence`` - nothing: only the long silence ends the turn (engines that report no transcript);
-* ``transcript`` - the words heard read as a finished request (:mod:`speechlm_demo.endpointing`);
+* ``transcript`` - the words heard read as a finished question or request (:mod:`.endpointing`); a finished
+  statement that asks nothing ("I need some advice.") waits for more words or the long silence;
 * ``smart-turn`` - the audio sounds finished (Smart Turn v3, :mod:`.smart_turn`), no transcript needed;
 * ``combined`` - the audio must sound finished AND the words must not dangle: the audio holds a reply
   whose words read finished ("I have a question about space." said as a lead-in) and the words drop a
@@ -29,6 +30,7 @@ class Verdict(Enum):
     UNKNOWN = "unknown"  # not asked, or the answer is not in yet
     DONE = "done"
     NOT_DONE = "not_done"
+    STATEMENT = "statement"  # finished words that ask nothing: a lead-in, or the whole turn; wait and see
 
 
 class Action(Enum):
@@ -80,7 +82,8 @@ class SilenceOnly:
 
 
 class TranscriptRule:
-    """Commit when the words read finished and the pause is quiet enough; drop when they dangle."""
+    """Commit when the words read as a finished question or request and the pause is quiet enough; drop when
+    they dangle; a finished statement waits (for more words, or for ``end_silence_ms``)."""
 
     name: ClassVar[str] = "transcript"
     uses_audio: ClassVar[bool] = False

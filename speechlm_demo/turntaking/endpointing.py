@@ -38,9 +38,48 @@ OPENERS = frozenset(
     """.split()
 )
 # Multi-word endings that ask for more.
-DANGLING_ENDINGS = ("tell me", "can you", "could you", "would you", "i want", "i need", "do you know", "what about", "how about")
+DANGLING_ENDINGS = (
+    "tell me", "can you", "could you", "would you", "i want", "i need", "do you know", "what about", "how about",
+    "to know", "wonder", "wondering",
+)
+# First words (after an opener) of a sentence that asks something: a question or a request.
+ASKING_STARTS = frozenset(
+    """
+    what who whom whose where when why how which is are am was were do does did can could would will should shall
+    may might have has had isn't aren't wasn't weren't don't doesn't didn't can't couldn't won't wouldn't
+    shouldn't haven't hasn't what's who's where's when's why's how's
+    tell give explain describe show name list recommend suggest help play say define translate find write make
+    calculate compute compare count spell sing summarize summarise teach remind read repeat let please convert
+    check search look guess pick choose imagine
+    """.split()
+)
+# Phrases that make a sentence a request wherever they stand ("I'd like to know how tall it is").
+ASKING_PHRASES = (
+    "like to know", "want to know", "need to know", "wondering", "wonder", "tell me", "can you", "could you",
+    "would you", "will you", "do you know", "help me", "please", "let me know", "you to",
+)
+_SENTENCE_END = re.compile(r"[.!?…]+\s+")
 
 _WORD = re.compile(r"[a-z']+")
+
+
+def asks(transcript: str) -> bool:
+    """True when the last sentence of ``transcript`` asks something (a question or a request), False for a
+    statement ("I am going to Italy next week.", "I need some advice.") that may only lead into the question."""
+    text = transcript.strip().lower()
+    if text.endswith("?"):
+        return True
+    sentences = [part for part in _SENTENCE_END.split(text) if _WORD.search(part)]
+    if not sentences:
+        return False
+    last = sentences[-1]
+    words = _WORD.findall(last)
+    while len(words) > 1 and words[0] in OPENERS:
+        words = words[1:]
+    if words[0] in ASKING_STARTS:
+        return True
+    joined = " ".join(_WORD.findall(last))
+    return any(f" {phrase} " in f" {joined} " for phrase in ASKING_PHRASES)
 
 
 def is_complete(transcript: str) -> bool:

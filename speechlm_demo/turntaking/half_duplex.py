@@ -71,6 +71,9 @@ class HalfDuplexSettings(TurnSettings):
     """Settings every half-duplex engine has: the turn detector's knobs and how a turn may end early."""
 
     endpointing: Literal["silence", "transcript", "smart-turn", "combined"] = "silence"
+    hold_statements: bool = Field(
+        True, description="transcript/combined: a finished statement that asks nothing waits for end_silence_ms"
+    )
     smart_turn_silence_ms: float = Field(200.0, ge=0.0, description="silence after which Smart Turn hears the pause")
     smart_turn_alone_above: float = Field(
         1.0, ge=0.0, le=1.0, description="combined: Smart Turn at least this sure commits without the transcript"

@@ -26,7 +26,7 @@ import numpy as np
 from ..audio import SILENT_DBFS, rms_dbfs
 from ..engines.base import AudioOut, ErrorEvent, Event, Mark, TextOut, TurnEnd, UserTurn
 from .end_of_turn import Action, Evidence, Verdict
-from .endpointing import is_complete
+from .endpointing import asks, is_complete
 
 if TYPE_CHECKING:
     from .half_duplex import HalfDuplexSession
@@ -278,7 +278,12 @@ class Reply:
     def _judge(self, transcript: str) -> None:
         """Record whether the words read finished, then let the strategy decide."""
         complete = is_complete(transcript)
-        self.transcript = Verdict.DONE if complete else Verdict.NOT_DONE
+        if not complete:
+            self.transcript = Verdict.NOT_DONE
+        elif self.session.settings.hold_statements and not asks(transcript):
+            self.transcript = Verdict.STATEMENT
+        else:
+            self.transcript = Verdict.DONE
         self.timeline.extra["judged_complete"] = complete  # for the record (turn reports, tests)
         self.reconsider()
 

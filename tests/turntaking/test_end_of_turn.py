@@ -14,7 +14,7 @@ from speechlm_demo.turntaking.end_of_turn import Action, Evidence, Verdict, stra
 from tests.conftest import require
 from tests.engines_for_tests import Recorder, entry, silence
 
-DONE, NOT, UNKNOWN = Verdict.DONE, Verdict.NOT_DONE, Verdict.UNKNOWN
+DONE, NOT, UNKNOWN, STATEMENT = Verdict.DONE, Verdict.NOT_DONE, Verdict.UNKNOWN, Verdict.STATEMENT
 
 
 def evidence(transcript: Verdict = UNKNOWN, audio: Verdict = UNKNOWN, *, quiet: bool = True, p: float | None = None) -> Evidence:
@@ -29,6 +29,8 @@ def evidence(transcript: Verdict = UNKNOWN, audio: Verdict = UNKNOWN, *, quiet: 
         ("transcript", DONE, NOT, True, Action.COMMIT),
         ("transcript", DONE, UNKNOWN, False, Action.WAIT),  # the floor under a commit
         ("transcript", NOT, DONE, True, Action.DROP),
+        ("transcript", STATEMENT, UNKNOWN, True, Action.WAIT),  # "I need some advice." may lead into the question
+        ("combined", STATEMENT, DONE, True, Action.WAIT),
         ("smart-turn", UNKNOWN, DONE, True, Action.COMMIT),  # no transcript needed
         ("smart-turn", DONE, NOT, True, Action.WAIT),  # the audio holds: never dropped, a long silence uses it
         ("combined", DONE, NOT, True, Action.WAIT),  # "I have a question about space." said as a lead-in
