@@ -59,7 +59,7 @@ class TurnRecorder(AsyncStreamHandler):
         self.settings = settings
         self._queue: asyncio.Queue[AdditionalOutputs] = asyncio.Queue()
         self._to_vad_rate = StreamResampler(RATE)  # not ``_resampler``: fastrtc's base class owns that name
-        self._detector = TurnDetector(EnergyVAD(sample_rate=RATE, window=RATE // 32), settings)
+        self._detector = TurnDetector(EnergyVAD.for_rate(RATE), settings)
         self._bad_frames = 0
 
     def copy(self) -> TurnRecorder:
@@ -94,7 +94,7 @@ class TurnRecorder(AsyncStreamHandler):
 
     def shutdown(self) -> None:
         """Connection closed: an unfinished turn is dropped."""
-        self._detector = TurnDetector(EnergyVAD(sample_rate=RATE, window=RATE // 32), self.settings)
+        self._detector = TurnDetector(EnergyVAD.for_rate(RATE), self.settings)
 
     def _publish(self, status: str, turn: RecordedTurn | None = None) -> None:
         self._queue.put_nowait(AdditionalOutputs(status, turn))

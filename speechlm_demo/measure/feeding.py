@@ -19,7 +19,7 @@ import numpy as np
 
 from ..audio import chunks, loud_span
 from ..engines.base import Engine, ErrorEvent, Event, SessionOptions
-from ..prompt_files import MAX_PROMPT_S, Skipped, read_prompt_folder
+from ..prompt_files import MAX_PROMPT_S, SOUND_DBFS, Skipped, read_prompt_folder
 from ..timeline import Timeline
 from .observer import TurnObserver
 from .record import TurnRecord
@@ -46,7 +46,7 @@ class Prompt:
     notes: list[str] = field(default_factory=list)  # what was done to the file (cut, truncated, one channel used)
 
 
-def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = -40.0) -> float:
+def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = SOUND_DBFS) -> float:
     """Seconds at which the last 20 ms window louder than ``threshold_dbfs`` ends."""
     span = loud_span(audio, rate, threshold_dbfs, FRAME_S)
     return span[1] / rate if span else 0.0
@@ -65,8 +65,8 @@ def load_prompts(directory: Path, rate: int, max_s: float = MAX_PROMPT_S, skippe
     for item in found:
         audio = item.audio
         meta, text = item.path.with_suffix(".json"), item.path.with_suffix(".txt")
-        end, source, kind = estimate_speech_end(audio, rate), "estimated", directory.name
-        span = loud_span(audio, rate, -40.0, FRAME_S)
+        span = loud_span(audio, rate, SOUND_DBFS, FRAME_S)
+        end, source, kind = (span[1] / rate if span else 0.0), "estimated", directory.name
         cues = {"speech_start_s": span[0] / rate if span else 0.0}
         if meta.exists():
             sidecar = json.loads(meta.read_text())

@@ -149,9 +149,8 @@ class TurnDetector:
         return self._paused and self._resume_run > 0
 
     def _step(self, chunk: np.ndarray) -> Iterator[Decision]:
-        start = self.samples_seen
         self.samples_seen += len(chunk)
-        self._remember(chunk, start)
+        self._remember(chunk)
         voiced = self.vad.speech_probability(chunk) >= self.settings.threshold
         if not self._in_turn:
             self._speech_run = self._speech_run + len(chunk) if voiced else 0
@@ -203,7 +202,7 @@ class TurnDetector:
             self._likely = True
             yield PauseLikely(self._turn_start, self.samples_seen - len(tail), self.samples_seen, self._turn_audio())
 
-    def _remember(self, chunk: np.ndarray, start: int) -> None:
+    def _remember(self, chunk: np.ndarray) -> None:
         self._history.append(chunk)
         self._history_len += len(chunk)
         if not self._in_turn:

@@ -60,7 +60,7 @@ class DuplexTurnTracker:
         self.clock = clock
         self.audible_dbfs = audible_dbfs
         self.agent_silence_s = agent_silence_ms / 1000.0
-        self.detector = TurnDetector(vad or EnergyVAD(sample_rate=sample_rate, window=sample_rate // 32), settings)
+        self.detector = TurnDetector(vad or EnergyVAD.for_rate(sample_rate), settings)
         self.turns = 0
         self._open: list[_OpenTurn] = []
         self._agent: deque[tuple[float, float]] = deque()  # (start, end) of voiced agent chunks as played

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -102,7 +103,7 @@ class HalfDuplexEngine(Engine):
     def make_vad(self) -> VoiceActivityModel:
         """The voice activity model of a new session (default: the energy VAD at the input rate)."""
         rate = self.entry.sample_rates.input
-        return EnergyVAD(sample_rate=rate, window=rate // 32)
+        return EnergyVAD.for_rate(rate)
 
     @abstractmethod
     def respond(self, turn: UserTurn, history: list[dict[str, str]], options: SessionOptions) -> Iterator[Event]:
@@ -140,10 +141,10 @@ class HalfDuplexSession(EngineSession):
 
             self.smart_turn = shared_model()
         self._listener = ThreadPoolExecutor(1, thread_name_prefix="smart-turn") if self.smart_turn else None
-        self._heard: list[np.ndarray] = []  # the last 8 s of input: what Smart Turn hears
+        self._heard: deque[np.ndarray] = deque()  # the last 8 s of input: what Smart Turn hears
         self._heard_len = 0
         rate = engine.entry.sample_rates.input
-        self.detector = TurnDetector(vad or EnergyVAD(sample_rate=rate, window=rate // 32), self.settings)
+        self.detector = TurnDetector(vad or EnergyVAD.for_rate(rate), self.settings)
         self.clock = clock
         self.history = engine.new_history(options)
         self.turns_committed = 0
@@ -181,7 +182,7 @@ class HalfDuplexSession(EngineSession):
         self._heard_len += len(pcm)
         keep = 8 * self.detector.rate
         while self._heard_len - len(self._heard[0]) >= keep:
-            self._heard_len -= len(self._heard.pop(0))
+            self._heard_len -= len(self._heard.popleft())
 
     def flush(self) -> None:
         """End of input: the turn in progress is over."""

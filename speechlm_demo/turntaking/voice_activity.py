@@ -33,6 +33,11 @@ class VoiceActivityModel(Protocol):
 class EnergyVAD:
     """Level-based VAD with an adaptive noise floor. Needs no weights; fine for clean microphones."""
 
+    @classmethod
+    def for_rate(cls, rate: int) -> EnergyVAD:
+        """The default energy VAD at ``rate``: windows of 1/32 s."""
+        return cls(sample_rate=rate, window=rate // 32)
+
     def __init__(
         self,
         sample_rate: int = 16_000,
