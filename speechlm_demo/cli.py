@@ -6,11 +6,12 @@ import argparse
 import json
 import logging
 import sys
-import time
 
 from .catalog import CatalogError, engine_table_rows, experimental_enabled, load_catalog, offered
 from .hardware import probe, simulated_host
 from .votes import commands as votes_commands
+
+log = logging.getLogger(__name__)
 
 
 def _engines(args: argparse.Namespace) -> int:
@@ -55,12 +56,10 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from .benchmarks import latency as bench
-    from .measure.feeding import load_prompts
     from .engines.base import EngineError
     from .engines.registry import EngineRegistry
+    from .measure.feeding import load_prompts
 
     if args.startup:
         try:
@@ -70,6 +69,7 @@ def _bench(args: argparse.Namespace) -> int:
             return 2
         sys.stdout.write(f"app.py --engine {args.engine}: ready (engine loaded) {seconds:.1f} s after launch\n")
         return 0
+    registry = None
     try:
         catalog = load_catalog(args.catalog)
         host = simulated_host(args.host) if args.host else probe()
@@ -78,48 +78,60 @@ def _bench(args: argparse.Namespace) -> int:
         for output in (args.json, args.csv, args.plot):
             if output and not Path(output).resolve().parent.is_dir():
                 raise FileNotFoundError(f"no folder for the output file {output}")
-        started = time.monotonic()
         engine = registry.get(args.engine)
     except (CatalogError, KeyError, ValueError, FileNotFoundError, EngineError) as exc:
         sys.stderr.write(f"error: {exc}\n")
+        if registry is not None:
+            registry.close()
         return 2
-    sys.stderr.write(f"{args.engine} loaded in {time.monotonic() - started:.1f} s; {len(prompts)} prompt(s) x {args.repeat}\n")
-    if args.via == "webrtc":
-        return _bench_webrtc(args, engine, registry, prompts)
+    try:
+        return _bench_loaded(args, host, registry, engine, prompts)
+    except (RuntimeError, OSError) as exc:  # e.g. the WebRTC server did not start, an output file not writable
+        log.debug("bench failed", exc_info=True)
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    finally:
+        registry.close()
+
+
+def _bench_loaded(args: argparse.Namespace, host: object, registry: object, engine: object, prompts: list) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .benchmarks import latency as bench
+
+    sys.stderr.write(f"{args.engine} loaded in {registry.state(args.engine).seconds or 0.0:.1f} s; {len(prompts)} prompt(s) x {args.repeat}\n")  # type: ignore[attr-defined]
     judge = None
     if args.judges:
         from .judges.scorer import Judges
 
         judge = Judges().score
-    with tqdm(total=len(prompts) * args.repeat, desc=args.engine, unit="turn", file=sys.stderr) as bar:
-        turns = bench.benchmark(engine, prompts, repeat=args.repeat, tail_s=args.tail, timeout_s=args.timeout, progress=bar, judge=judge)
-    doc = bench.report(args.engine, host, turns)
-    doc["load_s"] = round(registry.state(args.engine).seconds or 0.0, 2)
-    sys.stdout.write(bench.format_summary(doc) + "\n")
+    label = f"{args.engine} via webrtc" if args.via == "webrtc" else args.engine
+    with tqdm(total=len(prompts) * args.repeat, desc=label, unit="turn", file=sys.stderr) as bar:
+        options = {"repeat": args.repeat, "tail_s": args.tail, "timeout_s": args.timeout, "progress": bar, "judge": judge}
+        if args.via == "webrtc":
+            from .benchmarks import webrtc as bench_webrtc
+
+            turns, rows = bench_webrtc.compare(engine, registry, prompts, **options)  # type: ignore[arg-type]
+        else:
+            turns = bench.benchmark(engine, prompts, **options)  # type: ignore[arg-type]
+    doc = bench.report(args.engine, host, turns)  # type: ignore[arg-type]
+    doc["load_s"] = round(registry.state(args.engine).seconds or 0.0, 2)  # type: ignore[attr-defined]
+    text = bench.format_summary(doc)
+    if args.via == "webrtc":
+        doc["webrtc"] = {"summary": bench_webrtc.summarise_shares(rows), "rows": rows}
+        text += "\n\n" + bench_webrtc.format_shares(doc["webrtc"])
+    sys.stdout.write(text + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2))
     if args.csv:
         bench.write_csv(doc, Path(args.csv))
     if args.plot:
         bench.write_plot(doc, Path(args.plot))
-    registry.close()
+    if args.via == "webrtc":
+        return 0 if doc["webrtc"]["summary"].get("webrtc_v2v_ms") else 1
     return 0 if doc["summary"]["turns"]["ok"] else 1
-
-
-def _bench_webrtc(args: argparse.Namespace, engine: object, registry: object, prompts: list) -> int:
-    from pathlib import Path
-
-    from tqdm import tqdm
-
-    from .benchmarks import webrtc as bench_webrtc
-
-    with tqdm(total=len(prompts) * args.repeat, desc=f"{args.engine} via webrtc", unit="turn", file=sys.stderr) as bar:
-        doc = bench_webrtc.compare(engine, registry, prompts, repeat=args.repeat, tail_s=args.tail, timeout_s=args.timeout, progress=bar)
-    sys.stdout.write(bench_webrtc.format_shares(doc) + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=2))
-    registry.close()  # type: ignore[attr-defined]
-    return 0 if doc["summary"].get("webrtc_v2v_ms") else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -224,22 +224,29 @@ def write_csv(doc: dict[str, Any], path: Path) -> None:
     """One row per turn, metrics as columns (pandas)."""
     import pandas as pd
 
+    webrtc = doc.get("webrtc", {}).get("rows") or [{}] * len(doc["turns"])  # bench --via webrtc: one row per turn
     rows = [
         {k: v for k, v in t.items() if k not in ("metrics", "marks_ms", "measured_from", "judges", "duplex")}
         | t["metrics"]
         | {f"judge_{k}": v for k, v in t.get("judges", {}).items()}
         | {f"duplex_{k}": v for k, v in t.get("duplex", {}).items()}
-        for t in doc["turns"]
+        | {k if k.startswith("webrtc") else f"webrtc_{k}": v for k, v in w.items() if k.endswith("_ms")}
+        for t, w in zip(doc["turns"], webrtc, strict=True)
     ]
     pd.DataFrame(rows).to_csv(path, index=False)
 
 
 def write_plot(doc: dict[str, Any], path: Path) -> None:
-    """Box plot of each metric over the successful turns (those :func:`summarise` counts)."""
+    """Box plot of each metric over the successful turns (those :func:`summarise` counts), and of the WebRTC
+    figures when the run had them."""
     from ..plots import close, metrics_boxplot
 
     ok = [t for t in doc["turns"] if t["status"] == "ok"]
     values = {name: [t["metrics"][name] for t in ok if name in t["metrics"]] for name in REPORTED}
+    for row in doc.get("webrtc", {}).get("rows", []):  # bench --via webrtc: its figures below the in-process ones
+        for name, value in row.items():
+            if name.endswith("_ms") and value is not None and name not in ("in_process_v2v_ms", "observer_gap_ms"):
+                values.setdefault(f"webrtc {name}", []).append(value)
     fig = metrics_boxplot(values, title=f"{doc['engine']} on {doc['host_description']}")
     fig.savefig(path)
     close(fig)

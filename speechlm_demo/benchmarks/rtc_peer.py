@@ -1,0 +1,150 @@
+"""An aiortc peer in the part a browser plays: it speaks a clip into a WebRTC route and logs what it hears.
+
+Used by ``bench --via webrtc`` (:mod:`speechlm_demo.benchmarks.webrtc`) and by the transport tests. The
+clip goes out as a microphone delivers it: 48 kHz 20 ms frames, each once its last sample has been
+"spoken" (as :func:`speechlm_demo.measure.feeding.run_prompt` feeds it in process), then silence. The
+peer's own receive buffer is aiortc's (4 frames), not the server's setting: it stands in for a browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from ..audio import SILENT_DBFS, audible_span, rms_dbfs
+from ..rtc_jitter import aiortc_default_buffer
+
+RATE = 48_000
+FRAME = RATE // 50  # 20 ms, what browsers send
+
+
+def keep_ice_on_loopback() -> None:
+    """Make aioice (in this process) offer exactly one host candidate: 127.0.0.1."""
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
+
+
+def frame_pcm(frame: av.AudioFrame) -> np.ndarray:
+    """Mono float32 in [-1, 1] of an int16 aiortc / FastRTC frame (packed or planar, any channels)."""
+    channels = len(frame.layout.channels)
+    raw = frame.to_ndarray().astype(np.float32) / 32768.0
+    if frame.format.is_planar:
+        return raw.reshape(channels, -1).mean(axis=0)
+    return raw.reshape(-1, channels).mean(axis=1)
+
+
+@dataclass
+class Unit:
+    """A piece of audio a stage let go of: when, where it starts in the stage's stream, how long, and where
+    its first audible sample is (the 5 ms windows of :func:`~speechlm_demo.audio.audible_span`)."""
+
+    t: float
+    start_s: float
+    duration_s: float
+    onset_s: float | None  # first audible instant, seconds into the unit
+    level: float  # dBFS of the whole unit
+
+
+def unit_of(t: float, start_s: float, pcm: np.ndarray, rate: int, audible_dbfs: float = SILENT_DBFS) -> Unit:
+    """The :class:`Unit` of ``pcm`` handed on at ``t``."""
+    span = audible_span(pcm, rate, audible_dbfs)
+    return Unit(t, start_s, len(pcm) / rate, None if span is None else span[0] / rate, rms_dbfs(pcm))
+
+
+class PromptTrack(MediaStreamTrack):
+    """Sends a clip in real-time 20 ms frames, each once its last sample has been spoken, then silence;
+    remembers when each clip frame left (``sent``: time, dBFS)."""
+
+    kind = "audio"
+
+    def __init__(self, samples: np.ndarray) -> None:
+        super().__init__()
+        self.samples = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        self.position = 0
+        self.started: float | None = None
+        self.sent: list[tuple[float, float]] = []
+
+    async def recv(self) -> av.AudioFrame:
+        if self.started is None:
+            self.started = time.monotonic()
+        await asyncio.sleep(max(0.0, self.started + (self.position + FRAME) / RATE - time.monotonic()))
+        chunk = self.samples[self.position : self.position + FRAME]
+        if len(chunk) == FRAME:
+            self.sent.append((time.monotonic(), rms_dbfs(chunk.astype(np.float32) / 32768)))
+        else:
+            chunk = np.concatenate([chunk, np.zeros(FRAME - len(chunk), np.int16)])
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = RATE, self.position, fractions.Fraction(1, RATE)
+        self.position += FRAME
+        return frame
+
+
+@dataclass
+class PeerLog:
+    """What the peer did: when the clip started, the frames it sent and every frame it heard."""
+
+    started: float
+    sent: list[tuple[float, float]]
+    heard: list[Unit] = field(default_factory=list)
+
+
+async def talk(url: str, clip: np.ndarray, *, listen_s: float, until_audible_after_s: float | None = None) -> PeerLog:
+    """Offer to ``url`` (a FastRTC stream's ``.../webrtc/offer`` route), send ``clip`` (48 kHz mono) and
+    listen for ``listen_s`` seconds, or until an audible frame is heard once ``until_audible_after_s``
+    seconds of the clip have been spoken. Times are ``time.monotonic()``; the connection is always closed."""
+    import httpx
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    track = PromptTrack(clip)
+    log = PeerLog(0.0, track.sent)
+    done = asyncio.Event()
+    readers: list[asyncio.Task[None]] = []
+    try:
+        pc.createDataChannel("text")
+        with aiortc_default_buffer():  # a browser stand-in: aiortc's own 80 ms, not the server's setting
+            pc.addTrack(track)
+
+        @pc.on("track")
+        def on_track(remote: Any) -> None:
+            async def read() -> None:
+                position = 0.0
+                while True:
+                    try:
+                        frame = await remote.recv()
+                    except Exception:  # noqa: BLE001 - the track ended
+                        return
+                    unit = unit_of(time.monotonic(), position, frame_pcm(frame), frame.sample_rate)
+                    position += unit.duration_s
+                    log.heard.append(unit)
+                    spoken = track.started is not None and unit.t > track.started + (until_audible_after_s or 0.0)
+                    if until_audible_after_s is not None and unit.onset_s is not None and spoken:
+                        done.set()
+
+            readers.append(asyncio.ensure_future(read()))
+
+        await pc.setLocalDescription(await pc.createOffer())
+        body = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "webrtc_id": uuid.uuid4().hex}
+        async with httpx.AsyncClient(timeout=20) as client:
+            response = await client.post(url, json=body)
+        response.raise_for_status()
+        answer = response.json()
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+        try:
+            await asyncio.wait_for(done.wait(), listen_s)
+        except TimeoutError:
+            pass
+    finally:
+        await pc.close()
+        for reader in readers:
+            reader.cancel()
+    log.started = track.started or 0.0
+    return log

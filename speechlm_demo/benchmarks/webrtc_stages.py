@@ -1,0 +1,196 @@
+"""Where a WebRTC turn's time goes: one sample followed through every stage, on one clock.
+
+Every stamp is ``time.monotonic()`` in the benchmark's process (server and peer live in it):
+
+* ``true_end``: the peer has *spoken* the clip's true end of speech (clip start + sidecar ``speech_end_s``;
+  its 20 ms frame leaves once its last sample is spoken, as a microphone delivers it).
+* ``arrived``: the handler receives the frame holding that same sample. The received stream is aligned
+  with the sent clip by cross-correlation, so the codec's delay and any frame lost on the way are
+  accounted for.
+* ``released``: the session releases the first audible reply sample: the one observer's ``first_audio_out``
+  (:mod:`speechlm_demo.measure.observer`), the figure the in-process benchmark uses. Reply audio is laid
+  on a *playback clock*: a piece starts playing when it is handed on or when the piece before it has
+  finished, whichever is later, and a sample plays its offset after its piece starts.
+* ``handed``: the same sample on the handler's playback clock (the pieces ``emit()`` gives FastRTC, after
+  our queue and resampling to 48 kHz). The sample is found by its position in the stream, not by
+  listening again, so every stage points at the very same sample.
+* ``paced``: the same sample on the playback clock of the 20 ms frames FastRTC's output track gives aiortc
+  (FastRTC's framing and real-time pacing).
+* ``heard``: the peer's first audible instant after ``true_end`` on its own playback clock (Opus, RTP over
+  loopback, the peer's 4-frame jitter buffer and decoder): found by listening, since Opus changes samples.
+
+Shares, each the step between two consecutive stamps, so each is >= 0 when the stages are causal and
+they add up to ``webrtc_v2v_ms`` (``heard - true_end``): ``inbound_ms`` (true_end -> arrived),
+``server_ms`` (arrived -> released: turn detection and the engine), ``handler_ms``, ``fastrtc_ms``,
+``client_ms``; ``outbound_ms`` is the last three together.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..audio import to_mono_float32
+from ..engines.base import AudioOut, Event, Interrupt, TurnEnd
+from ..engines.registry import EngineRegistry
+from ..measure.record import TurnRecord
+from ..rtc import EngineStreamHandler
+from ..timeline import Timeline
+from .rtc_peer import RATE, PeerLog, Unit, frame_pcm, unit_of
+
+log = logging.getLogger(__name__)
+
+SHARE_NAMES = ("inbound_ms", "server_ms", "handler_ms", "fastrtc_ms", "client_ms")
+
+
+@dataclass
+class Probe:
+    """What the server side saw of one connection (the handler and FastRTC's track write, the benchmark reads)."""
+
+    inputs: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (time, 48 kHz mono) of input frames
+    engine: list[Unit] = field(default_factory=list)  # reply audio as the session emitted it
+    handed: list[Unit] = field(default_factory=list)  # audio emit() gave FastRTC
+    paced: list[Unit] = field(default_factory=list)  # frames FastRTC's track gave aiortc
+    timelines: list[Timeline] = field(default_factory=list)
+    interrupted: bool = False
+
+    def clear(self) -> None:
+        """Forget the previous connection."""
+        self.__init__()  # type: ignore[misc]
+
+
+class ProbedHandler(EngineStreamHandler):
+    """The app's handler, unchanged, with a :class:`Probe` timing its input, its output and its turns."""
+
+    def __init__(self, registry: EngineRegistry, engine_id: str, probe: Probe) -> None:
+        super().__init__(registry, engine_id, ui_args=False)
+        self.probe = probe
+        self._engine_s = 0.0
+        self._handed_s = 0.0
+
+    def copy(self) -> ProbedHandler:
+        """A fresh handler per connection, sharing the probe."""
+        return ProbedHandler(self.registry, str(self.engine_id), self.probe)
+
+    async def receive(self, frame: tuple[int, np.ndarray]) -> None:
+        """Keep the frame, then handle it as the app does."""
+        self.probe.inputs.append((time.monotonic(), to_mono_float32(frame[1])))
+        await super().receive(frame)
+
+    async def emit(self) -> Any:
+        """Hand the next item to FastRTC as the app does, timing audio."""
+        item = await super().emit()
+        if isinstance(item, tuple):
+            unit = unit_of(time.monotonic(), self._handed_s, to_mono_float32(item[1]), item[0], self._audible_dbfs())
+            self._handed_s += unit.duration_s
+            self.probe.handed.append(unit)
+        return item
+
+    def _emit_threadsafe(self, event: Event) -> None:
+        if isinstance(event, AudioOut) and len(event.pcm):
+            unit = unit_of(time.monotonic(), self._engine_s, event.pcm, event.sample_rate, self._audible_dbfs())
+            self._engine_s += unit.duration_s
+            self.probe.engine.append(unit)
+        elif isinstance(event, Interrupt):
+            self.probe.interrupted = True  # flushed audio: stream positions no longer line up
+        super()._emit_threadsafe(event)
+
+    def _on_event(self, event: Event, record: TurnRecord | None = None) -> None:
+        if isinstance(event, TurnEnd) and record is not None:
+            self.probe.timelines.append(record.timeline)
+        super()._on_event(event, record)
+
+    def _audible_dbfs(self) -> float:
+        return self._observer.audible_dbfs if self._observer is not None else -60.0
+
+
+def trace_fastrtc(probe: Probe) -> Callable[[], None]:
+    """Time every frame FastRTC's output track hands aiortc (wraps ``AudioCallback.recv`` in this process);
+    returns the function that undoes it."""
+    from fastrtc.tracks import AudioCallback
+
+    original = AudioCallback.recv
+
+    async def recv(self: Any) -> Any:
+        frame = await original(self)
+        if frame is not None and hasattr(frame, "to_ndarray"):
+            start_s = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
+            probe.paced.append(unit_of(time.monotonic(), start_s, frame_pcm(frame), frame.sample_rate))
+        return frame
+
+    AudioCallback.recv = recv
+    return lambda: setattr(AudioCallback, "recv", original)
+
+
+def playback_instant(units: list[Unit], stream_s: float) -> float | None:
+    """When the sample ``stream_s`` seconds into a stage's stream plays on that stage's playback clock."""
+    free = -float("inf")
+    for unit in units:
+        start = max(unit.t, free)
+        free = start + unit.duration_s
+        if unit.start_s <= stream_s < unit.start_s + unit.duration_s + 1e-9:
+            return start + (stream_s - unit.start_s)
+    return None
+
+
+def first_audible(units: list[Unit], after: float) -> tuple[float, float] | None:
+    """(playback instant, stream position) of the first audible sample playing after ``after``."""
+    free = -float("inf")
+    for unit in units:
+        start = max(unit.t, free)
+        free = start + unit.duration_s
+        if unit.onset_s is not None and start + unit.onset_s > after:
+            return start + unit.onset_s, unit.start_s + unit.onset_s
+    return None
+
+
+def arrival_of(inputs: list[tuple[float, np.ndarray]], clip: np.ndarray, position: int) -> float | None:
+    """When the handler received the frame holding sample ``position`` of the sent ``clip`` (48 kHz),
+    the received stream aligned with the clip by cross-correlation."""
+    if not inputs:
+        return None
+    received = np.concatenate([pcm for _, pcm in inputs])
+    size = 1 << int(np.ceil(np.log2(len(received) + len(clip))))
+    correlation = np.fft.irfft(np.fft.rfft(received, size) * np.conj(np.fft.rfft(clip, size)), size)
+    lag = int(np.argmax(correlation))
+    lag = lag - size if lag > size // 2 else lag  # received[i + lag] == clip[i]
+    end = 0
+    for t, pcm in inputs:
+        end += len(pcm)
+        if end > position + lag:
+            return t
+    return None
+
+
+def split(probe: Probe, peer: PeerLog, clip: np.ndarray, true_end_s: float) -> dict[str, float | None]:
+    """The stamps of one WebRTC turn (see the module's docstring), as the total and its shares in ms."""
+    true_end = peer.started + true_end_s
+    arrived = arrival_of(probe.inputs, clip, int(true_end_s * RATE))
+    reply = first_audible(probe.engine, true_end)
+    released = handed = paced = None
+    if reply is not None:
+        released, stream_s = reply
+        if not probe.interrupted:
+            handed = playback_instant(probe.handed, stream_s)
+            paced = playback_instant(probe.paced, stream_s)
+    heard_at = first_audible(peer.heard, true_end)
+    heard = heard_at[0] if heard_at else None
+    stamps = [true_end, arrived, released, handed, paced, heard]
+    row: dict[str, float | None] = {"webrtc_v2v_ms": _ms(heard, true_end)}
+    row |= {name: _ms(later, earlier) for name, earlier, later in zip(SHARE_NAMES, stamps[:-1], stamps[1:], strict=True)}
+    row["outbound_ms"] = _ms(heard, released)
+    observed = next((t.marks["first_audio_out"] for t in probe.timelines if t.marks.get("first_audio_out", 0) > true_end), None)
+    row["observer_gap_ms"] = _ms(released, observed)  # our replay of the observer's clock against its own mark
+    last_sent = max((t for t, level in peer.sent if level > -60.0 and t <= true_end + 0.04), default=None)
+    row["last_audible_sent_to_heard_ms"] = _ms(heard, last_sent)
+    return row
+
+
+def _ms(later: float | None, earlier: float | None) -> float | None:
+    return None if later is None or earlier is None else round((later - earlier) * 1000, 1)
+
