@@ -6,17 +6,27 @@ reply audio comes back; the voice-to-voice latency measured at the client is pri
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
+from speechlm_demo.benchmarks.rtc_peer import Unit
+from speechlm_demo.benchmarks.webrtc_stages import arrival_of, first_audible, playback_instant
 from tests.conftest import require
+from tests.engines_for_tests import silence, tone
 from tests.support.browser_run import last_json_line
 from tests.support.netns import loopback_namespace_problem, run_python_in_loopback_namespace
 from tests.support.speech import espeak_available, padded_clip
 
+REPO = Path(__file__).resolve().parents[1]
 PHRASE = "What is the capital of France?"
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "talk-tab.png"
 
@@ -61,3 +71,86 @@ def test_chromium_talks_to_the_engine(spoken_clip: dict, engine: str, expected_w
     transcript = result["transcript"].lower()
     assert any(word.lower() in transcript for word in expected_words), result["transcript"]
     assert result["has_timeline_plot"]
+
+
+def tone_prompts(folder: Path) -> Path:
+    """Two tone prompts (16 kHz) with sidecars: echo answers each after its 400 ms silence rule."""
+    folder.mkdir()
+    for name, seconds in (("one", 0.8), ("two", 1.0)):
+        sf.write(folder / f"{name}.wav", np.concatenate([tone(seconds), silence(0.2)]), 16000)
+        (folder / f"{name}.json").write_text(json.dumps({"speech_end_s": seconds, "kind": "tone"}))
+    return folder
+
+
+@pytest.mark.rtc
+def test_bench_via_webrtc_splits_the_total_into_non_negative_shares(tmp_path: Path) -> None:
+    out, csv, png = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.png"
+    run = subprocess.run(
+        [sys.executable, "-m", "speechlm_demo", "bench", "--engine", "echo", "--prompts", str(tone_prompts(tmp_path / "p")),
+         "--via", "webrtc", "--json", str(out), "--csv", str(csv), "--plot", str(png), "--tail", "1.5"],
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=180,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    turns, rows, summary = doc["turns"], doc["webrtc"]["rows"], doc["webrtc"]["summary"]
+    assert [t["status"] for t in turns] == ["ok", "ok"] and doc["summary"]["premature_by_kind"] == {"tone": {"prompts_cut": 0, "total": 2}}
+    for turn, row in zip(turns, rows, strict=True):
+        assert row["in_process_v2v_ms"] == turn["metrics"]["voice_to_voice_ref_ms"]
+        # echo answers after its 400 ms silence rule in both paths; WebRTC adds the transport on top
+        assert 350 < row["in_process_v2v_ms"] < row["webrtc_v2v_ms"] < row["in_process_v2v_ms"] + 1500
+        shares = [row[name] for name in ("inbound_ms", "server_ms", "handler_ms", "fastrtc_ms", "client_ms")]
+        assert all(share >= 0 for share in shares), row
+        assert sum(shares) == pytest.approx(row["webrtc_v2v_ms"], abs=3)
+        assert row["server_ms"] > 350 and row["client_ms"] > 20  # the silence rule; the peer's receive buffer
+        assert abs(row["observer_gap_ms"]) < 3  # "released" is the observer's first_audio_out
+    assert summary["transport_share_ms"]["n"] == 2 and "transport_share_ms" in run.stdout and "premature cuts" in run.stdout
+    header = csv.read_text().splitlines()[0].split(",")
+    assert "webrtc_v2v_ms" in header and "webrtc_client_ms" in header and "voice_to_voice_ref_ms" in header
+    assert csv.read_text().count("\n") == 3 and png.stat().st_size > 1000
+
+
+def test_bench_via_webrtc_closes_everything_when_the_peer_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from fastrtc.tracks import AudioCallback
+
+    from speechlm_demo import cli
+    from speechlm_demo.benchmarks import webrtc
+    from speechlm_demo.engines.registry import EngineRegistry
+
+    closed: list[EngineRegistry] = []
+    real_close = EngineRegistry.close
+
+    def close(self: EngineRegistry) -> None:
+        closed.append(self)
+        real_close(self)
+
+    async def refused(*args: object, **kwargs: object) -> None:
+        raise ConnectionRefusedError("the peer could not connect")
+
+    monkeypatch.setattr(EngineRegistry, "close", close)
+    monkeypatch.setattr(webrtc, "talk", refused)
+    recv = AudioCallback.recv
+    status = cli.main(["bench", "--engine", "echo", "--prompts", str(tone_prompts(tmp_path / "p")), "--via", "webrtc", "--tail", "1.0"])
+    assert status == 2 and "error: the peer could not connect" in capsys.readouterr().err
+    assert len(closed) == 1
+    assert AudioCallback.recv is recv  # FastRTC's track is itself again
+    assert not [t for t in threading.enumerate() if t.name == "bench-rtc-server"]  # the server stopped
+
+
+def test_a_stage_is_timed_for_the_same_sample_on_its_playback_clock() -> None:
+    # three 100 ms pieces handed over at once, the third 50 ms late: the clock plays them back to back
+    units = [Unit(10.0, 0.0, 0.1, None, -120.0), Unit(10.0, 0.1, 0.1, 0.04, -20.0), Unit(10.25, 0.2, 0.1, 0.0, -20.0)]
+    assert first_audible(units, after=9.0) == pytest.approx((10.14, 0.14))
+    assert playback_instant(units, 0.14) == pytest.approx(10.14)
+    assert playback_instant(units, 0.2) == pytest.approx(10.25)  # late: it plays when it arrives
+    assert first_audible(units, after=10.2) == pytest.approx((10.25, 0.2))
+    assert playback_instant(units, 0.5) is None
+
+
+def test_the_inbound_stamp_finds_the_sent_sample_in_the_received_stream() -> None:
+    rng = np.random.default_rng(0)
+    clip = rng.normal(0, 0.1, 48_000).astype(np.float32)
+    delay = 312  # what the codec adds; the first received frame was lost on the way
+    received = np.concatenate([np.zeros(delay, np.float32), clip])[960:]
+    frames = [(100.0 + i * 0.02, received[i * 960 : (i + 1) * 960]) for i in range(len(received) // 960)]
+    # sample 20000 of the clip is sample 20312 of what was sent, 19352 of what arrived: frame 20
+    assert arrival_of(frames, clip, 20_000) == pytest.approx(100.0 + 20 * 0.02)

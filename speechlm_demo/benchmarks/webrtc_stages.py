@@ -133,7 +133,7 @@ def playback_instant(units: list[Unit], stream_s: float) -> float | None:
     for unit in units:
         start = max(unit.t, free)
         free = start + unit.duration_s
-        if unit.start_s <= stream_s < unit.start_s + unit.duration_s + 1e-9:
+        if unit.start_s - 1e-9 <= stream_s < unit.start_s + unit.duration_s - 1e-9:
             return start + (stream_s - unit.start_s)
     return None
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 import sys
 
+from speechlm_demo.benchmarks.rtc_peer import keep_ice_on_loopback
 from speechlm_demo.server import create_demo, parse_app_args, serve
-from tests.support.loopback import offer_loopback_only
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    offer_loopback_only()
+    keep_ice_on_loopback()
     config = parse_app_args(sys.argv[1:])
     demo, registry = create_demo(config)
     serve(demo, registry, config)
