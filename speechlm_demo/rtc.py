@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from fastrtc import AdditionalOutputs, AsyncStreamHandler
 
-from .audio import AudioError, StreamResampler, check_sample_rate, to_mono_float32
+from .audio import AudioError, LowDelayResampler, check_sample_rate, to_mono_float32
 from .engines.base import (
     AudioOut,
     EngineError,
@@ -117,8 +117,8 @@ class EngineStreamHandler(AsyncStreamHandler):
         self.session: EngineSession | None = None
         self.conversation = Conversation()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._in_resampler: StreamResampler | None = None
-        self._out_resampler = StreamResampler(OUTPUT_SAMPLE_RATE)
+        self._in_resampler: LowDelayResampler | None = None
+        self._out_resampler = LowDelayResampler(OUTPUT_SAMPLE_RATE)  # what it holds back is latency
         self._loop: asyncio.AbstractEventLoop | None = None
         self._observer: TurnObserver | None = None
         self._input_errors = 0
@@ -160,7 +160,7 @@ class EngineStreamHandler(AsyncStreamHandler):
             log.exception("opening a session on %s failed", engine_id)
             self._report(f"{label} could not start a session: {exc}")
             return
-        self._in_resampler = StreamResampler(session.input_sample_rate)
+        self._in_resampler = LowDelayResampler(session.input_sample_rate)
         self.session = session
         self._set_status(f"Connected to {label}. Speak!")
 

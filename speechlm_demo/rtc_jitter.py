@@ -2,14 +2,16 @@
 
 aiortc's ``RTCRtpReceiver`` builds ``JitterBuffer(capacity=16, prefetch=4)`` for every audio track: a
 frame is handed on only once four later frames have arrived, so every user frame reaches the turn
-detector 80 ms late, and every end-of-turn decision with it. Measured with ``bench --via webrtc``
-(``inbound_ms``). The buffer only reorders packets (it does not adapt to jitter like a browser's); on a
-LAN or through a TURN server one frame of reordering is plenty, and a frame that still comes too late is
-dropped (20 ms missing from the microphone stream, which the VAD and the ASR do not notice).
+detector 80 ms late, and every end-of-turn decision with it; even with ``prefetch`` 0 or 1 it waits for
+the next packet (20 ms). Measured with ``bench --via webrtc`` (``inbound_ms``). The buffer only reorders
+packets (it does not adapt to jitter like a browser's), and an audio packet is always a whole frame.
 
-``SPEECHLM_RTC_JITTER_FRAMES`` (default 1; 4 restores aiortc's own) sets how many later frames the
-server waits for. This is the one place that reaches into aiortc: if its internals change, the buffer is
-left as it is and a warning says so.
+``SPEECHLM_RTC_JITTER_FRAMES`` sets how many later frames the server waits for. The default, 0, hands
+each packet on as it arrives: a packet that skips ahead of a missing one goes on at once, and the
+missing one, should it still come, is dropped (20 ms missing from the microphone stream, which the VAD
+and the ASR do not notice). 1 or more keeps aiortc's own buffer with that prefetch (4 is aiortc's).
+This is the one place that reaches into aiortc: if its internals change, the buffer is left as it is
+and a warning says so.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from contextvars import ContextVar
 log = logging.getLogger(__name__)
 
 ENV = "SPEECHLM_RTC_JITTER_FRAMES"
-DEFAULT_FRAMES = 1
+DEFAULT_FRAMES = 0
 AIORTC_FRAMES = 4
 _override: ContextVar[int | None] = ContextVar("speechlm_jitter_frames", default=None)
 
@@ -40,21 +42,22 @@ def aiortc_default_buffer() -> Iterator[None]:
 
 
 def receive_jitter_frames() -> int:
-    """The configured number of frames (``SPEECHLM_RTC_JITTER_FRAMES``), at least 1."""
+    """The configured number of frames (``SPEECHLM_RTC_JITTER_FRAMES``), at least 0."""
     raw = os.environ.get(ENV, "")
     try:
-        return max(1, int(raw)) if raw.strip() else DEFAULT_FRAMES
+        return max(0, int(raw)) if raw.strip() else DEFAULT_FRAMES
     except ValueError:
         log.warning("%s=%r is not a whole number; using %d", ENV, raw, DEFAULT_FRAMES)
         return DEFAULT_FRAMES
 
 
 def apply_receive_jitter_frames(frames: int | None = None) -> bool:
-    """Make aiortc's audio receivers (created from now on) wait for ``frames`` later frames instead of 4.
-    Returns whether aiortc could be set up so."""
-    frames = receive_jitter_frames() if frames is None else max(1, frames)
+    """Make aiortc's audio receivers (created from now on) wait for ``frames`` later frames instead of 4
+    (0: none, each packet goes on as it arrives). Returns whether aiortc could be set up so."""
+    frames = receive_jitter_frames() if frames is None else max(0, frames)
     try:
         from aiortc import jitterbuffer, rtcrtpreceiver
+        from aiortc.utils import uint16_add
     except ImportError:
         return False
     original, current = jitterbuffer.JitterBuffer, rtcrtpreceiver.JitterBuffer
@@ -71,9 +74,19 @@ def apply_receive_jitter_frames(frames: int | None = None) -> bool:
         audio_frames = frames
 
         def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False) -> None:
+            self._at_once = False
             if not is_video and prefetch == AIORTC_FRAMES:
-                prefetch = _override.get() or self.audio_frames
+                override = _override.get()
+                prefetch = self.audio_frames if override is None else override
+                self._at_once = prefetch == 0
             super().__init__(capacity, prefetch=prefetch, is_video=is_video)
+
+        def _remove_frame(self, sequence_number: int) -> jitterbuffer.JitterFrame | None:
+            if not self._at_once:
+                return super()._remove_frame(sequence_number)
+            packet = self._packets[sequence_number % self._capacity]
+            self.remove(uint16_add(sequence_number, -self._origin) + 1)  # it, and any gap before it
+            return jitterbuffer.JitterFrame(data=packet._data, timestamp=packet.timestamp)
 
     rtcrtpreceiver.JitterBuffer = AudioJitterBuffer
     return True

@@ -120,3 +120,20 @@ def test_interrupt_drops_queued_reply_audio_but_keeps_ui_updates() -> None:
     left = asyncio.run(go())
     assert not any(isinstance(item, tuple) for item in left)
     assert "(interrupted)" in left[-1].args[0][-1]["content"]
+
+
+@pytest.mark.parametrize("from_rate, to_rate, size", [(48_000, 16_000, 960), (22_050, 48_000, 2_205), (24_000, 48_000, 480)])
+def test_the_handlers_resampler_holds_back_about_a_millisecond(from_rate: int, to_rate: int, size: int) -> None:
+    from speechlm_demo.audio import LowDelayResampler, chunks
+
+    t = np.arange(from_rate) / from_rate
+    signal = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    resampler = LowDelayResampler(to_rate)
+    out = np.concatenate([resampler(piece, from_rate) for piece in chunks(signal, size)])
+    assert to_rate - 0.0015 * to_rate < len(out) <= to_rate  # soxr's streaming mode would hold 21-33 ms here
+    spectrum = np.abs(np.fft.rfft(out))
+    assert abs(np.argmax(spectrum) * to_rate / len(out) - 440) < 2
+    assert np.max(np.abs(out[to_rate // 10 :])) == pytest.approx(0.3, abs=0.01)  # no loss in the passband
+    assert len(resampler(np.zeros(0, np.float32), from_rate)) == 0
+    restarted = resampler(signal[:size].astype(np.float32), 8_000)  # another input rate restarts the stream
+    assert 0 < len(restarted) <= size * to_rate // 8_000
