@@ -137,8 +137,17 @@ class LowDelayResampler:
             self._resampler = av.AudioResampler(format="flt", layout="mono", rate=self.to_rate)
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32).reshape(1, -1), format="flt", layout="mono")
         frame.sample_rate = from_rate
-        out = [piece.to_ndarray().reshape(-1) for piece in self._resampler.resample(frame)]  # type: ignore[attr-defined]
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
+        return _joined(self._resampler.resample(frame))  # type: ignore[attr-defined]
+
+    def flush(self) -> np.ndarray:
+        """What is held back (the end of a reply); the next call starts a fresh stream."""
+        resampler, self._resampler, self._from_rate = self._resampler, None, None
+        return np.zeros(0, np.float32) if resampler is None else _joined(resampler.resample(None))  # type: ignore[attr-defined]
+
+
+def _joined(frames: list) -> np.ndarray:
+    out = [frame.to_ndarray().reshape(-1) for frame in frames]
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 def chunks(samples: np.ndarray, size: int) -> list[np.ndarray]:

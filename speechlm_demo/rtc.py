@@ -39,6 +39,7 @@ from .timeline import usage_note
 log = logging.getLogger(__name__)
 
 OUTPUT_SAMPLE_RATE = 48_000  # what Opus encodes: a 24 kHz stream waits one more frame in aiortc's resampler
+OUTPUT_FRAME = OUTPUT_SAMPLE_RATE // 50  # FastRTC cuts what emit() gives it into 20 ms frames, holding the rest
 MAX_SESSIONS_ENV = "SPEECHLM_MAX_SESSIONS"
 TURN_ENV = ("SPEECHLM_TURN_URLS", "SPEECHLM_TURN_USERNAME", "SPEECHLM_TURN_CREDENTIAL")
 
@@ -119,6 +120,8 @@ class EngineStreamHandler(AsyncStreamHandler):
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._in_resampler: LowDelayResampler | None = None
         self._out_resampler = LowDelayResampler(OUTPUT_SAMPLE_RATE)  # what it holds back is latency
+        self._out_samples = 0  # reply audio given to FastRTC or queued for it since the last whole frame
+        self._pad_replies = False  # half-duplex: each reply ends on a whole frame
         self._loop: asyncio.AbstractEventLoop | None = None
         self._observer: TurnObserver | None = None
         self._input_errors = 0
@@ -152,6 +155,7 @@ class EngineStreamHandler(AsyncStreamHandler):
         try:
             engine = await asyncio.to_thread(self.registry.get, engine_id)
             self._observer = TurnObserver.for_engine(engine)
+            self._pad_replies = engine.entry.duplex != "full"
             session = engine.open_session(options, self._emit_threadsafe)
         except EngineError as exc:
             self._report(str(exc))
@@ -207,9 +211,7 @@ class EngineStreamHandler(AsyncStreamHandler):
     def _on_event(self, event: Event, record: TurnRecord | None = None) -> None:
         if isinstance(event, AudioOut):
             if len(event.pcm):
-                out = self._out_resampler(event.pcm, event.sample_rate)
-                if len(out):
-                    self._queue.put_nowait((OUTPUT_SAMPLE_RATE, out.reshape(1, -1)))
+                self._queue_audio(self._out_resampler(event.pcm, event.sample_rate))
         elif isinstance(event, TextOut):
             if event.final:
                 self.conversation.add("user" if event.role == "user" else "assistant", event.text)
@@ -221,8 +223,23 @@ class EngineStreamHandler(AsyncStreamHandler):
         elif isinstance(event, ErrorEvent):
             self.conversation.add("assistant", f"⚠️ {event.message}")
             self._publish()
-        elif isinstance(event, TurnEnd) and record is not None:
-            self._on_turn_end(record)
+        elif isinstance(event, TurnEnd):
+            if self._pad_replies:
+                self._end_reply_on_a_frame()
+            if record is not None:
+                self._on_turn_end(record)
+
+    def _queue_audio(self, out: np.ndarray) -> None:
+        if len(out):
+            self._out_samples = (self._out_samples + len(out)) % OUTPUT_FRAME
+            self._queue.put_nowait((OUTPUT_SAMPLE_RATE, out.reshape(1, -1)))
+
+    def _end_reply_on_a_frame(self) -> None:
+        """Give FastRTC the reply's last samples and silence up to a whole 20 ms frame: otherwise its framing
+        keeps up to 20 ms of this reply and plays them before the next one."""
+        tail = self._out_resampler.flush()
+        pad = -(self._out_samples + len(tail)) % OUTPUT_FRAME
+        self._queue_audio(np.concatenate([tail, np.zeros(pad, np.float32)]))
 
     def _on_turn_end(self, record: TurnRecord) -> None:
         """The turn's record (the one observer's): its timeline for the plot, its latency for the status line."""
@@ -236,7 +253,10 @@ class EngineStreamHandler(AsyncStreamHandler):
         self._publish()
 
     def _flush_audio(self) -> None:
-        kept = [item for item in self._drain() if isinstance(item, AdditionalOutputs)]
+        items = self._drain()
+        dropped = sum(item[1].shape[-1] for item in items if isinstance(item, tuple))
+        self._out_samples = (self._out_samples - dropped) % OUTPUT_FRAME  # what FastRTC already has stays there
+        kept = [item for item in items if isinstance(item, AdditionalOutputs)]
         for item in kept:
             self._queue.put_nowait(item)
         try:

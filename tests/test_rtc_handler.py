@@ -137,3 +137,15 @@ def test_the_handlers_resampler_holds_back_about_a_millisecond(from_rate: int, t
     assert len(resampler(np.zeros(0, np.float32), from_rate)) == 0
     restarted = resampler(signal[:size].astype(np.float32), 8_000)  # another input rate restarts the stream
     assert 0 < len(restarted) <= size * to_rate // 8_000
+
+
+def test_each_reply_ends_on_a_whole_20_ms_frame() -> None:
+    # 44.1 kHz in, 16 kHz echo, 48 kHz out: chunk sizes that are no multiple of FastRTC's 960-sample frames
+    signal = np.concatenate([tone(0.63, 44_100, 2), np.zeros((2, 44_100), np.int16)], axis=1)
+    outputs = asyncio.run(run_handler(frames_of(signal, 44_100)))
+    audio = [pcm for item in outputs if isinstance(item, tuple) for pcm in [item[1].reshape(-1)]]
+    updates = [o for o in outputs if isinstance(o, AdditionalOutputs)]
+    assert updates[-1].args[1], "the turn did not end"
+    total = sum(len(pcm) for pcm in audio)
+    assert total % 960 == 0  # nothing left in FastRTC's framing to play before the next reply
+    assert np.abs(audio[-1][-1:]).max() == 0 and total / OUTPUT_SAMPLE_RATE > 0.6  # silence only pads the end
