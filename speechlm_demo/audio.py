@@ -139,10 +139,20 @@ class LowDelayResampler:
         frame.sample_rate = from_rate
         return _joined(self._resampler.resample(frame))  # type: ignore[attr-defined]
 
+    def prime(self, from_rate: int) -> None:
+        """Set the stream up for ``from_rate`` now (FFmpeg builds its filter graph on the first piece: a few
+        ms that would otherwise fall on the first reply); one silent sample goes in, its output is dropped."""
+        self(np.zeros(1, np.float32), from_rate)
+
     def flush(self) -> np.ndarray:
-        """What is held back (the end of a reply); the next call starts a fresh stream."""
-        resampler, self._resampler, self._from_rate = self._resampler, None, None
-        return np.zeros(0, np.float32) if resampler is None else _joined(resampler.resample(None))  # type: ignore[attr-defined]
+        """What is held back (the end of a reply); a fresh stream at the same rate is then primed."""
+        resampler, rate = self._resampler, self._from_rate
+        if resampler is None or rate is None:
+            return np.zeros(0, np.float32)
+        tail = _joined(resampler.resample(None))  # type: ignore[attr-defined]
+        self._resampler = self._from_rate = None
+        self.prime(rate)
+        return tail
 
 
 def _joined(frames: list) -> np.ndarray:

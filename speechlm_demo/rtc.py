@@ -165,6 +165,7 @@ class EngineStreamHandler(AsyncStreamHandler):
             self._report(f"{label} could not start a session: {exc}")
             return
         self._in_resampler = LowDelayResampler(session.input_sample_rate)
+        self._out_resampler.prime(engine.entry.sample_rates.output)
         self.session = session
         self._set_status(f"Connected to {label}. Speak!")
 

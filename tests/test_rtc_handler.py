@@ -149,3 +149,15 @@ def test_each_reply_ends_on_a_whole_20_ms_frame() -> None:
     total = sum(len(pcm) for pcm in audio)
     assert total % 960 == 0  # nothing left in FastRTC's framing to play before the next reply
     assert np.abs(audio[-1][-1:]).max() == 0 and total / OUTPUT_SAMPLE_RATE > 0.6  # silence only pads the end
+
+
+def test_a_flushed_resampler_gives_its_tail_and_goes_on_at_the_same_rate() -> None:
+    from speechlm_demo.audio import LowDelayResampler
+
+    resampler = LowDelayResampler(48_000)
+    resampler.prime(16_000)
+    out = resampler(np.full(1_600, 0.5, np.float32), 16_000)
+    tail = resampler.flush()
+    assert 0 < len(tail) < 96 and len(out) + len(tail) == pytest.approx(4_800, abs=3)  # ~1 ms was held
+    assert len(resampler(np.full(1_600, 0.5, np.float32), 16_000)) == pytest.approx(4_800, abs=96)
+    assert len(LowDelayResampler(48_000).flush()) == 0
