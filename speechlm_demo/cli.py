@@ -204,4 +204,6 @@ def main(argv: list[str] | None = None) -> int:
         return votes_commands.run(args)
     if args.command == "bench" and not (args.prompts or args.startup):
         parser.error("bench needs --prompts DIR (or --startup)")
+    if args.command == "bench" and args.startup and args.via == "webrtc":
+        parser.error("--startup times the app's launch; --via webrtc runs prompts: use one of them")
     return _bench(args) if args.command == "bench" else _engines(args)

@@ -148,3 +148,9 @@ def test_a_turn_answered_by_the_fallback_is_not_counted_as_the_engines_own(tmp_p
     (result,) = benchmark(engine, load_prompts(tmp_path, 16_000), tail_s=2.0, timeout_s=10.0)
     assert result.status == "fallback" and "fallback echo" in result.detail
     assert summarise([result])["turns"] == {"ok": 0, "total": 1}
+
+
+def test_bench_refuses_startup_via_webrtc() -> None:
+    run = subprocess.run([sys.executable, "-m", "speechlm_demo", "bench", "--engine", "echo", "--startup", "--via", "webrtc"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 2 and "--startup times the app's launch; --via webrtc runs prompts" in run.stderr
