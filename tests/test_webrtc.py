@@ -7,6 +7,7 @@ reply audio comes back; the voice-to-voice latency measured at the client is pri
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -123,17 +124,18 @@ def test_bench_via_webrtc_closes_everything_when_the_peer_fails(tmp_path: Path, 
         closed.append(self)
         real_close(self)
 
-    async def refused(*args: object, **kwargs: object) -> None:
+    def refused(*args: object, **kwargs: object) -> None:
         raise ConnectionRefusedError("the peer could not connect")
 
     monkeypatch.setattr(EngineRegistry, "close", close)
-    monkeypatch.setattr(webrtc, "talk", refused)
+    monkeypatch.setattr(webrtc.PeerProcess, "talk", refused)
     recv = AudioCallback.recv
     status = cli.main(["bench", "--engine", "echo", "--prompts", str(tone_prompts(tmp_path / "p")), "--via", "webrtc", "--tail", "1.0"])
     assert status == 2 and "error: the peer could not connect" in capsys.readouterr().err
     assert len(closed) == 1
     assert AudioCallback.recv is recv  # FastRTC's track is itself again
     assert not [t for t in threading.enumerate() if t.name == "bench-rtc-server"]  # the server stopped
+    assert not multiprocessing.active_children()  # and the peer's process
 
 
 def test_a_stage_is_timed_for_the_same_sample_on_its_playback_clock() -> None:

@@ -1,7 +1,7 @@
 """An aiortc peer in the part a browser plays: it speaks a clip into a WebRTC route and logs what it hears.
 
-Used by ``bench --via webrtc`` (:mod:`speechlm_demo.benchmarks.webrtc`) and by the transport tests. The
-clip goes out as a microphone delivers it: 48 kHz 20 ms frames, each once its last sample has been
+Used by ``bench --via webrtc`` (:mod:`speechlm_demo.benchmarks.webrtc`, in a process of its own, as a browser
+is: :class:`PeerProcess`) and by the transport tests. The clip goes out as a microphone delivers it: 48 kHz 20 ms frames, each once its last sample has been
 "spoken" (as :func:`speechlm_demo.measure.feeding.run_prompt` feeds it in process), then silence. The
 peer's own receive buffer is aiortc's (4 frames), not the server's setting: it stands in for a browser.
 """
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import multiprocessing
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import av
 import numpy as np
@@ -148,3 +150,26 @@ async def talk(url: str, clip: np.ndarray, *, listen_s: float, until_audible_aft
             reader.cancel()
     log.started = track.started or 0.0
     return log
+
+
+def _talk_here(url: str, clip: np.ndarray, options: dict[str, Any]) -> PeerLog:
+    keep_ice_on_loopback()
+    return asyncio.run(talk(url, clip, **options))
+
+
+class PeerProcess:
+    """:func:`talk` in a process of its own (started once, used for every prompt): a browser does not share
+    the server's interpreter, so the peer must not hold the server's GIL or be held up by it. Its times are
+    ``time.monotonic()`` too, one clock for every process on the machine (Linux ``CLOCK_MONOTONIC``)."""
+
+    def __enter__(self) -> Self:
+        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return self
+
+    def talk(self, url: str, clip: np.ndarray, *, listen_s: float, until_audible_after_s: float | None = None) -> PeerLog:
+        """:func:`talk`, run in the peer's process; waits for it."""
+        options = {"listen_s": listen_s, "until_audible_after_s": until_audible_after_s}
+        return self._pool.submit(_talk_here, url, clip, options).result(timeout=listen_s + 60)
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -3,7 +3,7 @@
 The app's FastRTC stream (:func:`speechlm_demo.server.mount_rtc`, what the app mounts at ``/rtc``) is
 served by uvicorn on 127.0.0.1 inside this process, and an aiortc peer
 (:mod:`speechlm_demo.benchmarks.rtc_peer`, the part a browser plays) speaks each prompt in real time and
-listens. ICE is kept to 127.0.0.1, so no network but loopback is involved. Each prompt runs in process
+listens, from a process of its own. ICE is kept to 127.0.0.1, so no network but loopback is involved. Each prompt runs in process
 first (:func:`speechlm_demo.benchmarks.latency.benchmark`, with its premature cuts, kinds and judges), then
 over WebRTC, prompt by prompt, so the transport's share is the difference of two figures taken in the
 same minute of the same machine. Where the WebRTC time goes is split by
@@ -12,7 +12,6 @@ same minute of the same machine. Where the WebRTC time goes is split by
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import threading
@@ -27,7 +26,7 @@ from ..engines.base import Engine
 from ..engines.registry import EngineRegistry
 from ..measure.feeding import LEAD_SILENCE_S, Prompt
 from .latency import TurnResult, benchmark
-from .rtc_peer import RATE, keep_ice_on_loopback, talk
+from .rtc_peer import RATE, PeerProcess, keep_ice_on_loopback
 from .webrtc_stages import SHARE_NAMES, Probe, ProbedHandler, split, trace_fastrtc
 
 log = logging.getLogger(__name__)
@@ -73,13 +72,15 @@ class LoopbackServer:
         return self._thread.is_alive()
 
 
-def via_webrtc(server: LoopbackServer, probe: Probe, prompt: Prompt, rate: int, timeout_s: float) -> dict[str, float | None]:
+def via_webrtc(
+    server: LoopbackServer, peer_process: PeerProcess, probe: Probe, prompt: Prompt, rate: int, timeout_s: float
+) -> dict[str, float | None]:
     """One prompt over WebRTC: the peer's voice-to-voice and where its time went."""
     probe.clear()
     lead = np.zeros(int(LEAD_SILENCE_S * 2 * RATE), np.float32)  # 1 s: the session opens while it plays
     clip = np.concatenate([lead, resample(prompt.audio, rate, RATE)])
     true_end_s = len(lead) / RATE + prompt.speech_end_s
-    peer = asyncio.run(talk(server.offer_url, clip, listen_s=timeout_s + len(clip) / RATE, until_audible_after_s=true_end_s))
+    peer = peer_process.talk(server.offer_url, clip, listen_s=timeout_s + len(clip) / RATE, until_audible_after_s=true_end_s)
     deadline = time.monotonic() + 3.0  # the turn's timeline comes when its reply has finished
     while peer.heard and not probe.timelines and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -98,8 +99,8 @@ def compare(
     judge: Callable[..., dict[str, Any]] | None = None,
 ) -> tuple[list[TurnResult], list[dict[str, Any]]]:
     """Every prompt in process (:func:`~.latency.benchmark`: its turns, cuts and judges), then over WebRTC,
-    ``repeat`` times; the in-process turns and one WebRTC row per turn, in the same order. The server is
-    stopped and FastRTC's track restored whatever happens."""
+    ``repeat`` times; the in-process turns and one WebRTC row per turn, in the same order. The server and
+    the peer's process are stopped and FastRTC's track restored whatever happens."""
     keep_ice_on_loopback()
     rate = engine.entry.sample_rates.input
     probe = Probe()
@@ -107,7 +108,7 @@ def compare(
     rows: list[dict[str, Any]] = []
     untrace = trace_fastrtc(probe)
     try:
-        with LoopbackServer(ProbedHandler(registry, engine.id, probe)) as server:
+        with LoopbackServer(ProbedHandler(registry, engine.id, probe)) as server, PeerProcess() as peer_process:
             for r in range(repeat):
                 for prompt in prompts:
                     (turn,) = benchmark(engine, [prompt], tail_s=tail_s, timeout_s=timeout_s, judge=judge)
@@ -115,7 +116,7 @@ def compare(
                     turns.append(turn)
                     row: dict[str, Any] = {"prompt": prompt.path.name, "kind": prompt.kind, "repeat": r}
                     row["in_process_v2v_ms"] = turn.metrics.get("voice_to_voice_ref_ms") if turn.status == "ok" else None
-                    rows.append(row | via_webrtc(server, probe, prompt, rate, timeout_s))
+                    rows.append(row | via_webrtc(server, peer_process, probe, prompt, rate, timeout_s))
                     if progress is not None:
                         progress.update(1)
     finally:
