@@ -3,10 +3,11 @@
 The app's FastRTC stream (:func:`speechlm_demo.server.mount_rtc`, what the app mounts at ``/rtc``) is
 served by uvicorn on 127.0.0.1 inside this process, and an aiortc peer
 (:mod:`speechlm_demo.benchmarks.rtc_peer`, the part a browser plays) speaks each prompt in real time and
-listens, from a process of its own. ICE is kept to 127.0.0.1, so no network but loopback is involved. Each prompt runs in process
-first (:func:`speechlm_demo.benchmarks.latency.benchmark`, with its premature cuts, kinds and judges), then
-over WebRTC, prompt by prompt, so the transport's share is the difference of two figures taken in the
-same minute of the same machine. Where the WebRTC time goes is split by
+listens, from a process of its own. ICE is kept to 127.0.0.1: no network but loopback is involved. Each
+prompt runs in process (:func:`speechlm_demo.benchmarks.latency.benchmark`, with its premature cuts,
+kinds and judges) and over WebRTC, one right after the other (which goes first alternates: the second
+may find an engine's caches warm), so the transport's share is the difference of two figures taken in
+the same minute of the same machine. Where the WebRTC time goes is split by
 :mod:`speechlm_demo.benchmarks.webrtc_stages`.
 """
 
@@ -98,8 +99,8 @@ def compare(
     progress: Any = None,
     judge: Callable[..., dict[str, Any]] | None = None,
 ) -> tuple[list[TurnResult], list[dict[str, Any]]]:
-    """Every prompt in process (:func:`~.latency.benchmark`: its turns, cuts and judges), then over WebRTC,
-    ``repeat`` times; the in-process turns and one WebRTC row per turn, in the same order. The server and
+    """Every prompt in process (:func:`~.latency.benchmark`: its turns, cuts and judges) and over WebRTC,
+    one after the other (in turns, which first), ``repeat`` times; the in-process turns and one WebRTC row per turn, in the same order. The server and
     the peer's process are stopped and FastRTC's track restored whatever happens."""
     keep_ice_on_loopback()
     rate = engine.entry.sample_rates.input
@@ -110,13 +111,18 @@ def compare(
     try:
         with LoopbackServer(ProbedHandler(registry, engine.id, probe)) as server, PeerProcess() as peer_process:
             for r in range(repeat):
-                for prompt in prompts:
+                for i, prompt in enumerate(prompts):
+                    webrtc_first = (r + i) % 2 == 1  # half the prompts each way: what runs second may find warm caches
+                    row: dict[str, Any] = {"prompt": prompt.path.name, "kind": prompt.kind, "repeat": r, "webrtc_first": webrtc_first}
+                    if webrtc_first:
+                        row |= via_webrtc(server, peer_process, probe, prompt, rate, timeout_s)
                     (turn,) = benchmark(engine, [prompt], tail_s=tail_s, timeout_s=timeout_s, judge=judge)
+                    if not webrtc_first:
+                        row |= via_webrtc(server, peer_process, probe, prompt, rate, timeout_s)
                     turn.repeat = r
                     turns.append(turn)
-                    row: dict[str, Any] = {"prompt": prompt.path.name, "kind": prompt.kind, "repeat": r}
                     row["in_process_v2v_ms"] = turn.metrics.get("voice_to_voice_ref_ms") if turn.status == "ok" else None
-                    rows.append(row | via_webrtc(server, peer_process, probe, prompt, rate, timeout_s))
+                    rows.append(row)
                     if progress is not None:
                         progress.update(1)
     finally:
