@@ -179,24 +179,30 @@ class TranscribingEngine(ScriptedEngine):
     """Reports a fixed transcript first, like an ASR stage would."""
 
     transcript = "What is the capital of France?"
+    confidence: float | None = None
 
     def respond(self, turn, history, options):
-        yield TextOut(self.transcript, role="user")
+        yield TextOut(self.transcript, role="user", confidence=self.confidence)
         yield from super().respond(turn, history, options)
 
 
 @pytest.mark.parametrize(
-    "transcript, early, hold_statements",
+    "transcript, confidence, early, hold_statements",
     [
-        ("What is the capital of France?", True, True),
-        ("Well...", False, True),
-        ("I need some advice.", False, True),  # a finished statement may be a lead-in: the long silence decides
-        ("I need some advice.", True, False),
+        ("What is the capital of France?", None, True, True),
+        ("What is the capital of France?", 0.85, True, True),
+        ("What do you think come out?", 0.31, False, True),  # misheard words do not end the turn early
+        ("Well...", None, False, True),
+        ("I need some advice.", None, False, True),  # a finished statement may be a lead-in: the long silence decides
+        ("I need some advice.", None, True, False),
     ],
 )
-def test_transcript_judgement_commits_early_or_waits(transcript: str, early: bool, hold_statements: bool) -> None:
+def test_transcript_judgement_commits_early_or_waits(
+    transcript: str, confidence: float | None, early: bool, hold_statements: bool
+) -> None:
     engine = TranscribingEngine(entry(endpointing="transcript", end_silence_ms=1200, hold_statements=hold_statements))
     engine.transcript = transcript
+    engine.confidence = confidence
     rec = Recorder()
     session = engine.open_session(SessionOptions(), rec)
     feed(session, np.concatenate([tone(0.5), silence(1.5)]), realtime=True)
@@ -207,6 +213,7 @@ def test_transcript_judgement_commits_early_or_waits(transcript: str, early: boo
     else:
         assert detect_ms >= 1100 and end.timeline.extra["committed_by"] == "silence"
     assert [e.role for e in rec.of(TextOut)] == ["user", "agent"]
+    assert end.timeline.extra.get("transcript_confidence") == confidence
 
 
 class SlowTranscribingEngine(TranscribingEngine):

@@ -48,11 +48,17 @@ class AudioOut:
 
 @dataclass(frozen=True)
 class TextOut:
-    """Text for the transcript: what the user said (ASR) or what the agent says."""
+    """Text for the transcript: what the user said (ASR) or what the agent says.
+
+    ``confidence`` (user words only, when the recogniser reports one): how sure it is of the words, in
+    [0, 1] (Whisper: the exponent of the mean token log-probability). The turn layer does not let words it
+    is unsure of end a turn early (``min_transcript_confidence``).
+    """
 
     text: str
     role: Literal["user", "agent"] = "agent"
     final: bool = True
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)

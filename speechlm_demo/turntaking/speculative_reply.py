@@ -271,20 +271,25 @@ class Reply:
             if not self.committed:
                 self._held.append(event)
                 if user_words:
-                    self._judge(event.text)  # type: ignore[union-attr]
+                    self._judge(event.text, event.confidence)  # type: ignore[union-attr]
                 return
             self._forward(event)
 
-    def _judge(self, transcript: str) -> None:
-        """Record whether the words read finished, then let the strategy decide."""
+    def _judge(self, transcript: str, confidence: float | None) -> None:
+        """Record whether the words read finished (and were heard clearly), then let the strategy decide."""
+        settings = self.session.settings
         complete = is_complete(transcript)
         if not complete:
             self.transcript = Verdict.NOT_DONE
-        elif self.session.settings.hold_statements and not asks(transcript):
+        elif settings.hold_statements and not asks(transcript):
             self.transcript = Verdict.STATEMENT
+        elif confidence is not None and confidence < settings.min_transcript_confidence:
+            self.transcript = Verdict.UNSURE
         else:
             self.transcript = Verdict.DONE
         self.timeline.extra["judged_complete"] = complete  # for the record (turn reports, tests)
+        if confidence is not None:
+            self.timeline.extra["transcript_confidence"] = confidence
         self.reconsider()
 
     def _forward(self, event: Event) -> None:
