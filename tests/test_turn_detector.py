@@ -200,7 +200,9 @@ class TranscribingEngine(ScriptedEngine):
 def test_transcript_judgement_commits_early_or_waits(
     transcript: str, confidence: float | None, early: bool, hold_statements: bool
 ) -> None:
-    engine = TranscribingEngine(entry(endpointing="transcript", end_silence_ms=1200, hold_statements=hold_statements))
+    engine = TranscribingEngine(
+        entry(endpointing="transcript", end_silence_ms=1200, hold_statements=hold_statements, min_transcript_confidence=0.5)
+    )
     engine.transcript = transcript
     engine.confidence = confidence
     rec = Recorder()

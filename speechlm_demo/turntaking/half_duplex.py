@@ -76,10 +76,10 @@ class HalfDuplexSettings(TurnSettings):
         True, description="transcript/combined: a finished statement that asks nothing waits for end_silence_ms"
     )
     min_transcript_confidence: float = Field(
-        0.5,
+        0.0,
         ge=0.0,
         le=1.0,
-        description="transcript/combined: finished words the recogniser is less sure of wait for end_silence_ms",
+        description="transcript/combined: finished words the recogniser is less sure of wait for end_silence_ms (0: off)",
     )
     smart_turn_silence_ms: float = Field(200.0, ge=0.0, description="silence after which Smart Turn hears the pause")
     smart_turn_alone_above: float = Field(
