@@ -79,6 +79,32 @@ def test_monologue_is_cut_at_max_turn_length() -> None:
     assert all(len(e.audio) / RATE <= 5.5 for e in ends)
 
 
+@pytest.mark.parametrize("gap_s", [0.15, 2.0])  # the next turn starts inside / well after the pre-roll
+def test_turn_two_gets_its_pre_roll_and_nothing_of_turn_one(gap_s: float) -> None:
+    rng = np.random.default_rng(0)
+    stream = np.concatenate([silence(0.5), tone(1.0), silence(0.4 + gap_s), tone(0.8, freq=330.0), silence(1.0)])
+    stream += rng.normal(0.0, 1e-4, len(stream)).astype(np.float32)  # faint noise: every sample is told apart
+    detector = TurnDetector(EnergyVAD(RATE, 512), TurnSettings(pre_roll_ms=300))
+    decisions, handed = [], []
+    for piece in chunks(stream, 320):
+        for decision in detector.push(piece):
+            decisions.append(decision)
+            handed += [decision.audio.copy()] if isinstance(decision, TurnClosed) else []
+    first, second = [d for d in decisions if isinstance(d, TurnClosed)]
+    start = [d for d in decisions if isinstance(d, SpeechStarted)][1].start
+    since = max(first.decided, start - int(0.3 * RATE))  # its pre-roll, cut where the first turn was closed
+    assert np.array_equal(second.audio, stream[since : second.end + int(0.1 * RATE)])
+    assert np.array_equal(first.audio, handed[0]) and np.array_equal(second.audio, handed[1])  # unchanged since
+    assert (since == start - int(0.3 * RATE)) == (gap_s > 0.3)  # the whole pre-roll after an idle trim
+
+
+def test_a_turns_audio_is_handed_over_without_joining_its_windows_again() -> None:
+    decisions = detect(np.concatenate([silence(0.5), tone(0.6), silence(0.2), tone(0.6), silence(1.0)]))
+    pause, *_, ended = [d for d in decisions if isinstance(d, PauseDetected | TurnClosed)]
+    assert isinstance(ended, TurnClosed) and np.shares_memory(pause.audio, ended.audio)
+    assert not ended.audio.flags.writeable  # a view: nobody may change the turn under the detector
+
+
 def feed(session, audio: np.ndarray, realtime: bool = False) -> None:
     started = time.monotonic()
     for index, piece in enumerate(chunks(audio, 320)):
