@@ -187,6 +187,30 @@ def test_barge_in_interrupts_the_reply() -> None:
     session.close()
 
 
+class QuietEngine(ScriptedEngine):
+    """Replies with 3 s of audio at -50 dBFS: heard or not depending on the entry's ``audible_dbfs``."""
+
+    chunks = 30
+
+    def respond(self, turn, history, options):
+        for _ in range(self.chunks):
+            yield AudioOut(tone(self.chunk_s, level=0.0045, freq=440.0), 16_000)
+
+
+@pytest.mark.parametrize("audible_dbfs, heard", [(-40.0, False), (-60.0, True)])
+def test_barge_in_counts_only_reply_audio_the_observer_hears(audible_dbfs: float, heard: bool) -> None:
+    engine = QuietEngine(entry(audible_dbfs=audible_dbfs))
+    rec = Recorder(engine)
+    session = engine.open_session(SessionOptions(), rec)
+    feed(session, np.concatenate([tone(0.5), silence(0.6)]))
+    (end,) = rec.wait_for(TurnEnd)
+    assert ("first_audio_out" in end.timeline.marks) is heard  # the observer's verdict on the quiet reply
+    feed(session, np.concatenate([tone(0.5), silence(0.6)]))  # at once: 3 s of the reply are still "playing"
+    rec.wait_for(TurnEnd, 2)
+    assert bool(rec.of(Interrupt)) is heard  # barge-in only over audio that is heard
+    session.close()
+
+
 def test_speculative_reply_is_dropped_when_the_user_goes_on() -> None:
     engine = ScriptedEngine(entry(end_silence_ms=600))
     rec = Recorder()

@@ -2,8 +2,9 @@
 
 Feed it every event a session emits, in order, with the time it arrived (:meth:`TurnObserver.observe`). Reply
 audio is placed on the playback clock of :mod:`.playback` (a chunk plays after what is queued; an
-:class:`Interrupt` flushes the queue), and ``first_audio_out`` / ``last_audio_out`` are the first / last *audible* sample on it, by one
-threshold (the engine's ``audible_dbfs``, -60 dBFS unless its settings say otherwise). When a turn ends
+:class:`Interrupt` flushes the queue), and ``first_audio_out`` / ``last_audio_out`` are the first / last
+*audible* sample on it, by one threshold (the engine's ``audible_dbfs``, -60 dBFS unless its settings say
+otherwise). When a turn ends
 (:class:`TurnEnd`), its reply is everything the agent emitted after the turn layer's end of speech and after
 the previous turn's end: words, audio and errors. Engines and the turn layer never compute these marks.
 """
