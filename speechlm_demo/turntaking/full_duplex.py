@@ -80,7 +80,7 @@ class FullDuplexSession(EngineSession):
         self.settings: FullDuplexSettings = engine.settings_for(options)
         self.rate = engine.stream_rate
         self.frame_s = engine.frame_size / engine.stream_rate
-        self.framer = InputFramer(self.input_sample_rate, self.rate, engine.frame_size)
+        self.framer = InputFramer(engine.frame_size)
         self.frames: FrameQueue[np.ndarray] = FrameQueue(self.settings.max_backlog_frames)
         self.drops = DropReporter(engine.entry.label, frame_ms=self.frame_s * 1000)
         self.words = WordAssembler()
@@ -93,6 +93,11 @@ class FullDuplexSession(EngineSession):
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name=f"duplex-{engine.id}", daemon=True)
+
+    @property
+    def clean_sample_rate(self) -> int:
+        """Pushed audio is resampled once, by the input guard, straight to the engine's stream rate."""
+        return self.engine.stream_rate
 
     # --- what an engine implements -------------------------------------------------------------------------
 
@@ -172,11 +177,11 @@ class FullDuplexSession(EngineSession):
         self._worker.start()
 
     def _push(self, pcm: np.ndarray) -> None:
-        """Frame clean input audio (see :meth:`EngineSession.push_audio`) for the model."""
+        """Frame clean input audio at ``stream_rate`` (see :meth:`EngineSession.push_audio`) for the model."""
         if self._stop.is_set():
             return
-        audio, frames = self.framer.push(pcm)
-        self.tracker.user_audio(audio)
+        frames = self.framer.push(pcm)
+        self.tracker.user_audio(pcm)
         if not self.accepting():
             return
         for frame in frames:
