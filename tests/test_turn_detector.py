@@ -79,6 +79,32 @@ def test_monologue_is_cut_at_max_turn_length() -> None:
     assert all(len(e.audio) / RATE <= 5.5 for e in ends)
 
 
+@pytest.mark.parametrize("gap_s", [0.15, 2.0])  # the next turn starts inside / well after the pre-roll
+def test_turn_two_gets_its_pre_roll_and_nothing_of_turn_one(gap_s: float) -> None:
+    rng = np.random.default_rng(0)
+    stream = np.concatenate([silence(0.5), tone(1.0), silence(0.4 + gap_s), tone(0.8, freq=330.0), silence(1.0)])
+    stream += rng.normal(0.0, 1e-4, len(stream)).astype(np.float32)  # faint noise: every sample is told apart
+    detector = TurnDetector(EnergyVAD(RATE, 512), TurnSettings(pre_roll_ms=300))
+    decisions, handed = [], []
+    for piece in chunks(stream, 320):
+        for decision in detector.push(piece):
+            decisions.append(decision)
+            handed += [decision.audio.copy()] if isinstance(decision, TurnClosed) else []
+    first, second = [d for d in decisions if isinstance(d, TurnClosed)]
+    start = [d for d in decisions if isinstance(d, SpeechStarted)][1].start
+    since = max(first.decided, start - int(0.3 * RATE))  # its pre-roll, cut where the first turn was closed
+    assert np.array_equal(second.audio, stream[since : second.end + int(0.1 * RATE)])
+    assert np.array_equal(first.audio, handed[0]) and np.array_equal(second.audio, handed[1])  # unchanged since
+    assert (since == start - int(0.3 * RATE)) == (gap_s > 0.3)  # the whole pre-roll after an idle trim
+
+
+def test_a_turns_audio_is_handed_over_without_joining_its_windows_again() -> None:
+    decisions = detect(np.concatenate([silence(0.5), tone(0.6), silence(0.2), tone(0.6), silence(1.0)]))
+    pause, *_, ended = [d for d in decisions if isinstance(d, PauseDetected | TurnClosed)]
+    assert isinstance(ended, TurnClosed) and np.shares_memory(pause.audio, ended.audio)
+    assert not ended.audio.flags.writeable  # a view: nobody may change the turn under the detector
+
+
 def feed(session, audio: np.ndarray, realtime: bool = False) -> None:
     started = time.monotonic()
     for index, piece in enumerate(chunks(audio, 320)):
@@ -158,6 +184,30 @@ def test_barge_in_interrupts_the_reply() -> None:
     produced = len(rec.of(AudioOut))
     time.sleep(0.3)
     assert len(rec.of(AudioOut)) == produced < 50  # generation stopped
+    session.close()
+
+
+class QuietEngine(ScriptedEngine):
+    """Replies with 3 s of audio at -50 dBFS: heard or not depending on the entry's ``audible_dbfs``."""
+
+    chunks = 30
+
+    def respond(self, turn, history, options):
+        for _ in range(self.chunks):
+            yield AudioOut(tone(self.chunk_s, level=0.0045, freq=440.0), 16_000)
+
+
+@pytest.mark.parametrize("audible_dbfs, heard", [(-40.0, False), (-60.0, True)])
+def test_barge_in_counts_only_reply_audio_the_observer_hears(audible_dbfs: float, heard: bool) -> None:
+    engine = QuietEngine(entry(audible_dbfs=audible_dbfs))
+    rec = Recorder(engine)
+    session = engine.open_session(SessionOptions(), rec)
+    feed(session, np.concatenate([tone(0.5), silence(0.6)]))
+    (end,) = rec.wait_for(TurnEnd)
+    assert ("first_audio_out" in end.timeline.marks) is heard  # the observer's verdict on the quiet reply
+    feed(session, np.concatenate([tone(0.5), silence(0.6)]))  # at once: 3 s of the reply are still "playing"
+    rec.wait_for(TurnEnd, 2)
+    assert bool(rec.of(Interrupt)) is heard  # barge-in only over audio that is heard
     session.close()
 
 

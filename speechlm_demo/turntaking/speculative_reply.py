@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..audio import SILENT_DBFS, rms_dbfs
+from ..audio import audible_span
 from ..engines.base import AudioOut, ErrorEvent, Event, Mark, TextOut, TurnEnd, UserTurn
 from .end_of_turn import Action, Evidence, Verdict
 from .endpointing import asks, is_complete
@@ -296,7 +296,9 @@ class Reply:
         """Emit one event of a committed reply; keep track of when its audio stops playing (for barge-in)."""
         if isinstance(event, AudioOut) and len(event.pcm):
             now = self.timeline.clock()
-            self._audible = self._audible or rms_dbfs(event.pcm) > SILENT_DBFS
+            if not self._audible:  # by the observer's threshold: barge-in only over reply audio that is heard
+                threshold = self.session.settings.audible_dbfs
+                self._audible = audible_span(event.pcm, event.sample_rate, threshold) is not None
             if self._audible:
                 self.playback_end = max(self.playback_end, now) + event.duration_s
         elif isinstance(event, ErrorEvent):
