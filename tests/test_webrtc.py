@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechlm_demo.benchmarks.rtc_peer import Unit
-from speechlm_demo.benchmarks.webrtc_stages import arrival_of, first_audible, playback_instant
+from speechlm_demo.benchmarks.rtc_peer import Stage
+from speechlm_demo.benchmarks.webrtc_stages import arrival_of
 from tests.conftest import require
 from tests.engines_for_tests import silence, tone
 from tests.support.browser_run import last_json_line
@@ -139,13 +139,16 @@ def test_bench_via_webrtc_closes_everything_when_the_peer_fails(tmp_path: Path, 
 
 
 def test_a_stage_is_timed_for_the_same_sample_on_its_playback_clock() -> None:
-    # three 100 ms pieces handed over at once, the third 50 ms late: the clock plays them back to back
-    units = [Unit(10.0, 0.0, 0.1, None, -120.0), Unit(10.0, 0.1, 0.1, 0.04, -20.0), Unit(10.25, 0.2, 0.1, 0.0, -20.0)]
-    assert first_audible(units, after=9.0) == pytest.approx((10.14, 0.14))
-    assert playback_instant(units, 0.14) == pytest.approx(10.14)
-    assert playback_instant(units, 0.2) == pytest.approx(10.25)  # late: it plays when it arrives
-    assert first_audible(units, after=10.2) == pytest.approx((10.25, 0.2))
-    assert playback_instant(units, 0.5) is None
+    # three 100 ms pieces (16 kHz), two handed over at once, the third 50 ms late: they play back to back
+    stage = Stage()
+    loud_after_40ms = np.concatenate([np.zeros(640, np.float32), np.full(960, 0.5, np.float32)])
+    for t, pcm in ((10.0, np.zeros(1600, np.float32)), (10.0, loud_after_40ms), (10.25, np.full(1600, 0.5, np.float32))):
+        stage.add(t, pcm, 16_000)
+    assert stage.first_audible(after=9.0) == pytest.approx((10.14, 0.14))
+    assert stage.playback_instant(0.14) == pytest.approx(10.14)
+    assert stage.playback_instant(0.2) == pytest.approx(10.25)  # late: it plays when it arrives
+    assert stage.first_audible(after=10.2) == pytest.approx((10.25, 0.2))
+    assert stage.playback_instant(0.5) is None
 
 
 def test_the_inbound_stamp_finds_the_sent_sample_in_the_received_stream() -> None:

@@ -21,7 +21,8 @@ import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from ..audio import SILENT_DBFS, audible_span, rms_dbfs
+from ..audio import SILENT_DBFS, rms_dbfs
+from ..measure.playback import PlaybackClock, Played
 from ..rtc_jitter import aiortc_default_buffer
 
 RATE = 48_000
@@ -46,20 +47,43 @@ def frame_pcm(frame: av.AudioFrame) -> np.ndarray:
 
 @dataclass
 class Unit:
-    """A piece of audio a stage let go of: when, where it starts in the stage's stream, how long, and where
-    its first audible sample is (the 5 ms windows of :func:`~speechlm_demo.audio.audible_span`)."""
+    """A piece of audio a stage let go of: where it starts in the stage's stream, and where it plays."""
 
-    t: float
-    start_s: float
-    duration_s: float
-    onset_s: float | None  # first audible instant, seconds into the unit
-    level: float  # dBFS of the whole unit
+    start_s: float  # seconds into the stage's stream
+    played: Played  # on the stage's playback clock
+    level: float  # dBFS of the whole piece
 
 
-def unit_of(t: float, start_s: float, pcm: np.ndarray, rate: int, audible_dbfs: float = SILENT_DBFS) -> Unit:
-    """The :class:`Unit` of ``pcm`` handed on at ``t``."""
-    span = audible_span(pcm, rate, audible_dbfs)
-    return Unit(t, start_s, len(pcm) / rate, None if span is None else span[0] / rate, rms_dbfs(pcm))
+class Stage:
+    """The pieces one stage let go of, each on the stage's own playback clock (the one placement,
+    :class:`~speechlm_demo.measure.playback.PlaybackClock`), with its position in the stage's stream."""
+
+    def __init__(self, audible_dbfs: float = SILENT_DBFS) -> None:
+        self.clock = PlaybackClock(audible_dbfs)
+        self.units: list[Unit] = []
+        self.position_s = 0.0
+
+    def add(self, t: float, pcm: np.ndarray, rate: int, start_s: float | None = None) -> Unit:
+        """A piece handed on at ``t``; ``start_s``: its place in the stream (default: after the last)."""
+        start = self.position_s if start_s is None else start_s
+        unit = Unit(start, self.clock.place(pcm, rate, t), rms_dbfs(pcm))
+        self.position_s = start + len(pcm) / rate
+        self.units.append(unit)
+        return unit
+
+    def first_audible(self, after: float) -> tuple[float, float] | None:
+        """(playback instant, stream position) of the first audible sample playing after ``after``."""
+        for unit in self.units:
+            if unit.played.audible is not None and unit.played.audible[0] > after:
+                return unit.played.audible[0], unit.start_s + unit.played.audible[0] - unit.played.start
+        return None
+
+    def playback_instant(self, stream_s: float) -> float | None:
+        """When the sample ``stream_s`` seconds into the stream plays on this stage's playback clock."""
+        for unit in self.units:
+            if unit.start_s - 1e-9 <= stream_s < unit.start_s + unit.played.end - unit.played.start - 1e-9:
+                return unit.played.start + stream_s - unit.start_s
+        return None
 
 
 class PromptTrack(MediaStreamTrack):
@@ -96,7 +120,7 @@ class PeerLog:
 
     started: float
     sent: list[tuple[float, float]]
-    heard: list[Unit] = field(default_factory=list)
+    heard: Stage = field(default_factory=Stage)
 
 
 async def talk(url: str, clip: np.ndarray, *, listen_s: float, until_audible_after_s: float | None = None) -> PeerLog:
@@ -118,17 +142,15 @@ async def talk(url: str, clip: np.ndarray, *, listen_s: float, until_audible_aft
         @pc.on("track")
         def on_track(remote: Any) -> None:
             async def read() -> None:
-                position = 0.0
                 while True:
                     try:
                         frame = await remote.recv()
                     except Exception:  # noqa: BLE001 - the track ended
                         return
-                    unit = unit_of(time.monotonic(), position, frame_pcm(frame), frame.sample_rate)
-                    position += unit.duration_s
-                    log.heard.append(unit)
-                    spoken = track.started is not None and unit.t > track.started + (until_audible_after_s or 0.0)
-                    if until_audible_after_s is not None and unit.onset_s is not None and spoken:
+                    now = time.monotonic()
+                    unit = log.heard.add(now, frame_pcm(frame), frame.sample_rate)
+                    spoken = track.started is not None and now > track.started + (until_audible_after_s or 0.0)
+                    if until_audible_after_s is not None and unit.played.audible is not None and spoken:
                         done.set()
 
             readers.append(asyncio.ensure_future(read()))

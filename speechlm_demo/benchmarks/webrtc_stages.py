@@ -9,8 +9,9 @@ Every stamp is ``time.monotonic()`` in the benchmark's process (server and peer 
   accounted for.
 * ``released``: the session releases the first audible reply sample: the one observer's ``first_audio_out``
   (:mod:`speechlm_demo.measure.observer`), the figure the in-process benchmark uses. Reply audio is laid
-  on a *playback clock*: a piece starts playing when it is handed on or when the piece before it has
-  finished, whichever is later, and a sample plays its offset after its piece starts.
+  on a *playback clock* (:class:`~speechlm_demo.measure.playback.PlaybackClock`): a piece starts playing
+  when it is handed on or when the piece before it has finished, whichever is later; a sample plays its
+  offset after its piece starts. Each stage below has its own.
 * ``handed``: the same sample on the handler's playback clock (the pieces ``emit()`` gives FastRTC, after
   our queue and resampling to 48 kHz). The sample is found by its position in the stream, not by
   listening again, so every stage points at the very same sample.
@@ -41,7 +42,7 @@ from ..engines.registry import EngineRegistry
 from ..measure.record import TurnRecord
 from ..rtc import EngineStreamHandler
 from ..timeline import Timeline
-from .rtc_peer import RATE, PeerLog, Unit, frame_pcm, unit_of
+from .rtc_peer import RATE, PeerLog, Stage, frame_pcm
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,9 @@ class Probe:
     """What the server side saw of one connection (the handler and FastRTC's track write, the benchmark reads)."""
 
     inputs: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (time, 48 kHz mono) of input frames
-    engine: list[Unit] = field(default_factory=list)  # reply audio as the session emitted it
-    handed: list[Unit] = field(default_factory=list)  # audio emit() gave FastRTC
-    paced: list[Unit] = field(default_factory=list)  # frames FastRTC's track gave aiortc
+    engine: Stage = field(default_factory=Stage)  # reply audio as the session emitted it
+    handed: Stage = field(default_factory=Stage)  # audio emit() gave FastRTC
+    paced: Stage = field(default_factory=Stage)  # frames FastRTC's track gave aiortc
     timelines: list[Timeline] = field(default_factory=list)
     interrupted: bool = False
 
@@ -70,8 +71,6 @@ class ProbedHandler(EngineStreamHandler):
     def __init__(self, registry: EngineRegistry, engine_id: str, probe: Probe) -> None:
         super().__init__(registry, engine_id, ui_args=False)
         self.probe = probe
-        self._engine_s = 0.0
-        self._handed_s = 0.0
 
     def copy(self) -> ProbedHandler:
         """A fresh handler per connection, sharing the probe."""
@@ -86,16 +85,12 @@ class ProbedHandler(EngineStreamHandler):
         """Hand the next item to FastRTC as the app does, timing audio."""
         item = await super().emit()
         if isinstance(item, tuple):
-            unit = unit_of(time.monotonic(), self._handed_s, to_mono_float32(item[1]), item[0], self._audible_dbfs())
-            self._handed_s += unit.duration_s
-            self.probe.handed.append(unit)
+            self.probe.handed.add(time.monotonic(), to_mono_float32(item[1]), item[0])
         return item
 
     def _emit_threadsafe(self, event: Event) -> None:
         if isinstance(event, AudioOut) and len(event.pcm):
-            unit = unit_of(time.monotonic(), self._engine_s, event.pcm, event.sample_rate, self._audible_dbfs())
-            self._engine_s += unit.duration_s
-            self.probe.engine.append(unit)
+            self.probe.engine.add(time.monotonic(), event.pcm, event.sample_rate)
         elif isinstance(event, Interrupt):
             self.probe.interrupted = True  # flushed audio: stream positions no longer line up
         super()._emit_threadsafe(event)
@@ -105,8 +100,12 @@ class ProbedHandler(EngineStreamHandler):
             self.probe.timelines.append(record.timeline)
         super()._on_event(event, record)
 
-    def _audible_dbfs(self) -> float:
-        return self._observer.audible_dbfs if self._observer is not None else -60.0
+    async def start_up(self) -> None:
+        """Open the session as the app does; every stage hears with the engine's threshold, as the observer."""
+        await super().start_up()
+        if self._observer is not None:
+            for stage in (self.probe.engine, self.probe.handed, self.probe.paced):
+                stage.clock.audible_dbfs = self._observer.audible_dbfs
 
 
 def trace_fastrtc(probe: Probe) -> Callable[[], None]:
@@ -119,34 +118,12 @@ def trace_fastrtc(probe: Probe) -> Callable[[], None]:
     async def recv(self: Any) -> Any:
         frame = await original(self)
         if frame is not None and hasattr(frame, "to_ndarray"):
-            start_s = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
-            probe.paced.append(unit_of(time.monotonic(), start_s, frame_pcm(frame), frame.sample_rate))
+            start_s = float(frame.pts * frame.time_base) if frame.pts is not None else None
+            probe.paced.add(time.monotonic(), frame_pcm(frame), frame.sample_rate, start_s)
         return frame
 
     AudioCallback.recv = recv
     return lambda: setattr(AudioCallback, "recv", original)
-
-
-def playback_instant(units: list[Unit], stream_s: float) -> float | None:
-    """When the sample ``stream_s`` seconds into a stage's stream plays on that stage's playback clock."""
-    free = -float("inf")
-    for unit in units:
-        start = max(unit.t, free)
-        free = start + unit.duration_s
-        if unit.start_s - 1e-9 <= stream_s < unit.start_s + unit.duration_s - 1e-9:
-            return start + (stream_s - unit.start_s)
-    return None
-
-
-def first_audible(units: list[Unit], after: float) -> tuple[float, float] | None:
-    """(playback instant, stream position) of the first audible sample playing after ``after``."""
-    free = -float("inf")
-    for unit in units:
-        start = max(unit.t, free)
-        free = start + unit.duration_s
-        if unit.onset_s is not None and start + unit.onset_s > after:
-            return start + unit.onset_s, unit.start_s + unit.onset_s
-    return None
 
 
 def arrival_of(inputs: list[tuple[float, np.ndarray]], clip: np.ndarray, position: int) -> float | None:
@@ -171,14 +148,14 @@ def split(probe: Probe, peer: PeerLog, clip: np.ndarray, true_end_s: float) -> d
     """The stamps of one WebRTC turn (see the module's docstring), as the total and its shares in ms."""
     true_end = peer.started + true_end_s
     arrived = arrival_of(probe.inputs, clip, int(true_end_s * RATE))
-    reply = first_audible(probe.engine, true_end)
+    reply = probe.engine.first_audible(true_end)
     released = handed = paced = None
     if reply is not None:
         released, stream_s = reply
         if not probe.interrupted:
-            handed = playback_instant(probe.handed, stream_s)
-            paced = playback_instant(probe.paced, stream_s)
-    heard_at = first_audible(peer.heard, true_end)
+            handed = probe.handed.playback_instant(stream_s)
+            paced = probe.paced.playback_instant(stream_s)
+    heard_at = peer.heard.first_audible(true_end)
     heard = heard_at[0] if heard_at else None
     stamps = [true_end, arrived, released, handed, paced, heard]
     row: dict[str, float | None] = {"webrtc_v2v_ms": _ms(heard, true_end)}

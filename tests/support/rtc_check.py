@@ -21,7 +21,7 @@ LOUD_DBFS = -45.0
 
 async def exchange(url: str, clip: np.ndarray, speech_end_s: float, listen_s: float) -> dict:
     peer = await talk(url + "/rtc/webrtc/offer", clip, listen_s=listen_s)
-    heard = [(unit.t - peer.started, unit.level) for unit in peer.heard]  # (seconds since the clip started, dBFS)
+    heard = [(unit.played.start - peer.started, unit.level) for unit in peer.heard.units]  # (s since the clip started, dBFS)
     loud = [t for t, level in heard if level > LOUD_DBFS]
     first = next((t for t in loud if t > speech_end_s), None)
     return {
