@@ -159,3 +159,14 @@ def test_the_inbound_stamp_finds_the_sent_sample_in_the_received_stream() -> Non
     frames = [(100.0 + i * 0.02, received[i * 960 : (i + 1) * 960]) for i in range(len(received) // 960)]
     # sample 20000 of the clip is sample 20312 of what was sent, 19352 of what arrived: frame 20
     assert arrival_of(frames, clip, 20_000) == pytest.approx(100.0 + 20 * 0.02)
+
+
+def test_the_transport_share_weighs_both_orders_the_same() -> None:
+    from speechlm_demo.benchmarks.webrtc import format_shares, summarise_shares
+
+    # the path run second finds warm caches (50 ms quicker): WebRTC costs 100 ms in truth
+    rows = [{"prompt": f"q{i}.wav", "repeat": 0, "webrtc_first": i % 2 == 1, "in_process_v2v_ms": 500.0 + (i % 2) * 50,
+             "webrtc_v2v_ms": 600.0 - (1 - i % 2) * 50} for i in range(5)]
+    summary = summarise_shares(rows)
+    assert summary["transport_share_ms"] == {"p50": 100.0, "n": 5, "by_order": {"in_process_first": 50.0, "webrtc_first": 150.0}}
+    assert "transport_share_ms" in format_shares({"summary": summary, "rows": rows})

@@ -131,16 +131,23 @@ def compare(
 
 
 def summarise_shares(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Medians of each figure, and the transport's share: the median of (WebRTC - in process) per prompt."""
+    """Medians of each figure, and the transport's share: (WebRTC - in process) per prompt, the median of
+    the prompts run in process first and that of those run over WebRTC first, averaged."""
     summary: dict[str, Any] = {}
     for name in (*FIGURES, "last_audible_sent_to_heard_ms"):
         values = [row[name] for row in rows if row.get(name) is not None]
         if values:
             summary[name] = {"p50": round(float(np.median(values)), 1), "n": len(values)}
-    paired = [row["webrtc_v2v_ms"] - row["in_process_v2v_ms"] for row in rows
-              if row.get("webrtc_v2v_ms") is not None and row.get("in_process_v2v_ms") is not None]
-    if paired:
-        summary["transport_share_ms"] = {"p50": round(float(np.median(paired)), 1), "n": len(paired)}
+    paired = {first: [row["webrtc_v2v_ms"] - row["in_process_v2v_ms"] for row in rows if row.get("webrtc_first", False) is first
+                      and row.get("webrtc_v2v_ms") is not None and row.get("in_process_v2v_ms") is not None]
+              for first in (False, True)}
+    medians = [float(np.median(values)) for values in paired.values() if values]
+    if medians:  # what runs second may be quicker (warm caches): the two orders' medians weigh the same
+        summary["transport_share_ms"] = {"p50": round(float(np.mean(medians)), 1), "n": sum(map(len, paired.values()))}
+        summary["transport_share_ms"]["by_order"] = {
+            "in_process_first": round(float(np.median(paired[False])), 1) if paired[False] else None,
+            "webrtc_first": round(float(np.median(paired[True])), 1) if paired[True] else None,
+        }
     return summary
 
 
