@@ -165,7 +165,7 @@ def test_the_transport_share_weighs_both_orders_the_same() -> None:
     from speechlm_demo.benchmarks.webrtc import format_shares, summarise_shares
 
     # the path run second finds warm caches (50 ms quicker): WebRTC costs 100 ms in truth
-    rows = [{"prompt": f"q{i}.wav", "repeat": 0, "webrtc_first": i % 2 == 1, "in_process_v2v_ms": 500.0 + (i % 2) * 50,
+    rows = [{"prompt": f"q{i}.wav", "repeat": 0, "webrtc_first": i % 2 == 1, "in_process_v2v_ms": 500.0 - (i % 2) * 50,
              "webrtc_v2v_ms": 600.0 - (1 - i % 2) * 50} for i in range(5)]
     summary = summarise_shares(rows)
     assert summary["transport_share_ms"] == {"p50": 100.0, "n": 5, "by_order": {"in_process_first": 50.0, "webrtc_first": 150.0}}
