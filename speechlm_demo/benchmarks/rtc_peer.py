@@ -21,7 +21,7 @@ import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from ..audio import SILENT_DBFS, rms_dbfs
+from ..audio import SILENT_DBFS, audible_span, rms_dbfs, to_mono_float32
 from ..measure.playback import PlaybackClock, Played
 from ..rtc_jitter import aiortc_default_buffer
 
@@ -56,20 +56,33 @@ class Unit:
 
 class Stage:
     """The pieces one stage let go of, each on the stage's own playback clock (the one placement,
-    :class:`~speechlm_demo.measure.playback.PlaybackClock`), with its position in the stage's stream."""
+    :class:`~speechlm_demo.measure.playback.PlaybackClock`), with its position in the stage's stream.
+    :meth:`add` only keeps the piece (it runs inside the path being timed); it is placed when read."""
 
     def __init__(self, audible_dbfs: float = SILENT_DBFS) -> None:
-        self.clock = PlaybackClock(audible_dbfs)
-        self.units: list[Unit] = []
-        self.position_s = 0.0
+        self.audible_dbfs = audible_dbfs
+        self._kept: list[tuple[float, np.ndarray, int, float | None]] = []
+        self._units: list[Unit] = []
+        self._clock: PlaybackClock | None = None
+        self._position_s = 0.0
 
-    def add(self, t: float, pcm: np.ndarray, rate: int, start_s: float | None = None) -> Unit:
-        """A piece handed on at ``t``; ``start_s``: its place in the stream (default: after the last)."""
-        start = self.position_s if start_s is None else start_s
-        unit = Unit(start, self.clock.place(pcm, rate, t), rms_dbfs(pcm))
-        self.position_s = start + len(pcm) / rate
-        self.units.append(unit)
-        return unit
+    def add(self, t: float, pcm: np.ndarray, rate: int, start_s: float | None = None) -> None:
+        """A piece (any PCM layout) handed on at ``t``; ``start_s``: its place in the stream (default: after
+        the last)."""
+        self._kept.append((t, pcm, rate, start_s))
+
+    @property
+    def units(self) -> list[Unit]:
+        """Every piece so far, placed."""
+        if self._clock is None:
+            self._clock = PlaybackClock(self.audible_dbfs)
+        kept, self._kept = self._kept, []
+        for t, raw, rate, start_s in kept:
+            pcm = to_mono_float32(raw)
+            start = self._position_s if start_s is None else start_s
+            self._units.append(Unit(start, self._clock.place(pcm, rate, t), rms_dbfs(pcm)))
+            self._position_s = start + len(pcm) / rate
+        return self._units
 
     def first_audible(self, after: float) -> tuple[float, float] | None:
         """(playback instant, stream position) of the first audible sample playing after ``after``."""
@@ -147,10 +160,10 @@ async def talk(url: str, clip: np.ndarray, *, listen_s: float, until_audible_aft
                         frame = await remote.recv()
                     except Exception:  # noqa: BLE001 - the track ended
                         return
-                    now = time.monotonic()
-                    unit = log.heard.add(now, frame_pcm(frame), frame.sample_rate)
-                    spoken = track.started is not None and now > track.started + (until_audible_after_s or 0.0)
-                    if until_audible_after_s is not None and unit.played.audible is not None and spoken:
+                    now, pcm = time.monotonic(), frame_pcm(frame)
+                    log.heard.add(now, pcm, frame.sample_rate)
+                    after = until_audible_after_s is not None and track.started is not None and now > track.started + until_audible_after_s
+                    if after and audible_span(pcm, frame.sample_rate) is not None:
                         done.set()
 
             readers.append(asyncio.ensure_future(read()))
@@ -171,6 +184,7 @@ async def talk(url: str, clip: np.ndarray, *, listen_s: float, until_audible_aft
         for reader in readers:
             reader.cancel()
     log.started = track.started or 0.0
+    log.heard.units  # noqa: B018 - placed here: only the placed pieces travel back from the peer's process
     return log
 
 

@@ -62,7 +62,8 @@ class Probe:
 
     def clear(self) -> None:
         """Forget the previous connection."""
-        self.__init__()  # type: ignore[misc]
+        self.inputs, self.timelines, self.interrupted = [], [], False
+        self.engine, self.handed, self.paced = Stage(), Stage(), Stage()
 
 
 class ProbedHandler(EngineStreamHandler):
@@ -78,14 +79,14 @@ class ProbedHandler(EngineStreamHandler):
 
     async def receive(self, frame: tuple[int, np.ndarray]) -> None:
         """Keep the frame, then handle it as the app does."""
-        self.probe.inputs.append((time.monotonic(), to_mono_float32(frame[1])))
+        self.probe.inputs.append((time.monotonic(), np.array(frame[1])))  # a copy: the frame's buffer is reused
         await super().receive(frame)
 
     async def emit(self) -> Any:
         """Hand the next item to FastRTC as the app does, timing audio."""
         item = await super().emit()
         if isinstance(item, tuple):
-            self.probe.handed.add(time.monotonic(), to_mono_float32(item[1]), item[0])
+            self.probe.handed.add(time.monotonic(), item[1], item[0])
         return item
 
     def _emit_threadsafe(self, event: Event) -> None:
@@ -105,7 +106,7 @@ class ProbedHandler(EngineStreamHandler):
         await super().start_up()
         if self._observer is not None:
             for stage in (self.probe.engine, self.probe.handed, self.probe.paced):
-                stage.clock.audible_dbfs = self._observer.audible_dbfs
+                stage.audible_dbfs = self._observer.audible_dbfs
 
 
 def trace_fastrtc(probe: Probe) -> Callable[[], None]:
@@ -131,13 +132,14 @@ def arrival_of(inputs: list[tuple[float, np.ndarray]], clip: np.ndarray, positio
     the received stream aligned with the clip by cross-correlation."""
     if not inputs:
         return None
-    received = np.concatenate([pcm for _, pcm in inputs])
+    frames = [to_mono_float32(pcm) for _, pcm in inputs]
+    received = np.concatenate(frames)
     size = 1 << int(np.ceil(np.log2(len(received) + len(clip))))
     correlation = np.fft.irfft(np.fft.rfft(received, size) * np.conj(np.fft.rfft(clip, size)), size)
     lag = int(np.argmax(correlation))
     lag = lag - size if lag > size // 2 else lag  # received[i + lag] == clip[i]
     end = 0
-    for t, pcm in inputs:
+    for (t, _), pcm in zip(inputs, frames, strict=True):
         end += len(pcm)
         if end > position + lag:
             return t
