@@ -23,6 +23,7 @@ from ..compare import Comparison, SideResult, as_they_finish
 from ..engines.registry import EngineRegistry
 from ..plots import pair_figure
 from ..recorder import RecordedTurn
+from ..timeline import LATENCY_FROM, ORIGIN_LABELS
 from ..votes.limits import VoteRefused
 from ..votes.listening import ListeningSession, SessionError
 from ..votes.pairs import NotEnoughEngines, playable_sides
@@ -100,7 +101,7 @@ def reveal_text(arena: BlindArena, round_id: str, voter_id: str, outcome: str, m
         entry = blind.engines[index]
         result = blind.replies.sides[side] if blind.replies else None
         latency = (
-            f"voice-to-voice {result.latency_ms:.0f} ms (from the reference end of speech)"
+            f"voice-to-voice {result.latency_ms:.0f} ms (from {ORIGIN_LABELS[LATENCY_FROM]})"
             if result and result.latency_ms is not None else "no latency"
         )
         lines.append(f"- **{side.upper()}** was **{plain(entry.label)}** (`{entry.id}`): {latency}.")

@@ -15,6 +15,7 @@ import pandas as pd
 from ..judges.plots import judge_boxplots, rating_vs_latency
 from ..judges.records import read_judgements
 from ..plots import close
+from ..timeline import LATENCY_FROM, ORIGIN_LABELS
 from ..votes.board import Board, build_board, vote_columns
 from ..votes.store import StoreError, VoteStore
 from .text import plain
@@ -144,7 +145,7 @@ def build_leaderboard_tab(demo: gr.Blocks, store: VoteStore | None) -> None:
         heatmap = gr.Plot(label="Win rates")
     judges = gr.Dataframe(label="Automatic judges: mean per engine, and each judge's rank agreement with the votes", interactive=False)
     boxes = gr.Plot(label="Judge scores per engine")
-    latency = gr.Dataframe(label="Voice-to-voice latency of voted replies (ms, from the reference end of speech of the recorded turn)", interactive=False)
+    latency = gr.Dataframe(label=f"Voice-to-voice latency of voted replies (ms, from {ORIGIN_LABELS[LATENCY_FROM]} of the recorded turn)", interactive=False)
     outputs = [table, heatmap, latency, judges, boxes, scatter, summary]
 
     def update(tag_value: str, exclude_value: bool) -> tuple:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..timeline import LATENCY_FROM
 from .integrity import annotate
 from .ratings import Leaderboard, leaderboard
 from .style_control import StyleFit, normalised_difference, style_controlled
@@ -144,10 +145,14 @@ def _reply_audio_s(timeline: Any) -> float:
 
 
 def judged_replies(votes: pd.DataFrame, judgements: pd.DataFrame) -> pd.DataFrame:
-    """The judgements of the replies of ``votes`` (those scored), with their engine."""
+    """The judgements of the replies of ``votes`` (those scored), with their engine; ``voice_to_voice_ms`` only
+    where it is measured from :data:`~speechlm_demo.timeline.LATENCY_FROM`, like the vote rows' latencies."""
     if judgements.empty or votes.empty:
         return pd.DataFrame(columns=["engine", *JUDGES])
     rows = judgements[judgements["vote_id"].isin(votes["vote_id"])]
+    if "voice_to_voice_ms" in rows:  # only the figure measured from where the vote rows' latencies are (not old rows')
+        origin = rows["voice_to_voice_from"] if "voice_to_voice_from" in rows else pd.Series(None, index=rows.index, dtype=object)
+        rows = rows.assign(voice_to_voice_ms=rows["voice_to_voice_ms"].where(origin == LATENCY_FROM))
     return rows[["engine", *[j for j in JUDGES if j in rows]]]
 
 

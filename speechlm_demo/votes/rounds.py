@@ -33,7 +33,8 @@ import numpy as np
 from .. import __version__
 from ..audio import encode_wav
 from ..catalog import EngineEntry
-from ..compare import LATENCY_FROM, Comparison, SideResult, compare
+from ..compare import Comparison, SideResult, compare
+from ..timeline import LATENCY_FROM
 from .limits import DAY_S, VoteLimits, VoteRefused
 from .pairs import audio_sha256, engine_version, pick_pair, playable_sides
 from .pending import PendingVotes

@@ -19,6 +19,7 @@ from speechlm_demo.votes.board import build_board, vote_columns
 from speechlm_demo.votes.integrity import annotate, outlier_voters
 from speechlm_demo.votes.pending import PendingVotes
 from speechlm_demo.votes.rounds import BlindArena
+from speechlm_demo.timeline import LATENCY_FROM
 from speechlm_demo.votes.store import VoteStore
 from tests.votes.conftest import make_entry, make_record
 from tests.votes.test_cli_votes import cli
@@ -61,6 +62,7 @@ def test_a_leaking_round_is_kept_but_not_counted(store: VoteStore, worker: Judge
     judgements = read_judgements(store)
     assert len(judgements) == 10 and set(judgements["status"]) == {"done"}  # every reply judged (signal + latency)
     assert judgements["duration_s"].notna().all() and judgements["voice_to_voice_ms"].notna().all()
+    assert set(judgements["voice_to_voice_from"]) == set(store.frame(["latency_from"])["latency_from"]) == {LATENCY_FROM}
     board = build_board(store.frame(vote_columns()), judgements, rounds=20, style_rounds=10)
     assert board.raw.votes == 4 and board.excluded["identity_leaks"] == 1
     assert board.raw.table["votes"].sum() == 8
@@ -146,3 +148,14 @@ def test_leaderboard_cli_carries_style_judges_tau_and_plots(tmp_path: Path) -> N
     assert export.returncode == 0, export.stderr
     exported = pd.read_csv(tmp_path / "all.csv", keep_default_na=False)
     assert len(exported) == 91 and (exported["identity_leak"] == "Moshi").sum() == 1 and "outlier_voter" in exported
+
+
+def test_judge_latencies_from_another_origin_are_left_out_of_the_judge_means(store: VoteStore) -> None:
+    records = JudgementStore(store)
+    for origin, latency in ((LATENCY_FROM, 600.0), (None, 100.0), ("user_speech_end", 50.0)):  # None: judged before labels
+        record = make_record()
+        store.add(record)
+        records.open(record.vote_id, "a", "alpha", "")
+        records.finish(record.vote_id, "a", {"status": "done", "voice_to_voice_ms": latency, "voice_to_voice_from": origin})
+    board = build_board(store.frame(vote_columns()), read_judgements(store), rounds=5, style_rounds=5)
+    assert board.judge_means.loc["alpha", "voice_to_voice_ms"] == 600.0
