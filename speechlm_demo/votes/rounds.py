@@ -7,7 +7,8 @@ with HMAC and bound to the voter: the server-issued id of :mod:`.voter`) -> :met
 and over-the-daily-cap votes (:mod:`.limits`) with a :class:`VoteRefused` message, and stores the vote in one
 transaction. When the store is down the vote waits in :class:`PendingVotes` (spooled to disk) and is retried;
 if it cannot be kept on disk either the user gets a :class:`StoreUnavailable` error: a vote is acknowledged
-only once it is durable. Nothing is stored twice.
+only once it is durable. Nothing is stored twice. A round that will not be voted on (a rejected draw, a failed
+run) is dropped at once with :meth:`BlindArena.discard`; the others leave memory when they expire.
 """
 
 from __future__ import annotations
@@ -260,6 +261,14 @@ class BlindArena:
         if leaked:
             message += f" A reply named {', '.join(leaked)}, which gives an engine away: your vote is kept but not counted in the blind ratings."
         return VoteReceipt(record.vote_id, outcome, record.engine_a, record.engine_b, queued, message, leaked)
+
+    def discard(self, round_id: str, voter_id: str) -> None:
+        """Forget a round of ``voter_id`` that is done with: a draw rejected, a run that failed, a round the page
+        replaced (voted and revealed, or abandoned). A round whose vote is being stored right now is kept."""
+        with self._lock:
+            blind = self._rounds.get(round_id)
+            if blind is not None and blind.voter_id == voter_id and blind.state != "voting":
+                del self._rounds[round_id]
 
     def close(self) -> None:
         """Stop retrying in the background (votes still pending stay in the spool for the next start)."""
