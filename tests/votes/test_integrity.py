@@ -159,3 +159,17 @@ def test_judge_latencies_from_another_origin_are_left_out_of_the_judge_means(sto
         records.finish(record.vote_id, "a", {"status": "done", "voice_to_voice_ms": latency, "voice_to_voice_from": origin})
     board = build_board(store.frame(vote_columns()), read_judgements(store), rounds=5, style_rounds=5)
     assert board.judge_means.loc["alpha", "voice_to_voice_ms"] == 600.0
+
+
+def test_the_board_report_formats_the_raw_board_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from speechlm_demo.votes.ratings import Leaderboard
+
+    votes = pd.DataFrame(
+        [{"vote_id": f"v{i}", "voter_id": f"p{i % 3}", "engine_a": "alpha", "engine_b": "beta", "outcome": "ab"[i % 2], "status_a": "ok", "status_b": "ok", "latency_a_ms": 500.0, "latency_b_ms": 700.0} for i in range(8)]
+    )
+    board = build_board(votes, pd.DataFrame(), rounds=10, style_rounds=5)
+    calls = []
+    real = Leaderboard.format
+    monkeypatch.setattr(Leaderboard, "format", lambda self: calls.append(1) or real(self))
+    report = board.format()
+    assert calls == [1] and "8 votes" in report and "Win rate of row against column" in report and "Voice-to-voice latency" in report
