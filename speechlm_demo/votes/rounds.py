@@ -346,7 +346,7 @@ class BlindArena:
             return ()
         try:
             return tuple(self.on_vote(record, blind.replies))
-        except Exception:  # noqa: BLE001 - the vote is already kept
+        except Exception:
             log.exception("the vote hook failed for vote %s", record.vote_id)
             return ()
 

@@ -15,11 +15,11 @@ from speechlm_demo.compare import Comparison, SideResult
 from speechlm_demo.judges.background import JudgeWorker
 from speechlm_demo.judges.records import JudgementStore, read_judgements
 from speechlm_demo.judges.scorer import Judges
+from speechlm_demo.timeline import LATENCY_FROM
 from speechlm_demo.votes.board import build_board, vote_columns
 from speechlm_demo.votes.integrity import annotate, outlier_voters
 from speechlm_demo.votes.pending import PendingVotes
 from speechlm_demo.votes.rounds import BlindArena
-from speechlm_demo.timeline import LATENCY_FROM
 from speechlm_demo.votes.store import VoteStore
 from tests.votes.conftest import make_entry, make_record
 from tests.votes.test_cli_votes import cli
