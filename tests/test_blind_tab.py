@@ -235,12 +235,12 @@ def test_rejected_and_abandoned_draws_do_not_stay_in_memory(tab: BlindTab, regis
     assert "Thanks" in tab.vote("a", round_id, request())[5]
     for _ in range(6):  # every draw is rejected (already voted): 6 x DRAW_ATTEMPTS rounds drawn and dropped
         assert "voted on every pair" in tab.session_round("club-3", request())[1]
-    assert list(tab.arena._rounds) == [round_id]  # only the voted round (its reveal is done; it goes with the next)
+    assert list(tab.arena._rounds) == [round_id]  # only the voted round (kept until it expires)
 
     shown = round_id
-    for _ in range(4):  # new live rounds replace the shown one: the page passes the round it showed
+    for _ in range(4):  # new live rounds replace the shown one, unvoted: the page passes the round it showed
         shown = list(tab.live_round(spoken_turn(), True, request(), shown))[-1][-1]
-        assert list(tab.arena._rounds) == [shown]
+        assert list(tab.arena._rounds) == [round_id, shown]
 
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("engine crashed")
@@ -248,9 +248,9 @@ def test_rejected_and_abandoned_draws_do_not_stay_in_memory(tab: BlindTab, regis
     with monkeypatch.context() as patched:
         patched.setattr(tab.arena, "run_round", broken)
         assert "failed" in list(tab.live_round(spoken_turn(), True, request(), shown))[-1][0]
-    assert tab.arena._rounds == {}
+    assert list(tab.arena._rounds) == [round_id]
     gone = tab.live_round(spoken_turn(), True, request())
     abandoned = next(gone)[-1]  # "answering…": then the page closes
     assert abandoned in tab.arena._rounds
     gone.close()
-    assert tab.arena._rounds == {}
+    assert list(tab.arena._rounds) == [round_id]

@@ -146,7 +146,7 @@ class BlindTab:
 
     def live_round(self, turn: RecordedTurn | None, blind_timing: bool, request: gr.Request, previous: str = "") -> Iterator[tuple]:
         """A round on the user's recorded turn: both engines answer it at once. ``previous``: the round the page
-        showed until now, abandoned unless voted on."""
+        showed until now, dropped unless it has a vote."""
         if turn is None:
             return
         voter_id = self._voter_id(request)
@@ -182,7 +182,7 @@ class BlindTab:
 
     def session_round(self, name: str, request: gr.Request, previous: str = "") -> tuple:
         """A round of a listening session: a prepared prompt and two engines' stored replies. ``previous``: the
-        round the page showed until now, abandoned unless voted on."""
+        round the page showed until now, dropped unless it has a vote."""
         voter_id = self._voter_id(request)
         if not voter_id:
             return (None, *_round_update(NO_VOTER, None, None, ""))

@@ -263,11 +263,12 @@ class BlindArena:
         return VoteReceipt(record.vote_id, outcome, record.engine_a, record.engine_b, queued, message, leaked)
 
     def discard(self, round_id: str, voter_id: str) -> None:
-        """Forget a round of ``voter_id`` that is done with: a draw rejected, a run that failed, a round the page
-        replaced (voted and revealed, or abandoned). A round whose vote is being stored right now is kept."""
+        """Forget an open round of ``voter_id`` that will not be voted on: a draw rejected, a run that failed, a
+        round the page replaced unvoted. A round with a vote (being stored, or stored and still to be revealed) is
+        kept until it expires."""
         with self._lock:
             blind = self._rounds.get(round_id)
-            if blind is not None and blind.voter_id == voter_id and blind.state != "voting":
+            if blind is not None and blind.voter_id == voter_id and blind.state == "open":
                 del self._rounds[round_id]
 
     def close(self) -> None:
