@@ -58,10 +58,12 @@ def test_the_judges_voice_to_voice_starts_where_the_leaderboards_does() -> None:
         timeline.mark(name, t)
     figures = latency_judges(timeline.to_dict())
     assert figures["voice_to_voice_ms"] == 900.0 and figures["voice_to_voice_from"] == LATENCY_FROM == "reference_speech_end"
-    live = Timeline(clock=lambda: 0.0)  # no reference (a live turn): no figure the leaderboard could compare
+    live = Timeline(clock=lambda: 0.0)  # no reference (a live turn): the turn layer's figure, labelled as such
     live.mark("user_speech_end", 1.0)
     live.mark("first_audio_out", 1.5)
-    assert latency_judges(live.to_dict())["voice_to_voice_ms"] is None
+    assert latency_judges(live.to_dict()) == {
+        "voice_to_voice_ms": 500.0, "voice_to_voice_from": "user_speech_end", "engine_response_ms": None, "turn_detect_ms": None,
+    }
 
 
 def test_identity_names_are_found_as_words() -> None:
