@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from .base import EngineError
+from .server_address import resolve_url
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +143,7 @@ def stage_client(
 
     ``server`` (e.g. ``"LLM server"``) names it in messages; ``options`` go to :class:`ChatHTTP`.
     """
-    url = (os.environ.get(base_url_env) if base_url_env else None) or base_url
-    if not url:
-        raise EngineError(f"{stage}: set {base_url_env} (or 'base_url') to the {server}'s URL")
+    url = resolve_url(base_url, base_url_env, f"{stage} ({server})")
     full = endpoint(url, path)
     return ChatHTTP(url, name=f"the {server} {full}", **options), full
 

@@ -23,12 +23,10 @@ from pydantic import Field
 from ..base import AudioOut, Event, Progress, SessionOptions, TextOut, UserTurn
 from ..fallback import ServerEngine
 from ..server_client import (
-    ProtocolError,
     ServerFailure,
     ServerSettings,
     post_stream,
     read_chunks,
-    server_url,
     text_events,
     turn_wav,
 )
@@ -64,7 +62,7 @@ class LlamaOmni2Engine(ServerEngine):
 
     def connect(self, progress: Progress) -> None:
         """Check the controller lists the model (or the worker answers)."""
-        self.base_url = server_url(self.settings, self.entry.label)
+        self.base_url = self.settings.server_url(self.entry.label)
         self._prepare_audio_dir()
         if self.settings.unit_decoder and self.vocoder is None:
             progress(0.1, "loading the unit decoder")
@@ -138,23 +136,20 @@ class LlamaOmni2Engine(ServerEngine):
         text, units_done = "", 0
         state = self.vocoder.start() if self.vocoder is not None else None
         with post_stream(self.base_url + "/worker_generate_stream", payload, self.settings, label) as response:
-            try:
-                for chunk in read_chunks(response, label, turn.cancel):
-                    for frame in reader.feed(chunk):
-                        if frame.error_code:
-                            why = ERROR_CODES.get(frame.error_code, "unknown error")
-                            raise ServerFailure(f"{label} failed the turn (error_code {frame.error_code}: {why}): {frame.text}")
-                        yield from text_events(text, frame.text)
-                        text = frame.text
-                        if self.vocoder is not None and (len(frame.units) > units_done or frame.finalize):
-                            audio, state = self.vocoder.feed(frame.units[units_done:], state, frame.finalize)
-                            units_done = len(frame.units)
-                            if len(audio):
-                                yield AudioOut(audio, SAMPLE_RATE)
-                        if frame.finalize:
-                            return text
-            except ProtocolError as exc:
-                raise ServerFailure(f"{label} sent something that is not its reply format: {exc}") from exc
+            for chunk in read_chunks(response, label, turn.cancel):
+                for frame in reader.feed(chunk):
+                    if frame.error_code:
+                        why = ERROR_CODES.get(frame.error_code, "unknown error")
+                        raise ServerFailure(f"{label} failed the turn (error_code {frame.error_code}: {why}): {frame.text}")
+                    yield from text_events(text, frame.text)
+                    text = frame.text
+                    if self.vocoder is not None and (len(frame.units) > units_done or frame.finalize):
+                        audio, state = self.vocoder.feed(frame.units[units_done:], state, frame.finalize)
+                        units_done = len(frame.units)
+                        if len(audio):
+                            yield AudioOut(audio, SAMPLE_RATE)
+                    if frame.finalize:
+                        return text
         if reader.pending and not turn.cancel.is_set():
             raise ServerFailure(f"{label} broke off in the middle of a frame")
         return text

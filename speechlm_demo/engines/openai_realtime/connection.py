@@ -18,7 +18,8 @@ from pydantic import Field
 
 from ...turntaking.full_duplex import FullDuplexSettings
 from ..base import EngineError
-from ..server_client import ServerConnection, ServerFailure, ServerSettings
+from ..server_address import ServerConnection
+from ..server_client import HealthBackoff, ServerFailure, ServerSettings
 from .events import ga_name
 from .usage import Prices
 
@@ -51,7 +52,7 @@ class RealtimeSettings(ServerSettings, RealtimeFields):
     warm_max_age_s: float = Field(240.0, gt=0, description="an idle spare connection older than this is replaced")
 
 
-class RealtimeVadSettings(FullDuplexSettings, RealtimeFields):
+class RealtimeVadSettings(FullDuplexSettings, RealtimeFields, HealthBackoff):
     """Settings of the server-VAD Realtime engine (full duplex; our turn knobs only measure)."""
 
     url: str = "wss://api.openai.com/v1/realtime"
@@ -66,15 +67,11 @@ class RealtimeVadSettings(FullDuplexSettings, RealtimeFields):
 
 def realtime_url(settings: RealtimeFields, label: str) -> str:
     """The websocket URL (``$url_env`` or ``url``; http(s) becomes ws(s)), with ``?model=`` added if absent."""
-    raw = ((os.environ.get(settings.url_env) if settings.url_env else "") or settings.url).strip()
-    parts = urlsplit(raw)
-    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
-    if scheme is None or not parts.hostname:
-        raise EngineError(f"{label}: {raw!r} is not a Realtime URL (expected wss://host/v1/realtime)")
+    parts = urlsplit(settings.server_url(label, websocket=True, example="wss://api.openai.com/v1/realtime"))
     query = dict(parse_qsl(parts.query))
     if "model" not in query and "deployment" not in query:
         query["model"] = settings.model
-    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), ""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
 def headers(settings: RealtimeFields, label: str) -> dict[str, str]:

@@ -24,14 +24,14 @@ from ...turntaking.half_duplex import HalfDuplexEngine
 from ..base import AudioOut, EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from ..cascade.chunking import SentenceChunker
 from ..qwen_local.prompt import QWEN_SYSTEM_PROMPT
-from ..remote_settings import ServerSettings
+from ..remote_settings import OpenAIServerSettings
 from .client import AudioPiece, OmniChatClient, TextPiece, audio_url_part
 from .realtime import INPUT_RATE, RealtimeClient
 
 log = logging.getLogger(__name__)
 
 
-class VllmOmniSettings(ServerSettings):
+class VllmOmniSettings(OpenAIServerSettings):
     """Settings of a vLLM-Omni engine (catalogue ``defaults``)."""
 
     url_env: str = "VLLM_OMNI_URL"
