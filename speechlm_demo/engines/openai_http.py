@@ -89,14 +89,20 @@ class ChatHTTP:
                 raise EngineError(f"{self.name} {url} answered HTTP {response.status_code}: {error_text(response.text)}")
             return parse_object(response.text, self.name)
 
+    def model_ids(self) -> list[str]:
+        """The model ids ``GET /v1/models`` lists (its ``data`` list of model cards)."""
+        listed = self.get_json("/models").get("data")
+        if not isinstance(listed, list):
+            raise EngineError(f"{self.name} sent a model list whose data is not a list: {str(listed)[:100]!r}")
+        return [str(m["id"]) for m in listed if isinstance(m, dict) and m.get("id")]
+
     def served_models(self) -> list[str] | None:
-        """The model ids ``GET /v1/models`` lists, or None when the server cannot tell now (down, failing)."""
+        """:meth:`model_ids`, or None when the server cannot tell now (down, failing, garbled)."""
         try:
-            listed = self.get_json("/models").get("data")
+            return self.model_ids()
         except EngineError as exc:
             log.warning("could not list the models of %s: %s", self.name, exc)
             return None
-        return [str(m["id"]) for m in listed or [] if isinstance(m, dict) and m.get("id")]
 
     def check_model(self, model: str, url_env: str) -> None:
         """Refuse a server that is up but does not serve ``model`` (one server serves one model)."""
@@ -210,6 +216,8 @@ def chat_text(events: Iterable[dict[str, Any]], name: str) -> Iterator[str]:
         if not isinstance(choices, list):
             raise EngineError(f"{name} sent a chunk without choices: {str(event)[:200]}")
         for choice in choices[:1]:
-            part = (choice.get("delta") or choice.get("message") or {}) if isinstance(choice, dict) else {}
-            if part.get("content"):
+            part = (choice.get("delta") or choice.get("message")) if isinstance(choice, dict) else None
+            if part is not None and not isinstance(part, dict):
+                raise EngineError(f"{name} sent a choice whose delta is not an object: {str(choice)[:200]}")
+            if part and part.get("content"):
                 yield str(part["content"])

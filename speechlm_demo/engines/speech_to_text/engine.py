@@ -72,8 +72,7 @@ class SpeechToTextEngine(HalfDuplexEngine):
     def model(self) -> str:
         """The model id (asked of the server once when set to ``auto``)."""
         if self._model is None:
-            listed = self.http.get_json("/models").get("data") or []
-            ids = [m.get("id") for m in listed if isinstance(m, dict) and m.get("id")]
+            ids = self.http.model_ids()
             if not ids:
                 raise EngineError(f"{self.http.name} lists no models at /v1/models")
             self._model = str(ids[0])

@@ -41,6 +41,7 @@ class VllmOmniSettings(OpenAIServerSettings):
     speaker: str | None = Field(None, description="default voice, e.g. Chelsie or Ethan (Qwen2.5-Omni)")
     voices: list[str] = Field(default_factory=list, description="voices a user may pick (session option)")
     require_audio: bool = Field(True, description="a reply without audio fails the turn")
+    keep_connection_s: float = Field(240.0, ge=0, description="realtime: an idle connection is kept this long for the next turn")
 
 
 def system_prompt(options: SessionOptions) -> str:
@@ -61,7 +62,9 @@ class VllmOmniEngine(HalfDuplexEngine):
         base_url = self.http.base_url
         self.http.check_model(s.model, s.url_env)
         self.chat = OmniChatClient(self.http, s.model)
-        self.realtime = RealtimeClient(base_url, s.model, connect_timeout=s.connect_timeout_s, read_timeout=s.read_timeout_s)
+        self.realtime = RealtimeClient(
+            base_url, s.model, connect_timeout=s.connect_timeout_s, read_timeout=s.read_timeout_s, keep_idle_s=s.keep_connection_s
+        )
         log.info("%s: vLLM-Omni at %s, model %s, %s transport", self.id, base_url, s.model, s.transport)
 
     def voice(self, options: SessionOptions) -> str | None:
@@ -140,7 +143,7 @@ class VllmOmniEngine(HalfDuplexEngine):
         return " ".join(said)
 
     def close(self) -> None:
-        """Close the HTTP connection pool."""
-        http = getattr(self, "http", None)
-        if http is not None:
-            http.close()
+        """Close the HTTP connection pool and the kept realtime connections."""
+        for client in (getattr(self, "http", None), getattr(self, "realtime", None)):
+            if client is not None:
+                client.close()
