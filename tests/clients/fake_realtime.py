@@ -42,7 +42,8 @@ def pcm16_b64(seconds: float, freq: float) -> str:
 
 
 class FakeRealtime:
-    """``behaviour``: answer | error | refuse | die | garbage | hang | failed. ``reply_s``: audio per response."""
+    """``behaviour``: answer | error | refuse | die | garbage | hang | failed | garbled_audio | garbled_done
+    (``garbled_*``: events of the right type whose fields are garbage). ``reply_s``: audio per response."""
 
     def __init__(self, behaviour: str = "answer", reply_s: float = 1.2, pace: float = 4.0) -> None:
         self.behaviour, self.reply_s, self.pace = behaviour, reply_s, pace
@@ -185,6 +186,12 @@ class _Conversation:
             return
         if behaviour == "hang":
             await asyncio.sleep(3600)
+        if behaviour == "garbled_audio":
+            await self.send("response.output_audio.delta", response_id=response_id, item_id=item_id, output_index=0, content_index=0, delta=12345)
+            return
+        if behaviour == "garbled_done":
+            await self.send("response.done", response={**base, "status": "failed", "status_details": "overloaded", "output": [], "usage": {"input_token_details": "many"}})
+            return
         if behaviour == "failed":
             await self.send("response.done", response={**base, "status": "failed", "status_details": {"type": "failed", "error": {"type": "server_error", "code": "server_error", "message": "The server had an error while processing your request."}}, "output": [], "usage": USAGE})
             return

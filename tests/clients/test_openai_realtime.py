@@ -91,6 +91,33 @@ def test_server_faults_are_clear_failures(behaviour: str, message: str, options:
         engine.close()
 
 
+@pytest.mark.parametrize(
+    ("behaviour", "message"),
+    [
+        ("garbled_audio", "sent audio that is not base64 PCM16: an audio delta must be a base64 string, not int"),
+        ("garbled_done", "failed the response: no reason given"),
+    ],
+)
+def test_garbled_fields_fail_the_turn_clearly_and_the_next_turn_works(behaviour: str, message: str, options: SessionOptions) -> None:
+    fake = FakeRealtime(behaviour)
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, health_backoff_s=0.01)
+        with pytest.raises(ServerFailure, match=message):
+            list(engine.respond(user_turn(1.0, 24_000), [], options))
+        fake.behaviour = "answer"
+        time.sleep(0.05)  # the back-off after the failure
+        events = list(engine.respond(user_turn(1.0, 24_000, turn_id=2), [], options))
+        engine.close()
+    assert [e.text for e in events if isinstance(e, TextOut) and e.final][-1] == "The capital of France is Paris."
+
+
+def test_usage_of_odd_shapes_is_zero_not_a_crash() -> None:
+    odd = {"input_tokens": float("nan"), "input_token_details": "many", "output_token_details": {"audio_tokens": 7, "text_tokens": "x"}}
+    usage = turn_usage(odd, Prices(**PRICES))
+    assert usage["input_tokens"] == 0 and usage["input_audio_tokens"] == 0 and usage["output_audio_tokens"] == 7
+    assert usage["cost_usd"] == pytest.approx(7 * 64 / 1e6)
+
+
 def test_a_server_that_dies_mid_reply_fails_that_turn_and_the_next_goes_to_the_fallback(options: SessionOptions) -> None:
     server = FakeHTTPServer(FakeRealtime("die").app)
     with server as url:

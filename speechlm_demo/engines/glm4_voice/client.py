@@ -48,7 +48,8 @@ class Glm4VoiceEngine(ServerEngine):
     models: GlmModels | None = None
 
     def connect(self, progress: Progress) -> None:
-        """Load the local models (once), then check the server answers."""
+        """Resolve the URL, load the local models (once), then check the server answers."""
+        self.base_url = self.settings.server_url(self.entry.label)
         if self.models is None:
             progress(0.1, "loading GLM-4-Voice's tokenizers and decoder")
             s = self.settings
@@ -56,7 +57,6 @@ class Glm4VoiceEngine(ServerEngine):
                 self.models = load_models(s.model_path, s.tokenizer_path, s.decoder_path, s.repo_path, self.device)
             except ImportError as exc:
                 raise EngineError(str(exc)) from exc
-        self.base_url = self.settings.server_url(self.entry.label)
         progress(0.6, f"checking {self.base_url}")
         check_reachable(self.base_url, self.settings.connect_timeout_s, self.entry.label)
 

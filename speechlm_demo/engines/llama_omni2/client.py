@@ -59,6 +59,8 @@ class LlamaOmni2Engine(ServerEngine):
     Settings = LlamaOmni2Settings
     settings: LlamaOmni2Settings
     vocoder: UnitVocoder | None = None
+    audio_dir: Path | None = None  # where turns are written (set on connect)
+    _own_dir = False  # audio_dir is a temporary folder of this engine's
 
     def connect(self, progress: Progress) -> None:
         """Check the controller lists the model (or the worker answers)."""
@@ -68,17 +70,27 @@ class LlamaOmni2Engine(ServerEngine):
             progress(0.1, "loading the unit decoder")
             self.vocoder = load_vocoder(self.settings.unit_decoder, self.settings.unit_decoder_dir, self.settings.prompt_wav, self.device)
         progress(0.5, f"asking {self.base_url} for {self.settings.model}")
-        path = "/list_models" if self.settings.via_controller else "/worker_get_status"
-        try:
-            reply = httpx.post(self.base_url + path, timeout=self.settings.connect_timeout_s)
-            models = reply.json().get("models" if self.settings.via_controller else "model_names", [])
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            raise ServerFailure(f"{self.entry.label} at {self.base_url} does not answer {path}: {exc}") from exc
+        models = self._served_models()
         if self.settings.model not in models:
             raise ServerFailure(f"{self.entry.label}: the server serves {models or 'no model'}, not {self.settings.model!r}")
 
+    def _served_models(self) -> list[str]:
+        """The model names the controller lists (``models``) or the worker registered (``model_names``)."""
+        path, key = ("/list_models", "models") if self.settings.via_controller else ("/worker_get_status", "model_names")
+        where = f"{self.entry.label} at {self.base_url}"
+        try:
+            reply = httpx.post(self.base_url + path, timeout=self.settings.connect_timeout_s)
+            reply.raise_for_status()
+            body = reply.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ServerFailure(f"{where} does not answer {path}: {exc}") from exc
+        models = body.get(key) if isinstance(body, dict) else None
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            raise ServerFailure(f"{where} answered {path} without a list of model names in {key!r}: {reply.text[:100]!r}")
+        return models
+
     def _prepare_audio_dir(self) -> None:
-        if getattr(self, "audio_dir", None) is not None:
+        if self.audio_dir is not None:
             return
         if self.settings.audio_dir:
             self.audio_dir = Path(self.settings.audio_dir)
@@ -90,8 +102,9 @@ class LlamaOmni2Engine(ServerEngine):
 
     def close(self) -> None:
         """Remove the turn files this engine wrote into its own temporary folder."""
-        if getattr(self, "_own_dir", False):
+        if self._own_dir and self.audio_dir is not None:
             shutil.rmtree(self.audio_dir, ignore_errors=True)
+        self.audio_dir, self._own_dir = None, False
         self.loaded = False
 
     def _worker_path(self, local: Path) -> str:
@@ -101,6 +114,7 @@ class LlamaOmni2Engine(ServerEngine):
 
     def respond_remote(self, turn: UserTurn, history: list[dict], options: SessionOptions) -> Iterator[Event]:
         """Stream the reply to ``turn``."""
+        assert self.audio_dir is not None, "connect() prepares the audio folder"
         wav = self.audio_dir / f"turn-{uuid.uuid4().hex}.wav"
         wav.write_bytes(turn_wav(turn.audio, turn.sample_rate))
         payload = {

@@ -14,13 +14,14 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
+import numpy as np
 from pydantic import Field
 
 from ...turntaking.full_duplex import FullDuplexSettings
 from ..base import EngineError
 from ..server_address import ServerConnection
 from ..server_client import HealthBackoff, ServerFailure, ServerSettings
-from .events import ga_name
+from .events import decode_audio_delta, ga_name, object_field
 from .usage import Prices
 
 
@@ -173,6 +174,14 @@ def _refusal(label: str, status: int, message: str) -> str:
 
 def error_message(label: str, event: dict[str, Any]) -> str:
     """A server ``error`` event, readable."""
-    error = event.get("error") if isinstance(event.get("error"), dict) else {}
+    error = object_field(event, "error")
     code = error.get("code") or error.get("type") or "error"
     return f"{label} reported an error ({code}): {error.get('message') or 'no message'}"
+
+
+def audio_delta(label: str, event: dict[str, Any]) -> np.ndarray:
+    """The samples of a ``response.output_audio.delta`` event; anything but base64 PCM16 is a :class:`ServerFailure`."""
+    try:
+        return decode_audio_delta(event.get("delta", ""))
+    except ValueError as exc:
+        raise ServerFailure(f"{label} sent audio that is not base64 PCM16: {exc}") from exc

@@ -122,8 +122,16 @@ def text_item(role: str, text: str, *, beta: bool) -> dict[str, Any]:
     return _event("conversation.item.create", item={"type": "message", "role": role, "content": [{"type": kind, "text": text}]})
 
 
-def decode_audio_delta(delta: str) -> np.ndarray:
-    """An audio delta (base64 PCM16) as float32 samples."""
+def object_field(event: dict[str, Any], key: str) -> dict[str, Any]:
+    """``event[key]`` when it is a JSON object, else ``{}`` (absent, null, or garbage from the server)."""
+    value = event.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def decode_audio_delta(delta: Any) -> np.ndarray:
+    """An audio delta (base64 PCM16) as float32 samples; ValueError for anything else."""
+    if not isinstance(delta, str):
+        raise ValueError(f"an audio delta must be a base64 string, not {type(delta).__name__}")
     raw = base64.b64decode(delta, validate=True)
     if len(raw) % 2:
         raise ValueError(f"an audio delta of {len(raw)} bytes is not 16-bit PCM")
