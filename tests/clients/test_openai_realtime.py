@@ -183,3 +183,46 @@ def test_a_cancelled_turn_cancels_the_response(options: SessionOptions) -> None:
             time.sleep(0.02)
         engine.close()
     assert audio <= 2 and "response.cancel" in [e["type"] for e in fake.client_events]
+
+
+# the file of openai 3.57.0 ``openai/types/realtime/`` that defines each GA event (listed by ``grep -l
+# 'type: Literal["..."]'`` over the unpacked wheel); the fake's docstring must name the file of every event it
+# sends or reads, so a new event cannot enter the fake without its source
+EVENT_FILES = {
+    "session.created": "session_created_event.py",
+    "session.updated": "session_updated_event.py",
+    "input_audio_buffer.committed": "input_audio_buffer_committed_event.py",
+    "input_audio_buffer.speech_started": "input_audio_buffer_speech_started_event.py",
+    "input_audio_buffer.speech_stopped": "input_audio_buffer_speech_stopped_event.py",
+    "conversation.item.added": "conversation_item_added.py",
+    "response.created": "response_created_event.py",
+    "response.output_item.added": "response_output_item_added_event.py",
+    "response.output_audio_transcript.delta": "response_audio_transcript_delta_event.py",
+    "response.output_audio.delta": "response_audio_delta_event.py",
+    "response.output_audio.done": "response_audio_done_event.py",
+    "response.done": "response_done_event.py",
+    "conversation.item.input_audio_transcription.completed": "conversation_item_input_audio_transcription_completed_event.py",
+    "conversation.item.truncated": "conversation_item_truncated_event.py",
+    "error": "realtime_error_event.py",
+    "session.update": "session_update_event.py",
+    "conversation.item.create": "conversation_item_create_event.py",
+    "input_audio_buffer.append": "input_audio_buffer_append_event.py",
+    "input_audio_buffer.commit": "input_audio_buffer_commit_event.py",
+    "response.create": "response_create_event.py",
+    "response.cancel": "response_cancel_event.py",
+    "conversation.item.truncate": "conversation_item_truncate_event.py",
+}
+
+
+def test_the_fake_names_the_openai_file_of_every_event_it_speaks(options: SessionOptions) -> None:
+    from . import fake_realtime
+
+    fake = FakeRealtime(reply_s=0.4)
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url)
+        list(engine.respond(user_turn(1.0, 24_000), [{"role": "user", "content": "Hi"}], options))
+        engine.close()
+    spoken = fake.sent_types | {e["type"] for e in fake.client_events}
+    assert spoken <= EVENT_FILES.keys(), spoken - EVENT_FILES.keys()
+    named = [f for f in EVENT_FILES.values() if f"``{f}``" not in (fake_realtime.__doc__ or "")]
+    assert not named, f"fake_realtime.py does not name {named}"

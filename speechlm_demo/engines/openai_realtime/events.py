@@ -1,6 +1,8 @@
 """Client events to send and server event names to read, GA and beta.
 
-Read from the ``openai`` Python package 3.57.0, ``openai/types/realtime/*.py`` (GA interface:
+Read from the ``openai`` Python package 3.57.0, ``openai/types/realtime/`` (the client events of
+``session_update_event.py``, ``input_audio_buffer_{append,commit,clear}_event.py``,
+``response_{create,cancel}_event.py``, ``conversation_item_{create,truncate}_event.py``; GA interface:
 ``session.update`` with ``session.type = "realtime"``, ``audio.input.format {type: "audio/pcm", rate}``,
 ``audio.input.turn_detection``; server ``response.output_audio.delta`` etc.). The beta interface
 (header ``OpenAI-Beta: realtime=v1``, still served for ``gpt-4o-realtime-preview``) names a few events
