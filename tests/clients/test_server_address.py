@@ -68,7 +68,7 @@ def test_a_reply_that_is_not_the_format_is_a_server_failure_for_every_client() -
     app.router.add_post("/generate", reply)
     with FakeHTTPServer(app) as url:
         settings = ServerSettings(url=url)
-        with pytest.raises(ServerFailure, match="the model sent something that is not its reply format: not a frame"):
-            with post_stream(url + "/generate", {}, settings, "the model") as response:
-                assert response.read() == b"<html>Bad Gateway</html>"
-                raise ProtocolError("not a frame")
+        failure = pytest.raises(ServerFailure, match="the model sent something that is not its reply format: not a frame")
+        with failure, post_stream(url + "/generate", {}, settings, "the model") as response:
+            assert response.read() == b"<html>Bad Gateway</html>"
+            raise ProtocolError("not a frame")

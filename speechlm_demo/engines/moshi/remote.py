@@ -23,8 +23,8 @@ import sphn
 
 from ...turntaking.full_duplex import FullDuplexEngine, FullDuplexSession
 from ..base import Emit, EngineError, ErrorEvent, Progress, SessionOptions
-from . import FRAME_S, FRAME_SIZE, SAMPLE_RATE
 from ..server_address import resolve_url
+from . import FRAME_S, FRAME_SIZE, SAMPLE_RATE
 from .settings import MoshiRemoteSettings
 
 log = logging.getLogger(__name__)

@@ -183,5 +183,5 @@ def audio_delta(label: str, event: dict[str, Any]) -> np.ndarray:
     """The samples of a ``response.output_audio.delta`` event; anything but base64 PCM16 is a :class:`ServerFailure`."""
     try:
         return decode_audio_delta(event.get("delta", ""))
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ServerFailure(f"{label} sent audio that is not base64 PCM16: {exc}") from exc

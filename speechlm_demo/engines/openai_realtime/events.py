@@ -131,9 +131,9 @@ def object_field(event: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def decode_audio_delta(delta: Any) -> np.ndarray:
-    """An audio delta (base64 PCM16) as float32 samples; ValueError for anything else."""
+    """An audio delta (base64 PCM16) as float32 samples; ValueError (TypeError: not a string) for anything else."""
     if not isinstance(delta, str):
-        raise ValueError(f"an audio delta must be a base64 string, not {type(delta).__name__}")
+        raise TypeError(f"an audio delta must be a base64 string, not {type(delta).__name__}")
     raw = base64.b64decode(delta, validate=True)
     if len(raw) % 2:
         raise ValueError(f"an audio delta of {len(raw)} bytes is not 16-bit PCM")

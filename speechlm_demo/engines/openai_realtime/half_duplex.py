@@ -23,7 +23,15 @@ from ..base import AudioOut, Event, Mark, Progress, SessionOptions, TextOut, Use
 from ..fallback import ServerEngine
 from ..server_client import ServerFailure
 from . import SAMPLE_RATE, events
-from .connection import RealtimeConnection, RealtimeSettings, audio_delta, check_reachable, error_message, headers, realtime_url
+from .connection import (
+    RealtimeConnection,
+    RealtimeSettings,
+    audio_delta,
+    check_reachable,
+    error_message,
+    headers,
+    realtime_url,
+)
 from .loop import LoopThread
 from .usage import turn_usage
 

@@ -25,7 +25,15 @@ from ...turntaking.full_duplex import FullDuplexEngine, FullDuplexSession
 from ..base import Emit, EngineError, ErrorEvent, Event, Interrupt, Progress, SessionOptions, TextOut, TurnEnd
 from ..server_client import ServerFailure
 from . import SAMPLE_RATE, events
-from .connection import RealtimeConnection, RealtimeVadSettings, audio_delta, check_reachable, error_message, headers, realtime_url
+from .connection import (
+    RealtimeConnection,
+    RealtimeVadSettings,
+    audio_delta,
+    check_reachable,
+    error_message,
+    headers,
+    realtime_url,
+)
 from .loop import LoopThread
 from .usage import turn_usage
 

@@ -23,6 +23,7 @@ from ...audio import resample, to_mono_float32
 from ...turntaking.half_duplex import HalfDuplexEngine
 from ..base import AudioOut, EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from ..cascade.chunking import SentenceChunker
+from ..openai_http import ChatHTTP
 from ..qwen_local.prompt import QWEN_SYSTEM_PROMPT
 from ..remote_settings import OpenAIServerSettings
 from .client import AudioPiece, OmniChatClient, TextPiece, audio_url_part
@@ -55,6 +56,8 @@ class VllmOmniEngine(HalfDuplexEngine):
 
     Settings: ClassVar[type[EngineSettings]] = VllmOmniSettings
     settings: VllmOmniSettings
+    http: ChatHTTP | None = None  # set by load
+    realtime: RealtimeClient | None = None
 
     def _load(self, progress: Progress) -> None:
         s = self.settings
@@ -144,6 +147,6 @@ class VllmOmniEngine(HalfDuplexEngine):
 
     def close(self) -> None:
         """Close the HTTP connection pool and the kept realtime connections."""
-        for client in (getattr(self, "http", None), getattr(self, "realtime", None)):
+        for client in (self.http, self.realtime):
             if client is not None:
                 client.close()
