@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
@@ -10,9 +11,11 @@ import pytest
 from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.compare import answer
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, Mark, SessionOptions, TextOut
+from speechlm_demo.engines.openai_realtime.connection import RealtimeConnection, RealtimeSettings
 from speechlm_demo.engines.openai_realtime.half_duplex import RealtimeEngine
 from speechlm_demo.engines.openai_realtime.usage import Prices, turn_usage
 from speechlm_demo.engines.server_client import ServerFailure
+from tests.support.tcp_faults import silent_listener, unaccepting_port
 
 from .conftest import client_entry, speech, user_turn, with_echo_fallback
 from .fake_realtime import KEY, USAGE, FakeRealtime
@@ -116,6 +119,16 @@ def test_usage_of_odd_shapes_is_zero_not_a_crash() -> None:
     usage = turn_usage(odd, Prices(**PRICES))
     assert usage["input_tokens"] == 0 and usage["input_audio_tokens"] == 0 and usage["output_audio_tokens"] == 7
     assert usage["cost_usd"] == pytest.approx(7 * 64 / 1e6)
+
+
+def test_connect_and_handshake_timeouts_are_told_apart() -> None:
+    settings = RealtimeSettings(connect_timeout_s=0.3)
+    refused = pytest.raises(ServerFailure, match=r"did not accept the connection within 0.3 s \(connect timeout\)")
+    with unaccepting_port() as port, refused:
+        asyncio.run(RealtimeConnection.open(f"ws://127.0.0.1:{port}/v1/realtime", settings, "gpt-realtime"))
+    silent = pytest.raises(ServerFailure, match="accepted the connection but did not answer the websocket handshake within 0.3 s")
+    with silent_listener() as port, silent:
+        asyncio.run(RealtimeConnection.open(f"ws://127.0.0.1:{port}/v1/realtime", settings, "gpt-realtime"))
 
 
 def test_a_server_that_dies_mid_reply_fails_that_turn_and_the_next_goes_to_the_fallback(options: SessionOptions) -> None:

@@ -104,19 +104,27 @@ class RealtimeConnection:
 
     @classmethod
     async def open(cls, url: str, settings: RealtimeFields, label: str) -> RealtimeConnection:
-        """Connect; an HTTP refusal or an unreachable host is a :class:`ServerFailure` that says which."""
-        http = aiohttp.ClientSession()
-        try:
-            connecting = http.ws_connect(
+        """Connect; a refusal, an unreachable host, a host that accepts no connection in time (connect timeout)
+        and one that accepts but does not answer the handshake are each a :class:`ServerFailure` that says which."""
+        wait = settings.connect_timeout_s
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=wait, sock_read=wait))
+        where = f"{label} at {urlsplit(url).netloc}"
+        try:  # sock_read bounds the handshake only: aiohttp lifts it once the websocket is open (ws_receive unset)
+            ws = await http.ws_connect(
                 url, headers=headers(settings, label), timeout=aiohttp.ClientWSTimeout(ws_close=2.0), max_msg_size=16 * 1024 * 1024
             )
-            ws = await asyncio.wait_for(connecting, settings.connect_timeout_s)
         except aiohttp.WSServerHandshakeError as exc:
             await http.close()
             raise ServerFailure(_refusal(label, exc.status, exc.message)) from exc
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except aiohttp.ConnectionTimeoutError as exc:
             await http.close()
-            raise ServerFailure(f"{label} at {urlsplit(url).netloc} is unreachable: {str(exc) or type(exc).__name__}") from exc
+            raise ServerFailure(f"{where} did not accept the connection within {wait:g} s (connect timeout)") from exc
+        except TimeoutError as exc:
+            await http.close()
+            raise ServerFailure(f"{where} accepted the connection but did not answer the websocket handshake within {wait:g} s (busy or hung)") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            await http.close()
+            raise ServerFailure(f"{where} is unreachable: {str(exc) or type(exc).__name__}") from exc
         except BaseException:
             await http.close()
             raise
