@@ -7,9 +7,10 @@ Profiles: ``qwen2.5-omni`` (``async_chunk: false``: all audio in one chunk after
 (an audio chunk per sentence while the text goes on; also ``/v1/realtime``), ``vllm`` (plain vLLM: text
 only, e.g. Ultravox). ``scenario`` makes it fail the way real servers do (``garbled_fields``: well-formed
 events whose fields are garbage, which 0.30.0 never sends: ``sample_rate_hz`` a string, ``audio_metadata``
-not an object, the model list's ``data`` a number). ``close_after_reply`` closes each realtime connection after its reply (an idle timeout, a
-proxy). Its delays are fixed, so the
-first-text / first-audio figures it yields are protocol behaviour, not model speed.
+not an object, the model list's ``data`` a number). ``close_after_reply`` closes each realtime connection
+after its reply (an idle timeout, a proxy); ``drop_kept`` closes one when a second turn starts on it (a
+restart the client has not seen yet). Its delays are fixed, so the first-text / first-audio figures it
+yields are protocol behaviour, not model speed.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class FakeState:
     slow_s: float = 5.0
     served_model: str | None = None  # serve under another name than the profile's model
     close_after_reply: bool = False  # realtime: close the websocket after each reply's output_audio.done
+    drop_kept: bool = False  # realtime: close the websocket when a second turn's commit arrives on it
     connections: int = 0  # realtime websockets accepted
     requests: list[dict[str, Any]] = field(default_factory=list)
 
@@ -276,6 +278,8 @@ class _Realtime:
                 await self.ws.send_text(wire.rt_error(message, "model_not_validated"))
             elif event.get("final"):
                 self.audio.put_nowait(None)
+            elif self.task is not None and self.state.drop_kept:
+                await self.ws.close()
             elif self.task is None or self.task.done():
                 self.task = asyncio.create_task(self.generate())
         else:

@@ -95,6 +95,18 @@ def test_realtime_connection_closed_by_the_server_is_replaced(qwen3: FakeServer,
     assert qwen3.state.connections == 2
 
 
+def test_realtime_kept_connection_that_drops_as_the_turn_starts_is_replaced_once(
+    qwen3: FakeServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    qwen3.state.drop_kept = True
+    engine = make_engine("qwen3-omni-vllm-realtime", monkeypatch, qwen3.url)
+    assert [e for e in run_turn(engine, speech_turn()) if isinstance(e, AudioOut)]
+    with caplog.at_level("INFO", logger="speechlm_demo.engines.vllm_omni.realtime"):
+        text = " ".join(e.text for e in run_turn(engine, speech_turn()) if isinstance(e, TextOut))
+    assert text == "I heard 1.3 seconds of your voice. This is a fake server answering."
+    assert qwen3.state.connections == 2 and "had closed; opening a new one" in caplog.text
+
+
 def test_realtime_connection_is_not_kept_after_a_cancelled_or_failed_turn(qwen3: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = make_engine("qwen3-omni-vllm-realtime", monkeypatch, qwen3.url)
     turn = speech_turn()

@@ -38,6 +38,7 @@ import socket
 import threading
 import time
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -88,28 +89,35 @@ class RealtimeClient:
     def reply(self, audio_16k: np.ndarray, cancel: threading.Event) -> Iterator[TextPiece | AudioPiece]:
         """Stream one utterance (mono float32 at 16 kHz); yield the reply's text and audio pieces."""
         pcm = to_int16(audio_16k)
-        ws, kept = self._checkout()
-        finished = False
-        try:
+        with self._read_errors():
+            ws, kept = self._checkout()
+            finished = False
             try:
-                first = self._ask(ws, pcm)
-            except ConnectionClosed:
-                if not kept:
-                    raise
-                log.info("the kept realtime connection to %s had closed; opening a new one", self.url)
-                ws.close()
-                ws = self._open()
-                first = self._ask(ws, pcm)
-            finished = yield from self._events(ws, first, cancel)
+                try:
+                    first = self._ask(ws, pcm)
+                except ConnectionClosed:
+                    if not kept:
+                        raise
+                    log.info("the kept realtime connection to %s had closed; opening a new one", self.url)
+                    ws.close()
+                    ws = self._open()
+                    first = self._ask(ws, pcm)
+                finished = yield from self._events(ws, first, cancel)
+            finally:
+                if finished:
+                    self._checkin(ws)
+                else:
+                    ws.close()
+
+    @contextmanager
+    def _read_errors(self) -> Iterator[None]:
+        """A reply that stops coming (read timeout) or a connection that drops, as :class:`EngineError`."""
+        try:
+            yield
         except TimeoutError:
             raise EngineError(f"{NAME} at {self.url} sent nothing for {self.read_timeout:g} s (read timeout)") from None
         except ConnectionClosed as exc:
             raise EngineError(f"{NAME} closed the connection mid-reply ({exc})") from None
-        finally:
-            if finished:
-                self._checkin(ws)
-            else:
-                ws.close()
 
     def close(self) -> None:
         """Close the kept connections."""
