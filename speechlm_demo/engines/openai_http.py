@@ -149,7 +149,7 @@ def stage_client(
 
     ``server`` (e.g. ``"LLM server"``) names it in messages; ``options`` go to :class:`ChatHTTP`.
     """
-    url = resolve_url(base_url, base_url_env, f"{stage} ({server})")
+    url = resolve_url(base_url, base_url_env, f"{stage} ({server})", setting="base_url")
     full = endpoint(url, path)
     return ChatHTTP(url, name=f"the {server} {full}", **options), full
 

@@ -8,7 +8,7 @@ catalogue's ``url``; :func:`resolve_url` checks it and says which of the two to 
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pydantic import Field
 
@@ -18,34 +18,38 @@ HTTP_SCHEMES = {"http": "http", "https": "https"}
 WEBSOCKET_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
 
 
-def resolve_url(url: str | None, url_env: str | None, label: str, *, websocket: bool = False, example: str = "") -> str:
+def resolve_url(
+    url: str | None, url_env: str | None, label: str, *, websocket: bool = False, example: str = "", setting: str = "url"
+) -> str:
     """``$url_env`` (when set and not blank), else ``url``: an http(s) URL with a host, without a trailing ``/``.
 
     With ``websocket`` ws(s) URLs are accepted too and http(s) becomes ws(s). ``label`` names the engine (or
-    stage) in the :class:`EngineError` raised for a missing or malformed URL; ``example`` shows a good one.
+    stage) in the :class:`EngineError` raised for a missing or malformed URL, ``setting`` the catalogue key
+    ``url`` came from; ``example`` shows a good URL.
     """
     from_env = (os.environ.get(url_env) or "").strip() if url_env else ""
     raw = from_env or (url or "").strip()
     hint = f" (e.g. {example})" if example else ""
     if not raw:
-        where = f"set {url_env} (or url in the catalogue)" if url_env else "set url in the catalogue"
+        where = f"set {url_env} (or {setting} in the catalogue)" if url_env else f"set {setting} in the catalogue"
         raise EngineError(f"{label}: no server URL; {where}{hint}")
     schemes = WEBSOCKET_SCHEMES if websocket else HTTP_SCHEMES
-    source = f"${url_env}" if from_env else "the catalogue's url"
+    source = f"${url_env}" if from_env else f"the catalogue's {setting}"
     parts = urlsplit(raw)
     scheme = schemes.get(parts.scheme.lower())
-    if scheme is None or not parts.hostname or not _port_ok(parts.netloc):
+    if scheme is None or not _has_host(parts):
         kinds = "http(s) or ws(s)" if websocket else "http(s)"
         raise EngineError(f"{label}: {raw!r} ({source}) is not an {kinds} URL with a host{hint}")
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), parts.query, ""))
 
 
-def _port_ok(netloc: str) -> bool:
+def _has_host(parts: SplitResult) -> bool:
+    """A host name, and a port that is a number in range if there is one."""
     try:
-        urlsplit(f"//{netloc}").port  # noqa: B018 - a port that is not a number (or out of range) raises
+        parts.port  # noqa: B018 - raises for a port that is not a number or out of range
     except ValueError:
         return False
-    return True
+    return bool(parts.hostname)
 
 
 class ServerAddress(EngineSettings):

@@ -72,3 +72,18 @@ def test_a_reply_that_is_not_the_format_is_a_server_failure_for_every_client() -
         with failure, post_stream(url + "/generate", {}, settings, "the model") as response:
             assert response.read() == b"<html>Bad Gateway</html>"
             raise ProtocolError("not a frame")
+
+
+def test_cascade_stages_read_their_base_url_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    from speechlm_demo.engines.openai_http import stage_client
+
+    monkeypatch.delenv("OLLAMA_URL", raising=False)
+    with pytest.raises(EngineError, match=r"llm \(LLM server\): no server URL; set OLLAMA_URL \(or base_url in the catalogue\)"):
+        stage_client("llm", "LLM server", "/chat/completions", None, "OLLAMA_URL")
+    monkeypatch.setenv("OLLAMA_URL", "127.0.0.1:11434")
+    with pytest.raises(EngineError, match=r"'127.0.0.1:11434' \(\$OLLAMA_URL\) is not an http\(s\) URL"):
+        stage_client("llm", "LLM server", "/chat/completions", "http://fallback:1", "OLLAMA_URL")
+    monkeypatch.setenv("OLLAMA_URL", "http://127.0.0.1:11434/v1/")
+    client, url = stage_client("llm", "LLM server", "/chat/completions", None, "OLLAMA_URL")
+    client.close()
+    assert url == "http://127.0.0.1:11434/v1/chat/completions"
