@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -48,7 +49,7 @@ def test_every_source_is_pinned_in_a_requirements_file_with_its_licence() -> Non
         else:
             assert source.module in (REPO / "requirements.txt").read_text()  # a core dependency
         spans = [(s.start_s, s.end_s) for s in source.turns]
-        assert all(a < b for a, b in spans) and all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
+        assert all(a < b for a, b in spans) and all(b1 <= a2 for (_, b1), (a2, _) in itertools.pairwise(spans))
 
 
 def test_a_conversation_is_cut_per_speaker_turn_with_its_own_words() -> None:
@@ -94,7 +95,7 @@ def test_each_clip_is_cut_into_turns_with_sane_boundaries_beside_it(source: Real
         assert rate == RATE and meta["kind"] == source.kind and meta["voice"] == "human" and source.pip in meta["source"]
         end, segments = meta["speech_end_s"], meta["segments"]
         assert 0 <= meta["speech_start_s"] < end and segments[0][0] == meta["speech_start_s"] and segments[-1][1] == end
-        assert all(a < b for a, b in segments) and all(b1 <= a2 for (_, b1), (a2, _) in zip(segments, segments[1:]))
+        assert all(a < b for a, b in segments) and all(b1 <= a2 for (_, b1), (a2, _) in itertools.pairwise(segments))
         assert len(audio) / rate == pytest.approx(meta["clip_span_s"][1] - meta["clip_span_s"][0] + TAIL_S, abs=0.002)
         assert end <= len(audio) / rate - TAIL_S + 0.001  # the speech ends inside the clip, before the room tone
         speech = np.concatenate([audio[int(a * rate) : int(b * rate)] for a, b in segments])
@@ -114,7 +115,7 @@ def test_the_call_becomes_alternating_speaker_turns_with_the_packages_transcript
     folder, _, _ = real_set
     metas = [json.loads(p.read_text()) for p in sorted(folder.glob("dialog-*.json"))]
     speakers = [m["speaker"] for m in metas]
-    assert len(metas) >= 6 and len(set(speakers)) == 2 and all(a != b for a, b in zip(speakers, speakers[1:]))
+    assert len(metas) >= 6 and len(set(speakers)) == 2 and all(a != b for a, b in itertools.pairwise(speakers))
     texts = [p.read_text().strip() for p in sorted(folder.glob("dialog-*.txt"))]
     assert "This is Diane in New Jersey." in " ".join(texts) and all(texts)
 

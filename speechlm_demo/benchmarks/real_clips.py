@@ -59,6 +59,9 @@ TWO_CITIES = (  # the opening of A Tale of Two Cities (1859, public domain), cut
             "insisted on its being received, for good or for evil, in the superlative degree of comparison only."),
 )
 HEARD = "as Whisper base heard it (not documented by the package)"
+HEARD_FIXED = HEARD[:-1] + "; misheard names and numbers corrected by hand)"
+LJ_LICENCE = "Apache-2.0 (the package); LJ Speech recordings are public domain"
+MYSELF_LICENCE = "Apache-2.0 (the package); by the folder's name the author's own voice, not otherwise documented"
 STELLA = "the Speech Accent Archive's elicitation paragraph (\"Please call Stella...\"), published text"
 
 SOURCES: tuple[RealSource, ...] = (
@@ -108,6 +111,31 @@ SOURCES: tuple[RealSource, ...] = (
         text="The difference in the rainbow depends considerably upon the size of the drops, and the width of the "
              "colored band increases as the size of the drops increases.",
         text_source="the Rainbow Passage (Fairbanks), published text",
+    ),
+    RealSource(
+        name="tortoise-lj-1", module="tortoise", relative="voices/lj/1.wav", pip="tortoise-tts==3.0.0", kind="real",
+        licence=LJ_LICENCE, origin="Tortoise's 'lj' reference voice: LJ Speech sentences read by one speaker, 9.6 s",
+        text="especially as regards the lower case letters; and type very similar was used during the next fifteen or "
+             "twenty years not only by Schoeffer", text_source=HEARD_FIXED, optional=True,
+    ),
+    RealSource(
+        name="tortoise-lj-2", module="tortoise", relative="voices/lj/2.wav", pip="tortoise-tts==3.0.0", kind="real",
+        licence=LJ_LICENCE, origin="Tortoise's 'lj' reference voice: an LJ Speech sentence with its reader's pauses, 9 s",
+        text="using throughout for their cement hot bitumen, and interposing a layer of wattled reeds at every thirtieth "
+             "course of the bricks", text_source=HEARD_FIXED, optional=True,
+    ),
+    RealSource(
+        name="tortoise-myself-1", module="tortoise", relative="voices/myself/1.wav", pip="tortoise-tts==3.0.0", kind="real",
+        licence=MYSELF_LICENCE, origin="Tortoise's 'myself' reference voice: a fairy tale read aloud, 10.7 s",
+        text="There were once three billy goats who lived in a meadow at the foot of a mountain, and their last name was "
+             "Gruff. There was the big Billy Goat Gruff, the middle-sized Billy Goat Gruff, and the little Billy Goat Gruff.",
+        text_source=HEARD_FIXED, optional=True,
+    ),
+    RealSource(
+        name="tortoise-myself-2", module="tortoise", relative="voices/myself/2.wav", pip="tortoise-tts==3.0.0", kind="real",
+        licence=MYSELF_LICENCE, origin="Tortoise's 'myself' reference voice: a story read aloud, 9.2 s",
+        text="There was still left to him a little house in the country, and to this, when everything else in the world had "
+             "been sold, he retired. His three daughters of course went with him.", text_source=HEARD, optional=True,
     ),
     RealSource(
         name="amfm-define", module="amfm_decompy", relative="sample.wav", pip="amfm_decompy==1.0.12.2",
