@@ -134,7 +134,7 @@ def _stm_speakers(rttm: list[tuple[float, float, str]], stm: list[tuple[float, f
             if shared > 0:
                 overlap[(name, label)] = overlap.get((name, label), 0.0) + shared
     best: dict[str, str] = {}
-    for (name, label), seconds in sorted(overlap.items(), key=lambda item: item[1]):
+    for name, label in sorted(overlap, key=overlap.__getitem__):  # the longest shared time is written last
         best[name] = label
     return best
 
