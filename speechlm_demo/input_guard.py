@@ -3,7 +3,7 @@
 :meth:`speechlm_demo.engines.base.EngineSession.push_audio` hands everything it is given to
 :class:`InputGuard` before the engine sees it. Whatever arrives (lists, int16, stereo in either layout,
 another sample rate, NaN, +/-Inf, floats far outside [-1, 1]) leaves as finite mono float32 in [-1, 1] at
-the session's input rate; what cannot be used at all (None, a single number, complex or text arrays, a
+the rate the session works at, resampled once; what cannot be used at all (None, a single number, complex or text arrays, a
 3-D array, an impossible rate) is skipped. Each kind of problem is reported once per session with an
 :class:`~speechlm_demo.engines.base.ErrorEvent`, then only counted, and the session keeps going.
 """
@@ -25,14 +25,15 @@ Report = Callable[[str], None]
 class InputGuard:
     """Cleans the audio pushed into one session; reports each kind of problem once through ``report``."""
 
-    def __init__(self, sample_rate: int, report: Report) -> None:
-        self.sample_rate = sample_rate
+    def __init__(self, sample_rate: int, report: Report, output_rate: int | None = None) -> None:
+        self.sample_rate = sample_rate  # of a push that names no rate
+        self.output_rate = output_rate or sample_rate  # of what leaves
         self.report = report
         self.counts: dict[str, int] = {}  # problem kind -> how many pushes had it
-        self._resampler = StreamResampler(sample_rate)
+        self._resampler = StreamResampler(self.output_rate)
 
     def clean(self, pcm: object, sample_rate: int | None = None) -> np.ndarray | None:
-        """Mono float32 in [-1, 1] at :attr:`sample_rate`, or None when the push is unusable (reported)."""
+        """Mono float32 in [-1, 1] at :attr:`output_rate`, or None when the push is unusable (reported)."""
         try:
             rate = self.sample_rate if sample_rate is None else check_sample_rate(sample_rate)
             array = _numeric(pcm)
@@ -49,7 +50,7 @@ class InputGuard:
             return None
         if nonfinite:
             self._once("nonfinite", f"{nonfinite} audio sample(s) were NaN or infinite and were replaced with silence.")
-        if rate != self.sample_rate and mono.size:
+        if rate != self.output_rate and mono.size:
             mono = self._resampler(mono, rate)
         return mono
 

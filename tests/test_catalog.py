@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from speechlm_demo.catalog import CatalogError, decide, load_catalog, offered
 from speechlm_demo.hardware import simulated_host
+from speechlm_demo.settings_memo import code_fingerprint
+from tests.test_engine_settings import ECHO, REPO
 
 HOSTS = {"cpu": "cpu", "cuda24": "cuda:24", "cuda80": "cuda:80", "mi300": "rocm:192:AMD Instinct MI300X"}
 
@@ -120,3 +126,51 @@ def test_program_requirement(data_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert refused.available is False and refused.reason == "missing program(s): surely-not-a-program-xyz (apt install it)"
     present = needs.model_copy(update={"requires": needs.requires.model_copy(update={"commands": ["sh"]})})
     assert decide(present, simulated_host("cpu")).available
+
+
+LOAD = """
+import json, sys
+from speechlm_demo.catalog import CatalogError, load_catalog
+try:
+    catalog = load_catalog(sys.argv[1] if len(sys.argv) > 1 else None)
+except CatalogError as exc:
+    print(json.dumps({"error": str(exc)}))
+else:
+    modules = {e.engine_class.partition(":")[0] for e in catalog.engines}
+    print(json.dumps({"imported": sorted(modules & set(sys.modules)),
+                      "settings": {e.id: e.effective_settings for e in catalog.engines}}))
+"""
+
+
+def load_in_a_fresh_process(cache: Path, *args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD, *args], cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "SPEECHLM_CACHE": str(cache)},
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_a_checked_catalogue_loads_again_without_importing_engine_modules(tmp_path: Path) -> None:
+    first = load_in_a_fresh_process(tmp_path)
+    assert "speechlm_demo.engines.cascade.pipeline" in first["imported"]  # checked by importing the classes
+    again = load_in_a_fresh_process(tmp_path)
+    assert again["imported"] == [] and again["settings"] == first["settings"]
+    assert again["settings"]["cascade"]["end_silence_ms"] > 0  # the typed check's effective settings
+
+
+def test_a_wrong_setting_stops_a_warm_start_naming_file_entry_and_field(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(ECHO.replace("{DEFAULTS}", "{end_silence_ms: 400}"))
+    bad.write_text(ECHO.replace("{DEFAULTS}", "{end_silence_ms: soon}"))
+    assert load_in_a_fresh_process(tmp_path, str(good))["settings"]["echo"]["end_silence_ms"] == 400.0
+    error = load_in_a_fresh_process(tmp_path, str(bad))["error"]
+    assert str(bad) in error and "entry 'echo', field defaults.end_silence_ms" in error
+    assert load_in_a_fresh_process(tmp_path, str(bad))["error"] == error  # a failure is never remembered
+
+
+def test_any_change_to_a_source_file_is_another_code_version(tmp_path: Path) -> None:
+    (tmp_path / "engine.py").write_text("class Settings: pass\n")
+    before = code_fingerprint(tmp_path)
+    (tmp_path / "engine.py").write_text("class Settings: x = 1\n")
+    assert code_fingerprint(tmp_path) != before

@@ -7,6 +7,7 @@ import pytest
 
 from speechlm_demo.engines.base import AudioOut, Event, TextOut, TurnEnd
 from speechlm_demo.measure.observer import TurnObserver
+from speechlm_demo.measure.playback import PlaybackClock
 from speechlm_demo.engines.moshi import FRAME_S, FRAME_SIZE, SAMPLE_RATE
 from speechlm_demo.turntaking.detector import TurnSettings
 from speechlm_demo.turntaking.duplex_turns import DuplexTurnTracker
@@ -29,19 +30,23 @@ def quiet(n: int = FRAME_SIZE) -> np.ndarray:
 
 
 class Session:
-    """A tracker and the one observer, as a full-duplex session wires them: agent audio goes to both."""
+    """A tracker and the one observer, as a full-duplex session wires them: agent audio is placed on the
+    session's playback clock once, the tracker reads that, the observer gets the chunk."""
 
-    def __init__(self, settings: TurnSettings) -> None:
+    def __init__(self, settings: TurnSettings, agent_silence_ms: float = 800.0) -> None:
         self.clock, self.events = Clock(), []
         self.observer = TurnObserver("moshi-test", clock=self.clock)
-        self.tracker = DuplexTurnTracker("moshi-test", settings, self.emit, clock=self.clock)
+        self.playback = PlaybackClock()
+        self.tracker = DuplexTurnTracker(
+            "moshi-test", settings, self.emit, clock=self.clock, agent_silence_ms=agent_silence_ms
+        )
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
         self.observer.observe(event)
 
     def agent(self, pcm: np.ndarray) -> None:
-        self.tracker.agent_audio(pcm)
+        self.tracker.agent_audio(self.playback.place(pcm, SAMPLE_RATE, self.clock()))
         self.emit(AudioOut(pcm, SAMPLE_RATE))
 
     def ends(self) -> list[TurnEnd]:
@@ -139,3 +144,28 @@ def test_reply_text_is_what_the_agent_said_after_the_end_of_speech() -> None:
     (end,) = session.ends()
     (record,) = session.observer.records
     assert record.reply_text == "hello there" and "step_ms_mean" not in end.timeline.extra
+
+
+def test_agent_silence_counts_from_the_last_audible_sample_the_observer_hears() -> None:
+    session = Session(TurnSettings(end_silence_ms=160), agent_silence_ms=400)
+    for loud in frames((True, 0.48), (False, 0.4)):
+        session.clock.t += FRAME_S
+        session.tracker.user_audio(tone() if loud else quiet())
+    reply = np.concatenate([tone(SAMPLE_RATE // 10), quiet(SAMPLE_RATE)])  # 100 ms of voice, then 1 s of silence
+    session.agent(reply)
+    closed_at = None
+    while closed_at is None and session.clock.t < 200.0:
+        session.clock.t += 0.02
+        session.tracker.user_audio(quiet(480))
+        closed_at = session.clock.t if session.ends() else None
+    (record,) = session.observer.records
+    assert closed_at - record.timeline.marks["last_audio_out"] == pytest.approx(0.4, abs=0.03)
+
+
+def test_many_turns_each_close_once_in_order() -> None:
+    turns = 300
+    user = frames(*[span for _ in range(turns) for span in ((True, 0.24), (False, 0.56))], (False, 1.0))
+    agent = frames(*[span for _ in range(turns) for span in ((False, 0.48), (True, 0.16), (False, 0.16))], (False, 1.0))
+    ends = simulate(user, agent, TurnSettings(end_silence_ms=240, min_speech_ms=80), dropped_at=-1)
+    assert [e.timeline.turn_id for e in ends] == list(range(1, turns + 1))
+    assert all(e.timeline.status == "ok" for e in ends)

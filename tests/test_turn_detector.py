@@ -79,6 +79,32 @@ def test_monologue_is_cut_at_max_turn_length() -> None:
     assert all(len(e.audio) / RATE <= 5.5 for e in ends)
 
 
+@pytest.mark.parametrize("gap_s", [0.15, 2.0])  # the next turn starts inside / well after the pre-roll
+def test_turn_two_gets_its_pre_roll_and_nothing_of_turn_one(gap_s: float) -> None:
+    rng = np.random.default_rng(0)
+    stream = np.concatenate([silence(0.5), tone(1.0), silence(0.4 + gap_s), tone(0.8, freq=330.0), silence(1.0)])
+    stream += rng.normal(0.0, 1e-4, len(stream)).astype(np.float32)  # faint noise: every sample is told apart
+    detector = TurnDetector(EnergyVAD(RATE, 512), TurnSettings(pre_roll_ms=300))
+    decisions, handed = [], []
+    for piece in chunks(stream, 320):
+        for decision in detector.push(piece):
+            decisions.append(decision)
+            handed += [decision.audio.copy()] if isinstance(decision, TurnClosed) else []
+    first, second = [d for d in decisions if isinstance(d, TurnClosed)]
+    start = [d for d in decisions if isinstance(d, SpeechStarted)][1].start
+    since = max(first.decided, start - int(0.3 * RATE))  # its pre-roll, cut where the first turn was closed
+    assert np.array_equal(second.audio, stream[since : second.end + int(0.1 * RATE)])
+    assert np.array_equal(first.audio, handed[0]) and np.array_equal(second.audio, handed[1])  # unchanged since
+    assert (since == start - int(0.3 * RATE)) == (gap_s > 0.3)  # the whole pre-roll after an idle trim
+
+
+def test_a_turns_audio_is_handed_over_without_joining_its_windows_again() -> None:
+    decisions = detect(np.concatenate([silence(0.5), tone(0.6), silence(0.2), tone(0.6), silence(1.0)]))
+    pause, *_, ended = [d for d in decisions if isinstance(d, PauseDetected | TurnClosed)]
+    assert isinstance(ended, TurnClosed) and np.shares_memory(pause.audio, ended.audio)
+    assert not ended.audio.flags.writeable  # a view: nobody may change the turn under the detector
+
+
 def feed(session, audio: np.ndarray, realtime: bool = False) -> None:
     started = time.monotonic()
     for index, piece in enumerate(chunks(audio, 320)):
@@ -161,6 +187,30 @@ def test_barge_in_interrupts_the_reply() -> None:
     session.close()
 
 
+class QuietEngine(ScriptedEngine):
+    """Replies with 3 s of audio at -50 dBFS: heard or not depending on the entry's ``audible_dbfs``."""
+
+    chunks = 30
+
+    def respond(self, turn, history, options):
+        for _ in range(self.chunks):
+            yield AudioOut(tone(self.chunk_s, level=0.0045, freq=440.0), 16_000)
+
+
+@pytest.mark.parametrize("audible_dbfs, heard", [(-40.0, False), (-60.0, True)])
+def test_barge_in_counts_only_reply_audio_the_observer_hears(audible_dbfs: float, heard: bool) -> None:
+    engine = QuietEngine(entry(audible_dbfs=audible_dbfs))
+    rec = Recorder(engine)
+    session = engine.open_session(SessionOptions(), rec)
+    feed(session, np.concatenate([tone(0.5), silence(0.6)]))
+    (end,) = rec.wait_for(TurnEnd)
+    assert ("first_audio_out" in end.timeline.marks) is heard  # the observer's verdict on the quiet reply
+    feed(session, np.concatenate([tone(0.5), silence(0.6)]))  # at once: 3 s of the reply are still "playing"
+    rec.wait_for(TurnEnd, 2)
+    assert bool(rec.of(Interrupt)) is heard  # barge-in only over audio that is heard
+    session.close()
+
+
 def test_speculative_reply_is_dropped_when_the_user_goes_on() -> None:
     engine = ScriptedEngine(entry(end_silence_ms=600))
     rec = Recorder()
@@ -179,24 +229,32 @@ class TranscribingEngine(ScriptedEngine):
     """Reports a fixed transcript first, like an ASR stage would."""
 
     transcript = "What is the capital of France?"
+    confidence: float | None = None
 
     def respond(self, turn, history, options):
-        yield TextOut(self.transcript, role="user")
+        yield TextOut(self.transcript, role="user", confidence=self.confidence)
         yield from super().respond(turn, history, options)
 
 
 @pytest.mark.parametrize(
-    "transcript, early, hold_statements",
+    "transcript, confidence, early, hold_statements",
     [
-        ("What is the capital of France?", True, True),
-        ("Well...", False, True),
-        ("I need some advice.", False, True),  # a finished statement may be a lead-in: the long silence decides
-        ("I need some advice.", True, False),
+        ("What is the capital of France?", None, True, True),
+        ("What is the capital of France?", 0.85, True, True),
+        ("What do you think come out?", 0.31, False, True),  # misheard words do not end the turn early
+        ("Well...", None, False, True),
+        ("I need some advice.", None, False, True),  # a finished statement may be a lead-in: the long silence decides
+        ("I need some advice.", None, True, False),
     ],
 )
-def test_transcript_judgement_commits_early_or_waits(transcript: str, early: bool, hold_statements: bool) -> None:
-    engine = TranscribingEngine(entry(endpointing="transcript", end_silence_ms=1200, hold_statements=hold_statements))
+def test_transcript_judgement_commits_early_or_waits(
+    transcript: str, confidence: float | None, early: bool, hold_statements: bool
+) -> None:
+    engine = TranscribingEngine(
+        entry(endpointing="transcript", end_silence_ms=1200, hold_statements=hold_statements, min_transcript_confidence=0.5)
+    )
     engine.transcript = transcript
+    engine.confidence = confidence
     rec = Recorder()
     session = engine.open_session(SessionOptions(), rec)
     feed(session, np.concatenate([tone(0.5), silence(1.5)]), realtime=True)
@@ -207,6 +265,7 @@ def test_transcript_judgement_commits_early_or_waits(transcript: str, early: boo
     else:
         assert detect_ms >= 1100 and end.timeline.extra["committed_by"] == "silence"
     assert [e.role for e in rec.of(TextOut)] == ["user", "agent"]
+    assert end.timeline.extra.get("transcript_confidence") == confidence
 
 
 class SlowTranscribingEngine(TranscribingEngine):

@@ -36,7 +36,7 @@ REPORTED = (
     "asr_ms", "llm_ttft_ms", "tts_first_audio_ms", "engine_response_ms",
     "server_first_text_ms", "server_first_audio_ms",  # engines talking to a model server (vLLM-Omni, vLLM)
 )
-DECISION_KEYS = ("committed_by", "judged_complete", "smart_turn_p", "smart_turn_ms")
+DECISION_KEYS = ("committed_by", "judged_complete", "transcript_confidence", "smart_turn_p", "smart_turn_ms")
 PACKAGES = ("gradio", "fastrtc", "numpy", "torch", "faster-whisper", "llama_cpp_python", "piper-tts", "onnxruntime", "moshi")
 
 

@@ -48,11 +48,17 @@ class AudioOut:
 
 @dataclass(frozen=True)
 class TextOut:
-    """Text for the transcript: what the user said (ASR) or what the agent says."""
+    """Text for the transcript: what the user said (ASR) or what the agent says.
+
+    ``confidence`` (user words only, when the recogniser reports one): how sure it is of the words, in
+    [0, 1] (Whisper: the exponent of the mean token log-probability). The turn layer does not let words it
+    is unsure of end a turn early (``min_transcript_confidence``).
+    """
 
     text: str
     role: Literal["user", "agent"] = "agent"
     final: bool = True
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -130,12 +136,20 @@ class EngineSession(ABC):
         self.engine = engine
         self.options = options
         self.emit = emit
-        self.input_guard = InputGuard(self.input_sample_rate, lambda message: self.emit(ErrorEvent(message)))
+        self.input_guard = InputGuard(
+            self.input_sample_rate, lambda message: self.emit(ErrorEvent(message)), self.clean_sample_rate
+        )
 
     @property
     def input_sample_rate(self) -> int:
         """The rate :meth:`push_audio` expects."""
         return self.engine.entry.sample_rates.input
+
+    @property
+    def clean_sample_rate(self) -> int:
+        """The rate :meth:`_push` receives (the guard resamples to it, once): :attr:`input_sample_rate` unless
+        the session works at another rate."""
+        return self.input_sample_rate
 
     def push_audio(self, pcm: object, sample_rate: int | None = None) -> None:
         """Feed samples of any length: mono or (channels, samples) in either layout, any numeric type, at
@@ -147,7 +161,7 @@ class EngineSession(ABC):
 
     @abstractmethod
     def _push(self, pcm: np.ndarray) -> None:
-        """Take clean audio: finite mono float32 in [-1, 1] at :attr:`input_sample_rate`."""
+        """Take clean audio: finite mono float32 in [-1, 1] at :attr:`clean_sample_rate`."""
 
     def flush(self) -> None:
         """The input has ended (a file fed completely): finish any turn in progress."""

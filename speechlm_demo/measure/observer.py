@@ -1,9 +1,10 @@
 """The one observer: a session's events in, :class:`~.record.TurnRecord` out, the same way for every consumer.
 
 Feed it every event a session emits, in order, with the time it arrived (:meth:`TurnObserver.observe`). Reply
-audio is placed on a playback clock (a chunk plays after what is queued; an :class:`Interrupt` flushes the
-queue), and ``first_audio_out`` / ``last_audio_out`` are the first / last *audible* sample on it, by one
-threshold (the engine's ``audible_dbfs``, -60 dBFS unless its settings say otherwise). When a turn ends
+audio is placed on the playback clock of :mod:`.playback` (a chunk plays after what is queued; an
+:class:`Interrupt` flushes the queue), and ``first_audio_out`` / ``last_audio_out`` are the first / last
+*audible* sample on it, by one threshold (the engine's ``audible_dbfs``, -60 dBFS unless its settings say
+otherwise). When a turn ends
 (:class:`TurnEnd`), its reply is everything the agent emitted after the turn layer's end of speech and after
 the previous turn's end: words, audio and errors. Engines and the turn layer never compute these marks.
 """
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import SILENT_DBFS, audible_span, resample
+from ..audio import SILENT_DBFS, resample
 from ..engines.base import AudioOut, Engine, ErrorEvent, Event, Interrupt, TextOut, TurnEnd
+from .playback import PlaybackClock
 from .record import TurnRecord
 
 KEEP_S = 120.0  # outputs older than this that no turn claimed are forgotten
@@ -54,7 +56,7 @@ class TurnObserver:
         self.reference_end: float | None = None  # set by a driver that knows the true end of speech
         self.records: list[TurnRecord] = []
         self._outputs: deque[_Output] = deque()
-        self._playback_end = 0.0
+        self._playback = PlaybackClock(audible_dbfs)
         self._last_end = -float("inf")
         self._lock = threading.Lock()
 
@@ -77,14 +79,10 @@ class TurnObserver:
             return self._record(event, t)
         output = _Output(t, event)
         if isinstance(event, AudioOut) and len(event.pcm):
-            output.play_start = max(t, self._playback_end)
-            output.play_end = self._playback_end = output.play_start + event.duration_s
-            span = audible_span(event.pcm, event.sample_rate, self.audible_dbfs)
-            if span is not None:
-                rate = event.sample_rate
-                output.audible = (output.play_start + span[0] / rate, output.play_start + span[1] / rate)
+            played = self._playback.place(event.pcm, event.sample_rate, t)
+            output.play_start, output.play_end, output.audible = played.start, played.end, played.audible
         elif isinstance(event, Interrupt):
-            self._playback_end = t
+            self._playback.interrupt(t)
             for earlier in self._outputs:
                 if earlier.audible is not None and earlier.audible[1] > t:
                     earlier.audible = (earlier.audible[0], t) if earlier.audible[0] < t else None

@@ -113,9 +113,7 @@ class TurnDetector:
         self.rate = vad.sample_rate
         self.samples_seen = 0
         self._pending = np.zeros(0, dtype=np.float32)
-        self._history: list[np.ndarray] = []  # windows since (turn start - pre-roll), joined only when asked
-        self._history_len = 0
-        self._history_start = 0
+        self._history = _History()  # samples since (turn start - pre-roll), one growing buffer per turn
         self._in_turn = False
         self._speech_run = 0
         self._turn_start = 0
@@ -204,20 +202,14 @@ class TurnDetector:
 
     def _remember(self, chunk: np.ndarray) -> None:
         self._history.append(chunk)
-        self._history_len += len(chunk)
         if not self._in_turn:
-            keep = int(self.settings.pre_roll_ms * self.rate / 1000) + self.vad.window * 8
-            while self._history_len - len(self._history[0]) >= keep:
-                dropped = self._history.pop(0)
-                self._history_len -= len(dropped)
-                self._history_start += len(dropped)
+            self._history.keep_last(int(self.settings.pre_roll_ms * self.rate / 1000) + self.vad.window * 8)
 
     def _turn_audio(self) -> np.ndarray:
         pre_roll = int(self.settings.pre_roll_ms * self.rate / 1000)
-        first = max(self._history_start, self._turn_start - pre_roll)
+        first = max(self._history.start, self._turn_start - pre_roll)
         last = min(self.samples_seen, self._last_voiced_end + int(0.1 * self.rate))
-        joined = np.concatenate(self._history) if self._history else np.zeros(0, dtype=np.float32)
-        return joined[first - self._history_start : last - self._history_start]
+        return self._history.between(first, last)
 
     def _end_turn(self, truncated: bool) -> TurnClosed:
         ended = TurnClosed(self._turn_start, self._last_voiced_end, self.samples_seen, self._turn_audio(), truncated)
@@ -226,10 +218,46 @@ class TurnDetector:
         self._likely = False
         self._peak_db = -120.0
         self._speech_run = 0
-        self._history, self._history_len = [], 0
-        self._history_start = self.samples_seen
+        self._history = _History(self.samples_seen)  # a new buffer: the audio handed over stays as it was
         return ended
 
     def finish(self) -> TurnClosed | None:
         """End of input: close the turn in progress, if any."""
         return self._end_turn(truncated=False) if self._in_turn else None
+
+
+class _History:
+    """The samples of one turn (and its pre-roll) in one buffer that grows by doubling, so a turn's audio is
+    a read-only view, never a join of its windows. Only the front is dropped, and only before the turn starts
+    (before any view is handed out); a new turn gets a new buffer, so views handed out never change."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.start = start  # stream index of the first sample held
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._offset = 0  # where that sample is in the buffer
+        self._length = 0
+
+    def append(self, chunk: np.ndarray) -> None:
+        """Add samples at the end."""
+        end = self._offset + self._length
+        if end + len(chunk) > len(self._buffer):
+            grown = np.zeros(max(2 * (self._length + len(chunk)), 4_096), dtype=np.float32)
+            grown[: self._length] = self._buffer[self._offset : end]
+            self._buffer, self._offset, end = grown, 0, self._length
+        self._buffer[end : end + len(chunk)] = chunk
+        self._length += len(chunk)
+
+    def keep_last(self, count: int) -> None:
+        """Drop all but the last ``count`` samples (while no turn is under way)."""
+        drop = max(0, self._length - count)
+        self._offset += drop
+        self._length -= drop
+        self.start += drop
+
+    def between(self, first: int, last: int) -> np.ndarray:
+        """Samples [first, last) of the stream (clipped to what is held), as a read-only view."""
+        lo = self._offset + min(max(0, first - self.start), self._length)
+        hi = self._offset + min(max(0, last - self.start), self._length)
+        view = self._buffer[lo:max(lo, hi)]
+        view.flags.writeable = False
+        return view

@@ -9,31 +9,25 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from ..audio import StreamResampler, to_mono_float32
-
 T = TypeVar("T")
 
 
 class InputFramer:
-    """PCM of any sample type, channel layout and rate in; mono float32 frames of ``frame_size`` samples at
-    ``rate`` out (Moshi: 1920 samples at 24 kHz)."""
+    """Clean audio (mono float32 at the stream's rate: the session's input guard cleaned and resampled it) in;
+    frames of ``frame_size`` samples out (Moshi: 1920 samples at 24 kHz)."""
 
-    def __init__(self, input_rate: int, rate: int = 24_000, frame_size: int = 1_920) -> None:
-        self.input_rate = input_rate
-        self.rate = rate
+    def __init__(self, frame_size: int = 1_920) -> None:
         self.frame_size = frame_size
-        self._resampler = StreamResampler(rate)
         self._pending = np.zeros(0, np.float32)
 
-    def push(self, pcm: object, sample_rate: int | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Returns the converted audio (mono, at :attr:`rate`) and the complete frames it finished."""
-        audio = self._resampler(to_mono_float32(pcm), sample_rate or self.input_rate)
+    def push(self, audio: np.ndarray) -> list[np.ndarray]:
+        """The complete frames ``audio`` finished."""
         self._pending = np.concatenate([self._pending, audio])
         size = self.frame_size
         count = len(self._pending) // size
         frames = [self._pending[i * size : (i + 1) * size] for i in range(count)]
         self._pending = self._pending[count * size :]
-        return audio, frames
+        return frames
 
     def flush(self) -> np.ndarray | None:
         """The partial frame left over, padded with silence (None if there is none)."""

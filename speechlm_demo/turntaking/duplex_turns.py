@@ -2,8 +2,10 @@
 
 Our turn detector runs on the user's audio as it arrives, only to *measure*: it finds each user turn and
 its end of speech (``user_speech_end``; ``turn_detected`` is when the detector decided). A turn's timeline is
-emitted as :class:`TurnEnd` when the agent has been silent for ``agent_silence_ms`` after replying (audible
-agent audio is found in a short history, because the agent may answer before our detector has decided), when
+emitted as :class:`TurnEnd` when the agent has been silent for ``agent_silence_ms`` after the last audible
+sample of its reply (audible agent audio is found in a short history, because the agent may answer before our
+detector has decided; when each chunk plays and what of it is audible is measured once, by the session's
+:class:`~speechlm_demo.measure.playback.PlaybackClock`, and read here), when
 the user starts the next turn, ``reply_timeout_s`` after the turn (with or without a reply: an agent that never
 stops talking still gets its timeline), or at :meth:`DuplexTurnTracker.finish`. The reply's marks and words are
 the observer's (:mod:`speechlm_demo.measure.observer`); a turn the agent never answered is ``no_reply``.
@@ -21,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import SILENT_DBFS, audible_span
 from ..engines.base import Emit, TurnEnd
+from ..measure.playback import Played
 from ..timeline import Timeline
 from .detector import SpeechStarted, TurnClosed, TurnDetector, TurnSettings
 from .voice_activity import EnergyVAD, VoiceActivityModel
@@ -30,10 +32,10 @@ from .voice_activity import EnergyVAD, VoiceActivityModel
 AGENT_HISTORY_S = 10.0
 
 
-@dataclass
+@dataclass(eq=False)
 class _OpenTurn:
     timeline: Timeline
-    last_voiced: float | None = None  # when the agent's last audible audio after the turn stops playing
+    last_voiced: float | None = None  # when the agent's last audible sample after the turn is heard
 
 
 class DuplexTurnTracker:
@@ -46,7 +48,6 @@ class DuplexTurnTracker:
         emit: Emit,
         *,
         vad: VoiceActivityModel | None = None,
-        audible_dbfs: float = SILENT_DBFS,
         agent_silence_ms: float = 800.0,
         clock: Callable[[], float] = time.monotonic,
         sample_rate: int = 24_000,
@@ -58,13 +59,11 @@ class DuplexTurnTracker:
         self.settings = settings
         self.emit = emit
         self.clock = clock
-        self.audible_dbfs = audible_dbfs
         self.agent_silence_s = agent_silence_ms / 1000.0
         self.detector = TurnDetector(vad or EnergyVAD.for_rate(sample_rate), settings)
         self.turns = 0
         self._open: list[_OpenTurn] = []
-        self._agent: deque[tuple[float, float]] = deque()  # (start, end) of voiced agent chunks as played
-        self._playback_end = 0.0
+        self._agent: deque[tuple[float, float]] = deque()  # first / last audible instant of agent chunks
         self._steps: list[float] = []
         self._dropped = 0
         self._lock = threading.Lock()
@@ -82,18 +81,15 @@ class DuplexTurnTracker:
             done += self._sweep(now)
         self._emit(done)
 
-    def agent_audio(self, pcm: np.ndarray, sample_rate: int | None = None) -> None:
-        """Agent audio as it is handed to playback (the chunk plays after what is already queued)."""
-        sample_rate = sample_rate or self.sample_rate
+    def agent_audio(self, played: Played) -> None:
+        """An agent chunk as the session placed it on its playback clock."""
         now = self.clock()
         with self._lock:
-            start = max(now, self._playback_end)
-            self._playback_end = start + len(pcm) / sample_rate
-            if len(pcm) and audible_span(pcm, sample_rate, self.audible_dbfs) is not None:
-                self._agent.append((start, self._playback_end))
+            if played.audible is not None:
+                self._agent.append(played.audible)
                 for turn in self._open:
-                    if turn.timeline.marks["user_speech_end"] <= start:
-                        turn.last_voiced = self._playback_end
+                    if turn.timeline.marks["user_speech_end"] <= played.audible[0]:
+                        turn.last_voiced = played.audible[1]
             while self._agent and self._agent[0][1] < now - AGENT_HISTORY_S:
                 self._agent.popleft()
             done = self._sweep(now)
@@ -135,12 +131,14 @@ class DuplexTurnTracker:
         self._open.append(turn)
 
     def _sweep(self, now: float) -> list[_OpenTurn]:
-        done = [
-            turn for turn in self._open
-            if (turn.last_voiced is not None and now - turn.last_voiced >= self.agent_silence_s)
-            or now - turn.timeline.marks["turn_detected"] >= self.settings.reply_timeout_s
-        ]
-        self._open = [turn for turn in self._open if turn not in done]
+        done: list[_OpenTurn] = []
+        kept: list[_OpenTurn] = []
+        for turn in self._open:
+            over = (turn.last_voiced is not None and now - turn.last_voiced >= self.agent_silence_s) or (
+                now - turn.timeline.marks["turn_detected"] >= self.settings.reply_timeout_s
+            )
+            (done if over else kept).append(turn)
+        self._open = kept
         return self._finalise(done)
 
     def _close_all(self) -> list[_OpenTurn]:

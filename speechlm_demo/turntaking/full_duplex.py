@@ -21,7 +21,18 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from ..engines.base import AudioOut, Emit, Engine, EngineSession, EngineSettings, ErrorEvent, SessionOptions, TextOut
+from ..engines.base import (
+    AudioOut,
+    Emit,
+    Engine,
+    EngineSession,
+    EngineSettings,
+    ErrorEvent,
+    Interrupt,
+    SessionOptions,
+    TextOut,
+)
+from ..measure.playback import PlaybackClock, Played
 from .detector import TurnSettings
 from .duplex_stream import DropReporter, FrameQueue, InputFramer, WordAssembler
 from .duplex_turns import DuplexTurnTracker
@@ -69,17 +80,24 @@ class FullDuplexSession(EngineSession):
         self.settings: FullDuplexSettings = engine.settings_for(options)
         self.rate = engine.stream_rate
         self.frame_s = engine.frame_size / engine.stream_rate
-        self.framer = InputFramer(self.input_sample_rate, self.rate, engine.frame_size)
+        self.framer = InputFramer(engine.frame_size)
         self.frames: FrameQueue[np.ndarray] = FrameQueue(self.settings.max_backlog_frames)
         self.drops = DropReporter(engine.entry.label, frame_ms=self.frame_s * 1000)
         self.words = WordAssembler()
         self.tracker = DuplexTurnTracker(
-            engine.id, self.settings, emit, audible_dbfs=self.settings.audible_dbfs,
-            agent_silence_ms=self.settings.agent_silence_ms, sample_rate=self.rate, frame_s=self.frame_s,
+            engine.id, self.settings, emit, agent_silence_ms=self.settings.agent_silence_ms, sample_rate=self.rate,
+            frame_s=self.frame_s,
         )
+        self.playback = PlaybackClock(self.settings.audible_dbfs)  # the one place agent audio is timed
+        self._playback_lock = threading.Lock()
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name=f"duplex-{engine.id}", daemon=True)
+
+    @property
+    def clean_sample_rate(self) -> int:
+        """Pushed audio is resampled once, by the input guard, straight to the engine's stream rate."""
+        return self.engine.stream_rate
 
     # --- what an engine implements -------------------------------------------------------------------------
 
@@ -109,10 +127,22 @@ class FullDuplexSession(EngineSession):
 
     # --- what an engine calls --------------------------------------------------------------------------------
 
-    def agent_audio(self, pcm: np.ndarray) -> None:
-        """Reply audio (mono float32 at ``stream_rate``): to the turn tracker and out."""
-        self.tracker.agent_audio(pcm, self.rate)
+    def agent_audio(self, pcm: np.ndarray) -> Played:
+        """Reply audio (mono float32 at ``stream_rate``): placed on :attr:`playback` once, the turn tracker reads
+        that, and out. Returns where it plays."""
+        with self._playback_lock:
+            played = self.playback.place(pcm, self.rate, self.tracker.clock())
+        self.tracker.agent_audio(played)
         self.emit(AudioOut(pcm, self.rate))
+        return played
+
+    def interrupt(self) -> float:
+        """The user barged in: playback is flushed (:class:`Interrupt` out). Returns when."""
+        with self._playback_lock:
+            now = self.tracker.clock()
+            self.playback.interrupt(now)
+        self.emit(Interrupt(self.tracker.turns))
+        return now
 
     def agent_text(self, piece: str | None) -> None:
         """A text piece (``" hel"``, ``"lo"``); None when a frame passed without text (a word may end)."""
@@ -147,11 +177,11 @@ class FullDuplexSession(EngineSession):
         self._worker.start()
 
     def _push(self, pcm: np.ndarray) -> None:
-        """Frame clean input audio (see :meth:`EngineSession.push_audio`) for the model."""
+        """Frame clean input audio at ``stream_rate`` (see :meth:`EngineSession.push_audio`) for the model."""
         if self._stop.is_set():
             return
-        audio, frames = self.framer.push(pcm)
-        self.tracker.user_audio(audio)
+        frames = self.framer.push(pcm)
+        self.tracker.user_audio(pcm)
         if not self.accepting():
             return
         for frame in frames:

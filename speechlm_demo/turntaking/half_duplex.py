@@ -75,6 +75,12 @@ class HalfDuplexSettings(TurnSettings):
     hold_statements: bool = Field(
         True, description="transcript/combined: a finished statement that asks nothing waits for end_silence_ms"
     )
+    min_transcript_confidence: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="transcript/combined: finished words the recogniser is less sure of wait for end_silence_ms (0: off)",
+    )
     smart_turn_silence_ms: float = Field(200.0, ge=0.0, description="silence after which Smart Turn hears the pause")
     smart_turn_alone_above: float = Field(
         1.0, ge=0.0, le=1.0, description="combined: Smart Turn at least this sure commits without the transcript"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..audio import SILENT_DBFS, rms_dbfs
+from ..audio import audible_span
 from ..engines.base import AudioOut, ErrorEvent, Event, Mark, TextOut, TurnEnd, UserTurn
 from .end_of_turn import Action, Evidence, Verdict
 from .endpointing import asks, is_complete
@@ -271,27 +271,34 @@ class Reply:
             if not self.committed:
                 self._held.append(event)
                 if user_words:
-                    self._judge(event.text)  # type: ignore[union-attr]
+                    self._judge(event.text, event.confidence)  # type: ignore[union-attr]
                 return
             self._forward(event)
 
-    def _judge(self, transcript: str) -> None:
-        """Record whether the words read finished, then let the strategy decide."""
+    def _judge(self, transcript: str, confidence: float | None) -> None:
+        """Record whether the words read finished (and were heard clearly), then let the strategy decide."""
+        settings = self.session.settings
         complete = is_complete(transcript)
         if not complete:
             self.transcript = Verdict.NOT_DONE
-        elif self.session.settings.hold_statements and not asks(transcript):
+        elif settings.hold_statements and not asks(transcript):
             self.transcript = Verdict.STATEMENT
+        elif confidence is not None and confidence < settings.min_transcript_confidence:
+            self.transcript = Verdict.UNSURE
         else:
             self.transcript = Verdict.DONE
         self.timeline.extra["judged_complete"] = complete  # for the record (turn reports, tests)
+        if confidence is not None:
+            self.timeline.extra["transcript_confidence"] = confidence
         self.reconsider()
 
     def _forward(self, event: Event) -> None:
         """Emit one event of a committed reply; keep track of when its audio stops playing (for barge-in)."""
         if isinstance(event, AudioOut) and len(event.pcm):
             now = self.timeline.clock()
-            self._audible = self._audible or rms_dbfs(event.pcm) > SILENT_DBFS
+            if not self._audible:  # by the observer's threshold: barge-in only over reply audio that is heard
+                threshold = self.session.settings.audible_dbfs
+                self._audible = audible_span(event.pcm, event.sample_rate, threshold) is not None
             if self._audible:
                 self.playback_end = max(self.playback_end, now) + event.duration_s
         elif isinstance(event, ErrorEvent):

@@ -29,6 +29,17 @@ def test_transcribes_a_spoken_question(whisper: FasterWhisperASR, spoken: Callab
     assert "france" in text
 
 
+def test_clear_words_are_heard_with_more_confidence_than_mumbling(
+    whisper: FasterWhisperASR, spoken: Callable[..., np.ndarray]
+) -> None:
+    clear = whisper.hear(spoken("What is the boiling point of water?"))
+    assert "boiling" in clear.text.lower() and clear.confidence is not None and clear.confidence > 0.6
+    # the same words played backwards: Whisper still writes something, and is unsure of it
+    garbled = whisper.hear(spoken("What is the boiling point of water?")[::-1].copy())
+    assert garbled.confidence is None or garbled.confidence < clear.confidence - 0.2
+    assert whisper.hear(np.zeros(16_000, dtype=np.float32)).confidence is None  # nothing heard, nothing to be sure of
+
+
 def test_silence_and_empty_audio_give_no_words(whisper: FasterWhisperASR) -> None:
     assert whisper.transcribe(np.zeros(0, dtype=np.float32)) == ""
     assert whisper.transcribe(np.zeros(16_000, dtype=np.float32)) == ""

@@ -104,14 +104,15 @@ class CascadeEngine(HalfDuplexEngine):
         yield Mark("asr_start")
         audio = to_mono_float32(turn.audio)
         audio = resample(audio, turn.sample_rate, self.asr.sample_rate)
-        user_text = self.asr.transcribe(audio, turn.cancel)
+        heard = self.asr.hear(audio, turn.cancel)
+        user_text = heard.text
         yield Mark("asr_final")
         if turn.cancel.is_set():
             return
         if not user_text:
             yield TextOut(NOTHING_HEARD, role="agent")
             return
-        yield TextOut(user_text, role="user")
+        yield TextOut(user_text, role="user", confidence=heard.confidence)
         messages: Messages = [
             {"role": "system", "content": self.system_prompt(options)},
             *history,

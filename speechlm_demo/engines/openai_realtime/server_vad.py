@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ...turntaking.full_duplex import FullDuplexEngine, FullDuplexSession
-from ..base import Emit, EngineError, ErrorEvent, Event, Interrupt, Progress, SessionOptions, TextOut, TurnEnd
+from ..base import Emit, EngineError, ErrorEvent, Event, Progress, SessionOptions, TextOut, TurnEnd
 from ..server_client import ServerFailure
 from . import SAMPLE_RATE, events
 from .connection import RealtimeConnection, RealtimeVadSettings, check_reachable, error_message, headers, realtime_url
@@ -81,7 +81,6 @@ class RealtimeServerVadSession(FullDuplexSession):
         self.item_id = ""  # the assistant item now playing
         self.item_started = 0.0  # when its first audio started playing
         self.item_ms = 0.0  # how much of its audio went to playback
-        self.playback_end = 0.0
         self.interruptions = 0
         self._closing = False
         self._outbox: asyncio.Queue[dict[str, Any] | None] | None = None
@@ -218,28 +217,23 @@ class RealtimeServerVadSession(FullDuplexSession):
                 self.response_active = False
 
     def _play(self, item_id: str, pcm: np.ndarray) -> None:
-        now = time.monotonic()
+        played = self.agent_audio(pcm)  # placed on the session's one playback clock
         if item_id != self.item_id:
-            self.item_id, self.item_ms = item_id, 0.0
-            self.item_started = max(now, self.playback_end)
-        self.playback_end = max(now, self.playback_end) + len(pcm) / SAMPLE_RATE
+            self.item_id, self.item_ms, self.item_started = item_id, 0.0, played.start
         self.item_ms += len(pcm) * 1000 / SAMPLE_RATE
-        self.agent_audio(pcm)
 
     async def _barge_in(self, conn: RealtimeConnection) -> None:
         """The user talks: stop what is playing or being generated, and tell the server what was heard."""
-        now = time.monotonic()
-        playing = now < self.playback_end
+        playing = self.tracker.clock() < self.playback.end
         if not (playing or self.response_active):
             return
         self.interruptions += 1
-        self.emit(Interrupt(self.tracker.turns))
+        now = self.interrupt()
         if self.response_active:
             await conn.send(events.response_cancel())
         if self.item_id and playing:
             heard_ms = min(self.item_ms, max(0.0, (now - self.item_started) * 1000))
             await conn.send(events.truncate(self.item_id, int(heard_ms)))
-        self.playback_end = now
 
 
 RealtimeServerVadEngine.session_class = RealtimeServerVadSession
