@@ -9,7 +9,8 @@ on the whole clip at 16 kHz, blips under :data:`MIN_SEGMENT_S` dropped), and wri
 sidecar format of the other sets: ``NAME.json`` holds ``speech_start_s``, ``speech_end_s`` (what ``bench``
 measures from), ``segments``, ``kind`` (``real`` or ``dialog``: ``bench`` reports premature cuts per
 kind), ``voice`` (``human``), ``speaker``, ``clip_span_s`` (the turn's place in the clip), ``source``,
-``licence`` and ``text_source``; ``NAME.txt`` the words, where known.
+``licence`` and ``text_source``; ``NAME.txt`` the words, where known. Like ``heldout/``, this set is never
+used for tuning.
 
 A conversation's turns come from the package's RTTM: a speaker's consecutive segments form one turn,
 and a segment of the other speaker lying wholly inside it (a backchannel) stays inside it. A turn ends
