@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--via", choices=("process", "webrtc"), default="process",
                        help="webrtc: each prompt in process, then through the app's /rtc routes with an aiortc peer on loopback")
     bench.add_argument("--catalog", help="catalogue file")
-    prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets (complete / paused / noisy / interrupt) with espeak-ng")
+    prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets: espeak-ng (complete / paused / noisy / interrupt / varied / heldout), real voices, Piper")
     prompts.add_argument("directory")
     from .benchmarks import moshi_frames as moshi_bench
 
@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         sys.stdout.write(
             f"wrote {counts['complete']} complete, {counts['paused']} paused, {counts['noisy']} noisy and {counts['interrupt']} interrupt prompts, "
-            f"{counts['varied']} varied (for tuning) and {counts['heldout']} held-out (never for tuning) to {args.directory}\n"
+            f"{counts['varied']} varied (for tuning) and {counts['heldout']} held-out (never for tuning), {counts['real']} real-voice "
+            f"turns and {counts['natural']} natural (Piper, never for tuning) to {args.directory}\n"
         )
         return 0
     if args.command == "run":

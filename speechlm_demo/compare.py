@@ -25,14 +25,13 @@ import numpy as np
 from .audio import audible_span, resample
 from .engines.base import Engine, ErrorEvent, SessionOptions
 from .measure.feeding import LEAD_SILENCE_S, Feed, Prompt, estimate_speech_end, run_prompt
+from .timeline import compared_latency
 
 log = logging.getLogger(__name__)
 
 Status = Literal["ok", "failed", "timeout", "fallback"]  # fallback: another engine answered for it
 EngineSource = Engine | Callable[[], Engine]
 ResultCallback = Callable[[str, "SideResult"], None]
-LATENCY_METRIC = "voice_to_voice_ref_ms"  # what Compare, Blind A/B, the vote rows and the leaderboard report
-LATENCY_FROM = "reference_speech_end"  # ... measured from the offline estimate of the recorded turn's end
 GRACE_S = 1.0  # past its own timeout a side gets this long to hand its result over before it is abandoned
 
 
@@ -58,11 +57,9 @@ class SideResult:
 
     @property
     def latency_ms(self) -> float | None:
-        """Voice-to-voice latency from the reference end of speech (:data:`LATENCY_FROM`), if the reply had audio."""
-        metrics = self.timeline.get("metrics", {})
-        if "measured_from" not in self.timeline:  # recorded before metrics named their origin: it was the reference
-            return metrics.get("voice_to_voice_ms")
-        return metrics.get(LATENCY_METRIC)
+        """The voice-to-voice latency replies are compared on (:func:`~speechlm_demo.timeline.compared_latency`,
+        from :data:`~speechlm_demo.timeline.LATENCY_FROM`), if the reply had audio."""
+        return compared_latency(self.timeline)[0]
 
 
 @dataclass

@@ -17,7 +17,7 @@ when the turn layer committed to the reply. Each metric is measured from one nam
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +89,26 @@ def measured_from(metric: str, marks: dict[str, float] | None = None) -> str | N
     if marks is None:
         return candidates[0]
     return next((start for start in candidates if start in marks), None)
+
+
+# The voice-to-voice latency replies are compared on (Compare, Blind A/B, the vote rows, the leaderboard and
+# its judges), and the mark it is measured from: the reference end of speech of the fed turn.
+COMPARED_LATENCY = "voice_to_voice_ref_ms"
+LATENCY_FROM: str = measured_from(COMPARED_LATENCY) or ""
+
+
+def compared_latency(doc: Mapping[str, Any] | None) -> tuple[float | None, str | None]:
+    """The :data:`COMPARED_LATENCY` of a turn's :meth:`Timeline.to_dict` document and the mark it is measured
+    from; ``(None, None)`` without one. A document written before metrics named their origin (no
+    ``measured_from``) had one voice-to-voice figure, ``voice_to_voice_ms``, measured from the reference."""
+    doc = doc or {}
+    metrics = doc.get("metrics") or {}
+    legacy = "measured_from" not in doc
+    value = metrics.get("voice_to_voice_ms" if legacy else COMPARED_LATENCY)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None, None
+    origin = LATENCY_FROM if legacy else (doc["measured_from"] or {}).get(COMPARED_LATENCY, LATENCY_FROM)
+    return float(value), origin
 
 
 @dataclass(frozen=True)

@@ -222,3 +222,35 @@ def test_a_scripted_stuffer_is_refused_and_learns_nothing_from_reveals(tab: Blin
             assert hash_file(path) not in path and Path(path).parent.name not in {Path(p).parent.name for p in learned}
         assert sorted(len(played(p)[1]) for p in fresh) == sorted(len(played(p)[1]) for p in served[:2])  # same replies
         learned |= set(fresh)
+
+
+def test_rejected_and_abandoned_draws_do_not_stay_in_memory(tab: BlindTab, registry: EngineRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    sf.write(prompts / "q.wav", np.concatenate([tone(0.6), silence(0.2)]), 16_000)
+    prepare(registry, prompts, ["zebra", "quokka"], "club-3")  # one prompt, one pair
+    round_id = tab.session_round("club-3", request())[-1]
+    for side in "ab":
+        asyncio.run(tab.listening(round_id, side, request()))
+    assert "Thanks" in tab.vote("a", round_id, request())[5]
+    for _ in range(6):  # every draw is rejected (already voted): 6 x DRAW_ATTEMPTS rounds drawn and dropped
+        assert "voted on every pair" in tab.session_round("club-3", request())[1]
+    assert list(tab.arena._rounds) == [round_id]  # only the voted round (kept until it expires)
+
+    shown = round_id
+    for _ in range(4):  # new live rounds replace the shown one, unvoted: the page passes the round it showed
+        shown = list(tab.live_round(spoken_turn(), True, request(), shown))[-1][-1]
+        assert list(tab.arena._rounds) == [round_id, shown]
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("engine crashed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tab.arena, "run_round", broken)
+        assert "failed" in list(tab.live_round(spoken_turn(), True, request(), shown))[-1][0]
+    assert list(tab.arena._rounds) == [round_id]
+    gone = tab.live_round(spoken_turn(), True, request())
+    abandoned = next(gone)[-1]  # "answering…": then the page closes
+    assert abandoned in tab.arena._rounds
+    gone.close()
+    assert list(tab.arena._rounds) == [round_id]

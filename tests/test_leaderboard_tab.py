@@ -71,3 +71,41 @@ def test_views_show_judges_exclusions_and_flagged_voters(tmp_path: Path) -> None
     assert judges.set_index("engine").loc["fast", "dnsmos_ovrl"] == 3.5 and boxes is not None
     assert "Kendall tau vs votes" in judges["engine"].tolist()
     store.close()
+
+
+def ratings(store: VoteStore):
+    """The ratings table of a page load (its figures closed)."""
+    import matplotlib.pyplot as plt
+
+    views = leaderboard_views(store)
+    plt.close("all")
+    return views[0]
+
+
+def test_a_cached_load_reads_only_vote_ids_and_notices_added_and_voided_votes(tmp_path: Path, monkeypatch) -> None:
+    import sqlalchemy as sa
+
+    from speechlm_demo.ui import leaderboard_tab
+    from speechlm_demo.votes.schema import votes_table
+
+    monkeypatch.setattr(leaderboard_tab, "_boards", leaderboard_tab._BoardCache())
+    store = VoteStore(f"sqlite:///{tmp_path / 'votes.sqlite3'}")
+    read: list[list[str]] = []
+    real_frame = store.frame
+    monkeypatch.setattr(store, "frame", lambda columns=None, **kw: read.append(list(columns or [])) or real_frame(columns, **kw))
+    kept = [vote("fast", "slow", "a") for _ in range(4)]
+    for record in kept:
+        store.add(record)
+    assert ratings(store)["wins"].tolist() == [4, 0]
+    read.clear()
+    ratings(store)
+    assert read == [["vote_id"]]  # a cache hit: the vote rows themselves are not read again
+    with store.engine.begin() as conn:  # a vote voided, another added: the same count, other votes
+        conn.execute(sa.delete(votes_table).where(votes_table.c.vote_id == kept[0].vote_id))
+    store.add(vote("fast", "slow", "b"))
+    table = ratings(store).set_index("engine")
+    assert table.loc["fast", "wins"] == 3 and table.loc["slow", "wins"] == 1
+    with store.engine.begin() as conn:  # voided only
+        conn.execute(sa.delete(votes_table).where(votes_table.c.vote_id == kept[1].vote_id))
+    assert ratings(store).set_index("engine").loc["fast", "votes"] == 3
+    store.close()

@@ -2,7 +2,8 @@
 complete questions in noise, and questions followed by an interruption.
 
 ``python -m speechlm_demo make-prompts DIR`` writes ``DIR/complete/*.wav``, ``DIR/paused/*.wav``,
-``DIR/noisy/*.wav`` and ``DIR/interrupt/*.wav`` (and the varied and held-out sets of :mod:`.varied_prompts`),
+``DIR/noisy/*.wav`` and ``DIR/interrupt/*.wav`` (and the varied and held-out sets of :mod:`.varied_prompts`, the
+real voices of :mod:`.real_speech` and the Piper-spoken set of :mod:`.natural_prompts`),
 each with ``.txt`` (reference text) and ``.json`` (``speech_end_s``, the true end of speech, and the set's cue
 times) sidecars. The paused set is the turn-taking stress test: an unfinished phrase, 0.7-1.1 s of silence
 (``pause_start_s``/``pause_end_s``), the rest. The noisy set adds Gaussian noise ``NOISE_DB`` under the
@@ -111,7 +112,10 @@ def make_prompts(directory: Path) -> dict[str, int]:
         start = (len(question) + len(gap)) / RATE
         cues = {"question_end_s": len(question) / RATE, "interrupt_start_s": start, "interrupt_end_s": start + len(cut_in) / RATE}
         _write(interrupt, f"i{index:02d}", np.concatenate([question, gap, cut_in]), f"{COMPLETE[index]} {words}", cues=cues)
+    from .natural_prompts import make_natural
+    from .real_speech import make_real
     from .varied_prompts import make_varied
 
     counts = {"complete": len(COMPLETE), "paused": count, "noisy": len(COMPLETE), "interrupt": len(INTERRUPTIONS)}
-    return counts | make_varied(directory)
+    real, _ = make_real(directory)  # a missing package is skipped with its reason logged
+    return counts | make_varied(directory) | {"real": real, "natural": make_natural(directory)}

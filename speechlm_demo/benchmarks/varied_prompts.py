@@ -125,6 +125,14 @@ def _sidecars(folder: Path, name: str, text: str, meta: dict) -> None:
 
 def _synthetic(folder: Path, kind: str, index: int, parts: tuple[str, ...], voice: Voice, pause_s: float | None) -> None:
     spoken = [speak(part, RATE, voice.name, voice.words_per_minute) for part in parts]
+    write_parts(folder, kind, index, parts, spoken, pause_s, {"voice": voice.name, "words_per_minute": voice.words_per_minute})
+
+
+def write_parts(
+    folder: Path, kind: str, index: int, parts: tuple[str, ...], spoken: list[np.ndarray], pause_s: float | None, voice: dict
+) -> None:
+    """One prompt: the ``spoken`` parts (trimmed, at :data:`RATE`) with ``pause_s`` of silence between them, its
+    exact ``segments``, ``kind`` and ``voice`` fields in ``NAME.json`` and ``parts`` in ``NAME.txt``."""
     pieces, segments, t = [np.zeros(int(LEAD_S * RATE), np.float32)], [], LEAD_S
     for number, audio in enumerate(spoken):
         if number:
@@ -136,8 +144,7 @@ def _synthetic(folder: Path, kind: str, index: int, parts: tuple[str, ...], voic
     pieces.append(np.zeros(int(TAIL_S * RATE), np.float32))
     name = f"{kind}-{index:02d}" + (f"_{int(pause_s * 1000)}ms" if pause_s is not None else "")
     sf.write(folder / f"{name}.wav", np.concatenate(pieces), RATE, subtype="PCM_16")
-    meta = {"speech_end_s": segments[-1][1], "kind": kind, "voice": voice.name,
-            "words_per_minute": voice.words_per_minute, "segments": segments}
+    meta = {"speech_end_s": segments[-1][1], "kind": kind, **voice, "segments": segments}
     _sidecars(folder, name, " ".join(parts), meta)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from .base import EngineError
+from .server_address import resolve_url
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +89,20 @@ class ChatHTTP:
                 raise EngineError(f"{self.name} {url} answered HTTP {response.status_code}: {error_text(response.text)}")
             return parse_object(response.text, self.name)
 
+    def model_ids(self) -> list[str]:
+        """The model ids ``GET /v1/models`` lists (its ``data`` list of model cards)."""
+        listed = self.get_json("/models").get("data")
+        if not isinstance(listed, list):
+            raise EngineError(f"{self.name} sent a model list whose data is not a list: {str(listed)[:100]!r}")
+        return [str(m["id"]) for m in listed if isinstance(m, dict) and m.get("id")]
+
     def served_models(self) -> list[str] | None:
-        """The model ids ``GET /v1/models`` lists, or None when the server cannot tell now (down, failing)."""
+        """:meth:`model_ids`, or None when the server cannot tell now (down, failing, garbled)."""
         try:
-            listed = self.get_json("/models").get("data")
+            return self.model_ids()
         except EngineError as exc:
             log.warning("could not list the models of %s: %s", self.name, exc)
             return None
-        return [str(m["id"]) for m in listed or [] if isinstance(m, dict) and m.get("id")]
 
     def check_model(self, model: str, url_env: str) -> None:
         """Refuse a server that is up but does not serve ``model`` (one server serves one model)."""
@@ -142,9 +149,7 @@ def stage_client(
 
     ``server`` (e.g. ``"LLM server"``) names it in messages; ``options`` go to :class:`ChatHTTP`.
     """
-    url = (os.environ.get(base_url_env) if base_url_env else None) or base_url
-    if not url:
-        raise EngineError(f"{stage}: set {base_url_env} (or 'base_url') to the {server}'s URL")
+    url = resolve_url(base_url, base_url_env, f"{stage} ({server})", setting="base_url")
     full = endpoint(url, path)
     return ChatHTTP(url, name=f"the {server} {full}", **options), full
 
@@ -211,6 +216,8 @@ def chat_text(events: Iterable[dict[str, Any]], name: str) -> Iterator[str]:
         if not isinstance(choices, list):
             raise EngineError(f"{name} sent a chunk without choices: {str(event)[:200]}")
         for choice in choices[:1]:
-            part = (choice.get("delta") or choice.get("message") or {}) if isinstance(choice, dict) else {}
-            if part.get("content"):
+            part = (choice.get("delta") or choice.get("message")) if isinstance(choice, dict) else None
+            if part is not None and not isinstance(part, dict):
+                raise EngineError(f"{name} sent a choice whose delta is not an object: {str(choice)[:200]}")
+            if part and part.get("content"):
                 yield str(part["content"])

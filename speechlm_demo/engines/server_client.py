@@ -1,6 +1,6 @@
-"""What every client of a research model server shares: settings, the server's URL, streamed HTTP POSTs
-whose failures read clearly, delimited reply framing, cumulative reply text as events, and the turn as a
-WAV file.
+"""What every client of a research model server shares: settings (the URL is read by
+:mod:`speechlm_demo.engines.server_address`), streamed HTTP POSTs whose failures read clearly, delimited
+reply framing, cumulative reply text as events, and the turn as a WAV file.
 
 A failure that means "this server could not answer the turn" is a :class:`ServerFailure`; the engine's
 fallback (see :mod:`speechlm_demo.engines.fallback`) may answer the turn instead.
@@ -8,11 +8,9 @@ fallback (see :mod:`speechlm_demo.engines.fallback`) may answer the turn instead
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field
@@ -20,22 +18,19 @@ from pydantic import Field
 from ..audio import encode_wav, resample
 from ..turntaking.half_duplex import HalfDuplexSettings
 from .base import EngineError, EngineSettings, Event, Mark, TextOut
+from .server_address import ServerConnection
 
 T = TypeVar("T")
 
 
-class ServerConnection(EngineSettings):
-    """Where a model server is and how patient to be with it (catalogue ``defaults``)."""
+class HealthBackoff(EngineSettings):
+    """How long to leave a server that failed before trying it again (doubling up to the maximum)."""
 
-    url: str = Field("", description="server URL; the environment variable named by url_env wins")
-    url_env: str = Field("", description="environment variable holding the server URL")
-    connect_timeout_s: float = Field(5.0, gt=0)
-    read_timeout_s: float = Field(30.0, gt=0, description="longest wait for the reply to start or go on")
     health_backoff_s: float = Field(2.0, gt=0, description="first wait before re-trying a server that failed")
     health_backoff_max_s: float = Field(60.0, gt=0)
 
 
-class ServerSettings(HalfDuplexSettings, ServerConnection):
+class ServerSettings(HalfDuplexSettings, ServerConnection, HealthBackoff):
     """Settings of a half-duplex server client: turn knobs, the connection, and its fallback."""
 
     fallback: str | None = Field("cascade", description="engine answering turns the server cannot; null: none")
@@ -45,16 +40,8 @@ class ServerFailure(EngineError):
     """The server could not answer this turn (unreachable, refused, busy, broke off, spoke garbage)."""
 
 
-def server_url(settings: ServerConnection, label: str) -> str:
-    """The server's base URL (``$url_env`` first, then ``url``), checked to be http(s)."""
-    raw = (os.environ.get(settings.url_env) if settings.url_env else "") or settings.url
-    if not raw:
-        where = f"set {settings.url_env}" if settings.url_env else "set defaults.url in the catalogue"
-        raise EngineError(f"{label}: no server URL; {where}")
-    parts = urlsplit(raw.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise EngineError(f"{label}: {raw!r} is not an http(s) URL")
-    return raw.strip().rstrip("/")
+class ProtocolError(ValueError):
+    """Bytes that are not the server's reply format."""
 
 
 def turn_wav(audio: Any, sample_rate: int, rate: int = 16_000) -> bytes:
@@ -85,7 +72,8 @@ def post_stream(
     """POST ``payload`` as JSON and yield the streamed response (status 2xx checked).
 
     Every transport failure becomes a :class:`ServerFailure` naming ``label`` and what happened; reading
-    the body inside the ``with`` block goes through :func:`read_chunks` for the same treatment.
+    the body inside the ``with`` block goes through :func:`read_chunks` for the same treatment, and a
+    :class:`ProtocolError` raised there (bytes that are not the reply format) becomes one too.
     """
     timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
     try:
@@ -94,6 +82,8 @@ def post_stream(
                 body = response.read()[:300].decode("utf-8", "replace").strip()
                 raise ServerFailure(f"{label} refused the turn: HTTP {response.status_code} {body!r}")
             yield response
+    except ProtocolError as exc:
+        raise ServerFailure(f"{label} sent something that is not its reply format: {exc}") from exc
     except httpx.ConnectError as exc:
         raise ServerFailure(f"{label} server at {url} is unreachable: {_reason(exc)}") from exc
     except httpx.ConnectTimeout as exc:
@@ -121,10 +111,6 @@ def read_chunks(response: httpx.Response, label: str, cancel: Any = None) -> Ite
         raise ServerFailure(f"{label} broke off in the middle of its reply ({_reason(exc)})") from exc
     except httpx.HTTPError as exc:
         raise ServerFailure(f"{label} reply failed: {_reason(exc)}") from exc
-
-
-class ProtocolError(ValueError):
-    """Bytes that are not the server's reply format."""
 
 
 class DelimitedReader(Generic[T]):

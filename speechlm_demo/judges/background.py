@@ -21,7 +21,7 @@ import numpy as np
 from ..votes.store import StoreError, VoteRecord
 from .identity import leak_label, named
 from .records import JudgementStore
-from .scorer import Judges, shared_judges
+from .scorer import Judges
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +97,14 @@ class JudgeWorker:
         self._thread.join(timeout=60)
 
 
-def start_worker(store: Any, entries: Callable[[], Iterable[Any]]) -> JudgeWorker | None:
+def start_worker(store: Any, entries: Callable[[], Iterable[Any]]) -> JudgeWorker:
     """The app's worker over ``store`` with the identity names of the catalogue ``entries``; scoring is off
-    when ``$SPEECHLM_JUDGES`` is ``0`` (the leak check still runs). None, logged, if the table cannot be made."""
+    when ``$SPEECHLM_JUDGES`` is ``0`` (the leak check still runs). The worker has judge models of its own (loaded
+    on its thread at its first reply), so nothing else that judges (the Compare tab) waits on it, nor it on them."""
     from .identity import catalogue_names
 
-    try:
-        records = JudgementStore(store)
-    except StoreError:
-        log.exception("judgements are unavailable; votes are still taken")
-        return None
     scoring = judges_enabled()
-    return JudgeWorker(records, lambda: catalogue_names(entries()), shared_judges() if scoring else Judges(dnsmos=False, roundtrip=False), score=scoring)
+    return JudgeWorker(JudgementStore(store), lambda: catalogue_names(entries()), Judges(dnsmos=scoring, roundtrip=scoring), score=scoring)
 
 
 def judges_enabled() -> bool:

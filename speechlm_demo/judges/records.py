@@ -2,56 +2,26 @@
 
 The row is written when the vote is stored, with the identity-leak verdict on the reply text (cheap, so a
 leaking round is excluded from the blind ratings at once); the judge scores follow when the background
-worker has computed them (``status`` goes from ``pending`` to ``done`` or ``failed``). Keeping the scores
-in their own table leaves the vote rows immutable and lets a database without judges still take votes.
+worker has computed them (``status`` goes from ``pending`` to ``done`` or ``failed``). The table is part of
+the vote store's schema (:mod:`speechlm_demo.votes.schema`), made with it under the store's locking; reading
+and writing here never create tables.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 
-from ..votes.store import StoreUnavailable, VoteStore
+from ..votes.schema import SCORE_COLUMNS, judgements_table
+from ..votes.store import VoteStore
 
-log = logging.getLogger(__name__)
+__all__ = ["SCORE_COLUMNS", "JudgementStore", "judgements_table", "read_judgements"]
 
-SCORE_COLUMNS: tuple[str, ...] = (
-    "dnsmos_sig",
-    "dnsmos_bak",
-    "dnsmos_ovrl",
-    "dnsmos_p808",
-    "roundtrip_wer",
-    "words_per_minute",
-    "duration_s",
-    "speech_s",
-    "leading_silence_ms",
-    "loudness_lufs",
-    "peak_dbfs",
-    "clipping",
-    "voice_to_voice_ms",
-    "engine_response_ms",
-    "turn_detect_ms",
-)
-
-metadata = sa.MetaData()
-judgements_table = sa.Table(
-    "judgements",
-    metadata,
-    sa.Column("vote_id", sa.String(32), primary_key=True),
-    sa.Column("side", sa.String(1), primary_key=True),
-    sa.Column("engine", sa.String(64), nullable=False, index=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("status", sa.String(8), nullable=False, default="pending"),
-    sa.Column("identity_leak", sa.Text, nullable=False, default=""),
-    sa.Column("asr_text", sa.Text, nullable=True),
-    sa.Column("error", sa.Text, nullable=True),
-    *(sa.Column(name, sa.Float, nullable=True) for name in SCORE_COLUMNS),
-)
+_FIXED = {"vote_id", "side", "engine", "created_at"}
 
 
 class JudgementStore:
@@ -59,10 +29,6 @@ class JudgementStore:
 
     def __init__(self, store: VoteStore) -> None:
         self.store = store
-        try:
-            metadata.create_all(store.engine)
-        except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"cannot create the judgements table in {store.describe()}: {exc}") from exc
 
     def open(self, vote_id: str, side: str, engine: str, identity_leak: str) -> None:
         """The row of one voted reply, judges pending (written again: the leak verdict is updated)."""
@@ -77,25 +43,19 @@ class JudgementStore:
 
     def finish(self, vote_id: str, side: str, values: dict[str, Any]) -> None:
         """Store the judge scores (and ``identity_leak`` when the ASR transcript added names) of a reply."""
-        known = {c.name for c in judgements_table.columns} - {"vote_id", "side", "engine", "created_at"}
+        known = {c.name for c in judgements_table.columns} - _FIXED
         values = {k: v for k, v in values.items() if k in known}
         key = (judgements_table.c.vote_id == vote_id) & (judgements_table.c.side == side)
         self._write(lambda conn: conn.execute(judgements_table.update().where(key).values(**values)))
 
-    def _write(self, action: Any) -> None:
-        try:
-            with self.store._write_lock, self.store.engine.begin() as conn:
-                action(conn)
-        except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"judgements not written to {self.store.describe()}: {exc}") from exc
+    def _write(self, action: Callable[[sa.Connection], Any]) -> None:
+        with self.store.writing() as conn:  # StoreUnavailable when the database cannot be written
+            action(conn)
 
     def frame(self) -> pd.DataFrame:
         """Every judgement as a DataFrame."""
-        try:
-            with self.store.engine.connect() as conn:
-                return pd.read_sql(sa.select(judgements_table), conn)
-        except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"judgements cannot be read from {self.store.describe()}: {exc}") from exc
+        with self.store.reading() as conn:
+            return pd.read_sql(sa.select(judgements_table), conn)
 
 
 def read_judgements(store: VoteStore) -> pd.DataFrame:

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class Judges:
-    """Lazily loaded judge models, shared by every reply scored in this process (one reply at a time)."""
+    """Lazily loaded judge models, one reply at a time (a lock). Each user has its own: the vote worker and the
+    Compare tab never wait for each other; load them on the thread that scores, not on a UI thread."""
 
     def __init__(self, *, dnsmos: bool = True, roundtrip: bool = True, make_asr: Callable[[], Any] = default_asr) -> None:
         self.use_dnsmos = dnsmos
@@ -59,16 +60,3 @@ class Judges:
         out["words_per_minute"] = words_per_minute(spoken, out["speech_s"])
         out["error"] = "; ".join(errors)
         return out
-
-
-_shared: Judges | None = None
-_shared_lock = threading.Lock()
-
-
-def shared_judges() -> Judges:
-    """The process's one :class:`Judges` (Whisper and DNSMOS loaded once for the app's tabs and vote worker)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = Judges()
-        return _shared

@@ -23,6 +23,7 @@ from ..compare import Comparison, SideResult, as_they_finish
 from ..engines.registry import EngineRegistry
 from ..plots import pair_figure
 from ..recorder import RecordedTurn
+from ..timeline import LATENCY_FROM, ORIGIN_LABELS
 from ..votes.limits import VoteRefused
 from ..votes.listening import ListeningSession, SessionError
 from ..votes.pairs import NotEnoughEngines, playable_sides
@@ -100,7 +101,7 @@ def reveal_text(arena: BlindArena, round_id: str, voter_id: str, outcome: str, m
         entry = blind.engines[index]
         result = blind.replies.sides[side] if blind.replies else None
         latency = (
-            f"voice-to-voice {result.latency_ms:.0f} ms (from the reference end of speech)"
+            f"voice-to-voice {result.latency_ms:.0f} ms (from {ORIGIN_LABELS[LATENCY_FROM]})"
             if result and result.latency_ms is not None else "no latency"
         )
         lines.append(f"- **{side.upper()}** was **{plain(entry.label)}** (`{entry.id}`): {latency}.")
@@ -143,22 +144,24 @@ class BlindTab:
         voter = self.ids.voter(request)
         return voter.id if voter else ""
 
-    def live_round(self, turn: RecordedTurn | None, blind_timing: bool, request: gr.Request) -> Iterator[tuple]:
-        """A round on the user's recorded turn: both engines answer it at once."""
+    def live_round(self, turn: RecordedTurn | None, blind_timing: bool, request: gr.Request, previous: str = "") -> Iterator[tuple]:
+        """A round on the user's recorded turn: both engines answer it at once. ``previous``: the round the page
+        showed until now, dropped unless it has a vote."""
         if turn is None:
             return
         voter_id = self._voter_id(request)
         if not voter_id:
             yield _round_update(NO_VOTER, None, None, "")
             return
+        self.arena.discard(previous, voter_id)
         try:
             blind = self.arena.start_round(voter_id, turn.audio, turn.sample_rate)
         except NotEnoughEngines:
             yield _round_update("⚠️ Blind A/B needs at least two engines that can run here (see the Engines tab).", None, None, "")
             return
-        yield _round_update("Two anonymous engines are answering your turn…", None, None, blind.round_id)
         seen: dict[str, SideResult] = {}
         try:
+            yield _round_update("Two anonymous engines are answering your turn…", None, None, blind.round_id)
             for item in as_they_finish(lambda on_result: self.arena.run_round(blind.round_id, voter_id, self.registry.get, on_result=on_result)):
                 if isinstance(item, Comparison):
                     break
@@ -166,18 +169,25 @@ class BlindTab:
                 if not blind_timing:
                     states = " · ".join(_anonymous_state(s, seen.get(s)) for s in ("a", "b"))
                     yield _round_update(f"{states}. The other reply is still coming…", seen.get("a"), seen.get("b"), blind.round_id)
+        except GeneratorExit:  # the page went away before the replies were in: nobody will vote on them
+            self.arena.discard(blind.round_id, voter_id)
+            raise
         except Exception:  # reported to the user, the tab goes on
             log.exception("blind round failed")
+            self.arena.discard(blind.round_id, voter_id)
             yield _round_update("⚠️ This round failed; please speak again.", None, None, "")
             return
         status, votable = _after_replies(item)
         yield _round_update(status, item.a, item.b, blind.round_id, votable=votable)
 
-    def session_round(self, name: str, request: gr.Request) -> tuple:
-        """A round of a listening session: a prepared prompt and two engines' stored replies."""
+    def session_round(self, name: str, request: gr.Request, previous: str = "") -> tuple:
+        """A round of a listening session: a prepared prompt and two engines' stored replies. ``previous``: the
+        round the page showed until now, dropped unless it has a vote."""
         voter_id = self._voter_id(request)
         if not voter_id:
             return (None, *_round_update(NO_VOTER, None, None, ""))
+        self.arena.discard(previous, voter_id)
+        blind = None
         try:
             listening = ListeningSession(name)
             for _ in range(DRAW_ATTEMPTS):  # a pair and question this browser has not voted on yet
@@ -186,13 +196,16 @@ class BlindTab:
                 blind = self.arena.start_round(voter_id, audio, rate, tag=name, among=listening.candidates(prompt))
                 if not self.arena.has_voted(voter_id, blind):
                     break
+                self.arena.discard(blind.round_id, voter_id)  # a rejected draw is never shown: forget it now
             else:
                 return (None, *_round_update("You have voted on every pair of this session we could find. Thank you!", None, None, ""))
             replies = listening.comparison(prompt, blind.engines[0].id, blind.engines[1].id)
             self.arena.record_replies(blind.round_id, voter_id, replies)
-        except SessionError as exc:
-            return (None, *_round_update(f"⚠️ {plain(str(exc))}", None, None, ""))
-        except (NotEnoughEngines, OSError, ValueError):
+        except (SessionError, NotEnoughEngines, OSError, ValueError) as exc:
+            if blind is not None:
+                self.arena.discard(blind.round_id, voter_id)
+            if isinstance(exc, SessionError):
+                return (None, *_round_update(f"⚠️ {plain(str(exc))}", None, None, ""))
             log.exception("listening session %s: no round", name)
             return (None, *_round_update("⚠️ This session cannot serve a round right now; see the server log.", None, None, ""))
         status, votable = _after_replies(replies)
@@ -277,8 +290,8 @@ def build_blind_tab(demo: gr.Blocks, registry: EngineRegistry, arena: BlindArena
     plot = gr.Plot(label="Latency timelines (after the vote)", elem_id="blind-timeline")
     view = BlindView(status, audio, votes, reveal, plot, gr.State(""))
     tag = gr.State("")
-    mic.turn_id.change(tab.live_round, inputs=[mic.turn, timing], outputs=view.round_outputs(), show_progress="hidden", concurrency_limit=4)
-    draw.click(tab.session_round, inputs=[tag], outputs=[prompt, *view.round_outputs()], show_progress="hidden")
+    mic.turn_id.change(tab.live_round, inputs=[mic.turn, timing, view.round_id], outputs=view.round_outputs(), show_progress="hidden", concurrency_limit=4)
+    draw.click(tab.session_round, inputs=[tag, view.round_id], outputs=[prompt, *view.round_outputs()], show_progress="hidden")
     for side, player in audio.items():
         which = gr.State(side)
         listening = player.play(tab.listening, inputs=[view.round_id, which], outputs=[status, *votes], show_progress="hidden", concurrency_limit=None)

@@ -14,7 +14,7 @@ from ..engines.base import SessionOptions
 from ..engines.registry import EngineRegistry
 from ..plots import close, pair_figure, timeline_figure
 from ..recorder import RecordedTurn
-from ..timeline import usage_note
+from ..timeline import LATENCY_FROM, ORIGIN_LABELS, usage_note
 from .judges_view import judge_pair
 from .recording import build_turn_input
 from .text import plain
@@ -32,7 +32,7 @@ def side_summary(label: str, result: SideResult | None) -> str:
     if not result.ok:
         return f"**{name}**: ❌ {result.status}: {plain(result.message or 'no reply')}"
     latency = result.latency_ms
-    timing = f"voice-to-voice **{latency:.0f} ms** (from the reference end of speech)" if latency is not None else "no reply audio"
+    timing = f"voice-to-voice **{latency:.0f} ms** (from {ORIGIN_LABELS[LATENCY_FROM]})" if latency is not None else "no reply audio"
     cost = usage_note(result.timeline.get("extra", {}))
     return f"**{name}**: ✅ {timing} · {len(result.audio) / result.sample_rate:.1f} s of audio{cost}"
 

@@ -1,8 +1,15 @@
-"""The automatic judges' verdict on two replies shown side by side (Compare tab), computed after both are in."""
+"""The automatic judges' verdict on two replies shown side by side (Compare tab), computed after both are in.
+
+The tab's judges are its own (:class:`PairJudges`): their own models and lock, on their own thread, so the vote
+worker's judges (:mod:`speechlm_demo.judges.background`) never wait for them nor they for it. The models load on
+that thread at the first judged pair; the handler awaits the result, so no Gradio worker thread is held meanwhile.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -10,7 +17,7 @@ import pandas as pd
 
 from ..audio import AudioError, to_mono_float32
 from ..judges.background import judges_enabled
-from ..judges.scorer import shared_judges
+from ..judges.scorer import Judges
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +34,39 @@ SHOWN = {
 }
 
 
-def judge_pair(audio_a: Any, text_a: str, audio_b: Any, text_b: str) -> pd.DataFrame:
-    """One row per judge, one column per side (empty where a side has no reply audio)."""
-    if not judges_enabled():
-        return pd.DataFrame({"judge": ["automatic judges are off on this host (SPEECHLM_JUDGES=0)"]})
-    columns: dict[str, list[Any]] = {"judge": list(SHOWN.values())}
-    for side, audio, text in (("A", audio_a, text_a), ("B", audio_b, text_b)):
-        scores = _score(audio, text)
-        columns[side] = [None if scores.get(key) is None else round(float(scores[key]), 3) for key in SHOWN]
-    return pd.DataFrame(columns)
+class PairJudges:
+    """Judges both replies of a comparison on one thread of their own (``compare-judges``), with models of their
+    own, loaded there on first use."""
+
+    def __init__(self, judges: Judges | None = None) -> None:
+        self.judges = judges or Judges()  # cheap: the models load inside score(), on the pool's thread
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-judges")
+
+    async def table(self, audio_a: Any, text_a: str, audio_b: Any, text_b: str) -> pd.DataFrame:
+        """One row per judge, one column per side (empty where a side has no reply audio)."""
+        if not judges_enabled():
+            return pd.DataFrame({"judge": ["automatic judges are off on this host (SPEECHLM_JUDGES=0)"]})
+        sides = (("A", audio_a, text_a), ("B", audio_b, text_b))
+        scored = await asyncio.gather(*(asyncio.wrap_future(self._pool.submit(self._score, audio, text)) for _, audio, text in sides))
+        columns: dict[str, list[Any]] = {"judge": list(SHOWN.values())}
+        for (side, _, _), scores in zip(sides, scored, strict=True):
+            columns[side] = [None if scores.get(key) is None else round(float(scores[key]), 3) for key in SHOWN]
+        return pd.DataFrame(columns)
+
+    def _score(self, audio: Any, text: str) -> dict[str, Any]:
+        """Scores of a Gradio ``(rate, samples)`` value; {} when there is no audio to judge."""
+        if not audio:
+            return {}
+        rate, samples = audio
+        try:
+            pcm = to_mono_float32(np.asarray(samples))
+        except AudioError as exc:
+            log.warning("reply audio not judged: %s", exc)
+            return {}
+        if not pcm.size:
+            return {}
+        spoken = "" if text.startswith("(no ") else text  # the tab's placeholder for a reply without text
+        return self.judges.score(pcm, int(rate), spoken)
 
 
-def _score(audio: Any, text: str) -> dict[str, Any]:
-    """Scores of a Gradio ``(rate, samples)`` value; {} when there is no audio to judge."""
-    if not audio:
-        return {}
-    rate, samples = audio
-    try:
-        pcm = to_mono_float32(np.asarray(samples))
-    except AudioError as exc:
-        log.warning("reply audio not judged: %s", exc)
-        return {}
-    if not pcm.size:
-        return {}
-    spoken = "" if text.startswith("(no ") else text  # the tab's placeholder for a reply without text
-    return shared_judges().score(pcm, int(rate), spoken)
+judge_pair = PairJudges().table  # the Compare tab's judges (one set of models per process, for that tab)

@@ -15,6 +15,7 @@ import pandas as pd
 from ..judges.plots import judge_boxplots, rating_vs_latency
 from ..judges.records import read_judgements
 from ..plots import close
+from ..timeline import LATENCY_FROM, ORIGIN_LABELS
 from ..votes.board import Board, build_board, vote_columns
 from ..votes.store import StoreError, VoteStore
 from .text import plain
@@ -29,29 +30,40 @@ TABLE_COLUMNS = ["rank", "engine", "rating", "ci_low", "ci_high", "style_rating"
 
 
 class _BoardCache:
-    """The last few boards by their exact votes and judgements: a page load recomputes only when they changed
-    (1 000 bootstrap rounds over many votes take a noticeable fraction of a second)."""
+    """The last few boards by their votes and judgements: a page load recomputes only when they changed
+    (1 000 bootstrap rounds over many votes take a noticeable fraction of a second). Vote rows never change,
+    so their ids say which votes a board counts: a load that hits the cache reads only the ids."""
 
     def __init__(self, size: int = CACHED_BOARDS) -> None:
-        self._boards: OrderedDict[tuple[str, bool, int, int, int], Board] = OrderedDict()
+        self._boards: OrderedDict[tuple[str, bool, tuple[int, int], int], Board] = OrderedDict()
         self._lock = threading.Lock()
         self._size = size
 
-    def get(self, tag: str, exclude_outliers: bool, votes: pd.DataFrame, judgements: pd.DataFrame) -> Board:
-        key = (tag, exclude_outliers, len(votes), _digest(votes), _digest(judgements))
+    def get(self, store: VoteStore, tag: str, exclude_outliers: bool) -> Board:
+        """The board of ``store``'s votes (of listening session ``tag``; all when empty). Raises StoreError."""
+        judgements = read_judgements(store)
+        judged = _digest(judgements)
+        key = (tag, exclude_outliers, ids_digest(store.frame(["vote_id"], tag=tag or None)["vote_id"]), judged)
         with self._lock:
             if key in self._boards:
                 self._boards.move_to_end(key)
                 return self._boards[key]
+        votes = store.frame(vote_columns(), tag=tag or None)
         board = build_board(votes, judgements, rounds=BOOTSTRAP_ROUNDS, style_rounds=STYLE_ROUNDS, min_votes=MIN_VOTES, exclude_outliers=exclude_outliers)
-        with self._lock:
-            self._boards[key] = board
+        with self._lock:  # under the key of the votes it counts (more may have come in since the ids were read)
+            self._boards[(tag, exclude_outliers, ids_digest(votes["vote_id"]), judged)] = board
             while len(self._boards) > self._size:
                 self._boards.popitem(last=False)
         return board
 
 
+def ids_digest(vote_ids: pd.Series) -> tuple[int, int]:
+    """How many votes and an order-free hash of their ids: changes when a vote is added or removed."""
+    return len(vote_ids), int(pd.util.hash_pandas_object(vote_ids.astype(str), index=False).sum()) if len(vote_ids) else 0
+
+
 def _digest(frame: pd.DataFrame) -> int:
+    """The judgements change in place (scores arrive, leak verdicts grow): their whole content is hashed."""
     return int(pd.util.hash_pandas_object(frame.astype(str), index=False).sum()) if not frame.empty else 0
 
 
@@ -106,13 +118,11 @@ def leaderboard_views(store: VoteStore, tag: str = "", exclude_outliers: bool = 
     """Ratings table, heatmap, latency table, judge table, judge box plots, rating-vs-latency plot and a summary."""
     tag = tag.strip()
     try:
-        votes = store.frame(vote_columns(), tag=tag or None)
-        judgements = read_judgements(store)
+        board = _boards.get(store, tag, exclude_outliers)
     except StoreError:
         log.exception("leaderboard: the vote store cannot be read")
         empty = pd.DataFrame()
         return empty, None, empty, empty, None, None, "⚠️ The vote store is unavailable right now; please try again later."
-    board = _boards.get(tag, exclude_outliers, votes, judgements)
     if board.raw.table.empty:
         return board.raw.table, None, pd.DataFrame(columns=["engine"]), pd.DataFrame(columns=["engine"]), None, None, summary_text(board, tag)
     table = board.table()
@@ -144,7 +154,7 @@ def build_leaderboard_tab(demo: gr.Blocks, store: VoteStore | None) -> None:
         heatmap = gr.Plot(label="Win rates")
     judges = gr.Dataframe(label="Automatic judges: mean per engine, and each judge's rank agreement with the votes", interactive=False)
     boxes = gr.Plot(label="Judge scores per engine")
-    latency = gr.Dataframe(label="Voice-to-voice latency of voted replies (ms, from the reference end of speech of the recorded turn)", interactive=False)
+    latency = gr.Dataframe(label=f"Voice-to-voice latency of voted replies (ms, from {ORIGIN_LABELS[LATENCY_FROM]} of the recorded turn)", interactive=False)
     outputs = [table, heatmap, latency, judges, boxes, scatter, summary]
 
     def update(tag_value: str, exclude_value: bool) -> tuple:

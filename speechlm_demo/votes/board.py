@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .integrity import annotate
+from ..timeline import LATENCY_FROM
+from .integrity import VOTER, annotate
 from .ratings import Leaderboard, leaderboard
 from .style_control import StyleFit, normalised_difference, style_controlled
 
@@ -32,14 +33,6 @@ JUDGES: dict[str, int] = {  # judge -> +1 when higher is better, -1 when lower i
     "voice_to_voice_ms": -1,
 }
 VOTE_COLUMNS = ["vote_id", "created_at", "tag", "engine_a", "engine_b", "outcome", "status_a", "status_b", "latency_a_ms", "latency_b_ms", "timeline_a", "timeline_b"]
-
-
-VOTER = "voter_id"  # who cast a vote: the voter cookie's id
-
-
-def voter_column() -> str:
-    """The vote column that says who voted."""
-    return VOTER
 
 
 def vote_columns() -> list[str]:
@@ -94,7 +87,8 @@ class Board:
             return "no votes yet" + _exclusions(self.excluded)
         columns = ["rank", "engine", "rating", "ci_low", "ci_high", "style_rating", "style_ci_low", "style_ci_high", "votes", "preliminary"]
         table = self.table()
-        parts = [self.raw.format().split("\n\n")[0] + _exclusions(self.excluded), table[[c for c in columns if c in table]].to_string(index=False)]
+        raw = self.raw.format().split("\n\n")
+        parts = [raw[0] + _exclusions(self.excluded), table[[c for c in columns if c in table]].to_string(index=False)]
         if not self.judge_means.empty:
             parts.append("Judge means per engine:\n" + self.judge_means.round(3).to_string())
         if self.judge_tau:
@@ -103,7 +97,7 @@ class Board:
         if self.style is not None and self.style.covariates:
             effects = ", ".join(f"{n} {c:+.1f}" for n, c in zip(self.style.covariates, self.style.coefficients, strict=True))
             parts.append(f"Style control: Elo points per standard deviation of the A-B difference: {effects}")
-        parts += self.raw.format().split("\n\n")[2:]
+        parts += raw[2:]
         return "\n\n".join(parts)
 
 
@@ -144,10 +138,14 @@ def _reply_audio_s(timeline: Any) -> float:
 
 
 def judged_replies(votes: pd.DataFrame, judgements: pd.DataFrame) -> pd.DataFrame:
-    """The judgements of the replies of ``votes`` (those scored), with their engine."""
+    """The judgements of the replies of ``votes`` (those scored), with their engine; ``voice_to_voice_ms`` only
+    where it is measured from :data:`~speechlm_demo.timeline.LATENCY_FROM`, like the vote rows' latencies."""
     if judgements.empty or votes.empty:
         return pd.DataFrame(columns=["engine", *JUDGES])
     rows = judgements[judgements["vote_id"].isin(votes["vote_id"])]
+    if "voice_to_voice_ms" in rows:  # only the figure measured from where the vote rows' latencies are (not old rows')
+        origin = rows["voice_to_voice_from"] if "voice_to_voice_from" in rows else pd.Series(None, index=rows.index, dtype=object)
+        rows = rows.assign(voice_to_voice_ms=rows["voice_to_voice_ms"].where(origin == LATENCY_FROM))
     return rows[["engine", *[j for j in JUDGES if j in rows]]]
 
 
@@ -177,11 +175,10 @@ def build_board(
     style_rounds: int = 200,
     min_votes: int = 30,
     exclude_outliers: bool = False,
-    voter: str | None = None,
+    voter: str = VOTER,
     seed: int | None = 0,
 ) -> Board:
     """The board of the votes (the :func:`vote_columns` of the store) and the judgements table."""
-    voter = voter or voter_column()
     marked = annotate(votes, judgements, voter) if not votes.empty else votes.assign(identity_leak="", outlier_voter=False)
     leaking = marked["identity_leak"] != ""
     outlier = marked["outlier_voter"].astype(bool) & exclude_outliers

@@ -141,14 +141,13 @@ def run(args: argparse.Namespace) -> int:
 def _read(args: argparse.Namespace, store: VoteStore) -> int:
     """``votes export`` or ``leaderboard`` on an open store."""
     from ..judges.records import read_judgements
-    from .board import voter_column
     from .integrity import annotate
 
     if args.command == "votes":
         if not (args.csv or args.parquet):
             sys.stderr.write("error: give --csv and/or --parquet\n")
             return 2
-        frame = annotate(store.frame(), read_judgements(store), voter_column())  # every vote, with its leak and outlier flags
+        frame = annotate(store.frame(), read_judgements(store))  # every vote, with its leak and outlier flags
         if args.csv:
             frame.to_csv(args.csv, index=False)
         if args.parquet:

@@ -21,6 +21,7 @@ import pandas as pd
 ALPHA = 0.05
 MIN_VOTES = 5
 MAX_VOTES = 100
+VOTER = "voter_id"  # the vote column that says who voted: the voter cookie's id
 
 
 def first_engine_result(frame: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
@@ -34,7 +35,7 @@ def first_engine_result(frame: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
     return pair.reset_index(drop=True), result.astype(np.float64)
 
 
-def outlier_voters(frame: pd.DataFrame, voter: str = "voter_id", *, alpha: float = ALPHA, min_votes: int = MIN_VOTES, max_votes: int = MAX_VOTES) -> set[str]:
+def outlier_voters(frame: pd.DataFrame, voter: str = VOTER, *, alpha: float = ALPHA, min_votes: int = MIN_VOTES, max_votes: int = MAX_VOTES) -> set[str]:
     """The voters (values of column ``voter``) the sequential test flags; ``frame`` is in time order."""
     if frame.empty:
         return set()
@@ -70,7 +71,7 @@ def leaks_by_vote(judgements: pd.DataFrame) -> pd.Series:
     return leaking.groupby("vote_id")["identity_leak"].agg(lambda s: ", ".join(sorted(set(", ".join(s).split(", ")), key=str.lower)))
 
 
-def annotate(votes: pd.DataFrame, judgements: pd.DataFrame, voter: str = "voter_id") -> pd.DataFrame:
+def annotate(votes: pd.DataFrame, judgements: pd.DataFrame, voter: str = VOTER) -> pd.DataFrame:
     """``votes`` with ``identity_leak`` (names, "" none) and ``outlier_voter`` (bool) columns added."""
     out = votes.copy()
     out["identity_leak"] = out["vote_id"].map(leaks_by_vote(judgements)).fillna("") if "vote_id" in out else ""

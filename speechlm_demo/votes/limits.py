@@ -43,8 +43,9 @@ def daily_cap() -> int:
         return DAILY_DEFAULT
 
 
-class _Windows:
-    """Event times per key inside a sliding window."""
+class SlidingWindows:
+    """Event times per key inside a sliding window (not thread-safe: the owner holds its lock). The vote limits
+    and the voter-id issue cap (:mod:`.voter`) count with it."""
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
@@ -61,16 +62,23 @@ class _Windows:
         return len(times), self.window_s - (now - times[0])
 
     def add(self, key: str, now: float) -> None:
+        """Count an event of ``key`` at ``now``."""
         self._times.setdefault(key, deque()).append(now)
 
     def remove(self, key: str, at: float) -> None:
+        """Take back the event of ``key`` counted at ``at``."""
         times = self._times.get(key)
         if times and at in times:
             times.remove(at)
 
     def purge(self, now: float) -> None:
+        """Forget the keys without an event in the window."""
         for key in [k for k, times in self._times.items() if not times or now - times[-1] > self.window_s]:
             del self._times[key]
+
+    def __len__(self) -> int:
+        """How many keys are remembered."""
+        return len(self._times)
 
 
 class VoteLimits:
@@ -87,8 +95,8 @@ class VoteLimits:
         self.per_voter, self.per_address = per_voter, per_address
         self.daily = daily_cap() if daily is None else daily
         self.clock = clock
-        self._voter_rate, self._address_rate = _Windows(per_voter[1]), _Windows(per_address[1])
-        self._voter_day, self._address_day = _Windows(DAY_S), _Windows(DAY_S)
+        self._voter_rate, self._address_rate = SlidingWindows(per_voter[1]), SlidingWindows(per_address[1])
+        self._voter_day, self._address_day = SlidingWindows(DAY_S), SlidingWindows(DAY_S)
         self._pairs: dict[str, set[PairKey]] = {}
         self._lock = threading.Lock()
 
@@ -125,7 +133,7 @@ class VoteLimits:
                 windows.remove(key, at)
             self._pairs.get(voter, set()).discard(pair)
 
-    def _counters(self, voter: str, address: str) -> list[tuple[_Windows, str]]:
+    def _counters(self, voter: str, address: str) -> list[tuple[SlidingWindows, str]]:
         return [(self._voter_rate, voter), (self._address_rate, address), (self._voter_day, voter), (self._address_day, address)]
 
     def purge(self) -> None:

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..timeline import COMPARED_LATENCY, LATENCY_FROM, ORIGIN_LABELS
+
 SCALE = 400.0 / math.log(10.0)
 BASE = 1000.0
 PRIOR = 1e-3  # precision of the Gaussian prior on log-strengths
-LATENCY_COLUMN = "voice_to_voice_ref_ms"
-LATENCY_ORIGIN = "the reference end of speech of the recorded turn"  # what the vote rows' latencies start at
 COLUMNS = ["engine_a", "engine_b", "outcome", "status_a", "status_b", "latency_a_ms", "latency_b_ms"]  # what it reads
 
 
@@ -99,19 +99,19 @@ def bootstrap(frame: pd.DataFrame, engines: list[str], rounds: int, *, seed: int
 def latency_stats(frame: pd.DataFrame) -> pd.DataFrame:
     """Per engine: replies, failures, and voice-to-voice p50 / p90 / mean (ms) of the answered ones."""
     sides = [
-        frame[[f"engine_{s}", f"status_{s}", f"latency_{s}_ms"]].set_axis(["engine", "status", LATENCY_COLUMN], axis=1)
+        frame[[f"engine_{s}", f"status_{s}", f"latency_{s}_ms"]].set_axis(["engine", "status", COMPARED_LATENCY], axis=1)
         for s in ("a", "b")
     ]
     replies = pd.concat(sides, ignore_index=True)
-    replies[LATENCY_COLUMN] = replies[LATENCY_COLUMN].where(replies["status"] == "ok")
+    replies[COMPARED_LATENCY] = replies[COMPARED_LATENCY].where(replies["status"] == "ok")
     grouped = replies.groupby("engine")
     stats = pd.DataFrame(
         {
             "replies": grouped.size(),
             "failed": grouped["status"].agg(lambda s: int((s != "ok").sum())),
-            "p50_ms": grouped[LATENCY_COLUMN].median(),
-            "p90_ms": grouped[LATENCY_COLUMN].quantile(0.9),
-            "mean_ms": grouped[LATENCY_COLUMN].mean(),
+            "p50_ms": grouped[COMPARED_LATENCY].median(),
+            "p90_ms": grouped[COMPARED_LATENCY].quantile(0.9),
+            "mean_ms": grouped[COMPARED_LATENCY].mean(),
         }
     )
     return stats.round(1)
@@ -141,7 +141,7 @@ class Leaderboard:
             "engines": clean(self.table).to_dict(orient="records"),
             "win_rates": clean(self.win_rates).to_dict(orient="index"),
             "latency": clean(self.latency.reset_index()).to_dict(orient="records"),
-            "latency_measured_from": "reference_speech_end",
+            "latency_measured_from": LATENCY_FROM,
         }
 
     def format(self) -> str:
@@ -156,7 +156,7 @@ class Leaderboard:
                 ),
                 self.table.to_string(index=False),
                 "Win rate of row against column (ties count half):\n" + self.win_rates.to_string(float_format="{:.2f}".format),
-                f"Voice-to-voice latency of the voted replies (ms, from {LATENCY_ORIGIN}):\n" + self.latency.to_string(),
+                f"Voice-to-voice latency of the voted replies (ms, from {ORIGIN_LABELS[LATENCY_FROM]} of the recorded turn):\n" + self.latency.to_string(),
             ]
         )
 

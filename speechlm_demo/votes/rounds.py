@@ -7,7 +7,8 @@ with HMAC and bound to the voter: the server-issued id of :mod:`.voter`) -> :met
 and over-the-daily-cap votes (:mod:`.limits`) with a :class:`VoteRefused` message, and stores the vote in one
 transaction. When the store is down the vote waits in :class:`PendingVotes` (spooled to disk) and is retried;
 if it cannot be kept on disk either the user gets a :class:`StoreUnavailable` error: a vote is acknowledged
-only once it is durable. Nothing is stored twice.
+only once it is durable. Nothing is stored twice. A round that will not be voted on (a rejected draw, a failed
+run) is dropped at once with :meth:`BlindArena.discard`; the others leave memory when they expire.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import numpy as np
 from .. import __version__
 from ..audio import encode_wav
 from ..catalog import EngineEntry
-from ..compare import LATENCY_FROM, Comparison, SideResult, compare
+from ..compare import Comparison, SideResult, compare
+from ..timeline import LATENCY_FROM
 from .limits import DAY_S, VoteLimits, VoteRefused
 from .pairs import audio_sha256, engine_version, pick_pair, playable_sides
 from .pending import PendingVotes
@@ -260,6 +262,15 @@ class BlindArena:
             message += f" A reply named {', '.join(leaked)}, which gives an engine away: your vote is kept but not counted in the blind ratings."
         return VoteReceipt(record.vote_id, outcome, record.engine_a, record.engine_b, queued, message, leaked)
 
+    def discard(self, round_id: str, voter_id: str) -> None:
+        """Forget an open round of ``voter_id`` that will not be voted on: a draw rejected, a run that failed, a
+        round the page replaced unvoted. A round with a vote (being stored, or stored and still to be revealed) is
+        kept until it expires."""
+        with self._lock:
+            blind = self._rounds.get(round_id)
+            if blind is not None and blind.voter_id == voter_id and blind.state == "open":
+                del self._rounds[round_id]
+
     def close(self) -> None:
         """Stop retrying in the background (votes still pending stay in the spool for the next start)."""
         self.pending.close()
@@ -336,7 +347,7 @@ class BlindArena:
             return ()
         try:
             return tuple(self.on_vote(record, blind.replies))
-        except Exception:  # noqa: BLE001 - the vote is already kept
+        except Exception:
             log.exception("the vote hook failed for vote %s", record.vote_id)
             return ()
 

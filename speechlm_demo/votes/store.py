@@ -8,6 +8,7 @@ voted on once; a retried write of the same vote (same ``vote_id``) is recognised
 ``$SPEECHLM_DB_URL`` selects another database (``postgresql+psycopg://...`` for multi-replica hosting);
 otherwise the file is ``votes.sqlite3`` in ``$SPEECHLM_DATA_DIR`` (default ``./data``).
 
+The store creates the whole schema (:mod:`.schema`: the votes and the judgements tables) once, here.
 Opening is safe when several replicas start together on an empty database (the schema is created under a
 Postgres advisory lock, and a lost race on SQLite is recognised), and a store that could not be opened
 tries again at its next use instead of staying off. A SQLite file deleted while the app runs (its data
@@ -33,6 +34,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from .schema import metadata, votes_table
+
 log = logging.getLogger(__name__)
 
 DB_URL_ENV = "SPEECHLM_DB_URL"
@@ -42,39 +45,6 @@ BUSY_TIMEOUT_S = 30.0
 SCHEMA_LOCK_KEY = 0x5EEC_0001  # pg_advisory_xact_lock key serialising schema creation across replicas
 SCHEMA_ATTEMPTS = 5
 
-metadata = sa.MetaData()
-votes_table = sa.Table(
-    "votes",
-    metadata,
-    sa.Column("vote_id", sa.String(32), primary_key=True),
-    sa.Column("round_id", sa.String(128), nullable=False),
-    # the voter cookie's id (votes.voter); the stored column keeps its first name, session_id, so stores made
-    # before the rename still read and write. Code and exports call it voter_id (the column's key).
-    sa.Column("session_id", sa.String(128), nullable=False, index=True, key="voter_id"),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("engine_a", sa.String(64), nullable=False),
-    sa.Column("engine_b", sa.String(64), nullable=False),
-    sa.Column("outcome", sa.String(8), nullable=False),
-    sa.Column("input_sha256", sa.String(64), nullable=False),
-    sa.Column("tag", sa.String(128), nullable=False, default=""),
-    sa.Column("status_a", sa.String(16), nullable=False),
-    sa.Column("status_b", sa.String(16), nullable=False),
-    sa.Column("reply_text_a", sa.Text, nullable=False, default=""),
-    sa.Column("reply_text_b", sa.Text, nullable=False, default=""),
-    sa.Column("user_text", sa.Text, nullable=False, default=""),
-    sa.Column("latency_a_ms", sa.Float, nullable=True),
-    sa.Column("latency_b_ms", sa.Float, nullable=True),
-    sa.Column("latency_from", sa.String(32), nullable=True),  # the mark both latencies are measured from
-    sa.Column("timeline_a", sa.Text, nullable=False, default="{}"),
-    sa.Column("timeline_b", sa.Text, nullable=False, default="{}"),
-    sa.Column("app_version", sa.String(64), nullable=False),
-    sa.Column("engine_version_a", sa.String(128), nullable=False),
-    sa.Column("engine_version_b", sa.String(128), nullable=False),
-    sa.Column("audio_dir", sa.Text, nullable=True),
-    sa.UniqueConstraint("round_id", name="uq_votes_round"),
-    sa.CheckConstraint("outcome IN ('a', 'b', 'tie', 'both_bad')", name="ck_votes_outcome"),
-    sa.CheckConstraint("engine_a <> engine_b", name="ck_votes_two_engines"),
-)
 _INSERT = votes_table.insert()
 STORED_NAMES = {c.key: c.name for c in votes_table.columns if c.key != c.name}  # code name -> database name
 
@@ -249,16 +219,19 @@ class VoteStore:
                 self._add_new_columns()
                 return
             except SQLAlchemyError:
-                if self._has_table():  # another process created it between our check and our CREATE
+                if self._has_tables():  # another process created them between our check and our CREATE
+                    self._add_new_columns()
                     return
                 if attempt == SCHEMA_ATTEMPTS:
                     raise
                 time.sleep(0.05 * attempt)
 
-    def _has_table(self) -> bool:
+    def _has_tables(self) -> bool:
+        """Whether every table of the schema exists (another process may have just made them)."""
         try:
             with self.engine.connect() as conn:
-                return sa.inspect(conn).has_table(votes_table.name)
+                inspector = sa.inspect(conn)
+                return all(inspector.has_table(name) for name in metadata.tables)
         except SQLAlchemyError:
             return False
 
@@ -276,13 +249,15 @@ class VoteStore:
 
     def _add_new_columns(self) -> None:
         """A store made by an older version lacks nullable columns added since: add them (old rows get NULL)."""
-        present = {column["name"] for column in sa.inspect(self.engine).get_columns("votes")}
-        missing = [c for c in votes_table.columns if c.name not in present and c.nullable]
-        if missing:
-            with self._write_lock, self.engine.begin() as conn:
-                for column in missing:
-                    kind = column.type.compile(dialect=self.engine.dialect)
-                    conn.execute(sa.text(f"ALTER TABLE votes ADD COLUMN {column.name} {kind}"))
+        inspector = sa.inspect(self.engine)
+        for table in metadata.tables.values():
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            missing = [c for c in table.columns if c.name not in present and c.nullable]
+            if missing:
+                with self._write_lock, self.engine.begin() as conn:
+                    for column in missing:
+                        kind = column.type.compile(dialect=self.engine.dialect)
+                        conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
 
     def describe(self) -> str:
         """The URL without a password."""
@@ -313,12 +288,12 @@ class VoteStore:
 
     def _vote_id_of_round(self, round_id: str) -> str | None:
         query = sa.select(votes_table.c.vote_id).where(votes_table.c.round_id == round_id)
-        with self._reading() as conn:
+        with self.reading() as conn:
             return conn.execute(query).scalar_one_or_none()
 
     @contextlib.contextmanager
-    def _reading(self) -> Iterator[sa.Connection]:
-        """A connection for reads; database errors become :class:`StoreUnavailable`."""
+    def reading(self) -> Iterator[sa.Connection]:
+        """A connection for reads (the schema made first if needed); database errors become :class:`StoreUnavailable`."""
         self._ensure_schema()
         try:
             with self.engine.connect() as conn:
@@ -326,9 +301,20 @@ class VoteStore:
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"vote store {self.describe()} unavailable: {exc}") from exc
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[sa.Connection]:
+        """One transaction among this process's writers (the schema made first if needed, e.g. after the SQLite
+        file was deleted); database errors become :class:`StoreUnavailable`."""
+        self._ensure_schema()
+        try:
+            with self._write_lock, self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"vote store {self.describe()} not written: {exc}") from exc
+
     def get(self, round_id: str) -> VoteRecord | None:
         """The vote of a round, if any."""
-        with self._reading() as conn:
+        with self.reading() as conn:
             row = conn.execute(sa.select(*_labelled()).where(votes_table.c.round_id == round_id)).mappings().first()
         return VoteRecord.from_row(dict(row)) if row else None
 
@@ -339,7 +325,7 @@ class VoteStore:
             query = query.where(votes_table.c.voter_id == voter_id)
         if since_s is not None:
             query = query.where(votes_table.c.created_at >= datetime.now(UTC) - timedelta(seconds=since_s))
-        with self._reading() as conn:
+        with self.reading() as conn:
             return int(conn.execute(query).scalar_one())
 
     def has_pair_vote(self, voter_id: str, input_sha256: str, engine_1: str, engine_2: str) -> bool:
@@ -347,7 +333,7 @@ class VoteStore:
         c = votes_table.c
         pair = sa.or_(sa.and_(c.engine_a == engine_1, c.engine_b == engine_2), sa.and_(c.engine_a == engine_2, c.engine_b == engine_1))
         query = sa.select(c.vote_id).where(c.voter_id == voter_id, c.input_sha256 == input_sha256, pair).limit(1)
-        with self._reading() as conn:
+        with self.reading() as conn:
             return conn.execute(query).first() is not None
 
     def frame(self, columns: list[str] | None = None, *, tag: str | None = None) -> pd.DataFrame:
@@ -355,7 +341,7 @@ class VoteStore:
         query = sa.select(*_labelled(columns)).order_by(votes_table.c.created_at)
         if tag is not None:
             query = query.where(votes_table.c.tag == tag)
-        with self._reading() as conn:
+        with self.reading() as conn:
             frame = pd.read_sql(query, conn)
         if "created_at" in frame:
             frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)

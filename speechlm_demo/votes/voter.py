@@ -18,11 +18,12 @@ import os
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
+
+from .limits import SlidingWindows
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class VoterIds:
         self._secret = secret or signing_secret()
         self.issue_limit = issue_limit or address_issue_limit()
         self.clock = clock
-        self._issued: dict[str, deque[float]] = {}
+        self._issued = SlidingWindows(self.issue_limit[1])  # ids issued per address
         self._lock = threading.Lock()
 
     def _mac(self, voter_id: str) -> str:
@@ -87,17 +88,12 @@ class VoterIds:
 
     def issue(self, address: str) -> str | None:
         """A new cookie value for a browser at ``address``, or None once the address used up its quota."""
-        limit, window = self.issue_limit
         now = self.clock()
         with self._lock:
-            recent = self._issued.setdefault(address, deque())
-            while recent and now - recent[0] > window:
-                recent.popleft()
-            if len(recent) >= limit:
+            if self._issued.count(address, now)[0] >= self.issue_limit[0]:
                 return None
-            recent.append(now)
-            for idle in [a for a, times in self._issued.items() if not times or now - times[-1] > window]:
-                del self._issued[idle]
+            self._issued.add(address, now)
+            self._issued.purge(now)
         voter_id = secrets.token_urlsafe(12)
         return f"{voter_id}.{self._mac(voter_id)}"
 

@@ -28,7 +28,8 @@ def frame(data: dict) -> bytes:
 
 
 class FakeLlamaOmni2:
-    """``behaviour``: answer | worker_error | no_worker | die | garbage."""
+    """``behaviour``: answer | worker_error | no_worker | die | garbage | garbled_models (the model list a
+    string) | garbled_frame (a frame's ``error_code`` a string): the right shapes with garbage in them."""
 
     def __init__(self, behaviour: str = "answer", model: str = "LLaMA-Omni2-7B-Bilingual") -> None:
         self.behaviour, self.model = behaviour, model
@@ -39,7 +40,7 @@ class FakeLlamaOmni2:
         self.app.router.add_post("/worker_generate_stream", self.generate)
 
     async def list_models(self, request: web.Request) -> web.Response:
-        return web.json_response({"models": [self.model]})
+        return web.json_response({"models": self.model if self.behaviour == "garbled_models" else [self.model]})
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response({"model_names": [self.model], "speed": 1, "queue_length": 0})
@@ -73,6 +74,9 @@ class FakeLlamaOmni2:
             if self.behaviour == "die" and index == 3:
                 request.transport.abort()  # type: ignore[union-attr]
                 return response
+            if self.behaviour == "garbled_frame" and index == 2:
+                await response.write(frame({"text": "The capital", "unit": "", "finalize": False, "error_code": "none"}))
+                break
             if self.behaviour == "garbage" and index == 2:
                 await response.write(b"<html>Bad Gateway</html>\0")
                 break

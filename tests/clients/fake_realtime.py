@@ -1,17 +1,29 @@
 """A fake OpenAI Realtime server (websocket, aiohttp) on 127.0.0.1.
 
-Event shapes match the ``openai`` package 3.57.0, ``openai/types/realtime/`` (GA): ``session.created`` /
-``session.updated``, ``input_audio_buffer.committed`` / ``speech_started`` / ``speech_stopped``,
-``conversation.item.added``, ``response.created``, ``response.output_item.added``,
-``response.output_audio_transcript.delta`` / ``response.output_audio.delta`` (base64 PCM16 24 kHz),
-``response.output_audio.done``, ``response.done`` (``RealtimeResponse`` with ``status`` and ``usage``),
-``conversation.item.input_audio_transcription.completed``, ``conversation.item.truncated`` and ``error``
-(``RealtimeError``: type, code, message, param, event_id). With ``OpenAI-Beta: realtime=v1`` the beta names
-(``response.audio.delta``, ``response.audio_transcript.delta``) are sent instead. Server VAD (when the
-session's turn_detection asks for it) is a level detector: speech_started at the first loud 20 ms, speech_stopped
-after ``silence_duration_ms`` of quiet, then an automatic response; speech during a response cancels it
-(``interrupt_response``); ``response.cancel`` with no response active is the upstream error
-``response_cancel_not_active``.
+Event shapes match the ``openai`` package 3.57.0 (``pip download openai==3.57.0 --no-deps``), GA interface,
+these files of ``openai/types/realtime/``:
+
+* server events: ``session_created_event.py`` / ``session_updated_event.py`` (the session of
+  ``realtime_session_create_request.py``), ``input_audio_buffer_committed_event.py``,
+  ``input_audio_buffer_speech_started_event.py``, ``input_audio_buffer_speech_stopped_event.py``,
+  ``conversation_item_added.py`` (``conversation_item.py``: ``realtime_conversation_item_user_message.py`` /
+  ``realtime_conversation_item_assistant_message.py``), ``response_created_event.py``,
+  ``response_output_item_added_event.py``, ``response_audio_transcript_delta_event.py``
+  (``response.output_audio_transcript.delta``), ``response_audio_delta_event.py`` (``response.output_audio.delta``,
+  base64 PCM16 24 kHz), ``response_audio_done_event.py``, ``response_done_event.py`` (``realtime_response.py``
+  with ``realtime_response_status.py`` and ``realtime_response_usage.py``,
+  ``realtime_response_usage_input_token_details.py``, ``realtime_response_usage_output_token_details.py``),
+  ``conversation_item_input_audio_transcription_completed_event.py``, ``conversation_item_truncated_event.py``
+  and ``realtime_error_event.py`` (``realtime_error.py``: type, code, message, param, event_id);
+* client events it reads: ``session_update_event.py``, ``conversation_item_create_event.py``,
+  ``input_audio_buffer_append_event.py``, ``input_audio_buffer_commit_event.py``, ``response_create_event.py``,
+  ``response_cancel_event.py``, ``conversation_item_truncate_event.py``.
+
+With ``OpenAI-Beta: realtime=v1`` the beta names (``response.audio.delta``, ``response.audio_transcript.delta``)
+are sent instead. Server VAD (when the session's turn_detection asks for it) is a level detector: speech_started
+at the first loud 20 ms, speech_stopped after ``silence_duration_ms`` of quiet, then an automatic response; speech
+during a response cancels it (``interrupt_response``); ``response.cancel`` with no response active is the
+upstream error ``response_cancel_not_active``.
 """
 
 from __future__ import annotations
@@ -42,12 +54,14 @@ def pcm16_b64(seconds: float, freq: float) -> str:
 
 
 class FakeRealtime:
-    """``behaviour``: answer | error | refuse | die | garbage | hang | failed. ``reply_s``: audio per response."""
+    """``behaviour``: answer | error | refuse | die | garbage | hang | failed | garbled_audio | garbled_done
+    (``garbled_*``: events of the right type whose fields are garbage). ``reply_s``: audio per response."""
 
     def __init__(self, behaviour: str = "answer", reply_s: float = 1.2, pace: float = 4.0) -> None:
         self.behaviour, self.reply_s, self.pace = behaviour, reply_s, pace
         self.connections = 0
         self.client_events: list[dict[str, Any]] = []
+        self.sent_types: set[str] = set()  # the server event types it sent
         self.ids = itertools.count(1)
         self.app = web.Application()
         self.app.router.add_get("/v1/realtime", self.handle)
@@ -85,6 +99,7 @@ class _Conversation:
         return {"response.output_audio.delta": "response.audio.delta", "response.output_audio_transcript.delta": "response.audio_transcript.delta", "response.output_audio.done": "response.audio.done", "conversation.item.added": "conversation.item.created"}.get(ga, ga)
 
     async def send(self, kind: str, **fields: Any) -> None:
+        self.server.sent_types.add(self.name(kind))
         await self.ws.send_str(json.dumps({"type": self.name(kind), "event_id": self.server._id("event"), **fields}))
 
     async def error(self, code: str, message: str, event_id: str | None = None, kind: str = "invalid_request_error") -> None:
@@ -185,6 +200,12 @@ class _Conversation:
             return
         if behaviour == "hang":
             await asyncio.sleep(3600)
+        if behaviour == "garbled_audio":
+            await self.send("response.output_audio.delta", response_id=response_id, item_id=item_id, output_index=0, content_index=0, delta=12345)
+            return
+        if behaviour == "garbled_done":
+            await self.send("response.done", response={**base, "status": "failed", "status_details": "overloaded", "output": [], "usage": {"input_token_details": "many"}})
+            return
         if behaviour == "failed":
             await self.send("response.done", response={**base, "status": "failed", "status_details": {"type": "failed", "error": {"type": "server_error", "code": "server_error", "message": "The server had an error while processing your request."}}, "output": [], "usage": USAGE})
             return

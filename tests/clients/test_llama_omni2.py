@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,34 @@ def test_server_faults_are_clear(behaviour: str, message: str, options: SessionO
             list(engine.respond(user_turn(), [], options))
         engine.close()
     assert SERVER_ERROR_MSG
+
+
+def test_a_garbled_frame_fails_the_turn_clearly_and_the_next_turn_works(options: SessionOptions) -> None:
+    fake = FakeLlamaOmni2("garbled_frame")
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, health_backoff_s=0.01)
+        with pytest.raises(ServerFailure, match="not its reply format: error_code is not an integer: 'none'"):
+            list(engine.respond(user_turn(), [], options))
+        fake.behaviour = "answer"
+        time.sleep(0.05)  # the back-off after the failure
+        events = list(engine.respond(user_turn(turn_id=2), [], options))
+        engine.close()
+    assert [e.text for e in events if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]
+
+
+def test_a_garbled_model_list_is_explained_and_the_server_is_used_once_it_is_right(options: SessionOptions) -> None:
+    fake = FakeLlamaOmni2("garbled_models")  # "models": "LLaMA-Omni2-7B-Bilingual", a string holding the name
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, fallback=True, health_backoff_s=0.01)
+        turn = user_turn()
+        first = list(engine.respond(turn, [], options))
+        fake.behaviour = "answer"
+        time.sleep(0.05)
+        second = list(engine.respond(user_turn(turn_id=2), [], options))
+        engine.close()
+    notice = [e.message for e in first if isinstance(e, ErrorEvent)]
+    assert turn.timeline.extra["answered_by"] == "echo" and "without a list of model names in 'models'" in notice[0]
+    assert [e.text for e in second if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]
 
 
 def test_a_model_the_controller_does_not_serve_is_named_at_load() -> None:

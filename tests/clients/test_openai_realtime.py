@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
@@ -10,9 +11,11 @@ import pytest
 from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.compare import answer
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, Mark, SessionOptions, TextOut
+from speechlm_demo.engines.openai_realtime.connection import RealtimeConnection, RealtimeSettings
 from speechlm_demo.engines.openai_realtime.half_duplex import RealtimeEngine
 from speechlm_demo.engines.openai_realtime.usage import Prices, turn_usage
 from speechlm_demo.engines.server_client import ServerFailure
+from tests.support.tcp_faults import silent_listener, unaccepting_port
 
 from .conftest import client_entry, speech, user_turn, with_echo_fallback
 from .fake_realtime import KEY, USAGE, FakeRealtime
@@ -91,6 +94,43 @@ def test_server_faults_are_clear_failures(behaviour: str, message: str, options:
         engine.close()
 
 
+@pytest.mark.parametrize(
+    ("behaviour", "message"),
+    [
+        ("garbled_audio", "sent audio that is not base64 PCM16: an audio delta must be a base64 string, not int"),
+        ("garbled_done", "failed the response: no reason given"),
+    ],
+)
+def test_garbled_fields_fail_the_turn_clearly_and_the_next_turn_works(behaviour: str, message: str, options: SessionOptions) -> None:
+    fake = FakeRealtime(behaviour)
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, health_backoff_s=0.01)
+        with pytest.raises(ServerFailure, match=message):
+            list(engine.respond(user_turn(1.0, 24_000), [], options))
+        fake.behaviour = "answer"
+        time.sleep(0.05)  # the back-off after the failure
+        events = list(engine.respond(user_turn(1.0, 24_000, turn_id=2), [], options))
+        engine.close()
+    assert [e.text for e in events if isinstance(e, TextOut) and e.final][-1] == "The capital of France is Paris."
+
+
+def test_usage_of_odd_shapes_is_zero_not_a_crash() -> None:
+    odd = {"input_tokens": float("nan"), "input_token_details": "many", "output_token_details": {"audio_tokens": 7, "text_tokens": "x"}}
+    usage = turn_usage(odd, Prices(**PRICES))
+    assert usage["input_tokens"] == 0 and usage["input_audio_tokens"] == 0 and usage["output_audio_tokens"] == 7
+    assert usage["cost_usd"] == pytest.approx(7 * 64 / 1e6)
+
+
+def test_connect_and_handshake_timeouts_are_told_apart() -> None:
+    settings = RealtimeSettings(connect_timeout_s=0.3)
+    refused = pytest.raises(ServerFailure, match=r"did not accept the connection within 0.3 s \(connect timeout\)")
+    with unaccepting_port() as port, refused:
+        asyncio.run(RealtimeConnection.open(f"ws://127.0.0.1:{port}/v1/realtime", settings, "gpt-realtime"))
+    silent = pytest.raises(ServerFailure, match="accepted the connection but did not answer the websocket handshake within 0.3 s")
+    with silent_listener() as port, silent:
+        asyncio.run(RealtimeConnection.open(f"ws://127.0.0.1:{port}/v1/realtime", settings, "gpt-realtime"))
+
+
 def test_a_server_that_dies_mid_reply_fails_that_turn_and_the_next_goes_to_the_fallback(options: SessionOptions) -> None:
     server = FakeHTTPServer(FakeRealtime("die").app)
     with server as url:
@@ -156,3 +196,46 @@ def test_a_cancelled_turn_cancels_the_response(options: SessionOptions) -> None:
             time.sleep(0.02)
         engine.close()
     assert audio <= 2 and "response.cancel" in [e["type"] for e in fake.client_events]
+
+
+# the file of openai 3.57.0 ``openai/types/realtime/`` that defines each GA event (listed by ``grep -l
+# 'type: Literal["..."]'`` over the unpacked wheel); the fake's docstring must name the file of every event it
+# sends or reads, so a new event cannot enter the fake without its source
+EVENT_FILES = {
+    "session.created": "session_created_event.py",
+    "session.updated": "session_updated_event.py",
+    "input_audio_buffer.committed": "input_audio_buffer_committed_event.py",
+    "input_audio_buffer.speech_started": "input_audio_buffer_speech_started_event.py",
+    "input_audio_buffer.speech_stopped": "input_audio_buffer_speech_stopped_event.py",
+    "conversation.item.added": "conversation_item_added.py",
+    "response.created": "response_created_event.py",
+    "response.output_item.added": "response_output_item_added_event.py",
+    "response.output_audio_transcript.delta": "response_audio_transcript_delta_event.py",
+    "response.output_audio.delta": "response_audio_delta_event.py",
+    "response.output_audio.done": "response_audio_done_event.py",
+    "response.done": "response_done_event.py",
+    "conversation.item.input_audio_transcription.completed": "conversation_item_input_audio_transcription_completed_event.py",
+    "conversation.item.truncated": "conversation_item_truncated_event.py",
+    "error": "realtime_error_event.py",
+    "session.update": "session_update_event.py",
+    "conversation.item.create": "conversation_item_create_event.py",
+    "input_audio_buffer.append": "input_audio_buffer_append_event.py",
+    "input_audio_buffer.commit": "input_audio_buffer_commit_event.py",
+    "response.create": "response_create_event.py",
+    "response.cancel": "response_cancel_event.py",
+    "conversation.item.truncate": "conversation_item_truncate_event.py",
+}
+
+
+def test_the_fake_names_the_openai_file_of_every_event_it_speaks(options: SessionOptions) -> None:
+    from . import fake_realtime
+
+    fake = FakeRealtime(reply_s=0.4)
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url)
+        list(engine.respond(user_turn(1.0, 24_000), [{"role": "user", "content": "Hi"}], options))
+        engine.close()
+    spoken = fake.sent_types | {e["type"] for e in fake.client_events}
+    assert spoken <= EVENT_FILES.keys(), spoken - EVENT_FILES.keys()
+    named = [f for f in EVENT_FILES.values() if f"``{f}``" not in (fake_realtime.__doc__ or "")]
+    assert not named, f"fake_realtime.py does not name {named}"

@@ -35,7 +35,8 @@ def test_bench_judges_the_echo_replies(tmp_path: Path) -> None:
     judged = doc["turns"][0]["judges"]
     assert judged["duration_s"] == pytest.approx(len(speech) / 16_000, abs=0.5)  # echo plays the turn back
     assert 1.0 <= judged["dnsmos_ovrl"] <= 5.0 and "paris" in judged["asr_text"].lower()
-    assert judged["voice_to_voice_ms"] == doc["turns"][0]["metrics"]["voice_to_voice_ms"]
+    assert judged["voice_to_voice_ms"] == doc["turns"][0]["metrics"]["voice_to_voice_ref_ms"]
+    assert judged["voice_to_voice_from"] == doc["turns"][0]["measured_from"]["voice_to_voice_ref_ms"] == "reference_speech_end"
     assert doc["summary"]["judges"]["dnsmos_ovrl"] == pytest.approx(judged["dnsmos_ovrl"], abs=1e-3)
     assert "judges (mean over replies)" in run.stdout
     assert "judge_dnsmos_ovrl" in pd.read_csv(tmp_path / "r.csv").columns

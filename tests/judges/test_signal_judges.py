@@ -45,9 +45,25 @@ def test_duration_leading_silence_clipping() -> None:
 def test_speaking_rate_and_latency_figures() -> None:
     assert words_per_minute("one two three four five", 2.0) == 150.0
     assert words_per_minute("", 2.0) is None and words_per_minute("hi", 0.0) is None
-    figures = latency_judges({"metrics": {"voice_to_voice_ms": 640.5, "turn_detect_ms": 300}})
-    assert figures == {"voice_to_voice_ms": 640.5, "engine_response_ms": None, "turn_detect_ms": 300.0}
-    assert latency_judges(None)["voice_to_voice_ms"] is None
+    legacy = latency_judges({"metrics": {"voice_to_voice_ms": 640.5, "turn_detect_ms": 300}})  # before metrics named origins
+    assert legacy == {"voice_to_voice_ms": 640.5, "voice_to_voice_from": "reference_speech_end", "engine_response_ms": None, "turn_detect_ms": 300.0}
+    assert latency_judges(None)["voice_to_voice_ms"] is None and latency_judges(None)["voice_to_voice_from"] is None
+
+
+def test_the_judges_voice_to_voice_starts_where_the_leaderboards_does() -> None:
+    from speechlm_demo.timeline import LATENCY_FROM, Timeline
+
+    timeline = Timeline(clock=lambda: 0.0)
+    for name, t in (("reference_speech_end", 10.0), ("user_speech_end", 10.2), ("first_audio_out", 10.9)):
+        timeline.mark(name, t)
+    figures = latency_judges(timeline.to_dict())
+    assert figures["voice_to_voice_ms"] == 900.0 and figures["voice_to_voice_from"] == LATENCY_FROM == "reference_speech_end"
+    live = Timeline(clock=lambda: 0.0)  # no reference (a live turn): the turn layer's figure, labelled as such
+    live.mark("user_speech_end", 1.0)
+    live.mark("first_audio_out", 1.5)
+    assert latency_judges(live.to_dict()) == {
+        "voice_to_voice_ms": 500.0, "voice_to_voice_from": "user_speech_end", "engine_response_ms": None, "turn_detect_ms": None,
+    }
 
 
 def test_identity_names_are_found_as_words() -> None:

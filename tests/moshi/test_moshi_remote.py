@@ -12,7 +12,8 @@ pytest.importorskip("aiohttp")
 pytest.importorskip("sphn")
 
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, Event, SessionOptions, TextOut, TurnEnd
-from speechlm_demo.engines.moshi.remote import URL_ENV, MoshiRemoteEngine
+from speechlm_demo.engines.moshi.remote import MoshiRemoteEngine
+from speechlm_demo.engines.moshi.settings import URL_ENV
 from tests.moshi.conftest import ServerProcess, moshi_entry
 
 pytestmark = pytest.mark.slow

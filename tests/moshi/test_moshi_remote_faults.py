@@ -17,7 +17,8 @@ pytest.importorskip("sphn")
 from aiohttp import web
 
 from speechlm_demo.engines.base import AudioOut, EngineError, ErrorEvent, Event, SessionOptions, TextOut
-from speechlm_demo.engines.moshi.remote import URL_ENV, MoshiRemoteEngine, chat_url
+from speechlm_demo.engines.moshi.remote import MoshiRemoteEngine, chat_url
+from speechlm_demo.engines.moshi.settings import URL_ENV
 from tests.moshi.conftest import free_port, moshi_entry
 from tests.moshi.fake_server import FakeServer, drain, opus_packets
 
@@ -166,5 +167,5 @@ def test_chat_url(raw: str, expected: str) -> None:
 
 
 def test_bad_url_is_explained() -> None:
-    with pytest.raises(EngineError, match="not a moshi-server URL"):
+    with pytest.raises(EngineError, match=r"not an http\(s\) or ws\(s\) URL"):
         chat_url("gpu-box:8998")

@@ -5,8 +5,12 @@ Run it: ``python -m tests.qwen.fake_vllm_omni --port 8091 [--profile qwen3-omni]
 
 Profiles: ``qwen2.5-omni`` (``async_chunk: false``: all audio in one chunk after the text), ``qwen3-omni``
 (an audio chunk per sentence while the text goes on; also ``/v1/realtime``), ``vllm`` (plain vLLM: text
-only, e.g. Ultravox). ``scenario`` makes it fail the way real servers do. Its delays are fixed, so the
-first-text / first-audio figures it yields are protocol behaviour, not model speed.
+only, e.g. Ultravox). ``scenario`` makes it fail the way real servers do (``garbled_fields``: well-formed
+events whose fields are garbage, which 0.30.0 never sends: ``sample_rate_hz`` a string, ``audio_metadata``
+not an object, the model list's ``data`` a number). ``close_after_reply`` closes each realtime connection
+after its reply (an idle timeout, a proxy); ``drop_kept`` closes one when a second turn starts on it (a
+restart the client has not seen yet). Its delays are fixed, so the first-text / first-audio figures it
+yields are protocol behaviour, not model speed.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ PROFILES = {
     "qwen3-omni": {"model": "Qwen/Qwen3-Omni-30B-A3B-Instruct", "omni": True, "streams_audio": True, "speakers": ("ethan", "chelsie", "aiden")},
     "vllm": {"model": "fixie-ai/ultravox-v0_5-llama-3_2-1b", "omni": False, "streams_audio": False, "speakers": ()},
 }
-SCENARIOS = ("ok", "error_after_200", "http_500", "midway", "malformed", "no_audio", "bad_audio", "slow")
+SCENARIOS = ("ok", "error_after_200", "http_500", "midway", "malformed", "no_audio", "bad_audio", "garbled_fields", "slow")
 OUT_RATE = 24_000
 
 
@@ -56,6 +60,9 @@ class FakeState:
     audio_delay_s: float = 0.15
     slow_s: float = 5.0
     served_model: str | None = None  # serve under another name than the profile's model
+    close_after_reply: bool = False  # realtime: close the websocket after each reply's output_audio.done
+    drop_kept: bool = False  # realtime: close the websocket when a second turn's commit arrives on it
+    connections: int = 0  # realtime websockets accepted
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -102,6 +109,8 @@ def build_app(state: FakeState) -> Starlette:
     """The Starlette app (vLLM serves FastAPI on uvicorn; same response classes)."""
 
     async def models(request: Request) -> Response:
+        if state.scenario == "garbled_fields":
+            return Response(wire.compact({"object": "list", "data": 7}), media_type="application/json")
         return Response(wire.models_list(state.model, int(time.time())), media_type="application/json")
 
     async def chat(request: Request) -> Response:
@@ -183,6 +192,10 @@ def build_app(state: FakeState) -> Starlette:
         else:
             pcm = tone(text)
             b64, frames = wav_b64(pcm), len(pcm)
+        if state.scenario == "garbled_fields":
+            chunk = json.loads(wire.audio_chunk(rid, created, model, b64, frames=frames, rate=OUT_RATE, fmt="wav", finish=finish, prompt_tokens=100)[6:])
+            chunk["choices"][0]["audio_metadata"] = "wav@24k"
+            return wire.sse(chunk)
         return wire.audio_chunk(rid, created, model, b64, frames=frames, rate=OUT_RATE, fmt="wav", finish=finish, prompt_tokens=100)
 
     async def speech(request: Request) -> Response:
@@ -221,6 +234,7 @@ class _Realtime:
 
     async def run(self) -> None:
         await self.ws.accept()
+        self.state.connections += 1
         if not PROFILES[self.state.profile]["streams_audio"]:  # 0.30.0: only Qwen3-Omni implements realtime
             # api_server.py: websocket.send_json (Starlette: compact JSON)
             await self.ws.send_text(wire.compact({"type": "error", "error": "Realtime API is not available", "code": "unsupported"}))
@@ -264,6 +278,8 @@ class _Realtime:
                 await self.ws.send_text(wire.rt_error(message, "model_not_validated"))
             elif event.get("final"):
                 self.audio.put_nowait(None)
+            elif self.task is not None and self.state.drop_kept:
+                await self.ws.close()
             elif self.task is None or self.task.done():
                 self.task = asyncio.create_task(self.generate())
         else:
@@ -286,15 +302,22 @@ class _Realtime:
                 if self.state.scenario != "no_audio":
                     await asyncio.sleep(self.state.audio_delay_s)
                     pcm16 = (np.clip(tone(sentence), -1, 1) * 32767.0).astype(np.int16)
-                    await self.ws.send_text(wire.rt_audio(base64.b64encode(pcm16.tobytes()).decode("utf-8"), OUT_RATE))
+                    rate: Any = "24k" if self.state.scenario == "garbled_fields" else OUT_RATE
+                    await self.ws.send_text(wire.rt_audio(base64.b64encode(pcm16.tobytes()).decode("utf-8"), rate))
                     sent_audio = True
             await self.ws.send_text(wire.rt_done(full, 100, len(full.split())))
             if sent_audio:
                 await self.ws.send_text(wire.rt_audio_done(True))
+                await self.after_reply()
                 return
         except Exception as exc:  # noqa: BLE001
             await self.ws.send_text(wire.rt_error(str(exc), "processing_error"))
         await self.ws.send_text(wire.rt_audio_done(sent_audio))
+        await self.after_reply()
+
+    async def after_reply(self) -> None:
+        if self.state.close_after_reply:
+            await self.ws.close()
 
 
 class FakeServer:

@@ -106,6 +106,7 @@ def test_history_carries_earlier_turns(fake: FakeServer, monkeypatch: pytest.Mon
         ("malformed", "malformed JSON"),
         ("no_audio", "sent only text, no audio"),
         ("bad_audio", "audio that cannot be decoded"),
+        ("garbled_fields", "sent audio_metadata that is not an object: 'wav@24k'"),
     ],
 )
 def test_server_failures_fail_the_turn_with_a_clear_message(fake: FakeServer, monkeypatch: pytest.MonkeyPatch, scenario: str, message: str) -> None:
@@ -160,6 +161,9 @@ def test_missing_url_and_bad_settings(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("VLLM_OMNI_URL", raising=False)
     entry = load_catalog().get("qwen2.5-omni-vllm")
     with pytest.raises(EngineError, match="set VLLM_OMNI_URL"):
+        VllmOmniEngine(entry).load()
+    monkeypatch.setenv("VLLM_OMNI_URL", "gpu-box:8091")  # no scheme: refused at load, not at the first turn
+    with pytest.raises(EngineError, match=r"'gpu-box:8091' \(\$VLLM_OMNI_URL\) is not an http\(s\) URL"):
         VllmOmniEngine(entry).load()
     bad = entry.model_copy(update={"defaults": {**entry.defaults, "strem": False}})
     with pytest.raises(EngineError, match="qwen2.5-omni-vllm.*strem: Extra inputs are not permitted"):

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from speechlm_demo.audio import rms_dbfs
-from speechlm_demo.engines.base import AudioOut, EngineError, Mark, TextOut
+from speechlm_demo.engines.base import AudioOut, EngineError, Mark, SessionOptions, TextOut
 from speechlm_demo.engines.vllm_omni.realtime import RealtimeClient, realtime_url
 from tests.qwen.conftest import free_port, make_engine, run_turn, speech_turn
 from tests.qwen.fake_vllm_omni import FakeServer
+from tests.support.tcp_faults import silent_listener, unaccepting_port
 
 
 @pytest.fixture
@@ -71,5 +72,71 @@ def test_realtime_server_down_and_timeout(qwen3: FakeServer) -> None:
         list(RealtimeClient(f"http://127.0.0.1:{free_port()}", "m").reply(np.zeros(1600, np.float32), threading.Event()))
     qwen3.state.token_delay_s = 1.0
     client = RealtimeClient(qwen3.url, qwen3.state.model, read_timeout=0.2)
-    with pytest.raises(EngineError, match="sent nothing for 0.2 s"):
+    with pytest.raises(EngineError, match=r"sent nothing for 0.2 s \(read timeout\)"):
         list(client.reply(np.full(1600, 0.1, np.float32), threading.Event()))
+
+
+def test_realtime_connection_serves_the_next_turns(qwen3: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("qwen3-omni-vllm-realtime", monkeypatch, qwen3.url)
+    for _ in range(3):
+        assert [e for e in run_turn(engine, speech_turn()) if isinstance(e, AudioOut)]
+    assert qwen3.state.connections == 1 and engine.realtime.opened == 1
+    kinds = [e["type"] for e in qwen3.state.requests]
+    assert kinds.count("session.update") == 1 and kinds.count("input_audio_buffer.commit") == 6
+    engine.close()
+
+
+def test_realtime_connection_closed_by_the_server_is_replaced(qwen3: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    qwen3.state.close_after_reply = True  # an idle timeout or a proxy between the turns
+    engine = make_engine("qwen3-omni-vllm-realtime", monkeypatch, qwen3.url)
+    for _ in range(2):
+        text = " ".join(e.text for e in run_turn(engine, speech_turn()) if isinstance(e, TextOut))
+        assert text.startswith("I heard 1.3 seconds")
+    assert qwen3.state.connections == 2
+
+
+def test_realtime_kept_connection_that_drops_as_the_turn_starts_is_replaced_once(
+    qwen3: FakeServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    qwen3.state.drop_kept = True
+    engine = make_engine("qwen3-omni-vllm-realtime", monkeypatch, qwen3.url)
+    assert [e for e in run_turn(engine, speech_turn()) if isinstance(e, AudioOut)]
+    with caplog.at_level("INFO", logger="speechlm_demo.engines.vllm_omni.realtime"):
+        text = " ".join(e.text for e in run_turn(engine, speech_turn()) if isinstance(e, TextOut))
+    assert text == "I heard 1.3 seconds of your voice. This is a fake server answering."
+    assert qwen3.state.connections == 2 and "had closed; opening a new one" in caplog.text
+
+
+def test_realtime_connection_is_not_kept_after_a_cancelled_or_failed_turn(qwen3: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("qwen3-omni-vllm-realtime", monkeypatch, qwen3.url)
+    turn = speech_turn()
+    for event in engine.respond(turn, [], SessionOptions()):
+        if isinstance(event, TextOut):
+            turn.cancel.set()  # the user spoke again: the server's generation must not run into the next turn
+    qwen3.state.scenario = "error_after_200"
+    with pytest.raises(EngineError, match="processing_error"):
+        run_turn(engine, speech_turn())
+    qwen3.state.scenario = "ok"
+    text = " ".join(e.text for e in run_turn(engine, speech_turn()) if isinstance(e, TextOut))
+    assert text == "I heard 1.3 seconds of your voice. This is a fake server answering."
+    assert qwen3.state.connections == 3
+
+
+def test_realtime_garbled_fields_are_explained(qwen3: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("qwen3-omni-vllm-realtime", monkeypatch, qwen3.url)
+    qwen3.state.scenario = "garbled_fields"
+    with pytest.raises(EngineError, match="sent a sample_rate_hz that is not a sample rate: '24k'"):
+        run_turn(engine, speech_turn())
+    qwen3.state.scenario = "ok"
+    assert [e for e in run_turn(engine, speech_turn()) if isinstance(e, AudioOut)]
+
+
+def test_realtime_connect_timeout_is_not_a_read_timeout() -> None:
+    with unaccepting_port() as port:
+        client = RealtimeClient(f"http://127.0.0.1:{port}", "m", connect_timeout=0.3, read_timeout=30)
+        with pytest.raises(EngineError, match=r"did not accept the connection within 0.3 s \(connect timeout\)"):
+            list(client.reply(np.zeros(1600, np.float32), threading.Event()))
+    with silent_listener() as port:
+        client = RealtimeClient(f"http://127.0.0.1:{port}", "m", connect_timeout=0.3, read_timeout=30)
+        with pytest.raises(EngineError, match="accepted the connection but did not answer the websocket handshake within 0.3 s"):
+            list(client.reply(np.zeros(1600, np.float32), threading.Event()))

@@ -51,6 +51,15 @@ def test_auto_model_takes_the_first_listed(vllm: FakeServer, monkeypatch: pytest
     assert chat["messages"][-1]["content"][0]["type"] == "audio_url"
 
 
+def test_garbled_model_list_is_explained_and_the_next_turn_works(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("vllm-audio-llm", monkeypatch, vllm.url, tts=SPEECH_API)
+    vllm.state.scenario = "garbled_fields"
+    with pytest.raises(EngineError, match="sent a model list whose data is not a list: '7'"):
+        run_turn(engine, speech_turn(0.5))
+    vllm.state.scenario = "ok"
+    assert any(isinstance(e, AudioOut) for e in run_turn(engine, speech_turn(0.5)))
+
+
 @pytest.mark.parametrize(
     "scenario, message",
     [
@@ -100,3 +109,11 @@ def test_default_piper_voice(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) 
     events = run_turn(engine, speech_turn(0.6))
     audio = [e for e in events if isinstance(e, AudioOut)]
     assert audio and all(a.sample_rate == 22_050 for a in audio) and max(rms_dbfs(a.pcm) for a in audio) > -35
+
+
+def test_a_choice_whose_delta_is_not_an_object_is_explained() -> None:
+    from speechlm_demo.engines.openai_http import chat_text
+
+    assert list(chat_text([{"choices": [{"delta": {"content": "Hi"}}]}], "the server")) == ["Hi"]
+    with pytest.raises(EngineError, match="the server sent a choice whose delta is not an object"):
+        list(chat_text([{"choices": [{"delta": "Hi"}]}], "the server"))

@@ -201,7 +201,7 @@ def rt_done(text: str, prompt_tokens: int, completion_tokens: int) -> str:
     return compact({"type": "transcription.done", "text": text, "usage": usage})
 
 
-def rt_audio(b64: str, rate: int) -> str:
+def rt_audio(b64: str, rate: int | str) -> str:  # a str only in the fake's garbled_fields scenario
     return json.dumps({"type": "response.output_audio.delta", "audio": b64, "format": "pcm16", "sample_rate_hz": rate})
 
 

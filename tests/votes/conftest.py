@@ -91,8 +91,8 @@ def locked(db_path: Path) -> Iterator[None]:
 
 
 def open_together(url: str, replicas: int = 4) -> list[BaseException]:
-    """Open ``replicas`` stores on ``url`` at the same instant (as replicas starting together would);
-    returns the errors, then checks that a vote can be written and read back."""
+    """Open ``replicas`` stores on ``url`` (empty) at the same instant (as replicas starting together would);
+    returns the errors, then checks that a vote and a judgement can be written and read back."""
     import threading
 
     barrier = threading.Barrier(replicas)
@@ -110,12 +110,16 @@ def open_together(url: str, replicas: int = 4) -> list[BaseException]:
         thread.start()
     for thread in threads:
         thread.join()
-    if not errors:
+    if not errors:  # the whole schema is there: a vote and its judgement are written and read back
+        from speechlm_demo.judges.records import JudgementStore
+
         store = VoteStore(url)
         try:
             record = make_record()
             store.add(record)
+            JudgementStore(store).open(record.vote_id, "a", record.engine_a, "")
             assert store.get(record.round_id) == record
+            assert list(JudgementStore(store).frame()["vote_id"]) == [record.vote_id]
         finally:
             store.close()
     return errors

@@ -15,6 +15,7 @@ from speechlm_demo.compare import Comparison, SideResult
 from speechlm_demo.judges.background import JudgeWorker
 from speechlm_demo.judges.records import JudgementStore, read_judgements
 from speechlm_demo.judges.scorer import Judges
+from speechlm_demo.timeline import LATENCY_FROM
 from speechlm_demo.votes.board import build_board, vote_columns
 from speechlm_demo.votes.integrity import annotate, outlier_voters
 from speechlm_demo.votes.pending import PendingVotes
@@ -61,6 +62,7 @@ def test_a_leaking_round_is_kept_but_not_counted(store: VoteStore, worker: Judge
     judgements = read_judgements(store)
     assert len(judgements) == 10 and set(judgements["status"]) == {"done"}  # every reply judged (signal + latency)
     assert judgements["duration_s"].notna().all() and judgements["voice_to_voice_ms"].notna().all()
+    assert set(judgements["voice_to_voice_from"]) == set(store.frame(["latency_from"])["latency_from"]) == {LATENCY_FROM}
     board = build_board(store.frame(vote_columns()), judgements, rounds=20, style_rounds=10)
     assert board.raw.votes == 4 and board.excluded["identity_leaks"] == 1
     assert board.raw.table["votes"].sum() == 8
@@ -146,3 +148,28 @@ def test_leaderboard_cli_carries_style_judges_tau_and_plots(tmp_path: Path) -> N
     assert export.returncode == 0, export.stderr
     exported = pd.read_csv(tmp_path / "all.csv", keep_default_na=False)
     assert len(exported) == 91 and (exported["identity_leak"] == "Moshi").sum() == 1 and "outlier_voter" in exported
+
+
+def test_judge_latencies_from_another_origin_are_left_out_of_the_judge_means(store: VoteStore) -> None:
+    records = JudgementStore(store)
+    for origin, latency in ((LATENCY_FROM, 600.0), (None, 100.0), ("user_speech_end", 50.0)):  # None: judged before labels
+        record = make_record()
+        store.add(record)
+        records.open(record.vote_id, "a", "alpha", "")
+        records.finish(record.vote_id, "a", {"status": "done", "voice_to_voice_ms": latency, "voice_to_voice_from": origin})
+    board = build_board(store.frame(vote_columns()), read_judgements(store), rounds=5, style_rounds=5)
+    assert board.judge_means.loc["alpha", "voice_to_voice_ms"] == 600.0
+
+
+def test_the_board_report_formats_the_raw_board_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from speechlm_demo.votes.ratings import Leaderboard
+
+    votes = pd.DataFrame(
+        [{"vote_id": f"v{i}", "voter_id": f"p{i % 3}", "engine_a": "alpha", "engine_b": "beta", "outcome": "ab"[i % 2], "status_a": "ok", "status_b": "ok", "latency_a_ms": 500.0, "latency_b_ms": 700.0} for i in range(8)]
+    )
+    board = build_board(votes, pd.DataFrame(), rounds=10, style_rounds=5)
+    calls = []
+    real = Leaderboard.format
+    monkeypatch.setattr(Leaderboard, "format", lambda self: calls.append(1) or real(self))
+    report = board.format()
+    assert calls == [1] and "8 votes" in report and "Win rate of row against column" in report and "Voice-to-voice latency" in report

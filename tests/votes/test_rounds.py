@@ -343,3 +343,22 @@ def test_a_refused_or_failed_vote_does_not_use_up_a_limit(store: VoteStore, db_p
     with locked(db_path), pytest.raises(StoreUnavailable):  # no spool: the vote cannot be kept, the user is told
         arena.submit_vote(blind.round_id, "v1", "a")
     assert arena.submit_vote(blind.round_id, "v1", "a").message == "Thanks, vote recorded."
+
+
+def test_discard_forgets_only_the_voters_own_open_round(tmp_path: Path) -> None:
+    store = VoteStore(f"sqlite:///{tmp_path / 'v.sqlite3'}")
+    arena = BlindArena(store, lambda: [make_entry("alpha"), make_entry("beta")], pending=PendingVotes(store))
+    mine = arena.start_round("voter-1", np.zeros(1600, np.float32), 16_000)
+    arena.discard(mine.round_id, "voter-2")  # someone else's id: nothing happens
+    arena.discard("not.a.round", "voter-1")
+    assert arena.get_round(mine.round_id, "voter-1") is mine
+    for voted in ("voting", "voted"):  # a vote being stored right now, or stored and about to be revealed
+        mine.state = voted
+        arena.discard(mine.round_id, "voter-1")
+        assert arena.get_round(mine.round_id, "voter-1") is mine
+    mine.state = "open"
+    arena.discard(mine.round_id, "voter-1")
+    with pytest.raises(VoteRefused, match="unknown"):
+        arena.get_round(mine.round_id, "voter-1")
+    arena.close()
+    store.close()

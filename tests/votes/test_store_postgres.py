@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from speechlm_demo.votes.schema import judgements_table
 from speechlm_demo.votes.store import DuplicateVote, StoreUnavailable, VoteStore, votes_table
 from tests.votes.conftest import make_record
 
@@ -66,6 +67,7 @@ def pg_store(pg_url: str) -> Iterator[VoteStore]:
     store = VoteStore(pg_url)
     with store.engine.begin() as conn:
         conn.execute(sa.delete(votes_table))
+        conn.execute(sa.delete(judgements_table))
     yield store
     store.close()
 
@@ -110,7 +112,7 @@ def test_replicas_opening_an_empty_database_together_all_succeed(pg_url: str) ->
     admin = sa.create_engine(pg_url)
     for _ in range(10):
         with admin.begin() as conn:  # an empty database for every trial
-            conn.execute(sa.text("DROP TABLE IF EXISTS votes"))
+            conn.execute(sa.text("DROP TABLE IF EXISTS votes, judgements"))
         errors += open_together(pg_url)
     admin.dispose()
     assert errors == [], errors[:3]

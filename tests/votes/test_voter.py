@@ -82,3 +82,29 @@ def test_the_id_quota_comes_from_the_environment(monkeypatch) -> None:
     assert [ids.issue("10.1.1.1") is not None for _ in range(3)] == [True, True, False]
     monkeypatch.setenv("SPEECHLM_VOTER_IDS_PER_HOUR", "lots")
     assert VoterIds(b"k" * 32).issue_limit == (20, 3600.0)
+
+
+def test_issuing_counts_with_the_vote_limits_windows_and_forgets_idle_addresses() -> None:
+    from speechlm_demo.votes.limits import SlidingWindows
+
+    clock = Clock()
+    ids = VoterIds(b"k" * 32, issue_limit=(2, 60.0), clock=clock)
+    assert isinstance(ids._issued, SlidingWindows)  # one sliding-window implementation for every limit
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        assert ids.issue(address) is not None
+    assert len(ids._issued) == 3
+    clock.now += 61
+    assert ids.issue("10.0.0.4") is not None and len(ids._issued) == 1  # the idle addresses are forgotten
+
+
+def test_sliding_windows_count_take_back_and_purge() -> None:
+    from speechlm_demo.votes.limits import SlidingWindows
+
+    windows = SlidingWindows(10.0)
+    for t in (0.0, 4.0, 8.0):
+        windows.add("k", t)
+    assert windows.count("k", 9.0) == (3, 1.0)
+    windows.remove("k", 8.0)
+    assert windows.count("k", 12.0) == (1, 2.0)  # 0.0 left the window, 8.0 was taken back
+    windows.purge(30.0)
+    assert len(windows) == 0 and windows.count("k", 30.0) == (0, 0.0)

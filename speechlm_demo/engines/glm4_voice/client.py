@@ -16,13 +16,11 @@ from ...audio import resample
 from ..base import AudioOut, EngineError, Event, Progress, SessionOptions, TextOut, UserTurn
 from ..fallback import ServerEngine
 from ..server_client import (
-    ProtocolError,
     ServerFailure,
     ServerSettings,
     check_reachable,
     post_stream,
     read_chunks,
-    server_url,
     text_events,
 )
 from .local_models import BLOCK_SIZES, DECODER_RATE, GlmModels, load_models
@@ -50,7 +48,8 @@ class Glm4VoiceEngine(ServerEngine):
     models: GlmModels | None = None
 
     def connect(self, progress: Progress) -> None:
-        """Load the local models (once), then check the server answers."""
+        """Resolve the URL, load the local models (once), then check the server answers."""
+        self.base_url = self.settings.server_url(self.entry.label)
         if self.models is None:
             progress(0.1, "loading GLM-4-Voice's tokenizers and decoder")
             s = self.settings
@@ -58,7 +57,6 @@ class Glm4VoiceEngine(ServerEngine):
                 self.models = load_models(s.model_path, s.tokenizer_path, s.decoder_path, s.repo_path, self.device)
             except ImportError as exc:
                 raise EngineError(str(exc)) from exc
-        self.base_url = server_url(self.settings, self.entry.label)
         progress(0.6, f"checking {self.base_url}")
         check_reachable(self.base_url, self.settings.connect_timeout_s, self.entry.label)
 
@@ -118,8 +116,6 @@ class Glm4VoiceEngine(ServerEngine):
                             return text
             except ServerError as exc:
                 raise ServerFailure(f"{label} failed the turn: {exc}") from exc
-            except ProtocolError as exc:
-                raise ServerFailure(f"{label} sent something that is not its reply format: {exc}") from exc
         if decoder is not None and speech and not turn.cancel.is_set():
             audio, state = decoder.feed(speech, state, True)  # the stream ended without <|user|> (max_new_tokens)
             if len(audio):

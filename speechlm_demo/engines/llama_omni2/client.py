@@ -23,12 +23,10 @@ from pydantic import Field
 from ..base import AudioOut, Event, Progress, SessionOptions, TextOut, UserTurn
 from ..fallback import ServerEngine
 from ..server_client import (
-    ProtocolError,
     ServerFailure,
     ServerSettings,
     post_stream,
     read_chunks,
-    server_url,
     text_events,
     turn_wav,
 )
@@ -61,26 +59,38 @@ class LlamaOmni2Engine(ServerEngine):
     Settings = LlamaOmni2Settings
     settings: LlamaOmni2Settings
     vocoder: UnitVocoder | None = None
+    audio_dir: Path | None = None  # where turns are written (set on connect)
+    _own_dir = False  # audio_dir is a temporary folder of this engine's
 
     def connect(self, progress: Progress) -> None:
         """Check the controller lists the model (or the worker answers)."""
-        self.base_url = server_url(self.settings, self.entry.label)
+        self.base_url = self.settings.server_url(self.entry.label)
         self._prepare_audio_dir()
         if self.settings.unit_decoder and self.vocoder is None:
             progress(0.1, "loading the unit decoder")
             self.vocoder = load_vocoder(self.settings.unit_decoder, self.settings.unit_decoder_dir, self.settings.prompt_wav, self.device)
         progress(0.5, f"asking {self.base_url} for {self.settings.model}")
-        path = "/list_models" if self.settings.via_controller else "/worker_get_status"
-        try:
-            reply = httpx.post(self.base_url + path, timeout=self.settings.connect_timeout_s)
-            models = reply.json().get("models" if self.settings.via_controller else "model_names", [])
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            raise ServerFailure(f"{self.entry.label} at {self.base_url} does not answer {path}: {exc}") from exc
+        models = self._served_models()
         if self.settings.model not in models:
             raise ServerFailure(f"{self.entry.label}: the server serves {models or 'no model'}, not {self.settings.model!r}")
 
+    def _served_models(self) -> list[str]:
+        """The model names the controller lists (``models``) or the worker registered (``model_names``)."""
+        path, key = ("/list_models", "models") if self.settings.via_controller else ("/worker_get_status", "model_names")
+        where = f"{self.entry.label} at {self.base_url}"
+        try:
+            reply = httpx.post(self.base_url + path, timeout=self.settings.connect_timeout_s)
+            reply.raise_for_status()
+            body = reply.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ServerFailure(f"{where} does not answer {path}: {exc}") from exc
+        models = body.get(key) if isinstance(body, dict) else None
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            raise ServerFailure(f"{where} answered {path} without a list of model names in {key!r}: {reply.text[:100]!r}")
+        return models
+
     def _prepare_audio_dir(self) -> None:
-        if getattr(self, "audio_dir", None) is not None:
+        if self.audio_dir is not None:
             return
         if self.settings.audio_dir:
             self.audio_dir = Path(self.settings.audio_dir)
@@ -92,8 +102,9 @@ class LlamaOmni2Engine(ServerEngine):
 
     def close(self) -> None:
         """Remove the turn files this engine wrote into its own temporary folder."""
-        if getattr(self, "_own_dir", False):
+        if self._own_dir and self.audio_dir is not None:
             shutil.rmtree(self.audio_dir, ignore_errors=True)
+        self.audio_dir, self._own_dir = None, False
         self.loaded = False
 
     def _worker_path(self, local: Path) -> str:
@@ -103,6 +114,7 @@ class LlamaOmni2Engine(ServerEngine):
 
     def respond_remote(self, turn: UserTurn, history: list[dict], options: SessionOptions) -> Iterator[Event]:
         """Stream the reply to ``turn``."""
+        assert self.audio_dir is not None, "connect() prepares the audio folder"
         wav = self.audio_dir / f"turn-{uuid.uuid4().hex}.wav"
         wav.write_bytes(turn_wav(turn.audio, turn.sample_rate))
         payload = {
@@ -138,23 +150,20 @@ class LlamaOmni2Engine(ServerEngine):
         text, units_done = "", 0
         state = self.vocoder.start() if self.vocoder is not None else None
         with post_stream(self.base_url + "/worker_generate_stream", payload, self.settings, label) as response:
-            try:
-                for chunk in read_chunks(response, label, turn.cancel):
-                    for frame in reader.feed(chunk):
-                        if frame.error_code:
-                            why = ERROR_CODES.get(frame.error_code, "unknown error")
-                            raise ServerFailure(f"{label} failed the turn (error_code {frame.error_code}: {why}): {frame.text}")
-                        yield from text_events(text, frame.text)
-                        text = frame.text
-                        if self.vocoder is not None and (len(frame.units) > units_done or frame.finalize):
-                            audio, state = self.vocoder.feed(frame.units[units_done:], state, frame.finalize)
-                            units_done = len(frame.units)
-                            if len(audio):
-                                yield AudioOut(audio, SAMPLE_RATE)
-                        if frame.finalize:
-                            return text
-            except ProtocolError as exc:
-                raise ServerFailure(f"{label} sent something that is not its reply format: {exc}") from exc
+            for chunk in read_chunks(response, label, turn.cancel):
+                for frame in reader.feed(chunk):
+                    if frame.error_code:
+                        why = ERROR_CODES.get(frame.error_code, "unknown error")
+                        raise ServerFailure(f"{label} failed the turn (error_code {frame.error_code}: {why}): {frame.text}")
+                    yield from text_events(text, frame.text)
+                    text = frame.text
+                    if self.vocoder is not None and (len(frame.units) > units_done or frame.finalize):
+                        audio, state = self.vocoder.feed(frame.units[units_done:], state, frame.finalize)
+                        units_done = len(frame.units)
+                        if len(audio):
+                            yield AudioOut(audio, SAMPLE_RATE)
+                    if frame.finalize:
+                        return text
         if reader.pending and not turn.cancel.is_set():
             raise ServerFailure(f"{label} broke off in the middle of a frame")
         return text

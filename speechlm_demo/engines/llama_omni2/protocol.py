@@ -53,9 +53,14 @@ def parse_frame(raw: bytes) -> Frame:
         raise ProtocolError(f"not a JSON frame: {raw[:60]!r}") from None
     if not isinstance(data, dict) or "error_code" not in data or not isinstance(data.get("text", ""), str):
         raise ProtocolError(f"not a LLaMA-Omni2 frame: {raw[:60]!r}")
+    code, finalize = data["error_code"], data.get("finalize", False)
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise ProtocolError(f"error_code is not an integer: {str(code)[:60]!r}")
+    if not isinstance(finalize, bool):
+        raise ProtocolError(f"finalize is not true or false: {str(finalize)[:60]!r}")
     try:
         units = [int(u) for u in str(data.get("unit", "")).split()]
     except ValueError:
         raise ProtocolError(f"unit ids are not integers: {str(data.get('unit'))[:60]!r}") from None
-    return Frame(data.get("text", ""), units, bool(data.get("finalize", False)), int(data["error_code"]))
+    return Frame(data.get("text", ""), units, finalize, code)
 

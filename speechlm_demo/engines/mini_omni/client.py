@@ -18,15 +18,15 @@ from pydantic import Field
 from ..base import AudioOut, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from ..fallback import ServerEngine
 from ..server_client import (
+    ProtocolError,
     ServerFailure,
     ServerSettings,
     check_reachable,
     post_stream,
     read_chunks,
-    server_url,
     turn_wav,
 )
-from .protocol import SAMPLE_RATE, MultipartReader, PcmAssembler, ProtocolError
+from .protocol import SAMPLE_RATE, MultipartReader, PcmAssembler
 
 BUSY_HINT = "Mini-Omni's server answers one request at a time (Flask threaded=False); is another client using it?"
 
@@ -48,7 +48,7 @@ class MiniOmniEngine(ServerEngine):
 
     def connect(self, progress: Progress) -> None:
         """Resolve the URL and check the server answers HTTP."""
-        self.base_url = server_url(self.settings, self.entry.label)
+        self.base_url = self.settings.server_url(self.entry.label)
         progress(0.2, f"checking {self.base_url}")
         check_reachable(self.base_url, self.settings.connect_timeout_s, self.entry.label)
 
@@ -66,22 +66,19 @@ class MiniOmniEngine(ServerEngine):
             expected = "multipart/x-mixed-replace" if self.settings.variant == "mini-omni2" else "audio/wav"
             if kind != expected:
                 raise ServerFailure(f"{label} answered with {kind or 'no content type'!r}, not {expected!r}: is this a {self.settings.variant} server?")
-            try:
-                if self.settings.variant == "mini-omni2":
-                    parts = _multipart_events(read_chunks(response, label, turn.cancel))
-                else:
-                    parts = _pcm_events(read_chunks(response, label, turn.cancel))
-                for event in parts:
-                    if isinstance(event, AudioOut):
-                        audio_s += event.duration_s
-                    elif event.text:
-                        if not text:
-                            yield Mark("llm_first_token")
-                        text += event.text
-                        event = TextOut(event.text, "agent", final=False)
-                    yield event
-            except ProtocolError as exc:
-                raise ServerFailure(f"{label} sent something that is not its reply format: {exc}") from exc
+            if self.settings.variant == "mini-omni2":
+                parts = _multipart_events(read_chunks(response, label, turn.cancel))
+            else:
+                parts = _pcm_events(read_chunks(response, label, turn.cancel))
+            for event in parts:
+                if isinstance(event, AudioOut):
+                    audio_s += event.duration_s
+                elif event.text:
+                    if not text:
+                        yield Mark("llm_first_token")
+                    text += event.text
+                    event = TextOut(event.text, "agent", final=False)
+                yield event
         if turn.cancel.is_set():
             return
         if audio_s == 0.0:

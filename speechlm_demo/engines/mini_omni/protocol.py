@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..server_client import ProtocolError
+
 SAMPLE_RATE = 24_000
 DELIMITER = b"\r\n--frame\r\n"
 MAX_PART_BYTES = 8 * 1024 * 1024
-
-
-class ProtocolError(ValueError):
-    """The bytes are not what the Mini-Omni server sends."""
 
 
 class PcmAssembler:

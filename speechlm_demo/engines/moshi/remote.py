@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import socket
 import threading
 import time
@@ -24,12 +23,13 @@ import sphn
 
 from ...turntaking.full_duplex import FullDuplexEngine, FullDuplexSession
 from ..base import Emit, EngineError, ErrorEvent, Progress, SessionOptions
+from ..server_address import resolve_url
 from . import FRAME_S, FRAME_SIZE, SAMPLE_RATE
 from .settings import MoshiRemoteSettings
 
 log = logging.getLogger(__name__)
 
-URL_ENV = "MOSHI_SERVER_URL"
+EXAMPLE_URL = "ws://gpu-box:8998/api/chat"
 KIND_HANDSHAKE, KIND_AUDIO, KIND_TEXT, KIND_CONTROL, KIND_METADATA, KIND_ERROR, KIND_PING = range(7)
 
 
@@ -39,11 +39,8 @@ class ProtocolError(RuntimeError):
 
 def chat_url(url: str) -> str:
     """``http(s)://host:port[/path]`` or ``ws(s)://...`` to the websocket URL (default path /api/chat)."""
-    parts = urlsplit(url.strip())
-    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
-    if scheme is None or not parts.hostname:
-        raise EngineError(f"{url!r} is not a moshi-server URL (expected ws://host:8998/api/chat)")
-    return urlunsplit((scheme, parts.netloc, parts.path if parts.path not in ("", "/") else "/api/chat", parts.query, ""))
+    parts = urlsplit(resolve_url(url, None, "moshi-server", websocket=True, example=EXAMPLE_URL))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/api/chat", parts.query, ""))
 
 
 class MoshiRemoteEngine(FullDuplexEngine):
@@ -56,10 +53,7 @@ class MoshiRemoteEngine(FullDuplexEngine):
     loop: asyncio.AbstractEventLoop
 
     def _load(self, progress: Progress) -> None:
-        raw = os.environ.get(URL_ENV) or self.settings.url
-        if not raw:
-            raise EngineError(f"set {URL_ENV} to your moshi-server, e.g. ws://gpu-box:8998/api/chat")
-        self.url = chat_url(raw)
+        self.url = chat_url(self.settings.server_url(self.entry.label, websocket=True, example=EXAMPLE_URL))
         parts = urlsplit(self.url)
         port = parts.port or (443 if parts.scheme == "wss" else 80)
         progress(0.3, f"checking {self.url}")

@@ -7,6 +7,9 @@ from typing import Literal
 from pydantic import Field
 
 from ...turntaking.full_duplex import FullDuplexSettings
+from ..server_address import ServerAddress
+
+URL_ENV = "MOSHI_SERVER_URL"
 
 
 class MoshiSettings(FullDuplexSettings):
@@ -27,12 +30,11 @@ class MoshiSettings(FullDuplexSettings):
     warmup_frames: int = Field(4, ge=1, description="silent frames run after (re)building the generator")
 
 
-class MoshiRemoteSettings(FullDuplexSettings):
-    """A moshi-server client: where the server is and how hard to try."""
+class MoshiRemoteSettings(FullDuplexSettings, ServerAddress):
+    """A moshi-server client: where the server is (``$MOSHI_SERVER_URL`` wins over ``url``) and how hard to try."""
 
     audible_dbfs: float = Field(-50.0, le=0.0, description="Moshi's own quiet output stays under this")
-    url: str | None = Field(None, description="ws://HOST:8998/api/chat ($MOSHI_SERVER_URL wins)")
-    connect_timeout_s: float = Field(5.0, gt=0.0)
+    url_env: str = URL_ENV
     handshake_timeout_s: float = Field(10.0, gt=0.0)
     reconnect_attempts: int = Field(3, ge=0)
     reconnect_backoff_s: float = Field(0.5, ge=0.0)

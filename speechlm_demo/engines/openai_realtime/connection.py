@@ -14,12 +14,14 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
+import numpy as np
 from pydantic import Field
 
 from ...turntaking.full_duplex import FullDuplexSettings
 from ..base import EngineError
-from ..server_client import ServerConnection, ServerFailure, ServerSettings
-from .events import ga_name
+from ..server_address import ServerConnection
+from ..server_client import HealthBackoff, ServerFailure, ServerSettings
+from .events import decode_audio_delta, ga_name, object_field
 from .usage import Prices
 
 
@@ -51,7 +53,7 @@ class RealtimeSettings(ServerSettings, RealtimeFields):
     warm_max_age_s: float = Field(240.0, gt=0, description="an idle spare connection older than this is replaced")
 
 
-class RealtimeVadSettings(FullDuplexSettings, RealtimeFields):
+class RealtimeVadSettings(FullDuplexSettings, RealtimeFields, HealthBackoff):
     """Settings of the server-VAD Realtime engine (full duplex; our turn knobs only measure)."""
 
     url: str = "wss://api.openai.com/v1/realtime"
@@ -66,15 +68,11 @@ class RealtimeVadSettings(FullDuplexSettings, RealtimeFields):
 
 def realtime_url(settings: RealtimeFields, label: str) -> str:
     """The websocket URL (``$url_env`` or ``url``; http(s) becomes ws(s)), with ``?model=`` added if absent."""
-    raw = ((os.environ.get(settings.url_env) if settings.url_env else "") or settings.url).strip()
-    parts = urlsplit(raw)
-    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
-    if scheme is None or not parts.hostname:
-        raise EngineError(f"{label}: {raw!r} is not a Realtime URL (expected wss://host/v1/realtime)")
+    parts = urlsplit(settings.server_url(label, websocket=True, example="wss://api.openai.com/v1/realtime"))
     query = dict(parse_qsl(parts.query))
     if "model" not in query and "deployment" not in query:
         query["model"] = settings.model
-    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), ""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
 def headers(settings: RealtimeFields, label: str) -> dict[str, str]:
@@ -106,19 +104,27 @@ class RealtimeConnection:
 
     @classmethod
     async def open(cls, url: str, settings: RealtimeFields, label: str) -> RealtimeConnection:
-        """Connect; an HTTP refusal or an unreachable host is a :class:`ServerFailure` that says which."""
-        http = aiohttp.ClientSession()
-        try:
-            connecting = http.ws_connect(
+        """Connect; a refusal, an unreachable host, a host that accepts no connection in time (connect timeout)
+        and one that accepts but does not answer the handshake are each a :class:`ServerFailure` that says which."""
+        wait = settings.connect_timeout_s
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=wait, sock_read=wait))
+        where = f"{label} at {urlsplit(url).netloc}"
+        try:  # sock_read bounds the handshake only: aiohttp lifts it once the websocket is open (ws_receive unset)
+            ws = await http.ws_connect(
                 url, headers=headers(settings, label), timeout=aiohttp.ClientWSTimeout(ws_close=2.0), max_msg_size=16 * 1024 * 1024
             )
-            ws = await asyncio.wait_for(connecting, settings.connect_timeout_s)
         except aiohttp.WSServerHandshakeError as exc:
             await http.close()
             raise ServerFailure(_refusal(label, exc.status, exc.message)) from exc
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except aiohttp.ConnectionTimeoutError as exc:
             await http.close()
-            raise ServerFailure(f"{label} at {urlsplit(url).netloc} is unreachable: {str(exc) or type(exc).__name__}") from exc
+            raise ServerFailure(f"{where} did not accept the connection within {wait:g} s (connect timeout)") from exc
+        except TimeoutError as exc:
+            await http.close()
+            raise ServerFailure(f"{where} accepted the connection but did not answer the websocket handshake within {wait:g} s (busy or hung)") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            await http.close()
+            raise ServerFailure(f"{where} is unreachable: {str(exc) or type(exc).__name__}") from exc
         except BaseException:
             await http.close()
             raise
@@ -176,6 +182,14 @@ def _refusal(label: str, status: int, message: str) -> str:
 
 def error_message(label: str, event: dict[str, Any]) -> str:
     """A server ``error`` event, readable."""
-    error = event.get("error") if isinstance(event.get("error"), dict) else {}
+    error = object_field(event, "error")
     code = error.get("code") or error.get("type") or "error"
     return f"{label} reported an error ({code}): {error.get('message') or 'no message'}"
+
+
+def audio_delta(label: str, event: dict[str, Any]) -> np.ndarray:
+    """The samples of a ``response.output_audio.delta`` event; anything but base64 PCM16 is a :class:`ServerFailure`."""
+    try:
+        return decode_audio_delta(event.get("delta", ""))
+    except (ValueError, TypeError) as exc:
+        raise ServerFailure(f"{label} sent audio that is not base64 PCM16: {exc}") from exc

@@ -1,6 +1,8 @@
 """Client events to send and server event names to read, GA and beta.
 
-Read from the ``openai`` Python package 3.57.0, ``openai/types/realtime/*.py`` (GA interface:
+Read from the ``openai`` Python package 3.57.0, ``openai/types/realtime/`` (the client events of
+``session_update_event.py``, ``input_audio_buffer_{append,commit,clear}_event.py``,
+``response_{create,cancel}_event.py``, ``conversation_item_{create,truncate}_event.py``; GA interface:
 ``session.update`` with ``session.type = "realtime"``, ``audio.input.format {type: "audio/pcm", rate}``,
 ``audio.input.turn_detection``; server ``response.output_audio.delta`` etc.). The beta interface
 (header ``OpenAI-Beta: realtime=v1``, still served for ``gpt-4o-realtime-preview``) names a few events
@@ -122,8 +124,16 @@ def text_item(role: str, text: str, *, beta: bool) -> dict[str, Any]:
     return _event("conversation.item.create", item={"type": "message", "role": role, "content": [{"type": kind, "text": text}]})
 
 
-def decode_audio_delta(delta: str) -> np.ndarray:
-    """An audio delta (base64 PCM16) as float32 samples."""
+def object_field(event: dict[str, Any], key: str) -> dict[str, Any]:
+    """``event[key]`` when it is a JSON object, else ``{}`` (absent, null, or garbage from the server)."""
+    value = event.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def decode_audio_delta(delta: Any) -> np.ndarray:
+    """An audio delta (base64 PCM16) as float32 samples; ValueError (TypeError: not a string) for anything else."""
+    if not isinstance(delta, str):
+        raise TypeError(f"an audio delta must be a base64 string, not {type(delta).__name__}")
     raw = base64.b64decode(delta, validate=True)
     if len(raw) % 2:
         raise ValueError(f"an audio delta of {len(raw)} bytes is not 16-bit PCM")

@@ -23,7 +23,15 @@ from ..base import AudioOut, Event, Mark, Progress, SessionOptions, TextOut, Use
 from ..fallback import ServerEngine
 from ..server_client import ServerFailure
 from . import SAMPLE_RATE, events
-from .connection import RealtimeConnection, RealtimeSettings, check_reachable, error_message, headers, realtime_url
+from .connection import (
+    RealtimeConnection,
+    RealtimeSettings,
+    audio_delta,
+    check_reachable,
+    error_message,
+    headers,
+    realtime_url,
+)
 from .loop import LoopThread
 from .usage import turn_usage
 
@@ -171,10 +179,7 @@ class RealtimeEngine(ServerEngine):
             if kind == "error":
                 raise ServerFailure(error_message(label, event))
             if kind == "response.output_audio.delta":
-                try:
-                    put(AudioOut(events.decode_audio_delta(event.get("delta", "")), SAMPLE_RATE))
-                except ValueError as exc:
-                    raise ServerFailure(f"{label} sent audio that is not base64 PCM16: {exc}") from exc
+                put(AudioOut(audio_delta(label, event), SAMPLE_RATE))
             elif kind in ("response.output_audio_transcript.delta", "response.output_text.delta"):
                 piece = str(event.get("delta", ""))
                 if piece and not transcript:
@@ -187,7 +192,7 @@ class RealtimeEngine(ServerEngine):
                 put(TextOut(user_text, "user"))
             elif kind == "response.done":
                 done_at = time.monotonic()
-                self._finish_response(turn, event.get("response") or {})
+                self._finish_response(turn, events.object_field(event, "response"))
         if transcript.strip():
             put(TextOut(transcript.strip(), "agent"))
         if user_text:
@@ -198,10 +203,10 @@ class RealtimeEngine(ServerEngine):
     def _finish_response(self, turn: UserTurn, response: dict[str, Any]) -> None:
         turn.timeline.extra["usage"] = turn_usage(response.get("usage"), self.settings.prices)
         status = response.get("status")
+        details = events.object_field(response, "status_details")
         if status == "failed":
-            details = response.get("status_details") or {}
-            error = details.get("error") or {}
+            error = events.object_field(details, "error")
             raise ServerFailure(f"{self.entry.label} failed the response: {error.get('message') or error.get('code') or details.get('reason') or 'no reason given'}")
         if status == "incomplete":
-            reason = (response.get("status_details") or {}).get("reason", "")
+            reason = str(details.get("reason") or "")
             turn.timeline.extra["realtime_status"] = f"incomplete ({reason})" if reason else "incomplete"

@@ -25,7 +25,15 @@ from ...turntaking.full_duplex import FullDuplexEngine, FullDuplexSession
 from ..base import Emit, EngineError, ErrorEvent, Event, Progress, SessionOptions, TextOut, TurnEnd
 from ..server_client import ServerFailure
 from . import SAMPLE_RATE, events
-from .connection import RealtimeConnection, RealtimeVadSettings, check_reachable, error_message, headers, realtime_url
+from .connection import (
+    RealtimeConnection,
+    RealtimeVadSettings,
+    audio_delta,
+    check_reachable,
+    error_message,
+    headers,
+    realtime_url,
+)
 from .loop import LoopThread
 from .usage import turn_usage
 
@@ -194,26 +202,22 @@ class RealtimeServerVadSession(FullDuplexSession):
                 continue
             kind, event = item
             if kind == "error":
-                if (event.get("error") or {}).get("code") not in IGNORED_ERRORS:
+                if events.object_field(event, "error").get("code") not in IGNORED_ERRORS:
                     self.emit(ErrorEvent(error_message(label, event)))
             elif kind == "input_audio_buffer.speech_started":
                 await self._barge_in(conn)
             elif kind == "response.created":
                 self.response_active = True
             elif kind == "response.output_audio.delta":
-                try:
-                    self._play(str(event.get("item_id", "")), events.decode_audio_delta(event.get("delta", "")))
-                except ValueError as exc:
-                    raise ServerFailure(f"{label} sent audio that is not base64 PCM16: {exc}") from exc
+                self._play(str(event.get("item_id", "")), audio_delta(label, event))
             elif kind in ("response.output_audio_transcript.delta", "response.output_text.delta"):
                 self.agent_text(str(event.get("delta", "")) or None)
             elif kind == "conversation.item.input_audio_transcription.completed":
                 self.emit(TextOut(str(event.get("transcript", "")).strip(), "user"))
             elif kind == "response.done":
                 self.agent_text(" ")  # the last word is complete
-                response = event.get("response") or {}
                 with self._usage_lock:
-                    self._usages.append(turn_usage(response.get("usage"), self.settings.prices))
+                    self._usages.append(turn_usage(events.object_field(event, "response").get("usage"), self.settings.prices))
                 self.response_active = False
 
     def _play(self, item_id: str, pcm: np.ndarray) -> None:

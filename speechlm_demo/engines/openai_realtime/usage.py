@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .events import object_field
 
 
 class Prices(BaseModel):
@@ -21,17 +24,16 @@ class Prices(BaseModel):
     audio_out: float = Field(0.0, ge=0)
 
 
-def _int(mapping: Any, key: str) -> int:
-    value = mapping.get(key) if isinstance(mapping, dict) else None
-    return int(value) if isinstance(value, (int, float)) else 0
+def _int(mapping: dict[str, Any], key: str) -> int:
+    value = mapping.get(key)
+    return int(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0
 
 
 def turn_usage(usage: Any, prices: Prices) -> dict[str, Any]:
     """Token counts and cost (``cost_usd``) of one response; an absent or odd usage gives zeros."""
     usage = usage if isinstance(usage, dict) else {}
-    inp = usage.get("input_token_details") or {}
-    out = usage.get("output_token_details") or {}
-    cached = inp.get("cached_tokens_details") or {}
+    inp, out = object_field(usage, "input_token_details"), object_field(usage, "output_token_details")
+    cached = object_field(inp, "cached_tokens_details")
     text_in, audio_in = _int(inp, "text_tokens"), _int(inp, "audio_tokens")
     cached_text, cached_audio = _int(cached, "text_tokens"), _int(cached, "audio_tokens")
     if not cached and _int(inp, "cached_tokens"):  # older shape: one cached count, billed as text

@@ -23,7 +23,7 @@ from ...turntaking.half_duplex import HalfDuplexEngine
 from ..base import EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, UserTurn
 from ..cascade.speak import speak_text_stream
 from ..openai_http import chat_text
-from ..remote_settings import ServerSettings
+from ..remote_settings import OpenAIServerSettings
 from ..vllm_omni.client import audio_url_part
 from .speech_api import build_voice
 
@@ -36,7 +36,7 @@ DEFAULT_SYSTEM_PROMPT = (
 AUTO = "auto"
 
 
-class SpeechToTextSettings(ServerSettings):
+class SpeechToTextSettings(OpenAIServerSettings):
     """Settings of a speech-in/text-out engine (catalogue ``defaults``)."""
 
     model: str = Field(AUTO, description="model id, or 'auto' for the first model the server lists")
@@ -72,8 +72,7 @@ class SpeechToTextEngine(HalfDuplexEngine):
     def model(self) -> str:
         """The model id (asked of the server once when set to ``auto``)."""
         if self._model is None:
-            listed = self.http.get_json("/models").get("data") or []
-            ids = [m.get("id") for m in listed if isinstance(m, dict) and m.get("id")]
+            ids = self.http.model_ids()
             if not ids:
                 raise EngineError(f"{self.http.name} lists no models at /v1/models")
             self._model = str(ids[0])

@@ -28,6 +28,8 @@ from ..base import EngineError
 from ..openai_http import ChatHTTP
 
 NAME = "the vLLM-Omni server"
+DEFAULT_RATE = 24_000  # what vllm-omni 0.30.0 assumes when a stage reports no rate
+RATES = (8_000, 192_000)
 
 
 @dataclass(frozen=True)
@@ -51,18 +53,38 @@ def audio_url_part(audio: np.ndarray, sample_rate: int) -> dict[str, Any]:
     return {"type": "audio_url", "audio_url": {"url": f"data:audio/wav;base64,{data}"}}
 
 
-def decode_audio_chunk(data: str, metadata: dict[str, Any] | None) -> AudioPiece:
-    """A base64 audio payload (WAV, or raw PCM16 when ``audio_metadata.format`` says ``pcm``)."""
+def sample_rate_field(value: Any, name: str = NAME) -> int:
+    """A reply's ``sample_rate_hz`` (:data:`DEFAULT_RATE` when absent); anything but a whole rate in Hz is refused."""
+    if value is None:
+        return DEFAULT_RATE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not RATES[0] <= value <= RATES[1] or value % 1:
+        raise EngineError(f"{name} sent a sample_rate_hz that is not a sample rate: {str(value)[:40]!r}")
+    return int(value)
+
+
+def pcm16_piece(data: Any, rate: Any, name: str = NAME) -> AudioPiece:
+    """Base64 little-endian PCM16 mono at ``rate`` (a ``sample_rate_hz`` field) as an :class:`AudioPiece`."""
+    raw = _base64(data, name)
+    if len(raw) % 2:
+        raise EngineError(f"{name} sent PCM16 audio with an odd number of bytes ({len(raw)})")
+    return AudioPiece(np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0, sample_rate_field(rate, name))
+
+
+def _base64(data: Any, name: str) -> bytes:
     try:
-        raw = base64.b64decode(data, validate=True)
+        return base64.b64decode(data if isinstance(data, str) else b"!", validate=True)
     except (binascii.Error, ValueError):
-        raise EngineError(f"{NAME} sent audio that is not base64: {data[:60]!r}") from None
-    fmt = (metadata or {}).get("format", "wav")
-    if fmt == "pcm":
-        rate = int((metadata or {}).get("sample_rate_hz", 24_000))
-        if len(raw) % 2:
-            raise EngineError(f"{NAME} sent PCM16 audio with an odd number of bytes ({len(raw)})")
-        return AudioPiece(np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0, rate)
+        raise EngineError(f"{name} sent audio that is not base64: {str(data)[:60]!r}") from None
+
+
+def decode_audio_chunk(data: str, metadata: Any) -> AudioPiece:
+    """A base64 audio payload (WAV, or raw PCM16 when ``audio_metadata.format`` says ``pcm``)."""
+    if metadata is not None and not isinstance(metadata, dict):
+        raise EngineError(f"{NAME} sent audio_metadata that is not an object: {str(metadata)[:60]!r}")
+    metadata = metadata or {}
+    if metadata.get("format", "wav") == "pcm":
+        return pcm16_piece(data, metadata.get("sample_rate_hz"))
+    raw = _base64(data, NAME)
     try:
         pcm, rate = decode_audio(raw)
     except AudioError as exc:

@@ -23,15 +23,16 @@ from ...audio import resample, to_mono_float32
 from ...turntaking.half_duplex import HalfDuplexEngine
 from ..base import AudioOut, EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from ..cascade.chunking import SentenceChunker
+from ..openai_http import ChatHTTP
 from ..qwen_local.prompt import QWEN_SYSTEM_PROMPT
-from ..remote_settings import ServerSettings
+from ..remote_settings import OpenAIServerSettings
 from .client import AudioPiece, OmniChatClient, TextPiece, audio_url_part
 from .realtime import INPUT_RATE, RealtimeClient
 
 log = logging.getLogger(__name__)
 
 
-class VllmOmniSettings(ServerSettings):
+class VllmOmniSettings(OpenAIServerSettings):
     """Settings of a vLLM-Omni engine (catalogue ``defaults``)."""
 
     url_env: str = "VLLM_OMNI_URL"
@@ -41,6 +42,7 @@ class VllmOmniSettings(ServerSettings):
     speaker: str | None = Field(None, description="default voice, e.g. Chelsie or Ethan (Qwen2.5-Omni)")
     voices: list[str] = Field(default_factory=list, description="voices a user may pick (session option)")
     require_audio: bool = Field(True, description="a reply without audio fails the turn")
+    keep_connection_s: float = Field(240.0, ge=0, description="realtime: an idle connection is kept this long for the next turn")
 
 
 def system_prompt(options: SessionOptions) -> str:
@@ -54,6 +56,8 @@ class VllmOmniEngine(HalfDuplexEngine):
 
     Settings: ClassVar[type[EngineSettings]] = VllmOmniSettings
     settings: VllmOmniSettings
+    http: ChatHTTP | None = None  # set by load
+    realtime: RealtimeClient | None = None
 
     def _load(self, progress: Progress) -> None:
         s = self.settings
@@ -61,7 +65,9 @@ class VllmOmniEngine(HalfDuplexEngine):
         base_url = self.http.base_url
         self.http.check_model(s.model, s.url_env)
         self.chat = OmniChatClient(self.http, s.model)
-        self.realtime = RealtimeClient(base_url, s.model, connect_timeout=s.connect_timeout_s, read_timeout=s.read_timeout_s)
+        self.realtime = RealtimeClient(
+            base_url, s.model, connect_timeout=s.connect_timeout_s, read_timeout=s.read_timeout_s, keep_idle_s=s.keep_connection_s
+        )
         log.info("%s: vLLM-Omni at %s, model %s, %s transport", self.id, base_url, s.model, s.transport)
 
     def voice(self, options: SessionOptions) -> str | None:
@@ -140,7 +146,7 @@ class VllmOmniEngine(HalfDuplexEngine):
         return " ".join(said)
 
     def close(self) -> None:
-        """Close the HTTP connection pool."""
-        http = getattr(self, "http", None)
-        if http is not None:
-            http.close()
+        """Close the HTTP connection pool and the kept realtime connections."""
+        for client in (self.http, self.realtime):
+            if client is not None:
+                client.close()

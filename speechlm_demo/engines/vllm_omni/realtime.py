@@ -12,32 +12,51 @@ server -> client: ``session.created``, ``transcription.delta {delta}`` (the assi
 model_not_validated, invalid_audio, processing_error, unsupported.
 
 The server keeps no conversation per utterance and takes no system prompt or voice: each turn stands alone.
+
+One connection serves many turns. In those files the model check of ``session.update`` holds for the
+connection (``_is_model_validated``), every generation is a task of its own started by a plain ``commit``
+once the previous one is done (``start_generation``), and it ends by emptying the audio queue ("Clear queue
+for next utterance"); ``response.output_audio.done`` is its last event, after which the task finishes
+without waiting on anything but that send. So a connection whose reply ended with ``output_audio.done`` is
+kept (at most :data:`KEEP_IDLE` of them, each for ``keep_idle_s``) and the next turn skips the TCP and
+websocket handshakes and ``session.update``. A connection is never kept after an error event, a timeout or a
+cancelled turn: the server goes on generating until the socket closes (``cleanup`` cancels the task), and
+a commit sent meanwhile would be ignored ("Generation already in progress"). A kept connection that the
+server or a proxy closed meanwhile is replaced once, before anything of the turn was read.
+
+The websocket is ``websockets``' synchronous client (the engine's ``respond`` is a plain generator); the TCP
+connection is opened here first so that a server that accepts nothing (connect timeout), one that accepts
+but never answers the handshake, and one that stops sending mid-reply (read timeout) are told apart.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
+import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 
 from ...audio import to_int16
 from ..base import EngineError
-from .client import AudioPiece, TextPiece
+from .client import AudioPiece, TextPiece, pcm16_piece
 
 log = logging.getLogger(__name__)
 
 NAME = "the vLLM-Omni realtime server"
 INPUT_RATE = 16_000
 APPEND_SAMPLES = INPUT_RATE // 10  # 100 ms per append event
+KEEP_IDLE = 2  # idle connections kept for later turns
 
 
 def realtime_url(base_url: str) -> str:
@@ -53,54 +72,142 @@ def realtime_url(base_url: str) -> str:
 
 
 class RealtimeClient:
-    """One websocket per turn: send the whole turn, read text and audio until ``output_audio.done``."""
+    """Turns over ``/v1/realtime``: send the whole turn, read text and audio until ``output_audio.done``."""
 
-    def __init__(self, base_url: str, model: str, *, connect_timeout: float = 5.0, read_timeout: float = 60.0) -> None:
+    def __init__(
+        self, base_url: str, model: str, *, connect_timeout: float = 5.0, read_timeout: float = 60.0, keep_idle_s: float = 240.0
+    ) -> None:
         self.url = realtime_url(base_url)
         self.model = model
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.keep_idle_s = keep_idle_s
+        self.opened = 0  # connections opened so far
+        self._idle: list[tuple[ClientConnection, float]] = []  # kept connections and when they went idle
+        self._lock = threading.Lock()
 
     def reply(self, audio_16k: np.ndarray, cancel: threading.Event) -> Iterator[TextPiece | AudioPiece]:
         """Stream one utterance (mono float32 at 16 kHz); yield the reply's text and audio pieces."""
+        pcm = to_int16(audio_16k)
+        with self._read_errors():
+            ws, kept = self._checkout()
+            finished = False
+            try:
+                try:
+                    first = self._ask(ws, pcm)
+                except ConnectionClosed:
+                    if not kept:
+                        raise
+                    log.info("the kept realtime connection to %s had closed; opening a new one", self.url)
+                    ws.close()
+                    ws = self._open()
+                    first = self._ask(ws, pcm)
+                finished = yield from self._events(ws, first, cancel)
+            finally:
+                if finished:
+                    self._checkin(ws)
+                else:
+                    ws.close()
+
+    @contextmanager
+    def _read_errors(self) -> Iterator[None]:
+        """A reply that stops coming (read timeout) or a connection that drops, as :class:`EngineError`."""
         try:
-            with connect(self.url, open_timeout=self.connect_timeout, close_timeout=1.0, max_size=None) as ws:
-                self._expect_created(ws)
-                self._send(ws, {"type": "session.update", "model": self.model})
-                self._send(ws, {"type": "input_audio_buffer.commit"})
-                pcm = to_int16(audio_16k)
-                for start in range(0, len(pcm), APPEND_SAMPLES):
-                    piece = base64.b64encode(pcm[start : start + APPEND_SAMPLES].tobytes()).decode("ascii")
-                    self._send(ws, {"type": "input_audio_buffer.append", "audio": piece})
-                self._send(ws, {"type": "input_audio_buffer.commit", "final": True})
-                yield from self._events(ws, cancel)
+            yield
         except TimeoutError:
-            raise EngineError(f"{NAME} at {self.url} sent nothing for {self.read_timeout:g} s") from None
+            raise EngineError(f"{NAME} at {self.url} sent nothing for {self.read_timeout:g} s (read timeout)") from None
         except ConnectionClosed as exc:
             raise EngineError(f"{NAME} closed the connection mid-reply ({exc})") from None
-        except (InvalidHandshake, InvalidURI) as exc:
-            raise EngineError(f"{NAME} at {self.url} refused the websocket: {exc}") from None
+
+    def close(self) -> None:
+        """Close the kept connections."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for ws, _ in idle:
+            ws.close()
+
+    def _checkout(self) -> tuple[ClientConnection, bool]:
+        """The newest kept connection that is open and not too old (True), else a new one (False)."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return self._open(), False
+                ws, since = self._idle.pop()
+            if ws.state is State.OPEN and time.monotonic() - since < self.keep_idle_s:
+                return ws, True
+            ws.close()
+
+    def _checkin(self, ws: ClientConnection) -> None:
+        """Keep ``ws`` for a later turn (the oldest kept one goes when there are too many)."""
+        if self.keep_idle_s <= 0:
+            ws.close()
+            return
+        with self._lock:
+            self._idle.append((ws, time.monotonic()))
+            surplus, self._idle = self._idle[:-KEEP_IDLE], self._idle[-KEEP_IDLE:]
+        for old, _ in surplus:
+            old.close()
+
+    def _open(self) -> ClientConnection:
+        """Connect (TCP, then the websocket handshake) and validate the model for this connection."""
+        parts = urlsplit(self.url)
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        try:
+            sock = socket.create_connection((parts.hostname, port), timeout=self.connect_timeout)
+        except TimeoutError:
+            raise EngineError(f"{NAME} at {self.url} did not accept the connection within {self.connect_timeout:g} s (connect timeout)") from None
         except OSError as exc:
             raise EngineError(f"cannot connect to {NAME} at {self.url} (is the server running?): {exc}") from None
-
-    def _expect_created(self, ws: ClientConnection) -> None:
-        event = self._receive(ws)
-        if event.get("type") != "session.created":
-            raise EngineError(f"{NAME} did not open a session: {json.dumps(event)[:200]}")
-
-    def _events(self, ws: ClientConnection, cancel: threading.Event) -> Iterator[TextPiece | AudioPiece]:
-        while not cancel.is_set():
+        sock.settimeout(None)  # the handshake has its own timeout; reads have read_timeout
+        try:
+            ws = connect(self.url, sock=sock, open_timeout=self.connect_timeout, close_timeout=1.0, max_size=None)
+        except TimeoutError:
+            sock.close()
+            raise EngineError(
+                f"{NAME} at {self.url} accepted the connection but did not answer the websocket handshake within "
+                f"{self.connect_timeout:g} s (busy or hung)"
+            ) from None
+        except (InvalidHandshake, InvalidURI) as exc:
+            sock.close()
+            raise EngineError(f"{NAME} at {self.url} refused the websocket: {exc}") from None
+        except OSError as exc:
+            sock.close()
+            raise EngineError(f"{NAME} at {self.url} dropped the connection during the handshake: {exc}") from None
+        self.opened += 1
+        try:
             event = self._receive(ws)
+            if event.get("type") != "session.created":
+                raise EngineError(f"{NAME} did not open a session: {json.dumps(event)[:200]}")
+            self._send(ws, {"type": "session.update", "model": self.model})
+        except BaseException:
+            ws.close()
+            raise
+        return ws
+
+    def _ask(self, ws: ClientConnection, pcm: np.ndarray) -> dict[str, Any]:
+        """Send the turn; the first event of the reply."""
+        self._send(ws, {"type": "input_audio_buffer.commit"})
+        for start in range(0, len(pcm), APPEND_SAMPLES):
+            piece = base64.b64encode(pcm[start : start + APPEND_SAMPLES].tobytes()).decode("ascii")
+            self._send(ws, {"type": "input_audio_buffer.append", "audio": piece})
+        self._send(ws, {"type": "input_audio_buffer.commit", "final": True})
+        return self._receive(ws)
+
+    def _events(self, ws: ClientConnection, event: dict[str, Any], cancel: threading.Event) -> Generator[TextPiece | AudioPiece, None, bool]:
+        """The reply's pieces from ``event`` on; True when it ended with ``output_audio.done``."""
+        while not cancel.is_set():
             kind = event.get("type")
             if kind == "transcription.delta":
                 if event.get("delta"):
                     yield TextPiece(str(event["delta"]))
             elif kind == "response.output_audio.delta":
-                yield _pcm16_piece(event)
+                yield pcm16_piece(event.get("audio"), event.get("sample_rate_hz"), NAME)
             elif kind == "response.output_audio.done":
-                return
+                return True
             elif kind != "transcription.done":
                 log.debug("ignoring realtime event %s", kind)
+            event = self._receive(ws)
+        return False
 
     def _receive(self, ws: ClientConnection) -> dict[str, Any]:
         message = ws.recv(timeout=self.read_timeout)
@@ -118,14 +225,3 @@ class RealtimeClient:
     @staticmethod
     def _send(ws: ClientConnection, event: dict[str, Any]) -> None:
         ws.send(json.dumps(event))
-
-
-def _pcm16_piece(event: dict[str, Any]) -> AudioPiece:
-    try:
-        raw = base64.b64decode(str(event.get("audio", "")), validate=True)
-    except (binascii.Error, ValueError):
-        raise EngineError(f"{NAME} sent audio that is not base64") from None
-    if len(raw) % 2:
-        raise EngineError(f"{NAME} sent PCM16 audio with an odd number of bytes ({len(raw)})")
-    rate = int(event.get("sample_rate_hz") or 24_000)
-    return AudioPiece(np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0, rate)
