@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -93,6 +94,34 @@ def test_realtime_connection_closed_by_the_server_is_replaced(qwen3: FakeServer,
         text = " ".join(e.text for e in run_turn(engine, speech_turn()) if isinstance(e, TextOut))
         assert text.startswith("I heard 1.3 seconds")
     assert qwen3.state.connections == 2
+
+
+def test_a_slow_server_holds_up_no_other_turn_and_a_closed_client_keeps_nothing(qwen3: FakeServer) -> None:
+    client = RealtimeClient(qwen3.url, qwen3.state.model)
+    first = client.reply(np.full(1600, 0.1, np.float32), threading.Event())
+    next(first)  # a turn is under way on its own connection
+    failures: list[Exception] = []
+
+    def stuck_turn(slow: RealtimeClient) -> None:
+        try:
+            list(slow.reply(np.zeros(160, np.float32), threading.Event()))
+        except EngineError as exc:
+            failures.append(exc)
+
+    with silent_listener() as port:  # a server that accepts and never answers the handshake
+        slow = RealtimeClient(f"http://127.0.0.1:{port}", "m", read_timeout=3.0)
+        stuck = threading.Thread(target=stuck_turn, args=(slow,))
+        stuck.start()
+        time.sleep(0.3)  # the stuck turn is opening its connection now
+        started = time.monotonic()
+        slow.close()  # and so are the other turns' check-ins: none may wait for the stuck one
+        assert time.monotonic() - started < 0.5
+        stuck.join()
+    assert len(failures) == 1  # the stuck turn itself fails with a message
+    client.close()  # the engine goes away while the first turn still runs
+    list(first)
+    assert client._idle == []  # its connection was closed, not kept in a closed client
+    assert qwen3.state.connections == 1
 
 
 def test_realtime_kept_connection_that_drops_as_the_turn_starts_is_replaced_once(

@@ -84,7 +84,8 @@ class RealtimeClient:
         self.keep_idle_s = keep_idle_s
         self.opened = 0  # connections opened so far
         self._idle: list[tuple[ClientConnection, float]] = []  # kept connections and when they went idle
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _idle and _closed only: never held while connecting
+        self._closed = False
 
     def reply(self, audio_16k: np.ndarray, cancel: threading.Event) -> Iterator[TextPiece | AudioPiece]:
         """Stream one utterance (mono float32 at 16 kHz); yield the reply's text and audio pieces."""
@@ -120,8 +121,9 @@ class RealtimeClient:
             raise EngineError(f"{NAME} closed the connection mid-reply ({exc})") from None
 
     def close(self) -> None:
-        """Close the kept connections."""
+        """Close the kept connections; a turn still running closes its own when it ends."""
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for ws, _ in idle:
             ws.close()
@@ -130,21 +132,23 @@ class RealtimeClient:
         """The newest kept connection that is open and not too old (True), else a new one (False)."""
         while True:
             with self._lock:
-                if not self._idle:
-                    return self._open(), False
-                ws, since = self._idle.pop()
+                kept = self._idle.pop() if self._idle else None
+            if kept is None:
+                return self._open(), False  # outside the lock: a slow server holds up no other turn
+            ws, since = kept
             if ws.state is State.OPEN and time.monotonic() - since < self.keep_idle_s:
                 return ws, True
             ws.close()
 
     def _checkin(self, ws: ClientConnection) -> None:
         """Keep ``ws`` for a later turn (the oldest kept one goes when there are too many)."""
-        if self.keep_idle_s <= 0:
-            ws.close()
-            return
         with self._lock:
-            self._idle.append((ws, time.monotonic()))
+            keep = self.keep_idle_s > 0 and not self._closed
+            if keep:
+                self._idle.append((ws, time.monotonic()))
             surplus, self._idle = self._idle[:-KEEP_IDLE], self._idle[-KEEP_IDLE:]
+        if not keep:
+            ws.close()  # reuse is off, or the client was closed while this turn ran
         for old, _ in surplus:
             old.close()
 
