@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,26 @@ def test_bench_via_webrtc_closes_everything_when_the_peer_fails(tmp_path: Path, 
     assert AudioCallback.recv is recv  # FastRTC's track is itself again
     assert not [t for t in threading.enumerate() if t.name == "bench-rtc-server"]  # the server stopped
     assert not multiprocessing.active_children()  # and the peer's process
+
+
+def test_a_hung_peer_process_is_killed_when_the_run_fails() -> None:
+    from speechlm_demo.benchmarks.rtc_peer import PeerProcess
+
+    ended = threading.Event()
+
+    def fail_while_the_peer_hangs() -> None:
+        try:
+            with PeerProcess() as peer:
+                peer._pool.apply_async(time.sleep, (1e6,))  # a peer that never finishes
+                time.sleep(0.5)
+                raise RuntimeError("the run failed")
+        except RuntimeError:
+            ended.set()
+
+    runner = threading.Thread(target=fail_while_the_peer_hangs, daemon=True)
+    runner.start()
+    assert ended.wait(30)  # the error surfaces instead of waiting for the peer forever
+    assert not multiprocessing.active_children()
 
 
 def test_a_stage_is_timed_for_the_same_sample_on_its_playback_clock() -> None:

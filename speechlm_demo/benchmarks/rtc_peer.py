@@ -13,7 +13,6 @@ import fractions
 import multiprocessing
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -199,13 +198,22 @@ class PeerProcess:
     ``time.monotonic()`` too, one clock for every process on the machine (Linux ``CLOCK_MONOTONIC``)."""
 
     def __enter__(self) -> Self:
-        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = multiprocessing.get_context("spawn").Pool(1)
         return self
 
     def talk(self, url: str, clip: np.ndarray, *, listen_s: float, until_audible_after_s: float | None = None) -> PeerLog:
-        """:func:`talk`, run in the peer's process; waits for it."""
+        """:func:`talk`, run in the peer's process; waits for it (``TimeoutError`` if it hangs)."""
         options = {"listen_s": listen_s, "until_audible_after_s": until_audible_after_s}
-        return self._pool.submit(_talk_here, url, clip, options).result(timeout=listen_s + 60)
+        pending = self._pool.apply_async(_talk_here, (url, clip, options))
+        try:
+            return pending.get(timeout=listen_s + 60)
+        except multiprocessing.TimeoutError:
+            raise TimeoutError(f"the WebRTC peer did not finish within {listen_s + 60:g} s") from None
 
-    def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        """Stop the peer's process: at once after an error (a hung peer is killed, not waited for)."""
+        if kind is None:
+            self._pool.close()
+        else:
+            self._pool.terminate()
+        self._pool.join()
