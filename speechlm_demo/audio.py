@@ -130,14 +130,20 @@ class LowDelayResampler:
         import av
 
         from_rate = check_sample_rate(from_rate)
-        if from_rate == self.to_rate or samples.size == 0:
+        if samples.size == 0:
             return samples
+        held = np.zeros(0, np.float32)
+        if from_rate != self._from_rate and self._resampler is not None:
+            held = self._drain()  # the old stream's last ~1 ms comes out first, not lost
+        if from_rate == self.to_rate:
+            return np.concatenate([held, samples]) if held.size else samples
         if from_rate != self._from_rate:
             self._from_rate = from_rate
             self._resampler = av.AudioResampler(format="flt", layout="mono", rate=self.to_rate)
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32).reshape(1, -1), format="flt", layout="mono")
         frame.sample_rate = from_rate
-        return _joined(self._resampler.resample(frame))  # type: ignore[attr-defined]
+        out = _joined(self._resampler.resample(frame))  # type: ignore[attr-defined]
+        return np.concatenate([held, out]) if held.size else out
 
     def prime(self, from_rate: int) -> None:
         """Set the stream up for ``from_rate`` now (FFmpeg builds its filter graph on the first piece: a few
@@ -146,12 +152,17 @@ class LowDelayResampler:
 
     def flush(self) -> np.ndarray:
         """What is held back (the end of a reply); a fresh stream at the same rate is then primed."""
-        resampler, rate = self._resampler, self._from_rate
-        if resampler is None or rate is None:
+        rate = self._from_rate
+        if self._resampler is None or rate is None:
             return np.zeros(0, np.float32)
-        tail = _joined(resampler.resample(None))  # type: ignore[attr-defined]
-        self._resampler = self._from_rate = None
+        tail = self._drain()
         self.prime(rate)
+        return tail
+
+    def _drain(self) -> np.ndarray:
+        """End the current stream: what it still holds."""
+        tail = _joined(self._resampler.resample(None))  # type: ignore[attr-defined]
+        self._resampler = self._from_rate = None
         return tail
 
 

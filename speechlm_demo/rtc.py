@@ -254,6 +254,7 @@ class EngineStreamHandler(AsyncStreamHandler):
         self._publish()
 
     def _flush_audio(self) -> None:
+        self._out_resampler.flush()  # the interrupted reply's last ~1 ms must not open the next one
         items = self._drain()
         dropped = sum(item[1].shape[-1] for item in items if isinstance(item, tuple))
         self._out_samples = (self._out_samples - dropped) % OUTPUT_FRAME  # what FastRTC already has stays there

@@ -161,3 +161,12 @@ def test_a_flushed_resampler_gives_its_tail_and_goes_on_at_the_same_rate() -> No
     assert 0 < len(tail) < 96 and len(out) + len(tail) == pytest.approx(4_800, abs=3)  # ~1 ms was held
     assert len(resampler(np.full(1_600, 0.5, np.float32), 16_000)) == pytest.approx(4_800, abs=96)
     assert len(LowDelayResampler(48_000).flush()) == 0
+
+
+def test_a_new_input_rate_hands_on_what_the_old_stream_held() -> None:
+    from speechlm_demo.audio import LowDelayResampler
+
+    resampler = LowDelayResampler(48_000)
+    pieces = [(np.full(2_400, 0.5, np.float32), 24_000), (np.full(2_205, 0.5, np.float32), 22_050), (np.full(4_800, 0.5, np.float32), 48_000)]
+    total = sum(len(resampler(pcm, rate)) for pcm, rate in pieces) + len(resampler.flush())
+    assert total == pytest.approx(3 * 4_800, abs=3)  # 100 ms in at each rate, 300 ms out: nothing lost at a switch
