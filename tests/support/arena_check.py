@@ -80,13 +80,19 @@ def identity_leaks(page: Page, forbidden: list[str]) -> list[str]:
     return [f"{needle!r} in {where}" for needle in forbidden for where, text in haystacks.items() if needle.lower() in text.lower()]
 
 
-def listen_to_both(page: Page, timeout_s: float = 20.0) -> bool:
-    """Press play on both replies; wait until the vote unlocks (returns whether it did)."""
-    for side in "ab":
-        page.locator(f"#blind-{side}-audio button[aria-label='Play']").first.click()
+def listen_to_both(page: Page, timeout_s: float = 20.0, again_after_s: float = 6.0) -> bool:
+    """Press play on both replies; wait until the vote unlocks (returns whether it did). As a person would,
+    press play again on a reply that is not playing if the vote is still locked after ``again_after_s`` (on a
+    busy machine a press can come before the player has loaded its audio, and is lost)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not page.locator("#blind-vote-a").is_enabled():
-        page.wait_for_timeout(250)
+        for side in "ab":
+            play = page.locator(f"#blind-{side}-audio button[aria-label='Play']")
+            if play.count():
+                play.first.click()
+        again = min(deadline, time.monotonic() + again_after_s)
+        while time.monotonic() < again and not page.locator("#blind-vote-a").is_enabled():
+            page.wait_for_timeout(250)
     return page.locator("#blind-vote-a").is_enabled()
 
 
