@@ -5,7 +5,8 @@ of what follows (the session asks Smart Turn after ``smart_turn_silence_ms``, 20
 ``make-prompts`` sidecar (``NAME.json``: ``kind`` and exact ``segments``) every part's end is scored, the
 last one as ``end``, the others as ``pause``; without one, the end of the loud speech (estimated), under
 the folder's name as its kind. The summary gives per kind the median probability at pauses and at ends:
-a lead-in that scores like a finished question at its pause is one the audio alone cannot hold.
+a lead-in that scores like a finished question at its pause is one the audio alone cannot hold. The last
+line says how well the probability separates ends from pauses over all prompts (see :func:`separation`).
 """
 
 from __future__ import annotations
@@ -92,6 +93,24 @@ def summary(scores: list[Score]) -> list[dict[str, object]]:
     return rows
 
 
+def separation(scores: list[Score], threshold: float = 0.5) -> dict[str, float | int] | None:
+    """How well Smart Turn tells ends from pauses: ``auc``, the chance that a random end scores above a random
+    pause (ties count half; 0.5 is a coin, 1.0 perfect), and how many of each score above ``threshold``.
+    ``None`` unless there are both ends and pauses."""
+    ends = [s.probability for s in scores if s.at == "end"]
+    pauses = [s.probability for s in scores if s.at == "pause"]
+    if not ends or not pauses:
+        return None
+    above = sum((e > p) + 0.5 * (e == p) for e in ends for p in pauses)
+    return {
+        "auc": above / (len(ends) * len(pauses)),
+        "ends": len(ends),
+        "ends_above": sum(e > threshold for e in ends),
+        "pauses": len(pauses),
+        "pauses_above": sum(p > threshold for p in pauses),
+    }
+
+
 def format_report(scores: list[Score]) -> str:
     """One line per score, then the per-kind table."""
     width = max(len(s.name) for s in scores)
@@ -101,6 +120,12 @@ def format_report(scores: list[Score]) -> str:
     for row in summary(scores):
         pause, end = (f"{v:.3f}" if v is not None else "-" for v in (row["pause_median"], row["end_median"]))
         lines.append(f"{row['kind']:<12} {row['prompts']:>7}  {pause:>18}  {end:>15}")
+    split = separation(scores)
+    if split is not None:
+        lines.append(
+            f"\nends vs pauses: AUC {split['auc']:.2f} (0.5 = chance); above 0.5: ends {split['ends_above']}/{split['ends']}, "
+            f"pauses {split['pauses_above']}/{split['pauses']}"
+        )
     return "\n".join(lines)
 
 

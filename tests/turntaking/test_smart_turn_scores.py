@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechlm_demo.benchmarks.smart_turn_scores import RATE, cut_points
+from speechlm_demo.benchmarks.smart_turn_scores import RATE, Score, cut_points, format_report, separation
 from speechlm_demo.cli import main
 from tests.conftest import require
 from tests.turntaking.test_smart_turn import HAVE_MODEL
@@ -30,7 +30,8 @@ def write_clips(folder: Path) -> None:
 
 
 def parse(out: str) -> tuple[list[list[str]], dict[str, list[str]]]:
-    rows, table = out.strip().split("\n\n")
+    rows, table, *split = out.strip().split("\n\n")
+    assert all(line.startswith("ends vs pauses: AUC ") for line in split)
     scores = [line.split() for line in rows.splitlines()[1:]]
     kinds = {line.split()[0]: line.split()[1:] for line in table.splitlines()[1:]}
     return scores, kinds
@@ -88,3 +89,16 @@ def test_missing_path_or_nothing_usable_is_a_clear_error(tmp_path: Path, capsys:
     (tmp_path / "bad.wav").write_bytes(b"\x00" * 10)
     assert main(["smart-turn", str(tmp_path / "bad.wav")]) == 1
     assert "no usable audio file" in capsys.readouterr().err
+
+
+def test_separation_is_the_chance_an_end_outscores_a_pause() -> None:
+    def scores(ends: list[float], pauses: list[float]) -> list[Score]:
+        return [Score("e", "k", "end", 1.0, p) for p in ends] + [Score("p", "k", "pause", 0.5, p) for p in pauses]
+
+    perfect = separation(scores([0.9, 0.8], [0.2, 0.1, 0.3]))
+    assert perfect == {"auc": 1.0, "ends": 2, "ends_above": 2, "pauses": 3, "pauses_above": 0}
+    assert separation(scores([0.6, 0.6], [0.6]))["auc"] == 0.5  # ties: a coin
+    inverted = separation(scores([0.1], [0.9, 0.7]))
+    assert inverted["auc"] == 0.0 and inverted["pauses_above"] == 2
+    assert separation(scores([0.9], [])) is None
+    assert "AUC 1.00" in format_report(scores([0.9, 0.8], [0.2, 0.1, 0.3]))
