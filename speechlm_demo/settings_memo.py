@@ -2,20 +2,16 @@
 
 Checking an entry's ``defaults`` against its engine class's typed ``Settings`` imports the class's module, and
 engine modules import their clients (httpx, aiohttp, onnxruntime, ...): about half a second at every start. A
-successful check depends only on the entry's class and defaults and on the code that module runs, so its result
-is remembered under exactly those: the class and defaults as JSON, with a hash of each source file of this
-package that the class's module may run when imported (:func:`source_closure`: its file, its parent packages'
-``__init__.py`` and, transitively, every package module it imports anywhere in its text, lazy imports included).
-A start checks only those files (each hashed at most once per process), so a change to one of them, or another
-default, misses and is checked by import again, while editing the UI does not. The file is named by the Python
-and pydantic versions and this checkout's path. A failed check is never remembered, so a wrong setting always
+successful check depends only on the entry's class and defaults and on this package's code, so its result is
+remembered under exactly those: the class and defaults as JSON, in a file named by a hash of every source file
+of this package and the Python and pydantic versions. A changed default, a changed source file or another
+version misses and is checked by import again. A failed check is never remembered, so a wrong setting always
 stops the app; classes outside this package are always checked by import. The files live in ``$SPEECHLM_CACHE``
 (default ``~/.cache/speechlm_demo``); when they cannot be read or written, the check simply runs.
 """
 
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import json
@@ -32,86 +28,27 @@ log = logging.getLogger(__name__)
 
 PACKAGE = Path(__file__).resolve().parent
 CACHE_ENV = "SPEECHLM_CACHE"
-KEEP_FILES = 8  # memo files of other versions and checkouts kept besides this one
+KEEP_FILES = 8  # memo files of other code versions (other checkouts, earlier edits) kept besides the newest
 
 
-def _module_file(module: str, root: Path) -> Path | None:
-    """The source of ``module`` (a dotted name under ``root``'s package), or None when it is not one."""
-    parts = module.split(".")
-    if parts[0] != root.name:
-        return None
-    base = root.joinpath(*parts[1:])
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
+def code_fingerprint(root: Path = PACKAGE) -> str:
+    """A hash of every ``.py`` file under ``root`` (paths and contents) and of the Python and pydantic versions."""
+    digest = hashlib.sha256(f"{platform.python_version()} {pydantic.VERSION}".encode())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 @functools.cache
-def _imported(module: str, path: Path, root: Path) -> frozenset[str]:
-    """Dotted names of the package's modules that ``path`` (the source of ``module``) imports anywhere (parsed
-    once per process: only a check by import, the slow path, asks)."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([base] if base else []))
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names)  # ``from . import module``
-    return frozenset(name for name in names if name.split(".")[0] == root.name)
-
-
-def source_closure(module: str, root: Path | None = None) -> list[Path]:
-    """Every source file under ``root`` (default: this package) that importing ``module`` may run, sorted (see
-    the module docstring)."""
-    root = root or PACKAGE
-    found: dict[str, Path] = {}
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        parts = name.split(".")
-        for depth in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py first
-            prefix = ".".join(parts[:depth])
-            path = _module_file(prefix, root)
-            if prefix in found or path is None:
-                continue
-            found[prefix] = path
-            todo.extend(_imported(prefix, path, root))
-    return sorted(set(found.values()))
-
-
-@functools.cache
-def _digest(path: Path) -> str:
-    """The hash of one source file, read once per process."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _sources(engine_class: str) -> dict[str, str]:
-    """Source files the class's module may run, relative to the package, with their hashes."""
-    module = engine_class.partition(":")[0]
-    return {path.relative_to(PACKAGE).as_posix(): _digest(path) for path in source_closure(module)}
-
-
-def _unchanged(sources: object) -> bool:
-    """Whether every recorded source file still has its recorded hash."""
-    if not isinstance(sources, dict) or not sources:
-        return False
-    try:
-        return all(_digest(PACKAGE / relative) == digest for relative, digest in sources.items())
-    except OSError:  # a file gone since
-        return False
+def _fingerprint() -> str:
+    return code_fingerprint()
 
 
 def memo_file() -> Path:
-    """The memo file of this Python, pydantic and checkout."""
+    """The memo file of this code version."""
     directory = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "speechlm_demo").expanduser()
-    name = hashlib.sha256(f"{platform.python_version()} {pydantic.VERSION} {PACKAGE}".encode()).hexdigest()
-    return directory / f"checked-settings-{name[:20]}.json"
+    return directory / f"checked-settings-{_fingerprint()[:20]}.json"
 
 
 def _key(engine_class: str, defaults: dict[str, Any]) -> str | None:
@@ -136,10 +73,8 @@ def remembered(engine_class: str, defaults: dict[str, Any]) -> dict[str, Any] | 
     key = _key(engine_class, defaults)
     if key is None:
         return None
-    memo = _read(memo_file()).get(key)
-    if not isinstance(memo, dict) or not isinstance(memo.get("settings"), dict) or not _unchanged(memo.get("sources")):
-        return None
-    return memo["settings"]
+    settings = _read(memo_file()).get(key)
+    return settings if isinstance(settings, dict) else None
 
 
 def remember(engine_class: str, defaults: dict[str, Any], settings: dict[str, Any]) -> None:
@@ -149,14 +84,9 @@ def remember(engine_class: str, defaults: dict[str, Any], settings: dict[str, An
         return
     path = memo_file()
     memo = _read(path)
-    try:
-        record = {"settings": settings, "sources": _sources(engine_class)}
-    except (OSError, SyntaxError, ValueError) as exc:  # a source that cannot be read or parsed: not remembered
-        log.info("not remembering the settings of %s: %s", engine_class, exc)
+    if memo.get(key) == settings:
         return
-    if memo.get(key) == record:
-        return
-    memo[key] = record
+    memo[key] = settings
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as out:
