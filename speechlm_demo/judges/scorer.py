@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -20,21 +20,52 @@ from .roundtrip import RoundTrip, default_asr
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+_LOADING = threading.Lock()
+
+
+def once_per_process(load: Callable[[], T]) -> Callable[[], T]:
+    """``load`` run at most once per process: the first caller loads, later ones share what it made. A load that
+    fails is not remembered (the next caller tries again and gets its error)."""
+    made: list[T] = []
+
+    def get() -> T:
+        with _LOADING:
+            if not made:
+                made.append(load())
+            return made[0]
+
+    return get
+
+
+shared_dnsmos = once_per_process(Dnsmos)  # onnxruntime sessions may be run from several threads at once
+shared_asr = once_per_process(default_asr)  # so may CTranslate2's Whisper (calls queue inside it)
+
 
 class Judges:
-    """Lazily loaded judge models, one reply at a time (a lock). Each user has its own: the vote worker and the
-    Compare tab never wait for each other; load them on the thread that scores, not on a UI thread."""
+    """Lazily loaded judge models, one reply at a time (a lock). Each user (the vote worker, the Compare tab)
+    has its own ``Judges`` and lock, so neither waits for the other's queue; the models themselves are loaded
+    once per process and shared (a second copy cost ~335 MB). Load them on the thread that scores, not on a
+    UI thread."""
 
-    def __init__(self, *, dnsmos: bool = True, roundtrip: bool = True, make_asr: Callable[[], Any] = default_asr) -> None:
+    def __init__(
+        self,
+        *,
+        dnsmos: bool = True,
+        roundtrip: bool = True,
+        make_asr: Callable[[], Any] = shared_asr,
+        make_dnsmos: Callable[[], Dnsmos] = shared_dnsmos,
+    ) -> None:
         self.use_dnsmos = dnsmos
         self.use_roundtrip = roundtrip
+        self._make_dnsmos = make_dnsmos
         self._dnsmos: Dnsmos | None = None
         self._roundtrip = RoundTrip(make_asr)
         self._lock = threading.Lock()
 
     def _mos(self) -> Dnsmos:
         if self._dnsmos is None:
-            self._dnsmos = Dnsmos()
+            self._dnsmos = self._make_dnsmos()
         return self._dnsmos
 
     def score(self, audio: np.ndarray, sample_rate: int, reply_text: str = "", timeline: Mapping[str, Any] | None = None) -> dict[str, Any]:

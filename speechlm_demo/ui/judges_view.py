@@ -1,8 +1,9 @@
 """The automatic judges' verdict on two replies shown side by side (Compare tab), computed after both are in.
 
-The tab's judges are its own (:class:`PairJudges`): their own models and lock, on their own thread, so the vote
-worker's judges (:mod:`speechlm_demo.judges.background`) never wait for them nor they for it. The models load on
-that thread at the first judged pair; the handler awaits the result, so no Gradio worker thread is held meanwhile.
+The tab's judges are its own (:class:`PairJudges`): their own lock and thread, so the vote worker's judges
+(:mod:`speechlm_demo.judges.background`) never wait in their queue nor they in its; the models are the process's
+one shared copy. They load on that thread at the first judged pair (unless the vote worker loaded them already);
+the handler awaits the result, so no Gradio worker thread is held meanwhile.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ SHOWN = {
 
 
 class PairJudges:
-    """Judges both replies of a comparison on one thread of their own (``compare-judges``), with models of their
-    own, loaded there on first use."""
+    """Judges both replies of a comparison on one thread of their own (``compare-judges``), with a lock of their
+    own; the models (shared by the process) load there on first use."""
 
     def __init__(self, judges: Judges | None = None) -> None:
         self.judges = judges or Judges()  # cheap: the models load inside score(), on the pool's thread
@@ -69,4 +70,4 @@ class PairJudges:
         return self.judges.score(pcm, int(rate), spoken)
 
 
-judge_pair = PairJudges().table  # the Compare tab's judges (one set of models per process, for that tab)
+judge_pair = PairJudges().table  # the Compare tab's judges
