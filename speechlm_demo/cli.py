@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     from .benchmarks import soak
 
     soak.add_arguments(sub.add_parser("bench-soak", help="monologues and questions in a row: threads, memory, reply rate"))
+    from .benchmarks import smart_turn_scores
+
+    smart_turn_scores.add_arguments(sub.add_parser("smart-turn", help="Smart Turn v3's probability at each pause and end of prompt WAVs, median per kind"))
     from .judges import folder as judge_folder
 
     judge_folder.add_arguments(sub.add_parser("judge", help="score a folder of WAVs with the automatic judges (DNSMOS, round-trip WER, ...)"))
@@ -199,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         return moshi_bench.run_cli(args)
     if args.command == "bench-soak":
         return soak.run_cli(args)
+    if args.command == "smart-turn":
+        return smart_turn_scores.run_cli(args)
     if args.command == "judge":
         return judge_folder.run_cli(args)
     if args.command in votes_commands.COMMANDS:

@@ -3,7 +3,8 @@
 :meth:`speechlm_demo.engines.base.EngineSession.push_audio` hands everything it is given to
 :class:`InputGuard` before the engine sees it. Whatever arrives (lists, int16, stereo in either layout,
 another sample rate, NaN, +/-Inf, floats far outside [-1, 1]) leaves as finite mono float32 in [-1, 1] at
-the rate the session works at, resampled once; what cannot be used at all (None, a single number, complex or text arrays, a
+the rate the session works at, resampled once (by soxr HQ; a live path such as WebRTC switches to
+FFmpeg's low-delay resampler with :meth:`InputGuard.use_low_delay_resampler`); what cannot be used at all (None, a single number, complex or text arrays, a
 3-D array, an impossible rate) is skipped. Each kind of problem is reported once per session with an
 :class:`~speechlm_demo.engines.base.ErrorEvent`, then only counted, and the session keeps going.
 """
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .audio import AudioError, StreamResampler, check_sample_rate, to_mono_float32
+from .audio import AudioError, LowDelayResampler, StreamResampler, check_sample_rate, to_mono_float32
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,12 @@ class InputGuard:
         self.output_rate = output_rate or sample_rate  # of what leaves
         self.report = report
         self.counts: dict[str, int] = {}  # problem kind -> how many pushes had it
-        self._resampler = StreamResampler(self.output_rate)
+        self._resampler: StreamResampler | LowDelayResampler = StreamResampler(self.output_rate)
+
+    def use_low_delay_resampler(self) -> None:
+        """Resample with :class:`~speechlm_demo.audio.LowDelayResampler` (holds ~1 ms back, where soxr HQ's
+        stream holds 21-33 ms: latency on a live path); call before the first push."""
+        self._resampler = LowDelayResampler(self.output_rate)
 
     def clean(self, pcm: object, sample_rate: int | None = None) -> np.ndarray | None:
         """Mono float32 in [-1, 1] at :attr:`output_rate`, or None when the push is unusable (reported)."""

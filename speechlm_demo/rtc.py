@@ -1,8 +1,8 @@
 """FastRTC glue: WebRTC frames in -> engine session -> audio frames and UI updates out.
 
 :class:`EngineStreamHandler` is the only place that knows both fastrtc and the engine seam. It
-converts whatever the browser sends (any rate, channels, dtype) to the engine's input, resamples
-reply audio to the output rate, flushes queued audio on barge-in and publishes the transcript and
+hands whatever the browser sends (any rate, channels, dtype) to the session, whose input guard checks and
+converts it once (with the low-delay resampler: what it holds back is latency), resamples reply audio to the output rate, flushes queued audio on barge-in and publishes the transcript and
 each finished turn's record (made by the one observer, :mod:`speechlm_demo.measure.observer`) as
 ``AdditionalOutputs``. While a half-duplex session has nothing to play it sends silence paced in real time
 (:mod:`speechlm_demo.rtc_idle`). A live turn has no reference end of speech: its latency is measured from the turn
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from fastrtc import AdditionalOutputs, AsyncStreamHandler
 
-from .audio import AudioError, LowDelayResampler, check_sample_rate, to_mono_float32
+from .audio import LowDelayResampler
 from .engines.base import (
     AudioOut,
     EngineError,
@@ -124,13 +124,11 @@ class EngineStreamHandler(AsyncStreamHandler):
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._ready = asyncio.Event()  # set by every put: wakes emit() waiting for an item or for silence
         self._idle: IdlePacer | None = None  # half-duplex with SPEECHLM_RTC_IDLE_SILENCE: silence while idle
-        self._in_resampler: LowDelayResampler | None = None
         self._out_resampler = LowDelayResampler(OUTPUT_SAMPLE_RATE)  # what it holds back is latency
         self._out_samples = 0  # reply audio given to FastRTC or queued for it since the last whole frame
         self._pad_replies = False  # half-duplex: each reply ends on a whole frame
         self._loop: asyncio.AbstractEventLoop | None = None
         self._observer: TurnObserver | None = None
-        self._input_errors = 0
 
     def copy(self) -> EngineStreamHandler:
         """A fresh handler per connection (fastrtc calls this)."""
@@ -170,7 +168,7 @@ class EngineStreamHandler(AsyncStreamHandler):
             log.exception("opening a session on %s failed", engine_id)
             self._report(f"{label} could not start a session: {exc}")
             return
-        self._in_resampler = LowDelayResampler(session.input_sample_rate)
+        session.input_guard.use_low_delay_resampler()
         self._out_resampler.prime(engine.entry.sample_rates.output)
         self.session = session
         if self._pad_replies and idle_silence_enabled():
@@ -178,17 +176,12 @@ class EngineStreamHandler(AsyncStreamHandler):
         self._set_status(f"Connected to {label}. Speak!")
 
     async def receive(self, frame: tuple[int, np.ndarray]) -> None:
-        """Convert a browser frame and feed it to the session; bad frames are reported, not fatal."""
-        if self.session is None or self._in_resampler is None:
+        """Feed a browser frame to the session; its input guard reports bad frames (once per kind) and skips them."""
+        if self.session is None:
             return
         try:
             rate, samples = frame
-            pcm = self._in_resampler(to_mono_float32(samples), check_sample_rate(rate))
-            self.session.push_audio(pcm)
-        except AudioError as exc:
-            self._input_errors += 1
-            if self._input_errors in (1, 10, 100) or self._input_errors % 1000 == 0:
-                self._report(f"Ignored unusable audio from the microphone ({self._input_errors}x): {exc}")
+            self.session.push_audio(samples, rate)
         except Exception as exc:  # noqa: BLE001
             log.exception("session failed on input")
             self._report(f"The engine failed on input and was stopped: {exc}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from speechlm_demo.catalog import CatalogError, decide, load_catalog, offered
 from speechlm_demo.hardware import simulated_host
 from speechlm_demo.settings_memo import code_fingerprint
+from speechlm_demo.votes.pairs import pick_pair
 from tests.test_engine_settings import ECHO, REPO
 
 HOSTS = {"cpu": "cpu", "cuda24": "cuda:24", "cuda80": "cuda:80", "mi300": "rocm:192:AMD Instinct MI300X"}
@@ -112,6 +114,18 @@ def test_identity_names_of_the_default_catalogue() -> None:
     catalog = load_catalog()
     assert "Moshi" in catalog.get("moshi-bf16").identity_names and catalog.get("echo").identity_names == []
     assert all(entry.identity_names for entry in catalog.engines if entry.weight > 0)  # every blind engine can leak
+
+
+def test_the_audio_alone_echo_rows_are_diagnostics_never_drawn_blind() -> None:
+    catalog = load_catalog()
+    for engine_id, endpointing, end_silence_ms in (("echo-silence700", "silence", 700.0), ("echo-smart-turn", "smart-turn", 1300.0)):
+        entry = catalog.get(engine_id)
+        assert (entry.family, entry.weight, entry.engine_class) == ("diagnostic", 0, catalog.get("echo").engine_class)
+        settings = entry.effective_settings
+        assert (settings["endpointing"], settings["end_silence_ms"]) == (endpointing, end_silence_ms)
+    rng = random.Random(0)
+    drawn = {e.id for _ in range(200) for e in pick_pair(catalog.engines, rng)}
+    assert drawn and not drawn & {"echo", "echo-silence700", "echo-smart-turn"}
 
 
 def test_missing_catalogue_file(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ async def run_handler(frames: list[tuple[int, np.ndarray]], wait_s: float = 1.5)
     while asyncio.get_running_loop().time() < deadline:
         try:
             item, filler = await asyncio.wait_for(handler.next_output(), 0.1)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
         if not filler:
             outputs.append(item)
@@ -68,6 +68,36 @@ def test_garbage_frames_are_reported_not_fatal() -> None:
     texts = " ".join(m["content"] for m in updates[-1].args[0])
     assert "Ignored unusable audio" in texts
     assert any(isinstance(o, tuple) for o in outputs), "the session stopped after bad frames"
+
+
+def test_nan_and_int16_scale_floats_from_the_browser_are_reported_once_and_the_session_goes_on() -> None:
+    nan = np.full((1, 960), np.nan, np.float32)
+    loud = tone(0.02, 48_000).astype(np.float32)  # float frames in int16 scale
+    good = np.concatenate([tone(0.6, 48_000), np.zeros((1, 48_000), np.int16)], axis=1)
+    outputs = asyncio.run(run_handler([(48_000, nan), (48_000, nan), (48_000, loud)] + frames_of(good, 48_000)))
+    texts = [m["content"] for m in [o for o in outputs if isinstance(o, AdditionalOutputs)][-1].args[0]]
+    assert sum("NaN or infinite" in text for text in texts) == 1  # the guard's message reaches the user, once
+    assert sum("outside [-1, 1] were clipped" in text for text in texts) == 1
+    echoed = sum(pcm.shape[1] for o in outputs if isinstance(o, tuple) for sr, pcm in [o] if sr == OUTPUT_SAMPLE_RATE)
+    assert echoed > 0.5 * OUTPUT_SAMPLE_RATE, "the session stopped after the bad frames"
+
+
+def test_browser_audio_is_resampled_once_by_the_guard_holding_back_about_a_millisecond() -> None:
+    async def pushed() -> tuple[int, int]:
+        registry = EngineRegistry(load_catalog(), simulated_host("cpu"))
+        handler = EngineStreamHandler(registry, "echo", ui_args=False)
+        await handler.start_up()
+        rate = handler.session.input_sample_rate  # type: ignore[union-attr]
+        taken: list[int] = []
+        original = handler.session._push  # type: ignore[union-attr]
+        handler.session._push = lambda pcm: (taken.append(len(pcm)), original(pcm))  # type: ignore[union-attr]
+        for frame in frames_of(tone(1.0, 48_000, 2), 48_000):  # stereo int16 at 48 kHz, the engine takes 16 kHz mono
+            await handler.receive(frame)
+        handler.shutdown()
+        return sum(taken), rate
+
+    total, rate = asyncio.run(pushed())
+    assert rate == 16_000 and 16_000 - 0.0015 * 16_000 < total <= 16_000  # soxr HQ's stream would hold 21-33 ms
 
 
 def test_unknown_engine_is_a_message() -> None:

@@ -63,6 +63,18 @@ HEARD_FIXED = HEARD[:-1] + "; misheard names and numbers corrected by hand)"
 LJ_LICENCE = "Apache-2.0 (the package); LJ Speech recordings are public domain"
 MYSELF_LICENCE = "Apache-2.0 (the package); by the folder's name the author's own voice, not otherwise documented"
 STELLA = "the Speech Accent Archive's elicitation paragraph (\"Please call Stella...\"), published text"
+STELLA_TEXT = "Six spoons of fresh snow peas, five thick slabs of blue cheese, and maybe a snack for her brother Bob."
+
+
+def f5_clip(name: str, example: str, origin: str, text: str, text_source: str) -> RealSource:
+    """A voice of F5-TTS's examples (``infer/examples/<example>``): one speaker, one turn; the package and
+    licence are the same for all of them."""
+    return RealSource(
+        name=name, module="f5_tts", relative=f"infer/examples/{example}", pip="f5-tts==1.1.22", kind="real",
+        licence="MIT (the package); the clip's own origin is not documented", origin=origin, text=text,
+        text_source=text_source,
+    )
+
 
 SOURCES: tuple[RealSource, ...] = (
     RealSource(
@@ -84,34 +96,15 @@ SOURCES: tuple[RealSource, ...] = (
         text="Ever tried. Ever failed. No matter. Try again. Fail again. Fail better.",
         text_source="Samuel Beckett's published line (Worstward Ho)",
     ),
-    RealSource(
-        name="f5-nature", module="f5_tts", relative="infer/examples/basic/basic_ref_en.wav", pip="f5-tts==1.1.22",
-        kind="real", licence="MIT (the package); the clip's own origin is not documented",
-        origin="F5-TTS's English reference voice: two sentences, 5 s", text="Some call me nature, others call me mother nature.",
-        text_source="the package's infer/examples/basic/basic.toml (ref_text)",
-    ),
-    RealSource(
-        name="f5-stella-main", module="f5_tts", relative="infer/examples/multi/main.flac", pip="f5-tts==1.1.22",
-        kind="real", licence="MIT (the package); the clip's own origin is not documented",
-        origin="F5-TTS's story narrator voice: a reading of the Stella paragraph, 7 s",
-        text="Six spoons of fresh snow peas, five thick slabs of blue cheese, and maybe a snack for her brother Bob.",
-        text_source=STELLA,
-    ),
-    RealSource(
-        name="f5-stella-country", module="f5_tts", relative="infer/examples/multi/country.flac", pip="f5-tts==1.1.22",
-        kind="real", licence="MIT (the package); the clip's own origin is not documented",
-        origin="F5-TTS's 'country' voice: another reader of the Stella paragraph, 7.5 s",
-        text="Six spoons of fresh snow peas, five thick slabs of blue cheese, and maybe a snack for her brother Bob.",
-        text_source=STELLA,
-    ),
-    RealSource(
-        name="f5-rainbow", module="f5_tts", relative="infer/examples/multi/town.flac", pip="f5-tts==1.1.22",
-        kind="real", licence="MIT (the package); the clip's own origin is not documented",
-        origin="F5-TTS's 'town' voice: a sentence of the Rainbow Passage, 9.5 s",
-        text="The difference in the rainbow depends considerably upon the size of the drops, and the width of the "
-             "colored band increases as the size of the drops increases.",
-        text_source="the Rainbow Passage (Fairbanks), published text",
-    ),
+    f5_clip("f5-nature", "basic/basic_ref_en.wav", "F5-TTS's English reference voice: two sentences, 5 s",
+            "Some call me nature, others call me mother nature.", "the package's infer/examples/basic/basic.toml (ref_text)"),
+    f5_clip("f5-stella-main", "multi/main.flac", "F5-TTS's story narrator voice: a reading of the Stella paragraph, 7 s",
+            STELLA_TEXT, STELLA),
+    f5_clip("f5-stella-country", "multi/country.flac", "F5-TTS's 'country' voice: another reader of the Stella paragraph, 7.5 s",
+            STELLA_TEXT, STELLA),
+    f5_clip("f5-rainbow", "multi/town.flac", "F5-TTS's 'town' voice: a sentence of the Rainbow Passage, 9.5 s",
+            "The difference in the rainbow depends considerably upon the size of the drops, and the width of the "
+            "colored band increases as the size of the drops increases.", "the Rainbow Passage (Fairbanks), published text"),
     RealSource(
         name="tortoise-lj-1", module="tortoise", relative="voices/lj/1.wav", pip="tortoise-tts==3.0.0", kind="real",
         licence=LJ_LICENCE, origin="Tortoise's 'lj' reference voice: LJ Speech sentences read by one speaker, 9.6 s",
