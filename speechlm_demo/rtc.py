@@ -4,15 +4,18 @@
 hands whatever the browser sends (any rate, channels, dtype) to the session, whose input guard checks and
 converts it once (with the low-delay resampler: what it holds back is latency), resamples reply audio to the output rate, flushes queued audio on barge-in and publishes the transcript and
 each finished turn's record (made by the one observer, :mod:`speechlm_demo.measure.observer`) as
-``AdditionalOutputs``. A live turn has no reference end of speech: its latency is measured from the turn
+``AdditionalOutputs``. While a half-duplex session has nothing to play it sends silence paced in real time
+(:mod:`speechlm_demo.rtc_idle`). A live turn has no reference end of speech: its latency is measured from the turn
 layer's own end of speech, and the status line says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +37,7 @@ from .engines.base import (
 from .engines.registry import EngineRegistry
 from .measure.observer import TurnObserver
 from .measure.record import TurnRecord
+from .rtc_idle import IdlePacer, idle_silence_enabled
 from .timeline import usage_note
 
 log = logging.getLogger(__name__)
@@ -118,6 +122,8 @@ class EngineStreamHandler(AsyncStreamHandler):
         self.session: EngineSession | None = None
         self.conversation = Conversation()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._ready = asyncio.Event()  # set by every put: wakes emit() waiting for an item or for silence
+        self._idle: IdlePacer | None = None  # half-duplex with SPEECHLM_RTC_IDLE_SILENCE: silence while idle
         self._out_resampler = LowDelayResampler(OUTPUT_SAMPLE_RATE)  # what it holds back is latency
         self._out_samples = 0  # reply audio given to FastRTC or queued for it since the last whole frame
         self._pad_replies = False  # half-duplex: each reply ends on a whole frame
@@ -165,6 +171,8 @@ class EngineStreamHandler(AsyncStreamHandler):
         session.input_guard.use_low_delay_resampler()
         self._out_resampler.prime(engine.entry.sample_rates.output)
         self.session = session
+        if self._pad_replies and idle_silence_enabled():
+            self._idle = IdlePacer(OUTPUT_FRAME / OUTPUT_SAMPLE_RATE)
         self._set_status(f"Connected to {label}. Speak!")
 
     async def receive(self, frame: tuple[int, np.ndarray]) -> None:
@@ -181,7 +189,25 @@ class EngineStreamHandler(AsyncStreamHandler):
 
     async def emit(self) -> Any:
         """Next audio frame or UI update (waits until there is one)."""
-        return await self._queue.get()
+        item, _ = await self.next_output()
+        return item
+
+    async def next_output(self) -> tuple[Any, bool]:
+        """What :meth:`emit` hands FastRTC next, and whether it is idle silence: a queued item as soon as
+        there is one; while there is none, a 20 ms frame of silence when the pacer says the stream has run
+        dry (half-duplex sessions with idle silence on)."""
+        while self._queue.empty():
+            self._ready.clear()
+            wait = None if self._idle is None else self._idle.due_in(time.monotonic())
+            if wait is not None and wait <= 0:
+                self._idle.handed(OUTPUT_FRAME / OUTPUT_SAMPLE_RATE, time.monotonic())  # type: ignore[union-attr]
+                return (OUTPUT_SAMPLE_RATE, np.zeros((1, OUTPUT_FRAME), np.float32)), True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), wait)
+        item = self._queue.get_nowait()
+        if isinstance(item, tuple) and self._idle is not None:
+            self._idle.handed(item[1].shape[-1] / item[0], time.monotonic())
+        return item, False
 
     def shutdown(self) -> None:
         """Connection closed."""
@@ -226,7 +252,7 @@ class EngineStreamHandler(AsyncStreamHandler):
     def _queue_audio(self, out: np.ndarray) -> None:
         if len(out):
             self._out_samples = (self._out_samples + len(out)) % OUTPUT_FRAME
-            self._queue.put_nowait((OUTPUT_SAMPLE_RATE, out.reshape(1, -1)))
+            self._put((OUTPUT_SAMPLE_RATE, out.reshape(1, -1)))
 
     def _end_reply_on_a_frame(self) -> None:
         """Give FastRTC the reply's last samples and silence up to a whole 20 ms frame: otherwise its framing
@@ -253,7 +279,9 @@ class EngineStreamHandler(AsyncStreamHandler):
         self._out_samples = (self._out_samples - dropped) % OUTPUT_FRAME  # what FastRTC already has stays there
         kept = [item for item in items if isinstance(item, AdditionalOutputs)]
         for item in kept:
-            self._queue.put_nowait(item)
+            self._put(item)
+        if self._idle is not None:
+            self._idle.restart()  # FastRTC's pacing restarts with its queue
         try:
             self.clear_queue()
         except Exception:  # noqa: BLE001 - not attached to a track (tests)
@@ -276,4 +304,8 @@ class EngineStreamHandler(AsyncStreamHandler):
         self._publish()
 
     def _publish(self) -> None:
-        self._queue.put_nowait(self.conversation.snapshot())
+        self._put(self.conversation.snapshot())
+
+    def _put(self, item: Any) -> None:
+        self._queue.put_nowait(item)
+        self._ready.set()

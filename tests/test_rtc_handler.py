@@ -21,6 +21,7 @@ def tone(seconds: float, rate: int, channels: int = 1) -> np.ndarray:
 
 
 async def run_handler(frames: list[tuple[int, np.ndarray]], wait_s: float = 1.5) -> list:
+    """What the handler hands FastRTC in ``wait_s`` after the frames, idle silence left out."""
     registry = EngineRegistry(load_catalog(), simulated_host("cpu"))
     handler = EngineStreamHandler(registry, "echo", ui_args=False)
     await handler.start_up()
@@ -30,9 +31,11 @@ async def run_handler(frames: list[tuple[int, np.ndarray]], wait_s: float = 1.5)
     deadline = asyncio.get_running_loop().time() + wait_s
     while asyncio.get_running_loop().time() < deadline:
         try:
-            outputs.append(await asyncio.wait_for(handler.emit(), 0.1))
-        except asyncio.TimeoutError:
-            pass
+            item, filler = await asyncio.wait_for(handler.next_output(), 0.1)
+        except TimeoutError:
+            continue
+        if not filler:
+            outputs.append(item)
     handler.shutdown()
     return outputs
 

@@ -53,6 +53,21 @@ def test_aiortc_peer_gets_echo_back(spoken_clip: dict) -> None:
     assert result["voice_to_voice_ms"] is not None and 0 < result["voice_to_voice_ms"] < 5000
 
 
+@pytest.mark.rtc
+def test_the_peer_hears_silence_while_the_session_is_idle(spoken_clip: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    require(loopback_namespace_problem())
+    monkeypatch.setenv("SPEECHLM_RTC_IDLE_SILENCE", "1")
+    run = run_python_in_loopback_namespace(
+        ["-m", "tests.support.rtc_check", "--wav", spoken_clip["path"], "--speech-end", str(spoken_clip["speech_end_s"]), "--engine", "echo"],
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    result = last_json_line(run.stdout)
+    # RTP from the start (the clip's lead-in and speech: seconds of 20 ms frames), the reply, RTP after it
+    assert result["frames_before_reply"] >= 50 and result["frames_after_reply"] >= 25, result
+    assert result["loud_frames"] >= 50 and 0 < result["voice_to_voice_ms"] < 5000, result
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("engine, expected_words", [("echo", ["echo of"]), ("cascade", ["capital", "Paris"])])
 def test_chromium_talks_to_the_engine(spoken_clip: dict, engine: str, expected_words: list[str]) -> None:
@@ -65,7 +80,7 @@ def test_chromium_talks_to_the_engine(spoken_clip: dict, engine: str, expected_w
     run = run_python_in_loopback_namespace(args, timeout=300)
     assert run.returncode == 0, run.stderr[-4000:]
     result = last_json_line(run.stdout)
-    print(f"Chromium page: voice-to-voice {result['voice_to_voice_ms']} ms ({engine}), status: {result['status']}")
+    print(f"Chromium page: voice-to-voice {result['voice_to_voice_ms']} ms ({engine}), jitter buffer at the reply {result['reply_jitter_buffer_ms']} ms, status: {result['status']}")
     assert result["probe_errors"] == []
     assert result["reply_onset_ms"] is not None, result
     assert result["reply_loud_ms"] >= 300 and result["remote_max_dbfs"] > -30, result

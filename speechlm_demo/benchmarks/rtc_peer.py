@@ -51,6 +51,7 @@ class Unit:
     start_s: float  # seconds into the stage's stream
     played: Played  # on the stage's playback clock
     level: float  # dBFS of the whole piece
+    filler: bool = False  # idle silence the server added between replies (not reply audio)
 
 
 class Stage:
@@ -60,15 +61,15 @@ class Stage:
 
     def __init__(self, audible_dbfs: float = SILENT_DBFS) -> None:
         self.audible_dbfs = audible_dbfs
-        self._kept: list[tuple[float, np.ndarray, int, float | None]] = []
+        self._kept: list[tuple[float, np.ndarray, int, float | None, bool]] = []
         self._units: list[Unit] = []
         self._clock: PlaybackClock | None = None
         self._position_s = 0.0
 
-    def add(self, t: float, pcm: np.ndarray, rate: int, start_s: float | None = None) -> None:
+    def add(self, t: float, pcm: np.ndarray, rate: int, start_s: float | None = None, *, filler: bool = False) -> None:
         """A piece (any PCM layout) handed on at ``t``; ``start_s``: its place in the stream (default: after
-        the last)."""
-        self._kept.append((t, pcm, rate, start_s))
+        the last); ``filler``: idle silence, which takes its place in the stream but is no reply audio."""
+        self._kept.append((t, pcm, rate, start_s, filler))
 
     @property
     def units(self) -> list[Unit]:
@@ -76,10 +77,10 @@ class Stage:
         if self._clock is None:
             self._clock = PlaybackClock(self.audible_dbfs)
         kept, self._kept = self._kept, []
-        for t, raw, rate, start_s in kept:
+        for t, raw, rate, start_s, filler in kept:
             pcm = to_mono_float32(raw)
             start = self._position_s if start_s is None else start_s
-            self._units.append(Unit(start, self._clock.place(pcm, rate, t), rms_dbfs(pcm)))
+            self._units.append(Unit(start, self._clock.place(pcm, rate, t), rms_dbfs(pcm), filler))
             self._position_s = start + len(pcm) / rate
         return self._units
 
@@ -88,6 +89,19 @@ class Stage:
         for unit in self.units:
             if unit.played.audible is not None and unit.played.audible[0] > after:
                 return unit.played.audible[0], unit.start_s + unit.played.audible[0] - unit.played.start
+        return None
+
+    def stream_position(self, reply_s: float) -> float | None:
+        """Where the sample ``reply_s`` seconds into the reply audio (what the engine emitted, fillers
+        left out) lies in this stage's stream (fillers counted)."""
+        before = 0.0  # reply audio in the units so far
+        for unit in self.units:
+            if unit.filler:
+                continue
+            length = unit.played.end - unit.played.start
+            if reply_s < before + length - 1e-9:
+                return unit.start_s + max(0.0, reply_s - before)
+            before += length
         return None
 
     def playback_instant(self, stream_s: float) -> float | None:

@@ -14,7 +14,9 @@ Every stamp is ``time.monotonic()`` in the benchmark's process (server and peer 
   offset after its piece starts. Each stage below has its own.
 * ``handed``: the same sample on the handler's playback clock (the pieces ``emit()`` gives FastRTC, after
   our queue and resampling to 48 kHz). The sample is found by its position in the stream, not by
-  listening again, so every stage points at the very same sample.
+  listening again, so every stage points at the very same sample; the idle silence the handler sends
+  between replies (:mod:`speechlm_demo.rtc_idle`) takes its place on the clocks but is skipped when the
+  reply's position is mapped into the stream FastRTC got.
 * ``paced``: the same sample on the playback clock of the 20 ms frames FastRTC's output track gives aiortc
   (FastRTC's framing and real-time pacing).
 * ``heard``: the peer's first audible instant after ``true_end`` on its own playback clock (Opus, RTP over
@@ -83,10 +85,10 @@ class ProbedHandler(EngineStreamHandler):
         await super().receive(frame)
 
     async def emit(self) -> Any:
-        """Hand the next item to FastRTC as the app does, timing audio."""
-        item = await super().emit()
+        """Hand the next item to FastRTC as the app does, timing audio (idle silence marked as such)."""
+        item, filler = await self.next_output()
         if isinstance(item, tuple):
-            self.probe.handed.add(time.monotonic(), item[1], item[0])
+            self.probe.handed.add(time.monotonic(), item[1], item[0], filler=filler)
         return item
 
     def _emit_threadsafe(self, event: Event) -> None:
@@ -154,9 +156,10 @@ def split(probe: Probe, peer: PeerLog, clip: np.ndarray, true_end_s: float) -> d
     released = handed = paced = None
     if reply is not None:
         released, stream_s = reply
-        if not probe.interrupted:
-            handed = probe.handed.playback_instant(stream_s)
-            paced = probe.paced.playback_instant(stream_s)
+        position = None if probe.interrupted else probe.handed.stream_position(stream_s)
+        if position is not None:  # the same sample in the stream FastRTC got, idle silence counted
+            handed = probe.handed.playback_instant(position)
+            paced = probe.paced.playback_instant(position)
     heard_at = peer.heard.first_audible(true_end)
     heard = heard_at[0] if heard_at else None
     stamps = [true_end, arrived, released, handed, paced, heard]

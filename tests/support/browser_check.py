@@ -72,9 +72,22 @@ def analyse(probe: dict) -> dict:
         "reply_onset_ms": onset,
         "reply_loud_ms": 10 * len([t for t in remote_loud if onset is not None and t >= onset]),
         "voice_to_voice_ms": None if onset is None or speech_end is None else round(onset - speech_end),
+        "reply_jitter_buffer_ms": jitter_buffer_ms(probe.get("jitter", []), onset),
         "remote_max_dbfs": max((level for _, level in probe["remote"]), default=-120.0),
         "probe_errors": probe["errors"],
     }
+
+
+def jitter_buffer_ms(samples: list[list[float]], onset: float | None, span_ms: float = 200.0) -> float | None:
+    """The receive jitter buffer's mean delay (ms) over the samples it emitted from just before the reply's
+    onset to ``span_ms`` after it (WebRTC stats ``jitterBufferDelay`` / ``jitterBufferEmittedCount``)."""
+    if onset is None:
+        return None
+    before = [s for s in samples if s[0] <= onset]
+    after = [s for s in samples if s[0] >= onset + span_ms]
+    if not before or not after or after[0][2] <= before[-1][2]:
+        return None
+    return round((after[0][1] - before[-1][1]) / (after[0][2] - before[-1][2]) * 1000, 1)
 
 
 def start_microphone(page: Page, prefix: str) -> None:

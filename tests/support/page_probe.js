@@ -2,7 +2,7 @@
 // WebAudio analysers and logs their levels every 10 ms in window.__probe, so a test can measure,
 // inside the page, when the user's speech ended and when reply audio arrived.
 (() => {
-  const probe = { mic: [], remote: [], started: performance.now(), errors: [] };
+  const probe = { mic: [], remote: [], jitter: [], started: performance.now(), errors: [] };
   window.__probe = probe;
   let ctx = null;
   const context = () => (ctx = ctx || new AudioContext());
@@ -39,6 +39,15 @@
       audio.srcObject = stream;
       audio.play().catch((e) => probe.errors.push(String(e)));
       try { watch(stream, probe.remote); } catch (e) { probe.errors.push(String(e)); }
+      // the receive jitter buffer's cumulative delay and emitted samples (WebRTC stats, inbound-rtp audio)
+      setInterval(async () => {
+        const stats = await pc.getStats(event.track);
+        stats.forEach((r) => {
+          if (r.type === "inbound-rtp" && r.kind === "audio") {
+            probe.jitter.push([performance.now() - probe.started, r.jitterBufferDelay || 0, r.jitterBufferEmittedCount || 0]);
+          }
+        });
+      }, 50);
     });
     return pc;
   };

@@ -26,6 +26,8 @@ async def exchange(url: str, clip: np.ndarray, speech_end_s: float, listen_s: fl
     first = next((t for t in loud if t > speech_end_s), None)
     return {
         "frames_received": len(heard),
+        "frames_before_reply": sum(1 for t, _ in heard if first is not None and t < first),
+        "frames_after_reply": sum(1 for t, _ in heard if loud and t > loud[-1]),
         "loud_frames": len(loud),
         "first_reply_s": first,
         "voice_to_voice_ms": None if first is None else round((first - speech_end_s) * 1000),
