@@ -14,9 +14,12 @@ time to play, plus :attr:`IdlePacer.late_s`, so silence never waits in FastRTC's
 more than one frame ahead of the wall clock; reply audio that exists goes out next, and waits on
 FastRTC's pacing for at most ``frame_s - late_s`` behind the silence frame being played.
 
-``SPEECHLM_RTC_IDLE_SILENCE``: ``1`` (default) sends silence while a half-duplex session is idle, ``0``
-sends nothing (FastRTC's own behaviour). Full-duplex engines stream their own audio, silence included,
-and never get it.
+``SPEECHLM_RTC_IDLE_SILENCE``: ``1`` sends silence while a half-duplex session is idle, ``0`` (default)
+sends nothing (FastRTC's own behaviour). Off by default: on the 2-core CI machine it made the aiortc bench's
+voice-to-voice 15-18 ms longer for echo (the reply waits for the silence frame in play) and 30-77 ms for
+the cascade (encoding 50 silent frames a second competes with the engine), while Chromium's gain (a median
+of -35 to -48 ms over noisy page measurements) was not established. Full-duplex engines stream their own
+audio, silence included, and never get it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import os
 log = logging.getLogger(__name__)
 
 ENV = "SPEECHLM_RTC_IDLE_SILENCE"
-DEFAULT = True
+DEFAULT = False
 
 
 def idle_silence_enabled() -> bool:

@@ -50,9 +50,9 @@ def test_the_setting_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         monkeypatch.setenv(ENV, raw)
         assert idle_silence_enabled() is expected
     monkeypatch.setenv(ENV, "maybe")
-    assert idle_silence_enabled() is True  # the default, with a warning
+    assert idle_silence_enabled() is False  # the default, with a warning
     monkeypatch.delenv(ENV)
-    assert idle_silence_enabled() is True
+    assert idle_silence_enabled() is False
 
 
 async def echo_handler() -> EngineStreamHandler:
@@ -84,7 +84,7 @@ def reply(seconds: float, rate: int = 16_000) -> AudioOut:
 
 
 def test_silence_flows_while_a_half_duplex_session_is_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setenv(ENV, "1")
 
     async def go() -> tuple[list, float]:
         handler = await echo_handler()
@@ -103,8 +103,12 @@ def test_silence_flows_while_a_half_duplex_session_is_idle(monkeypatch: pytest.M
     assert all(item[0] == OUTPUT_SAMPLE_RATE for item, filler in items if filler)  # type: ignore[index]
 
 
-def test_no_silence_when_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENV, "0")
+@pytest.mark.parametrize("setting", ["0", None])
+def test_no_silence_when_switched_off_which_is_the_default(monkeypatch: pytest.MonkeyPatch, setting: str | None) -> None:
+    if setting is None:
+        monkeypatch.delenv(ENV, raising=False)
+    else:
+        monkeypatch.setenv(ENV, setting)
 
     async def go() -> list:
         handler = await echo_handler()
@@ -117,7 +121,7 @@ def test_no_silence_when_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_reply_goes_out_next_not_behind_queued_silence(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setenv(ENV, "1")
 
     async def go() -> tuple[list, list, list]:
         handler = await echo_handler()
@@ -145,7 +149,7 @@ def test_a_reply_goes_out_next_not_behind_queued_silence(monkeypatch: pytest.Mon
 
 
 def test_silence_resumes_after_the_reply_has_played(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setenv(ENV, "1")
 
     async def go() -> list:
         handler = await echo_handler()
@@ -166,7 +170,7 @@ def test_silence_resumes_after_the_reply_has_played(monkeypatch: pytest.MonkeyPa
 
 
 def test_barge_in_flushes_the_reply_and_silence_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setenv(ENV, "1")
 
     async def go() -> list:
         handler = await echo_handler()
