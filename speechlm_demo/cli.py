@@ -113,7 +113,7 @@ def _bench_loaded(args: argparse.Namespace, host: object, registry: object, engi
         if args.via == "webrtc":
             from .benchmarks import webrtc as bench_webrtc
 
-            turns, rows = bench_webrtc.compare(engine, registry, prompts, peer_nice=args.peer_nice, **options)  # type: ignore[arg-type]
+            turns, rows = bench_webrtc.compare(engine, registry, prompts, **options)  # type: ignore[arg-type]
         else:
             turns = bench.benchmark(engine, prompts, **options)  # type: ignore[arg-type]
     doc = bench.report(args.engine, host, turns)  # type: ignore[arg-type]
@@ -161,9 +161,6 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--host", help="simulate a host (catalogue decisions only)")
     bench.add_argument("--via", choices=("process", "webrtc"), default="process",
                        help="webrtc: each prompt in process, then through the app's /rtc routes with an aiortc peer on loopback")
-    bench.add_argument("--peer-nice", type=int, default=10, choices=range(20), metavar="0-19",
-                       help="with --via webrtc: lower the aiortc peer's CPU priority by this much, as a browser on its own "
-                            "machine takes none of the server's CPU (default 10; 0: the same priority as the server)")
     bench.add_argument("--catalog", help="catalogue file")
     prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets: espeak-ng (complete / paused / noisy / interrupt / varied / heldout), real voices, Piper")
     prompts.add_argument("directory")

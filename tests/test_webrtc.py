@@ -6,8 +6,6 @@ reply audio comes back; the voice-to-voice latency measured at the client is pri
 
 from __future__ import annotations
 
-import inspect
-
 import json
 import multiprocessing
 import os
@@ -174,23 +172,6 @@ def test_a_hung_peer_process_is_killed_when_the_run_fails() -> None:
     runner.start()
     assert ended.wait(30)  # the error surfaces instead of waiting for the peer forever
     assert not multiprocessing.active_children()
-
-
-def test_the_peer_process_runs_at_a_lower_priority_than_the_server() -> None:
-    from speechlm_demo import cli
-    from speechlm_demo.benchmarks import webrtc
-    from speechlm_demo.benchmarks.rtc_peer import PeerProcess
-
-    ours = os.nice(0)
-    with PeerProcess(nice=5) as peer:
-        assert peer._pool.apply(os.nice, (0,)) == min(19, ours + 5)
-    with PeerProcess() as peer:
-        assert peer._pool.apply(os.nice, (0,)) == ours
-    with pytest.raises(ValueError, match="negative"):
-        PeerProcess(nice=-1)
-    assert inspect.signature(webrtc.compare).parameters["peer_nice"].default == 10
-    with pytest.raises(SystemExit):
-        cli.main(["bench", "--engine", "echo", "--via", "webrtc", "--peer-nice", "-1"])
 
 
 def test_a_stage_is_timed_for_the_same_sample_on_its_playback_clock() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import fractions
 import multiprocessing
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -210,20 +209,10 @@ def _talk_here(url: str, clip: np.ndarray, options: dict[str, Any]) -> PeerLog:
 class PeerProcess:
     """:func:`talk` in a process of its own (started once, used for every prompt): a browser does not share
     the server's interpreter, so the peer must not hold the server's GIL or be held up by it. Its times are
-    ``time.monotonic()`` too, one clock for every process on the machine (Linux ``CLOCK_MONOTONIC``).
-
-    ``nice`` lowers the peer's CPU priority by that much (``os.nice``; 0 leaves it): a browser runs on the
-    user's machine and takes none of the server's CPU, while on one small machine the peer's Opus and RTP work
-    competes with the engine's threads.
-    """
-
-    def __init__(self, nice: int = 0) -> None:
-        if nice < 0:
-            raise ValueError("the peer's nice value cannot be negative (that would raise its priority)")
-        self.nice = nice
+    ``time.monotonic()`` too, one clock for every process on the machine (Linux ``CLOCK_MONOTONIC``)."""
 
     def __enter__(self) -> Self:
-        self._pool = multiprocessing.get_context("spawn").Pool(1, initializer=os.nice, initargs=(self.nice,))
+        self._pool = multiprocessing.get_context("spawn").Pool(1)
         return self
 
     def talk(self, url: str, clip: np.ndarray, *, listen_s: float, until_audible_after_s: float | None = None) -> PeerLog:

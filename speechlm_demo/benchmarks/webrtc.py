@@ -98,12 +98,10 @@ def compare(
     timeout_s: float = 30.0,
     progress: Any = None,
     judge: Callable[..., dict[str, Any]] | None = None,
-    peer_nice: int = 10,
 ) -> tuple[list[TurnResult], list[dict[str, Any]]]:
     """Every prompt in process (:func:`~.latency.benchmark`: its turns, cuts and judges) and over WebRTC,
     one after the other (in turns, which first), ``repeat`` times; the in-process turns and one WebRTC row per turn, in the same order. The server and
-    the peer's process (at ``peer_nice``, see :class:`~.rtc_peer.PeerProcess`) are stopped and FastRTC's track
-    restored whatever happens."""
+    the peer's process are stopped and FastRTC's track restored whatever happens."""
     keep_ice_on_loopback()
     rate = engine.entry.sample_rates.input
     probe = Probe()
@@ -111,7 +109,7 @@ def compare(
     rows: list[dict[str, Any]] = []
     untrace = trace_fastrtc(probe)
     try:
-        with LoopbackServer(ProbedHandler(registry, engine.id, probe)) as server, PeerProcess(peer_nice) as peer_process:
+        with LoopbackServer(ProbedHandler(registry, engine.id, probe)) as server, PeerProcess() as peer_process:
             for r in range(repeat):
                 for i, prompt in enumerate(prompts):
                     webrtc_first = (r + i) % 2 == 1  # half the prompts each way: what runs second may find warm caches
