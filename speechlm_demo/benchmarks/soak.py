@@ -215,8 +215,8 @@ def soak(
     results: list[Round] = []
     try:
         for index in range(rounds):
-            threads_before, rss_before = sampler.take()
             started = time.monotonic()
+            threads_before, rss_before = sampler.take()  # in the round's window: its peak is never below its start
             feeder.feed(monologue)
             feeder.feed(np.zeros(int(gap_s * rate), np.float32))
             asked = time.monotonic()
