@@ -12,7 +12,6 @@ line says how well the probability separates ends from pauses over all prompts (
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -20,10 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from ..audio import AudioError, loud_span
-from ..prompt_files import SOUND_DBFS, read_prompt, read_prompt_folder
+from ..audio import AudioError
+from ..measure.feeding import Prompt, prompt_from
+from ..prompt_files import read_prompt, read_prompt_folder
 
 log = logging.getLogger(__name__)
 
@@ -41,41 +39,42 @@ class Score:
     probability: float
 
 
-def cut_points(audio: np.ndarray, sidecar: dict, after_s: float) -> list[tuple[str, float]]:
-    """Where the turn layer would ask: after each part's end (sidecar ``segments``), else after the loud speech."""
-    segments = sidecar.get("segments") or []
-    ends = [float(end) for _, end in segments]
-    if not ends:
-        span = loud_span(audio, RATE, SOUND_DBFS)
-        ends = [float(sidecar.get("speech_end_s", span[1] / RATE if span else len(audio) / RATE))]
+def cut_points(prompt: Prompt, after_s: float) -> list[tuple[str, float]]:
+    """Where the turn layer would ask: after each part's end (sidecar ``segments``), else after the end of speech."""
+    ends = [end for _, end in prompt.segments] or [prompt.speech_end_s]
+    length_s = len(prompt.audio) / RATE
     last = len(ends) - 1
-    return [("end" if i == last else "pause", min(end + after_s, len(audio) / RATE)) for i, end in enumerate(ends)]
+    return [("end" if i == last else "pause", min(end + after_s, length_s)) for i, end in enumerate(ends)]
 
 
-def _prompts(paths: Iterable[Path]) -> Iterable[tuple[Path, np.ndarray]]:
+def _prompts(paths: Iterable[Path]) -> Iterable[Prompt]:
+    """The prompts under ``paths`` with their sidecars (read as ``bench`` reads them); skips are logged."""
     for path in paths:
         if path.is_dir():
             found, skipped = read_prompt_folder(path, RATE, max_s=0)
             for item in skipped:
                 log.warning("skipped %s/%s", path, item)
-            yield from ((item.path, item.audio) for item in found)
-            continue
-        try:
-            yield path, read_prompt(path, RATE, max_s=0).audio
-        except AudioError as exc:
-            log.warning("skipped %s: %s", path, exc)
+            items = [(item, path.name) for item in found]
+        else:
+            try:
+                items = [(read_prompt(path, RATE, max_s=0), path.parent.name)]
+            except AudioError as exc:
+                log.warning("skipped %s: %s", path, exc)
+                continue
+        for item, kind in items:
+            try:
+                yield prompt_from(item, RATE, kind)
+            except ValueError as exc:
+                log.warning("skipped %s: %s", item.path, exc)
 
 
 def score_files(model: object, paths: Iterable[Path], after_s: float = 0.2) -> list[Score]:
     """Scores of every prompt under ``paths`` (files or folders; unreadable files are skipped with a warning)."""
     scores = []
-    for path, audio in _prompts(paths):
-        meta = path.with_suffix(".json")
-        sidecar = json.loads(meta.read_text()) if meta.exists() else {}
-        kind = str(sidecar.get("kind", path.parent.name))
-        for at, at_s in cut_points(audio, sidecar, after_s):
-            probability = model.probability(audio[: int(at_s * RATE)], RATE)  # type: ignore[attr-defined]
-            scores.append(Score(path.name, kind, at, round(at_s, 3), probability))
+    for prompt in _prompts(paths):
+        for at, at_s in cut_points(prompt, after_s):
+            probability = model.probability(prompt.audio[: int(at_s * RATE)], RATE)  # type: ignore[attr-defined]
+            scores.append(Score(prompt.path.name, prompt.kind, at, round(at_s, 3), probability))
     return scores
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..audio import chunks, loud_span
 from ..engines.base import Engine, ErrorEvent, Event, SessionOptions
-from ..prompt_files import MAX_PROMPT_S, SOUND_DBFS, Skipped, read_prompt_folder
+from ..prompt_files import MAX_PROMPT_S, SOUND_DBFS, PromptAudio, Skipped, read_prompt_folder
 from ..timeline import Timeline
 from .observer import TurnObserver
 from .record import TurnRecord
@@ -44,6 +44,7 @@ class Prompt:
     kind: str = ""  # the sidecar's "kind" (complete, leadin, two, unfinished, real, ...), else the folder's name
     cues: dict[str, float] = field(default_factory=dict)  # the sidecar's times (s): speech start/end, pause, interruption
     notes: list[str] = field(default_factory=list)  # what was done to the file (cut, truncated, one channel used)
+    segments: list[tuple[float, float]] = field(default_factory=list)  # the sidecar's spoken parts (start, end) in s
 
 
 def estimate_speech_end(audio: np.ndarray, rate: int, threshold_dbfs: float = SOUND_DBFS) -> float:
@@ -63,22 +64,42 @@ def load_prompts(directory: Path, rate: int, max_s: float = MAX_PROMPT_S, skippe
         skipped.extend(passed_over)
     prompts = []
     for item in found:
-        audio = item.audio
-        meta, text = item.path.with_suffix(".json"), item.path.with_suffix(".txt")
-        span = loud_span(audio, rate, SOUND_DBFS, FRAME_S)
-        end, source, kind = (span[1] / rate if span else 0.0), "estimated", directory.name
-        cues = {"speech_start_s": span[0] / rate if span else 0.0}
-        if meta.exists():
-            sidecar = json.loads(meta.read_text())
-            end, source, kind = min(float(sidecar["speech_end_s"]), len(audio) / rate), "sidecar", str(sidecar.get("kind", kind))
-            cues |= {k: float(v) for k, v in sidecar.items() if k.endswith("_s") and isinstance(v, int | float)}
-        cues["speech_end_s"] = end
-        reference = text.read_text().strip() if text.exists() else None
-        prompts.append(Prompt(item.path, audio, end, reference, source, kind, cues, item.notes))
+        try:
+            prompts.append(prompt_from(item, rate, directory.name))
+        except ValueError as exc:
+            log.warning("skipped %s: %s", item.path.name, exc)
+            passed_over.append(Skipped(item.path.name, str(exc)))
+            if skipped is not None:
+                skipped.append(passed_over[-1])
     if not prompts:
         why = "; ".join(str(item) for item in passed_over) or "the folder holds no audio files"
         raise FileNotFoundError(f"no usable prompt audio files in {directory} ({why})")
     return prompts
+
+
+def prompt_from(item: PromptAudio, rate: int, kind: str) -> Prompt:
+    """A prompt file read at ``rate`` with its sidecars: ``NAME.json`` (``speech_end_s``, ``kind``, cue times in
+    s, ``segments``) and ``NAME.txt`` (the reference text). Without a sidecar's ``speech_end_s`` the end of speech
+    is estimated; without its ``kind``, ``kind`` is used. ValueError, naming the file, when the sidecar cannot be read."""
+    audio = item.audio
+    meta, text = item.path.with_suffix(".json"), item.path.with_suffix(".txt")
+    span = loud_span(audio, rate, SOUND_DBFS, FRAME_S)
+    end, source = (span[1] / rate if span else 0.0), "estimated"
+    cues = {"speech_start_s": span[0] / rate if span else 0.0}
+    segments: list[tuple[float, float]] = []
+    if meta.exists():
+        try:
+            sidecar = json.loads(meta.read_text())
+            kind = str(sidecar.get("kind", kind))
+            if "speech_end_s" in sidecar:  # else the estimate stands
+                end, source = min(float(sidecar["speech_end_s"]), len(audio) / rate), "sidecar"
+            cues |= {k: float(v) for k, v in sidecar.items() if k.endswith("_s") and isinstance(v, int | float)}
+            segments = [(float(start), float(stop)) for start, stop in sidecar.get("segments") or []]
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise ValueError(f"unreadable sidecar {meta.name}: {exc!r}") from None
+    cues["speech_end_s"] = end
+    reference = text.read_text().strip() if text.exists() else None
+    return Prompt(item.path, audio, end, reference, source, kind, cues, item.notes, segments)
 
 
 @dataclass

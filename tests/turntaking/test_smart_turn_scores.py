@@ -13,6 +13,8 @@ import soundfile as sf
 
 from speechlm_demo.benchmarks.smart_turn_scores import RATE, Score, cut_points, format_report, separation
 from speechlm_demo.cli import main
+from speechlm_demo.measure.feeding import Prompt, prompt_from
+from speechlm_demo.prompt_files import PromptAudio
 from tests.conftest import require
 from tests.turntaking.test_smart_turn import HAVE_MODEL
 
@@ -76,10 +78,10 @@ def test_the_summary_is_the_median_over_prompts_of_a_kind(tmp_path: Path, capsys
 
 def test_cut_points_follow_the_sidecar_segments_and_stay_inside_the_clip() -> None:
     audio = np.zeros(3 * RATE, np.float32)
-    sidecar = {"segments": [[0.3, 1.2], [2.0, 2.9]]}
-    assert cut_points(audio, sidecar, 0.2) == [("pause", pytest.approx(1.4)), ("end", pytest.approx(3.0))]
+    parted = Prompt(Path("p.wav"), audio, 2.9, segments=[(0.3, 1.2), (2.0, 2.9)])
+    assert cut_points(parted, 0.2) == [("pause", pytest.approx(1.4)), ("end", pytest.approx(3.0))]
     audio[RATE : 2 * RATE] = 0.3  # no sidecar: the end of the loud speech
-    assert cut_points(audio, {}, 0.2) == [("end", pytest.approx(2.2))]
+    assert cut_points(prompt_from(PromptAudio(Path("q.wav"), audio), RATE, "loose"), 0.2) == [("end", pytest.approx(2.2))]
 
 
 def test_missing_path_or_nothing_usable_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
