@@ -19,12 +19,25 @@ class ScriptedLLM:
 
     def __init__(self, text: str) -> None:
         self.pieces = [word + " " for word in text.split()]
+        self.asked: list[tuple[float | None, int | None]] = []  # (temperature, seed) of each request
 
-    def stream(self, messages: Any, cancel: threading.Event, *, temperature: float | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: Any, cancel: threading.Event, *, temperature: float | None = None, seed: int | None = None
+    ) -> Iterator[str]:
+        self.asked.append((temperature, seed))
         yield from self.pieces
 
 
 def chunks_spoken(defaults: dict[str, Any], reply: str) -> list[str]:
+    engine = chunking_engine(defaults, reply)
+    items: queue.Queue[Any] = queue.Queue()
+    spoken = threading.Event()
+    spoken.set()
+    engine._produce([], SessionOptions(), items, threading.Event(), spoken)
+    return [item for item in items.queue if isinstance(item, str)]
+
+
+def chunking_engine(defaults: dict[str, Any], reply: str) -> CascadeEngine:
     engine = CascadeEngine(
         EngineEntry.model_validate(
             {
@@ -41,11 +54,16 @@ def chunks_spoken(defaults: dict[str, Any], reply: str) -> list[str]:
         )
     )
     engine.llm = ScriptedLLM(reply)
-    items: queue.Queue[Any] = queue.Queue()
+    return engine
+
+
+def test_the_sessions_temperature_and_seed_reach_the_llm() -> None:
+    engine = chunking_engine({}, "Paris.")
     spoken = threading.Event()
     spoken.set()
-    engine._produce([], SessionOptions(), items, threading.Event(), spoken)
-    return [item for item in items.queue if isinstance(item, str)]
+    engine._produce([], SessionOptions(temperature=0.7, seed=11), queue.Queue(), threading.Event(), spoken)
+    engine._produce([], SessionOptions(), queue.Queue(), threading.Event(), spoken)
+    assert engine.llm.asked == [(0.7, 11), (None, None)]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

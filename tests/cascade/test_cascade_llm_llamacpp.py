@@ -34,6 +34,17 @@ def test_streams_a_reply_in_pieces(llama: LlamaCppLLM) -> None:
     assert "".join(pieces).strip()
 
 
+def test_a_seed_repeats_the_reply_and_another_seed_may_not(llama: LlamaCppLLM) -> None:
+    """The session's seed reaches llama.cpp's sampler: at a temperature that samples, the same seed gives the
+    same words (a benchmark's two paths hear the same reply); without it, calls sample afresh."""
+    hot = {"temperature": 1.5}
+    first = "".join(llama.stream(MESSAGES, threading.Event(), seed=7, **hot))
+    again = "".join(llama.stream(MESSAGES, threading.Event(), seed=7, **hot))
+    assert first.strip() and first == again
+    others = {"".join(llama.stream(MESSAGES, threading.Event(), seed=seed, **hot)) for seed in (1, 2, 3)}
+    assert others - {first}, "three other seeds all gave the very same sampled words"
+
+
 def test_cancel_stops_generation(llama: LlamaCppLLM) -> None:
     cancel = threading.Event()
     pieces = []

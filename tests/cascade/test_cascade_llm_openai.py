@@ -138,6 +138,16 @@ def test_normal_stream(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> N
     assert body == {"model": "normal", "messages": MESSAGES, "stream": True, "max_tokens": 12, "temperature": 0.2}
 
 
+def test_a_session_seed_is_sent_as_the_requests_seed(server: FakeServer) -> None:
+    """OpenAI's chat completions, vLLM's ``ChatCompletionRequest`` and Ollama's OpenAI endpoint all take ``seed``;
+    without one the request carries none (the server samples as it likes)."""
+    llm = client(server, "normal")
+    assert list(llm.stream(MESSAGES, threading.Event(), seed=7)) == PIECES
+    assert server.requests[-1][2]["seed"] == 7
+    list(llm.stream(MESSAGES, threading.Event()))
+    assert "seed" not in server.requests[-1][2]
+
+
 def test_missing_api_key_names_the_variable(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FAKE_LLM_KEY", raising=False)
     with pytest.raises(EngineError, match="set the environment variable FAKE_LLM_KEY"):

@@ -26,8 +26,11 @@ _LOCK_POLL_S = 0.05  # a cancelled request waiting for the model gives up within
 class LLM(Protocol):
     """Streams a chat reply as text pieces."""
 
-    def stream(self, messages: Messages, cancel: threading.Event, *, temperature: float | None = None) -> Iterator[str]:
-        """Yield reply text pieces for OpenAI-style ``messages``; stop soon after ``cancel`` is set."""
+    def stream(
+        self, messages: Messages, cancel: threading.Event, *, temperature: float | None = None, seed: int | None = None
+    ) -> Iterator[str]:
+        """Yield reply text pieces for OpenAI-style ``messages``; stop soon after ``cancel`` is set. The same
+        ``seed`` with the same messages gives the same reply where the backend can (None: it samples freely)."""
         ...
 
 
@@ -77,7 +80,9 @@ class LlamaCppLLM:
         self._lock = threading.Lock()
         log.info("llama.cpp model %s loaded (n_ctx %d, %d threads)", source, n_ctx, settings["n_threads"])
 
-    def stream(self, messages: Messages, cancel: threading.Event, *, temperature: float | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: Messages, cancel: threading.Event, *, temperature: float | None = None, seed: int | None = None
+    ) -> Iterator[str]:
         """Generate with the GGUF's chat template; stops between tokens when ``cancel`` is set, and does not
         start (not even the prompt evaluation) once it is set while waiting for the model."""
         while not self._lock.acquire(timeout=_LOCK_POLL_S):
@@ -92,6 +97,7 @@ class LlamaCppLLM:
                 max_tokens=self.max_tokens,
                 temperature=self.temperature if temperature is None else temperature,
                 repeat_penalty=self.repeat_penalty,
+                seed=seed,
             )
             with contextlib.closing(chunks):  # type: ignore[arg-type]
                 for chunk in chunks:
@@ -132,7 +138,9 @@ class OpenAICompatibleLLM:
         self.max_tokens = max_tokens
         self.temperature = temperature
 
-    def stream(self, messages: Messages, cancel: threading.Event, *, temperature: float | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: Messages, cancel: threading.Event, *, temperature: float | None = None, seed: int | None = None
+    ) -> Iterator[str]:
         """Stream the reply; transport and protocol failures raise :class:`EngineError`."""
         payload: dict[str, Any] = {
             "model": self.model_name,
@@ -143,6 +151,8 @@ class OpenAICompatibleLLM:
         chosen = self.temperature if temperature is None else temperature
         if chosen is not None:
             payload["temperature"] = chosen
+        if seed is not None:
+            payload["seed"] = seed
         yield from chat_text(self._http.post("/chat/completions", payload, cancel), self._http.name)
 
 

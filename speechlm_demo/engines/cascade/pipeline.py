@@ -188,7 +188,7 @@ class CascadeEngine(HalfDuplexEngine):
         first_piece = True
         first_chunk = True
         try:
-            for piece in self.llm.stream(messages, stop, temperature=options.temperature):
+            for piece in self.llm.stream(messages, stop, temperature=options.temperature, seed=options.seed):
                 if first_piece:
                     items.put(Mark("llm_first_token"))
                     first_piece = False
