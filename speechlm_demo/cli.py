@@ -53,6 +53,16 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+def _seed(text: str) -> int | None:
+    """``bench --seed``: a whole number, or ``none``."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number or 'none', not {text!r}") from None
+
+
 def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -100,6 +110,7 @@ def _bench_loaded(args: argparse.Namespace, host: object, registry: object, engi
     from tqdm import tqdm
 
     from .benchmarks import latency as bench
+    from .engines.base import SessionOptions
 
     sys.stderr.write(f"{args.engine} loaded in {registry.state(args.engine).seconds or 0.0:.1f} s; {len(prompts)} prompt(s) x {args.repeat}\n")  # type: ignore[attr-defined]
     judge = None
@@ -109,7 +120,8 @@ def _bench_loaded(args: argparse.Namespace, host: object, registry: object, engi
         judge = Judges().score
     label = f"{args.engine} via webrtc" if args.via == "webrtc" else args.engine
     with tqdm(total=len(prompts) * args.repeat, desc=label, unit="turn", file=sys.stderr) as bar:
-        options = {"repeat": args.repeat, "tail_s": args.tail, "timeout_s": args.timeout, "progress": bar, "judge": judge}
+        options = {"repeat": args.repeat, "tail_s": args.tail, "timeout_s": args.timeout, "progress": bar, "judge": judge,
+                   "options": SessionOptions(seed=args.seed)}
         if args.via == "webrtc":
             from .benchmarks import webrtc as bench_webrtc
 
@@ -118,6 +130,7 @@ def _bench_loaded(args: argparse.Namespace, host: object, registry: object, engi
             turns = bench.benchmark(engine, prompts, **options)  # type: ignore[arg-type]
     doc = bench.report(args.engine, host, turns)  # type: ignore[arg-type]
     doc["load_s"] = round(registry.state(args.engine).seconds or 0.0, 2)  # type: ignore[attr-defined]
+    doc["seed"] = args.seed
     text = bench.format_summary(doc)
     if args.via == "webrtc":
         doc["webrtc"] = {"summary": bench_webrtc.summarise_shares(rows), "rows": rows}
@@ -159,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--max-prompt", type=float, default=60.0, help="prompts longer than this many seconds are cut")
     bench.add_argument("--judges", action="store_true", help="score every reply with the automatic judges (DNSMOS, round-trip WER, ...)")
     bench.add_argument("--host", help="simulate a host (catalogue decisions only)")
+    bench.add_argument("--seed", type=_seed, default=0,
+                       help="sampling seed of every turn (default 0: a prompt gets the same reply on every repeat and on both "
+                            "paths of --via webrtc, where the engine honours seeds); 'none': each turn samples freely")
     bench.add_argument("--via", choices=("process", "webrtc"), default="process",
                        help="webrtc: each prompt in process, then through the app's /rtc routes with an aiortc peer on loopback")
     bench.add_argument("--catalog", help="catalogue file")

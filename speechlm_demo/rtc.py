@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -111,14 +111,23 @@ class EngineStreamHandler(AsyncStreamHandler):
     """One WebRTC connection talking to one engine session.
 
     ``ui_args``: read the engine id (and system prompt) from the Gradio inputs sent with the stream;
-    otherwise (plain API clients) use ``engine_id``.
+    otherwise (plain API clients) use ``engine_id``. ``options``: what every session starts from (the UI's
+    system prompt and voice go on top; ``bench`` gives both its paths the same seed).
     """
 
-    def __init__(self, registry: EngineRegistry, engine_id: str | None = None, *, ui_args: bool = True) -> None:
+    def __init__(
+        self,
+        registry: EngineRegistry,
+        engine_id: str | None = None,
+        *,
+        ui_args: bool = True,
+        options: SessionOptions | None = None,
+    ) -> None:
         super().__init__(expected_layout="mono", output_sample_rate=OUTPUT_SAMPLE_RATE, input_sample_rate=48_000)
         self.registry = registry
         self.engine_id = engine_id
         self.ui_args = ui_args
+        self.options = options or SessionOptions()
         self.session: EngineSession | None = None
         self.conversation = Conversation()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -132,12 +141,12 @@ class EngineStreamHandler(AsyncStreamHandler):
 
     def copy(self) -> EngineStreamHandler:
         """A fresh handler per connection (fastrtc calls this)."""
-        return EngineStreamHandler(self.registry, self.engine_id, ui_args=self.ui_args)
+        return EngineStreamHandler(self.registry, self.engine_id, ui_args=self.ui_args, options=self.options)
 
     async def start_up(self) -> None:
         """Pick the engine, load it if needed and open a session."""
         self._loop = asyncio.get_running_loop()
-        options = SessionOptions()
+        options = replace(self.options, extra=dict(self.options.extra))
         engine_id = self.engine_id or self.registry.default_id()
         if self.ui_args:
             await self.wait_for_args()

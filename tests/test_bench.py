@@ -72,6 +72,7 @@ def test_bench_cli_on_echo(tmp_path: Path) -> None:
     assert v2v["n"] == 4 and 350 <= v2v["p50"] <= v2v["p95"] < 1000  # echo: the 400 ms silence rule + ~0 engine time
     assert 350 <= detect["p50"] <= detect["p95"] < 1000
     assert len(doc["turns"]) == 4 and all(t["status"] == "ok" for t in doc["turns"])
+    assert doc["seed"] == 0  # every turn samples with the same seed unless told otherwise
     marks = doc["turns"][0]["marks_ms"]
     assert marks["reference_speech_end"] == 0.0 and "user_speech_end" in marks and marks["first_audio_out"] > 0
     assert "voice_to_voice_ms" in run.stdout and "python" in doc["versions"] and doc["host"]["accelerator"]
@@ -89,6 +90,9 @@ def test_bench_cli_errors(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "speechlm_demo", "bench", "--engine", "echo", "--prompts", str(tmp_path),
                           "--plot", str(tmp_path / "missing" / "b.png")], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "no folder for the output file" in run.stderr and "Traceback" not in run.stderr
+    run = subprocess.run([sys.executable, "-m", "speechlm_demo", "bench", "--engine", "echo", "--prompts", str(tmp_path),
+                          "--seed", "lucky"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "a whole number or 'none', not 'lucky'" in run.stderr
 
 
 @pytest.mark.slow
@@ -154,3 +158,24 @@ def test_bench_refuses_startup_via_webrtc() -> None:
     run = subprocess.run([sys.executable, "-m", "speechlm_demo", "bench", "--engine", "echo", "--startup", "--via", "webrtc"],
                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 2 and "--startup times the app's launch; --via webrtc runs prompts" in run.stderr
+
+
+class _RecordsOptions(ScriptedEngine):
+    """Remembers the options each turn was answered with."""
+
+    seen: list[int | None]
+
+    def respond(self, turn, history, options):  # type: ignore[no-untyped-def]
+        self.seen.append(options.seed)
+        yield from super().respond(turn, history, options)
+
+
+def test_every_turn_is_answered_with_the_benchmarks_options(tmp_path: Path) -> None:
+    from speechlm_demo.engines.base import SessionOptions
+
+    sf.write(tmp_path / "q.wav", np.concatenate([tone(0.6), silence(0.2)]), 16_000)
+    engine = _RecordsOptions(entry("seeded", end_silence_ms=300))
+    engine.seen = []
+    engine.load()
+    benchmark(engine, load_prompts(tmp_path, 16_000), repeat=2, tail_s=2.0, timeout_s=10.0, options=SessionOptions(seed=3))
+    assert engine.seen == [3, 3]

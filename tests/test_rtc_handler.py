@@ -203,3 +203,32 @@ def test_a_new_input_rate_hands_on_what_the_old_stream_held() -> None:
     pieces = [(np.full(2_400, 0.5, np.float32), 24_000), (np.full(2_205, 0.5, np.float32), 22_050), (np.full(4_800, 0.5, np.float32), 48_000)]
     total = sum(len(resampler(pcm, rate)) for pcm, rate in pieces) + len(resampler.flush())
     assert total == pytest.approx(3 * 4_800, abs=3)  # 100 ms in at each rate, 300 ms out: nothing lost at a switch
+
+
+def test_every_connection_opens_its_session_with_the_handlers_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bench --via webrtc`` gives the WebRTC path the seed the in-process path has; each connection (FastRTC
+    copies the handler) gets its own copy, so one session's changes never reach the next."""
+    from speechlm_demo.engines.base import SessionOptions
+    from speechlm_demo.engines.echo import EchoEngine
+
+    opened: list[SessionOptions] = []
+    original = EchoEngine.open_session
+
+    def recording(self: EchoEngine, options: SessionOptions, emit: object) -> object:
+        opened.append(options)
+        return original(self, options, emit)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(EchoEngine, "open_session", recording)
+    registry = EngineRegistry(load_catalog(), simulated_host("cpu"))
+    template = EngineStreamHandler(registry, "echo", ui_args=False, options=SessionOptions(seed=5, extra={"k": 1}))
+
+    async def connect_twice() -> None:
+        for handler in (template.copy(), template.copy()):
+            await handler.start_up()
+            assert handler.session is not None
+            handler.shutdown()
+
+    asyncio.run(connect_twice())
+    assert [o.seed for o in opened] == [5, 5] and opened[0] is not opened[1]
+    opened[0].extra["k"] = 2
+    assert opened[1].extra == {"k": 1} and template.options.extra == {"k": 1}

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engines.base import AudioOut, Engine, ErrorEvent
+from ..engines.base import AudioOut, Engine, ErrorEvent, SessionOptions
 from ..hardware import HostInfo
 from ..measure.feeding import NOTHING_HEARD, Feed, Prompt, run_prompt
 from ..timeline import measured_from
@@ -141,14 +141,16 @@ def benchmark(
     timeout_s: float = 30.0,
     progress: Any = None,
     judge: Callable[[np.ndarray, int, str, dict[str, Any]], dict[str, Any]] | None = None,
+    options: SessionOptions | None = None,
 ) -> list[TurnResult]:
     """Run every prompt ``repeat`` times; ``progress`` is a tqdm-like object (``update``). ``judge``
-    (e.g. :meth:`speechlm_demo.judges.scorer.Judges.score`) scores each answered reply after its turn."""
+    (e.g. :meth:`speechlm_demo.judges.scorer.Judges.score`) scores each answered reply after its turn.
+    ``options``: every turn's session options (e.g. a seed, so repeats sample the same reply)."""
     rate = engine.entry.sample_rates.input
     results = []
     for r in range(repeat):
         for prompt in prompts:
-            feed = run_prompt(engine, prompt, rate, tail_s, timeout_s)
+            feed = run_prompt(engine, prompt, rate, tail_s, timeout_s, options)
             record = feed.answered
             if record is None:
                 heard_nothing = any(isinstance(e, ErrorEvent) and e.message == NOTHING_HEARD for e in feed.events)

@@ -23,16 +23,18 @@ from typing import Any, Self
 import numpy as np
 
 from ..audio import resample
-from ..engines.base import Engine
+from ..engines.base import Engine, SessionOptions
 from ..engines.registry import EngineRegistry
 from ..measure.feeding import LEAD_SILENCE_S, Prompt
 from .latency import TurnResult, benchmark
 from .rtc_peer import RATE, PeerProcess, keep_ice_on_loopback
-from .webrtc_stages import SHARE_NAMES, Probe, ProbedHandler, split, trace_fastrtc
+from .webrtc_stages import ENGINE_STAGES, SHARE_NAMES, Probe, ProbedHandler, split, trace_fastrtc
 
 log = logging.getLogger(__name__)
 
 FIGURES = ("in_process_v2v_ms", "webrtc_v2v_ms", *SHARE_NAMES, "outbound_ms")
+# the engine's stages on each path, side by side (a slower engine over WebRTC shows in which stage)
+STAGE_FIGURES = tuple(f"{path}_{name}" for name in ENGINE_STAGES for path in ("in_process", "webrtc"))
 
 
 class LoopbackServer:
@@ -98,10 +100,12 @@ def compare(
     timeout_s: float = 30.0,
     progress: Any = None,
     judge: Callable[..., dict[str, Any]] | None = None,
+    options: SessionOptions | None = None,
 ) -> tuple[list[TurnResult], list[dict[str, Any]]]:
     """Every prompt in process (:func:`~.latency.benchmark`: its turns, cuts and judges) and over WebRTC,
     one after the other (in turns, which first), ``repeat`` times; the in-process turns and one WebRTC row per turn, in the same order. The server and
-    the peer's process are stopped and FastRTC's track restored whatever happens."""
+    the peer's process are stopped and FastRTC's track restored whatever happens. ``options`` (a seed)
+    go to both paths' sessions, so both sample the same reply from the same words."""
     keep_ice_on_loopback()
     rate = engine.entry.sample_rates.input
     probe = Probe()
@@ -109,19 +113,20 @@ def compare(
     rows: list[dict[str, Any]] = []
     untrace = trace_fastrtc(probe)
     try:
-        with LoopbackServer(ProbedHandler(registry, engine.id, probe)) as server, PeerProcess() as peer_process:
+        with LoopbackServer(ProbedHandler(registry, engine.id, probe, options)) as server, PeerProcess() as peer_process:
             for r in range(repeat):
                 for i, prompt in enumerate(prompts):
                     webrtc_first = (r + i) % 2 == 1  # half the prompts each way: what runs second may find warm caches
                     row: dict[str, Any] = {"prompt": prompt.path.name, "kind": prompt.kind, "repeat": r, "webrtc_first": webrtc_first}
                     if webrtc_first:
                         row |= via_webrtc(server, peer_process, probe, prompt, rate, timeout_s)
-                    (turn,) = benchmark(engine, [prompt], tail_s=tail_s, timeout_s=timeout_s, judge=judge)
+                    (turn,) = benchmark(engine, [prompt], tail_s=tail_s, timeout_s=timeout_s, judge=judge, options=options)
                     if not webrtc_first:
                         row |= via_webrtc(server, peer_process, probe, prompt, rate, timeout_s)
                     turn.repeat = r
                     turns.append(turn)
                     row["in_process_v2v_ms"] = turn.metrics.get("voice_to_voice_ref_ms") if turn.status == "ok" else None
+                    row |= {f"in_process_{name}": turn.metrics.get(name) for name in ENGINE_STAGES}
                     rows.append(row)
                     if progress is not None:
                         progress.update(1)
@@ -134,7 +139,7 @@ def summarise_shares(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians of each figure, and the transport's share: (WebRTC - in process) per prompt, the median of
     the prompts run in process first and that of those run over WebRTC first, averaged."""
     summary: dict[str, Any] = {}
-    for name in (*FIGURES, "last_audible_sent_to_heard_ms"):
+    for name in (*FIGURES, "last_audible_sent_to_heard_ms", *STAGE_FIGURES):
         values = [row[name] for row in rows if row.get(name) is not None]
         if values:
             summary[name] = {"p50": round(float(np.median(values)), 1), "n": len(values)}

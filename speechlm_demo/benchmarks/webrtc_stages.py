@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..audio import to_mono_float32
-from ..engines.base import AudioOut, Event, Interrupt, TurnEnd
+from ..engines.base import AudioOut, Event, Interrupt, SessionOptions, TurnEnd
 from ..engines.registry import EngineRegistry
 from ..measure.record import TurnRecord
 from ..rtc import EngineStreamHandler
@@ -49,6 +49,8 @@ from .rtc_peer import RATE, PeerLog, Stage, frame_pcm
 log = logging.getLogger(__name__)
 
 SHARE_NAMES = ("inbound_ms", "server_ms", "handler_ms", "fastrtc_ms", "client_ms")
+# the engine's own stages (from its timeline), reported for both paths: where the engine itself runs slower
+ENGINE_STAGES = ("turn_detect_ms", "asr_ms", "llm_ttft_ms", "llm_first_sentence_ms", "tts_first_audio_ms")
 
 
 @dataclass
@@ -71,13 +73,13 @@ class Probe:
 class ProbedHandler(EngineStreamHandler):
     """The app's handler, unchanged, with a :class:`Probe` timing its input, its output and its turns."""
 
-    def __init__(self, registry: EngineRegistry, engine_id: str, probe: Probe) -> None:
-        super().__init__(registry, engine_id, ui_args=False)
+    def __init__(self, registry: EngineRegistry, engine_id: str, probe: Probe, options: SessionOptions | None = None) -> None:
+        super().__init__(registry, engine_id, ui_args=False, options=options)
         self.probe = probe
 
     def copy(self) -> ProbedHandler:
         """A fresh handler per connection, sharing the probe."""
-        return ProbedHandler(self.registry, str(self.engine_id), self.probe)
+        return ProbedHandler(self.registry, str(self.engine_id), self.probe, self.options)
 
     async def receive(self, frame: tuple[int, np.ndarray]) -> None:
         """Keep the frame, then handle it as the app does."""
@@ -166,8 +168,11 @@ def split(probe: Probe, peer: PeerLog, clip: np.ndarray, true_end_s: float) -> d
     row: dict[str, float | None] = {"webrtc_v2v_ms": _ms(heard, true_end)}
     row |= {name: _ms(later, earlier) for name, earlier, later in zip(SHARE_NAMES, stamps[:-1], stamps[1:], strict=True)}
     row["outbound_ms"] = _ms(heard, released)
-    observed = next((t.marks["first_audio_out"] for t in probe.timelines if t.marks.get("first_audio_out", 0) > true_end), None)
-    row["observer_gap_ms"] = _ms(released, observed)  # our replay of the observer's clock against its own mark
+    timeline = next((t for t in probe.timelines if t.marks.get("first_audio_out", 0) > true_end), None)
+    observed = timeline.marks["first_audio_out"] if timeline is not None else None
+    row["observer_gap_ms"] = _ms(released, observed)
+    metrics = timeline.metrics() if timeline is not None else {}
+    row |= {f"webrtc_{name}": metrics.get(name) for name in ENGINE_STAGES}  # our replay of the observer's clock against its own mark
     last_sent = max((t for t, level in peer.sent if level > -60.0 and t <= true_end + 0.04), default=None)
     row["last_audible_sent_to_heard_ms"] = _ms(heard, last_sent)
     return row
