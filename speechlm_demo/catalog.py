@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .class_policy import class_refusal, dotted_name, module_available
+from .env_settings import env_flag
 from .hardware import HostInfo
 from .settings_memo import remember, remembered
 
@@ -245,7 +246,7 @@ class Availability:
 
 def experimental_enabled() -> bool:
     """The ``SPEECHLM_EXPERIMENTAL`` switch: offer engines on accelerators marked experimental."""
-    return os.environ.get(EXPERIMENTAL_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return env_flag(EXPERIMENTAL_ENV, False)
 
 
 def decide(

@@ -35,6 +35,7 @@ from .engines.base import (
     TurnEnd,
 )
 from .engines.registry import EngineRegistry
+from .env_settings import env_int
 from .measure.observer import TurnObserver
 from .measure.record import TurnRecord
 from .rtc_idle import IdlePacer, idle_silence_enabled
@@ -49,8 +50,8 @@ TURN_ENV = ("SPEECHLM_TURN_URLS", "SPEECHLM_TURN_USERNAME", "SPEECHLM_TURN_CREDE
 
 
 def max_sessions() -> int:
-    """How many WebRTC connections a stream serves at once (``SPEECHLM_MAX_SESSIONS``, default 8)."""
-    return int(os.environ.get(MAX_SESSIONS_ENV, "8"))
+    """How many WebRTC connections a stream serves at once (``SPEECHLM_MAX_SESSIONS``, default 8, at least 1)."""
+    return env_int(MAX_SESSIONS_ENV, 8, minimum=1)
 
 
 def ice_servers() -> list[dict[str, Any]]:

@@ -24,26 +24,15 @@ audio, silence included, and never get it.
 
 from __future__ import annotations
 
-import logging
-import os
-
-log = logging.getLogger(__name__)
+from .env_settings import env_flag
 
 ENV = "SPEECHLM_RTC_IDLE_SILENCE"
 DEFAULT = False
 
 
 def idle_silence_enabled() -> bool:
-    """The configured setting (``SPEECHLM_RTC_IDLE_SILENCE``: 1 / 0, true / false, on / off)."""
-    raw = os.environ.get(ENV, "").strip().lower()
-    if not raw:
-        return DEFAULT
-    if raw in ("1", "true", "on", "yes"):
-        return True
-    if raw in ("0", "false", "off", "no"):
-        return False
-    log.warning("%s=%r is neither 1 nor 0; using %d", ENV, raw, DEFAULT)
-    return DEFAULT
+    """The configured setting (``SPEECHLM_RTC_IDLE_SILENCE``, an on/off flag: see :func:`.env_settings.env_flag`)."""
+    return env_flag(ENV, DEFAULT)
 
 
 class IdlePacer:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from contextvars import ContextVar
+
+from .env_settings import env_int
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,7 @@ def aiortc_default_buffer() -> Iterator[None]:
 
 def receive_jitter_frames() -> int:
     """The configured number of frames (``SPEECHLM_RTC_JITTER_FRAMES``), at least 0."""
-    raw = os.environ.get(ENV, "")
-    try:
-        return max(0, int(raw)) if raw.strip() else DEFAULT_FRAMES
-    except ValueError:
-        log.warning("%s=%r is not a whole number; using %d", ENV, raw, DEFAULT_FRAMES)
-        return DEFAULT_FRAMES
+    return env_int(ENV, DEFAULT_FRAMES, minimum=0)
 
 
 def apply_receive_jitter_frames(frames: int | None = None) -> bool:

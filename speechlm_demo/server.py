@@ -20,6 +20,7 @@ from fastrtc import Stream
 
 from .catalog import CatalogError, load_catalog
 from .engines.registry import EngineRegistry
+from .env_settings import env_int
 from .hardware import probe, simulated_host
 from .rtc import EngineStreamHandler, browser_rtc_configuration, max_sessions, server_rtc_configuration
 from .rtc_jitter import apply_receive_jitter_frames
@@ -51,7 +52,7 @@ def parse_app_args(argv: list[str]) -> AppConfig:
     """``python app.py [--engine ID] [--port N] [--server-name HOST] [--catalog FILE]``."""
     parser = argparse.ArgumentParser(prog="app.py", description="Run the SpeechLM Playground.")
     parser.add_argument("--engine", default=os.environ.get("SPEECHLM_ENGINE"), help="preselect this engine id")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--port", type=int, default=env_int("GRADIO_SERVER_PORT", 7860))
     parser.add_argument("--server-name", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--catalog", default=None, help="engine catalogue YAML (default configs/engines.yaml)")
     parser.add_argument("--simulate-host", default=None, help="pretend host: cpu, cuda:GB, rocm:GB (demo only)")

@@ -24,10 +24,11 @@ from typing import Any
 
 import pydantic
 
+from .env_settings import cache_dir
+
 log = logging.getLogger(__name__)
 
 PACKAGE = Path(__file__).resolve().parent
-CACHE_ENV = "SPEECHLM_CACHE"
 KEEP_FILES = 8  # memo files of other code versions (other checkouts, earlier edits) kept besides the newest
 
 
@@ -47,8 +48,7 @@ def _fingerprint() -> str:
 
 def memo_file() -> Path:
     """The memo file of this code version."""
-    directory = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "speechlm_demo").expanduser()
-    return directory / f"checked-settings-{_fingerprint()[:20]}.json"
+    return cache_dir() / f"checked-settings-{_fingerprint()[:20]}.json"
 
 
 def _key(engine_class: str, defaults: dict[str, Any]) -> str | None:

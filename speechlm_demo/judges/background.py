@@ -9,7 +9,6 @@ leak verdict. A full queue drops the scoring of a reply (logged), never the vote
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterable
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..env_settings import env_flag
 from ..votes.store import StoreError, VoteRecord
 from .identity import leak_label, named
 from .records import JudgementStore
@@ -99,7 +99,7 @@ class JudgeWorker:
 
 def start_worker(store: Any, entries: Callable[[], Iterable[Any]]) -> JudgeWorker:
     """The app's worker over ``store`` with the identity names of the catalogue ``entries``; scoring is off
-    when ``$SPEECHLM_JUDGES`` is ``0`` (the leak check still runs). The worker has judge models of its own (loaded
+    when ``$SPEECHLM_JUDGES`` is off (``0``, ``false``, ``no``, ``off``) (the leak check still runs). The worker has judge models of its own (loaded
     on its thread at its first reply), so nothing else that judges (the Compare tab) waits on it, nor it on them."""
     from .identity import catalogue_names
 
@@ -108,5 +108,5 @@ def start_worker(store: Any, entries: Callable[[], Iterable[Any]]) -> JudgeWorke
 
 
 def judges_enabled() -> bool:
-    """Whether the app scores replies (``$SPEECHLM_JUDGES`` is not ``0``)."""
-    return os.environ.get(JUDGES_ENV, "1") != "0"
+    """Whether the app scores replies (``$SPEECHLM_JUDGES``, an on/off flag, default on)."""
+    return env_flag(JUDGES_ENV, True)

@@ -9,34 +9,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
+from ..load_once import once_per_process
 from .acoustics import signal_judges, words_per_minute
 from .dnsmos import Dnsmos
 from .latency import latency_judges
 from .roundtrip import RoundTrip, default_asr
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-_LOADING = threading.Lock()
-
-
-def once_per_process(load: Callable[[], T]) -> Callable[[], T]:
-    """``load`` run at most once per process: the first caller loads, later ones share what it made. A load that
-    fails is not remembered (the next caller tries again and gets its error)."""
-    made: list[T] = []
-
-    def get() -> T:
-        with _LOADING:
-            if not made:
-                made.append(load())
-            return made[0]
-
-    return get
-
 
 shared_dnsmos = once_per_process(Dnsmos)  # onnxruntime sessions may be run from several threads at once
 shared_asr = once_per_process(default_asr)  # so may CTranslate2's Whisper (calls queue inside it)

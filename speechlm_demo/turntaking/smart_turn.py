@@ -26,6 +26,7 @@ from faster_whisper.feature_extractor import FeatureExtractor
 
 from ..audio import AudioError, resample
 from ..engines.base import EngineError
+from ..load_once import once_per_process
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +114,9 @@ class SmartTurn:
         return self.probability(audio, rate) > self.threshold
 
 
-_shared: dict[Path, SmartTurn] = {}
-_shared_lock = threading.Lock()
+_models = once_per_process(SmartTurn)  # by model file
 
 
 def shared_model(model_path: str | Path | None = None) -> SmartTurn:
     """One loaded model per file for the whole process (sessions share it: ~8 MB, ~10-60 ms a call)."""
-    path = Path(model_path) if model_path else locate_model()
-    with _shared_lock:
-        if path not in _shared:
-            _shared[path] = SmartTurn(path)
-        return _shared[path]
+    return _models(Path(model_path) if model_path else locate_model())

@@ -46,7 +46,7 @@ class PairJudges:
     async def table(self, audio_a: Any, text_a: str, audio_b: Any, text_b: str) -> pd.DataFrame:
         """One row per judge, one column per side (empty where a side has no reply audio)."""
         if not judges_enabled():
-            return pd.DataFrame({"judge": ["automatic judges are off on this host (SPEECHLM_JUDGES=0)"]})
+            return pd.DataFrame({"judge": ["automatic judges are off on this host (SPEECHLM_JUDGES is off)"]})
         sides = (("A", audio_a, text_a), ("B", audio_b, text_b))
         scored = await asyncio.gather(*(asyncio.wrap_future(self._pool.submit(self._score, audio, text)) for _, audio, text in sides))
         columns: dict[str, list[Any]] = {"judge": list(SHOWN.values())}

@@ -10,13 +10,11 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 from collections import deque
 from collections.abc import Callable
 
-log = logging.getLogger(__name__)
+from ..env_settings import env_int
 
 DAILY_ENV = "SPEECHLM_DAILY_VOTES"
 DAILY_DEFAULT = 200
@@ -35,12 +33,7 @@ class VoteRefused(ValueError):
 
 def daily_cap() -> int:
     """``$SPEECHLM_DAILY_VOTES`` (votes per voter and day), default 200; 0 or less: no cap."""
-    raw = os.environ.get(DAILY_ENV, "").strip()
-    try:
-        return int(raw) if raw else DAILY_DEFAULT
-    except ValueError:
-        log.error("%s=%r is not a whole number; using %d", DAILY_ENV, raw, DAILY_DEFAULT)
-        return DAILY_DEFAULT
+    return env_int(DAILY_ENV, DAILY_DEFAULT)
 
 
 class SlidingWindows:

@@ -17,7 +17,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import os
 import random
 import secrets
 import socket
@@ -35,6 +34,7 @@ from .. import __version__
 from ..audio import encode_wav
 from ..catalog import EngineEntry
 from ..compare import Comparison, SideResult, compare
+from ..env_settings import env_flag
 from ..timeline import LATENCY_FROM
 from .limits import DAY_S, VoteLimits, VoteRefused
 from .pairs import audio_sha256, engine_version, pick_pair, playable_sides
@@ -118,7 +118,7 @@ class BlindArena:
         self._secret = secret or signing_secret()
         self.ttl_s = ttl_s
         self.min_listen_s = min_listen_s
-        self.save_audio = os.environ.get(SAVE_AUDIO_ENV, "") == "1" if save_audio is None else save_audio
+        self.save_audio = env_flag(SAVE_AUDIO_ENV, False) if save_audio is None else save_audio
         self.audio_dir = audio_dir or data_dir() / "audio"
         self.rng = rng or random.SystemRandom()
         self.clock = clock

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
+from ..env_settings import env_int
 from .limits import SlidingWindows
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,7 @@ _PROCESS_SECRET = secrets.token_bytes(32)
 
 def address_issue_limit() -> tuple[int, float]:
     """New voter ids per client address and window (s): ``$SPEECHLM_VOTER_IDS_PER_HOUR`` (default 20) an hour."""
-    raw = os.environ.get(IDS_PER_HOUR_ENV, "").strip()
-    try:
-        return (int(raw) if raw else IDS_PER_HOUR), 3600.0
-    except ValueError:
-        log.error("%s=%r is not a whole number; using %d", IDS_PER_HOUR_ENV, raw, IDS_PER_HOUR)
-        return IDS_PER_HOUR, 3600.0
+    return env_int(IDS_PER_HOUR_ENV, IDS_PER_HOUR, minimum=0), 3600.0
 
 
 def signing_secret() -> bytes:

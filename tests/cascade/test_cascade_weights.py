@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from speechlm_demo.engines.cascade import weights
+from speechlm_demo.env_settings import CACHE_ENV
 
 
 def test_single_file_weights_are_found() -> None:
@@ -20,7 +21,7 @@ def test_single_file_weights_are_found() -> None:
 
 
 def test_whisper_is_assembled_once_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     directory = weights.whisper_base_dir()
     assert directory == tmp_path / weights.WHISPER_DIR_NAME
     parts = sorted(Path(importlib.util.find_spec(m).origin).parent for m in weights.WHISPER_PART_PACKAGES)
@@ -34,7 +35,7 @@ def test_whisper_is_assembled_once_into_the_cache(tmp_path: Path, monkeypatch: p
 
 
 def test_a_truncated_model_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     target = tmp_path / weights.WHISPER_DIR_NAME
     target.mkdir()
     (target / "model.bin").write_bytes(b"half a download")

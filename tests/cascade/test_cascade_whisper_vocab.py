@@ -21,6 +21,7 @@ from speechlm_demo.engines.cascade.whisper_vocab import (
     english_token_ids,
     prune_vocabulary,
 )
+from speechlm_demo.env_settings import CACHE_ENV
 from tests.cascade.conftest import need
 
 # Byte-level BPE spellings: "Ġ" is a space, "Ã©" is "é" (two bytes), "ä¸Ń" a CJK character, "Ċ" a newline.
@@ -94,7 +95,7 @@ def test_keeping_every_token_copies_the_model_byte_for_byte(tmp_path: Path) -> N
 
 
 def test_the_english_copy_is_made_once_in_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     _write_model(tmp_path / "full", VOCABULARY)
     made = english_model_dir(tmp_path / "full")
     assert made.parent == tmp_path / "cache" / "whisper-english"
@@ -107,7 +108,7 @@ def test_the_english_copy_is_made_once_in_the_cache(tmp_path: Path, monkeypatch:
 
 
 def test_a_directory_that_is_not_a_model_an_old_format_or_a_damaged_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     with pytest.raises(EngineError, match="no model.bin"):
         english_model_dir(tmp_path)
     _write_model(tmp_path / "old", VOCABULARY, version=5)
@@ -168,7 +169,7 @@ def test_whisper_with_the_english_vocabulary_hears_the_same_words(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spoken: Callable[..., np.ndarray]
 ) -> None:
     need("faster_whisper")
-    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     english, full = FasterWhisperASR(vocabulary="english"), FasterWhisperASR()
     assert "whisper-english" in english.model_name
     for text in ("What is the capital of France?", "Remind me to call my dentist on Thursday.", "Who painted the Mona Lisa?"):

@@ -1,47 +1,12 @@
-"""The judge models are loaded once per process and shared by every ``Judges`` (vote worker, Compare tab)."""
+"""The judge models are loaded once per process and shared by every ``Judges`` (vote worker, Compare tab); the
+helper that loads them once is tested in tests/test_load_once.py."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
-from speechlm_demo.judges.scorer import Judges, once_per_process
+from speechlm_demo.judges.scorer import Judges
 from tests.support.speech import speak
-
-
-def test_a_model_is_loaded_once_even_when_asked_for_from_two_threads_at_once() -> None:
-    loads: list[int] = []
-
-    def load() -> object:
-        time.sleep(0.1)  # a slow load: the second thread asks while the first is still loading
-        loads.append(1)
-        return object()
-
-    get = once_per_process(load)
-    got: list[object] = []
-    threads = [threading.Thread(target=lambda: got.append(get())) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(loads) == 1 and got[0] is got[1] is get()
-
-
-def test_a_failed_load_is_not_remembered() -> None:
-    attempts: list[int] = []
-
-    def load() -> str:
-        attempts.append(1)
-        if len(attempts) == 1:
-            raise RuntimeError("model files missing")
-        return "model"
-
-    get = once_per_process(load)
-    with pytest.raises(RuntimeError, match="missing"):
-        get()
-    assert get() == "model" and get() == "model" and len(attempts) == 2
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import pytest
 
 from speechlm_demo.engines.base import EngineError, SessionOptions, TurnEnd
 from speechlm_demo.engines.echo import EchoEngine
+from speechlm_demo.load_once import once_per_process
 from speechlm_demo.turntaking.end_of_turn import Action, Evidence, Verdict, strategy_for
 from tests.conftest import require
 from tests.engines_for_tests import Recorder, entry, silence
@@ -101,11 +102,11 @@ def test_loading_an_engine_that_listens_loads_smart_turn_once(monkeypatch: pytes
     from speechlm_demo.turntaking import smart_turn
 
     require(None if importlib.util.find_spec("pipecat") else "Smart Turn missing: pip install --no-deps pipecat-ai==1.14.0")
-    monkeypatch.setattr(smart_turn, "_shared", {})
+    monkeypatch.setattr(smart_turn, "_models", once_per_process(smart_turn.SmartTurn))
     EchoEngine(entry("echo", endpointing="transcript")).load()
-    assert smart_turn._shared == {}  # the transcript rule needs no model
+    assert smart_turn._models.loaded() == {}  # the transcript rule needs no model
     EchoEngine(entry("echo", endpointing="combined")).load()
-    (model,) = smart_turn._shared.values()
+    (model,) = smart_turn._models.loaded().values()
     session = EchoEngine(entry("echo", endpointing="smart-turn")).open_session(SessionOptions(), Recorder())
     assert session.smart_turn is model
     session.close()

