@@ -206,3 +206,18 @@ def test_the_transport_share_weighs_both_orders_the_same() -> None:
     summary = summarise_shares(rows)
     assert summary["transport_share_ms"] == {"p50": 100.0, "n": 5, "by_order": {"in_process_first": 50.0, "webrtc_first": 150.0}}
     assert "transport_share_ms" in format_shares({"summary": summary, "rows": rows})
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 10])
+@pytest.mark.parametrize("webrtc_leads", [False, True])
+def test_each_prompt_runs_once_on_each_path_never_twice_in_a_row(count: int, webrtc_leads: bool) -> None:
+    from speechlm_demo.benchmarks.webrtc import schedule
+
+    steps = schedule(count, webrtc_leads)
+    assert sorted(steps) == sorted((path, i) for i in range(count) for path in ("process", "webrtc"))
+    lead = "webrtc" if webrtc_leads else "process"
+    for i in range(count):  # the leading path runs each prompt first, the other at most two runs later
+        first, second = steps.index((lead, i)), next(k for k, step in enumerate(steps) if step[1] == i and step[0] != lead)
+        assert first < second <= first + 3
+    if count > 1:
+        assert all(a[1] != b[1] for a, b in zip(steps, steps[1:]))  # no prompt twice in a row

@@ -5,9 +5,9 @@ served by uvicorn on 127.0.0.1 inside this process, and an aiortc peer
 (:mod:`speechlm_demo.benchmarks.rtc_peer`, the part a browser plays) speaks each prompt in real time and
 listens, from a process of its own. ICE is kept to 127.0.0.1: no network but loopback is involved. Each
 prompt runs in process (:func:`speechlm_demo.benchmarks.latency.benchmark`, with its premature cuts,
-kinds and judges) and over WebRTC, one right after the other (which goes first alternates: the second
-may find an engine's caches warm), so the transport's share is the difference of two figures taken in
-the same minute of the same machine. Where the WebRTC time goes is split by
+kinds and judges) and over WebRTC, a run or two apart (:func:`schedule`: never twice in a row, so no path finds
+the prompt's own tokens in llama.cpp's cache; which path leads alternates from repeat to repeat), so the
+transport's share is the difference of two figures taken in the same minute of the same machine. Where the WebRTC time goes is split by
 :mod:`speechlm_demo.benchmarks.webrtc_stages`.
 """
 
@@ -90,6 +90,18 @@ def via_webrtc(
     return split(probe, peer, clip, true_end_s)
 
 
+def schedule(count: int, webrtc_leads: bool) -> list[tuple[str, int]]:
+    """The order of one repeat's runs, as (path, prompt index): each prompt on both paths, at most two runs
+    apart and never back to back (``P0 P1 W0 P2 W1 ... W(n-1)`` when in process leads): a prompt run twice in a row
+    would find llama.cpp's prompt cache holding its every token, which favoured the second path by ~60 ms of
+    time to the first token (a user's next turn shares only the system prompt with the last one)."""
+    lead, other = ("webrtc", "process") if webrtc_leads else ("process", "webrtc")
+    steps = [(lead, 0)]
+    for i in range(1, count):
+        steps += [(lead, i), (other, i - 1)]
+    return [*steps, (other, count - 1)] if count else []
+
+
 def compare(
     engine: Engine,
     registry: EngineRegistry,
@@ -102,10 +114,11 @@ def compare(
     judge: Callable[..., dict[str, Any]] | None = None,
     options: SessionOptions | None = None,
 ) -> tuple[list[TurnResult], list[dict[str, Any]]]:
-    """Every prompt in process (:func:`~.latency.benchmark`: its turns, cuts and judges) and over WebRTC,
-    one after the other (in turns, which first), ``repeat`` times; the in-process turns and one WebRTC row per turn, in the same order. The server and
-    the peer's process are stopped and FastRTC's track restored whatever happens. ``options`` (a seed)
-    go to both paths' sessions, so both sample the same reply from the same words."""
+    """Every prompt in process (:func:`~.latency.benchmark`: its turns, cuts and judges) and over WebRTC, in the
+    order of :func:`schedule` (which path leads alternates from repeat to repeat), ``repeat`` times; the
+    in-process turns and one WebRTC row per turn, in the prompts' order. ``options`` (a seed) go to both
+    paths' sessions, so both sample the same reply from the same words. The server and the peer's process are
+    stopped and FastRTC's track restored whatever happens."""
     keep_ice_on_loopback()
     rate = engine.entry.sample_rates.input
     probe = Probe()
@@ -115,21 +128,25 @@ def compare(
     try:
         with LoopbackServer(ProbedHandler(registry, engine.id, probe, options)) as server, PeerProcess() as peer_process:
             for r in range(repeat):
-                for i, prompt in enumerate(prompts):
-                    webrtc_first = (r + i) % 2 == 1  # half the prompts each way: what runs second may find warm caches
-                    row: dict[str, Any] = {"prompt": prompt.path.name, "kind": prompt.kind, "repeat": r, "webrtc_first": webrtc_first}
-                    if webrtc_first:
-                        row |= via_webrtc(server, peer_process, probe, prompt, rate, timeout_s)
-                    (turn,) = benchmark(engine, [prompt], tail_s=tail_s, timeout_s=timeout_s, judge=judge, options=options)
-                    if not webrtc_first:
-                        row |= via_webrtc(server, peer_process, probe, prompt, rate, timeout_s)
+                webrtc_leads = r % 2 == 1
+                done: dict[int, TurnResult] = {}
+                row_of = [
+                    {"prompt": prompt.path.name, "kind": prompt.kind, "repeat": r, "webrtc_first": webrtc_leads}
+                    for prompt in prompts
+                ]
+                for path, i in schedule(len(prompts), webrtc_leads):
+                    if path == "webrtc":
+                        row_of[i] |= via_webrtc(server, peer_process, probe, prompts[i], rate, timeout_s)
+                    else:
+                        (done[i],) = benchmark(engine, [prompts[i]], tail_s=tail_s, timeout_s=timeout_s, judge=judge, options=options)
+                    if progress is not None and (path == "webrtc") != webrtc_leads:
+                        progress.update(1)  # the prompt's second run
+                for i, turn in sorted(done.items()):
                     turn.repeat = r
                     turns.append(turn)
-                    row["in_process_v2v_ms"] = turn.metrics.get("voice_to_voice_ref_ms") if turn.status == "ok" else None
-                    row |= {f"in_process_{name}": turn.metrics.get(name) for name in ENGINE_STAGES}
-                    rows.append(row)
-                    if progress is not None:
-                        progress.update(1)
+                    row_of[i]["in_process_v2v_ms"] = turn.metrics.get("voice_to_voice_ref_ms") if turn.status == "ok" else None
+                    row_of[i] |= {f"in_process_{name}": turn.metrics.get(name) for name in ENGINE_STAGES}
+                rows += row_of
     finally:
         untrace()
     return turns, rows

@@ -170,9 +170,9 @@ def split(probe: Probe, peer: PeerLog, clip: np.ndarray, true_end_s: float) -> d
     row["outbound_ms"] = _ms(heard, released)
     timeline = next((t for t in probe.timelines if t.marks.get("first_audio_out", 0) > true_end), None)
     observed = timeline.marks["first_audio_out"] if timeline is not None else None
-    row["observer_gap_ms"] = _ms(released, observed)
+    row["observer_gap_ms"] = _ms(released, observed)  # our replay of the observer's clock against its own mark
     metrics = timeline.metrics() if timeline is not None else {}
-    row |= {f"webrtc_{name}": metrics.get(name) for name in ENGINE_STAGES}  # our replay of the observer's clock against its own mark
+    row |= {f"webrtc_{name}": metrics.get(name) for name in ENGINE_STAGES}
     last_sent = max((t for t, level in peer.sent if level > -60.0 and t <= true_end + 0.04), default=None)
     row["last_audible_sent_to_heard_ms"] = _ms(heard, last_sent)
     return row
