@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechlm_demo.benchmarks.latency import TurnResult, benchmark, summarise, word_error_rate
+from speechlm_demo.benchmarks.latency import TurnResult, benchmark, format_summary, summarise, word_error_rate
 from speechlm_demo.measure.feeding import estimate_speech_end, load_prompts
 from tests.conftest import require
 from tests.engines_for_tests import ScriptedEngine, entry, silence, tone
@@ -48,6 +48,19 @@ def test_wer_and_summary() -> None:
     summary = summarise(turns)
     assert summary["voice_to_voice_ms"]["p50"] == 200 and summary["voice_to_voice_ms"]["n"] == 3
     assert summary["turns"] == {"ok": 3, "total": 4}
+    assert "decided_before_transcript" not in summary  # no transcript marks: nothing to say
+
+
+def test_the_summary_counts_decisions_taken_before_the_transcript_was_in() -> None:
+    """The end of turn waited for the words (decided after ``asr_final``) or did not (audio alone)."""
+    def turn(detected: float, asr_final: float, status: str = "ok") -> TurnResult:
+        return TurnResult("q", 0, status, marks_ms={"turn_detected": detected, "asr_final": asr_final})
+
+    turns = [turn(200, 180), turn(190, 190), turn(120, 180), turn(100, 300, "failed"), TurnResult("q", 0, "ok")]
+    summary = summarise(turns)
+    assert summary["decided_before_transcript"] == {"turns": 1, "total": 3}
+    doc = {"engine": "e", "host_description": "h", "versions": {}, "summary": summary, "turns": []}
+    assert "end of turn decided before the transcript was in: 1/3 turns" in format_summary(doc)
 
 
 @pytest.mark.slow

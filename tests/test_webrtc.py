@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -220,4 +221,4 @@ def test_each_prompt_runs_once_on_each_path_never_twice_in_a_row(count: int, web
         first, second = steps.index((lead, i)), next(k for k, step in enumerate(steps) if step[1] == i and step[0] != lead)
         assert first < second <= first + 3
     if count > 1:
-        assert all(a[1] != b[1] for a, b in zip(steps, steps[1:]))  # no prompt twice in a row
+        assert all(a[1] != b[1] for a, b in pairwise(steps))  # no prompt twice in a row

@@ -99,6 +99,10 @@ def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
         summary["duplex"] = summarise_duplex(t.duplex for t in turns)
     summary["measured_from"] = {name: measured_from(name) for name in REPORTED if name in summary}  # type: ignore[misc]
     summary["turns"] = {"ok": sum(t.status == "ok" for t in turns), "total": len(turns)}
+    heard = [t.marks_ms for t in turns if t.status == "ok" and {"turn_detected", "asr_final"} <= t.marks_ms.keys()]
+    if heard:  # whether the end-of-turn decision waited for the transcript of the reply it committed
+        early = sum(marks["turn_detected"] < marks["asr_final"] for marks in heard)
+        summary["decided_before_transcript"] = {"turns": early, "total": len(heard)}
     cut = sum(t.premature_cuts > 0 for t in turns)
     summary["premature_cuts"] = {"prompts_cut": cut, "total": len(turns), "rate": round(cut / len(turns), 3) if turns else 0.0}
     kinds = sorted({t.kind for t in turns if t.kind})
@@ -212,6 +216,9 @@ def format_summary(doc: dict[str, Any]) -> str:
         lines.append("judges (mean over replies): " + ", ".join(f"{k} {v:g}" for k, v in doc["summary"]["judges"].items()))
     ok, cuts = doc["summary"]["turns"], doc["summary"]["premature_cuts"]
     lines.append(f"turns ok: {ok['ok']}/{ok['total']}   premature cuts: {cuts['prompts_cut']}/{cuts['total']}")
+    if "decided_before_transcript" in doc["summary"]:
+        early = doc["summary"]["decided_before_transcript"]
+        lines.append(f"end of turn decided before the transcript was in: {early['turns']}/{early['total']} turns")
     by_kind = doc["summary"].get("premature_by_kind", {})
     if len(by_kind) > 1:
         lines.append("premature cuts by kind: " + ", ".join(f"{k} {v['prompts_cut']}/{v['total']}" for k, v in by_kind.items()))
