@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 OUTPUT_SAMPLE_RATE = 48_000  # what Opus encodes: a 24 kHz stream waits one more frame in aiortc's resampler
 OUTPUT_FRAME = OUTPUT_SAMPLE_RATE // 50  # FastRTC cuts what emit() gives it into 20 ms frames, holding the rest
+CLOSED_POLL_S = 0.5  # after the connection closed, emit() answers None this often (FastRTC stops asking)
 MAX_SESSIONS_ENV = "SPEECHLM_MAX_SESSIONS"
 TURN_ENV = ("SPEECHLM_TURN_URLS", "SPEECHLM_TURN_USERNAME", "SPEECHLM_TURN_CREDENTIAL")
 
@@ -139,6 +140,7 @@ class EngineStreamHandler(AsyncStreamHandler):
         self._pad_replies = False  # half-duplex: each reply ends on a whole frame
         self._loop: asyncio.AbstractEventLoop | None = None
         self._observer: TurnObserver | None = None
+        self._closed = False  # the connection is gone: nothing more is queued, emit() stops waiting
 
     def copy(self) -> EngineStreamHandler:
         """A fresh handler per connection (fastrtc calls this)."""
@@ -205,8 +207,13 @@ class EngineStreamHandler(AsyncStreamHandler):
     async def next_output(self) -> tuple[Any, bool]:
         """What :meth:`emit` hands FastRTC next, and whether it is idle silence: a queued item as soon as
         there is one; while there is none, a 20 ms frame of silence when the pacer says the stream has run
-        dry (half-duplex sessions with idle silence on)."""
+        dry (half-duplex sessions with idle silence on). Once the connection is closed, ``None`` (after a short
+        pause, so a caller that keeps asking does not spin): FastRTC's output loop then sees its track stopped
+        and ends, instead of waiting here for its 60 s timeout with the handler held."""
         while self._queue.empty():
+            if self._closed:
+                await asyncio.sleep(CLOSED_POLL_S)
+                return None, False
             self._ready.clear()
             wait = None if self._idle is None else self._idle.due_in(time.monotonic())
             if wait is not None and wait <= 0:
@@ -220,7 +227,11 @@ class EngineStreamHandler(AsyncStreamHandler):
         return item, False
 
     def shutdown(self) -> None:
-        """Connection closed."""
+        """Connection closed: close the session; what the engine still emits is dropped (no one can receive
+        it: FastRTC would log a traceback for each UI update sent on the closed data channel)."""
+        self._closed = True
+        self._queue = asyncio.Queue()
+        self._ready.set()
         self._close_session()
 
     def _close_session(self) -> None:
@@ -317,5 +328,7 @@ class EngineStreamHandler(AsyncStreamHandler):
         self._put(self.conversation.snapshot())
 
     def _put(self, item: Any) -> None:
+        if self._closed:
+            return
         self._queue.put_nowait(item)
         self._ready.set()

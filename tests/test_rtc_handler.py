@@ -232,3 +232,29 @@ def test_every_connection_opens_its_session_with_the_handlers_options(monkeypatc
     assert [o.seed for o in opened] == [5, 5] and opened[0] is not opened[1]
     opened[0].extra["k"] = 2
     assert opened[1].extra == {"k": 1} and template.options.extra == {"k": 1}
+
+
+def test_a_closed_connection_releases_emit_and_drops_what_the_engine_still_sends() -> None:
+    """FastRTC calls ``shutdown()`` when the peer leaves, then stops the track; its output loop was left
+    waiting in ``emit()`` for its 60 s timeout, and a UI update the engine sent after the close went to the
+    closed data channel (a logged traceback). Now ``emit()`` answers at once and nothing more is queued."""
+    from speechlm_demo.engines.base import TextOut
+
+    async def scenario() -> tuple[object, float, bool]:
+        registry = EngineRegistry(load_catalog(), simulated_host("cpu"))
+        handler = EngineStreamHandler(registry, "echo", ui_args=False)
+        await handler.start_up()
+        while not handler._queue.empty():  # the status updates of the start
+            await handler.emit()
+        waiting = asyncio.ensure_future(handler.emit())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # nothing to hand on: emit() waits
+        started = asyncio.get_running_loop().time()
+        handler.shutdown()
+        item = await asyncio.wait_for(waiting, 2.0)
+        released_s = asyncio.get_running_loop().time() - started
+        handler._on_event(TextOut("late words"))  # what a turn still running emits after the close
+        return item, released_s, handler._queue.empty()
+
+    item, released_s, empty = asyncio.run(scenario())
+    assert item is None and released_s < 1.0 and empty
