@@ -170,6 +170,8 @@ class EngineStreamHandler(AsyncStreamHandler):
         self._set_status(f"Loading {label}…")
         try:
             engine = await asyncio.to_thread(self.registry.get, engine_id)
+            if self._closed:  # the peer left while the engine loaded: a session now would never be closed
+                return
             self._observer = TurnObserver.for_engine(engine)
             self._pad_replies = engine.entry.duplex != "full"
             session = engine.open_session(options, self._emit_threadsafe)

@@ -237,7 +237,8 @@ def test_every_connection_opens_its_session_with_the_handlers_options(monkeypatc
 def test_a_closed_connection_releases_emit_and_drops_what_the_engine_still_sends() -> None:
     """FastRTC calls ``shutdown()`` when the peer leaves, then stops the track; its output loop was left
     waiting in ``emit()`` for its 60 s timeout, and a UI update the engine sent after the close went to the
-    closed data channel (a logged traceback). Now ``emit()`` answers at once and nothing more is queued."""
+    closed data channel (a logged traceback). Now ``emit()`` answers None within ``CLOSED_POLL_S`` and nothing
+    more is queued."""
     from speechlm_demo.engines.base import TextOut
 
     async def scenario() -> tuple[object, float, bool]:
@@ -258,3 +259,33 @@ def test_a_closed_connection_releases_emit_and_drops_what_the_engine_still_sends
 
     item, released_s, empty = asyncio.run(scenario())
     assert item is None and released_s < 1.0 and empty
+
+
+def test_a_peer_that_leaves_while_the_engine_loads_gets_no_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FastRTC does not cancel the start-up when the peer leaves: a session opened after ``shutdown()`` would
+    never be closed (its threads and memory kept for good)."""
+    from speechlm_demo.engines.echo import EchoEngine
+
+    opened: list[object] = []
+    original = EchoEngine.open_session
+    monkeypatch.setattr(EchoEngine, "open_session", lambda self, *a: opened.append(original(self, *a)) or opened[-1])
+    registry = EngineRegistry(load_catalog(), simulated_host("cpu"))
+    handler = EngineStreamHandler(registry, "echo", ui_args=False)
+    loading = registry.get
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        left = asyncio.Event()
+
+        def slow_load(engine_id: str) -> object:
+            engine = loading(engine_id)
+            loop.call_soon_threadsafe(lambda: (handler.shutdown(), left.set()))  # the peer leaves meanwhile
+            return engine
+
+        monkeypatch.setattr(registry, "get", slow_load)
+        starting = asyncio.ensure_future(handler.start_up())
+        await left.wait()
+        await starting
+
+    asyncio.run(scenario())
+    assert opened == [] and handler.session is None
