@@ -6,7 +6,7 @@ served by uvicorn on 127.0.0.1 inside this process, and an aiortc peer
 listens, from a process of its own. ICE is kept to 127.0.0.1: no network but loopback is involved. Each
 prompt runs in process (:func:`speechlm_demo.benchmarks.latency.benchmark`, with its premature cuts,
 kinds and judges) and over WebRTC, a run or two apart (:func:`schedule`: never twice in a row, so no path finds
-the prompt's own tokens in llama.cpp's cache; which path leads alternates from repeat to repeat), so the
+the prompt's own tokens in llama.cpp's cache; half the prompts led by each path), so the
 transport's share is the difference of two figures taken in the same minute of the same machine. Where the WebRTC time goes is split by
 :mod:`speechlm_demo.benchmarks.webrtc_stages`.
 """
@@ -90,16 +90,24 @@ def via_webrtc(
     return split(probe, peer, clip, true_end_s)
 
 
-def schedule(count: int, webrtc_leads: bool) -> list[tuple[str, int]]:
-    """The order of one repeat's runs, as (path, prompt index): each prompt on both paths, at most two runs
-    apart and never back to back (``P0 P1 W0 P2 W1 ... W(n-1)`` when in process leads): a prompt run twice in a row
-    would find llama.cpp's prompt cache holding its every token, which favoured the second path by ~60 ms of
-    time to the first token (a user's next turn shares only the system prompt with the last one)."""
-    lead, other = ("webrtc", "process") if webrtc_leads else ("process", "webrtc")
-    steps = [(lead, 0)]
-    for i in range(1, count):
-        steps += [(lead, i), (other, i - 1)]
-    return [*steps, (other, count - 1)] if count else []
+def schedule(count: int, flip: bool = False) -> list[tuple[str, int]]:
+    """The order of one repeat's runs, as (path, prompt index), ``"process"`` or ``"webrtc"``: each prompt on
+    both paths, never twice in a row, its second run at most two runs after its first, and half the prompts
+    led by each path (``P0 W1 W0 P1``, ``P2 W3 W2 P3``, ...; an odd count ends ``P W P W P W`` over three
+    prompts; ``flip`` swaps the paths). A prompt run twice in a row found llama.cpp's prompt cache holding its
+    every token, which favoured the second path by ~60 ms of time to first token (a user's next turn shares
+    only the system prompt with the last one)."""
+    lead, other = ("webrtc", "process") if flip else ("process", "webrtc")
+    if count == 1:
+        return [(lead, 0), (other, 0)]
+    steps: list[tuple[str, int]] = []
+    paired = count if count % 2 == 0 else count - 3
+    for a in range(0, paired, 2):
+        steps += [(lead, a), (other, a + 1), (other, a), (lead, a + 1)]
+    if paired < count:
+        x, y, z = paired, paired + 1, paired + 2
+        steps += [(lead, x), (other, y), (lead, z), (other, x), (lead, y), (other, z)]
+    return steps
 
 
 def compare(
@@ -115,7 +123,7 @@ def compare(
     options: SessionOptions | None = None,
 ) -> tuple[list[TurnResult], list[dict[str, Any]]]:
     """Every prompt in process (:func:`~.latency.benchmark`: its turns, cuts and judges) and over WebRTC, in the
-    order of :func:`schedule` (which path leads alternates from repeat to repeat), ``repeat`` times; the
+    order of :func:`schedule` (half the prompts led by each path; swapped from repeat to repeat), ``repeat`` times; the
     in-process turns and one WebRTC row per turn, in the prompts' order. ``options`` (a seed) go to both
     paths' sessions, so both sample the same reply from the same words. The server and the peer's process are
     stopped and FastRTC's track restored whatever happens."""
@@ -128,18 +136,17 @@ def compare(
     try:
         with LoopbackServer(ProbedHandler(registry, engine.id, probe, options)) as server, PeerProcess() as peer_process:
             for r in range(repeat):
-                webrtc_leads = r % 2 == 1
                 done: dict[int, TurnResult] = {}
-                row_of = [
-                    {"prompt": prompt.path.name, "kind": prompt.kind, "repeat": r, "webrtc_first": webrtc_leads}
-                    for prompt in prompts
+                row_of: list[dict[str, Any]] = [
+                    {"prompt": prompt.path.name, "kind": prompt.kind, "repeat": r} for prompt in prompts
                 ]
-                for path, i in schedule(len(prompts), webrtc_leads):
+                for path, i in schedule(len(prompts), flip=r % 2 == 1):
+                    row_of[i].setdefault("webrtc_first", path == "webrtc")
                     if path == "webrtc":
                         row_of[i] |= via_webrtc(server, peer_process, probe, prompts[i], rate, timeout_s)
                     else:
                         (done[i],) = benchmark(engine, [prompts[i]], tail_s=tail_s, timeout_s=timeout_s, judge=judge, options=options)
-                    if progress is not None and (path == "webrtc") != webrtc_leads:
+                    if progress is not None and (path == "webrtc") != row_of[i]["webrtc_first"]:
                         progress.update(1)  # the prompt's second run
                 for i, turn in sorted(done.items()):
                     turn.repeat = r
@@ -175,7 +182,7 @@ def summarise_shares(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def format_shares(webrtc: dict[str, Any]) -> str:
     """A small table: the medians, then one line per prompt."""
-    lines = ["WebRTC over loopback (each prompt in process, then through /rtc with an aiortc peer):", f"{'figure':<32}{'p50':>9}{'n':>5}"]
+    lines = ["WebRTC over loopback (each prompt in process and through /rtc with an aiortc peer, in schedule() order):", f"{'figure':<32}{'p50':>9}{'n':>5}"]
     for name, stats in webrtc["summary"].items():
         lines.append(f"{name:<32}{stats['p50']:>9.0f}{stats['n']:>5}")
     for row in webrtc["rows"]:
