@@ -121,6 +121,10 @@ def test_bench_via_webrtc_splits_the_total_into_non_negative_shares(tmp_path: Pa
         assert sum(shares) == pytest.approx(row["webrtc_v2v_ms"], abs=3)
         assert row["server_ms"] > 350 and row["client_ms"] > 20  # the silence rule; the peer's receive buffer
         assert abs(row["observer_gap_ms"]) < 3  # "released" is the observer's first_audio_out
+        # the engine's own stages on both paths: echo's turn detection is its silence rule on each
+        assert row["in_process_turn_detect_ms"] == turn["metrics"]["turn_detect_ms"]
+        assert 350 < row["webrtc_turn_detect_ms"] < 1000
+    assert all(summary["transport_share_ms"]["by_order"].values())  # one repeat: a prompt led by each path
     assert summary["transport_share_ms"]["n"] == 2 and "transport_share_ms" in run.stdout and "premature cuts" in run.stdout
     header = csv.read_text().splitlines()[0].split(",")
     assert "webrtc_v2v_ms" in header and "webrtc_client_ms" in header and "voice_to_voice_ref_ms" in header

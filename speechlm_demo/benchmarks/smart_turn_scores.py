@@ -19,9 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..audio import AudioError
-from ..measure.feeding import Prompt, prompt_from
-from ..prompt_files import read_prompt, read_prompt_folder
+from ..measure.feeding import Prompt, load_prompts, prompt_from
+from ..prompt_files import read_prompt
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +50,15 @@ def _prompts(paths: Iterable[Path]) -> Iterable[Prompt]:
     """The prompts under ``paths`` with their sidecars (read as ``bench`` reads them); skips are logged."""
     for path in paths:
         if path.is_dir():
-            found, skipped = read_prompt_folder(path, RATE, max_s=0)
-            for item in skipped:
-                log.warning("skipped %s/%s", path, item)
-            items = [(item, path.name) for item in found]
-        else:
             try:
-                items = [(read_prompt(path, RATE, max_s=0), path.parent.name)]
-            except AudioError as exc:
+                yield from load_prompts(path, RATE, max_s=0)
+            except FileNotFoundError as exc:
                 log.warning("skipped %s: %s", path, exc)
-                continue
-        for item, kind in items:
-            try:
-                yield prompt_from(item, RATE, kind)
-            except ValueError as exc:
-                log.warning("skipped %s: %s", item.path, exc)
+            continue
+        try:
+            yield prompt_from(read_prompt(path, RATE, max_s=0), RATE, path.parent.name)
+        except ValueError as exc:  # unreadable audio (AudioError) or sidecar
+            log.warning("skipped %s: %s", path, exc)
 
 
 def score_files(model: object, paths: Iterable[Path], after_s: float = 0.2) -> list[Score]:

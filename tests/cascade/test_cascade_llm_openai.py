@@ -139,8 +139,10 @@ def test_normal_stream(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_a_session_seed_is_sent_as_the_requests_seed(server: FakeServer) -> None:
-    """OpenAI's chat completions, vLLM's ``ChatCompletionRequest`` and Ollama's OpenAI endpoint all take ``seed``;
-    without one the request carries none (the server samples as it likes)."""
+    """OpenAI's chat completions, vLLM's ``ChatCompletionRequest`` (vllm 0.30.0,
+    ``vllm/entrypoints/openai/chat_completion/protocol.py``: ``seed: int | None``) and Ollama's OpenAI endpoint
+    (``openai/openai.go`` at 00988753: ``Seed *int `json:"seed"```) all take ``seed``; without one the request
+    carries none (the server samples as it likes)."""
     llm = client(server, "normal")
     assert list(llm.stream(MESSAGES, threading.Event(), seed=7)) == PIECES
     assert server.requests[-1][2]["seed"] == 7

@@ -151,7 +151,7 @@ class OpenAICompatibleLLM:
         chosen = self.temperature if temperature is None else temperature
         if chosen is not None:
             payload["temperature"] = chosen
-        if seed is not None:
+        if seed is not None:  # vllm 0.30.0 chat_completion/protocol.py ChatCompletionRequest.seed; Ollama openai/openai.go
             payload["seed"] = seed
         yield from chat_text(self._http.post("/chat/completions", payload, cancel), self._http.name)
 
