@@ -127,7 +127,8 @@ def test_bench_via_webrtc_splits_the_total_into_non_negative_shares(tmp_path: Pa
     assert all(summary["transport_share_ms"]["by_order"].values())  # one repeat: a prompt led by each path
     assert summary["transport_share_ms"]["n"] == 2 and "transport_share_ms" in run.stdout and "premature cuts" in run.stdout
     header = csv.read_text().splitlines()[0].split(",")
-    assert "webrtc_v2v_ms" in header and "webrtc_client_ms" in header and "voice_to_voice_ref_ms" in header
+    assert {"webrtc_v2v_ms", "webrtc_client_ms", "webrtc_turn_detect_ms", "voice_to_voice_ref_ms", "turn_detect_ms"} <= set(header)
+    assert not [name for name in header if "in_process" in name]  # the turn's own columns, not renamed copies
     assert csv.read_text().count("\n") == 3 and png.stat().st_size > 1000
 
 

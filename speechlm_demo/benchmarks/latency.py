@@ -229,8 +229,14 @@ def format_summary(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def webrtc_figures(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``--via webrtc`` row's own figures, each named ``webrtc_*``: its ``in_process_*`` figures are the
+    in-process turn's metrics, which the turn itself reports."""
+    return {k if k.startswith("webrtc") else f"webrtc_{k}": v for k, v in row.items() if k.endswith("_ms") and not k.startswith("in_process_")}
+
+
 def write_csv(doc: dict[str, Any], path: Path) -> None:
-    """One row per turn, metrics as columns (pandas)."""
+    """One row per turn, metrics as columns (pandas), and a ``--via webrtc`` row's :func:`webrtc_figures`."""
     import pandas as pd
 
     webrtc = doc.get("webrtc", {}).get("rows") or [{}] * len(doc["turns"])  # bench --via webrtc: one row per turn
@@ -239,7 +245,7 @@ def write_csv(doc: dict[str, Any], path: Path) -> None:
         | t["metrics"]
         | {f"judge_{k}": v for k, v in t.get("judges", {}).items()}
         | {f"duplex_{k}": v for k, v in t.get("duplex", {}).items()}
-        | {k if k.startswith("webrtc") else f"webrtc_{k}": v for k, v in w.items() if k.endswith("_ms")}
+        | webrtc_figures(w)
         for t, w in zip(doc["turns"], webrtc, strict=True)
     ]
     pd.DataFrame(rows).to_csv(path, index=False)
@@ -253,9 +259,9 @@ def write_plot(doc: dict[str, Any], path: Path) -> None:
     ok = [t for t in doc["turns"] if t["status"] == "ok"]
     values = {name: [t["metrics"][name] for t in ok if name in t["metrics"]] for name in REPORTED}
     for row in doc.get("webrtc", {}).get("rows", []):  # bench --via webrtc: its figures below the in-process ones
-        for name, value in row.items():
-            if name.endswith("_ms") and value is not None and name not in ("in_process_v2v_ms", "observer_gap_ms"):
-                values.setdefault(f"webrtc {name}", []).append(value)
+        for name, value in webrtc_figures(row).items():
+            if value is not None and name != "webrtc_observer_gap_ms":
+                values.setdefault(name, []).append(value)
     fig = metrics_boxplot(values, title=f"{doc['engine']} on {doc['host_description']}")
     fig.savefig(path)
     close(fig)
