@@ -8,6 +8,7 @@ import logging
 import sys
 
 from .catalog import CatalogError, engine_table_rows, experimental_enabled, load_catalog, offered
+from .env_settings import drop_unreadable_gradio_port
 from .hardware import probe, simulated_host
 from .votes import commands as votes_commands
 
@@ -150,6 +151,7 @@ def _bench_loaded(args: argparse.Namespace, host: object, registry: object, engi
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    drop_unreadable_gradio_port()  # before any command imports Gradio
     parser = argparse.ArgumentParser(prog="python -m speechlm_demo", description="SpeechLM Playground tools.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the app (same flags as app.py)", add_help=False)

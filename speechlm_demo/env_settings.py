@@ -5,6 +5,7 @@
 * :func:`env_int`: a whole number (``" 12 "``, ``"+3"``); unset or blank is the default; below ``minimum`` the
   minimum is used (clamped, so a setting that is too low still acts in its direction).
 * :func:`cache_dir`: ``$SPEECHLM_CACHE`` or ``~/.cache/speechlm_demo``.
+* :func:`drop_unreadable_gradio_port`: Gradio's own ``GRADIO_SERVER_PORT``, checked before Gradio reads it.
 
 A value that cannot be read is never an error: the setting takes its default (or minimum) and one warning
 names the variable, what it holds and what it accepts. Each variable and value is warned about once per
@@ -24,6 +25,7 @@ TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
 ACCEPTED = f"{'/'.join(TRUE)} for on, {'/'.join(FALSE)} for off"
 CACHE_ENV = "SPEECHLM_CACHE"
+GRADIO_PORT_ENV = "GRADIO_SERVER_PORT"
 
 _warned: set[tuple[str, str]] = set()
 _warned_lock = threading.Lock()
@@ -74,6 +76,23 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
         _warn_once(name, raw, "%s=%d is below the minimum, %d; using %d", name, value, minimum, minimum)
         return minimum
     return value
+
+
+def drop_unreadable_gradio_port() -> None:
+    """Remove a ``GRADIO_SERVER_PORT`` that is not a port (a whole number 1-65535; blank counts as unset),
+    with one warning. Call it before Gradio is imported: Gradio reads the variable at import and stops on
+    anything ``int()`` cannot read; without it the app starts on its default port, 7860."""
+    raw = os.environ.get(GRADIO_PORT_ENV)
+    if raw is None:
+        return
+    try:
+        port = int(raw)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        if raw.strip():
+            _warn_once(GRADIO_PORT_ENV, raw, "%s=%r is not a port (1-65535); using the default, 7860", GRADIO_PORT_ENV, raw)
+        del os.environ[GRADIO_PORT_ENV]
 
 
 def cache_dir() -> Path:

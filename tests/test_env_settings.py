@@ -4,6 +4,9 @@ one warning that names the variable (instead of a traceback, a silent default or
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ from speechlm_demo.env_settings import ACCEPTED, CACHE_ENV, cache_dir, env_flag,
 from speechlm_demo.judges.background import JUDGES_ENV, judges_enabled
 from speechlm_demo.server import parse_app_args
 from speechlm_demo.votes import limits, voter
+
+ROOT = Path(__file__).resolve().parent.parent
 
 NAME = "SPEECHLM_TEST_SETTING"
 
@@ -159,10 +164,22 @@ def test_voter_ids_per_hour_below_zero_is_zero_with_a_warning(monkeypatch: pytes
     assert len(warnings_about(caplog, voter.IDS_PER_HOUR_ENV)) == 2
 
 
-def test_a_garbled_port_starts_on_the_default_with_a_warning(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
-    monkeypatch.setenv("GRADIO_SERVER_PORT", "http")  # was a ValueError before argparse ran
-    assert parse_app_args([]).port == 7860
-    assert len(warnings_about(caplog, "GRADIO_SERVER_PORT")) == 1
+@pytest.mark.parametrize("entry", [["app.py"], ["-m", "speechlm_demo", "run"]], ids=["app.py", "run"])
+def test_a_garbled_port_starts_on_the_default_with_a_warning(entry: list[str], monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    """Gradio reads GRADIO_SERVER_PORT when it is imported and stopped there with a ValueError traceback."""
+    env = os.environ | {"GRADIO_SERVER_PORT": "http"}
+    run = subprocess.run([sys.executable, *entry, "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "--port" in run.stdout and "Traceback" not in run.stderr
+    assert "GRADIO_SERVER_PORT='http' is not a port (1-65535); using the default, 7860" in run.stderr
+    for raw in ("http", "0", "70000", " "):
+        monkeypatch.setenv("GRADIO_SERVER_PORT", raw)
+        env_settings.drop_unreadable_gradio_port()
+        assert "GRADIO_SERVER_PORT" not in os.environ and parse_app_args([]).port == 7860
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    env_settings.drop_unreadable_gradio_port()
+    assert parse_app_args([]).port == 7999
+    assert len(warnings_about(caplog, "GRADIO_SERVER_PORT")) == 3  # blank is unset: no warning
 
 
 def test_one_cache_folder_for_the_weights_and_the_settings_memo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
