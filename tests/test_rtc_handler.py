@@ -9,6 +9,8 @@ import pytest
 from fastrtc import AdditionalOutputs
 
 from speechlm_demo.catalog import load_catalog
+from speechlm_demo.engines.base import SessionOptions
+from speechlm_demo.engines.echo import EchoEngine
 from speechlm_demo.engines.registry import EngineRegistry
 from speechlm_demo.hardware import simulated_host
 from speechlm_demo.rtc import OUTPUT_SAMPLE_RATE, EngineStreamHandler, ice_servers, server_rtc_configuration
@@ -205,20 +207,23 @@ def test_a_new_input_rate_hands_on_what_the_old_stream_held() -> None:
     assert total == pytest.approx(3 * 4_800, abs=3)  # 100 ms in at each rate, 300 ms out: nothing lost at a switch
 
 
-def test_every_connection_opens_its_session_with_the_handlers_options(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``bench --via webrtc`` gives the WebRTC path the seed the in-process path has; each connection (FastRTC
-    copies the handler) gets its own copy, so one session's changes never reach the next."""
-    from speechlm_demo.engines.base import SessionOptions
-    from speechlm_demo.engines.echo import EchoEngine
-
-    opened: list[SessionOptions] = []
+@pytest.fixture
+def echo_opened(monkeypatch: pytest.MonkeyPatch) -> list[tuple[SessionOptions, object]]:
+    """Every session the echo engine opens, with the options it was opened with, in order."""
+    opened: list[tuple[SessionOptions, object]] = []
     original = EchoEngine.open_session
 
     def recording(self: EchoEngine, options: SessionOptions, emit: object) -> object:
-        opened.append(options)
-        return original(self, options, emit)  # type: ignore[arg-type]
+        opened.append((options, original(self, options, emit)))  # type: ignore[arg-type]
+        return opened[-1][1]
 
     monkeypatch.setattr(EchoEngine, "open_session", recording)
+    return opened
+
+
+def test_every_connection_opens_its_session_with_the_handlers_options(echo_opened: list[tuple[SessionOptions, object]]) -> None:
+    """``bench --via webrtc`` gives the WebRTC path the seed the in-process path has; each connection (FastRTC
+    copies the handler) gets its own copy, so one session's changes never reach the next."""
     registry = EngineRegistry(load_catalog(), simulated_host("cpu"))
     template = EngineStreamHandler(registry, "echo", ui_args=False, options=SessionOptions(seed=5, extra={"k": 1}))
 
@@ -229,6 +234,7 @@ def test_every_connection_opens_its_session_with_the_handlers_options(monkeypatc
             handler.shutdown()
 
     asyncio.run(connect_twice())
+    opened = [options for options, _session in echo_opened]
     assert [o.seed for o in opened] == [5, 5] and opened[0] is not opened[1]
     opened[0].extra["k"] = 2
     assert opened[1].extra == {"k": 1} and template.options.extra == {"k": 1}
@@ -261,14 +267,11 @@ def test_a_closed_connection_releases_emit_and_drops_what_the_engine_still_sends
     assert item is None and released_s < 1.0 and empty
 
 
-def test_a_peer_that_leaves_while_the_engine_loads_gets_no_session(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_peer_that_leaves_while_the_engine_loads_gets_no_session(
+    monkeypatch: pytest.MonkeyPatch, echo_opened: list[tuple[SessionOptions, object]]
+) -> None:
     """FastRTC does not cancel the start-up when the peer leaves: a session opened after ``shutdown()`` would
     never be closed (its threads and memory kept for good)."""
-    from speechlm_demo.engines.echo import EchoEngine
-
-    opened: list[object] = []
-    original = EchoEngine.open_session
-    monkeypatch.setattr(EchoEngine, "open_session", lambda self, *a: opened.append(original(self, *a)) or opened[-1])
     registry = EngineRegistry(load_catalog(), simulated_host("cpu"))
     handler = EngineStreamHandler(registry, "echo", ui_args=False)
     loading = registry.get
@@ -288,4 +291,4 @@ def test_a_peer_that_leaves_while_the_engine_loads_gets_no_session(monkeypatch: 
         await starting
 
     asyncio.run(scenario())
-    assert opened == [] and handler.session is None
+    assert echo_opened == [] and handler.session is None
