@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from speechlm_demo.engines.registry import EngineRegistry
 from speechlm_demo.hardware import HostInfo
 from speechlm_demo.measure.observer import TurnObserver
 from speechlm_demo.measure.record import TurnRecord
-from speechlm_demo.turntaking.half_duplex import HalfDuplexEngine
+from speechlm_demo.turntaking.half_duplex import HalfDuplexEngine, HalfDuplexSettings
 
 
 def entry(engine_id: str = "scripted", **defaults: Any) -> EngineEntry:
@@ -43,6 +43,12 @@ def tone(seconds: float, rate: int = 16_000, level: float = 0.3, freq: float = 2
 def silence(seconds: float, rate: int = 16_000) -> np.ndarray:
     """Digital silence."""
     return np.zeros(int(seconds * rate), np.float32)
+
+
+class WordsSettings(HalfDuplexSettings):
+    """Settings of a test engine that reports the user's words itself, as the cascade does."""
+
+    engine_reports_words: ClassVar[bool] = True
 
 
 class ScriptedEngine(HalfDuplexEngine):
@@ -81,6 +87,7 @@ class DelayedEngine(HalfDuplexEngine):
     turn layer's end of speech (``user_speech_end``). It waits until the turn is surely committed, then sends
     silence up to that instant followed by a tone, so the delay does not depend on thread scheduling."""
 
+    Settings = WordsSettings
     user_words = "what is the capital of france"
     reply_words = "paris is the capital of france"
     delay_s = 0.9

@@ -22,7 +22,7 @@ from speechlm_demo.turntaking.detector import (
     TurnSettings,
 )
 from speechlm_demo.turntaking.voice_activity import EnergyVAD
-from tests.engines_for_tests import Recorder, ScriptedEngine, entry, silence, tone
+from tests.engines_for_tests import Recorder, ScriptedEngine, WordsSettings, entry, silence, tone
 
 RATE = 16_000
 
@@ -228,6 +228,7 @@ def test_speculative_reply_is_dropped_when_the_user_goes_on() -> None:
 class TranscribingEngine(ScriptedEngine):
     """Reports a fixed transcript first, like an ASR stage would."""
 
+    Settings = WordsSettings
     transcript = "What is the capital of France?"
     confidence: float | None = None
 

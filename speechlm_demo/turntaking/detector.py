@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-
 from pydantic import Field
 
 from ..audio import rms_dbfs

@@ -66,6 +66,7 @@ class EndOfTurnStrategy(Protocol):
 
     name: ClassVar[str]
     uses_audio: ClassVar[bool]  # whether the session must ask Smart Turn about each pause
+    uses_words: ClassVar[bool]  # whether it reads the user's words (the engine's, or the turn layer's own)
 
     def decide(self, evidence: Evidence) -> Action:
         """WAIT, COMMIT or DROP given what is known now."""
@@ -77,6 +78,7 @@ class SilenceOnly:
 
     name: ClassVar[str] = "silence"
     uses_audio: ClassVar[bool] = False
+    uses_words: ClassVar[bool] = False
 
     def decide(self, evidence: Evidence) -> Action:
         """Always wait."""
@@ -89,6 +91,7 @@ class TranscriptRule:
 
     name: ClassVar[str] = "transcript"
     uses_audio: ClassVar[bool] = False
+    uses_words: ClassVar[bool] = True
 
     def decide(self, evidence: Evidence) -> Action:
         """Follow the transcript's verdict."""
@@ -104,6 +107,7 @@ class SmartTurnRule:
 
     name: ClassVar[str] = "smart-turn"
     uses_audio: ClassVar[bool] = True
+    uses_words: ClassVar[bool] = False
 
     def decide(self, evidence: Evidence) -> Action:
         """Follow the audio's verdict."""
@@ -121,6 +125,7 @@ class CombinedRule:
 
     name: ClassVar[str] = "combined"
     uses_audio: ClassVar[bool] = True
+    uses_words: ClassVar[bool] = True
 
     def __init__(self, trust_audio_above: float = 1.0) -> None:
         self.trust_audio_above = trust_audio_above

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from ..engines.base import (
     Emit,
@@ -57,12 +57,14 @@ from .detector import (
     TurnDetector,
     TurnSettings,
 )
-from .end_of_turn import strategy_for
+from .end_of_turn import STRATEGIES, strategy_for
 from .reply_runner import CANCEL_GRACE_S, ReplyRunner
 from .speculative_reply import Reply
+from .turn_words import check_listen_asr, shared_recogniser
 from .voice_activity import EnergyVAD, VoiceActivityModel
 
 if TYPE_CHECKING:
+    from ..engines.cascade.asr import ASR
     from .smart_turn import SmartTurn
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,32 @@ class HalfDuplexSettings(TurnSettings):
     smart_turn_alone_above: float = Field(
         1.0, ge=0.0, le=1.0, description="combined: Smart Turn at least this sure commits without the transcript"
     )
+    listen_asr: dict[str, Any] | None = Field(
+        None,
+        description="transcript/combined for an engine that reports no words of the user: the turn layer's own "
+        "recogniser (the cascade's asr mapping), see turntaking.turn_words",
+    )
+
+    engine_reports_words: ClassVar[bool] = False  # the engine yields the user's words (TextOut, role "user")
+
+    @field_validator("listen_asr")
+    @classmethod
+    def _recogniser_known(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_listen_asr(value)
+
+    @model_validator(mode="after")
+    def _words_for_the_rule(self) -> HalfDuplexSettings:
+        reads_words = STRATEGIES[self.endpointing].uses_words
+        if self.listen_asr is not None and self.engine_reports_words:
+            raise ValueError("listen_asr: this engine reports the user's words itself; remove listen_asr")
+        if self.listen_asr is not None and not reads_words:
+            raise ValueError(f"listen_asr: endpointing {self.endpointing!r} reads no words; use transcript or combined, or remove it")
+        if reads_words and not self.engine_reports_words and self.listen_asr is None:
+            raise ValueError(
+                f"endpointing {self.endpointing!r} reads the user's words and this engine reports none: add listen_asr "
+                "(e.g. {kind: faster-whisper, model: offline, language: en}) or use silence / smart-turn"
+            )
+        return self
 
 
 class HalfDuplexEngine(Engine):
@@ -98,13 +126,15 @@ class HalfDuplexEngine(Engine):
         return []
 
     def load(self, progress: Progress | None = None) -> None:
-        """Load the engine, and Smart Turn when its ``endpointing`` listens to the audio (so that opening the
-        first session does not wait for it)."""
+        """Load the engine, Smart Turn when its ``endpointing`` listens to the audio and the turn layer's
+        recogniser when it has ``listen_asr`` (so that opening the first session waits for neither)."""
         super().load(progress)
         if strategy_for(self.settings.endpointing).uses_audio:
             from .smart_turn import shared_model
 
             shared_model()
+        if self.settings.listen_asr is not None:
+            shared_recogniser(self.settings.listen_asr, self.device)
 
     def make_vad(self) -> VoiceActivityModel:
         """The voice activity model of a new session (default: the energy VAD at the input rate)."""
@@ -147,6 +177,10 @@ class HalfDuplexSession(EngineSession):
 
             self.smart_turn = shared_model()
         self._listener = ThreadPoolExecutor(1, thread_name_prefix="smart-turn") if self.smart_turn else None
+        self.words: ASR | None = None  # the turn layer's recogniser (listen_asr), for engines that report no words
+        if self.settings.listen_asr is not None:
+            self.words = shared_recogniser(self.settings.listen_asr, engine.device)
+        self._words_pool = ThreadPoolExecutor(1, thread_name_prefix="turn-words") if self.words else None
         self._heard: deque[np.ndarray] = deque()  # the last 8 s of input: what Smart Turn hears
         self._heard_len = 0
         rate = engine.entry.sample_rates.input
@@ -211,6 +245,8 @@ class HalfDuplexSession(EngineSession):
             self._reply.interrupt()
         if self._listener is not None:
             self._listener.shutdown(wait=False, cancel_futures=True)
+        if self._words_pool is not None:  # queued hearings still run: each ends at once and releases its reply
+            self._words_pool.shutdown(wait=False)
 
     def _time_of(self, sample: int, now: float) -> float:
         return now - (self.detector.samples_seen - sample) / self.detector.rate
@@ -263,6 +299,9 @@ class HalfDuplexSession(EngineSession):
         timeline.mark("reply_started", now)
         turn = UserTurn(self.turns_committed + 1, audio, self.detector.rate, timeline)
         self._reply = Reply(self, turn, end, confirmed)
+        if self._words_pool is not None:
+            self._reply.expect_words()
+            self._words_pool.submit(self._reply.hear_words, audio)
         if committed:
             self._reply.commit("silence")
         self.runner.submit(self._reply)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..audio import audible_span
+from ..audio import audible_span, resample, to_mono_float32
 from ..engines.base import AudioOut, ErrorEvent, Event, Mark, TextOut, TurnEnd, UserTurn
 from .end_of_turn import Action, Evidence, Verdict
 from .endpointing import asks, is_complete
@@ -77,6 +77,8 @@ class Reply:
         self._held: list[Event] = []
         self._result: tuple[str, str] | None = None  # (status, detail) once generation is over
         self.reported = False  # its TurnEnd has been emitted
+        self._words_pending = False  # the turn layer's recogniser has yet to report (see expect_words)
+        self._deferred_finish: tuple[str, str] | None = None  # a finish that waits for those words
         self._lock = threading.RLock()
         self._thread = threading.Thread(target=self._run, name=f"reply-{turn.turn_id}", daemon=True)
         self._watchdog: threading.Timer | None = None
@@ -163,6 +165,37 @@ class Reply:
             self.timeline.extra["smart_turn_p"] = round(probability, 3)
             self.timeline.extra["smart_turn_ms"] = round((time.monotonic() - started) * 1000, 1)
         self.reconsider()
+
+    def expect_words(self) -> None:
+        """The turn layer's recogniser will hear this reply's audio: its ``TurnEnd`` waits for the words, so the
+        user's line is never missing from, nor after, the turn it belongs to."""
+        self._words_pending = True
+
+    def hear_words(self, audio: np.ndarray) -> None:
+        """The turn layer's recogniser on this reply's audio (``listen_asr``; in the session's words thread): the
+        words are judged as an engine's would be, and become the user's line of the transcript (first among the
+        held events). Nothing heard leaves the verdict open; a failing recogniser leaves the silence rule."""
+        heard = None
+        try:
+            recogniser = self.session.words
+            if recogniser is not None and not self.cancelled:
+                self.timeline.mark("asr_start")
+                audio = resample(to_mono_float32(audio), self.turn.sample_rate, recogniser.sample_rate)
+                heard = recogniser.hear(audio, self.turn.cancel)
+                self.timeline.mark("asr_final")
+        except Exception:  # noqa: BLE001 - the words only speed the decision up; the silence rule still ends the turn
+            log.exception("the turn layer's recogniser failed on turn %d", self.turn.turn_id)
+        with self._lock:
+            self._words_pending = False
+            if heard is not None and heard.text.strip() and not self.cancelled and self.phase is not Phase.ENDED:
+                words = TextOut(heard.text, role="user", confidence=heard.confidence)
+                if self.committed:
+                    self._forward(words)
+                else:
+                    self._held.insert(0, words)
+                    self._judge(heard.text, heard.confidence)
+            if self._deferred_finish is not None:
+                self._finish(*self._deferred_finish)
 
     def drop(self) -> None:
         """A speculative reply the user's turn went past: stop it, without a trace."""
@@ -307,6 +340,9 @@ class Reply:
 
     def _finish(self, status: str, detail: str) -> None:
         if self.phase is not Phase.COMMITTED:
+            return
+        if self._words_pending:  # the user's line first (see expect_words)
+            self._deferred_finish = (status, detail)
             return
         self._enter(Phase.ENDED)
         if self._watchdog is not None:

@@ -103,9 +103,9 @@ def test_loading_an_engine_that_listens_loads_smart_turn_once(monkeypatch: pytes
 
     require(None if importlib.util.find_spec("pipecat") else "Smart Turn missing: pip install --no-deps pipecat-ai==1.14.0")
     monkeypatch.setattr(smart_turn, "_models", once_per_process(smart_turn.SmartTurn))
-    EchoEngine(entry("echo", endpointing="transcript")).load()
-    assert smart_turn._models.loaded() == {}  # the transcript rule needs no model
-    EchoEngine(entry("echo", endpointing="combined")).load()
+    EchoEngine(entry("echo", endpointing="silence")).load()
+    assert smart_turn._models.loaded() == {}  # the silence rule needs no model
+    EchoEngine(entry("echo", endpointing="smart-turn")).load()
     (model,) = smart_turn._models.loaded().values()
     session = EchoEngine(entry("echo", endpointing="smart-turn")).open_session(SessionOptions(), Recorder())
     assert session.smart_turn is model

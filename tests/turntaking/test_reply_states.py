@@ -10,12 +10,13 @@ import pytest
 from speechlm_demo.audio import chunks
 from speechlm_demo.engines.base import SessionOptions, TextOut, TurnEnd
 from speechlm_demo.turntaking.speculative_reply import NEXT, Phase
-from tests.engines_for_tests import Recorder, ScriptedEngine, entry, silence, tone
+from tests.engines_for_tests import Recorder, ScriptedEngine, WordsSettings, entry, silence, tone
 
 
 class WordsEngine(ScriptedEngine):
     """Reports ``words`` as the user's transcript, then answers."""
 
+    Settings = WordsSettings
     words = "What is the capital of France?"
 
     def respond(self, turn, history, options):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -40,6 +40,8 @@ def check_stage(stage: str, config: Mapping[str, Any]) -> dict[str, Any]:
 
 class CascadeSettings(HalfDuplexSettings):
     """Which VAD, how the first spoken chunk is cut, the system prompt and the three stages."""
+
+    engine_reports_words: ClassVar[bool] = True  # its ASR stage's words reach the turn layer
 
     vad: Literal["silero", "energy"] = "silero"
     first_chunk_words: int = Field(4, ge=1, description="the first spoken chunk may end after this many words")
