@@ -5,7 +5,8 @@ At a short pause the engine starts answering *speculatively*: its events are hel
 drops that reply.) The reply is *committed* (``turn_detected`` is marked and the held events flow out) when
 
 * the end-of-turn strategy named by ``endpointing`` says so (:mod:`.end_of_turn`: ``transcript``, the
-  words read finished; ``smart-turn``, Smart Turn v3 hears a finished turn once the pause is
+  words read finished (the engine's, or for an engine that reports none the turn layer's ``listen_asr``,
+  :mod:`.turn_words`); ``smart-turn``, Smart Turn v3 hears a finished turn once the pause is
   ``smart_turn_silence_ms`` long; ``combined``, both), the VAD has confirmed the pause, no voice is being
   heard in it and the user has been silent for ``min_commit_silence_ms``, or
 * the silence reaches ``end_silence_ms`` (every engine; the only rule for ``endpointing: silence``).
