@@ -298,6 +298,8 @@ class Reply:
         if isinstance(event, Mark):
             self.timeline.mark(event.name, event.t)
         user_words = isinstance(event, TextOut) and event.role == "user" and event.final
+        if user_words and self.session.words is not None:
+            return  # listen_asr's words are the user's line (a fallback cascade reports its own as well)
         with self._lock:
             if self.cancelled:
                 return

@@ -19,7 +19,7 @@ from speechlm_demo.engines.cascade.settings import CascadeSettings
 from speechlm_demo.engines.echo import EchoEngine
 from speechlm_demo.turntaking import half_duplex, turn_words
 from tests.conftest import require
-from tests.engines_for_tests import Recorder, entry, silence, tone
+from tests.engines_for_tests import Recorder, ScriptedEngine, entry, silence, tone
 
 LISTEN = {"kind": "faster-whisper", "model": "offline", "language": "en", "cpu_threads": 1, "num_workers": 2,
           "min_window_s": 6, "vocabulary": "english"}
@@ -127,3 +127,26 @@ def test_the_recogniser_runs_on_cuda_only_where_ctranslate2_sees_it(monkeypatch:
     assert turn_words.listen_device("cuda:0") == "cpu"
     monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 2)
     assert turn_words.listen_device("cuda:1") == "cuda:1"
+
+
+class _ReportsWordsToo(ScriptedEngine):
+    """An engine without words of its own that still reports some, as a server row answered by its fallback cascade."""
+
+    def respond(self, turn, history, options):
+        yield TextOut("what the fallback heard", role="user")
+        yield from super().respond(turn, history, options)
+
+
+def test_with_listen_asr_the_turn_layers_words_are_the_only_user_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    recogniser = _Broken(Heard("What is the capital of France?", 0.9))
+    monkeypatch.setattr(half_duplex, "shared_recogniser", lambda config, device: recogniser)
+    session = _ReportsWordsToo(entry(endpointing="transcript", listen_asr=LISTEN, end_silence_ms=3000)).open_session(
+        SessionOptions(), rec := Recorder()
+    )
+    for piece in chunks(np.concatenate([silence(0.3), tone(0.8), silence(0.8)]), 320):
+        session.push_audio(piece)
+        time.sleep(0.004)
+    (end,) = rec.wait_for(TurnEnd)
+    session.close()
+    assert user_lines(rec) == ["What is the capital of France?"]
+    assert end.timeline.extra["committed_by"] == "transcript"  # judged from the turn layer's words, not the 3 s silence
