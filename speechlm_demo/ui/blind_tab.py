@@ -302,7 +302,8 @@ def build_blind_tab(demo: gr.Blocks, registry: EngineRegistry, arena: BlindArena
             _Vote(tab, outcome),
             inputs=[view.round_id],
             outputs=[status, *votes, reveal, plot],
-            show_progress="hidden",
+            show_progress="minimal",  # a spinner on the status line while the vote is written (up to ~1 s if the store is locked)
+            show_progress_on=[status],
             concurrency_limit=None,
         )
     demo.load(session_mode, outputs=[listening_info, live_box, listening_box, tag])

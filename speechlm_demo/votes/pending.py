@@ -5,7 +5,19 @@ refused with :class:`~speechlm_demo.votes.store.StoreUnavailable` so the user is
 to the spool, a JSON-lines file rewritten atomically and fsynced, so pending votes survive a restart (a new
 :class:`PendingVotes` on the same file picks them up); without a spool, or when the spool cannot be
 written (a read-only or vanished data folder), the vote is refused rather than held in memory only.
-Retries are idempotent: a vote that did reach the database is not stored twice.
+Retries are idempotent: a vote that did reach the database is not stored twice (the store recognises its
+``vote_id``), and a retry waits only briefly for a locked database, so it never holds up the users' votes.
+
+The spool is per host (:func:`host_spool`): its owner rewrites it whole, so replicas sharing a data folder
+must not share one. A restarted container usually gets a new host name, so with ``adopt=True`` a new
+:class:`PendingVotes` also takes over the other ``pending_votes-*.jsonl`` files of its folder. Taking one
+over is safe even if its host still runs: the file is first renamed (atomic: one taker wins), its votes are
+written into this host's spool, and only then is the renamed file deleted; a live owner still holds its votes
+in memory and writes its spool again at its next change, so a vote may be tried by both, and is stored once.
+
+A spool line that cannot be read (a torn write, a hand edit) is set aside, never deleted: appended to the
+file's ``.bad`` companion (``pending_votes-HOST.jsonl.bad``) with an error naming the file and the line; the
+other votes of the file are kept.
 """
 
 from __future__ import annotations
@@ -13,35 +25,139 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
+import uuid
 from pathlib import Path
 
 from .store import DuplicateVote, StoreUnavailable, VoteRecord, VoteStore
 
 log = logging.getLogger(__name__)
 
+RETRY_WAIT_S = 0.25  # how long a background retry waits for a locked database (a user's vote waits longer)
+SPOOL_PREFIX = "pending_votes-"
+BAD_SUFFIX = ".bad"
+CLAIM_MARK = ".claimed-"
+
+
+def host_spool(folder: Path) -> Path:
+    """This host's spool file in ``folder``."""
+    return folder / f"{SPOOL_PREFIX}{socket.gethostname()}.jsonl"
+
+
+def read_spool(path: Path) -> tuple[list[VoteRecord], int]:
+    """The votes of a spool file (or of a claim on one) and the number of unreadable lines, which are appended
+    to the spool's ``.bad`` file (fsynced) and logged with their line numbers. Raises OSError when the file
+    cannot be read, or its bad lines cannot be set aside (the file must then stay as it is)."""
+    original = path.with_name(path.name.split(CLAIM_MARK)[0])
+    records, bad = [], []
+    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            document = json.loads(raw.decode("utf-8"))
+            if not isinstance(document, dict):
+                raise TypeError(f"a vote is a JSON object, not {type(document).__name__}")
+            records.append(VoteRecord.from_row(document))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            bad.append((number, raw, exc))
+    if bad:
+        aside = original.with_name(original.name + BAD_SUFFIX)
+        with aside.open("ab") as out:
+            out.writelines(raw + b"\n" for _, raw, _ in bad)
+            out.flush()
+            os.fsync(out.fileno())
+        for number, _, exc in bad:
+            log.error("pending-vote spool %s, line %d, is not a readable vote (%s); set aside in %s", original, number, exc, aside)
+    return records, len(bad)
+
 
 class PendingVotes:
-    """A bounded retry queue in front of a :class:`VoteStore`."""
+    """A bounded retry queue in front of a :class:`VoteStore`.
 
-    def __init__(self, store: VoteStore, spool: Path | None = None, *, limit: int = 10_000, retry_s: float = 5.0) -> None:
+    ``adopt``: also take over the other hosts' spools in the spool's folder (see the module's text).
+    """
+
+    def __init__(
+        self,
+        store: VoteStore,
+        spool: Path | None = None,
+        *,
+        limit: int = 10_000,
+        retry_s: float = 5.0,
+        retry_wait_s: float = RETRY_WAIT_S,
+        adopt: bool = False,
+    ) -> None:
         self.store = store
         self.spool = spool
         self.limit = limit
         self.retry_s = retry_s
+        self.retry_wait_s = retry_wait_s
         self._records: dict[str, VoteRecord] = {}
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
-        if spool is not None and spool.exists():
-            for line in spool.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    record = VoteRecord.from_row(json.loads(line))
-                    self._records[record.vote_id] = record
-            if self._records:
-                log.warning("%d vote(s) from the spool %s await storing", len(self._records), spool)
-                self._ensure_worker()
+        if spool is not None:
+            self._load(adopt)
+
+    def _load(self, adopt: bool) -> None:
+        """Read this host's spool (and with ``adopt`` take over the others'); start retrying if any vote waits."""
+        assert self.spool is not None
+        rewrite, taken = False, []
+        if self.spool.exists():
+            try:
+                records, bad = read_spool(self.spool)
+            except OSError:  # never write over a spool that could not be read: keep no spool this run
+                log.exception("cannot read the pending-vote spool %s; it is left as it is, and votes are not spooled", self.spool)
+                self.spool = None
+                return
+            self._records.update((record.vote_id, record) for record in records)
+            rewrite = bad > 0
+        for claim in self._claim_others() if adopt else []:
+            try:
+                records, _ = read_spool(claim)
+            except FileNotFoundError:  # another process claimed it in the meantime: its votes are there
+                continue
+            except OSError:
+                log.exception("cannot read the pending-vote spool %s; it stays for the next start", claim)
+                continue
+            if records:
+                log.warning("took over %d pending vote(s) of another host from %s", len(records), claim.with_name(claim.name.split(CLAIM_MARK)[0]))
+            self._records.update((record.vote_id, record) for record in records)
+            taken.append(claim)
+        if rewrite or taken:
+            try:
+                self._save()  # this host's spool now holds every readable vote (and no bad line)
+            except OSError:
+                log.exception("cannot write the pending-vote spool %s; the spools taken over stay on disk", self.spool)
+                taken = []
+        for claim in taken:
+            claim.unlink(missing_ok=True)
+        if self._records:
+            log.warning("%d vote(s) from the spool %s await storing", len(self._records), self.spool)
+            self._ensure_worker()
+
+    def _claim_others(self) -> list[Path]:
+        """Rename the other hosts' spools (and claims left by a taker that died) to claims of this process."""
+        assert self.spool is not None
+        mark = f"{CLAIM_MARK}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        found = [p for p in self.spool.parent.glob(f"{SPOOL_PREFIX}*.jsonl") if p.name != self.spool.name]
+        found += self.spool.parent.glob(f"{SPOOL_PREFIX}*.jsonl{CLAIM_MARK}*")
+        claims = []
+        for path in sorted(found):
+            if path.name.endswith(BAD_SUFFIX):
+                continue
+            claim = path.with_name(path.name.split(CLAIM_MARK)[0] + mark)
+            try:
+                os.rename(path, claim)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                log.exception("cannot take over the pending-vote spool %s; its votes wait there", path)
+                continue
+            claims.append(claim)
+        return claims
 
     def __len__(self) -> int:
         with self._lock:
@@ -71,7 +187,7 @@ class PendingVotes:
         done = 0
         for record in waiting:
             try:
-                self.store.add(record)
+                self.store.add(record, wait_s=self.retry_wait_s)
             except StoreUnavailable as exc:
                 log.info("store still unavailable (%s); %d vote(s) pending", exc, len(self))
                 break

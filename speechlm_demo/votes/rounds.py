@@ -19,7 +19,6 @@ import hmac
 import logging
 import random
 import secrets
-import socket
 import threading
 import time
 import uuid
@@ -38,7 +37,7 @@ from ..env_settings import env_flag
 from ..timeline import LATENCY_FROM
 from .limits import DAY_S, VoteLimits, VoteRefused
 from .pairs import audio_sha256, engine_version, pick_pair, playable_sides
-from .pending import PendingVotes
+from .pending import PendingVotes, host_spool
 from .store import OUTCOMES, DuplicateVote, StoreUnavailable, VoteRecord, VoteStore, data_dir
 from .voter import signing_secret
 
@@ -112,9 +111,9 @@ class BlindArena:
     ) -> None:
         self.store = store
         self.candidates = candidates
-        # One spool per host: replicas sharing a data volume must not rewrite each other's pending votes.
-        spool = data_dir() / f"pending_votes-{socket.gethostname()}.jsonl"
-        self.pending = pending if pending is not None else PendingVotes(store, spool)
+        # One spool per host (replicas sharing a data volume must not rewrite each other's pending votes); the
+        # spools of hosts gone (a container recreated under a new name) are taken over.
+        self.pending = pending if pending is not None else PendingVotes(store, host_spool(data_dir()), adopt=True)
         self._secret = secret or signing_secret()
         self.ttl_s = ttl_s
         self.min_listen_s = min_listen_s

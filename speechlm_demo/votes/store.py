@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 DB_URL_ENV = "SPEECHLM_DB_URL"
 DATA_DIR_ENV = "SPEECHLM_DATA_DIR"
 OUTCOMES: tuple[str, ...] = ("a", "b", "tie", "both_bad")
-BUSY_TIMEOUT_S = 30.0
+BUSY_TIMEOUT_S = 1.0  # how long a write waits for a database locked by another writer before giving up
+CONNECT_TIMEOUT_S = 5  # libpq's connect_timeout (Postgres) unless the URL sets one: a dead host fails, not hangs
 SCHEMA_LOCK_KEY = 0x5EEC_0001  # pg_advisory_xact_lock key serialising schema creation across replicas
 SCHEMA_ATTEMPTS = 5
 
@@ -151,6 +152,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _libpq_without_timeout(url: str) -> bool:
+    """Whether ``url`` is Postgres through a libpq driver (psycopg, psycopg2) and names no connect_timeout."""
+    try:
+        parsed = sa.make_url(url)
+    except (SQLAlchemyError, ValueError):
+        return False
+    return parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("psycopg", "psycopg2") and "connect_timeout" not in parsed.query
+
+
 class VoteStore:
     """Thread-safe, multi-process-safe vote storage behind a SQLAlchemy engine.
 
@@ -164,20 +174,22 @@ class VoteStore:
         options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
         if self.is_sqlite:  # sqlite3's timeout is SQLite's busy_timeout: how long a writer waits for the lock
             options["connect_args"] = {"timeout": busy_timeout_s, "check_same_thread": False}
+        elif _libpq_without_timeout(self.url):
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
         try:
             self.engine = sa.create_engine(self.url, **options)
         except (SQLAlchemyError, ImportError) as exc:  # a malformed URL or a missing driver: no retry helps
             raise StoreError(f"cannot use the vote store URL {self.url!r}: {exc}") from exc
+        self.busy_timeout_s = busy_timeout_s
         database = self.engine.url.database if self.is_sqlite else None
         self._file = Path(database).resolve() if database and database != ":memory:" and not database.startswith("file:") else None
         self._identity: tuple[int, int] | None = None
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         # SQLite has one writer at a time; queueing this process's writers here avoids SQLite's sleeping
-        # busy handler (tail latency). Other processes still wait on busy_timeout.
-        self._write_lock: contextlib.AbstractContextManager[Any] = (
-            threading.Lock() if self.is_sqlite else contextlib.nullcontext()
-        )
+        # busy handler (tail latency). Other processes still wait on busy_timeout. A writer waits for this
+        # lock and the database's together at most its ``wait_s``, so one stuck write never stalls the others.
+        self._write_lock = threading.Lock() if self.is_sqlite else None
         self._schema_lock = threading.Lock()
         self._ready = False
         try:
@@ -254,7 +266,7 @@ class VoteStore:
             present = {column["name"] for column in inspector.get_columns(table.name)}
             missing = [c for c in table.columns if c.name not in present and c.nullable]
             if missing:
-                with self._write_lock, self.engine.begin() as conn:
+                with self._transaction(self.busy_timeout_s) as conn:
                     for column in missing:
                         kind = column.type.compile(dialect=self.engine.dialect)
                         conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
@@ -263,15 +275,41 @@ class VoteStore:
         """The URL without a password."""
         return sa.make_url(self.url).render_as_string(hide_password=True)
 
-    def add(self, record: VoteRecord) -> bool:
+    @contextlib.contextmanager
+    def _transaction(self, wait_s: float) -> Iterator[sa.Connection]:
+        """One write transaction that waits at most ``wait_s`` for locks: this process's other writers (SQLite),
+        then the database's lock held by another connection (SQLite's busy_timeout, Postgres's lock_timeout).
+        Raises :class:`StoreUnavailable` when this process's writers keep the lock that long, SQLAlchemy's
+        errors otherwise."""
+        deadline = time.monotonic() + wait_s
+        if self._write_lock is not None and not self._write_lock.acquire(timeout=max(wait_s, 0.0)):
+            raise StoreUnavailable(f"vote store {self.describe()} busy: another write of this process took over {wait_s:.1f} s")
+        try:
+            with self.engine.begin() as conn:
+                left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout = {left_ms}")
+                elif conn.dialect.name == "postgresql":  # ends with the transaction (set_config(..., true))
+                    conn.execute(sa.text("SELECT set_config('lock_timeout', :ms, true)"), {"ms": f"{left_ms}ms"})
+                try:
+                    yield conn
+                finally:
+                    if conn.dialect.name == "sqlite":  # the pooled connection keeps the store's own timeout
+                        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        finally:
+            if self._write_lock is not None:
+                self._write_lock.release()
+
+    def add(self, record: VoteRecord, *, wait_s: float | None = None) -> bool:
         """Store one vote in one transaction. True if written now, False if this exact vote was already stored.
 
-        Raises :class:`DuplicateVote` when another vote for the round exists and :class:`StoreUnavailable`
-        when the database cannot be written (the caller keeps the vote and retries).
+        ``wait_s`` (default: the store's ``busy_timeout_s``): how long to wait for a database locked by other
+        writers before giving up. Raises :class:`DuplicateVote` when another vote for the round exists and
+        :class:`StoreUnavailable` when the database cannot be written (the caller keeps the vote and retries).
         """
         self._ensure_schema()
         try:
-            with self._write_lock, self.engine.begin() as conn:
+            with self._transaction(self.busy_timeout_s if wait_s is None else wait_s) as conn:
                 conn.execute(_INSERT, record.to_row())
             return True
         except IntegrityError:
@@ -302,12 +340,13 @@ class VoteStore:
             raise StoreUnavailable(f"vote store {self.describe()} unavailable: {exc}") from exc
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[sa.Connection]:
+    def writing(self, wait_s: float | None = None) -> Iterator[sa.Connection]:
         """One transaction among this process's writers (the schema made first if needed, e.g. after the SQLite
-        file was deleted); database errors become :class:`StoreUnavailable`."""
+        file was deleted), waiting at most ``wait_s`` (default ``busy_timeout_s``) for locks; database errors
+        become :class:`StoreUnavailable`."""
         self._ensure_schema()
         try:
-            with self._write_lock, self.engine.begin() as conn:
+            with self._transaction(self.busy_timeout_s if wait_s is None else wait_s) as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"vote store {self.describe()} not written: {exc}") from exc

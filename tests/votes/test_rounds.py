@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,6 +192,30 @@ def test_store_down_vote_is_queued_then_stored_once(arena: BlindArena, store: Vo
     assert store.count() == 1 and store.get(blind.round_id).vote_id == receipt.vote_id  # type: ignore[union-attr]
 
 
+def test_votes_on_a_locked_database_are_kept_within_seconds_not_one_after_another(db_path: Path, clock: Clock, tmp_path: Path) -> None:
+    store = VoteStore(f"sqlite:///{db_path}")  # the app's default wait
+    arena = BlindArena(store, lambda: ENTRIES, pending=PendingVotes(store, tmp_path / "spool.jsonl", retry_s=3600), clock=clock)
+    rounds = [ready_round(arena, f"voter-{n}") for n in range(3)]
+    results: dict[int, tuple[float, bool]] = {}
+
+    def vote(n: int) -> None:
+        started = time.monotonic()
+        receipt = arena.submit_vote(rounds[n].round_id, f"voter-{n}", "a", address=f"192.0.2.{n}")
+        results[n] = (time.monotonic() - started, receipt.queued)
+
+    with locked(db_path):
+        threads = [threading.Thread(target=vote, args=(n,)) for n in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert all(queued for _, queued in results.values()) and len(arena.pending) == 3, results
+    assert max(took for took, _ in results.values()) < 5.0, results  # they used to take 30, 60 and 90 s
+    assert arena.pending.drain() == 3 and store.count() == 3
+    arena.close()
+    store.close()
+
+
 def test_queued_votes_survive_a_restart(arena: BlindArena, store: VoteStore, db_path: Path, tmp_path: Path) -> None:
     blind = ready_round(arena)
     with locked(db_path):
@@ -288,7 +313,7 @@ def test_one_vote_failing_unexpectedly_does_not_stop_the_retries_of_others(store
     class Flaky:
         """A store that breaks on one particular vote in a way nobody planned for."""
 
-        def add(self, record: VoteRecord) -> bool:
+        def add(self, record: VoteRecord, wait_s: float | None = None) -> bool:
             if record.outcome == "tie":
                 raise RuntimeError("driver bug")
             return store.add(record)

@@ -78,6 +78,51 @@ def test_locked_database_is_reported_unavailable(store: VoteStore, db_path: Path
     assert store.count() == 2
 
 
+def test_a_write_to_a_locked_database_gives_up_within_about_a_second(db_path: Path) -> None:
+    store = VoteStore(f"sqlite:///{db_path}")  # the app's default wait, not the tests' 0.2 s
+    store.add(make_record())
+    with locked(db_path):
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            store.add(make_record())
+        waited = time.monotonic() - started
+    assert 0.5 < waited < 5.0, waited  # it waited for the lock a little (it used to hang for 30 s)
+    store.add(make_record())
+    assert store.count() == 2
+    with store.engine.connect() as conn:  # the pooled connection is back to the store's own busy timeout
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 1000
+    store.close()
+
+
+def test_a_background_retry_waits_briefly_and_never_holds_up_a_users_write(db_path: Path) -> None:
+    from speechlm_demo.votes.pending import PendingVotes
+
+    store = VoteStore(f"sqlite:///{db_path}", busy_timeout_s=4.0)
+    pending = PendingVotes(store, db_path.with_name("spool.jsonl"), retry_s=3600, retry_wait_s=0.2)
+    queued = make_record()
+    pending.add(queued)
+    timings: dict[str, float] = {}
+
+    def retry() -> None:
+        started = time.monotonic()
+        pending.drain()
+        timings["retry"] = time.monotonic() - started
+
+    with locked(db_path):
+        worker = threading.Thread(target=retry)
+        worker.start()
+        time.sleep(0.05)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            store.add(make_record(), wait_s=1.0)  # a user's vote meanwhile: its own wait, not the retry's and its own
+        timings["user"] = time.monotonic() - started
+        worker.join()
+    assert timings["retry"] < 2.0 and timings["user"] < 2.0, timings
+    assert pending.drain() == 1 and store.get(queued.round_id) == queued
+    pending.close()
+    store.close()
+
+
 def test_unopenable_store_is_reported(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(StoreUnavailable, match="cannot open"):

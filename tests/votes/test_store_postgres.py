@@ -137,3 +137,42 @@ def test_a_store_that_could_not_open_tries_again(pg_url: str) -> None:
             conn.execute(sa.text(f"DROP DATABASE {name}"))
     finally:
         admin.dispose()
+
+
+def test_a_write_to_a_locked_table_gives_up_within_about_a_second(pg_store: VoteStore, pg_url: str) -> None:
+    import time
+
+    holder = sa.create_engine(pg_url)
+    outcome: list[object] = []
+
+    def write() -> None:
+        started = time.monotonic()
+        try:
+            pg_store.add(make_record())
+            outcome.append("stored")
+        except StoreUnavailable:
+            outcome.append(time.monotonic() - started)
+
+    try:
+        with holder.begin() as conn:  # another session holds the table (a migration, a LOCK TABLE)
+            conn.execute(sa.text("LOCK TABLE votes IN ACCESS EXCLUSIVE MODE"))
+            writer = threading.Thread(target=write)
+            writer.start()
+            writer.join(timeout=10)  # without a lock timeout the write would wait as long as the lock is held
+            assert not writer.is_alive() and len(outcome) == 1 and isinstance(outcome[0], float), outcome
+            assert outcome[0] < 5.0, outcome
+        writer.join()
+        record = make_record()
+        assert pg_store.add(record) is True and pg_store.get(record.round_id) == record  # the lock timeout ended with its transaction
+        with pg_store.engine.connect() as conn:
+            assert conn.execute(sa.text("SHOW lock_timeout")).scalar() == "0"
+    finally:
+        holder.dispose()
+
+
+def test_a_libpq_url_gets_a_connect_timeout_unless_it_names_one() -> None:
+    from speechlm_demo.votes.store import _libpq_without_timeout
+
+    assert _libpq_without_timeout("postgresql+psycopg://u@db.example/votes")
+    assert not _libpq_without_timeout("postgresql+psycopg://u@db.example/votes?connect_timeout=9")
+    assert not _libpq_without_timeout("sqlite:////tmp/v.sqlite3")

@@ -1,0 +1,117 @@
+"""The pending-vote spool: unreadable lines are set aside, other hosts' spools are taken over, each vote is
+stored once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from speechlm_demo.votes.pending import PendingVotes, host_spool
+from speechlm_demo.votes.rounds import BlindArena
+from speechlm_demo.votes.store import VoteStore
+from tests.votes.conftest import make_record
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_spool(path: Path, *lines: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def test_a_corrupt_line_is_set_aside_and_the_other_votes_are_kept(store: VoteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    spool = tmp_path / "pending_votes-here.jsonl"
+    first, second = make_record(), make_record()
+    torn = '{"vote_id": "abc", "round_id": "r"'
+    write_spool(spool, first.to_json(), torn, "[1, 2]", second.to_json())
+    with open(spool, "ab") as out:
+        out.write(b"\xff\xfe not utf-8\n")
+    with caplog.at_level(logging.ERROR):
+        pending = PendingVotes(store, spool, retry_s=3600)
+    assert len(pending) == 2
+    bad = spool.with_name(spool.name + ".bad")
+    assert bad.read_bytes().splitlines() == [torn.encode(), b"[1, 2]", b"\xff\xfe not utf-8"]
+    for line in (2, 3, 5):
+        assert any(str(spool) in r.getMessage() and f"line {line}," in r.getMessage() for r in caplog.records), caplog.text
+    assert [json.loads(line)["vote_id"] for line in spool.read_text().splitlines()] == [first.vote_id, second.vote_id]
+    PendingVotes(store, spool, retry_s=3600).close()  # a second start finds nothing more to set aside
+    assert len(bad.read_bytes().splitlines()) == 3
+    assert pending.drain() == 2 and store.get(first.round_id) == first and store.get(second.round_id) == second
+    pending.close()
+
+
+def test_the_app_starts_with_a_corrupt_spool_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    spool = host_spool(data)
+    good = make_record()
+    write_spool(spool, '{"vote_id": "abc", "round_id": "r"', good.to_json())
+    code = "from speechlm_demo.votes.rounds import BlindArena; from speechlm_demo.votes.store import VoteStore; s = VoteStore(); a = BlindArena(s, list); print('pending', len(a.pending)); a.pending.drain(); print('stored', s.count()); a.close()"
+    env = os.environ | {"SPEECHLM_DATA_DIR": str(data)}
+    env.pop("SPEECHLM_DB_URL", None)
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0 and "pending 1" in run.stdout and "stored 1" in run.stdout, run.stderr
+    assert "JSONDecodeError" not in run.stderr and "line 1" in run.stderr and ".bad" in run.stderr
+
+
+def test_a_new_host_takes_over_the_spool_of_a_host_gone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    data = tmp_path / "data"
+    down = VoteStore("sqlite:////proc/nope/votes.sqlite3", lazy=True)
+    monkeypatch.setattr(socket, "gethostname", lambda: "old-container")
+    old = PendingVotes(down, host_spool(data), retry_s=3600, adopt=True)
+    kept = make_record()
+    old.add(kept)
+    old.close()
+    monkeypatch.setattr(socket, "gethostname", lambda: "new-container")
+    store = VoteStore()
+    with caplog.at_level(logging.WARNING):
+        arena = BlindArena(store, list)
+    assert len(arena.pending) == 1 and "pending_votes-old-container.jsonl" in caplog.text
+    assert sorted(p.name for p in data.glob("pending_votes-*")) == ["pending_votes-new-container.jsonl"]
+    assert arena.pending.drain() == 1 and store.get(kept.round_id) == kept
+    arena.close()
+
+
+def test_taking_over_a_live_hosts_spool_loses_nothing_and_stores_each_vote_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two replicas on one data folder while the database is down: the one starting takes over the other's
+    spool although that one still runs and keeps adding votes; every vote ends up stored exactly once."""
+    db = tmp_path / "votes.sqlite3"
+    store = VoteStore(f"sqlite:///{db}", busy_timeout_s=0.2)
+    down = VoteStore("sqlite:////proc/nope/votes.sqlite3", lazy=True)
+    folder = tmp_path / "data"
+    monkeypatch.setattr(socket, "gethostname", lambda: "replica-1")
+    live = PendingVotes(down, host_spool(folder), retry_s=3600)
+    records = [make_record() for _ in range(60)]
+    for record in records[:20]:
+        live.add(record)
+    monkeypatch.setattr(socket, "gethostname", lambda: "replica-2")
+    adding = threading.Thread(target=lambda: [live.add(r) for r in records[20:]])
+    adding.start()  # replica-1 rewrites its spool while replica-2 takes it over
+    newcomer = PendingVotes(down, host_spool(folder), retry_s=3600, adopt=True)
+    adding.join()
+    assert len(newcomer) >= 20
+    live.store = newcomer.store = store  # the database is back
+    assert live.drain() == 60
+    newcomer.drain()
+    assert store.count() == 60 and set(store.frame(["vote_id"])["vote_id"]) == {r.vote_id for r in records}
+    restarted = PendingVotes(store, host_spool(folder), retry_s=3600, adopt=True)  # nothing is left over anywhere
+    assert len(restarted) == 0 and restarted.drain() == 0
+    for pending in (live, newcomer, restarted):
+        pending.close()
+
+
+def test_a_claim_left_by_a_taker_that_died_is_taken_over(store: VoteStore, tmp_path: Path) -> None:
+    left = tmp_path / "pending_votes-gone.jsonl.claimed-dead-1-abcd1234"
+    record = make_record()
+    write_spool(left, record.to_json())
+    pending = PendingVotes(store, tmp_path / "pending_votes-here.jsonl", retry_s=3600, adopt=True)
+    assert len(pending) == 1 and not left.exists()
+    assert pending.drain() == 1 and store.get(record.round_id) == record
+    pending.close()
