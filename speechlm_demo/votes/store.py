@@ -63,6 +63,10 @@ class StoreUnavailable(StoreError):
     """The database cannot be reached or written right now; the write may be retried."""
 
 
+class StoreMissing(StoreError):
+    """An existing store was asked for (a read-only command) and there is none at that place."""
+
+
 class DuplicateVote(StoreError):
     """A different vote for this round is already stored."""
 
@@ -166,9 +170,13 @@ class VoteStore:
 
     ``lazy``: a database that cannot be opened yet does not raise here; every use tries again (and raises
     :class:`StoreUnavailable` while it still fails). Otherwise opening failures raise at once.
+    ``create=False`` (readers such as the CLI's exports): open an existing store only; a SQLite file that does
+    not exist, or a database without the votes table, raises :class:`StoreMissing` and nothing is made.
     """
 
-    def __init__(self, url: str | None = None, *, busy_timeout_s: float = BUSY_TIMEOUT_S, lazy: bool = False) -> None:
+    def __init__(
+        self, url: str | None = None, *, busy_timeout_s: float = BUSY_TIMEOUT_S, lazy: bool = False, create: bool = True
+    ) -> None:
         self.url = url or default_url()
         self.is_sqlite = self.url.startswith("sqlite")
         options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
@@ -192,6 +200,8 @@ class VoteStore:
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._schema_lock = threading.Lock()
         self._ready = False
+        if not create:
+            self._check_exists()
         try:
             self._ensure_schema()
         except StoreUnavailable as exc:
@@ -237,6 +247,18 @@ class VoteStore:
                 if attempt == SCHEMA_ATTEMPTS:
                     raise
                 time.sleep(0.05 * attempt)
+
+    def _check_exists(self) -> None:
+        """:class:`StoreMissing` unless the database exists and has the votes table (checked without making either)."""
+        if self.is_sqlite and self._file is not None and not self._file.is_file():
+            raise StoreMissing(f"there is no vote store at {self._file}")
+        try:
+            with self.engine.connect() as conn:
+                present = sa.inspect(conn).has_table(votes_table.name)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"cannot open the vote store {self.describe()}: {exc}") from exc
+        if not present:
+            raise StoreMissing(f"{self.describe()} holds no vote store (it has no {votes_table.name} table)")
 
     def _has_tables(self) -> bool:
         """Whether every table of the schema exists (another process may have just made them)."""
@@ -374,6 +396,12 @@ class VoteStore:
         query = sa.select(c.vote_id).where(c.voter_id == voter_id, c.input_sha256 == input_sha256, pair).limit(1)
         with self.reading() as conn:
             return conn.execute(query).first() is not None
+
+    def tags(self) -> dict[str, int]:
+        """The listening-session tags of the stored votes and how many votes carry each ("" = no session)."""
+        query = sa.select(votes_table.c.tag, sa.func.count()).group_by(votes_table.c.tag).order_by(votes_table.c.tag)
+        with self.reading() as conn:
+            return {tag: int(count) for tag, count in conn.execute(query)}
 
     def frame(self, columns: list[str] | None = None, *, tag: str | None = None) -> pd.DataFrame:
         """Votes as a DataFrame (oldest first); ``columns`` limits what is read, ``tag`` to one listening session."""

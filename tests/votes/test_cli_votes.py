@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from speechlm_demo.cli import main
 from speechlm_demo.votes.store import VoteStore
 from tests.votes.conftest import make_record
 
@@ -71,3 +74,49 @@ def test_a_data_dir_that_is_a_file_gives_an_error_line(tmp_path: Path) -> None:
         run = cli(*args, data=not_a_folder)
         assert run.returncode == 2, (args, run.stderr)
         assert run.stderr.startswith("error: ") and str(not_a_folder) in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["leaderboard", "--rounds", "0"], "--rounds: must be at least 1, not 0"),
+        (["leaderboard", "--rounds", "-5"], "--rounds: must be at least 1, not -5"),
+        (["leaderboard", "--style-rounds", "-1"], "--style-rounds: must be at least 1, not -1"),
+        (["leaderboard", "--rounds", "many"], "--rounds: 'many' is not a whole number"),
+        (["bench-votes", "--engines", "1"], "--engines: must be at least 2, not 1"),
+        (["bench-votes", "--voters", "0"], "--voters: must be at least 1, not 0"),
+        (["bench-votes", "--think", "nan"], "--think: must be a finite number of seconds"),
+        (["session", "prepare", "--prompts", "p", "--engines", "a,b", "--name", "n", "--timeout", "0"], "--timeout: must be more than 0 seconds"),
+    ],
+)
+def test_numeric_flags_out_of_range_are_refused_with_a_message(args: list[str], complaint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(args)
+    assert stopped.value.code == 2
+    assert complaint in capsys.readouterr().err
+
+
+def test_read_only_commands_never_make_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    typo = tmp_path / "typo" / "x.db"
+    assert main(["leaderboard", "--db", f"sqlite:///{typo}"]) == 2
+    assert f"no vote store at {typo}" in capsys.readouterr().err and not typo.parent.exists()
+    monkeypatch.setenv("SPEECHLM_DATA_DIR", str(tmp_path / "wrong"))
+    assert main(["votes", "export", "--csv", str(tmp_path / "v.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "no vote store at" in err and "SPEECHLM_DATA_DIR" in err and not (tmp_path / "wrong").exists() and not (tmp_path / "v.csv").exists()
+    other = tmp_path / "other.sqlite3"  # a SQLite database that is not a vote store is not turned into one
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    assert main(["leaderboard", "--db", f"sqlite:///{other}"]) == 2
+    assert "no votes table" in capsys.readouterr().err
+    assert sqlite3.connect(other).execute("SELECT name FROM sqlite_master").fetchall() == [("t",)]
+
+
+def test_an_unknown_tag_is_named_with_the_tags_there_are(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'votes.sqlite3'}"
+    store = VoteStore(url)
+    for index in range(5):
+        store.add(make_record(tag="club" if index < 3 else ""))
+    store.close()
+    assert main(["leaderboard", "--db", url, "--tag", "nosuch", "--rounds", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "no votes carry the tag 'nosuch'" in err and "'club' (3)" in err and "untagged (2)" in err
