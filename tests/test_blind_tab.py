@@ -181,6 +181,16 @@ def test_unknown_or_unsafe_sessions_fall_back_to_the_microphone(data_dir: Path) 
     assert session_mode(request())[0] == "" and session_mode(request())[3] == ""
 
 
+def test_a_session_with_a_damaged_manifest_is_explained_on_load_and_on_draw(tab: BlindTab, data_dir: Path) -> None:
+    folder = sessions_root() / "wrongtypes"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text('{"name": "wrongtypes", "engines": [], "prompts": "x"}')
+    info, live, session_box, tag = session_mode(request(session="wrongtypes"))
+    assert info.startswith("⚠️") and "damaged" in info and live["visible"] is True and session_box["visible"] is False and tag == ""
+    outputs = tab.session_round("wrongtypes", request())  # a page that kept the tag from before the manifest broke
+    assert outputs[0] is None and outputs[1].startswith("⚠️") and "damaged" in outputs[1] and outputs[-1] == ""
+
+
 def test_a_scripted_stuffer_is_refused_and_learns_nothing_from_reveals(tab: BlindTab, registry: EngineRegistry, tmp_path: Path) -> None:
     """The probe of issue 13, item 1: invented session ids, repeated votes on one (prompt, pair) across reloads,
     and reply URLs learned from reveals used to unblind later rounds."""

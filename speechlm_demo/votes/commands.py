@@ -95,7 +95,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     prepare.add_argument("--timeout", type=_positive_seconds, default=60.0, help="seconds an engine may take per reply")
     prepare.add_argument("--max-prompt", type=_positive_seconds, default=60.0, help="prompts longer than this many seconds are cut")
     prepare.add_argument("--catalog", help="catalogue file")
-    session_sub.add_parser("list", help="the prepared sessions")
+    prepare.add_argument("--replace", action="store_true", help="replace the session of that name (its replies; votes already cast keep their tag)")
+    session_sub.add_parser("list", help="the prepared sessions (those that cannot be opened are marked unreadable)")
+
+
+def _session_line(name: str) -> str:
+    """``name``, marked unreadable (with the reason) when the session cannot be opened."""
+    from .listening import ListeningSession, SessionError
+
+    try:
+        ListeningSession(name)
+    except SessionError as exc:
+        return f"{name}\tunreadable: {exc}"
+    return name
 
 
 def _session(args: argparse.Namespace) -> int:
@@ -109,7 +121,7 @@ def _session(args: argparse.Namespace) -> int:
     from .listening import SessionError, list_sessions, prepare
 
     if args.session_command == "list":
-        sys.stdout.write("".join(f"{name}\n" for name in list_sessions()) or "no listening sessions yet\n")
+        sys.stdout.write("".join(f"{_session_line(name)}\n" for name in list_sessions()) or "no listening sessions yet\n")
         return 0
     engine_ids = [e.strip() for e in args.engines.split(",") if e.strip()]
     try:
@@ -127,7 +139,14 @@ def _session(args: argparse.Namespace) -> int:
                 bar.update(done - bar.n)
 
             folder = prepare(
-                registry, Path(args.prompts), engine_ids, args.name, timeout_s=args.timeout, max_prompt_s=args.max_prompt, progress=advance
+                registry,
+                Path(args.prompts),
+                engine_ids,
+                args.name,
+                timeout_s=args.timeout,
+                max_prompt_s=args.max_prompt,
+                progress=advance,
+                replace=args.replace,
             )
     except SessionError as exc:
         sys.stderr.write(f"error: {exc}\n")

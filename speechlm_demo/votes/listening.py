@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ..audio import AudioError, encode_wav, read_audio
 from ..catalog import EngineEntry
@@ -43,6 +44,53 @@ MANIFEST = "manifest.json"
 
 class SessionError(ValueError):
     """A listening session that cannot be prepared or opened; the message is for the user."""
+
+
+class SessionExists(SessionError):
+    """``prepare`` was asked for a name already taken, without ``replace``."""
+
+
+class _Reply(BaseModel):
+    """One stored reply as the manifest describes it."""
+
+    status: str
+    message: str = ""
+    user_text: str = ""
+    reply_text: str = ""
+    timeline: dict[str, Any] = Field(default_factory=dict)
+    sample_rate: int = Field(ge=0)
+    file: str | None = None
+
+
+class _Prompt(BaseModel):
+    """One prompt of the manifest with every engine's reply."""
+
+    id: int
+    file: str
+    reference: str | None = None
+    replies: dict[str, _Reply]
+
+
+class _Manifest(BaseModel):
+    """What :class:`ListeningSession` reads of ``manifest.json`` (other keys are ignored)."""
+
+    engines: dict[str, EngineEntry]
+    prompts: list[_Prompt]
+
+    @model_validator(mode="after")
+    def _replies_of_known_engines(self) -> _Manifest:
+        for prompt in self.prompts:
+            unknown = sorted(set(prompt.replies) - set(self.engines))
+            if unknown:
+                raise ValueError(f"prompt {prompt.id} has replies of engines the manifest does not list: {', '.join(unknown)}")
+        return self
+
+
+def _problems(exc: ValidationError) -> str:
+    """The first few problems of a manifest, one short phrase each."""
+    found = [f"{'.'.join(str(part) for part in error['loc']) or 'manifest'}: {error['msg']}" for error in exc.errors()[:3]]
+    more = exc.error_count() - len(found)
+    return "; ".join(found) + (f" (and {more} more)" if more > 0 else "")
 
 
 def sessions_root() -> Path:
@@ -90,8 +138,14 @@ def prepare(
     timeout_s: float = 60.0,
     max_prompt_s: float = MAX_PROMPT_S,
     progress: Callable[[int, int, str], None] | None = None,
+    replace: bool = False,
 ) -> Path:
     """Generate every engine's reply to every prompt and write the session; returns its folder.
+
+    A session of that name already there raises :class:`SessionExists` before any work, unless ``replace``:
+    then its folder (manifest and audio) is replaced once the new one is ready. Votes are rows of the vote
+    store, not files of the session: the old votes keep the name as their tag, so ``--tag NAME`` counts the
+    votes on the old replies and on the new ones together.
 
     An engine that cannot load, or fails a prompt, is recorded as failed there; :class:`SessionError`
     (with the reasons) if fewer than two engines are given, no prompt file is usable, or no prompt got a
@@ -100,6 +154,9 @@ def prepare(
     listed with their reason in the manifest's ``skipped``.
     """
     check_name(name)
+    folder = (root or sessions_root()) / name
+    if not replace:
+        _refuse_existing(folder)
     ids = list(dict.fromkeys(engine_ids))
     unknown = [i for i in ids if i not in registry.availability]
     if unknown:
@@ -114,7 +171,6 @@ def prepare(
     total, done = len(prompts) * len(ids), 0
     if progress is not None:
         progress(0, total, f"{len(prompts)} prompt(s) x {len(ids)} engines")
-    folder = (root or sessions_root()) / name
     staging = folder.with_name(f".{name}.{uuid.uuid4().hex[:8]}")
     (staging / "audio").mkdir(parents=True)
     try:
@@ -146,13 +202,24 @@ def prepare(
                     progress(done, total, f"{engine_id} / {prompt.path.name}: {result.status}")
         _check_usable(manifest)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if folder.exists():
+        if not replace:
+            _refuse_existing(folder)  # made by someone else while the replies were generated
+        elif folder.exists():
             shutil.rmtree(folder)
         staging.rename(folder)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     return folder
+
+
+def _refuse_existing(folder: Path) -> None:
+    if folder.exists():
+        raise SessionExists(
+            f"a listening session named {folder.name!r} already exists; give --replace to replace it (its prompts and "
+            f"replies are deleted; the votes already cast keep the tag {folder.name!r}, so the leaderboard's --tag "
+            "then counts votes on the old and the new replies together), or choose another name"
+        )
 
 
 def _playable(reply: dict[str, Any]) -> bool:
@@ -197,11 +264,15 @@ class ListeningSession:
         if not path.is_file():
             raise SessionError(f"there is no listening session named {name!r}")
         try:
-            manifest = json.loads(path.read_text())
-            self.entries = {i: EngineEntry.model_validate(e) for i, e in manifest["engines"].items()}
-            self.prompts = [ListeningPrompt(p["id"], p["file"], p.get("reference"), p["replies"]) for p in manifest["prompts"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SessionError(f"listening session {name!r} is damaged: {exc}") from None
+            manifest = _Manifest.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            raise SessionError(f"listening session {name!r} is damaged: {_problems(exc)}") from None
+        except OSError as exc:
+            raise SessionError(f"listening session {name!r} cannot be read: {exc.strerror or exc}") from None
+        self.entries = manifest.engines
+        self.prompts = [
+            ListeningPrompt(p.id, p.file, p.reference, {i: reply.model_dump() for i, reply in p.replies.items()}) for p in manifest.prompts
+        ]
         self.usable = [p for p in self.prompts if len(p.answered_by()) >= 2]
         if not self.usable:
             raise SessionError(f"listening session {name!r} has no prompt that two engines answered")

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from speechlm_demo.cli import main
 from speechlm_demo.engines.registry import EngineRegistry
-from speechlm_demo.votes.listening import ListeningSession, SessionError, check_name, list_sessions, prepare
+from speechlm_demo.votes.listening import ListeningSession, SessionError, SessionExists, check_name, list_sessions, prepare
 from tests.engines_for_tests import engine_entry, registry_of, silence, tone
 
 ENGINES = ["zebra", "quokka", "crasher", "broken"]
@@ -72,11 +72,51 @@ def test_a_session_serves_pairs_of_engines_that_answered(registry: EngineRegistr
     assert pair.a.latency_ms is not None and pair.a.reply_text.startswith("turn")
 
 
-def test_preparing_again_replaces_the_session(registry: EngineRegistry, prompts: Path, tmp_path: Path) -> None:
+def test_preparing_again_replaces_the_session_only_when_asked(registry: EngineRegistry, prompts: Path, tmp_path: Path) -> None:
     prepare(registry, prompts, ["zebra", "quokka"], "s", root=tmp_path)
+    before = sorted(p.name for p in (tmp_path / "s" / "audio").iterdir())
     (prompts / "q1.wav").unlink()
-    prepare(registry, prompts, ["zebra", "quokka"], "s", root=tmp_path)
+    with pytest.raises(SessionExists, match=r"already exists; give --replace.*votes already cast keep the tag 's'"):
+        prepare(registry, prompts, ["zebra", "quokka"], "s", root=tmp_path)
+    assert len(ListeningSession("s", tmp_path).prompts) == 2 and sorted(p.name for p in (tmp_path / "s" / "audio").iterdir()) == before
+    prepare(registry, prompts, ["zebra", "quokka"], "s", root=tmp_path, replace=True)
     assert len(ListeningSession("s", tmp_path).prompts) == 1
+
+
+@pytest.fixture(scope="module")
+def good_manifest(registry: EngineRegistry, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A manifest as ``prepare`` writes it (made once: preparing runs the engines in real time)."""
+    folder = tmp_path_factory.mktemp("manifest")
+    sf.write(folder / "q0.wav", np.concatenate([tone(0.5), silence(0.2)]), 16_000)
+    sf.write(folder / "q1.wav", np.concatenate([tone(0.7), silence(0.2)]), 16_000)
+    return json.loads((prepare(registry, folder, ["zebra", "quokka"], "w", root=folder / "sessions") / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("manifest", "problem"),
+    [
+        ({"name": "w", "engines": [], "prompts": "x"}, "engines: Input should be an object; prompts: Input should be a valid array"),
+        ([1, 2], "manifest: Input should be an object"),
+        ("PROMPT_WITHOUT_RATE", "sample_rate: Field required"),
+        ("REPLY_OF_UNLISTED_ENGINE", "replies of engines the manifest does not list: ghost"),
+        ("PROMPTS_AS_STRINGS", "prompts.0: Input should be an object"),
+    ],
+)
+def test_a_manifest_with_wrong_types_is_a_damaged_session(good_manifest: dict, tmp_path: Path, manifest: object, problem: str) -> None:
+    good = json.loads(json.dumps(good_manifest))
+    (tmp_path / "w").mkdir()
+    if manifest == "PROMPT_WITHOUT_RATE":
+        del good["prompts"][0]["replies"]["zebra"]["sample_rate"]
+        manifest = good
+    elif manifest == "REPLY_OF_UNLISTED_ENGINE":
+        good["prompts"][1]["replies"]["ghost"] = good["prompts"][1]["replies"]["zebra"]
+        manifest = good
+    elif manifest == "PROMPTS_AS_STRINGS":
+        manifest = good | {"prompts": ["q0.wav"]}
+    (tmp_path / "w" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SessionError, match="listening session 'w' is damaged: ") as info:
+        ListeningSession("w", tmp_path)
+    assert problem in str(info.value)
 
 
 @pytest.mark.parametrize("name", ["", "../etc", "a/b", "x" * 65, ".hidden", "a..b", "naïve"])
@@ -132,3 +172,21 @@ def test_cli_prepares_and_lists_sessions(prompts: Path, tmp_path: Path, capsys: 
     assert main(["session", "prepare", "--prompts", str(prompts), "--engines", "zebra,nope", "--name", "x", "--catalog", str(catalog)]) == 2
     assert "unknown engine" in capsys.readouterr().err
     assert main(["session", "prepare", "--prompts", str(prompts), "--engines", "zebra,quokka", "--name", "../x", "--catalog", str(catalog)]) == 2
+
+
+def test_cli_refuses_to_replace_a_session_unless_asked_and_lists_unreadable_ones(prompts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    entries = [engine_entry(i, i.title() + " Model").model_dump(mode="json", by_alias=True) for i in ("zebra", "quokka")]
+    catalog.write_text(json.dumps({"default_engine": "zebra", "engine_packages": ["tests"], "engines": entries}))
+    prepare_cli = ["session", "prepare", "--prompts", str(prompts), "--engines", "zebra,quokka", "--name", "night", "--catalog", str(catalog)]
+    assert main(prepare_cli) == 0
+    capsys.readouterr()
+    assert main(prepare_cli) == 2
+    assert "already exists; give --replace" in capsys.readouterr().err
+    assert main([*prepare_cli, "--replace"]) == 0
+    capsys.readouterr()
+    (tmp_path / "data" / "sessions" / "wrong").mkdir()
+    (tmp_path / "data" / "sessions" / "wrong" / "manifest.json").write_text('{"name": "wrong", "engines": [], "prompts": "x"}')
+    assert main(["session", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "night" and lines[1].startswith("wrong\tunreadable: listening session 'wrong' is damaged: engines:"), lines
