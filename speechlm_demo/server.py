@@ -24,6 +24,7 @@ from .env_settings import env_int
 from .hardware import probe, simulated_host
 from .rtc import EngineStreamHandler, browser_rtc_configuration, max_sessions, server_rtc_configuration
 from .rtc_jitter import apply_receive_jitter_frames
+from .rtc_offer import guarded_offer
 from .ui.layout import build_demo
 from .votes.pairs import blind_candidates
 from .votes.store import StoreError, VoteStore
@@ -127,9 +128,9 @@ def mount_rtc(app: FastAPI, handler: EngineStreamHandler) -> Stream:
         server_rtc_configuration=server_rtc_configuration(),
         concurrency_limit=max_sessions(),
     )
-    # Only the offer route: FastRTC's websocket route misreads telephone audio and its telephone routes need
-    # twilio; the app offers neither.
-    app.post(f"{RTC_PREFIX}/webrtc/offer")(stream.offer)
+    # Only the offer route (checked, and cleaned up after on failure: :mod:`.rtc_offer`): FastRTC's websocket
+    # route misreads telephone audio and its telephone routes need twilio; the app offers neither.
+    app.post(f"{RTC_PREFIX}/webrtc/offer")(guarded_offer(stream))
     return stream
 
 
