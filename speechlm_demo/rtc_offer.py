@@ -63,7 +63,7 @@ def guarded_offer(stream: Stream) -> Callable[[Body], Awaitable[Any]]:
             return refusal(200, "connection_already_exists", "a connection with this webrtc_id already exists")
         try:
             return await stream.offer(body)
-        except Exception as exc:  # noqa: BLE001 - whatever failed, the stored peer must not keep its slot
+        except Exception as exc:  # whatever failed, the stored peer must not keep its slot
             await discard_peer(stream, body.webrtc_id)
             if isinstance(exc, CLIENT_FAULTS):
                 log.warning("refused a WebRTC offer: %s: %s", type(exc).__name__, exc)
