@@ -10,7 +10,7 @@ import argparse
 import math
 
 
-def _number(text: str, kind: type[int] | type[float]) -> int | float:
+def _number(text: str, kind: type[int | float]) -> int | float:
     try:
         value = kind(text)
     except ValueError:

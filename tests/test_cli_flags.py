@@ -7,7 +7,13 @@ import argparse
 import pytest
 
 from speechlm_demo.cli import main
-from speechlm_demo.cli_types import non_negative_float, non_negative_int, positive_float, positive_int, positive_int_list
+from speechlm_demo.cli_types import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    positive_int_list,
+)
 
 BENCH = ["bench", "--engine", "echo", "--prompts", "nowhere"]
 SOAK = ["bench-soak", "--engine", "echo"]
