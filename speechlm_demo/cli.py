@@ -8,6 +8,7 @@ import logging
 import sys
 
 from .catalog import CatalogError, engine_table_rows, experimental_enabled, load_catalog, offered
+from .cli_types import non_negative_float, positive_float, positive_int
 from .env_settings import drop_unreadable_gradio_port
 from .hardware import probe, simulated_host
 from .votes import commands as votes_commands
@@ -165,13 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--engine", required=True, help="catalogue id")
     bench.add_argument("--prompts", help="folder of WAVs (+ optional NAME.txt / NAME.json sidecars)")
     bench.add_argument("--startup", action="store_true", help="instead: time app.py's launch until the engine is loaded")
-    bench.add_argument("--repeat", type=int, default=1)
+    bench.add_argument("--repeat", type=positive_int, default=1, help="turns per prompt")
     bench.add_argument("--json", help="write the full report here")
     bench.add_argument("--csv", help="write one row per turn here")
     bench.add_argument("--plot", help="write a PNG box plot of the metrics here")
-    bench.add_argument("--tail", type=float, default=4.0, help="seconds of silence fed after each prompt")
-    bench.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a turn to end")
-    bench.add_argument("--max-prompt", type=float, default=60.0, help="prompts longer than this many seconds are cut")
+    bench.add_argument("--tail", type=non_negative_float, default=4.0, help="seconds of silence fed after each prompt")
+    bench.add_argument("--timeout", type=positive_float, default=30.0, help="seconds to wait for a turn to end")
+    bench.add_argument("--max-prompt", type=positive_float, default=60.0, help="prompts longer than this many seconds are cut")
     bench.add_argument("--judges", action="store_true", help="score every reply with the automatic judges (DNSMOS, round-trip WER, ...)")
     bench.add_argument("--host", help="simulate a host (catalogue decisions only)")
     bench.add_argument("--seed", type=_seed, default=0,

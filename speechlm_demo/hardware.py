@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 import platform
 from dataclasses import asdict, dataclass, field
@@ -148,8 +149,8 @@ def simulated_host(spec: str) -> HostInfo:
         gb = float(parts[1])
     except ValueError:
         raise ValueError(f"host {spec!r}: GPU memory {parts[1]!r} is not a number") from None
-    if gb <= 0:
-        raise ValueError(f"host {spec!r}: GPU memory must be positive")
+    if not math.isfinite(gb) or gb <= 0:
+        raise ValueError(f"host {spec!r}: GPU memory must be a finite number of GB above 0, e.g. {kind}:80")
     name = parts[2] if len(parts) > 2 else f"simulated {kind.upper()} GPU"
     return HostInfo(
         accelerator=kind,  # type: ignore[arg-type]

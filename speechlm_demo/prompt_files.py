@@ -36,6 +36,7 @@ class PromptAudio:
     path: Path
     audio: np.ndarray
     notes: list[str] = field(default_factory=list)
+    length_s: float | None = None  # the file's whole length (before any cut); None: the audio's
 
 
 @dataclass
@@ -109,7 +110,7 @@ def read_prompt(path: Path, rate: int, max_s: float = MAX_PROMPT_S) -> PromptAud
         raise AudioError(f"silent: no 20 ms stretch louder than {SOUND_DBFS:g} dBFS")
     for note in notes:
         log.warning("%s: %s", path.name, note)
-    return PromptAudio(path, resample(mono, native, rate) if native != rate else mono, notes)
+    return PromptAudio(path, resample(mono, native, rate) if native != rate else mono, notes, info.frames / native)
 
 
 def _downmix(samples: np.ndarray, notes: list[str]) -> np.ndarray:

@@ -24,6 +24,7 @@ from .env_settings import env_int
 from .hardware import probe, simulated_host
 from .rtc import EngineStreamHandler, browser_rtc_configuration, max_sessions, server_rtc_configuration
 from .rtc_jitter import apply_receive_jitter_frames
+from .rtc_offer import guarded_offer
 from .ui.layout import build_demo
 from .votes.pairs import blind_candidates
 from .votes.store import StoreError, VoteStore
@@ -48,14 +49,35 @@ class AppConfig:
     simulate_host: str | None = None
 
 
+def port_number(text: str) -> int:
+    """An ``argparse`` type: a TCP port, 1-65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (a whole number 1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def host_spec(text: str) -> str:
+    """An ``argparse`` type: a ``--simulate-host`` value :func:`~.hardware.simulated_host` accepts."""
+    try:
+        simulated_host(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def parse_app_args(argv: list[str]) -> AppConfig:
-    """``python app.py [--engine ID] [--port N] [--server-name HOST] [--catalog FILE]``."""
+    """``python app.py [--engine ID] [--port N] [--server-name HOST] [--catalog FILE]``; a bad port or
+    simulated host stops it here (exit 2, with the reason), before anything is loaded."""
     parser = argparse.ArgumentParser(prog="app.py", description="Run the SpeechLM Playground.")
     parser.add_argument("--engine", default=os.environ.get("SPEECHLM_ENGINE"), help="preselect this engine id")
-    parser.add_argument("--port", type=int, default=env_int("GRADIO_SERVER_PORT", 7860))
+    parser.add_argument("--port", type=port_number, default=env_int("GRADIO_SERVER_PORT", 7860))
     parser.add_argument("--server-name", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--catalog", default=None, help="engine catalogue YAML (default configs/engines.yaml)")
-    parser.add_argument("--simulate-host", default=None, help="pretend host: cpu, cuda:GB, rocm:GB (demo only)")
+    parser.add_argument("--simulate-host", type=host_spec, default=None, help="pretend host: cpu, cuda:GB, rocm:GB (demo only)")
     args = parser.parse_args(argv)
     return AppConfig(args.engine, args.server_name, args.port, args.catalog, args.simulate_host)
 
@@ -68,7 +90,11 @@ def create_registry(config: AppConfig) -> EngineRegistry:
         log.error("%s", exc)
         sys.stderr.write(f"error: {exc}\n")
         raise SystemExit(2) from None
-    host = simulated_host(config.simulate_host) if config.simulate_host else probe()
+    try:
+        host = simulated_host(config.simulate_host) if config.simulate_host else probe()
+    except ValueError as exc:  # --simulate-host is checked when parsed; this is for configs built in code
+        sys.stderr.write(f"error: --simulate-host: {exc}\n")
+        raise SystemExit(2) from None
     log.info("host: %s", host.describe())
     registry = EngineRegistry(catalog, host)
     if config.engine and config.engine not in registry.availability:
@@ -127,9 +153,9 @@ def mount_rtc(app: FastAPI, handler: EngineStreamHandler) -> Stream:
         server_rtc_configuration=server_rtc_configuration(),
         concurrency_limit=max_sessions(),
     )
-    # Only the offer route: FastRTC's websocket route misreads telephone audio and its telephone routes need
-    # twilio; the app offers neither.
-    app.post(f"{RTC_PREFIX}/webrtc/offer")(stream.offer)
+    # Only the offer route (checked, and cleaned up after on failure: :mod:`.rtc_offer`): FastRTC's websocket
+    # route misreads telephone audio and its telephone routes need twilio; the app offers neither.
+    app.post(f"{RTC_PREFIX}/webrtc/offer")(guarded_offer(stream))
     return stream
 
 

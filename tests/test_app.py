@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from speechlm_demo.server import AppConfig, create_api, create_demo, parse_app_args
+from speechlm_demo.server import AppConfig, create_api, create_demo, create_registry, parse_app_args
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,6 +49,41 @@ def test_malformed_catalogue_stops_start_up_with_a_clear_message(tmp_path: Path)
     assert out.returncode == 2
     assert str(bad) in out.stderr and "entry 'echo', field family" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--port", "99999"], "argument --port: 99999 is not a port number (1-65535)"),
+        (["--port", "-1"], "argument --port: -1 is not a port number (1-65535)"),
+        (["--port", "0"], "argument --port: 0 is not a port number (1-65535)"),
+        (["--port", "http"], "argument --port: 'http' is not a port number"),
+        (["--simulate-host", "nosuch"], "argument --simulate-host: unknown host 'nosuch'"),
+        (["--simulate-host", "cuda:lots"], "argument --simulate-host: host 'cuda:lots': GPU memory 'lots' is not a number"),
+    ],
+)
+def test_a_bad_port_or_simulated_host_is_refused_when_parsed(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse_app_args(argv)
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_edge_ports_and_a_good_simulated_host_are_accepted() -> None:
+    assert parse_app_args(["--port", "1"]).port == 1 and parse_app_args(["--port", "65535"]).port == 65535
+    assert parse_app_args(["--simulate-host", "cuda:80"]).simulate_host == "cuda:80"
+
+
+def test_a_simulated_host_given_in_code_is_refused_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        create_registry(AppConfig(simulate_host="nosuch"))
+    assert stopped.value.code == 2 and "error: --simulate-host: unknown host 'nosuch'" in capsys.readouterr().err
+
+
+def test_app_py_with_a_bad_simulated_host_stops_with_a_message() -> None:
+    out = subprocess.run(
+        [sys.executable, "app.py", "--simulate-host", "nosuch", "--port", "1"], check=False, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 2 and "unknown host 'nosuch'" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_unknown_preselected_engine_is_refused() -> None:

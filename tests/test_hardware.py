@@ -86,3 +86,9 @@ def test_simulated_hosts(spec: str, accel: str, vram: float) -> None:
 def test_bad_simulated_hosts(spec: str) -> None:
     with pytest.raises(ValueError):
         simulated_host(spec)
+
+
+@pytest.mark.parametrize("spec", ["cuda:nan", "cuda:inf", "rocm:-inf", "cuda:NaN:big", "cuda:0", "cuda:-5"])
+def test_non_finite_or_non_positive_gpu_memory_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match="finite number of GB above 0"):
+        simulated_host(spec)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cli_types import non_negative_int, positive_int, positive_int_list
 from ..engines.moshi import FRAME_S, FRAME_SIZE
 
 log = logging.getLogger(__name__)
@@ -24,13 +25,21 @@ log = logging.getLogger(__name__)
 TARGET_MS = 40.0
 
 
+def device_name(text: str) -> str:
+    """``--device``: ``cpu``, ``mps``, ``cuda``/``rocm`` or ``cuda:N``/``rocm:N`` (checked without importing torch)."""
+    kind, colon, index = text.strip().lower().partition(":")
+    if kind in ("cpu", "mps") and not colon or kind in ("cuda", "rocm") and (not colon or index.isdigit()):
+        return text.strip().lower()
+    raise argparse.ArgumentTypeError(f"use cpu, mps, cuda, cuda:N, rocm or rocm:N, not {text!r}")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The subcommand's flags (no torch import here: the CLI builds every parser at start-up)."""
     parser.add_argument("--random-weights", choices=("full", "tiny"), required=True, help="architecture to build")
-    parser.add_argument("--batch", default="1", help="comma-separated batch sizes, e.g. 1,4,16")
-    parser.add_argument("--frames", type=int, default=50, help="timed 80 ms frames per batch size")
-    parser.add_argument("--warmup", type=int, default=4, help="untimed frames first (compilation, CUDA graphs)")
-    parser.add_argument("--device", help="cuda | cpu | cuda:N (default: cuda if available)")
+    parser.add_argument("--batch", type=positive_int_list, default=[1], help="comma-separated batch sizes, e.g. 1,4,16")
+    parser.add_argument("--frames", type=positive_int, default=50, help="timed 80 ms frames per batch size")
+    parser.add_argument("--warmup", type=non_negative_int, default=4, help="untimed frames first (compilation, CUDA graphs)")
+    parser.add_argument("--device", type=device_name, help="cuda | cpu | cuda:N | rocm[:N] | mps (default: cuda if available)")
     parser.add_argument("--dtype", default="bfloat16", help="LM weights: bfloat16 | float16 | float32")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the report here")
@@ -140,18 +149,27 @@ def format_report(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _check_device(torch: Any, device: str) -> None:
+    """ValueError unless this torch build has ``device`` (a name :func:`device_name` accepted)."""
+    kind, _, index = device.partition(":")
+    if kind in ("cuda", "rocm"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {device}, but this torch build sees no CUDA/ROCm GPU")
+        if index and int(index) >= count:
+            raise ValueError(f"--device {device}, but this torch build sees {count} GPU(s): use {kind}:0 to {kind}:{count - 1}")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps, but this torch build sees no Apple GPU")
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """Entry point of the subcommand; returns the exit status."""
     try:
-        batches = [int(part) for part in str(args.batch).split(",") if part.strip()]
-        if not batches or min(batches) < 1 or args.frames < 1:
-            raise ValueError("--batch needs positive integers and --frames >= 1")
         import torch
 
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError("--device cuda, but this torch build sees no CUDA/ROCm GPU")
-        doc = run(args.random_weights, batches, args.frames, device, args.dtype, args.warmup, args.seed)
+        _check_device(torch, device)
+        doc = run(args.random_weights, args.batch, args.frames, device, args.dtype, args.warmup, args.seed)
     except ValueError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

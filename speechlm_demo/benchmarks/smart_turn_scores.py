@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cli_types import non_negative_float
 from ..measure.feeding import Prompt, load_prompts, prompt_from
 from ..prompt_files import read_prompt
 
@@ -124,7 +125,7 @@ def format_report(scores: list[Score]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``smart-turn`` command's options."""
     parser.add_argument("paths", nargs="+", help="audio files and/or prompt folders (make-prompts sidecars give kind and parts)")
-    parser.add_argument("--after-ms", type=float, default=200.0, help="silence after each part's end that Smart Turn hears")
+    parser.add_argument("--after-ms", type=non_negative_float, default=200.0, help="silence after each part's end that Smart Turn hears")
 
 
 def run_cli(args: argparse.Namespace) -> int:

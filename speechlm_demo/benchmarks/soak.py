@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cli_types import non_negative_float, positive_float, positive_int
 from ..engines.base import Engine, ErrorEvent, Event, SessionOptions, TurnEnd
 from ..measure.observer import TurnObserver
 from ..measure.record import TurnRecord
@@ -313,11 +314,11 @@ def format_report(doc: dict[str, Any]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``bench-soak`` command's options."""
     parser.add_argument("--engine", required=True, help="catalogue id")
-    parser.add_argument("--rounds", type=int, default=3, help="monologue + question rounds")
-    parser.add_argument("--monologue", type=float, default=90.0, help="seconds of monologue per round")
-    parser.add_argument("--gap", type=float, default=3.0, help="seconds of silence between the monologue and the question")
-    parser.add_argument("--answer-timeout", type=float, default=30.0, help="seconds the question may wait for its answer")
-    parser.add_argument("--settle", type=float, default=10.0, help="seconds of silence after each answer (CPU counted there)")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="monologue + question rounds")
+    parser.add_argument("--monologue", type=positive_float, default=90.0, help="seconds of monologue per round")
+    parser.add_argument("--gap", type=non_negative_float, default=3.0, help="seconds of silence between the monologue and the question")
+    parser.add_argument("--answer-timeout", type=positive_float, default=30.0, help="seconds the question may wait for its answer")
+    parser.add_argument("--settle", type=non_negative_float, default=10.0, help="seconds of silence after each answer (CPU counted there)")
     parser.add_argument("--json", help="write the report here")
     parser.add_argument("--catalog", help="catalogue file")
 

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -53,8 +54,18 @@ def error_text(body: str) -> str:
     return body.strip()[:300]
 
 
+class ServerSilent(EngineError):
+    """The server accepts connections but does not answer (busy or hung)."""
+
+
 class ChatHTTP:
-    """One HTTP client for one server; ``read_timeout`` bounds the wait for each streamed event."""
+    """One HTTP client for one server; ``read_timeout`` bounds the wait for each streamed event.
+
+    ``first_byte_timeout`` (when set) bounds the wait for a streamed reply to start, i.e. for its response
+    headers, which a server that streams sends before the first token; ``probe_timeout`` bounds
+    ``GET /v1/models``. Both catch a server that accepts connections but says nothing long before
+    ``read_timeout`` would (a whole, unstreamed reply only starts when it is done, so it gets ``read_timeout``).
+    """
 
     def __init__(
         self,
@@ -64,11 +75,16 @@ class ChatHTTP:
         api_key_env: str | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
+        first_byte_timeout: float | None = None,
+        probe_timeout: float | None = None,
     ) -> None:
         self.base_url = base_url
         self.name = name
         self.api_key_env = api_key_env
+        self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.first_byte_timeout = first_byte_timeout
+        self.probe_timeout = probe_timeout
         self._client = httpx.Client(timeout=httpx.Timeout(read_timeout, connect=connect_timeout))
 
     def _headers(self, accept: str = "text/event-stream, application/json") -> dict[str, str]:
@@ -83,8 +99,9 @@ class ChatHTTP:
     def get_json(self, path: str) -> dict[str, Any]:
         """GET ``/v1{path}`` and return its JSON object."""
         url = endpoint(self.base_url, path)
-        with self._guard(url):
-            response = self._client.get(url, headers=self._headers())
+        wait = self.probe_timeout or self.read_timeout
+        with self._guard(url), self._silence_guard(wait, f"no answer to GET {url} within {wait:g} s"):
+            response = self._client.get(url, headers=self._headers(), timeout=httpx.Timeout(wait, connect=self.connect_timeout))
             if response.status_code >= 400:
                 raise EngineError(f"{self.name} {url} answered HTTP {response.status_code}: {error_text(response.text)}")
             return parse_object(response.text, self.name)
@@ -97,17 +114,21 @@ class ChatHTTP:
         return [str(m["id"]) for m in listed if isinstance(m, dict) and m.get("id")]
 
     def served_models(self) -> list[str] | None:
-        """:meth:`model_ids`, or None when the server cannot tell now (down, failing, garbled)."""
+        """:meth:`model_ids`, or None when the server cannot tell now (down, failing, garbled); a server that
+        accepts connections but does not answer raises :class:`ServerSilent`."""
         try:
             return self.model_ids()
+        except ServerSilent:
+            raise
         except EngineError as exc:
             log.warning("could not list the models of %s: %s", self.name, exc)
             return None
 
-    def check_model(self, model: str, url_env: str) -> None:
-        """Refuse a server that is up but does not serve ``model`` (one server serves one model)."""
+    def check_model(self, model: str | None, url_env: str) -> None:
+        """Refuse a server that accepts connections but does not answer, or that is up but does not serve
+        ``model`` (one server serves one model; None: any)."""
         served = self.served_models()
-        if served and model not in served:
+        if served and model is not None and model not in served:
             raise EngineError(
                 f"{self.name} serves {', '.join(served)}, not {model}: point {url_env} at a server of {model} "
                 "(or change the row's model setting)"
@@ -116,14 +137,28 @@ class ChatHTTP:
     def post(self, path: str, payload: dict[str, Any], cancel: threading.Event) -> Iterator[dict[str, Any]]:
         """POST ``payload``; yield each streamed event's JSON object (or the one JSON body), then stop."""
         url = endpoint(self.base_url, path)
-        with self._guard(url), self._client.stream("POST", url, json=payload, headers=self._headers()) as response:
-            if response.status_code >= 400:
-                body = response.read().decode("utf-8", "replace")
-                raise EngineError(f"{self.name} answered HTTP {response.status_code}: {error_text(body)}")
-            if response.headers.get("content-type", "").startswith("application/json"):
-                yield parse_object(response.read().decode("utf-8", "replace"), self.name)
-                return
-            yield from sse_events(response.iter_lines(), cancel, self.name)
+        first_byte = self.first_byte_timeout if payload.get("stream") else None
+        timeout = httpx.Timeout(first_byte or self.read_timeout, connect=self.connect_timeout)
+        request = self._client.build_request("POST", url, json=payload, headers=self._headers(), timeout=timeout)
+        with self._guard(url):
+            with self._silence_guard(first_byte, f"the reply did not start within {first_byte or 0:g} s (first-byte timeout)"):
+                response = self._client.send(request, stream=True)
+            # the body's reads take the request's read timeout when they start (httpcore): from here each
+            # streamed event may take read_timeout
+            request.extensions["timeout"] = {**request.extensions["timeout"], "read": self.read_timeout}
+            try:
+                yield from self._events(response, cancel)
+            finally:
+                response.close()
+
+    def _events(self, response: httpx.Response, cancel: threading.Event) -> Iterator[dict[str, Any]]:
+        if response.status_code >= 400:
+            body = response.read().decode("utf-8", "replace")
+            raise EngineError(f"{self.name} answered HTTP {response.status_code}: {error_text(body)}")
+        if response.headers.get("content-type", "").startswith("application/json"):
+            yield parse_object(response.read().decode("utf-8", "replace"), self.name)
+            return
+        yield from sse_events(response.iter_lines(), cancel, self.name)
 
     def post_for_bytes(self, path: str, payload: dict[str, Any], accept: str = "*/*") -> bytes:
         """POST ``payload`` and return the whole body (e.g. ``/audio/speech``'s WAV)."""
@@ -140,6 +175,16 @@ class ChatHTTP:
 
     def _guard(self, url: str) -> _TransportErrors:
         return _TransportErrors(self.name, url, self.read_timeout)
+
+    @contextmanager
+    def _silence_guard(self, timeout: float | None, what: str) -> Iterator[None]:
+        """A read timeout inside becomes :class:`ServerSilent` saying ``what`` (nothing to do without ``timeout``)."""
+        try:
+            yield
+        except httpx.ReadTimeout:
+            if timeout is None:
+                raise
+            raise ServerSilent(f"{self.name} accepts connections but does not answer ({what}): is it busy or hung?") from None
 
 
 def stage_client(

@@ -16,6 +16,10 @@ class OpenAIServerSettings(HalfDuplexSettings, ServerConnection):
     model: str = Field(description="model id as the server serves it")
     api_key_env: str | None = Field(None, description="environment variable holding a bearer token")
     read_timeout_s: float = Field(120.0, gt=0, description="longest wait for the next streamed event")
+    first_byte_timeout_s: float = Field(
+        15.0, gt=0, description="longest wait for a streamed reply to start (its response headers; a whole reply gets read_timeout_s)"
+    )
+    probe_timeout_s: float = Field(5.0, gt=0, description="longest wait for GET /v1/models (at load: is the server answering?)")
     max_tokens: int | None = Field(256, gt=0)
     temperature: float | None = Field(None, ge=0)
     history_turns: int = Field(3, ge=0, description="earlier turns sent along (their audio and the replies)")
@@ -29,4 +33,6 @@ class OpenAIServerSettings(HalfDuplexSettings, ServerConnection):
             api_key_env=self.api_key_env,
             connect_timeout=self.connect_timeout_s,
             read_timeout=self.read_timeout_s,
+            first_byte_timeout=self.first_byte_timeout_s,
+            probe_timeout=self.probe_timeout_s,
         )

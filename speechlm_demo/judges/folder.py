@@ -17,25 +17,41 @@ from typing import Any
 import pandas as pd
 
 from ..audio import AudioError, read_audio
+from ..prompt_files import Skipped
 from .scorer import Judges
 
 log = logging.getLogger(__name__)
 
 
-def judge_folder(folder: Path, judges: Judges) -> list[dict[str, Any]]:
-    """One row per WAV of ``folder`` (sorted by name); unreadable files get a row with ``error`` set."""
+def judge_folder(folder: Path, judges: Judges, skipped: list[Skipped] | None = None) -> list[dict[str, Any]]:
+    """One row per WAV of ``folder`` (sorted by name). A WAV that cannot be read, or whose reference text
+    cannot (not UTF-8), gets a row with ``error`` set and is not judged: its reason is logged and added to
+    ``skipped`` if given."""
     rows = []
     for wav in sorted(folder.glob("*.wav")):
-        reference = wav.with_suffix(".txt")
-        text = reference.read_text(encoding="utf-8").strip() if reference.is_file() else ""
-        record = _turn_record(wav.with_suffix(".json"))
         try:
+            text = _reference(wav.with_suffix(".txt"))
             audio, rate = read_audio(str(wav))
-        except AudioError as exc:
-            rows.append({"file": wav.name, "reference": text, "error": str(exc)})
+        except (AudioError, ValueError) as exc:
+            log.warning("skipped %s: %s", wav.name, exc)
+            if skipped is not None:
+                skipped.append(Skipped(wav.name, str(exc)))
+            rows.append({"file": wav.name, "reference": "", "error": str(exc)})
             continue
-        rows.append({"file": wav.name, "reference": text, **judges.score(audio, rate, text, record)})
+        rows.append({"file": wav.name, "reference": text, **judges.score(audio, rate, text, _turn_record(wav.with_suffix(".json")))})
     return rows
+
+
+def _reference(path: Path) -> str:
+    """The reference text in ``path`` (UTF-8), "" without one; ValueError naming the file when it cannot be read."""
+    if not path.is_file():
+        return ""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"unreadable reference text {path.name}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ValueError(f"unreadable reference text {path.name}: {exc}") from None
 
 
 def _turn_record(path: Path) -> dict[str, Any] | None:
@@ -67,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """Run ``judge``; returns the exit status."""
+    """Run ``judge``: 0 when a file was judged, 1 when none could be (the reasons are printed), 2 on errors."""
     folder = Path(args.directory)
     if not folder.is_dir():
         sys.stderr.write(f"error: {folder} is not a folder\n")
@@ -76,7 +92,8 @@ def run_cli(args: argparse.Namespace) -> int:
         if output and not Path(output).resolve().parent.is_dir():
             sys.stderr.write(f"error: no folder for the output file {output}\n")
             return 2
-    rows = judge_folder(folder, Judges(dnsmos=not args.no_dnsmos, roundtrip=not args.no_asr))
+    skipped: list[Skipped] = []
+    rows = judge_folder(folder, Judges(dnsmos=not args.no_dnsmos, roundtrip=not args.no_asr), skipped)
     if not rows:
         sys.stderr.write(f"error: no .wav files in {folder}\n")
         return 2
@@ -87,9 +104,15 @@ def run_cli(args: argparse.Namespace) -> int:
         pd.DataFrame(rows).to_csv(args.csv, index=False)
     columns = [c for c in ("file", "dnsmos_ovrl", "roundtrip_wer", "words_per_minute", "duration_s", "loudness_lufs", "clipping") if c in pd.DataFrame(rows)]
     sys.stdout.write(pd.DataFrame(rows)[columns].to_string(index=False) + "\n")
-    failed = [row["file"] for row in rows if row.get("error")]
-    if failed:
-        sys.stderr.write(f"{len(failed)} file(s) with errors: {', '.join(failed)}\n")
+    unjudged = {item.name for item in skipped}
+    partly = [f"  {row['file']}: {row['error']}\n" for row in rows if row.get("error") and row["file"] not in unjudged]
+    if partly:
+        sys.stderr.write(f"{len(partly)} file(s) judged with errors:\n" + "".join(partly))
+    if skipped:
+        sys.stderr.write(f"{len(skipped)} file(s) not judged:\n" + "".join(f"  {item}\n" for item in skipped))
+    if len(skipped) == len(rows):
+        sys.stderr.write(f"error: none of the {len(rows)} .wav file(s) in {folder} could be judged\n")
+        return 1
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 FRAME_S = 0.02
 PREMATURE_TOLERANCE_S = 0.05
 LEAD_SILENCE_S = 0.5
+SIDECAR_SLACK_S = 0.05  # a sidecar time may pass the clip's end by this much (rounding, a VAD window)
 NOTHING_HEARD = "no turn was heard in the audio (no speech detected), so no reply is coming"
 
 
@@ -79,8 +81,9 @@ def load_prompts(directory: Path, rate: int, max_s: float = MAX_PROMPT_S, skippe
 
 def prompt_from(item: PromptAudio, rate: int, kind: str) -> Prompt:
     """A prompt file read at ``rate`` with its sidecars: ``NAME.json`` (``speech_end_s``, ``kind``, cue times in
-    s, ``segments``) and ``NAME.txt`` (the reference text). Without a sidecar's ``speech_end_s`` the end of speech
-    is estimated; without its ``kind``, ``kind`` is used. ValueError, naming the file, when the sidecar cannot be read."""
+    s, ``segments``) and ``NAME.txt`` (the reference text, UTF-8). Without a sidecar's ``speech_end_s`` the end of
+    speech is estimated; without its ``kind``, ``kind`` is used. ValueError, naming the sidecar (and the field),
+    when a sidecar cannot be read or holds a time that is not in the clip (see :func:`sidecar_time`)."""
     audio = item.audio
     meta, text = item.path.with_suffix(".json"), item.path.with_suffix(".txt")
     span = loud_span(audio, rate, SOUND_DBFS, FRAME_S)
@@ -88,18 +91,66 @@ def prompt_from(item: PromptAudio, rate: int, kind: str) -> Prompt:
     cues = {"speech_start_s": span[0] / rate if span else 0.0}
     segments: list[tuple[float, float]] = []
     if meta.exists():
-        try:
-            sidecar = json.loads(meta.read_text())
-            kind = str(sidecar.get("kind", kind))
-            if "speech_end_s" in sidecar:  # else the estimate stands
-                end, source = min(float(sidecar["speech_end_s"]), len(audio) / rate), "sidecar"
-            cues |= {k: float(v) for k, v in sidecar.items() if k.endswith("_s") and isinstance(v, int | float)}
-            segments = [(float(start), float(stop)) for start, stop in sidecar.get("segments") or []]
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            raise ValueError(f"unreadable sidecar {meta.name}: {exc!r}") from None
+        sidecar = _read_sidecar(meta)
+        length_s = item.length_s if item.length_s is not None else len(audio) / rate
+        kind = str(sidecar.get("kind", kind))
+        if "speech_end_s" in sidecar:  # else the estimate stands; a prompt cut at max_s ends where it was cut
+            end, source = min(sidecar_time(meta.name, "speech_end_s", sidecar["speech_end_s"], length_s), len(audio) / rate), "sidecar"
+        numbers = {k: v for k, v in sidecar.items() if k.endswith("_s") and isinstance(v, int | float) and not isinstance(v, bool)}
+        cues |= {k: sidecar_time(meta.name, k, v, length_s) for k, v in numbers.items()}
+        segments = _segments(meta.name, sidecar.get("segments") or [], length_s)
     cues["speech_end_s"] = end
-    reference = text.read_text().strip() if text.exists() else None
-    return Prompt(item.path, audio, end, reference, source, kind, cues, item.notes, segments)
+    return Prompt(item.path, audio, end, _reference(text), source, kind, cues, item.notes, segments)
+
+
+def sidecar_time(sidecar: str, name: str, value: object, length_s: float) -> float:
+    """``value`` as seconds into a clip of ``length_s``: ValueError naming ``sidecar`` and the field ``name``
+    unless it is a finite number from 0 to the clip's length (plus :data:`SIDECAR_SLACK_S`)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"sidecar {sidecar}: {name} {value!r} is not a number of seconds") from None
+    if not math.isfinite(seconds) or not 0.0 <= seconds <= length_s + SIDECAR_SLACK_S:
+        raise ValueError(f"sidecar {sidecar}: {name} {value!r} is not a time in the clip (0 to {length_s:.2f} s)")
+    return seconds
+
+
+def _read_sidecar(meta: Path) -> dict[str, object]:
+    """The JSON object in ``meta``; ValueError naming it when it cannot be read or is not an object."""
+    try:
+        sidecar = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"unreadable sidecar {meta.name}: {exc!r}") from None
+    if isinstance(sidecar, dict):
+        return sidecar
+    raise ValueError(f"unreadable sidecar {meta.name}: a JSON {type(sidecar).__name__}, not an object")
+
+
+def _segments(sidecar: str, value: object, length_s: float) -> list[tuple[float, float]]:
+    """The sidecar's ``segments``: [start, end] pairs of times in the clip, start <= end; else ValueError."""
+    if not isinstance(value, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in value):
+        raise ValueError(f"sidecar {sidecar}: segments {value!r} is not a list of [start, end] pairs")
+    segments = []
+    for index, pair in enumerate(value):
+        start, stop = (sidecar_time(sidecar, f"segments[{index}]", t, length_s) for t in pair)
+        if start > stop:
+            raise ValueError(f"sidecar {sidecar}: segments[{index}] {pair!r} ends before it starts")
+        segments.append((start, stop))
+    return segments
+
+
+def _reference(text: Path) -> str | None:
+    """The reference text in ``text`` (UTF-8), None without one; ValueError naming it when it cannot be read."""
+    if not text.exists():
+        return None
+    try:
+        return text.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"unreadable reference text {text.name}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ValueError(f"unreadable reference text {text.name}: {exc}") from None
 
 
 @dataclass

@@ -301,8 +301,12 @@ class HalfDuplexSession(EngineSession):
         turn = UserTurn(self.turns_committed + 1, audio, self.detector.rate, timeline)
         self._reply = Reply(self, turn, end, confirmed)
         if self._words_pool is not None:
-            self._reply.expect_words()
-            self._words_pool.submit(self._reply.hear_words, audio)
+            self._reply.expect_words()  # before the submit: the words may be in before the next line runs
+            try:
+                self._words_pool.submit(self._reply.hear_words, audio)
+            except RuntimeError:  # the session closed meanwhile: this reply is over, and waits for no words
+                self._reply.interrupt()
+                self._reply.hear_words(audio)
         if committed:
             self._reply.commit("silence")
         self.runner.submit(self._reply)

@@ -29,8 +29,9 @@ def test_bench_reports_step_time_and_rtf_per_batch(tmp_path: Path, capsys: pytes
 
 
 def test_bad_batch_list_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench-moshi", "--random-weights", "tiny", "--batch", "0,x", "--frames", "1"]) == 2
-    assert "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench-moshi", "--random-weights", "tiny", "--batch", "0,x", "--frames", "1"])
+    assert exit_.value.code == 2 and "argument --batch" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -154,6 +154,61 @@ def test_garbage_and_error_messages_are_reported_not_fatal(engine_for: Any) -> N
     assert [t.text for t in events.of(TextOut)] == ["hello"]
 
 
+def talk_for(session: Any, seconds: float) -> None:
+    """Push silence at about real time (80 ms frames), as a microphone would."""
+    for _ in range(int(seconds / 0.08)):
+        session.push_audio(np.zeros(1920, np.float32), 24_000)
+        time.sleep(0.08)
+
+
+def test_a_server_that_stops_answering_is_lost_reconnected_then_given_up(engine_for: Any) -> None:
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_bytes(b"\x00")
+        await drain(ws, 30.0)  # reads what the client sends, never answers
+
+    server = FakeServer(script)
+    with server as url:
+        events = Recorder()
+        session = engine_for(url, silence_timeout_s=1.0, reconnect_attempts=1).open_session(SessionOptions(), events)
+        assert events.wait_for(lambda ev: session.connected.is_set())
+        talker = threading.Thread(target=talk_for, args=(session, 12.0), daemon=True)
+        talker.start()
+        assert events.wait_for(lambda ev: any(e.fatal for e in ev.of(ErrorEvent)), timeout=12)
+        session.close()
+        talker.join()
+    messages = [e.message for e in events.of(ErrorEvent)]
+    lost = [m for m in messages if "stopped answering" in m]
+    assert len(lost) == 2 and server.connections == 2, messages
+    assert lost[0].startswith(f"The Moshi server at {url} stopped answering (no audio for 1 s while") and lost[0].endswith("; reconnecting...")
+    assert lost[1].endswith("; gave up after 1 attempts.") and events.of(ErrorEvent)[-1].fatal
+    assert all(m.startswith(f"The Moshi server at {url}") for m in messages), messages  # drops name the server, not the client
+
+
+def test_a_server_answering_every_frame_is_not_lost_when_the_user_stops_sending(engine_for: Any) -> None:
+    import sphn
+
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        reader, writer = sphn.OpusStreamReader(24_000), sphn.OpusStreamWriter(24_000)
+        await ws.send_bytes(b"\x00")
+        async for message in ws:  # like moshi.server's recv_loop: an output frame for each input frame
+            pcm = np.asarray(reader.append_bytes(message.data[1:]), np.float32)
+            for start in range(0, len(pcm) - 1919, 1920):
+                packet = writer.append_pcm(0.3 * np.sin(np.arange(start, start + 1920) / 24_000 * 2 * np.pi * 200).astype(np.float32))
+                if packet:
+                    await ws.send_bytes(b"\x01" + packet)
+
+    with FakeServer(script) as url:
+        events = Recorder()
+        session = engine_for(url, silence_timeout_s=1.0).open_session(SessionOptions(), events)
+        assert events.wait_for(lambda ev: session.connected.is_set())
+        talk_for(session, 2.0)
+        assert events.wait_for(lambda ev: len(ev.of(AudioOut)) >= 10)
+        time.sleep(2.5)  # the user is quiet: nothing is owed, the server rightly sends nothing
+        assert session.connected.is_set() and session.connections == 1
+        session.close()
+    assert not events.of(ErrorEvent)
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [

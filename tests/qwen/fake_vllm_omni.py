@@ -7,7 +7,8 @@ Profiles: ``qwen2.5-omni`` (``async_chunk: false``: all audio in one chunk after
 (an audio chunk per sentence while the text goes on; also ``/v1/realtime``), ``vllm`` (plain vLLM: text
 only, e.g. Ultravox). ``scenario`` makes it fail the way real servers do (``garbled_fields``: well-formed
 events whose fields are garbage, which 0.30.0 never sends: ``sample_rate_hz`` a string, ``audio_metadata``
-not an object, the model list's ``data`` a number). ``close_after_reply`` closes each realtime connection
+not an object, the model list's ``data`` a number; ``slow``: the stream's first event is ``slow_s`` late,
+``stalled``: the chat reply's headers are). ``close_after_reply`` closes each realtime connection
 after its reply (an idle timeout, a proxy); ``drop_kept`` closes one when a second turn starts on it (a
 restart the client has not seen yet). Its delays are fixed, so the first-text / first-audio figures it
 yields are protocol behaviour, not model speed.
@@ -46,7 +47,7 @@ PROFILES = {
     "qwen3-omni": {"model": "Qwen/Qwen3-Omni-30B-A3B-Instruct", "omni": True, "streams_audio": True, "speakers": ("ethan", "chelsie", "aiden")},
     "vllm": {"model": "fixie-ai/ultravox-v0_5-llama-3_2-1b", "omni": False, "streams_audio": False, "speakers": ()},
 }
-SCENARIOS = ("ok", "error_after_200", "http_500", "midway", "malformed", "no_audio", "bad_audio", "garbled_fields", "slow")
+SCENARIOS = ("ok", "error_after_200", "http_500", "midway", "malformed", "no_audio", "bad_audio", "garbled_fields", "slow", "stalled")
 OUT_RATE = 24_000
 
 
@@ -116,6 +117,8 @@ def build_app(state: FakeState) -> Starlette:
     async def chat(request: Request) -> Response:
         body = await request.json()
         state.requests.append(body)
+        if state.scenario == "stalled":  # hung before answering: not even the response headers for slow_s
+            await asyncio.sleep(state.slow_s)
         profile = PROFILES[state.profile]
         if body.get("model") != state.model:
             return _error(f"The model `{body.get('model')}` does not exist.", "NotFoundError", 404, "model")

@@ -12,9 +12,11 @@ import soundfile as sf
 
 from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.engines.base import AudioOut, EngineError, Mark, SessionOptions, TextOut
+from speechlm_demo.engines.openai_http import ServerSilent
 from speechlm_demo.engines.vllm_omni.engine import QWEN_SYSTEM_PROMPT
 from tests.qwen.conftest import closing_listener, free_port, make_engine, run_turn, speech_turn
 from tests.qwen.fake_vllm_omni import FakeServer
+from tests.support.tcp_faults import silent_listener
 
 
 def audio_of(events: list) -> list[AudioOut]:
@@ -139,6 +141,29 @@ def test_read_timeout(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None
     engine = make_engine("qwen2.5-omni-vllm", monkeypatch, fake.url, read_timeout_s=0.3)
     with pytest.raises(EngineError, match=r"sent nothing for 0.3 s"):
         run_turn(engine, speech_turn())
+
+
+def test_a_server_that_accepts_but_never_answers_fails_the_load_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
+    with silent_listener() as port, pytest.raises(ServerSilent) as refused:
+        make_engine("qwen2.5-omni-vllm", monkeypatch, f"http://127.0.0.1:{port}", probe_timeout_s=0.5, read_timeout_s=3)
+    assert str(refused.value) == (
+        f"the vLLM-Omni server at http://127.0.0.1:{port} accepts connections but does not answer "
+        f"(no answer to GET http://127.0.0.1:{port}/v1/models within 0.5 s): is it busy or hung?"
+    )
+
+
+def test_a_reply_that_does_not_start_fails_at_the_first_byte_timeout(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("qwen2.5-omni-vllm", monkeypatch, fake.url, first_byte_timeout_s=0.5, read_timeout_s=30)
+    fake.state.scenario, fake.state.slow_s = "stalled", 4.0
+    with pytest.raises(ServerSilent, match=r"does not answer \(the reply did not start within 0.5 s \(first-byte timeout\)\)"):
+        run_turn(engine, speech_turn())
+
+
+def test_a_started_stream_may_pause_longer_than_the_first_byte_timeout(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("qwen2.5-omni-vllm", monkeypatch, fake.url, first_byte_timeout_s=0.3, read_timeout_s=10)
+    fake.state.scenario, fake.state.slow_s = "slow", 1.0  # headers at once, the first event a second later
+    events = run_turn(engine, speech_turn())
+    assert text_of(events) and audio_of(events) and rms_dbfs(audio_of(events)[0].pcm) > -30
 
 
 def test_server_down_and_dying_on_connect(monkeypatch: pytest.MonkeyPatch) -> None:

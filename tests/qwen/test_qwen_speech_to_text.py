@@ -11,9 +11,11 @@ import soundfile as sf
 
 from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.engines.base import AudioOut, EngineError, Mark, TextOut
+from speechlm_demo.engines.openai_http import ServerSilent
 from speechlm_demo.engines.speech_to_text.speech_api import OpenAISpeechTTS, build_voice
 from tests.qwen.conftest import free_port, make_engine, run_turn, speech_turn
 from tests.qwen.fake_vllm_omni import FakeServer
+from tests.support.tcp_faults import silent_listener
 
 SPEECH_API = {"kind": "openai", "model": "tts-1", "voice": "alloy", "base_url_env": "TTS_URL"}
 
@@ -88,6 +90,19 @@ def test_wrong_model_and_server_down(vllm: FakeServer, monkeypatch: pytest.Monke
     down = f"http://127.0.0.1:{free_port()}"
     engine = make_engine("vllm-audio-llm", monkeypatch, down, tts={**SPEECH_API, "base_url": vllm.url, "base_url_env": "NO_SUCH_VAR"})
     with pytest.raises(EngineError, match="cannot connect to the vLLM server"):
+        run_turn(engine, speech_turn())
+
+
+@pytest.mark.parametrize("model", ["fixie-ai/ultravox-v0_5-llama-3_2-1b", "auto"])
+def test_ultravox_against_a_server_that_never_answers_fails_the_load_quickly(model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with silent_listener() as port, pytest.raises(ServerSilent, match=r"the vLLM server at .* accepts connections but does not answer \(no answer to GET .*/v1/models within 0.5 s\)"):
+        make_engine("ultravox-vllm", monkeypatch, f"http://127.0.0.1:{port}", model=model, probe_timeout_s=0.5, read_timeout_s=3, tts=SPEECH_API)
+
+
+def test_ultravox_reply_that_does_not_start_fails_at_the_first_byte_timeout(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("ultravox-vllm", monkeypatch, vllm.url, tts=SPEECH_API, first_byte_timeout_s=0.5, read_timeout_s=30)
+    vllm.state.scenario, vllm.state.slow_s = "stalled", 4.0
+    with pytest.raises(ServerSilent, match=r"the reply did not start within 0.5 s \(first-byte timeout\)"):
         run_turn(engine, speech_turn())
 
 

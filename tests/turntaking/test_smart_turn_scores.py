@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechlm_demo.benchmarks.smart_turn_scores import RATE, Score, cut_points, format_report, separation
+from speechlm_demo.benchmarks.smart_turn_scores import RATE, Score, cut_points, format_report, score_files, separation
 from speechlm_demo.cli import main
 from speechlm_demo.measure.feeding import Prompt, prompt_from
 from speechlm_demo.prompt_files import PromptAudio
@@ -82,6 +82,26 @@ def test_cut_points_follow_the_sidecar_segments_and_stay_inside_the_clip() -> No
     assert cut_points(parted, 0.2) == [("pause", pytest.approx(1.4)), ("end", pytest.approx(3.0))]
     audio[RATE : 2 * RATE] = 0.3  # no sidecar: the end of the loud speech
     assert cut_points(prompt_from(PromptAudio(Path("q.wav"), audio), RATE, "loose"), 0.2) == [("end", pytest.approx(2.2))]
+
+
+class LengthModel:
+    """Stands in for Smart Turn here (the test is about reading sidecars): the probability is the heard length / 10 s."""
+
+    def probability(self, audio: np.ndarray, rate: int) -> float:
+        return len(audio) / rate / 10
+
+
+def test_a_sidecar_with_nan_times_is_skipped_not_scored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    audio = np.zeros(2 * RATE, np.float32)
+    audio[RATE // 2 : RATE] = 0.3
+    for name, sidecar in (("nan_end", '{"speech_end_s": NaN}'), ("nan_part", '{"segments": [[0, "nan"], [0.5, 1.0]]}'),
+                          ("good", '{"kind": "two", "segments": [[0.5, 0.7], [0.8, 1.0]]}')):
+        sf.write(tmp_path / f"{name}.wav", audio, RATE)
+        (tmp_path / f"{name}.json").write_text(sidecar)
+    scores = score_files(LengthModel(), [tmp_path, tmp_path / "nan_end.wav"], after_s=0.2)
+    assert [(s.name, s.at, s.at_s, s.probability) for s in scores] == [
+        ("good.wav", "pause", 0.9, pytest.approx(0.09, abs=1e-3)), ("good.wav", "end", 1.2, pytest.approx(0.12, abs=1e-3))]
+    assert "sidecar nan_end.json: speech_end_s" in caplog.text and "sidecar nan_part.json: segments[0]" in caplog.text
 
 
 def test_missing_path_or_nothing_usable_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

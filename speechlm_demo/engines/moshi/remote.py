@@ -4,7 +4,10 @@
 (server first), 0x01 Ogg/Opus audio (24 kHz mono, both ways, via ``sphn``), 0x02 text piece, 0x03 control,
 0x04 metadata (JSON), 0x05 error, 0x06 ping. Each session runs in the engine's asyncio thread (aiohttp).
 A dropped connection is reported and retried with back-off; a server that falls behind real time gets input
-frames dropped (and reported) instead of a growing backlog; malformed messages are reported, not fatal.
+frames dropped (and reported) instead of a growing backlog; malformed messages are reported, not fatal. The
+server answers each 80 ms input frame with an output frame once the handshake is done (moshi 0.2.13
+``server.py``, ``recv_loop``), so a server that sends nothing for ``silence_timeout_s`` while sent audio is
+unanswered has stopped answering: it is reported and reconnected like a dropped connection.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import aiohttp
 import numpy as np
 import sphn
 
+from ...turntaking.duplex_stream import DropReporter
 from ...turntaking.full_duplex import FullDuplexEngine, FullDuplexSession
 from ..base import Emit, EngineError, ErrorEvent, Progress, SessionOptions
 from ..server_address import resolve_url
@@ -31,10 +35,16 @@ log = logging.getLogger(__name__)
 
 EXAMPLE_URL = "ws://gpu-box:8998/api/chat"
 KIND_HANDSHAKE, KIND_AUDIO, KIND_TEXT, KIND_CONTROL, KIND_METADATA, KIND_ERROR, KIND_PING = range(7)
+UNANSWERED_S = 6 * FRAME_S  # more unanswered audio than a healthy server holds (drain() waits for 3 frames)
+SILENCE_POLL_S = 0.5  # how often a quiet connection is checked
 
 
 class ProtocolError(RuntimeError):
     """The peer does not speak the moshi-server protocol (retrying will not help)."""
+
+
+class ServerStoppedAnswering(RuntimeError):
+    """The connection is open but the server answers no audio (retried like a dropped connection)."""
 
 
 def chat_url(url: str) -> str:
@@ -102,6 +112,9 @@ class MoshiRemoteSession(FullDuplexSession):
         self.reconnect_attempts = self.settings.reconnect_attempts
         self.reconnect_backoff_s = self.settings.reconnect_backoff_s
         self.max_lag_s = self.settings.max_lag_s
+        self.silence_timeout_s = self.settings.silence_timeout_s
+        self.drops = DropReporter(f"The Moshi server at {engine.url}", frame_ms=FRAME_S * 1000)  # it lags, not the client
+        self._owed_since: float | None = None  # when audio was sent after the server's last answer
         self.connections = 0
         self.garbage = 0
         self.sent_s = self.received_s = 0.0
@@ -141,6 +154,8 @@ class MoshiRemoteSession(FullDuplexSession):
             return
         packet = writer.append_pcm(frame)
         self.sent_s += FRAME_S
+        if self._owed_since is None:
+            self._owed_since = time.monotonic()
         if packet:
             await ws.send_bytes(bytes([KIND_AUDIO]) + packet)
 
@@ -155,6 +170,8 @@ class MoshiRemoteSession(FullDuplexSession):
                     except ProtocolError as exc:
                         self.fail(f"{self.engine.url} does not speak the Moshi protocol: {exc}")
                         return
+                    except ServerStoppedAnswering as exc:
+                        reason = str(exc)
                     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                         reason = f"Lost the Moshi server at {self.engine.url} ({type(exc).__name__}: {exc})"
                     self.connected.clear()
@@ -172,6 +189,7 @@ class MoshiRemoteSession(FullDuplexSession):
 
     async def _converse(self, http: aiohttp.ClientSession) -> None:
         self.sent_s = self.received_s = 0.0
+        self._owed_since = None
         ws = await asyncio.wait_for(http.ws_connect(self.engine.url, max_msg_size=0), self.handshake_timeout_s)
         try:
             first = await asyncio.wait_for(ws.receive(), self.handshake_timeout_s)
@@ -189,13 +207,33 @@ class MoshiRemoteSession(FullDuplexSession):
             await ws.close()
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for message in ws:
+        while True:
+            try:
+                message = await ws.receive(timeout=SILENCE_POLL_S)
+            except TimeoutError:
+                self._check_answering()
+                continue
+            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                return
             if message.type == aiohttp.WSMsgType.BINARY and message.data:
                 self._on_binary(message.data)
             elif message.type == aiohttp.WSMsgType.ERROR:
                 raise aiohttp.ClientError(str(ws.exception()))
             else:
                 self._garbage(_describe(message))
+            self._check_answering()
+
+    def _check_answering(self) -> None:
+        """Raise :class:`ServerStoppedAnswering` once audio sent ``silence_timeout_s`` ago is still unanswered."""
+        owed = self._owed_since
+        unanswered = self.sent_s - self.received_s
+        if owed is None or unanswered <= min(UNANSWERED_S, self.max_lag_s):
+            return
+        if time.monotonic() - owed > self.silence_timeout_s:
+            raise ServerStoppedAnswering(
+                f"The Moshi server at {self.engine.url} stopped answering (no audio for {self.silence_timeout_s:g} s "
+                f"while {unanswered:.1f} s of your audio waited)"
+            )
 
     def _on_binary(self, data: bytes) -> None:
         kind, payload = data[0], data[1:]
@@ -208,9 +246,11 @@ class MoshiRemoteSession(FullDuplexSession):
                 return
             if len(pcm):
                 self.received_s += len(pcm) / SAMPLE_RATE
+                self._owed_since = None
                 self.agent_audio(pcm)
                 self.agent_text(None)
         elif kind == KIND_TEXT:
+            self._owed_since = None
             self.agent_text(payload.decode("utf-8", errors="replace"))
         elif kind == KIND_ERROR:
             self.emit(ErrorEvent(f"Moshi server error: {payload.decode('utf-8', errors='replace')}"))

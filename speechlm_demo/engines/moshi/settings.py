@@ -39,3 +39,6 @@ class MoshiRemoteSettings(FullDuplexSettings, ServerAddress):
     reconnect_attempts: int = Field(3, ge=0)
     reconnect_backoff_s: float = Field(0.5, ge=0.0)
     max_lag_s: float = Field(1.0, gt=0.0, description="audio sent but not answered before input is dropped")
+    silence_timeout_s: float = Field(
+        5.0, gt=0.0, description="the server counts as lost (and is reconnected) after answering nothing this long while audio is unanswered"
+    )

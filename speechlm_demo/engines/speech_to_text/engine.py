@@ -63,8 +63,7 @@ class SpeechToTextEngine(HalfDuplexEngine):
         s = self.settings
         self.http = s.chat_http("the vLLM server")
         self._model: str | None = None if s.model == AUTO else s.model
-        if self._model is not None:
-            self.http.check_model(self._model, s.url_env)
+        self.http.check_model(self._model, s.url_env)  # a server that does not answer fails the load here
         progress(0.3, "loading voice")
         self.tts = build_voice(s.tts)
         progress(1.0, "ready")
