@@ -29,6 +29,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def at_least_two(text: str) -> int:
+    """A whole number >= 2 (``bench-votes --engines``: a pair needs two)."""
+    value = int(_number(text, int))
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be 2 or more, not {text!r}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """A whole number >= 0 (``--warmup``)."""
     value = int(_number(text, int))

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from ..cli_types import at_least_two, non_negative_float, non_negative_int, positive_float, positive_int
 
 if TYPE_CHECKING:
     from .store import VoteStore
@@ -26,41 +26,6 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def _counted(least: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``least`` (argparse turns the ValueError into exit 2)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
-        return value
-
-    parse.__name__ = f"whole number >= {least}"
-    return parse
-
-
-def _seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, not {text}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds above 0."""
-    value = _seconds(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be more than 0 seconds")
-    return value
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the subcommands to the CLI's subparsers."""
     votes = sub.add_parser("votes", help="the blind-vote store")
@@ -71,20 +36,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--db", help="SQLAlchemy URL (default $SPEECHLM_DB_URL or SQLite in $SPEECHLM_DATA_DIR)")
     board = sub.add_parser("leaderboard", help="Bradley-Terry ratings with bootstrap 95 %% intervals from the votes")
     board.add_argument("--json", action="store_true", help="machine-readable output")
-    board.add_argument("--rounds", type=_counted(1), default=1000, help="bootstrap rounds (at least 1)")
-    board.add_argument("--min-votes", type=_counted(0), default=30, help="below this an engine is 'preliminary'")
+    board.add_argument("--rounds", type=positive_int, default=1000, help="bootstrap rounds (at least 1)")
+    board.add_argument("--min-votes", type=non_negative_int, default=30, help="below this an engine is 'preliminary'")
     board.add_argument("--db", help="SQLAlchemy URL")
     board.add_argument("--tag", default="", help="only the votes of this listening session")
-    board.add_argument("--style-rounds", type=_counted(1), default=200, help="bootstrap rounds of the style-controlled fit (at least 1)")
+    board.add_argument("--style-rounds", type=positive_int, default=200, help="bootstrap rounds of the style-controlled fit (at least 1)")
     board.add_argument("--exclude-outliers", action="store_true", help="leave out the votes of flagged outlier voters")
     board.add_argument("--plots", help="write judges_by_engine.png and rating_vs_latency.png into this folder")
     bench = sub.add_parser("bench-votes", help="measure ratings time and concurrent vote-write latency")
-    bench.add_argument("--votes", type=_counted(1), default=100_000)
-    bench.add_argument("--rounds", type=_counted(1), default=1000)
-    bench.add_argument("--engines", type=_counted(2), default=10, help="at least 2")
-    bench.add_argument("--voters", type=_counted(1), default=50)
-    bench.add_argument("--votes-per-voter", type=_counted(1), default=20)
-    bench.add_argument("--think", type=_seconds, default=0.25, help="mean seconds a voter waits between votes")
+    bench.add_argument("--votes", type=positive_int, default=100_000)
+    bench.add_argument("--rounds", type=positive_int, default=1000)
+    bench.add_argument("--engines", type=at_least_two, default=10, help="at least 2")
+    bench.add_argument("--voters", type=positive_int, default=50)
+    bench.add_argument("--votes-per-voter", type=positive_int, default=20)
+    bench.add_argument("--think", type=non_negative_float, default=0.25, help="mean seconds a voter waits between votes")
     bench.add_argument("--json", help="write the report here")
     session = sub.add_parser("session", help="listening sessions: blind A/B on replies generated ahead of time")
     session_sub = session.add_subparsers(dest="session_command", required=True)
@@ -92,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     prepare.add_argument("--prompts", required=True, help="folder of WAVs (+ optional NAME.txt reference text)")
     prepare.add_argument("--engines", required=True, help="comma-separated catalogue ids (at least two)")
     prepare.add_argument("--name", required=True, help="session name; served at the app's ?session=NAME")
-    prepare.add_argument("--timeout", type=_positive_seconds, default=60.0, help="seconds an engine may take per reply")
-    prepare.add_argument("--max-prompt", type=_positive_seconds, default=60.0, help="prompts longer than this many seconds are cut")
+    prepare.add_argument("--timeout", type=positive_float, default=60.0, help="seconds an engine may take per reply")
+    prepare.add_argument("--max-prompt", type=positive_float, default=60.0, help="prompts longer than this many seconds are cut")
     prepare.add_argument("--catalog", help="catalogue file")
     prepare.add_argument("--replace", action="store_true", help="replace the session of that name (its replies; votes already cast keep their tag)")
     session_sub.add_parser("list", help="the prepared sessions (those that cannot be opened are marked unreadable)")

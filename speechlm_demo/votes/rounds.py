@@ -255,7 +255,7 @@ class BlindArena:
             self.limits.give_back(voter_id, address, blind.pair_key, taken)
             raise
         blind.state = "voted"
-        message = "Thanks! The database is down: your vote is kept on disk and will be stored when it is back." if queued else "Thanks, vote recorded."
+        message = "Thanks! The vote database is busy or down: your vote is kept on disk and will be stored as soon as it can be." if queued else "Thanks, vote recorded."
         leaked = self._after_vote(record, blind)
         if leaked:
             message += f" A reply named {', '.join(leaked)}, which gives an engine away: your vote is kept but not counted in the blind ratings."

@@ -79,14 +79,15 @@ def test_a_data_dir_that_is_a_file_gives_an_error_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
-        (["leaderboard", "--rounds", "0"], "--rounds: must be at least 1, not 0"),
-        (["leaderboard", "--rounds", "-5"], "--rounds: must be at least 1, not -5"),
-        (["leaderboard", "--style-rounds", "-1"], "--style-rounds: must be at least 1, not -1"),
-        (["leaderboard", "--rounds", "many"], "--rounds: 'many' is not a whole number"),
-        (["bench-votes", "--engines", "1"], "--engines: must be at least 2, not 1"),
-        (["bench-votes", "--voters", "0"], "--voters: must be at least 1, not 0"),
-        (["bench-votes", "--think", "nan"], "--think: must be a finite number of seconds"),
-        (["session", "prepare", "--prompts", "p", "--engines", "a,b", "--name", "n", "--timeout", "0"], "--timeout: must be more than 0 seconds"),
+        (["leaderboard", "--rounds", "0"], "--rounds: must be 1 or more, not '0'"),
+        (["leaderboard", "--rounds", "-5"], "--rounds: must be 1 or more, not '-5'"),
+        (["leaderboard", "--style-rounds", "-1"], "--style-rounds: must be 1 or more, not '-1'"),
+        (["leaderboard", "--min-votes", "-1"], "--min-votes: must be 0 or more, not '-1'"),
+        (["leaderboard", "--rounds", "many"], "--rounds: a whole number is needed, not 'many'"),
+        (["bench-votes", "--engines", "1"], "--engines: must be 2 or more, not '1'"),
+        (["bench-votes", "--voters", "0"], "--voters: must be 1 or more, not '0'"),
+        (["bench-votes", "--think", "nan"], "--think: a finite number is needed, not 'nan'"),
+        (["session", "prepare", "--prompts", "p", "--engines", "a,b", "--name", "n", "--timeout", "0"], "--timeout: must be more than 0, not '0'"),
     ],
 )
 def test_numeric_flags_out_of_range_are_refused_with_a_message(args: list[str], complaint: str, capsys: pytest.CaptureFixture[str]) -> None:

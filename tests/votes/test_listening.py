@@ -12,7 +12,14 @@ import soundfile as sf
 
 from speechlm_demo.cli import main
 from speechlm_demo.engines.registry import EngineRegistry
-from speechlm_demo.votes.listening import ListeningSession, SessionError, SessionExists, check_name, list_sessions, prepare
+from speechlm_demo.votes.listening import (
+    ListeningSession,
+    SessionError,
+    SessionExists,
+    check_name,
+    list_sessions,
+    prepare,
+)
 from tests.engines_for_tests import engine_entry, registry_of, silence, tone
 
 ENGINES = ["zebra", "quokka", "crasher", "broken"]
