@@ -14,6 +14,10 @@ Postgres advisory lock, and a lost race on SQLite is recognised), and a store th
 tries again at its next use instead of staying off. A SQLite file deleted while the app runs (its data
 folder removed) is noticed before each write: the folder and the schema are made again, so a vote is never
 written to a file that no longer exists.
+
+A write waits at most :data:`BUSY_TIMEOUT_S` (1 s) for a database another writer holds, then raises
+:class:`StoreUnavailable` (the vote is spooled, see :mod:`.pending`); writes soon after one gave up wait only
+:data:`AFTER_FAILURE_WAIT_S`. Read-only users open with ``create=False``: nothing is made where there is no store.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -42,6 +47,7 @@ DB_URL_ENV = "SPEECHLM_DB_URL"
 DATA_DIR_ENV = "SPEECHLM_DATA_DIR"
 OUTCOMES: tuple[str, ...] = ("a", "b", "tie", "both_bad")
 BUSY_TIMEOUT_S = 1.0  # how long a write waits for a database locked by another writer before giving up
+AFTER_FAILURE_WAIT_S = 0.1  # the wait of writes soon after one gave up (the database is most likely still locked)
 CONNECT_TIMEOUT_S = 5  # libpq's connect_timeout (Postgres) unless the URL sets one: a dead host fails, not hangs
 SCHEMA_LOCK_KEY = 0x5EEC_0001  # pg_advisory_xact_lock key serialising schema creation across replicas
 SCHEMA_ATTEMPTS = 5
@@ -199,6 +205,7 @@ class VoteStore:
         # lock and the database's together at most its ``wait_s``, so one stuck write never stalls the others.
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._schema_lock = threading.Lock()
+        self._gave_up_at = -math.inf  # when a write last gave up on a locked or unreachable database
         self._ready = False
         if not create:
             self._check_exists()
@@ -303,11 +310,15 @@ class VoteStore:
         then the database's lock held by another connection (SQLite's busy_timeout, Postgres's lock_timeout).
         Raises :class:`StoreUnavailable` when this process's writers keep the lock that long, SQLAlchemy's
         errors otherwise."""
-        deadline = time.monotonic() + wait_s
+        now = time.monotonic()
+        if now - self._gave_up_at < self.busy_timeout_s:  # e.g. the judgement rows of a vote that was just spooled
+            wait_s = min(wait_s, AFTER_FAILURE_WAIT_S)
+        deadline = now + wait_s
         if self._write_lock is not None and not self._write_lock.acquire(timeout=max(wait_s, 0.0)):
+            self._gave_up_at = time.monotonic()
             raise StoreUnavailable(f"vote store {self.describe()} busy: another write of this process took over {wait_s:.1f} s")
         try:
-            with self.engine.begin() as conn:
+            with self._noting_failure(), self.engine.begin() as conn:
                 left_ms = max(1, int((deadline - time.monotonic()) * 1000))
                 if conn.dialect.name == "sqlite":
                     conn.exec_driver_sql(f"PRAGMA busy_timeout = {left_ms}")
@@ -321,6 +332,17 @@ class VoteStore:
         finally:
             if self._write_lock is not None:
                 self._write_lock.release()
+
+    @contextlib.contextmanager
+    def _noting_failure(self) -> Iterator[None]:
+        """Remember when a write fails for want of the database (locked, unreachable): for a while after that,
+        other writes wait only briefly (:data:`AFTER_FAILURE_WAIT_S`); a write that succeeds ends the while."""
+        try:
+            yield
+        except sa.exc.OperationalError:
+            self._gave_up_at = time.monotonic()
+            raise
+        self._gave_up_at = -math.inf
 
     def add(self, record: VoteRecord, *, wait_s: float | None = None) -> bool:
         """Store one vote in one transaction. True if written now, False if this exact vote was already stored.

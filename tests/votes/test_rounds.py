@@ -216,6 +216,35 @@ def test_votes_on_a_locked_database_are_kept_within_seconds_not_one_after_anothe
     store.close()
 
 
+def test_after_a_vote_gave_up_on_a_locked_database_its_judgement_rows_do_not_wait_as_long(db_path: Path, clock: Clock, tmp_path: Path) -> None:
+    from speechlm_demo.judges.records import JudgementStore
+
+    store = VoteStore(f"sqlite:///{db_path}", busy_timeout_s=2.0)
+    written: list[str] = []
+
+    def hook(record: VoteRecord, replies: Comparison | None) -> list[str]:  # what the app's judge hook writes
+        for side in "ab":
+            try:
+                JudgementStore(store).open(record.vote_id, side, record.engine_a if side == "a" else record.engine_b, "")
+                written.append(side)
+            except StoreUnavailable:
+                pass
+        return []
+
+    arena = BlindArena(store, lambda: ENTRIES, pending=PendingVotes(store, tmp_path / "spool.jsonl", retry_s=3600), clock=clock, on_vote=hook)
+    blind = ready_round(arena)
+    with locked(db_path):
+        started = time.monotonic()
+        receipt = arena.submit_vote(blind.round_id, "s1", "a")
+        took = time.monotonic() - started
+    assert receipt.queued and written == []
+    assert took < 4.0, took  # one wait of 2 s for the vote, then short ones (it was 2 s for each of the three writes)
+    arena.submit_vote(ready_round(arena, "s2").round_id, "s2", "b")  # the database is back: a write ends the short waits
+    assert written == ["a", "b"] and store.count() == 1
+    arena.close()
+    store.close()
+
+
 def test_queued_votes_survive_a_restart(arena: BlindArena, store: VoteStore, db_path: Path, tmp_path: Path) -> None:
     blind = ready_round(arena)
     with locked(db_path):
