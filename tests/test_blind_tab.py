@@ -264,3 +264,18 @@ def test_rejected_and_abandoned_draws_do_not_stay_in_memory(tab: BlindTab, regis
     assert abandoned in tab.arena._rounds
     gone.close()
     assert list(tab.arena._rounds) == [round_id]
+
+
+def test_the_vote_buttons_show_progress_on_the_status_line_while_the_vote_is_written(registry: EngineRegistry, data_dir: Path) -> None:
+    from speechlm_demo.ui.blind_tab import build_blind_tab
+
+    store = VoteStore(f"sqlite:///{data_dir / 'votes.sqlite3'}")
+    with gr.Blocks() as demo:
+        build_blind_tab(demo, registry, BlindArena(store, lambda: blind_candidates(registry), pending=PendingVotes(store)))
+    config = demo.get_config_file()
+    elem = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
+    clicks = [d for d in config["dependencies"] if any((elem.get(t[0]) or "").startswith("blind-vote-") for t in d["targets"])]
+    assert len(clicks) == 4
+    for click in clicks:  # a vote waiting for a locked database (up to ~1 s) is visibly under way
+        assert click["show_progress"] == "minimal" and [elem[i] for i in click["show_progress_on"]] == ["blind-status"]
+    store.close()
