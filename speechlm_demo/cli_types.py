@@ -21,12 +21,18 @@ def _number(text: str, kind: type[int | float]) -> int | float:
     return value
 
 
+def _at_least(text: str, kind: type[int | float], low: int, *, above: bool = False) -> int | float:
+    """``text`` as ``kind``, refused unless it is at least ``low`` (more than ``low`` with ``above``)."""
+    value = _number(text, kind)
+    if value < low or (above and value == low):
+        bound = f"more than {low}" if above else f"{low} or more"
+        raise argparse.ArgumentTypeError(f"must be {bound}, not {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """A whole number >= 1 (``--repeat``, ``--rounds``, ``--frames``)."""
-    value = int(_number(text, int))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text!r}")
-    return value
+    return int(_at_least(text, int, 1))
 
 
 def at_least_two(text: str) -> int:
@@ -39,26 +45,17 @@ def at_least_two(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     """A whole number >= 0 (``--warmup``)."""
-    value = int(_number(text, int))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text!r}")
-    return value
+    return int(_at_least(text, int, 0))
 
 
 def positive_float(text: str) -> float:
     """A finite number > 0 (durations that must last: ``--timeout``, ``--monologue``)."""
-    value = float(_number(text, float))
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text!r}")
-    return value
+    return float(_at_least(text, float, 0, above=True))
 
 
 def non_negative_float(text: str) -> float:
     """A finite number >= 0 (durations that may be nothing: ``--tail``, ``--gap``, ``--after-ms``)."""
-    value = float(_number(text, float))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text!r}")
-    return value
+    return float(_at_least(text, float, 0))
 
 
 def positive_int_list(text: str) -> list[int]:

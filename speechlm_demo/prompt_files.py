@@ -146,3 +146,16 @@ def _bytes_per_sample(subtype: str) -> int:
         if subtype.endswith(bits) or subtype == f"FLOAT{bits}":
             return size
     return {"FLOAT": 4, "DOUBLE": 8, "ULAW": 1, "ALAW": 1}.get(subtype, 1)
+
+
+def reference_text(path: Path) -> str | None:
+    """The reference text in ``path`` (UTF-8, stripped), None without one; ValueError naming the file when it
+    cannot be read (``bench``, ``session prepare`` and ``judge`` read ``NAME.txt`` this one way)."""
+    if not path.is_file():
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"unreadable reference text {path.name}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ValueError(f"unreadable reference text {path.name}: {exc}") from None

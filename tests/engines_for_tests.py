@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from speechlm_demo.catalog import Catalog, EngineEntry
-from speechlm_demo.engines.base import AudioOut, Engine, Event, Mark, SessionOptions, TextOut, UserTurn
+from speechlm_demo.engines.base import AudioOut, Engine, Event, Mark, SessionOptions, TextOut, TurnEnd, UserTurn
 from speechlm_demo.engines.registry import EngineRegistry
 from speechlm_demo.hardware import HostInfo
 from speechlm_demo.measure.observer import TurnObserver
@@ -162,3 +162,20 @@ def registry_of(*entries: EngineEntry) -> EngineRegistry:
 def engine_entry(engine_id: str, label: str, engine_class: str = "ScriptedEngine", weight: float = 1.0) -> EngineEntry:
     """An entry for one of this module's engines, with its own label and blind A/B weight."""
     return entry(engine_id).model_copy(update={"label": label, "engine_class": f"tests.engines_for_tests:{engine_class}", "weight": weight})
+
+
+def echo_turn(audio: np.ndarray, **defaults: Any) -> tuple[TurnEnd, Recorder]:
+    """Feed ``audio`` in real time (20 ms frames) to an echo engine with these catalogue defaults; the turn's
+    end and every event the session emitted."""
+    from speechlm_demo.audio import chunks
+    from speechlm_demo.engines.echo import EchoEngine
+
+    rec = Recorder()
+    session = EchoEngine(entry("echo", **defaults)).open_session(SessionOptions(), rec)
+    started = time.monotonic()
+    for index, piece in enumerate(chunks(audio, 320)):
+        time.sleep(max(0.0, started + index * 0.02 - time.monotonic()))
+        session.push_audio(piece)
+    (end,) = rec.wait_for(TurnEnd)
+    session.close()
+    return end, rec

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ..audio import AudioError, read_audio
-from ..prompt_files import Skipped
+from ..prompt_files import Skipped, reference_text
 from .scorer import Judges
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def judge_folder(folder: Path, judges: Judges, skipped: list[Skipped] | None = N
     rows = []
     for wav in sorted(folder.glob("*.wav")):
         try:
-            text = _reference(wav.with_suffix(".txt"))
+            text = reference_text(wav.with_suffix(".txt")) or ""
             audio, rate = read_audio(str(wav))
         except (AudioError, ValueError) as exc:
             log.warning("skipped %s: %s", wav.name, exc)
@@ -40,18 +40,6 @@ def judge_folder(folder: Path, judges: Judges, skipped: list[Skipped] | None = N
             continue
         rows.append({"file": wav.name, "reference": text, **judges.score(audio, rate, text, _turn_record(wav.with_suffix(".json")))})
     return rows
-
-
-def _reference(path: Path) -> str:
-    """The reference text in ``path`` (UTF-8), "" without one; ValueError naming the file when it cannot be read."""
-    if not path.is_file():
-        return ""
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"unreadable reference text {path.name}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ValueError(f"unreadable reference text {path.name}: {exc}") from None
 
 
 def _turn_record(path: Path) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..audio import chunks, loud_span
 from ..engines.base import Engine, ErrorEvent, Event, SessionOptions
-from ..prompt_files import MAX_PROMPT_S, SOUND_DBFS, PromptAudio, Skipped, read_prompt_folder
+from ..prompt_files import MAX_PROMPT_S, SOUND_DBFS, PromptAudio, Skipped, read_prompt_folder, reference_text
 from ..timeline import Timeline
 from .observer import TurnObserver
 from .record import TurnRecord
@@ -100,7 +100,7 @@ def prompt_from(item: PromptAudio, rate: int, kind: str) -> Prompt:
         cues |= {k: sidecar_time(meta.name, k, v, length_s) for k, v in numbers.items()}
         segments = _segments(meta.name, sidecar.get("segments") or [], length_s)
     cues["speech_end_s"] = end
-    return Prompt(item.path, audio, end, _reference(text), source, kind, cues, item.notes, segments)
+    return Prompt(item.path, audio, end, reference_text(text), source, kind, cues, item.notes, segments)
 
 
 def sidecar_time(sidecar: str, name: str, value: object, length_s: float) -> float:
@@ -139,18 +139,6 @@ def _segments(sidecar: str, value: object, length_s: float) -> list[tuple[float,
             raise ValueError(f"sidecar {sidecar}: segments[{index}] {pair!r} ends before it starts")
         segments.append((start, stop))
     return segments
-
-
-def _reference(text: Path) -> str | None:
-    """The reference text in ``text`` (UTF-8), None without one; ValueError naming it when it cannot be read."""
-    if not text.exists():
-        return None
-    try:
-        return text.read_text(encoding="utf-8").strip()
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"unreadable reference text {text.name}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ValueError(f"unreadable reference text {text.name}: {exc}") from None
 
 
 @dataclass

@@ -19,7 +19,7 @@ from speechlm_demo.engines.cascade.settings import CascadeSettings
 from speechlm_demo.engines.echo import EchoEngine
 from speechlm_demo.turntaking import half_duplex, turn_words
 from tests.conftest import require
-from tests.engines_for_tests import Recorder, ScriptedEngine, entry, silence, tone
+from tests.engines_for_tests import Recorder, ScriptedEngine, echo_turn, entry, silence, tone
 
 LISTEN = {"kind": "faster-whisper", "model": "offline", "language": "en", "cpu_threads": 1, "num_workers": 2,
           "min_window_s": 6, "vocabulary": "english"}
@@ -32,18 +32,6 @@ def spoken(text: str) -> np.ndarray:
     return speak(text)
 
 
-def run_turn(audio: np.ndarray, **defaults) -> tuple[TurnEnd, Recorder]:
-    """Feed ``audio`` in real time to an echo engine with these catalogue defaults; the turn's end and the events."""
-    session = EchoEngine(entry("echo", **defaults)).open_session(SessionOptions(), rec := Recorder())
-    started = time.monotonic()
-    for index, piece in enumerate(chunks(audio, 320)):
-        time.sleep(max(0.0, started + index * 0.02 - time.monotonic()))
-        session.push_audio(piece)
-    (end,) = rec.wait_for(TurnEnd)
-    session.close()
-    return end, rec
-
-
 def user_lines(rec: Recorder) -> list[str]:
     return [e.text for e in rec.events if isinstance(e, TextOut) and e.role == "user"]
 
@@ -51,7 +39,7 @@ def user_lines(rec: Recorder) -> list[str]:
 @pytest.mark.slow
 def test_a_spoken_question_ends_on_the_words_the_turn_layer_hears_long_before_the_silence_rule() -> None:
     audio = np.concatenate([silence(0.3), spoken("What is the capital of France?"), silence(2.5)])
-    end, rec = run_turn(audio, endpointing="transcript", listen_asr=LISTEN, end_silence_ms=2000)
+    end, rec = echo_turn(audio, endpointing="transcript", listen_asr=LISTEN, end_silence_ms=2000)
     marks = end.timeline.marks
     assert end.timeline.extra["committed_by"] == "transcript" and end.timeline.extra["judged_complete"] is True
     assert end.timeline.between_ms("user_speech_end", "turn_detected") < 1000  # not the 2 s of silence
@@ -65,7 +53,7 @@ def test_a_spoken_question_ends_on_the_words_the_turn_layer_hears_long_before_th
 @pytest.mark.slow
 def test_words_that_dangle_hold_the_turn_until_the_silence_rule() -> None:
     audio = np.concatenate([silence(0.3), spoken("Can you tell me about the"), silence(2.6)])
-    end, rec = run_turn(audio, endpointing="transcript", listen_asr=LISTEN, end_silence_ms=2000)
+    end, rec = echo_turn(audio, endpointing="transcript", listen_asr=LISTEN, end_silence_ms=2000)
     assert end.timeline.extra["committed_by"] == "silence"  # the reply the words dropped, started again by it
     assert end.timeline.between_ms("user_speech_end", "turn_detected") >= 1900
     (line,) = user_lines(rec)  # the dropped reply's words went with it; the committed one's came before its end
@@ -95,7 +83,7 @@ def test_a_recogniser_that_fails_or_hears_nothing_leaves_the_turn_to_the_silence
     monkeypatch.setattr(half_duplex, "shared_recogniser", lambda config, device: recogniser)
     audio = np.concatenate([silence(0.3), tone(0.8), silence(1.5)])
     with caplog.at_level(logging.ERROR):
-        end, rec = run_turn(audio, endpointing="transcript", listen_asr=LISTEN, end_silence_ms=900)
+        end, rec = echo_turn(audio, endpointing="transcript", listen_asr=LISTEN, end_silence_ms=900)
     assert recogniser.calls.is_set() and end.timeline.status == "ok"
     assert end.timeline.extra["committed_by"] == "silence" and "judged_complete" not in end.timeline.extra
     assert user_lines(rec) == []  # nothing heard is no line (and not a dropped reply)

@@ -8,12 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-from speechlm_demo.engines.base import EngineError, SessionOptions, TurnEnd
+from speechlm_demo.engines.base import EngineError, SessionOptions
 from speechlm_demo.engines.echo import EchoEngine
 from speechlm_demo.load_once import once_per_process
 from speechlm_demo.turntaking.end_of_turn import Action, Evidence, Verdict, strategy_for
 from tests.conftest import require
-from tests.engines_for_tests import Recorder, entry, silence
+from tests.engines_for_tests import Recorder, echo_turn, entry, silence
 
 DONE, NOT, UNKNOWN, STATEMENT = Verdict.DONE, Verdict.NOT_DONE, Verdict.UNKNOWN, Verdict.STATEMENT
 
@@ -67,33 +67,16 @@ def spoken(text: str) -> np.ndarray:
     return speak(text)
 
 
-def run_turn(audio: np.ndarray, **defaults) -> TurnEnd:
-    engine = EchoEngine(entry("echo", **defaults))
-    rec = Recorder()
-    session = engine.open_session(SessionOptions(), rec)
-    import time
-
-    started = time.monotonic()
-    from speechlm_demo.audio import chunks
-
-    for index, piece in enumerate(chunks(audio, 320)):
-        time.sleep(max(0.0, started + index * 0.02 - time.monotonic()))
-        session.push_audio(piece)
-    (end,) = rec.wait_for(TurnEnd)
-    session.close()
-    return end
-
-
 def test_smart_turn_ends_a_finished_question_long_before_the_silence_rule() -> None:
     audio = np.concatenate([silence(0.3), spoken("What is the capital of France?"), silence(2.5)])
-    end = run_turn(audio, endpointing="smart-turn", end_silence_ms=2000, min_commit_silence_ms=150)
+    end, _ = echo_turn(audio, endpointing="smart-turn", end_silence_ms=2000, min_commit_silence_ms=150)
     assert end.timeline.extra["committed_by"] == "smart-turn" and end.timeline.extra["smart_turn_p"] > 0.5
     assert end.timeline.between_ms("user_speech_end", "turn_detected") < 1000
 
 
 def test_smart_turn_holds_an_unfinished_phrase_until_the_silence_rule() -> None:
     audio = np.concatenate([silence(0.3), spoken("Can you tell me about the"), silence(2.6)])
-    end = run_turn(audio, endpointing="smart-turn", end_silence_ms=2000, min_commit_silence_ms=150)
+    end, _ = echo_turn(audio, endpointing="smart-turn", end_silence_ms=2000, min_commit_silence_ms=150)
     assert end.timeline.extra["committed_by"] == "silence" and end.timeline.extra["smart_turn_p"] < 0.5
     assert end.timeline.between_ms("user_speech_end", "turn_detected") >= 1900
 
