@@ -37,10 +37,7 @@ def positive_int(text: str) -> int:
 
 def at_least_two(text: str) -> int:
     """A whole number >= 2 (``bench-votes --engines``: a pair needs two)."""
-    value = int(_number(text, int))
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be 2 or more, not {text!r}")
-    return value
+    return int(_at_least(text, int, 2))
 
 
 def non_negative_int(text: str) -> int:
