@@ -88,10 +88,15 @@ class Conversation:
     _turn_first: int | None = None  # index of the first message of the turn in progress
 
     def add(self, role: str, text: str) -> None:
-        """Append a message; consecutive agent texts of one turn form one message."""
+        """Append a message; consecutive agent texts of one turn form one message; the user's words go before
+        the turn's reply even when they come after it (the turn layer's recogniser may finish after a reply
+        that the silence rule committed)."""
         in_turn = self._turn_first is not None and len(self.messages) > self._turn_first
         if role == "assistant" and in_turn and self.messages[-1]["role"] == "assistant":
             self.messages[-1]["content"] = (self.messages[-1]["content"] + " " + text).strip()
+            return
+        if role == "user" and in_turn and self._turn_first is not None:
+            self.messages.insert(self._turn_first, {"role": role, "content": text})
             return
         if self._turn_first is None:
             self._turn_first = len(self.messages)

@@ -63,8 +63,9 @@ def guarded_offer(stream: Stream) -> Callable[[Body], Awaitable[Any]]:
             return refusal(200, "connection_already_exists", "a connection with this webrtc_id already exists")
         try:
             return await stream.offer(body)
-        except Exception as exc:  # whatever failed, the stored peer must not keep its slot
-            await discard_peer(stream, body.webrtc_id)
+        except Exception as exc:  # whatever failed, the peer this offer stored must not keep its slot
+            if body.type == "offer":  # a failed ice-candidate must not close the id's working peer
+                await discard_peer(stream, body.webrtc_id)
             if isinstance(exc, CLIENT_FAULTS):
                 log.warning("refused a WebRTC offer: %s: %s", type(exc).__name__, exc)
                 return refusal(400, "bad_offer", f"the offer was refused: {exc}")

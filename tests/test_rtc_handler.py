@@ -138,6 +138,11 @@ def test_conversation_puts_the_placeholder_before_the_reply() -> None:
     assert [(m["role"], m["content"]) for m in c.messages] == [
         ("user", "🎤 (1.0 s of speech)"), ("assistant", "first part"), ("user", "hello"), ("assistant", "hi")
     ]
+    c.add("assistant", "a reply the silence rule committed")  # listen_asr's words may come after the reply
+    c.add("user", "what the turn layer heard")
+    c.end_turn(None)
+    assert [m["role"] for m in c.messages[-2:]] == ["user", "assistant"]
+    assert c.messages[-2]["content"] == "what the turn layer heard"
 
 
 def test_interrupt_drops_queued_reply_audio_but_keeps_ui_updates() -> None:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _NO_AUDIO = np.zeros(0, np.float32)
+WORDS_MARKS = ("asr_start", "asr_final")  # with listen_asr the turn layer's recogniser marks these, not the engine
 
 
 class Phase(Enum):
@@ -295,10 +296,11 @@ class Reply:
                 self._finish(status, detail)
 
     def _handle(self, event: Event) -> None:
-        if isinstance(event, Mark):
+        own_words = self.session.words is not None  # listen_asr: the turn layer hears the user (see hear_words)
+        if isinstance(event, Mark) and not (own_words and event.name in WORDS_MARKS):
             self.timeline.mark(event.name, event.t)
         user_words = isinstance(event, TextOut) and event.role == "user" and event.final
-        if user_words and self.session.words is not None:
+        if user_words and own_words:
             return  # listen_asr's words are the user's line (a fallback cascade reports its own as well)
         with self._lock:
             if self.cancelled:
@@ -343,8 +345,9 @@ class Reply:
     def _finish(self, status: str, detail: str) -> None:
         if self.phase is not Phase.COMMITTED:
             return
-        if self._words_pending:  # the user's line first (see expect_words)
-            self._deferred_finish = (status, detail)
+        if self._words_pending and not self.cancelled:  # the user's line first (see expect_words)
+            if self._deferred_finish is None:  # the first finish wins, as it does without words to wait for
+                self._deferred_finish = (status, detail)
             return
         self._enter(Phase.ENDED)
         if self._watchdog is not None:

@@ -64,12 +64,14 @@ def test_words_that_dangle_hold_the_turn_until_the_silence_rule() -> None:
 class _Broken:
     sample_rate = 16_000
 
-    def __init__(self, heard: Heard | None) -> None:
+    def __init__(self, heard: Heard | None, takes_s: float = 0.0) -> None:
         self.heard = heard
+        self.takes_s = takes_s
         self.calls = threading.Event()
 
     def hear(self, audio: np.ndarray, cancel: threading.Event | None = None) -> Heard:
         self.calls.set()
+        time.sleep(self.takes_s)
         if self.heard is None:
             raise RuntimeError("recogniser exploded")
         return self.heard
@@ -126,7 +128,7 @@ class _ReportsWordsToo(ScriptedEngine):
 
 
 def test_with_listen_asr_the_turn_layers_words_are_the_only_user_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    recogniser = _Broken(Heard("What is the capital of France?", 0.9))
+    recogniser = _Broken(Heard("What is the capital of France?", 0.9), takes_s=0.1)
     monkeypatch.setattr(half_duplex, "shared_recogniser", lambda config, device: recogniser)
     session = _ReportsWordsToo(entry(endpointing="transcript", listen_asr=LISTEN, end_silence_ms=3000)).open_session(
         SessionOptions(), rec := Recorder()
@@ -138,3 +140,23 @@ def test_with_listen_asr_the_turn_layers_words_are_the_only_user_line(monkeypatc
     session.close()
     assert user_lines(rec) == ["What is the capital of France?"]
     assert end.timeline.extra["committed_by"] == "transcript"  # judged from the turn layer's words, not the 3 s silence
+    assert end.timeline.between_ms("asr_start", "asr_final") >= 90  # the recogniser's own marks, not the engine's
+
+
+def test_a_reply_interrupted_while_its_words_are_heard_ends_at_once_as_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The turn's end waits for the turn layer's words only while the reply plays on: a barge-in ends it at
+    once, and the generation finishing later does not turn it into an "ok" turn."""
+    recogniser = _Broken(Heard("I see.", 0.9), takes_s=2.0)  # a statement: the long silence commits it
+    monkeypatch.setattr(half_duplex, "shared_recogniser", lambda config, device: recogniser)
+    engine = ScriptedEngine(entry(endpointing="transcript", listen_asr=LISTEN, end_silence_ms=400, min_commit_silence_ms=100))
+    engine.chunks, engine.delay_s = 20, 0.05  # a reply that plays for a while
+    session = engine.open_session(SessionOptions(), rec := Recorder())
+    started = time.monotonic()
+    for index, piece in enumerate(chunks(np.concatenate([silence(0.3), tone(0.6), silence(0.8), tone(0.4)]), 320)):
+        time.sleep(max(0.0, started + index * 0.02 - time.monotonic()))
+        session.push_audio(piece)  # the last 0.4 s of tone talks over the reply the silence rule committed
+    (end,) = rec.wait_for(TurnEnd, timeout=5.0)
+    ended_after_s = time.monotonic() - started
+    session.close()
+    assert end.timeline.status == "interrupted" and end.timeline.extra["committed_by"] == "silence"
+    assert ended_after_s < 2.0 + 0.3 + 0.6 + 0.8  # before the recogniser (2 s from the pause) could answer
