@@ -78,6 +78,14 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
     return value
 
 
+def is_port(text: str) -> bool:
+    """Whether ``text`` is a TCP port number, a whole number 1-65535 (spaces around allowed)."""
+    try:
+        return 1 <= int(text) <= 65535
+    except ValueError:
+        return False
+
+
 def drop_unreadable_gradio_port() -> None:
     """Remove a ``GRADIO_SERVER_PORT`` that is not a port (a whole number 1-65535; blank counts as unset),
     with one warning. Call it before Gradio is imported: Gradio reads the variable at import and stops on
@@ -85,11 +93,7 @@ def drop_unreadable_gradio_port() -> None:
     raw = os.environ.get(GRADIO_PORT_ENV)
     if raw is None:
         return
-    try:
-        port = int(raw)
-    except ValueError:
-        port = 0
-    if not 1 <= port <= 65535:
+    if not is_port(raw):
         if raw.strip():
             _warn_once(GRADIO_PORT_ENV, raw, "%s=%r is not a port (1-65535); using the default, 7860", GRADIO_PORT_ENV, raw)
         del os.environ[GRADIO_PORT_ENV]

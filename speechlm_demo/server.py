@@ -20,7 +20,7 @@ from fastrtc import Stream
 
 from .catalog import CatalogError, load_catalog
 from .engines.registry import EngineRegistry
-from .env_settings import env_int
+from .env_settings import env_int, is_port
 from .hardware import probe, simulated_host
 from .rtc import EngineStreamHandler, browser_rtc_configuration, max_sessions, server_rtc_configuration
 from .rtc_jitter import apply_receive_jitter_frames
@@ -51,13 +51,10 @@ class AppConfig:
 
 def port_number(text: str) -> int:
     """An ``argparse`` type: a TCP port, 1-65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (a whole number 1-65535)") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
-    return port
+    if is_port(text):
+        return int(text)
+    shown = text.strip() if text.strip().lstrip("+-").isdigit() else repr(text)
+    raise argparse.ArgumentTypeError(f"{shown} is not a port number (1-65535)")
 
 
 def host_spec(text: str) -> str:

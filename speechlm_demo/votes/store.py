@@ -23,14 +23,12 @@ A write waits at most :data:`BUSY_TIMEOUT_S` (1 s) for a database another writer
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,13 +37,14 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from .record import OUTCOMES as OUTCOMES  # re-exported: callers import the vote types from the store
+from .record import VoteRecord
 from .schema import metadata, votes_table
 
 log = logging.getLogger(__name__)
 
 DB_URL_ENV = "SPEECHLM_DB_URL"
 DATA_DIR_ENV = "SPEECHLM_DATA_DIR"
-OUTCOMES: tuple[str, ...] = ("a", "b", "tie", "both_bad")
 BUSY_TIMEOUT_S = 1.0  # how long a write waits for a database locked by another writer before giving up
 AFTER_FAILURE_WAIT_S = 0.1  # the wait of writes soon after one gave up (the database is most likely still locked)
 CONNECT_TIMEOUT_S = 5  # libpq's connect_timeout (Postgres) unless the URL sets one: a dead host fails, not hangs
@@ -53,7 +52,6 @@ SCHEMA_LOCK_KEY = 0x5EEC_0001  # pg_advisory_xact_lock key serialising schema cr
 SCHEMA_ATTEMPTS = 5
 
 _INSERT = votes_table.insert()
-STORED_NAMES = {c.key: c.name for c in votes_table.columns if c.key != c.name}  # code name -> database name
 
 
 def _labelled(names: list[str] | None = None) -> list[sa.Label[Any]]:
@@ -75,69 +73,6 @@ class StoreMissing(StoreError):
 
 class DuplicateVote(StoreError):
     """A different vote for this round is already stored."""
-
-
-@dataclass
-class VoteRecord:
-    """Everything stored for one vote. ``timeline_a/b`` are :meth:`Timeline.to_dict` documents."""
-
-    vote_id: str
-    round_id: str
-    voter_id: str
-    engine_a: str
-    engine_b: str
-    outcome: str
-    input_sha256: str
-    app_version: str
-    engine_version_a: str
-    engine_version_b: str
-    status_a: str = "ok"
-    status_b: str = "ok"
-    reply_text_a: str = ""
-    reply_text_b: str = ""
-    user_text: str = ""
-    latency_a_ms: float | None = None
-    latency_b_ms: float | None = None
-    latency_from: str | None = None
-    timeline_a: dict[str, Any] = field(default_factory=dict)
-    timeline_b: dict[str, Any] = field(default_factory=dict)
-    tag: str = ""
-    audio_dir: str | None = None
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def __post_init__(self) -> None:
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, not {self.outcome!r}")
-        if self.engine_a == self.engine_b:
-            raise ValueError("a vote compares two different engines")
-
-    def to_row(self) -> dict[str, Any]:
-        """Column values for the ``votes`` table."""
-        row = {f.name: getattr(self, f.name) for f in fields(self)}
-        row["timeline_a"] = json.dumps(self.timeline_a, sort_keys=True)
-        row["timeline_b"] = json.dumps(self.timeline_b, sort_keys=True)
-        return row
-
-    def to_json(self) -> str:
-        """One JSON line (for the pending-vote spool)."""
-        return json.dumps(self.to_row() | {"created_at": self.created_at.isoformat()}, sort_keys=True)
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> VoteRecord:
-        """Inverse of :meth:`to_row` (also accepts :meth:`to_json` documents, and rows or spooled votes that
-        still say ``session_id`` for ``voter_id``)."""
-        row = {key: row[name] for key, name in STORED_NAMES.items() if key not in row and name in row} | dict(row)
-        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
-        for name in ("timeline_a", "timeline_b"):
-            if isinstance(values.get(name), str):
-                values[name] = json.loads(values[name])
-        created = values.get("created_at")
-        if isinstance(created, str):
-            created = datetime.fromisoformat(created)
-        if isinstance(created, datetime) and created.tzinfo is None:
-            created = created.replace(tzinfo=UTC)  # SQLite drops the zone; everything is stored in UTC
-        values["created_at"] = created
-        return cls(**values)
 
 
 def data_dir() -> Path:
