@@ -190,7 +190,7 @@ def test_a_server_answering_every_frame_is_not_lost_when_the_user_stops_sending(
     async def script(ws: web.WebSocketResponse, n: int) -> None:
         reader, writer = sphn.OpusStreamReader(24_000), sphn.OpusStreamWriter(24_000)
         await ws.send_bytes(b"\x00")
-        async for message in ws:  # like moshi.server's recv_loop: an output frame for each input frame
+        async for message in ws:  # like moshi 0.2.13 moshi/server.py recv_loop: an output frame per input frame
             pcm = np.asarray(reader.append_bytes(message.data[1:]), np.float32)
             for start in range(0, len(pcm) - 1919, 1920):
                 packet = writer.append_pcm(0.3 * np.sin(np.arange(start, start + 1920) / 24_000 * 2 * np.pi * 200).astype(np.float32))
