@@ -20,7 +20,7 @@ from fastrtc import Stream
 
 from .catalog import CatalogError, load_catalog
 from .engines.registry import EngineRegistry
-from .env_settings import env_int, is_port
+from .env_settings import GRADIO_PORT_ENV, env_int, is_port
 from .hardware import probe, simulated_host
 from .rtc import EngineStreamHandler, browser_rtc_configuration, max_sessions, server_rtc_configuration
 from .rtc_jitter import apply_receive_jitter_frames
@@ -71,7 +71,7 @@ def parse_app_args(argv: list[str]) -> AppConfig:
     simulated host stops it here (exit 2, with the reason), before anything is loaded."""
     parser = argparse.ArgumentParser(prog="app.py", description="Run the SpeechLM Playground.")
     parser.add_argument("--engine", default=os.environ.get("SPEECHLM_ENGINE"), help="preselect this engine id")
-    parser.add_argument("--port", type=port_number, default=env_int("GRADIO_SERVER_PORT", 7860))
+    parser.add_argument("--port", type=port_number, default=env_int(GRADIO_PORT_ENV, 7860))
     parser.add_argument("--server-name", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--catalog", default=None, help="engine catalogue YAML (default configs/engines.yaml)")
     parser.add_argument("--simulate-host", type=host_spec, default=None, help="pretend host: cpu, cuda:GB, rocm:GB (demo only)")

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..audio import audible_span, resample, to_mono_float32
+from ..audio import audible_span
 from ..engines.base import AudioOut, ErrorEvent, Event, Mark, TextOut, TurnEnd, UserTurn
 from .end_of_turn import Action, Evidence, Verdict
 from .endpointing import asks, is_complete
+from .turn_words import hear_turn
 
 if TYPE_CHECKING:
     from .half_duplex import HalfDuplexSession
@@ -181,8 +182,7 @@ class Reply:
             recogniser = self.session.words
             if recogniser is not None and not self.cancelled:
                 self.timeline.mark("asr_start")
-                audio = resample(to_mono_float32(audio), self.turn.sample_rate, recogniser.sample_rate)
-                heard = recogniser.hear(audio, self.turn.cancel)
+                heard = hear_turn(recogniser, audio, self.turn.sample_rate, self.turn.cancel)
                 self.timeline.mark("asr_final")
         except Exception:  # noqa: BLE001 - the words only speed the decision up; the silence rule still ends the turn
             log.exception("the turn layer's recogniser failed on turn %d", self.turn.turn_id)

@@ -17,15 +17,25 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from ..audio import resample, to_mono_float32
 from ..load_once import once_per_process
 
 if TYPE_CHECKING:
-    from ..engines.cascade.asr import ASR
+    from ..engines.cascade.asr import ASR, Heard
 
 log = logging.getLogger(__name__)
+
+
+def hear_turn(asr: ASR, audio: np.ndarray, rate: int, cancel: threading.Event | None = None) -> Heard:
+    """``asr`` on a turn's audio at any rate and layout (made mono float32 at the recogniser's rate first): how
+    the cascade and the turn layer's recogniser both hear a turn."""
+    return asr.hear(resample(to_mono_float32(audio), rate, asr.sample_rate), cancel)
 
 
 def check_listen_asr(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,11 @@ BAD_SUFFIX = ".bad"
 CLAIM_MARK = ".claimed-"
 
 
+
+def _claimed_from(path: Path) -> Path:
+    """The spool a (possibly claimed) spool file was: ``pending_votes-h.jsonl.claimed-x`` -> ``pending_votes-h.jsonl``."""
+    return path.with_name(path.name.split(CLAIM_MARK)[0])
+
 def host_spool(folder: Path) -> Path:
     """This host's spool file in ``folder``."""
     return folder / f"{SPOOL_PREFIX}{socket.gethostname()}.jsonl"
@@ -49,7 +54,7 @@ def read_spool(path: Path) -> tuple[list[VoteRecord], int]:
     """The votes of a spool file (or of a claim on one) and the number of unreadable lines, which are appended
     to the spool's ``.bad`` file (fsynced) and logged with their line numbers. Raises OSError when the file
     cannot be read, or its bad lines cannot be set aside (the file must then stay as it is)."""
-    original = path.with_name(path.name.split(CLAIM_MARK)[0])
+    original = _claimed_from(path)
     records, bad = [], []
     for number, raw in enumerate(path.read_bytes().splitlines(), 1):
         if not raw.strip():
@@ -123,7 +128,7 @@ class PendingVotes:
                 log.exception("cannot read the pending-vote spool %s; it stays for the next start", claim)
                 continue
             if records:
-                log.warning("took over %d pending vote(s) of another host from %s", len(records), claim.with_name(claim.name.split(CLAIM_MARK)[0]))
+                log.warning("took over %d pending vote(s) of another host from %s", len(records), _claimed_from(claim))
             self._records.update((record.vote_id, record) for record in records)
             taken.append(claim)
         if rewrite or taken:
@@ -148,7 +153,7 @@ class PendingVotes:
         for path in sorted(found):
             if path.name.endswith(BAD_SUFFIX):
                 continue
-            claim = path.with_name(path.name.split(CLAIM_MARK)[0] + mark)
+            claim = path.with_name(_claimed_from(path).name + mark)
             try:
                 os.rename(path, claim)
             except FileNotFoundError:

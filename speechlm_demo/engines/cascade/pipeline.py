@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ...audio import resample, to_mono_float32
 from ...turntaking.half_duplex import HalfDuplexEngine
+from ...turntaking.turn_words import hear_turn
 from ...turntaking.voice_activity import VoiceActivityModel
 from ..base import AudioOut, EngineError, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from .asr import ASR, build_asr
@@ -102,9 +102,7 @@ class CascadeEngine(HalfDuplexEngine):
     def respond(self, turn: UserTurn, history: list[dict[str, str]], options: SessionOptions) -> Iterator[Event]:
         """Transcribe the turn, stream the LLM's reply and speak it sentence by sentence."""
         yield Mark("asr_start")
-        audio = to_mono_float32(turn.audio)
-        audio = resample(audio, turn.sample_rate, self.asr.sample_rate)
-        heard = self.asr.hear(audio, turn.cancel)
+        heard = hear_turn(self.asr, turn.audio, turn.sample_rate, turn.cancel)
         user_text = heard.text
         yield Mark("asr_final")
         if turn.cancel.is_set():
