@@ -291,6 +291,23 @@ def test_voice_heard_since_the_pause_holds_a_complete_transcript_until_it_proves
 
 
 
+
+def test_the_silence_before_an_early_commit_counts_from_the_last_voice_heard_a_blip_included() -> None:
+    # A VAD that half hears a weak syllable ("a" in "a joke about cats") reports a pause, two voiced windows too
+    # short to resume the turn, and silence again: the user was not silent during those windows, so the floor
+    # under an early commit (300 ms here) counts from their end, not from the voice before them.
+    engine = TranscribingEngine(entry(endpointing="transcript", pause_ms=32, end_silence_ms=1500, min_commit_silence_ms=300))
+    rec = Recorder()
+    session = engine.open_session(SessionOptions(), rec)
+    voice, gap, blip = tone(0.5), silence(0.1), tone(0.04)  # the blip: two voiced windows at most, under resume_ms
+    feed(session, np.concatenate([voice, gap, blip, silence(1.0)]), realtime=True)
+    (end,) = rec.wait_for(TurnEnd)
+    assert end.timeline.extra["committed_by"] == "transcript"
+    assert end.timeline.between_ms("user_speech_start", "user_speech_end") < 560  # the blip did not resume the turn
+    after_blip_ms = end.timeline.between_ms("user_speech_end", "turn_detected") - 140  # gap + blip
+    assert after_blip_ms >= 300 - 40  # the old rule committed 300 ms after the voice before the gap: ~160 ms after the blip
+
+
 SESSION_WINDOW = RATE // 32  # the energy VAD's window in a session (Silero's is 512 samples)
 
 

@@ -141,6 +141,12 @@ class TurnDetector:
         return self._in_turn
 
     @property
+    def voice_last_heard(self) -> int:
+        """Where the last voiced window ended, a blip heard in a pause included (it does not move the turn's end
+        of speech, but the user was not silent then)."""
+        return max(self._last_voiced_end, self._resume_last)
+
+    @property
     def blip_pending(self) -> bool:
         """Voice was heard in the current pause that is neither a resumption nor an ignored blip yet."""
         return self._paused and self._resume_run > 0
