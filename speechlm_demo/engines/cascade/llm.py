@@ -115,8 +115,9 @@ class OpenAICompatibleLLM:
 
     ``first_byte_timeout`` bounds the wait for the reply to start (a server that accepts the request and then
     says nothing fails the turn then, not after ``read_timeout``), ``read_timeout`` the wait for each
-    streamed token, ``connect_timeout`` the connection (all in seconds, > 0). The API key is read from the environment variable named by ``api_key_env`` (no key is sent when unset). The
-    environment variable named by ``base_url_env`` (e.g. ``OLLAMA_URL``), when set, overrides ``base_url``.
+    streamed token, ``connect_timeout`` the connection (all in seconds, > 0). The API key is read from the
+    environment variable named by ``api_key_env`` (no key is sent when unset). The environment variable named
+    by ``base_url_env`` (e.g. ``OLLAMA_URL``), when set, overrides ``base_url``.
     """
 
     def __init__(
