@@ -10,7 +10,18 @@ from typing import Any, ClassVar
 import numpy as np
 
 from speechlm_demo.catalog import Catalog, EngineEntry
-from speechlm_demo.engines.base import AudioOut, Engine, Event, Mark, SessionOptions, TextOut, TurnEnd, UserTurn
+from speechlm_demo.engines.base import (
+    AudioOut,
+    Engine,
+    EngineError,
+    Event,
+    Mark,
+    Progress,
+    SessionOptions,
+    TextOut,
+    TurnEnd,
+    UserTurn,
+)
 from speechlm_demo.engines.registry import EngineRegistry
 from speechlm_demo.hardware import HostInfo
 from speechlm_demo.measure.observer import TurnObserver
@@ -145,6 +156,20 @@ class CrashingEngine(ScriptedEngine):
 
     def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
         super().__init__(entry, device, behaviour="crash")
+
+
+class RefusedLoadEngine(ScriptedEngine):
+    """Cannot load, and says why (an :class:`EngineError`, as a server that is down)."""
+
+    def _load(self, progress: Progress) -> None:
+        raise EngineError("the model server at http://127.0.0.1:9 is unreachable")
+
+
+class BrokenLoadEngine(ScriptedEngine):
+    """Cannot load because of a bug (an exception that is not an :class:`EngineError`)."""
+
+    def _load(self, progress: Progress) -> None:
+        raise KeyError("n_layers")
 
 
 class SlowEngine(ScriptedEngine):

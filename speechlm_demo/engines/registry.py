@@ -44,6 +44,16 @@ def engine_class(path: str, engine_packages: Sequence[str] = ()) -> type[Engine]
     return cls
 
 
+def _log_load_failure(engine_id: str, exc: Exception) -> None:
+    """An :class:`EngineError` with a message is a reason (one ERROR line, its traceback at DEBUG); any other
+    exception is a bug (its traceback at ERROR)."""
+    if isinstance(exc, EngineError) and str(exc):
+        log.error("loading %s failed: %s", engine_id, exc)
+        log.debug("loading %s failed", engine_id, exc_info=exc)
+    else:
+        log.error("loading %s failed", engine_id, exc_info=exc)
+
+
 class EngineRegistry:
     """The engines this host offers; each is built and loaded on first use, then shared."""
 
@@ -95,7 +105,7 @@ class EngineRegistry:
                     self._engines[engine_id] = engine
                 engine.load(progress)
             except Exception as exc:  # noqa: BLE001 - load failures become UI messages
-                log.exception("loading %s failed", engine_id)
+                _log_load_failure(engine_id, exc)
                 state.status, state.message = "failed", f"{availability.entry.label} failed to load: {exc}"
                 raise EngineError(state.message) from exc
             state.status, state.seconds = "ready", time.monotonic() - started

@@ -106,7 +106,9 @@ def read_chunks(response: httpx.Response, label: str, cancel: Any = None) -> Ite
             if chunk:
                 yield chunk
     except httpx.ReadTimeout as exc:
-        raise ServerFailure(f"{label} stopped sending in the middle of its reply") from exc
+        waited = response.request.extensions.get("timeout", {}).get("read")
+        quiet = f" (nothing for {waited:g} s)" if waited else ""
+        raise ServerFailure(f"{label} stopped sending in the middle of its reply{quiet}") from exc
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
         raise ServerFailure(f"{label} broke off in the middle of its reply ({_reason(exc)})") from exc
     except httpx.HTTPError as exc:

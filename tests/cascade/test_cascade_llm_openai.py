@@ -29,6 +29,7 @@ class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
     release: threading.Event
     requests: list[tuple[str, dict[str, str], dict]]
+    silent_replies: int  # this many next requests are accepted and then get not a byte
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -40,6 +41,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append((self.path, dict(self.headers), body))
+        if self.server.silent_replies:
+            self.server.silent_replies -= 1
+            self.server.release.wait(10)
+            return
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up: expected
             getattr(self, "reply_" + body["model"])()
 
@@ -104,6 +109,7 @@ def server() -> Iterator[FakeServer]:
     fake = FakeServer(("127.0.0.1", 0), Handler)
     fake.release = threading.Event()
     fake.requests = []
+    fake.silent_replies = 0
     thread = threading.Thread(target=fake.serve_forever, daemon=True)
     thread.start()
     yield fake
@@ -178,6 +184,32 @@ def test_stalled_server_hits_the_per_token_timeout(server: FakeServer) -> None:
             pieces.append(piece)
     assert pieces == ["Paris"]
     assert time.monotonic() - started < 3
+
+
+def test_a_server_that_accepts_and_says_nothing_fails_at_the_first_byte_timeout_and_the_next_turn_works(server: FakeServer) -> None:
+    """Ollama or vLLM busy or hung: the request is accepted, then not a byte. The turn ends at the first-byte
+    timeout (not the 30 s read timeout), naming the server; the same stage answers once the server does."""
+    url = f"http://127.0.0.1:{server.server_port}/v1"
+    llm = build_llm({"kind": "openai", "base_url": url, "model": "normal", "first_byte_timeout": 0.3, "read_timeout": 5})
+    server.silent_replies = 1
+    started = time.monotonic()
+    silent = rf"the LLM server {url}/chat/completions accepts connections but does not answer \(the reply did not start within 0.3 s \(first-byte timeout\)\): is it busy or hung\?"
+    with pytest.raises(EngineError, match=silent):
+        list(llm.stream(MESSAGES, threading.Event()))
+    assert time.monotonic() - started < 2
+    assert list(llm.stream(MESSAGES, threading.Event())) == PIECES
+
+
+def test_the_first_byte_timeout_bounds_only_the_start_of_the_reply(server: FakeServer) -> None:
+    llm = client(server, "slow", first_byte_timeout=0.1, read_timeout=1.0)  # a token every 0.25 s
+    assert list(llm.stream(MESSAGES, threading.Event())) == PIECES
+
+
+@pytest.mark.parametrize("value", [0, -1.5, "soon", None, True])
+def test_a_timeout_that_is_not_a_positive_number_is_refused(server: FakeServer, value: object) -> None:
+    config = {"kind": "openai", "base_url": f"http://127.0.0.1:{server.server_port}", "model": "normal", "first_byte_timeout": value}
+    with pytest.raises(EngineError, match=rf"llm: first_byte_timeout must be a number of seconds > 0, not {value!r}"):
+        build_llm(config)
 
 
 def test_slow_tokens_are_fine_when_each_arrives_in_time(server: FakeServer) -> None:

@@ -73,20 +73,28 @@ def reply_tokens(speech_tokens: int = 130) -> list[int]:
 
 
 class FakeGlm4Voice:
-    """``behaviour``: answer | error (after 10 tokens) | refuse (error before any token) | die | garbage."""
+    """``behaviour``: answer | error (after 10 tokens) | refuse (error before any token) | die | garbage |
+    silent (the request is read, then not a byte for ``stall_s``) | stall (10 tokens, then nothing for
+    ``stall_s``, the connection kept open)."""
 
-    def __init__(self, behaviour: str = "answer") -> None:
-        self.behaviour = behaviour
+    def __init__(self, behaviour: str = "answer", stall_s: float = 30.0) -> None:
+        self.behaviour, self.stall_s = behaviour, stall_s
         self.requests: list[dict] = []
         self.app = web.Application()
         self.app.router.add_post("/generate_stream", self.generate)
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
+        if self.behaviour == "silent":
+            self.requests.append(await request.json())
+            await asyncio.sleep(self.stall_s)
+            return web.Response(status=503)
         _params, response = await open_stream(request, self.requests)
         for index, token in enumerate(reply_tokens()):
             if (self.behaviour == "error" and index == 10) or (self.behaviour == "refuse" and index == 0):
                 await response.write((json.dumps({"text": "Server Error", "error_code": 1}) + "\n").encode())
                 break
+            if self.behaviour == "stall" and index == 10:
+                await asyncio.sleep(self.stall_s)
             if self.behaviour == "die" and index == 10:
                 request.transport.abort()  # type: ignore[union-attr]
                 return response

@@ -29,10 +29,13 @@ def frame(data: dict) -> bytes:
 
 class FakeLlamaOmni2:
     """``behaviour``: answer | worker_error | no_worker | die | garbage | garbled_models (the model list a
-    string) | garbled_frame (a frame's ``error_code`` a string): the right shapes with garbage in them."""
+    string) | garbled_frame (a frame's ``error_code`` a string): the right shapes with garbage in them |
+    silent (the request is read, then not a byte for ``stall_s``: the worker waits on its
+    ``limit_model_concurrency`` semaphore before its StreamingResponse starts) | stall (three frames, then
+    nothing for ``stall_s``, the connection kept open)."""
 
-    def __init__(self, behaviour: str = "answer", model: str = "LLaMA-Omni2-7B-Bilingual") -> None:
-        self.behaviour, self.model = behaviour, model
+    def __init__(self, behaviour: str = "answer", model: str = "LLaMA-Omni2-7B-Bilingual", stall_s: float = 30.0) -> None:
+        self.behaviour, self.model, self.stall_s = behaviour, model, stall_s
         self.requests: list[dict] = []
         self.app = web.Application()
         self.app.router.add_post("/list_models", self.list_models)  # the controller
@@ -57,6 +60,10 @@ class FakeLlamaOmni2:
         assert messages % 2 == 1, "Number of history messages must be odd"
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
+        if self.behaviour == "silent":
+            self.requests.append(await request.json())
+            await asyncio.sleep(self.stall_s)
+            return web.Response(status=503)
         params, response = await open_stream(request, self.requests)
         if self.behaviour == "no_worker":
             await response.write(frame({"text": SERVER_ERROR_MSG, "error_code": 2}))
@@ -71,6 +78,8 @@ class FakeLlamaOmni2:
             return response
         text, units = "", []
         for index, token in enumerate(REPLY + ["<|im_end|>"]):
+            if self.behaviour == "stall" and index == 3:
+                await asyncio.sleep(self.stall_s)
             if self.behaviour == "die" and index == 3:
                 request.transport.abort()  # type: ignore[union-attr]
                 return response

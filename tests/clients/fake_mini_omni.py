@@ -41,7 +41,8 @@ def tone_pcm(seconds: float, freq: float = 330.0, level: float = 0.3) -> bytes:
 
 
 class FakeMiniOmni:
-    """``behaviour``: answer | error | die | garbage | hang. ``chunks`` steps of ``chunk_s`` audio each."""
+    """``behaviour``: answer | error | die | garbage | hang | stall (two steps, then nothing until
+    :meth:`resume`, the connection kept open). ``chunks`` steps of ``chunk_s`` audio each."""
 
     def __init__(self, variant: str = "mini-omni", behaviour: str = "answer", chunks: int = 4, chunk_s: float = 0.2) -> None:
         self.variant, self.behaviour, self.chunks, self.chunk_s = variant, behaviour, chunks, chunk_s
@@ -101,6 +102,8 @@ class FakeMiniOmni:
             if self.behaviour == "die" and step == 2:
                 writer.transport.abort()
                 return
+            if self.behaviour == "stall" and step == 2:
+                await self.release.wait()  # the generator stuck mid-reply: Flask serves no one else meanwhile
             pcm = tone_pcm(self.chunk_s, 300 + 40 * step)
             if self.variant == "mini-omni":
                 writer.write(pcm)
@@ -119,6 +122,10 @@ class FakeMiniOmni:
         self._thread.start()
         self.port = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
         return f"http://127.0.0.1:{self.port}"
+
+    def resume(self) -> None:
+        """A hung request goes on (a client that gave up is gone by then; the next one is served)."""
+        self.loop.call_soon_threadsafe(self.release.set)
 
     def kill(self) -> None:
         """The server process dies: stop listening, cut open connections."""

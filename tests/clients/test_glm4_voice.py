@@ -3,6 +3,8 @@ shape (the real ones need torch, CUDA and the GLM-4-Voice repository: see local_
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, SessionOptions, TextOut
@@ -18,8 +20,9 @@ from .serving import FakeHTTPServer
 CLASS = "speechlm_demo.engines.glm4_voice.client:Glm4VoiceEngine"
 
 
-def engine_for(url: str, decoder: ToneDecoder | None = None, fallback: bool = False) -> Glm4VoiceEngine:
-    engine = Glm4VoiceEngine(client_entry("glm-4-voice", CLASS, (16_000, 22_050), url=url, url_env="", read_timeout_s=3, fallback="echo" if fallback else None))
+def engine_for(url: str, decoder: ToneDecoder | None = None, fallback: bool = False, **defaults) -> Glm4VoiceEngine:
+    defaults = {"read_timeout_s": 3, **defaults}
+    engine = Glm4VoiceEngine(client_entry("glm-4-voice", CLASS, (16_000, 22_050), url=url, url_env="", fallback="echo" if fallback else None, **defaults))
     engine.models = GlmModels(WordTokenizer(), CountingSpeechTokenizer(), decoder)
     if fallback:
         with_echo_fallback(engine)
@@ -83,3 +86,33 @@ def test_refused_before_any_reply_goes_to_the_fallback(options: SessionOptions) 
         turn = user_turn()
         events = list(engine.respond(turn, [], options))
     assert turn.timeline.extra["answered_by"] == "echo" and any(isinstance(e, AudioOut) for e in events)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "message", "partial"),
+    [
+        ("silent", r"^glm-4-voice sent no reply within 1 s: the server is busy or hung\.$", ""),
+        ("stall", r"^glm-4-voice stopped sending in the middle of its reply \(nothing for 1 s\)$", "The capital of France is Paris."),
+    ],
+)
+def test_a_server_that_goes_quiet_ends_the_turn_at_the_read_timeout_and_the_next_turn_works(
+    behaviour: str, message: str, partial: str, options: SessionOptions
+) -> None:
+    """Silent before the first byte, or mid-reply (10 tokens, then nothing on an open connection): the turn
+    ends read_timeout_s after the last byte, saying which; the next turn is answered."""
+    fake, decoder = FakeGlm4Voice(behaviour), ToneDecoder()
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, decoder, read_timeout_s=1, health_backoff_s=0.01)
+        events: list = []
+        started = time.monotonic()
+        with pytest.raises(ServerFailure, match=message):
+            for event in engine.respond(user_turn(), [], options):
+                events.append(event)
+        waited = time.monotonic() - started
+        fake.behaviour = "answer"
+        time.sleep(0.05)  # the back-off after the failure
+        second = list(engine.respond(user_turn(turn_id=2), [], options))
+    assert 1.0 <= waited < 2.5
+    assert "".join(e.text for e in events if isinstance(e, TextOut)) == partial
+    assert [e.text for e in second if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]
+    assert sum(e.duration_s for e in second if isinstance(e, AudioOut)) == pytest.approx(130 * 0.08, abs=0.01)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -105,6 +106,27 @@ def test_a_busy_server_is_named_busy(options: SessionOptions) -> None:
             list(engine.respond(user_turn(), [], options))
         fake.release.set()
     blocker.join(5)
+
+
+def test_a_reply_that_stalls_midway_ends_at_the_read_timeout_and_the_next_turn_is_answered(options: SessionOptions) -> None:
+    """Two steps of audio, then nothing on an open connection: the turn ends read_timeout_s after the last
+    byte, saying so, with what came already played; once the server goes on, the next turn is answered."""
+    fake = FakeMiniOmni("mini-omni", behaviour="stall", chunks=4, chunk_s=0.2)
+    with fake as url:
+        engine = engine_for(url, read_timeout_s=1, health_backoff_s=0.01)
+        events: list = []
+        started = time.monotonic()
+        with pytest.raises(ServerFailure, match=r"^mini-omni stopped sending in the middle of its reply \(nothing for 1 s\)$"):
+            for event in engine.respond(user_turn(), [], options):
+                events.append(event)
+        waited = time.monotonic() - started
+        fake.behaviour = "answer"
+        fake.resume()
+        time.sleep(0.05)  # the back-off after the failure
+        again = list(engine.respond(user_turn(turn_id=2), [], options))
+    assert 1.0 <= waited < 2.5
+    assert sum(e.duration_s for e in events if isinstance(e, AudioOut)) == pytest.approx(0.4, abs=0.01)
+    assert sum(e.duration_s for e in again if isinstance(e, AudioOut)) == pytest.approx(0.8, abs=0.01)
 
 
 def test_a_reply_cut_short_by_a_crash_still_plays_what_came(options: SessionOptions) -> None:

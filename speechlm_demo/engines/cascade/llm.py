@@ -113,9 +113,11 @@ class LlamaCppLLM:
 class OpenAICompatibleLLM:
     """Streaming client for ``POST {base_url}/v1/chat/completions`` (vLLM, llama.cpp server, Ollama, OpenAI).
 
-    ``read_timeout`` bounds the wait for each streamed token, ``connect_timeout`` the connection. The API
-    key is read from the environment variable named by ``api_key_env`` (no key is sent when unset). The
-    environment variable named by ``base_url_env`` (e.g. ``OLLAMA_URL``), when set, overrides ``base_url``.
+    ``first_byte_timeout`` bounds the wait for the reply to start (a server that accepts the request and then
+    says nothing fails the turn then, not after ``read_timeout``), ``read_timeout`` the wait for each
+    streamed token, ``connect_timeout`` the connection (all in seconds, > 0). The API key is read from the
+    environment variable named by ``api_key_env`` (no key is sent when unset). The environment variable named
+    by ``base_url_env`` (e.g. ``OLLAMA_URL``), when set, overrides ``base_url``.
     """
 
     def __init__(
@@ -129,10 +131,15 @@ class OpenAICompatibleLLM:
         temperature: float | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
+        first_byte_timeout: float = 15.0,
     ) -> None:
+        timeouts = {"connect_timeout": connect_timeout, "read_timeout": read_timeout, "first_byte_timeout": first_byte_timeout}
+        for name, value in timeouts.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise EngineError(f"llm: {name} must be a number of seconds > 0, not {value!r}")
         self._http, self.url = stage_client(
-            "llm", "LLM server", "/chat/completions", base_url, base_url_env,
-            api_key_env=api_key_env, connect_timeout=connect_timeout, read_timeout=read_timeout,
+            "llm", "LLM server", "/chat/completions", base_url, base_url_env, api_key_env=api_key_env,
+            connect_timeout=connect_timeout, read_timeout=read_timeout, first_byte_timeout=first_byte_timeout,
         )
         self.model_name = model
         self.max_tokens = max_tokens
