@@ -18,5 +18,6 @@ def test_chromium_compares_gpt_realtime_and_the_cascade(tmp_path: Path) -> None:
     assert_compare_answered(result)
     assert result["reply_a"] == "The capital of France is Paris.", result
     assert result["heard_a"].startswith("What is the capital of France?"), result  # the fake's transcription event
-    assert "capital" in result["heard_b"].lower(), result
+    heard_b = result["heard_b"].lower()  # the cascade's Whisper base on Opus audio: "Capitol on France" happens
+    assert "capit" in heard_b or "france" in heard_b, result
     assert result["has_timeline_plot"]
