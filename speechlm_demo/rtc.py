@@ -250,13 +250,19 @@ class EngineStreamHandler(AsyncStreamHandler):
                 log.exception("closing session failed")
 
     def _emit_threadsafe(self, event: Event) -> None:
-        """From the engine's thread: the observer sees the event as it is emitted, then the loop handles it."""
+        """From the engine's thread: the observer sees the event as it is emitted, then the loop handles it.
+        Once the peer is gone (``shutdown()``), what a reply still running emits is dropped here: no turn is
+        recorded and no audio resampled for nobody."""
+        if self._closed:
+            return
         record = self._observer.observe(event) if self._observer is not None else None
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._on_event, event, record)
 
     def _on_event(self, event: Event, record: TurnRecord | None = None) -> None:
+        if self._closed:  # emitted before the peer left, handled after: nobody will hear it
+            return
         if isinstance(event, AudioOut):
             if len(event.pcm):
                 self._queue_audio(self._out_resampler(event.pcm, event.sample_rate))

@@ -1,4 +1,7 @@
-"""A scripted websocket server on 127.0.0.1 (aiohttp.web in a thread) to test the Moshi client's fault handling."""
+"""A scripted websocket server on 127.0.0.1 (aiohttp.web in a thread) to test the Moshi client's fault handling.
+
+:func:`answer_frames` answers as moshi 0.2.13 ``moshi/server.py`` (``ServerState.recv_loop``) does: one 80 ms
+Ogg/Opus output frame (kind 0x01) per 80 ms of input audio decoded."""
 
 from __future__ import annotations
 
@@ -69,3 +72,24 @@ async def drain(ws: web.WebSocketResponse, seconds: float, sink: list[bytes] | N
                     sink.append(message.data)
     except TimeoutError:
         pass
+
+
+async def answer_frames(ws: web.WebSocketResponse, limit: int | None = None) -> int:
+    """Answer each 80 ms input frame with an 80 ms tone frame until ``limit`` frames are answered (None: until
+    the client closes); returns how many were. The caller then drops the connection or goes silent."""
+    reader, writer = sphn.OpusStreamReader(24_000), sphn.OpusStreamWriter(24_000)
+    pending = answered = 0
+    async for message in ws:
+        if message.type.name != "BINARY" or message.data[:1] != b"\x01":
+            continue
+        pending += len(np.asarray(reader.append_bytes(message.data[1:]), np.float32).reshape(-1))
+        while pending >= 1920:
+            if limit is not None and answered >= limit:
+                return answered
+            pending -= 1920
+            t = np.arange(answered * 1920, (answered + 1) * 1920) / 24_000
+            packet = writer.append_pcm((0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32))
+            answered += 1
+            if packet:
+                await ws.send_bytes(b"\x01" + packet)
+    return answered

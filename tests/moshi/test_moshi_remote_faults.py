@@ -20,7 +20,7 @@ from speechlm_demo.engines.base import AudioOut, EngineError, ErrorEvent, Event,
 from speechlm_demo.engines.moshi.remote import MoshiRemoteEngine, chat_url
 from speechlm_demo.engines.moshi.settings import URL_ENV
 from tests.moshi.conftest import free_port, moshi_entry
-from tests.moshi.fake_server import FakeServer, drain, opus_packets
+from tests.moshi.fake_server import FakeServer, answer_frames, drain, opus_packets
 
 CLASS = "speechlm_demo.engines.moshi.remote:MoshiRemoteEngine"
 
@@ -185,17 +185,9 @@ def test_a_server_that_stops_answering_is_lost_reconnected_then_given_up(engine_
 
 
 def test_a_server_answering_every_frame_is_not_lost_when_the_user_stops_sending(engine_for: Any) -> None:
-    import sphn
-
     async def script(ws: web.WebSocketResponse, n: int) -> None:
-        reader, writer = sphn.OpusStreamReader(24_000), sphn.OpusStreamWriter(24_000)
         await ws.send_bytes(b"\x00")
-        async for message in ws:  # like moshi 0.2.13 moshi/server.py recv_loop: an output frame per input frame
-            pcm = np.asarray(reader.append_bytes(message.data[1:]), np.float32)
-            for start in range(0, len(pcm) - 1919, 1920):
-                packet = writer.append_pcm(0.3 * np.sin(np.arange(start, start + 1920) / 24_000 * 2 * np.pi * 200).astype(np.float32))
-                if packet:
-                    await ws.send_bytes(b"\x01" + packet)
+        await answer_frames(ws)
 
     with FakeServer(script) as url:
         events = Recorder()
@@ -207,6 +199,56 @@ def test_a_server_answering_every_frame_is_not_lost_when_the_user_stops_sending(
         assert session.connected.is_set() and session.connections == 1
         session.close()
     assert not events.of(ErrorEvent)
+
+
+@pytest.mark.parametrize("then", ["drops", "goes silent"])
+def test_a_server_answering_briefly_after_every_reconnect_is_given_up(engine_for: Any, then: str) -> None:
+    """Each connection answers 3 frames (0.24 s of audio), then the server drops it or stops answering: no
+    connection reaches ``healthy_after_s``, so the failures add up and the session gives up instead of printing
+    "reconnecting..." for ever."""
+
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_bytes(b"\x00")
+        await answer_frames(ws, 3)
+        if then == "goes silent":
+            await drain(ws, 30.0)
+
+    server = FakeServer(script)
+    with server as url:
+        events = Recorder()
+        session = engine_for(url, silence_timeout_s=0.5, reconnect_attempts=2).open_session(SessionOptions(), events)
+        talker = threading.Thread(target=talk_for, args=(session, 10.0), daemon=True)
+        talker.start()
+        assert events.wait_for(lambda ev: any(e.fatal for e in ev.of(ErrorEvent)), timeout=10), [e.message for e in events.of(ErrorEvent)]
+        session.close()
+        talker.join()
+    messages = [e.message for e in events.of(ErrorEvent)]
+    assert server.connections == 3 and len(events.of(AudioOut)) >= 3, messages  # every connection did answer
+    assert all(m.endswith("; reconnecting...") for m in messages[:-1]) and len(messages) == 3, messages
+    assert messages[-1].endswith("; gave up after 2 attempts (no connection answered 5 s of audio before it failed).")
+
+
+def test_drops_far_apart_never_use_up_the_reconnects(engine_for: Any) -> None:
+    """Connections 1-3 each answer 1 s of audio (more than ``healthy_after_s``) and drop; the fourth keeps
+    working. With one reconnect allowed, each drop is a fresh first failure: the session goes on."""
+
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_bytes(b"\x00")
+        await answer_frames(ws, 12 if n <= 3 else None)
+
+    server = FakeServer(script)
+    with server as url:
+        events = Recorder()
+        session = engine_for(url, healthy_after_s=0.5, reconnect_attempts=1).open_session(SessionOptions(), events)
+        talker = threading.Thread(target=talk_for, args=(session, 6.0), daemon=True)
+        talker.start()
+        assert events.wait_for(lambda ev: server.connections >= 4 and session.connected.is_set(), timeout=10)
+        talker.join()
+        assert session.connected.is_set() and session.connections == 4
+        session.close()
+    errors = events.of(ErrorEvent)
+    assert len(errors) == 3 and not any(e.fatal for e in errors)
+    assert all("closed the connection; reconnecting..." in e.message for e in errors)
 
 
 @pytest.mark.parametrize(
@@ -224,3 +266,8 @@ def test_chat_url(raw: str, expected: str) -> None:
 def test_bad_url_is_explained() -> None:
     with pytest.raises(EngineError, match=r"not an http\(s\) or ws\(s\) URL"):
         chat_url("gpu-box:8998")
+
+
+def test_healthy_after_s_must_be_positive() -> None:
+    with pytest.raises(EngineError, match="healthy_after_s"):
+        MoshiRemoteEngine(moshi_entry("moshi-remote", CLASS, url="ws://127.0.0.1:1/api/chat", healthy_after_s=0))

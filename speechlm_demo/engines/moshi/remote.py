@@ -7,7 +7,9 @@ A dropped connection is reported and retried with back-off; a server that falls 
 frames dropped (and reported) instead of a growing backlog; malformed messages are reported, not fatal. The
 server answers each 80 ms input frame with an output frame once the handshake is done (moshi 0.2.13
 ``server.py``, ``recv_loop``), so a server that sends nothing for ``silence_timeout_s`` while sent audio is
-unanswered has stopped answering: it is reported and reconnected like a dropped connection.
+unanswered has stopped answering: it is reported and reconnected like a dropped connection. A connection
+counts as working again only once it has answered ``healthy_after_s`` of audio: a server that answers a frame
+or two after each reconnect and fails again uses up ``reconnect_attempts`` like one that never answers.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class MoshiRemoteSession(FullDuplexSession):
         self.handshake_timeout_s = self.settings.handshake_timeout_s
         self.reconnect_attempts = self.settings.reconnect_attempts
         self.reconnect_backoff_s = self.settings.reconnect_backoff_s
+        self.healthy_after_s = self.settings.healthy_after_s
         self.max_lag_s = self.settings.max_lag_s
         self.silence_timeout_s = self.settings.silence_timeout_s
         self.drops = DropReporter(f"The Moshi server at {engine.url}", frame_ms=FRAME_S * 1000)  # it lags, not the client
@@ -161,6 +164,7 @@ class MoshiRemoteSession(FullDuplexSession):
 
     async def _run(self) -> None:
         failures = 0
+        brief = False  # a connection of this run of failures answered some audio, but less than healthy_after_s
         try:
             async with aiohttp.ClientSession() as http:
                 while not self._closing:
@@ -178,14 +182,23 @@ class MoshiRemoteSession(FullDuplexSession):
                     self.frames.clear()
                     if self._closing:
                         return
-                    failures = 0 if self.received_s > 0 else failures + 1
+                    if self.received_s >= self.healthy_after_s:
+                        failures, brief = 0, False
+                    else:
+                        failures, brief = failures + 1, brief or self.received_s > 0
                     if failures > self.reconnect_attempts:
-                        self.fail(f"{reason}; gave up after {self.reconnect_attempts} attempts.")
+                        self.fail(f"{reason}; gave up after {self.reconnect_attempts} attempts{self._why_brief(brief)}.")
                         return
                     self.emit(ErrorEvent(f"{reason}; reconnecting..."))
                     await asyncio.sleep(self.reconnect_backoff_s * 2 ** max(0, failures - 1))
         finally:
             self.connected.clear()
+
+    def _why_brief(self, brief: bool) -> str:
+        """The give-up message's reason when connections did answer, but too little to count as working."""
+        if not brief:
+            return ""
+        return f" (no connection answered {self.healthy_after_s:g} s of audio before it failed)"
 
     async def _converse(self, http: aiohttp.ClientSession) -> None:
         self.sent_s = self.received_s = 0.0

@@ -36,7 +36,10 @@ class MoshiRemoteSettings(FullDuplexSettings, ServerAddress):
     audible_dbfs: float = Field(-50.0, le=0.0, description="Moshi's own quiet output stays under this")
     url_env: str = URL_ENV
     handshake_timeout_s: float = Field(10.0, gt=0.0)
-    reconnect_attempts: int = Field(3, ge=0)
+    reconnect_attempts: int = Field(3, ge=0, description="reconnects in a row that fail before giving up")
+    healthy_after_s: float = Field(
+        5.0, gt=0.0, description="a connection counts as working (the reconnect count restarts) once it answered this much audio"
+    )
     reconnect_backoff_s: float = Field(0.5, ge=0.0)
     max_lag_s: float = Field(1.0, gt=0.0, description="audio sent but not answered before input is dropped")
     silence_timeout_s: float = Field(
