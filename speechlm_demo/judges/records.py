@@ -55,7 +55,7 @@ class JudgementStore:
     def frame(self) -> pd.DataFrame:
         """Every judgement as a DataFrame."""
         with self.store.reading() as conn:
-            return pd.read_sql(sa.select(judgements_table), conn)
+            return pd.read_sql(self.store.select(judgements_table), conn)
 
 
 def read_judgements(store: VoteStore) -> pd.DataFrame:

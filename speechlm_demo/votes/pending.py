@@ -10,10 +10,14 @@ Retries are idempotent: a vote that did reach the database is not stored twice (
 
 The spool is per host (:func:`host_spool`): its owner rewrites it whole, so replicas sharing a data folder
 must not share one. A restarted container usually gets a new host name, so with ``adopt=True`` a new
-:class:`PendingVotes` also takes over the other ``pending_votes-*.jsonl`` files of its folder. Taking one
-over is safe even if its host still runs: the file is first renamed (atomic: one taker wins), its votes are
-written into this host's spool, and only then is the renamed file deleted; a live owner still holds its votes
-in memory and writes its spool again at its next change, so a vote may be tried by both, and is stored once.
+:class:`PendingVotes` also takes over the other ``pending_votes-*.jsonl`` files of its folder, at its start
+and then at every retry that leaves none of its own votes waiting (a replica that went away after this one
+started). Taking one over is safe even if its host still runs: the file is first renamed (atomic: one taker
+wins), its votes are written into this host's spool, and only then is the renamed file deleted; a live owner
+still holds its votes in memory and writes its spool again at its next change, so a vote may be tried by
+both, and is stored once. A spool is never taken half-written: its owner writes a ``.tmp`` file (not matched)
+and renames it over the spool. While votes of its own wait (the store is down), a replica takes over nothing,
+so two live replicas do not keep taking each other's spools.
 
 A spool line that cannot be read (a torn write, a hand edit) is set aside, never deleted: appended to the
 file's ``.bad`` companion (``pending_votes-HOST.jsonl.bad``) with an error naming the file and the line; the
@@ -98,50 +102,73 @@ class PendingVotes:
         self.limit = limit
         self.retry_s = retry_s
         self.retry_wait_s = retry_wait_s
+        self.adopt = adopt and spool is not None
         self._records: dict[str, VoteRecord] = {}
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         if spool is not None:
-            self._load(adopt)
+            self._load()
 
-    def _load(self, adopt: bool) -> None:
-        """Read this host's spool (and with ``adopt`` take over the others'); start retrying if any vote waits."""
+    def _load(self) -> None:
+        """Read this host's spool (and with ``adopt`` take over the others'); start retrying if any vote waits
+        (with ``adopt``: always, to take over the spools that turn up later)."""
         assert self.spool is not None
-        rewrite, taken = False, []
         if self.spool.exists():
             try:
                 records, bad = read_spool(self.spool)
             except OSError:  # never write over a spool that could not be read: keep no spool this run
                 log.exception("cannot read the pending-vote spool %s; it is left as it is, and votes are not spooled", self.spool)
-                self.spool = None
+                self.spool, self.adopt = None, False
                 return
             self._records.update((record.vote_id, record) for record in records)
-            rewrite = bad > 0
-        for claim in self._claim_others() if adopt else []:
+            if bad:
+                self._save_or_log()
+        if self.adopt:
+            self._take_over()
+        if self._records:
+            log.warning("%d vote(s) from the spool %s await storing", len(self._records), self.spool)
+        if self._records or self.adopt:
+            self._ensure_worker()
+
+    def _save_or_log(self) -> bool:
+        """Rewrite this host's spool; False (logged) when it cannot be written."""
+        try:
+            self._save()
+        except OSError:
+            log.exception("cannot write the pending-vote spool %s", self.spool)
+            return False
+        return True
+
+    def _take_over(self) -> int:
+        """Take over the other hosts' spools: claim (rename), read, save into this host's spool, then delete the
+        claims (kept on disk when this host's spool cannot be written). Returns how many votes were read."""
+        taken: list[Path] = []
+        count = 0
+        for claim in self._claim_others():
             try:
                 records, _ = read_spool(claim)
             except FileNotFoundError:  # another process claimed it in the meantime: its votes are there
                 continue
             except OSError:
-                log.exception("cannot read the pending-vote spool %s; it stays for the next start", claim)
+                log.exception("cannot read the pending-vote spool %s; it stays for a later retry", claim)
                 continue
             if records:
                 log.warning("took over %d pending vote(s) of another host from %s", len(records), _claimed_from(claim))
-            self._records.update((record.vote_id, record) for record in records)
+            count += len(records)
+            with self._lock:
+                self._records.update((record.vote_id, record) for record in records)
             taken.append(claim)
-        if rewrite or taken:
-            try:
-                self._save()  # this host's spool now holds every readable vote (and no bad line)
-            except OSError:
-                log.exception("cannot write the pending-vote spool %s; the spools taken over stay on disk", self.spool)
-                taken = []
-        for claim in taken:
+        if not taken:
+            return count
+        with self._lock:
+            saved = self._save_or_log()  # this host's spool now holds every vote taken over
+        if not saved:
+            log.error("the spools taken over stay on disk for a later retry: %s", ", ".join(map(str, taken)))
+        for claim in taken if saved else []:
             claim.unlink(missing_ok=True)
-        if self._records:
-            log.warning("%d vote(s) from the spool %s await storing", len(self._records), self.spool)
-            self._ensure_worker()
+        return count
 
     def _claim_others(self) -> list[Path]:
         """Rename the other hosts' spools (and claims left by a taker that died) to claims of this process."""
@@ -230,8 +257,10 @@ class PendingVotes:
             if self._stopped.is_set():
                 return
             self.drain()
+            if self.adopt and not len(self) and self._take_over():
+                self.drain()
             with self._lock:
-                if not self._records:
+                if not self._records and not self.adopt:
                     self._thread = None
                     return
 

@@ -17,7 +17,8 @@ written to a file that no longer exists.
 
 A write waits at most :data:`BUSY_TIMEOUT_S` (1 s) for a database another writer holds, then raises
 :class:`StoreUnavailable` (the vote is spooled, see :mod:`.pending`); writes soon after one gave up wait only
-:data:`AFTER_FAILURE_WAIT_S`. Read-only users open with ``create=False``: nothing is made where there is no store.
+:data:`AFTER_FAILURE_WAIT_S`. Read-only users open with ``create=False``: nothing is made where there is no store,
+and nothing is ever written (:mod:`.read_only`: a store made by an older version is read without being migrated).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from .read_only import connect_read_only, present_columns, select_present
 from .record import OUTCOMES as OUTCOMES  # re-exported: callers import the vote types from the store
 from .record import VoteRecord
 from .schema import metadata, votes_table
@@ -52,11 +55,6 @@ SCHEMA_LOCK_KEY = 0x5EEC_0001  # pg_advisory_xact_lock key serialising schema cr
 SCHEMA_ATTEMPTS = 5
 
 _INSERT = votes_table.insert()
-
-
-def _labelled(names: list[str] | None = None) -> list[sa.Label[Any]]:
-    """The columns to select, labelled with their keys (results say ``voter_id``, not ``session_id``)."""
-    return [votes_table.c[name].label(name) for name in (names or [c.key for c in votes_table.columns])]
 
 
 class StoreError(RuntimeError):
@@ -112,7 +110,9 @@ class VoteStore:
     ``lazy``: a database that cannot be opened yet does not raise here; every use tries again (and raises
     :class:`StoreUnavailable` while it still fails). Otherwise opening failures raise at once.
     ``create=False`` (readers such as the CLI's exports): open an existing store only; a SQLite file that does
-    not exist, or a database without the votes table, raises :class:`StoreMissing` and nothing is made.
+    not exist, or a database without the votes table, raises :class:`StoreMissing` and nothing is made. Such a
+    store never writes (writes raise :class:`StoreError`; SQLite is opened ``mode=ro``) and reads an older
+    store's schema as it is: the columns added since read as NULL.
     """
 
     def __init__(
@@ -125,15 +125,19 @@ class VoteStore:
             options["connect_args"] = {"timeout": busy_timeout_s, "check_same_thread": False}
         elif _libpq_without_timeout(self.url):
             options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        self.read_only = not create
         try:
+            database = sa.make_url(self.url).database if self.is_sqlite else None
+            self._file = Path(database).resolve() if database and database != ":memory:" and not database.startswith("file:") else None
+            if self.read_only and self._file is not None:
+                options["creator"] = partial(connect_read_only, self._file, busy_timeout_s)
             self.engine = sa.create_engine(self.url, **options)
-        except (SQLAlchemyError, ImportError) as exc:  # a malformed URL or a missing driver: no retry helps
+        except (SQLAlchemyError, ImportError, ValueError) as exc:  # a malformed URL or a missing driver: no retry helps
             raise StoreError(f"cannot use the vote store URL {self.url!r}: {exc}") from exc
         self.busy_timeout_s = busy_timeout_s
-        database = self.engine.url.database if self.is_sqlite else None
-        self._file = Path(database).resolve() if database and database != ":memory:" and not database.startswith("file:") else None
         self._identity: tuple[int, int] | None = None
-        if self.is_sqlite:
+        self._present: dict[str, set[str]] | None = None  # a reader's columns per table (None: the whole schema)
+        if self.is_sqlite and create:  # the journal mode is the writers' to set
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         # SQLite has one writer at a time; queueing this process's writers here avoids SQLite's sleeping
         # busy handler (tail latency). Other processes still wait on busy_timeout. A writer waits for this
@@ -142,8 +146,9 @@ class VoteStore:
         self._schema_lock = threading.Lock()
         self._gave_up_at = -math.inf  # when a write last gave up on a locked or unreachable database
         self._ready = False
-        if not create:
+        if self.read_only:
             self._check_exists()
+            return
         try:
             self._ensure_schema()
         except StoreUnavailable as exc:
@@ -153,7 +158,9 @@ class VoteStore:
 
     def _ensure_schema(self) -> None:
         """Create the schema if this store has not yet (or its SQLite file vanished); StoreUnavailable if not
-        possible now."""
+        possible now; :class:`StoreError` on a read-only store (no write is made through it)."""
+        if self.read_only:
+            raise StoreError(f"the vote store {self.describe()} was opened read-only (create=False): nothing is written")
         if self._ready and not self._file_replaced():
             return
         with self._schema_lock:
@@ -191,15 +198,16 @@ class VoteStore:
                 time.sleep(0.05 * attempt)
 
     def _check_exists(self) -> None:
-        """:class:`StoreMissing` unless the database exists and has the votes table (checked without making either)."""
+        """:class:`StoreMissing` unless the database exists and has the votes table (checked without making either);
+        notes the columns each table has."""
         if self.is_sqlite and self._file is not None and not self._file.is_file():
             raise StoreMissing(f"there is no vote store at {self._file}")
         try:
             with self.engine.connect() as conn:
-                present = sa.inspect(conn).has_table(votes_table.name)
+                self._present = present_columns(conn, metadata)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"cannot open the vote store {self.describe()}: {exc}") from exc
-        if not present:
+        if votes_table.name not in self._present:
             raise StoreMissing(f"{self.describe()} holds no vote store (it has no {votes_table.name} table)")
 
     def _has_tables(self) -> bool:
@@ -310,8 +318,10 @@ class VoteStore:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sa.Connection]:
-        """A connection for reads (the schema made first if needed); database errors become :class:`StoreUnavailable`."""
-        self._ensure_schema()
+        """A connection for reads (the schema made first if needed, unless read-only); database errors become
+        :class:`StoreUnavailable`."""
+        if not self.read_only:
+            self._ensure_schema()
         try:
             with self.engine.connect() as conn:
                 yield conn
@@ -330,10 +340,15 @@ class VoteStore:
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"vote store {self.describe()} not written: {exc}") from exc
 
+    def select(self, table: sa.Table, names: list[str] | None = None) -> sa.Select[Any]:
+        """SELECT ``names`` (default: every column) of ``table``, labelled with their keys (``voter_id``, not
+        ``session_id``); on a read-only store, columns (and tables) an older store lacks read as NULL (no rows)."""
+        return select_present(table, None if self._present is None else self._present.get(table.name, set()), names)
+
     def get(self, round_id: str) -> VoteRecord | None:
         """The vote of a round, if any."""
         with self.reading() as conn:
-            row = conn.execute(sa.select(*_labelled()).where(votes_table.c.round_id == round_id)).mappings().first()
+            row = conn.execute(self.select(votes_table).where(votes_table.c.round_id == round_id)).mappings().first()
         return VoteRecord.from_row(dict(row)) if row else None
 
     def count(self, voter_id: str | None = None, *, since_s: float | None = None) -> int:
@@ -362,7 +377,7 @@ class VoteStore:
 
     def frame(self, columns: list[str] | None = None, *, tag: str | None = None) -> pd.DataFrame:
         """Votes as a DataFrame (oldest first); ``columns`` limits what is read, ``tag`` to one listening session."""
-        query = sa.select(*_labelled(columns)).order_by(votes_table.c.created_at)
+        query = self.select(votes_table, columns).order_by(votes_table.c.created_at)
         if tag is not None:
             query = query.where(votes_table.c.tag == tag)
         with self.reading() as conn:

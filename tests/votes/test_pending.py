@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,23 @@ def test_a_claim_left_by_a_taker_that_died_is_taken_over(store: VoteStore, tmp_p
     assert len(pending) == 1 and not left.exists()
     assert pending.drain() == 1 and store.get(record.round_id) == record
     pending.close()
+
+
+def test_a_spool_left_after_the_start_is_taken_over_by_the_periodic_retry(store: VoteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another replica went away after this one started: its spool is taken over without a restart, and its
+    vote is stored once."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "here")
+    folder = tmp_path / "spools"
+    pending = PendingVotes(store, host_spool(folder), retry_s=0.05, adopt=True)
+    record = make_record()
+    left = folder / "pending_votes-gone.jsonl"
+    write_spool(left, record.to_json())
+    deadline = time.monotonic() + 10
+    while (left.exists() or store.count() == 0 or len(pending)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pending.close()
+    assert not left.exists() and store.get(record.round_id) == record and store.count() == 1
+    assert [p.name for p in folder.glob("pending_votes-*")] == ["pending_votes-here.jsonl"] and len(pending) == 0
+    restarted = PendingVotes(store, host_spool(folder), retry_s=3600, adopt=True)  # nothing is left to take over
+    assert len(restarted) == 0 and restarted.drain() == 0 and store.count() == 1
+    restarted.close()
