@@ -21,6 +21,7 @@ from speechlm_demo.turntaking.detector import (
     TurnClosed,
     TurnSettings,
 )
+from speechlm_demo.turntaking.half_duplex import HalfDuplexSession
 from speechlm_demo.turntaking.voice_activity import EnergyVAD
 from tests.engines_for_tests import Recorder, ScriptedEngine, WordsSettings, entry, silence, tone
 
@@ -290,8 +291,6 @@ def test_voice_heard_since_the_pause_holds_a_complete_transcript_until_it_proves
     assert 450 < end.timeline.between_ms("user_speech_end", "turn_detected") < 800
 
 
-
-
 def test_the_silence_before_an_early_commit_counts_from_the_last_voice_heard_a_blip_included() -> None:
     # A VAD that half hears a weak syllable ("a" in "a joke about cats") reports a pause, two voiced windows too
     # short to resume the turn, and silence again: the user was not silent during those windows, so the floor
@@ -422,6 +421,17 @@ def test_room_noise_keeps_a_likely_pause_and_a_soft_sound_withdraws_it(after: fl
     assert (PauseUnlikely in kinds) == withdrawn
     assert PauseDetected in kinds
 
+
+def test_after_a_likely_pause_the_silence_counts_from_the_level_drop_not_from_the_vads_late_windows() -> None:
+    # speech ends mid-window 48; the VAD (lagging one window, as Silero does) still calls window 49 voiced: only a
+    # blip heard in the pause moves the start of the silence under an early commit, not the VAD's lag
+    engine = TranscribingEngine(entry(endpointing="transcript", end_silence_ms=1200, min_commit_silence_ms=300.0, **EARLY))
+    session = HalfDuplexSession(engine, SessionOptions(), Recorder(), vad=LaggingLevelVAD())
+    feed(session, np.concatenate([windows(16, silence), windows(31.5), windows(2.5, silence)]))
+    reply = session._reply
+    assert reply is not None and reply.confirmed and not reply.committed
+    assert reply.silence_ms() == pytest.approx(2.5 * 32, abs=0.1)  # from the level drop (counting from window 49: 32)
+    session.close()
 
 LEAD_IN = "Tell me about the moon."  # reads as a finished request: the transcript rule commits it
 WHOLE = "Tell me about the moon and how far away it is."

@@ -141,10 +141,10 @@ class TurnDetector:
         return self._in_turn
 
     @property
-    def voice_last_heard(self) -> int:
-        """Where the last voiced window ended, a blip heard in a pause included (it does not move the turn's end
-        of speech, but the user was not silent then)."""
-        return max(self._last_voiced_end, self._resume_last)
+    def blip_end(self) -> int:
+        """Where the last voice heard in a pause ended (a blip too short to resume the turn: it does not move the
+        turn's end of speech, but the user was not silent then); 0 before any."""
+        return self._resume_last
 
     @property
     def blip_pending(self) -> bool:

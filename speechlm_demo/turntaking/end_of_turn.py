@@ -48,7 +48,7 @@ class Evidence:
     """What is known about the pause a speculative reply started at."""
 
     confirmed: bool  # the VAD heard the pause (False while the reply started at a likely pause)
-    silence_ms: float  # silence so far since the user's voice ended
+    silence_ms: float  # silence so far since the user's voice ended (or since a blip heard in the pause)
     blip_pending: bool  # voice is being heard in the pause, neither a resumption nor a blip yet
     min_commit_silence_ms: float  # the floor under any early commit
     transcript: Verdict = Verdict.UNKNOWN
