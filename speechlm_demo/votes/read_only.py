@@ -19,8 +19,9 @@ def connect_read_only(path: Path, timeout_s: float) -> sqlite3.Connection:
     """A connection to the SQLite file ``path`` that cannot write it (``mode=ro``).
 
     A reader of a WAL database needs its ``-shm`` file and makes it when missing; in a folder it cannot write
-    (a read-only copy) it cannot, and no writer can work there either (a writer makes ``-wal`` and ``-shm``),
-    so such a file is opened as immutable instead."""
+    (a read-only copy) it cannot, so such a file is opened as immutable instead, which reads the main file only:
+    when a ``-wal`` file with writes not yet in the main file lies beside it, that would miss them, so it is
+    refused with a message saying how to copy the store instead."""
     uri = path.as_uri()
     options: dict[str, Any] = {"uri": True, "timeout": timeout_s, "check_same_thread": False}
     conn = sqlite3.connect(f"{uri}?mode=ro", **options)
@@ -31,6 +32,13 @@ def connect_read_only(path: Path, timeout_s: float) -> sqlite3.Connection:
         conn.close()
         if os.access(path.parent, os.W_OK):
             raise
+    wal = path.with_name(f"{path.name}-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        raise sqlite3.OperationalError(
+            f"{wal} holds writes not yet in {path.name} and there is no {path.name}-shm in a folder this user cannot "
+            "write: reading would miss them. Copy the -shm file too, copy the store into a folder you can write, or "
+            "copy it with sqlite3's .backup"
+        )
     return sqlite3.connect(f"{uri}?mode=ro&immutable=1", **options)
 
 

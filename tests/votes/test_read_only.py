@@ -83,9 +83,9 @@ def test_the_cli_reads_a_read_only_copy_of_an_older_store(tmp_path: Path) -> Non
     """A read-only folder holding a read-only database file, read by a user who cannot write either."""
     prefix = unprivileged()
     folder = Path(tempfile.mkdtemp(prefix="speechlm-read-only-"))
+    copy = folder / "copy"
     try:
         folder.chmod(0o777)
-        copy = folder / "copy"
         copy.mkdir()
         vote_ids = older_store(copy / "votes.sqlite3")
         copy.chmod(0o555)
@@ -102,5 +102,40 @@ def test_the_cli_reads_a_read_only_copy_of_an_older_store(tmp_path: Path) -> Non
         assert json.loads(runs[1].stdout)["votes"] == 2
         assert snapshot(copy / "votes.sqlite3") == before and sorted(p.name for p in copy.iterdir()) == ["votes.sqlite3"]
     finally:
+        copy.chmod(0o755)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_read_only_copy_with_writes_left_in_its_wal_is_refused_not_read_without_them(tmp_path: Path) -> None:
+    """A copy made while the app was writing: the main file, its ``-wal`` holding the latest votes, no ``-shm``,
+    in a folder the reader cannot write. Opening it immutable would read the main file only (the latest votes
+    silently missing): the command fails saying how to copy the store instead."""
+    prefix = unprivileged()
+    live = tmp_path / "votes.sqlite3"
+    store = VoteStore(f"sqlite:///{live}")
+    store.add(make_record(outcome="a"))
+    store.close()
+    writer = sqlite3.connect(live)
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # the app's store is in WAL mode; keep the next write in the WAL
+    writer.execute("UPDATE votes SET tag = 'late'")
+    writer.commit()
+    folder = Path(tempfile.mkdtemp(prefix="speechlm-read-only-"))
+    copy = folder / "copy"
+    try:
+        folder.chmod(0o777)
+        copy.mkdir()
+        for name in ("votes.sqlite3", "votes.sqlite3-wal"):
+            shutil.copy(tmp_path / name, copy / name)
+        assert (copy / "votes.sqlite3-wal").stat().st_size > 0
+        copy.chmod(0o555)
+        env = dict(os.environ, PYTHONPATH=str(REPO), HOME=str(folder), SPEECHLM_DATA_DIR=str(copy))
+        env.pop("SPEECHLM_DB_URL", None)
+        run = subprocess.run([*prefix, sys.executable, "-m", "speechlm_demo", "votes", "export", "--csv", str(folder / "v.csv")],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert run.returncode == 2, run.stderr[-2000:]
+        assert "-shm" in run.stderr and ".backup" in run.stderr, run.stderr[-2000:]
+        assert not (folder / "v.csv").exists()
+    finally:
+        writer.close()
         copy.chmod(0o755)
         shutil.rmtree(folder, ignore_errors=True)
