@@ -257,8 +257,11 @@ class PendingVotes:
             if self._stopped.is_set():
                 return
             self.drain()
-            if self.adopt and not len(self) and self._take_over():
-                self.drain()
+            try:
+                if self.adopt and not len(self) and self._take_over():
+                    self.drain()
+            except Exception:  # noqa: BLE001 - the retry thread must live on: the next retry tries again
+                log.exception("taking over other hosts' pending-vote spools failed")
             with self._lock:
                 if not self._records and not self.adopt:
                     self._thread = None

@@ -24,8 +24,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def write_spool(path: Path, *lines: str) -> None:
+    """Write a spool as its owner does: whole, then renamed into place (a retry thread may be watching the folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(line + "\n" for line in lines))
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("".join(line + "\n" for line in lines))
+    os.replace(temporary, path)
 
 
 def test_a_corrupt_line_is_set_aside_and_the_other_votes_are_kept(store: VoteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

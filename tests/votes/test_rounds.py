@@ -136,6 +136,7 @@ def test_refusals_store_nothing(arena: BlindArena, store: VoteStore, clock: Cloc
     refused("duplicate", arena.submit_vote, blind.round_id, "s1", "a")  # a double click
     stranger = BlindArena(store, lambda: ENTRIES, secret=arena._secret, clock=clock)
     refused("unknown", stranger.submit_vote, blind.round_id, "s1", "a")  # signed by us, but not a round it knows
+    stranger.close()  # its spool's retry thread
     old = ready_round(arena)
     clock.now += arena.ttl_s + 1
     refused("expired", arena.submit_vote, old.round_id, "s1", "a")
