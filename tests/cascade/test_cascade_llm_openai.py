@@ -66,12 +66,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send(b'data: {"choices":[]}\n\ndata: [DONE]\n\n')
         self.send(event(" ignored after DONE"))
 
-    def reply_slow(self) -> None:
+    def reply_slow(self, gap_s: float = 0.25) -> None:
         self.start()
         for piece in PIECES:
-            time.sleep(0.25)
+            time.sleep(gap_s)
             self.send(event(piece))
         self.send(b"data: [DONE]\n\n")
+
+    def reply_slower(self) -> None:
+        self.reply_slow(gap_s=0.8)
 
     def reply_stall(self) -> None:
         self.start()
@@ -201,7 +204,7 @@ def test_a_server_that_accepts_and_says_nothing_fails_at_the_first_byte_timeout_
 
 
 def test_the_first_byte_timeout_bounds_only_the_start_of_the_reply(server: FakeServer) -> None:
-    llm = client(server, "slow", first_byte_timeout=0.1, read_timeout=1.0)  # a token every 0.25 s
+    llm = client(server, "slower", first_byte_timeout=0.4, read_timeout=2.0)  # a token every 0.8 s
     assert list(llm.stream(MESSAGES, threading.Event())) == PIECES
 
 

@@ -143,7 +143,7 @@ def test_a_server_that_goes_quiet_ends_the_turn_at_the_read_timeout_and_the_next
         time.sleep(0.05)  # the back-off after the failure
         second = list(engine.respond(user_turn(turn_id=2), [], options))
         engine.close()
-    assert 1.0 <= waited < 2.5
+    assert 1.0 <= waited < 4.0  # the read timeout, not a longer one (loaded CI machines lag)
     assert "".join(e.text for e in events if isinstance(e, TextOut)) == partial
     assert [e.text for e in second if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]
 

@@ -124,7 +124,7 @@ def test_a_reply_that_stalls_midway_ends_at_the_read_timeout_and_the_next_turn_i
         fake.resume()
         time.sleep(0.05)  # the back-off after the failure
         again = list(engine.respond(user_turn(turn_id=2), [], options))
-    assert 1.0 <= waited < 2.5
+    assert 1.0 <= waited < 4.0  # the read timeout, not a longer one (loaded CI machines lag)
     assert sum(e.duration_s for e in events if isinstance(e, AudioOut)) == pytest.approx(0.4, abs=0.01)
     assert sum(e.duration_s for e in again if isinstance(e, AudioOut)) == pytest.approx(0.8, abs=0.01)
 
