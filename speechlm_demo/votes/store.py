@@ -39,7 +39,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .read_only import connect_read_only, present_columns, select_present
+from .read_only import connect_read_only, postgres_read_only, present_columns, select_present
 from .record import OUTCOMES as OUTCOMES  # re-exported: callers import the vote types from the store
 from .record import VoteRecord
 from .schema import metadata, votes_table
@@ -111,7 +111,8 @@ class VoteStore:
     :class:`StoreUnavailable` while it still fails). Otherwise opening failures raise at once.
     ``create=False`` (readers such as the CLI's exports): open an existing store only; a SQLite file that does
     not exist, or a database without the votes table, raises :class:`StoreMissing` and nothing is made. Such a
-    store never writes (writes raise :class:`StoreError`; SQLite is opened ``mode=ro``) and reads an older
+    store never writes (writes raise :class:`StoreError`; SQLite is opened ``mode=ro``, a Postgres session is
+    read-only) and reads an older
     store's schema as it is: the columns added since read as NULL.
     """
 
@@ -139,6 +140,8 @@ class VoteStore:
         self._present: dict[str, set[str]] | None = None  # a reader's columns per table (None: the whole schema)
         if self.is_sqlite and create:  # the journal mode is the writers' to set
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        elif self.read_only and self.engine.dialect.name == "postgresql":
+            sa.event.listen(self.engine, "connect", postgres_read_only)
         # SQLite has one writer at a time; queueing this process's writers here avoids SQLite's sleeping
         # busy handler (tail latency). Other processes still wait on busy_timeout. A writer waits for this
         # lock and the database's together at most its ``wait_s``, so one stuck write never stalls the others.

@@ -176,3 +176,18 @@ def test_a_libpq_url_gets_a_connect_timeout_unless_it_names_one() -> None:
     assert _libpq_without_timeout("postgresql+psycopg://u@db.example/votes")
     assert not _libpq_without_timeout("postgresql+psycopg://u@db.example/votes?connect_timeout=9")
     assert not _libpq_without_timeout("sqlite:////tmp/v.sqlite3")
+
+
+def test_a_read_only_store_reads_in_a_read_only_session(pg_store: VoteStore, pg_url: str) -> None:
+    record = make_record("pg-reader")
+    pg_store.add(record)
+    reader = VoteStore(pg_url, create=False)
+    try:
+        assert reader.get("pg-reader") == pg_store.get("pg-reader") and reader.count() == 1
+        with reader.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on"
+            with pytest.raises(sa.exc.DBAPIError, match="read-only transaction"):
+                conn.execute(sa.delete(votes_table))
+        assert pg_store.count() == 1
+    finally:
+        reader.close()
