@@ -80,3 +80,33 @@ def test_events_after_the_peer_left_reach_neither_the_observer_nor_the_resampler
     assert late_seen == 0 and late_records == 0, "the observer saw events after the peer left"
     assert late_resampled == 0, "the output resampler ran after the peer left"
     assert queued == 0 and session_gone and errors == []
+
+
+def test_the_benchmarks_probe_still_gets_the_timeline_of_a_turn_that_ends_after_the_peer_left() -> None:
+    """``bench --via webrtc``'s peer hangs up once it hears the reply; the engine's stages on the WebRTC path come
+    from that turn's timeline, which ends later (the app drops it; the benchmark's handler keeps it)."""
+    from speechlm_demo.benchmarks.webrtc_stages import Probe, ProbedHandler
+
+    registry = registry_of(engine_entry("slow", "Slow", "SlowEngine"))  # 5 chunks of reply, 0.25 s apart
+    probe = Probe()
+    handler = ProbedHandler(registry, "slow", probe)
+
+    async def scenario() -> tuple[list[Timeline], int]:
+        await handler.start_up()
+        for frame in frames_48k(np.concatenate([tone(0.6), silence(1.0)])):
+            await handler.receive(frame)
+        for _ in range(100):  # the reply has started
+            if probe.engine.units:
+                break
+            await asyncio.sleep(0.05)
+        assert probe.engine.units, "the slow engine never answered"
+        handler.shutdown()  # the peer heard the reply and left; the engine goes on for ~1 s
+        for _ in range(60):
+            if probe.timelines:
+                break
+            await asyncio.sleep(0.05)
+        return probe.timelines, handler._queue.qsize()
+
+    timelines, queued = asyncio.run(scenario())
+    assert len(timelines) == 1 and timelines[0].has("user_speech_end", "reply_started", "first_audio_out"), timelines
+    assert queued == 0  # nothing is handed to the closed connection
