@@ -57,6 +57,17 @@ def test_a_blip_inside_a_pause_is_not_a_resumption() -> None:
     assert [type(d) for d in decisions] == [SpeechStarted, PauseDetected, BlipIgnored, TurnClosed]
 
 
+def test_the_quiet_counts_from_the_end_of_the_voice_or_of_a_later_blip_in_the_pause() -> None:
+    detector = TurnDetector(EnergyVAD(RATE, 512), TurnSettings(end_silence_ms=1000))
+    (_, pause) = detector.push(np.concatenate([windows(16, silence), windows(20), windows(8, silence)]))
+    assert isinstance(pause, PauseDetected) and pause.end == 36 * 512
+    assert detector.quiet_ms(pause.end) == 8 * 32.0
+    blip = list(detector.push(np.concatenate([windows(2), windows(4, silence)])))  # 64 ms of voice: not a resumption
+    assert [type(d) for d in blip] == [BlipIgnored]
+    assert detector.quiet_ms(pause.end) == 4 * 32.0  # from the end of the blip
+    assert detector.quiet_ms(detector.samples_seen) == 0.0  # a later end of voice wins
+
+
 def test_words_with_short_gaps_after_a_pause_are_a_resumption() -> None:
     window_s = 512 / RATE
     words = [part for _ in range(10) for part in (tone(2 * window_s), silence(window_s))]
