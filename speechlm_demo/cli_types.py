@@ -1,13 +1,16 @@
-"""Argparse ``type=`` checkers for the command line's numeric flags, shared by every subcommand.
+"""Argparse ``type=`` checkers for the command line's flags (the CLI's subcommands and ``app.py``).
 
-A bad value (not a number, NaN, infinite, out of range) is refused by argparse itself: a one-line message
-naming the flag and exit status 2, never a traceback or a run on a value that makes no sense.
+A bad value (not a number, NaN, infinite, out of range, not a port, not a host) is refused by argparse itself:
+a one-line message naming the flag and exit status 2, never a traceback or a run on a value that makes no sense.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+
+from .env_settings import is_port
+from .hardware import simulated_host
 
 
 def _number(text: str, kind: type[int | float]) -> int | float:
@@ -61,3 +64,20 @@ def positive_int_list(text: str) -> list[int]:
     if not parts:
         raise argparse.ArgumentTypeError(f"comma-separated whole numbers of 1 or more are needed, not {text!r}")
     return [positive_int(part) for part in parts]
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 1-65535 (``app.py --port``)."""
+    if is_port(text):
+        return int(text)
+    shown = text.strip() if text.strip().lstrip("+-").isdigit() else repr(text)
+    raise argparse.ArgumentTypeError(f"{shown} is not a port number (1-65535)")
+
+
+def host_spec(text: str) -> str:
+    """A value :func:`~.hardware.simulated_host` accepts (``app.py --simulate-host``)."""
+    try:
+        simulated_host(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

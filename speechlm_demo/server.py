@@ -19,8 +19,9 @@ from fastapi import FastAPI
 from fastrtc import Stream
 
 from .catalog import CatalogError, load_catalog
+from .cli_types import host_spec, port_number
 from .engines.registry import EngineRegistry
-from .env_settings import GRADIO_PORT_ENV, env_int, is_port
+from .env_settings import GRADIO_PORT_ENV, env_int
 from .hardware import probe, simulated_host
 from .rtc import EngineStreamHandler, browser_rtc_configuration, max_sessions, server_rtc_configuration
 from .rtc_jitter import apply_receive_jitter_frames
@@ -47,23 +48,6 @@ class AppConfig:
     port: int = 7860
     catalog: str | None = None
     simulate_host: str | None = None
-
-
-def port_number(text: str) -> int:
-    """An ``argparse`` type: a TCP port, 1-65535."""
-    if is_port(text):
-        return int(text)
-    shown = text.strip() if text.strip().lstrip("+-").isdigit() else repr(text)
-    raise argparse.ArgumentTypeError(f"{shown} is not a port number (1-65535)")
-
-
-def host_spec(text: str) -> str:
-    """An ``argparse`` type: a ``--simulate-host`` value :func:`~.hardware.simulated_host` accepts."""
-    try:
-        simulated_host(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def parse_app_args(argv: list[str]) -> AppConfig:

@@ -100,7 +100,7 @@ class ChatHTTP:
         """GET ``/v1{path}`` and return its JSON object."""
         url = endpoint(self.base_url, path)
         wait = self.probe_timeout or self.read_timeout
-        with self._guard(url), self._silence_guard(wait, f"no answer to GET {url} within {wait:g} s"):
+        with self._guard(url), self._silence_guard(f"no answer to GET {url} within {wait:g} s"):
             response = self._client.get(url, headers=self._headers(), timeout=httpx.Timeout(wait, connect=self.connect_timeout))
             if response.status_code >= 400:
                 raise EngineError(f"{self.name} {url} answered HTTP {response.status_code}: {error_text(response.text)}")
@@ -141,8 +141,11 @@ class ChatHTTP:
         timeout = httpx.Timeout(first_byte or self.read_timeout, connect=self.connect_timeout)
         request = self._client.build_request("POST", url, json=payload, headers=self._headers(), timeout=timeout)
         with self._guard(url):
-            with self._silence_guard(first_byte, f"the reply did not start within {first_byte or 0:g} s (first-byte timeout)"):
+            if first_byte is None:  # a read timeout here is the plain one, which _guard reports
                 response = self._client.send(request, stream=True)
+            else:
+                with self._silence_guard(f"the reply did not start within {first_byte:g} s (first-byte timeout)"):
+                    response = self._client.send(request, stream=True)
             # the body's reads take the request's read timeout when they start (httpcore): from here each
             # streamed event may take read_timeout
             request.extensions["timeout"] = {**request.extensions["timeout"], "read": self.read_timeout}
@@ -177,13 +180,11 @@ class ChatHTTP:
         return _TransportErrors(self.name, url, self.read_timeout)
 
     @contextmanager
-    def _silence_guard(self, timeout: float | None, what: str) -> Iterator[None]:
-        """A read timeout inside becomes :class:`ServerSilent` saying ``what`` (nothing to do without ``timeout``)."""
+    def _silence_guard(self, what: str) -> Iterator[None]:
+        """A read timeout inside becomes :class:`ServerSilent` saying ``what`` (e.g. which wait ran out)."""
         try:
             yield
         except httpx.ReadTimeout:
-            if timeout is None:
-                raise
             raise ServerSilent(f"{self.name} accepts connections but does not answer ({what}): is it busy or hung?") from None
 
 

@@ -140,11 +140,11 @@ class TurnDetector:
         """Speech has started and the turn has not ended yet."""
         return self._in_turn
 
-    @property
-    def blip_end(self) -> int:
-        """Where the last voice heard in a pause ended (a blip too short to resume the turn: it does not move the
-        turn's end of speech, but the user was not silent then); 0 before any."""
-        return self._resume_last
+    def quiet_ms(self, voice_end: int) -> float:
+        """Milliseconds of quiet heard since sample ``voice_end`` (where the caller heard the user's voice end), or
+        since the last voice heard in a pause if that ended later (a blip too short to resume the turn: it does
+        not move the turn's end of speech, but the user was not silent then)."""
+        return self._ms(self.samples_seen - max(voice_end, self._resume_last))
 
     @property
     def blip_pending(self) -> bool:

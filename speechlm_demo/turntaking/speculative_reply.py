@@ -127,8 +127,7 @@ class Reply:
     def silence_ms(self) -> float:
         """Silence heard since the user's voice ended, or since the last voice heard in the pause (a blip too
         short to resume the turn: a weak syllable the VAD half heard is one as well as a click)."""
-        detector = self.session.detector
-        return (detector.samples_seen - max(self.voice_end, detector.blip_end)) * 1000 / detector.rate
+        return self.session.detector.quiet_ms(self.voice_end)
 
     def reconsider(self) -> None:
         """Ask the session's end-of-turn strategy about this held reply; commit or drop it if it says so."""

@@ -34,6 +34,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from .failure_log import RepeatedFailures
 from .store import DuplicateVote, StoreUnavailable, VoteRecord, VoteStore
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class PendingVotes:
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._takeover_failures = RepeatedFailures(log)  # a takeover retried every retry_s logs a failure once
         if spool is not None:
             self._load()
 
@@ -127,6 +129,7 @@ class PendingVotes:
                 self._save_or_log()
         if self.adopt:
             self._take_over()
+            self._takeover_failures.round_over()
         if self._records:
             log.warning("%d vote(s) from the spool %s await storing", len(self._records), self.spool)
         if self._records or self.adopt:
@@ -143,30 +146,40 @@ class PendingVotes:
 
     def _take_over(self) -> int:
         """Take over the other hosts' spools: claim (rename), read, save into this host's spool, then delete the
-        claims (kept on disk when this host's spool cannot be written). Returns how many votes were read."""
-        taken: list[Path] = []
+        claims (kept on disk when this host's spool cannot be written; logged as taken over only once it is).
+        Returns how many votes were read."""
+        taken: list[tuple[Path, int]] = []  # each claim read, and how many votes it held
         count = 0
         for claim in self._claim_others():
             try:
                 records, _ = read_spool(claim)
             except FileNotFoundError:  # another process claimed it in the meantime: its votes are there
                 continue
-            except OSError:
-                log.exception("cannot read the pending-vote spool %s; it stays for a later retry", claim)
+            except OSError as exc:
+                what = f"reading the pending-vote spool {_claimed_from(claim)}"
+                self._takeover_failures.failed(what, exc, "cannot read the pending-vote spool %s; it stays for a later retry", claim)
                 continue
-            if records:
-                log.warning("took over %d pending vote(s) of another host from %s", len(records), _claimed_from(claim))
             count += len(records)
             with self._lock:
                 self._records.update((record.vote_id, record) for record in records)
-            taken.append(claim)
+            taken.append((claim, len(records)))
         if not taken:
             return count
         with self._lock:
-            saved = self._save_or_log()  # this host's spool now holds every vote taken over
-        if not saved:
-            log.error("the spools taken over stay on disk for a later retry: %s", ", ".join(map(str, taken)))
-        for claim in taken if saved else []:
+            try:
+                self._save()  # this host's spool now holds every vote taken over
+            except OSError as exc:
+                self._takeover_failures.failed(
+                    f"writing the pending-vote spool {self.spool}",
+                    exc,
+                    "cannot write the pending-vote spool %s; the spools read stay on disk for a later retry: %s",
+                    self.spool,
+                    ", ".join(str(claim) for claim, _ in taken),
+                )
+                return count
+        for claim, held in taken:
+            if held:
+                log.warning("took over %d pending vote(s) of another host from %s", held, _claimed_from(claim))
             claim.unlink(missing_ok=True)
         return count
 
@@ -185,8 +198,9 @@ class PendingVotes:
                 os.rename(path, claim)
             except FileNotFoundError:
                 continue
-            except OSError:
-                log.exception("cannot take over the pending-vote spool %s; its votes wait there", path)
+            except OSError as exc:
+                what = f"taking over the pending-vote spool {_claimed_from(path)}"
+                self._takeover_failures.failed(what, exc, "cannot take over the pending-vote spool %s; its votes wait there", path)
                 continue
             claims.append(claim)
         return claims
@@ -257,15 +271,22 @@ class PendingVotes:
             if self._stopped.is_set():
                 return
             self.drain()
-            try:
-                if self.adopt and not len(self) and self._take_over():
-                    self.drain()
-            except Exception:  # noqa: BLE001 - the retry thread must live on: the next retry tries again
-                log.exception("taking over other hosts' pending-vote spools failed")
+            if self.adopt and not len(self):
+                self._retry_take_over()
             with self._lock:
                 if not self._records and not self.adopt:
                     self._thread = None
                     return
+
+    def _retry_take_over(self) -> None:
+        """The retry's takeover of other hosts' spools (and the storing of their votes); a failure that repeats at
+        every retry is logged once, and its end too (see :class:`~.failure_log.RepeatedFailures`)."""
+        try:
+            if self._take_over():
+                self.drain()
+        except Exception as exc:  # noqa: BLE001 - the retry thread must live on: the next retry tries again
+            self._takeover_failures.failed("taking over other hosts' pending-vote spools", exc, "taking over other hosts' pending-vote spools failed")
+        self._takeover_failures.round_over()
 
     def _save(self) -> None:
         """Rewrite the spool atomically and durably (fsync of the file and of its folder); raises OSError."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,6 +13,8 @@ import pytest
 from speechlm_demo.catalog import EngineEntry
 from speechlm_demo.engines.base import Engine, SessionOptions, UserTurn
 from speechlm_demo.engines.echo import EchoEngine
+from speechlm_demo.engines.fallback import ServerEngine
+from speechlm_demo.engines.server_client import ServerFailure
 from speechlm_demo.timeline import Timeline
 
 
@@ -57,6 +62,39 @@ def speech(seconds: float = 1.0, rate: int = 16_000) -> np.ndarray:
 def user_turn(seconds: float = 1.0, rate: int = 16_000, turn_id: int = 1) -> UserTurn:
     """A committed user turn, for calling ``respond`` directly."""
     return UserTurn(turn_id, speech(seconds, rate), rate, Timeline(turn_id=turn_id))
+
+
+QUIET_MESSAGES = {  # what a client says when its server goes quiet, for read_timeout_s=1
+    "silent": r"^{name} sent no reply within 1 s: the server is busy or hung\.$",  # before the first byte
+    "stall": r"^{name} stopped sending in the middle of its reply \(nothing for 1 s\)$",  # mid-reply
+}
+
+
+def quiet_message(name: str, behaviour: str) -> str:
+    """The message (a regex) of engine ``name`` when its server goes quiet: ``silent`` or ``stall``."""
+    return QUIET_MESSAGES[behaviour].format(name=re.escape(name))
+
+
+def quiet_turn_then_next(
+    engine: ServerEngine, fake: Any, message: str, options: SessionOptions, resume: Callable[[], None] | None = None
+) -> tuple[list, list]:
+    """One turn against a ``fake`` server that goes quiet (``engine`` has ``read_timeout_s=1``): it must fail with
+    ``message`` (a regex) at that read timeout, not a longer one. Then the fake answers again (its ``behaviour``
+    set to ``"answer"``, and ``resume`` called for a fake that holds the stalled reply) and the next turn is asked.
+    Returns the events of the failed turn (what came before the quiet) and of the next one."""
+    events: list = []
+    started = time.monotonic()
+    with pytest.raises(ServerFailure, match=message):
+        for event in engine.respond(user_turn(), [], options):
+            events.append(event)  # noqa: PERF402 - what came before the failure is kept
+    waited = time.monotonic() - started
+    fake.behaviour = "answer"
+    if resume is not None:
+        resume()
+    time.sleep(0.05)  # the back-off after the failure
+    second = list(engine.respond(user_turn(turn_id=2), [], options))
+    assert 1.0 <= waited < 4.0  # the read timeout, not a longer one (loaded CI machines lag)
+    return events, second
 
 
 @pytest.fixture

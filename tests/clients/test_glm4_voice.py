@@ -3,8 +3,6 @@ shape (the real ones need torch, CUDA and the GLM-4-Voice repository: see local_
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, SessionOptions, TextOut
@@ -13,7 +11,7 @@ from speechlm_demo.engines.glm4_voice.local_models import GlmModels
 from speechlm_demo.engines.glm4_voice.protocol import ProtocolError, ServerError, TokenLineReader, build_prompt
 from speechlm_demo.engines.server_client import ServerFailure
 
-from .conftest import client_entry, user_turn, with_echo_fallback
+from .conftest import client_entry, quiet_message, quiet_turn_then_next, user_turn, with_echo_fallback
 from .fake_glm4_voice import CountingSpeechTokenizer, FakeGlm4Voice, ToneDecoder, WordTokenizer
 from .serving import FakeHTTPServer
 
@@ -88,31 +86,16 @@ def test_refused_before_any_reply_goes_to_the_fallback(options: SessionOptions) 
     assert turn.timeline.extra["answered_by"] == "echo" and any(isinstance(e, AudioOut) for e in events)
 
 
-@pytest.mark.parametrize(
-    ("behaviour", "message", "partial"),
-    [
-        ("silent", r"^glm-4-voice sent no reply within 1 s: the server is busy or hung\.$", ""),
-        ("stall", r"^glm-4-voice stopped sending in the middle of its reply \(nothing for 1 s\)$", "The capital of France is Paris."),
-    ],
-)
+@pytest.mark.parametrize(("behaviour", "partial"), [("silent", ""), ("stall", "The capital of France is Paris.")])
 def test_a_server_that_goes_quiet_ends_the_turn_at_the_read_timeout_and_the_next_turn_works(
-    behaviour: str, message: str, partial: str, options: SessionOptions
+    behaviour: str, partial: str, options: SessionOptions
 ) -> None:
     """Silent before the first byte, or mid-reply (10 tokens, then nothing on an open connection): the turn
     ends read_timeout_s after the last byte, saying which; the next turn is answered."""
-    fake, decoder = FakeGlm4Voice(behaviour), ToneDecoder()
+    fake = FakeGlm4Voice(behaviour)
     with FakeHTTPServer(fake.app) as url:
-        engine = engine_for(url, decoder, read_timeout_s=1, health_backoff_s=0.01)
-        events: list = []
-        started = time.monotonic()
-        with pytest.raises(ServerFailure, match=message):
-            for event in engine.respond(user_turn(), [], options):
-                events.append(event)
-        waited = time.monotonic() - started
-        fake.behaviour = "answer"
-        time.sleep(0.05)  # the back-off after the failure
-        second = list(engine.respond(user_turn(turn_id=2), [], options))
-    assert 1.0 <= waited < 4.0  # the read timeout, not a longer one (loaded CI machines lag)
+        engine = engine_for(url, ToneDecoder(), read_timeout_s=1, health_backoff_s=0.01)
+        events, second = quiet_turn_then_next(engine, fake, quiet_message("glm-4-voice", behaviour), options)
     assert "".join(e.text for e in events if isinstance(e, TextOut)) == partial
     assert [e.text for e in second if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]
     assert sum(e.duration_s for e in second if isinstance(e, AudioOut)) == pytest.approx(130 * 0.08, abs=0.01)

@@ -14,7 +14,7 @@ from speechlm_demo.engines.llama_omni2.client import LlamaOmni2Engine
 from speechlm_demo.engines.llama_omni2.protocol import FrameReader, ProtocolError
 from speechlm_demo.engines.server_client import ServerFailure, new_suffix
 
-from .conftest import client_entry, user_turn, with_echo_fallback
+from .conftest import client_entry, quiet_message, quiet_turn_then_next, user_turn, with_echo_fallback
 from .fake_llama_omni2 import SERVER_ERROR_MSG, FakeLlamaOmni2
 from .serving import FakeHTTPServer
 
@@ -118,32 +118,17 @@ def test_a_garbled_frame_fails_the_turn_clearly_and_the_next_turn_works(options:
     assert [e.text for e in events if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]
 
 
-@pytest.mark.parametrize(
-    ("behaviour", "message", "partial"),
-    [
-        ("silent", r"^llama-omni2 sent no reply within 1 s: the server is busy or hung\.$", ""),
-        ("stall", r"^llama-omni2 stopped sending in the middle of its reply \(nothing for 1 s\)$", "The capital of"),
-    ],
-)
+@pytest.mark.parametrize(("behaviour", "partial"), [("silent", ""), ("stall", "The capital of")])
 def test_a_server_that_goes_quiet_ends_the_turn_at_the_read_timeout_and_the_next_turn_works(
-    behaviour: str, message: str, partial: str, options: SessionOptions
+    behaviour: str, partial: str, options: SessionOptions
 ) -> None:
     """Silent before the first byte (a busy worker) or mid-reply (three frames, then nothing on an open
     connection): the turn ends read_timeout_s after the last byte, saying which; the next turn is answered."""
     fake = FakeLlamaOmni2(behaviour)
     with FakeHTTPServer(fake.app) as url:
         engine = engine_for(url, read_timeout_s=1, health_backoff_s=0.01)
-        events: list = []
-        started = time.monotonic()
-        with pytest.raises(ServerFailure, match=message):
-            for event in engine.respond(user_turn(), [], options):
-                events.append(event)
-        waited = time.monotonic() - started
-        fake.behaviour = "answer"
-        time.sleep(0.05)  # the back-off after the failure
-        second = list(engine.respond(user_turn(turn_id=2), [], options))
+        events, second = quiet_turn_then_next(engine, fake, quiet_message("llama-omni2", behaviour), options)
         engine.close()
-    assert 1.0 <= waited < 4.0  # the read timeout, not a longer one (loaded CI machines lag)
     assert "".join(e.text for e in events if isinstance(e, TextOut)) == partial
     assert [e.text for e in second if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]
 

@@ -139,3 +139,70 @@ def test_a_spool_left_after_the_start_is_taken_over_by_the_periodic_retry(store:
     restarted = PendingVotes(store, host_spool(folder), retry_s=3600, adopt=True)  # nothing is left to take over
     assert len(restarted) == 0 and restarted.drain() == 0 and store.count() == 1
     restarted.close()
+
+
+def test_a_takeover_that_keeps_failing_is_logged_once_and_its_recovery_too(
+    store: VoteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another host's spool cannot be claimed (renamed) at the start nor at the next two retries: one line at
+    WARNING or above, the repeats at DEBUG; the fourth try works, one INFO line says so and the vote is stored."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "here")
+    left = tmp_path / "pending_votes-gone.jsonl"
+    record = make_record()
+    write_spool(left, record.to_json())
+    real_rename, refused = os.rename, []
+
+    def rename(source: Path, target: Path) -> None:
+        if Path(source) == left and len(refused) < 3:
+            refused.append(target)  # a new claim name at every try
+            raise PermissionError(13, "Permission denied", str(source), None, str(target))
+        real_rename(source, target)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with caplog.at_level(logging.DEBUG, logger="speechlm_demo.votes.pending"):
+        pending = PendingVotes(store, host_spool(tmp_path), retry_s=0.05, adopt=True)
+        deadline = time.monotonic() + 10
+        while store.count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pending.close()
+    assert len(refused) == 3 and store.get(record.round_id) == record and not left.exists()
+    about = [r for r in caplog.records if "pending_votes-gone.jsonl" in r.getMessage()]
+    failed = [r for r in about if "cannot take over" in r.getMessage()]
+    assert [r.levelno for r in failed] == [logging.ERROR] and "Permission denied" in caplog.text
+    assert [r.levelno for r in about if "failed again" in r.getMessage()] == [logging.DEBUG] * 2
+    recovered = [r for r in about if "no longer fails" in r.getMessage()]
+    assert [r.levelno for r in recovered] == [logging.INFO] and "3 time(s) in a row" in recovered[0].getMessage()
+
+
+def test_a_spool_that_cannot_be_saved_is_taken_over_once_it_can_and_said_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """This host's spool cannot be written (a full disk) at the start nor at the next two tries: the other host's
+    spool stays on disk, one ERROR says so and nothing claims it was taken over; once the write works the vote is
+    in this host's spool, the claim is gone, and "took over" and the recovery are each logged once."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "here")
+    record = make_record()
+    write_spool(tmp_path / "pending_votes-gone.jsonl", record.to_json())
+    down = VoteStore("sqlite:////proc/nope/votes.sqlite3", lazy=True)
+    real_save, full = PendingVotes._save, [True]
+
+    def save(self: PendingVotes) -> None:
+        if full[0]:
+            raise OSError(28, "No space left on device", str(self.spool))
+        real_save(self)
+
+    monkeypatch.setattr(PendingVotes, "_save", save)
+    with caplog.at_level(logging.DEBUG, logger="speechlm_demo.votes.pending"):
+        pending = PendingVotes(down, host_spool(tmp_path), retry_s=3600, adopt=True)
+        pending._retry_take_over()
+        pending._retry_take_over()
+        assert [p.name.split(".claimed-")[0] for p in tmp_path.glob("pending_votes-gone.jsonl*")] == ["pending_votes-gone.jsonl"]
+        assert "took over" not in caplog.text
+        full[0] = False
+        pending._retry_take_over()
+        pending.close()
+    assert not list(tmp_path.glob("pending_votes-gone.jsonl*")) and len(pending) == 1
+    assert record.vote_id in host_spool(tmp_path).read_text()
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len([m for m in loud if "cannot write" in m]) == 1 and len([m for m in loud if "took over 1" in m]) == 1
+    assert len([r for r in caplog.records if r.levelno == logging.INFO and "no longer fails" in r.getMessage()]) == 1

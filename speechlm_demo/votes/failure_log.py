@@ -1,0 +1,48 @@
+"""Failures of a job retried on a timer (the pending votes' takeover of other hosts' spools), logged once while
+they repeat.
+
+Each failure has a ``what`` (what failed, e.g. ``taking over the pending-vote spool X``). Its first failure is
+logged at ERROR with its traceback; the same failure again (the same exception type and error, file names
+aside) only at DEBUG, so a retry every few seconds does not repeat one line forever. A different failure of
+the same ``what`` is logged again; a round of the job that no longer fails at it is logged at INFO.
+"""
+
+from __future__ import annotations
+
+import logging
+
+
+def _signature(exc: BaseException) -> tuple[str, str]:
+    """What makes two failures the same: the exception's type and error, without the file names an OSError
+    carries (a claim's name changes at every try)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return type(exc).__name__, f"[{exc.errno}] {exc.strerror}"
+    return type(exc).__name__, str(exc)
+
+
+class RepeatedFailures:
+    """What failed in the job's current failing streaks, and how often in a row."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+        self._streaks: dict[str, tuple[tuple[str, str], int]] = {}  # what -> (the failure, how often in a row)
+        self._this_round: set[str] = set()
+
+    def failed(self, what: str, exc: BaseException, message: str, *args: object) -> None:
+        """``what`` failed with ``exc``: log ``message % args`` (ERROR, traceback) unless it failed so last time."""
+        self._this_round.add(what)
+        signature = _signature(exc)
+        previous = self._streaks.get(what)
+        if previous is not None and previous[0] == signature:
+            self._streaks[what] = (signature, previous[1] + 1)
+            self.log.debug("%s failed again (%d times in a row): %s: %s", what, previous[1] + 1, *signature)
+            return
+        self._streaks[what] = (signature, 1)
+        self.log.error(message, *args, exc_info=exc)
+
+    def round_over(self) -> None:
+        """One run of the job is over: what failed before and not in this run is logged as recovered."""
+        for what in [what for what in self._streaks if what not in self._this_round]:
+            _, times = self._streaks.pop(what)
+            self.log.info("%s no longer fails (it failed %d time(s) in a row)", what, times)
+        self._this_round.clear()

@@ -1,0 +1,32 @@
+"""RepeatedFailures: a failure retried on a timer is logged once while it repeats, again when it changes."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from speechlm_demo.votes.failure_log import RepeatedFailures
+
+
+def test_the_same_failure_again_is_quiet_a_different_one_is_logged_and_the_end_is_told(caplog: pytest.LogCaptureFixture) -> None:
+    failures = RepeatedFailures(logging.getLogger("test.failures"))
+    tries = [
+        PermissionError(13, "Permission denied", "a", None, "a.claimed-1"),
+        PermissionError(13, "Permission denied", "a", None, "a.claimed-2"),  # the same failure: other file names
+        OSError(30, "Read-only file system", "a"),  # a different one
+        OSError(30, "Read-only file system", "a"),
+    ]
+    with caplog.at_level(logging.DEBUG, logger="test.failures"):
+        for exc in tries:
+            failures.failed("claiming a", exc, "cannot claim %s", "a")
+            failures.failed("claiming b", ValueError("odd"), "cannot claim %s", "b")
+            failures.round_over()
+        failures.round_over()  # a round in which neither fails
+    levels = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [m for level, m in levels if level == logging.ERROR] == ["cannot claim a", "cannot claim b", "cannot claim a"]
+    assert sum(level == logging.DEBUG for level, _ in levels) == 5
+    assert [m for level, m in levels if level == logging.INFO] == [
+        "claiming a no longer fails (it failed 2 time(s) in a row)",
+        "claiming b no longer fails (it failed 4 time(s) in a row)",
+    ]
