@@ -13,7 +13,7 @@ import pytest
 
 from speechlm_demo.engines.base import EngineError
 from speechlm_demo.engines.cascade import weights
-from speechlm_demo.engines.cascade.asr import FasterWhisperASR, pieces
+from speechlm_demo.engines.cascade.asr import FasterWhisperASR, build_asr, pieces
 from speechlm_demo.engines.cascade.whisper_vocab import (
     TOKEN_IDS_FILE,
     TokenMap,
@@ -177,5 +177,5 @@ def test_whisper_with_the_english_vocabulary_hears_the_same_words(
         assert english.transcribe(audio) == full.transcribe(audio)
     with pytest.raises(EngineError, match="needs language 'en'"):
         FasterWhisperASR(vocabulary="english", language="de")
-    with pytest.raises(EngineError, match="vocabulary 'tiny' is not one of full, english"):
-        FasterWhisperASR(vocabulary="tiny")
+    with pytest.raises(EngineError, match=r"asr\.vocabulary: Input should be 'full' or 'english'"):
+        build_asr({"vocabulary": "tiny"})

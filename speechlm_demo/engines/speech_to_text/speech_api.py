@@ -7,11 +7,12 @@ returns it for ``tts.kind: openai`` and the cascade's own Piper / espeak-ng stag
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
-from ..cascade import stage_settings
+from ..cascade.stage_args import Seconds, stage_settings
 from ..cascade.tts import TTS, build_tts, decoded_audio
 from ..openai_http import stage_client
 
@@ -27,8 +28,8 @@ class OpenAISpeechTTS:
         base_url_env: str = "TTS_URL",
         voice: str | None = None,
         api_key_env: str | None = None,
-        sample_rate: int = 24_000,
-        timeout_s: float = 30.0,
+        sample_rate: Annotated[int, Field(gt=0)] = 24_000,
+        timeout_s: Seconds = 30.0,
     ) -> None:
         self._http, self.url = stage_client(
             "tts", "speech server", "/audio/speech", base_url, base_url_env,
@@ -51,5 +52,5 @@ class OpenAISpeechTTS:
 def build_voice(config: Mapping[str, Any]) -> TTS:
     """``kind: openai`` -> :class:`OpenAISpeechTTS`; ``piper`` / ``espeak`` -> the cascade's own stages."""
     if config.get("kind") == "openai":
-        return OpenAISpeechTTS(**stage_settings("tts", OpenAISpeechTTS, config))
+        return OpenAISpeechTTS(**stage_settings("tts", "openai", OpenAISpeechTTS, config))
     return build_tts(config)
