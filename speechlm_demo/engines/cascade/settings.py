@@ -25,10 +25,10 @@ STAGE_KINDS: dict[str, dict[str, type]] = {
 }
 
 
-def check_stage(stage: str, config: Mapping[str, Any]) -> dict[str, Any]:
+def check_stage(stage: str, config: Mapping[str, Any], kinds: Mapping[str, type] | None = None) -> dict[str, Any]:
     """``config`` with its arguments validated and coerced (:func:`~.stage_args.checked_arguments`), if its
-    ``kind`` is known (the first of ``STAGE_KINDS[stage]`` when unset)."""
-    kinds = STAGE_KINDS[stage]
+    ``kind`` is one of ``kinds`` (default: the cascade's ``STAGE_KINDS[stage]``; the first when unset)."""
+    kinds = STAGE_KINDS[stage] if kinds is None else kinds
     kind = config.get("kind", next(iter(kinds)))
     if kind not in kinds:
         raise ValueError(f"unknown {stage} kind {kind!r}; known: {', '.join(kinds)}")

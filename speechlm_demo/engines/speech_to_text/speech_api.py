@@ -1,7 +1,7 @@
 """A TTS stage that calls an OpenAI-compatible ``POST /v1/audio/speech`` server (vLLM-Omni, OpenAI, Kokoro, ...).
 
 It satisfies the cascade's :class:`~speechlm_demo.engines.cascade.tts.TTS` protocol; :func:`build_voice`
-returns it for ``tts.kind: openai`` and the cascade's own Piper / espeak-ng stages otherwise.
+returns it for ``tts.kind: openai`` and the cascade's own Piper / espeak-ng stages otherwise (:data:`VOICE_KINDS`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field
 
+from ..cascade.settings import STAGE_KINDS
 from ..cascade.stage_args import Seconds, stage_settings
 from ..cascade.tts import TTS, build_tts, decoded_audio
 from ..openai_http import stage_client
@@ -47,6 +48,9 @@ class OpenAISpeechTTS:
             body["voice"] = self.voice
         wav = self._http.post_for_bytes("/audio/speech", body)
         yield decoded_audio(wav, self.sample_rate, self._http.name)
+
+
+VOICE_KINDS: dict[str, type] = {**STAGE_KINDS["tts"], "openai": OpenAISpeechTTS}  # the first is the default
 
 
 def build_voice(config: Mapping[str, Any]) -> TTS:
