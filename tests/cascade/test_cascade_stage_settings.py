@@ -67,6 +67,22 @@ def test_an_unknown_argument_is_named_with_those_the_kind_takes(tmp_path: Path) 
         load_catalog(write(tmp_path, {"tts": {"kind": "espeak", "speed": 200}}))
 
 
+@pytest.mark.parametrize(
+    ("stage", "config", "problem"),
+    [
+        ("asr", {"vocabulary": "english", "language": "de"},
+         "vocabulary 'english' needs language 'en', not 'de' (asr kind faster-whisper)"),
+        ("llm", {"kind": "openai", "model": "m"}, "needs 'base_url' and 'model' (or 'base_url_env' for the URL) (llm kind openai)"),
+        ("llm", {"kind": "openai", "base_url_env": "OLLAMA_URL"}, "needs 'base_url' and 'model'"),
+    ],
+)
+def test_a_combination_the_stage_cannot_run_stops_the_catalogue(tmp_path: Path, stage: str, config: dict, problem: str) -> None:
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(write(tmp_path, {stage: config}))
+    assert f"entry 'cascade', field defaults.{stage}: {problem}" in str(caught.value)
+    load_catalog(write(tmp_path, {"asr": {"vocabulary": "english"}, "llm": {"kind": "openai", "base_url_env": "X", "model": "m"}}))
+
+
 def test_the_shipped_cascade_rows_keep_their_stage_settings() -> None:
     """Effective settings equal the YAML's stage mappings; whole numbers given for float arguments become floats."""
     raw = yaml.safe_load(DEFAULT_CATALOG.read_text())

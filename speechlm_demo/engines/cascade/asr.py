@@ -96,8 +96,6 @@ class FasterWhisperASR:
     ) -> None:
         from faster_whisper import WhisperModel
 
-        if vocabulary == "english" and language != "en":
-            raise EngineError(f"asr: vocabulary 'english' needs language 'en', not {language!r}")
         source = str(whisper_base_dir()) if model == OFFLINE else model
         if vocabulary == "english":
             source = str(english_model_dir(_model_dir(source)))
@@ -124,6 +122,12 @@ class FasterWhisperASR:
         self.beam_size = beam_size
         self.min_window_frames = min(MAX_FRAMES, round(min_window_s * FRAMES_PER_S))
         log.info("Whisper %s loaded on %s (%s)", source, device, compute_type)
+
+    @staticmethod
+    def check_arguments(arguments: Any) -> None:
+        """The combination the annotations cannot say (see :mod:`.stage_args`): English vocabulary, English words."""
+        if arguments.vocabulary == "english" and arguments.language != "en":
+            raise ValueError(f"vocabulary 'english' needs language 'en', not {arguments.language!r}")
 
     def transcribe(self, audio: np.ndarray, cancel: threading.Event | None = None) -> str:
         """Only the text of :meth:`hear`."""

@@ -146,6 +146,12 @@ class OpenAICompatibleLLM:
         self.max_tokens = max_tokens
         self.temperature = temperature
 
+    @staticmethod
+    def check_arguments(arguments: Any) -> None:
+        """The combination the annotations cannot say (see :mod:`.stage_args`): a server and a model to ask."""
+        if not (arguments.base_url or arguments.base_url_env) or not arguments.model:
+            raise ValueError("needs 'base_url' and 'model' (or 'base_url_env' for the URL)")
+
     def stream(
         self, messages: Messages, cancel: threading.Event, *, temperature: float | None = None, seed: int | None = None
     ) -> Iterator[str]:
@@ -170,7 +176,5 @@ def build_llm(config: Mapping[str, Any], device: str = "cpu") -> LLM:
     if kind == "llama-cpp":
         return LlamaCppLLM(**stage_settings("llm", kind, LlamaCppLLM, config, device=device))
     if kind == "openai":
-        if not (config.get("base_url") or config.get("base_url_env")) or not config.get("model"):
-            raise EngineError("llm: kind openai needs 'base_url' and 'model' (or 'base_url_env' for the URL)")
         return OpenAICompatibleLLM(**stage_settings("llm", kind, OpenAICompatibleLLM, config))
     raise EngineError(f"unknown LLM kind {kind!r}; known: llama-cpp, openai")

@@ -3,7 +3,8 @@
 Each stage class (an ASR, LLM or TTS kind) annotates its keyword parameters with their type and range
 (``read_timeout: Seconds = 30.0``, ``beam_size: Annotated[int, Field(ge=1)] = 1``); :func:`arguments_model`
 turns that signature into a pydantic model, so the catalogue (:mod:`.settings`) and the stage builders check
-the very same thing and each argument is defined once. Validation is strict: YAML's ``yes`` or a quoted
+the very same thing and each argument is defined once; what the annotations cannot say (a combination of
+arguments) a class says in a static ``check_arguments(arguments)`` that raises ValueError. Validation is strict: YAML's ``yes`` or a quoted
 ``"5"`` is not a number (a whole number is a float, though: ``first_byte_timeout: 60`` becomes 60.0).
 """
 
@@ -50,21 +51,30 @@ def checked_arguments(stage: str, kind: str, cls: type, config: Mapping[str, Any
     """
     arguments = {key: value for key, value in config.items() if key != "kind"}
     model = arguments_model(cls)
+    where = f"{stage} kind {kind}"
     try:
         checked = model.model_validate(arguments)
     except ValidationError as exc:
         known = ", ".join(sorted(model.model_fields))
-        details = [_named(error, f"{stage} kind {kind}", known) for error in exc.errors()]
+        details = [_named(error, where, known) for error in exc.errors()]
         raise ValidationError.from_exception_data(exc.title, details) from None
+    check = getattr(cls, "check_arguments", None)
+    if check is not None:
+        try:
+            check(checked)
+        except ValueError as exc:
+            raise ValidationError.from_exception_data(model.__name__, [_detail((), f"{exc} ({where})", arguments)]) from None
     return {key: getattr(checked, key) for key in arguments}
 
 
 def _named(error: Any, where: str, known: str) -> InitErrorDetails:
     if error["type"] == "extra_forbidden":
-        reason = f"not an argument of {where} (known: {known})"
-    else:
-        reason = f"{error['msg']} ({where})"
-    return {"type": PydanticCustomError("stage_argument", "{reason}", {"reason": reason}), "loc": error["loc"], "input": error["input"]}
+        return _detail(error["loc"], f"not an argument of {where} (known: {known})", error["input"])
+    return _detail(error["loc"], f"{error['msg']} ({where})", error["input"])
+
+
+def _detail(loc: tuple[int | str, ...], reason: str, value: Any) -> InitErrorDetails:
+    return {"type": PydanticCustomError("stage_argument", "{reason}", {"reason": reason}), "loc": loc, "input": value}
 
 
 def stage_settings(stage: str, kind: str, cls: type, config: Mapping[str, Any], **fixed: Any) -> dict[str, Any]:
@@ -73,5 +83,5 @@ def stage_settings(stage: str, kind: str, cls: type, config: Mapping[str, Any], 
     try:
         return {**checked_arguments(stage, kind, cls, config), **fixed}
     except ValidationError as exc:
-        problems = [f"{stage}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        problems = [f"{'.'.join(str(p) for p in (stage, *e['loc']))}: {e['msg']}" for e in exc.errors()]
         raise EngineError("; ".join(problems)) from None
