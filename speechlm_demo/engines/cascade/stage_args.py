@@ -3,9 +3,10 @@
 Each stage class (an ASR, LLM or TTS kind) annotates its keyword parameters with their type and range
 (``read_timeout: Seconds = 30.0``, ``beam_size: Annotated[int, Field(ge=1)] = 1``); :func:`arguments_model`
 turns that signature into a pydantic model, so the catalogue (:mod:`.settings`) and the stage builders check
-the very same thing and each argument is defined once; what the annotations cannot say (a combination of
-arguments) a class says in a static ``check_arguments(arguments)`` that raises ValueError. Validation is strict: YAML's ``yes`` or a quoted
-``"5"`` is not a number (a whole number is a float, though: ``first_byte_timeout: 60`` becomes 60.0).
+the very same thing and each argument is defined once. What the annotations cannot say (a combination of
+arguments) a class says in a static ``check_arguments(arguments)`` that raises ValueError. Validation is
+strict: YAML's ``yes`` or a quoted ``"5"`` is not a number (a whole number is a float, though:
+``first_byte_timeout: 60`` becomes 60.0).
 """
 
 from __future__ import annotations
