@@ -39,7 +39,8 @@ def hear_turn(asr: ASR, audio: np.ndarray, rate: int, cancel: threading.Event | 
 
 
 def check_listen_asr(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` if it is a valid cascade ``asr`` mapping (known kind, known arguments), else ValueError."""
+    """``config`` checked as the cascade's ``asr`` mapping (known kind, arguments of the right type and range),
+    coerced; else ValueError (a pydantic ValidationError naming the argument)."""
     from ..engines.cascade.settings import check_stage  # the cascade's check: one list of ASR kinds and arguments
 
     return check_stage("asr", config)

@@ -129,7 +129,7 @@ def test_through_the_turn_layer_with_silero(engine: CascadeEngine, spoken: Calla
 
 def test_stage_failures_are_readable() -> None:
     need("faster_whisper", "llama_cpp")
-    with pytest.raises(EngineError, match=r"entry 'cascade'.*defaults\.llm.*llm \(llama-cpp\) does not take temp"):
+    with pytest.raises(EngineError, match=r"entry 'cascade'.*defaults\.llm\.temp: not an argument of llm kind llama-cpp"):
         CascadeEngine(entry({**OFFLINE_DEFAULTS, "llm": {"kind": "llama-cpp", "temp": 1}}))  # refused before loading
     refused = {"kind": "openai", "base_url": "http://127.0.0.1:9", "model": "m", "connect_timeout": 1}
     with pytest.raises(EngineError, match="cannot connect to the LLM server"):

@@ -13,7 +13,7 @@ import pytest
 
 from speechlm_demo.engines.base import EngineError
 from speechlm_demo.engines.cascade import weights
-from speechlm_demo.engines.cascade.asr import FasterWhisperASR, pieces
+from speechlm_demo.engines.cascade.asr import FasterWhisperASR, build_asr, pieces
 from speechlm_demo.engines.cascade.whisper_vocab import (
     TOKEN_IDS_FILE,
     TokenMap,
@@ -175,7 +175,7 @@ def test_whisper_with_the_english_vocabulary_hears_the_same_words(
     for text in ("What is the capital of France?", "Remind me to call my dentist on Thursday.", "Who painted the Mona Lisa?"):
         audio = spoken(text)
         assert english.transcribe(audio) == full.transcribe(audio)
-    with pytest.raises(EngineError, match="needs language 'en'"):
-        FasterWhisperASR(vocabulary="english", language="de")
-    with pytest.raises(EngineError, match="vocabulary 'tiny' is not one of full, english"):
-        FasterWhisperASR(vocabulary="tiny")
+    with pytest.raises(EngineError, match=r"asr: vocabulary 'english' needs language 'en', not 'de' \(asr kind faster-whisper\)"):
+        build_asr({"vocabulary": "english", "language": "de"})
+    with pytest.raises(EngineError, match=r"asr\.vocabulary: Input should be 'full' or 'english'"):
+        build_asr({"vocabulary": "tiny"})

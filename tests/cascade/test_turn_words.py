@@ -101,7 +101,7 @@ def test_settings_name_what_is_missing_or_wrong() -> None:
         EchoEngine(entry("echo", endpointing="silence", listen_asr=LISTEN))
     with pytest.raises(EngineError, match="unknown asr kind 'vosk'"):
         EchoEngine(entry("echo", endpointing="transcript", listen_asr={"kind": "vosk"}))
-    with pytest.raises(EngineError, match=r"asr \(faster-whisper\) does not take beam"):
+    with pytest.raises(EngineError, match=r"defaults\.listen_asr\.beam: not an argument of asr kind faster-whisper"):
         EchoEngine(entry("echo", endpointing="transcript", listen_asr={"kind": "faster-whisper", "beam": 3}))
     with pytest.raises(ValidationError, match="reports the user's words itself"):
         CascadeSettings.model_validate({"endpointing": "transcript", "listen_asr": LISTEN})

@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 import importlib.util
 import io
+from pathlib import Path
 
 import pytest
 import soundfile as sf
+import yaml
 
+from speechlm_demo import catalog
 from speechlm_demo.audio import rms_dbfs
+from speechlm_demo.catalog import CatalogError
 from speechlm_demo.engines.base import AudioOut, EngineError, Mark, TextOut
 from speechlm_demo.engines.openai_http import ServerSilent
 from speechlm_demo.engines.speech_to_text.speech_api import OpenAISpeechTTS, build_voice
@@ -110,7 +114,7 @@ def test_speech_api_errors(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("TTS_URL", raising=False)
     with pytest.raises(EngineError, match="set TTS_URL"):
         build_voice({"kind": "openai", "model": "tts-1"})
-    with pytest.raises(EngineError, match="unknown setting"):
+    with pytest.raises(EngineError, match=r"tts\.colour: not an argument of tts kind openai"):
         build_voice({"kind": "openai", "model": "tts-1", "base_url": vllm.url, "colour": "blue"})
     tts = OpenAISpeechTTS("tts-1", base_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(EngineError, match="cannot connect to the speech server .*is the server running"):
@@ -132,3 +136,27 @@ def test_a_choice_whose_delta_is_not_an_object_is_explained() -> None:
     assert list(chat_text([{"choices": [{"delta": {"content": "Hi"}}]}], "the server")) == ["Hi"]
     with pytest.raises(EngineError, match="the server sent a choice whose delta is not an object"):
         list(chat_text([{"choices": [{"delta": "Hi"}]}], "the server"))
+
+
+@pytest.mark.parametrize(
+    ("tts", "problem"),
+    [
+        ({**SPEECH_API, "timeout_s": 0}, r"defaults\.tts\.timeout_s: Input should be greater than 0 \(tts kind openai\)"),
+        ({"kind": "openai", "base_url_env": "TTS_URL"}, r"defaults\.tts\.model: Field required \(tts kind openai\)"),
+        ({"kind": "piper", "length_scale": "slow"}, r"defaults\.tts\.length_scale: Input should be a valid number \(tts kind piper\)"),
+        ({"kind": "festival"}, r"defaults\.tts: Value error, unknown tts kind 'festival'; known: piper, espeak, openai"),
+    ],
+)
+def test_a_wrong_voice_stops_the_catalogue(tmp_path: Path, tts: dict, problem: str) -> None:
+    raw = yaml.safe_load(catalog.DEFAULT_CATALOG.read_text())
+    raw["engines"] = [row for row in raw["engines"] if row["id"] == "ultravox-vllm"]
+    raw["default_engine"] = "ultravox-vllm"
+    raw["engines"][0]["defaults"]["tts"] = tts
+    (tmp_path / "engines.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(CatalogError, match=rf"entry 'ultravox-vllm', field {problem}"):
+        catalog.load_catalog(tmp_path / "engines.yaml")
+
+
+def test_the_voice_gets_the_checked_values(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("ultravox-vllm", monkeypatch, vllm.url, tts={**SPEECH_API, "timeout_s": 2})
+    assert engine.settings.tts["timeout_s"] == 2.0 and type(engine.tts._http.read_timeout) is float  # type: ignore[attr-defined]

@@ -9,12 +9,13 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import Field
 
 from ..base import EngineError
-from . import stage_settings
+from .stage_args import stage_settings
 from .weights import whisper_base_dir
 from .whisper_vocab import TokenMap, english_model_dir
 
@@ -29,7 +30,6 @@ SAMPLES_PER_FRAME = 160
 TAIL_FRAMES = 200
 MAX_TOKENS = 224
 NO_SPEECH_PROB = 0.6
-VOCABULARIES = ("full", "english")
 SENTENCE_END = re.compile(r"[.?!](?=\s|$)")
 
 
@@ -72,8 +72,9 @@ class FasterWhisperASR:
     ``model`` is ``"offline"`` (Whisper base assembled from PyPI packages), a hub id such as
     ``"base.en"`` / ``"large-v3-turbo"`` (downloaded by faster-whisper) or a local CTranslate2 directory.
     ``language=None`` lets Whisper detect the language (about 0.3 s slower per turn).
-    ``min_window_s`` is the shortest encoder window (see :meth:`_short`). ``num_workers`` turns may be
-    transcribed at once (each on ``cpu_threads``): a speculative turn still running then delays no other.
+    ``min_window_s`` is the shortest encoder window (see :meth:`_short`; at most Whisper's 30 s). ``num_workers``
+    turns may be transcribed at once (each on ``cpu_threads``; 0: CTranslate2's default,
+    ``OMP_NUM_THREADS`` or 4): a speculative turn still running then delays no other. ``beam_size`` 1 is greedy.
     ``vocabulary="english"`` decodes with a copy of the model that only knows the tokens English needs
     (faster, see :mod:`.whisper_vocab`); it needs ``language="en"``.
     """
@@ -87,18 +88,14 @@ class FasterWhisperASR:
         language: str | None = "en",
         device: str = "cpu",
         compute_type: str = "int8",
-        beam_size: int = 1,
-        cpu_threads: int = 0,
-        num_workers: int = 1,
-        min_window_s: float = 6.0,
-        vocabulary: str = "full",
+        beam_size: Annotated[int, Field(ge=1)] = 1,
+        cpu_threads: Annotated[int, Field(ge=0)] = 0,
+        num_workers: Annotated[int, Field(ge=1)] = 1,
+        min_window_s: Annotated[float, Field(ge=0, le=MAX_FRAMES / FRAMES_PER_S)] = 6.0,
+        vocabulary: Literal["full", "english"] = "full",
     ) -> None:
         from faster_whisper import WhisperModel
 
-        if vocabulary not in VOCABULARIES:
-            raise EngineError(f"asr: vocabulary {vocabulary!r} is not one of {', '.join(VOCABULARIES)}")
-        if vocabulary == "english" and language != "en":
-            raise EngineError(f"asr: vocabulary 'english' needs language 'en', not {language!r}")
         source = str(whisper_base_dir()) if model == OFFLINE else model
         if vocabulary == "english":
             source = str(english_model_dir(_model_dir(source)))
@@ -125,6 +122,12 @@ class FasterWhisperASR:
         self.beam_size = beam_size
         self.min_window_frames = min(MAX_FRAMES, round(min_window_s * FRAMES_PER_S))
         log.info("Whisper %s loaded on %s (%s)", source, device, compute_type)
+
+    @staticmethod
+    def check_arguments(arguments: Any) -> None:
+        """The combination the annotations cannot say (see :mod:`.stage_args`): English vocabulary, English words."""
+        if arguments.vocabulary == "english" and arguments.language != "en":
+            raise ValueError(f"vocabulary 'english' needs language 'en', not {arguments.language!r}")
 
     def transcribe(self, audio: np.ndarray, cancel: threading.Event | None = None) -> str:
         """Only the text of :meth:`hear`."""
@@ -258,4 +261,4 @@ def build_asr(config: Mapping[str, Any], device: str = "cpu") -> ASR:
     kind = config.get("kind", "faster-whisper")
     if kind != "faster-whisper":
         raise EngineError(f"unknown ASR kind {kind!r}; known: faster-whisper")
-    return FasterWhisperASR(**stage_settings("asr", FasterWhisperASR, config, device=device))
+    return FasterWhisperASR(**stage_settings("asr", kind, FasterWhisperASR, config, device=device))

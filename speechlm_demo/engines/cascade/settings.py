@@ -1,12 +1,12 @@
 """The catalogue settings of the cascade engine, checked when the catalogue loads.
 
 The ``asr``/``llm``/``tts`` mappings name a stage ``kind`` and that stage's keyword arguments; an unknown
-kind or an argument the stage does not take is refused here, before anything is built.
+kind, an argument the stage does not take or a value of the wrong type or range is refused here, before
+anything is built (each argument as its class annotates it: :mod:`.stage_args`).
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 from ...turntaking.half_duplex import HalfDuplexSettings
 from .asr import FasterWhisperASR
 from .llm import LlamaCppLLM, OpenAICompatibleLLM
+from .stage_args import checked_arguments
 from .tts import EspeakTTS, PiperTTS
 
 STAGE_KINDS: dict[str, dict[str, type]] = {
@@ -22,20 +23,17 @@ STAGE_KINDS: dict[str, dict[str, type]] = {
     "llm": {"llama-cpp": LlamaCppLLM, "openai": OpenAICompatibleLLM},
     "tts": {"piper": PiperTTS, "espeak": EspeakTTS},
 }
-FIXED = {"device"}  # arguments the engine passes itself, not the catalogue
 
 
-def check_stage(stage: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` if its ``kind`` is known and every other key is an argument of that kind's class."""
-    kinds = STAGE_KINDS[stage]
+def check_stage(stage: str, config: Mapping[str, Any], kinds: Mapping[str, type] | None = None) -> dict[str, Any]:
+    """``config`` with its arguments validated and coerced (:func:`~.stage_args.checked_arguments`), if its
+    ``kind`` is one of ``kinds`` (default: the cascade's ``STAGE_KINDS[stage]``; the first when unset)."""
+    kinds = STAGE_KINDS[stage] if kinds is None else kinds
     kind = config.get("kind", next(iter(kinds)))
     if kind not in kinds:
         raise ValueError(f"unknown {stage} kind {kind!r}; known: {', '.join(kinds)}")
-    accepted = set(inspect.signature(kinds[kind]).parameters) - FIXED
-    unknown = sorted(set(config) - accepted - {"kind"})
-    if unknown:
-        raise ValueError(f"{stage} ({kind}) does not take {', '.join(unknown)} (known: {', '.join(sorted(accepted))})")
-    return dict(config)
+    checked = checked_arguments(stage, kind, kinds[kind], config)
+    return {key: checked.get(key, value) for key, value in config.items()}
 
 
 class CascadeSettings(HalfDuplexSettings):

@@ -8,19 +8,21 @@ import subprocess
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import Field
 
 from ...audio import AudioError, decode_audio, resample
 from ..base import EngineError
-from . import stage_settings
+from .stage_args import stage_settings
 from .weights import piper_joe_voice
 
 log = logging.getLogger(__name__)
 
 OFFLINE = "offline"
 ESPEAK_DEFAULT_VOICE = "en-us"
+ESPEAK_SLOWEST_WPM = 80  # espeak-ng's espeakRATE_MINIMUM (speak_lib.h): a slower -s speaks at 80 all the same
 
 
 @runtime_checkable
@@ -37,11 +39,16 @@ class TTS(Protocol):
 class PiperTTS:
     """A Piper voice (``.onnx`` + ``.onnx.json``); ``voice="offline"`` is ``en_US-joe-medium`` from PyPI.
 
-    Piper yields one chunk per sentence at the voice's rate (22050 Hz for medium voices).
+    Piper yields one chunk per sentence at the voice's rate (22050 Hz for medium voices). ``length_scale``
+    stretches each phoneme (< 1 faster, > 1 slower; None: the voice's own).
     """
 
     def __init__(
-        self, voice: str = OFFLINE, *, config_path: str | None = None, length_scale: float | None = None
+        self,
+        voice: str = OFFLINE,
+        *,
+        config_path: str | None = None,
+        length_scale: Annotated[float, Field(gt=0)] | None = None,
     ) -> None:
         import json
 
@@ -86,12 +93,19 @@ class PiperTTS:
 
 
 class EspeakTTS:
-    """The espeak-ng command-line synthesiser: robotic but needs no weights (``apt install espeak-ng``)."""
+    """The espeak-ng command-line synthesiser: robotic but needs no weights (``apt install espeak-ng``).
+
+    ``speed_wpm`` is its ``-s``, words per minute, at least 80 (it speaks slower values at 80).
+    """
 
     sample_rate = 22_050
 
     def __init__(
-        self, voice: str = ESPEAK_DEFAULT_VOICE, *, speed_wpm: int = 165, executable: str | None = None
+        self,
+        voice: str = ESPEAK_DEFAULT_VOICE,
+        *,
+        speed_wpm: Annotated[int, Field(ge=ESPEAK_SLOWEST_WPM)] = 165,
+        executable: str | None = None,
     ) -> None:
         found = executable or shutil.which("espeak-ng") or shutil.which("espeak")
         if not found:
@@ -128,7 +142,7 @@ def build_tts(config: Mapping[str, Any]) -> TTS:
     """A TTS stage from the catalogue's ``tts`` mapping (``kind: piper`` or ``espeak``)."""
     kind = config.get("kind", "piper")
     if kind == "piper":
-        return PiperTTS(**stage_settings("tts", PiperTTS, config))
+        return PiperTTS(**stage_settings("tts", kind, PiperTTS, config))
     if kind == "espeak":
-        return EspeakTTS(**stage_settings("tts", EspeakTTS, config))
+        return EspeakTTS(**stage_settings("tts", kind, EspeakTTS, config))
     raise EngineError(f"unknown TTS kind {kind!r}; known: piper, espeak")

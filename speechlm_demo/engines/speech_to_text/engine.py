@@ -16,16 +16,17 @@ from collections.abc import Iterator
 from itertools import chain
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ...audio import encode_wav, to_mono_float32
 from ...turntaking.half_duplex import HalfDuplexEngine
 from ..base import EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, UserTurn
+from ..cascade.settings import check_stage
 from ..cascade.speak import speak_text_stream
 from ..openai_http import chat_text
 from ..remote_settings import OpenAIServerSettings
 from ..vllm_omni.client import audio_url_part
-from .speech_api import build_voice
+from .speech_api import VOICE_KINDS, build_voice
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,14 @@ class SpeechToTextSettings(OpenAIServerSettings):
     system_prompt: str | None = Field(None, description="default prompt (a session's prompt replaces it)")
     send_system_prompt: bool = Field(True, description="some audio models' chat templates reject a system turn")
     first_chunk_words: int = Field(4, ge=1, description="the first spoken chunk may end after this many words")
-    tts: dict[str, Any] = Field(default_factory=lambda: {"kind": "piper", "voice": "offline"})
+    tts: dict[str, Any] = Field(
+        default_factory=lambda: {"kind": "piper", "voice": "offline"}, description="kind (piper | espeak | openai) and its arguments"
+    )
+
+    @field_validator("tts")
+    @classmethod
+    def _voice_known(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_stage("tts", value, VOICE_KINDS)
 
 
 def input_audio_part(audio: Any, sample_rate: int) -> dict[str, Any]:

@@ -1,17 +1,19 @@
 """A TTS stage that calls an OpenAI-compatible ``POST /v1/audio/speech`` server (vLLM-Omni, OpenAI, Kokoro, ...).
 
 It satisfies the cascade's :class:`~speechlm_demo.engines.cascade.tts.TTS` protocol; :func:`build_voice`
-returns it for ``tts.kind: openai`` and the cascade's own Piper / espeak-ng stages otherwise.
+returns it for ``tts.kind: openai`` and the cascade's own Piper / espeak-ng stages otherwise (:data:`VOICE_KINDS`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
-from ..cascade import stage_settings
+from ..cascade.settings import STAGE_KINDS
+from ..cascade.stage_args import Seconds, stage_settings
 from ..cascade.tts import TTS, build_tts, decoded_audio
 from ..openai_http import stage_client
 
@@ -27,8 +29,8 @@ class OpenAISpeechTTS:
         base_url_env: str = "TTS_URL",
         voice: str | None = None,
         api_key_env: str | None = None,
-        sample_rate: int = 24_000,
-        timeout_s: float = 30.0,
+        sample_rate: Annotated[int, Field(gt=0)] = 24_000,
+        timeout_s: Seconds = 30.0,
     ) -> None:
         self._http, self.url = stage_client(
             "tts", "speech server", "/audio/speech", base_url, base_url_env,
@@ -48,8 +50,11 @@ class OpenAISpeechTTS:
         yield decoded_audio(wav, self.sample_rate, self._http.name)
 
 
+VOICE_KINDS: dict[str, type] = {**STAGE_KINDS["tts"], "openai": OpenAISpeechTTS}  # the first is the default
+
+
 def build_voice(config: Mapping[str, Any]) -> TTS:
     """``kind: openai`` -> :class:`OpenAISpeechTTS`; ``piper`` / ``espeak`` -> the cascade's own stages."""
     if config.get("kind") == "openai":
-        return OpenAISpeechTTS(**stage_settings("tts", OpenAISpeechTTS, config))
+        return OpenAISpeechTTS(**stage_settings("tts", "openai", OpenAISpeechTTS, config))
     return build_tts(config)

@@ -1,0 +1,88 @@
+"""A stage's catalogue arguments, checked against the annotations of its own class's ``__init__``.
+
+Each stage class (an ASR, LLM or TTS kind) annotates its keyword parameters with their type and range
+(``read_timeout: Seconds = 30.0``, ``beam_size: Annotated[int, Field(ge=1)] = 1``); :func:`arguments_model`
+turns that signature into a pydantic model, so the catalogue (:mod:`.settings`) and the stage builders check
+the very same thing and each argument is defined once. What the annotations cannot say (a combination of
+arguments) a class says in a static ``check_arguments(arguments)`` that raises ValueError. Validation is
+strict: YAML's ``yes`` or a quoted ``"5"`` is not a number (a whole number is a float, though:
+``first_byte_timeout: 60`` becomes 60.0).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from ..base import EngineError
+
+FIXED = frozenset({"device"})  # arguments the engine passes itself, not the catalogue
+
+Seconds = Annotated[float, Field(gt=0, description="seconds, > 0")]
+Temperature = Annotated[float, Field(ge=0, description="0: greedy")]
+
+
+@functools.cache
+def arguments_model(cls: type) -> type[BaseModel]:
+    """A pydantic model of the keyword arguments ``cls(...)`` takes from a catalogue: each parameter's
+    annotation (with its ``Field`` constraints) and default, less those in :data:`FIXED`."""
+    hints = typing.get_type_hints(cls.__init__, include_extras=True)  # type: ignore[misc]
+    fields: dict[str, Any] = {}
+    for name, parameter in inspect.signature(cls).parameters.items():
+        if name in FIXED or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        default = ... if parameter.default is parameter.empty else parameter.default
+        fields[name] = (hints.get(name, Any), default)
+    config = ConfigDict(extra="forbid", strict=True)
+    return create_model(f"{cls.__name__}Arguments", __config__=config, **fields)  # type: ignore[call-overload]
+
+
+def checked_arguments(stage: str, kind: str, cls: type, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of ``config`` (less ``kind``) validated and coerced as ``cls`` declares them, in their order.
+
+    A wrong one raises :class:`ValidationError`, each error located at its argument (``read_timeout``) and
+    naming the stage and kind (``Input should be greater than 0 (llm kind openai)``); raised in a settings
+    validator, pydantic puts the field in front (``llm.read_timeout``).
+    """
+    arguments = {key: value for key, value in config.items() if key != "kind"}
+    model = arguments_model(cls)
+    where = f"{stage} kind {kind}"
+    try:
+        checked = model.model_validate(arguments)
+    except ValidationError as exc:
+        known = ", ".join(sorted(model.model_fields))
+        details = [_named(error, where, known) for error in exc.errors()]
+        raise ValidationError.from_exception_data(exc.title, details) from None
+    check = getattr(cls, "check_arguments", None)
+    if check is not None:
+        try:
+            check(checked)
+        except ValueError as exc:
+            raise ValidationError.from_exception_data(model.__name__, [_detail((), f"{exc} ({where})", arguments)]) from None
+    return {key: getattr(checked, key) for key in arguments}
+
+
+def _named(error: Any, where: str, known: str) -> InitErrorDetails:
+    if error["type"] == "extra_forbidden":
+        return _detail(error["loc"], f"not an argument of {where} (known: {known})", error["input"])
+    return _detail(error["loc"], f"{error['msg']} ({where})", error["input"])
+
+
+def _detail(loc: tuple[int | str, ...], reason: str, value: Any) -> InitErrorDetails:
+    return {"type": PydanticCustomError("stage_argument", "{reason}", {"reason": reason}), "loc": loc, "input": value}
+
+
+def stage_settings(stage: str, kind: str, cls: type, config: Mapping[str, Any], **fixed: Any) -> dict[str, Any]:
+    """Keyword arguments for ``cls`` from a catalogue mapping: :func:`checked_arguments` plus ``fixed``
+    (e.g. ``device``); a wrong argument raises :class:`EngineError` naming each (``llm.read_timeout: ...``)."""
+    try:
+        return {**checked_arguments(stage, kind, cls, config), **fixed}
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in (stage, *e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise EngineError("; ".join(problems)) from None

@@ -1,0 +1,123 @@
+"""The cascade's stage settings (``asr`` / ``llm`` / ``tts``): every argument of every stage kind is checked by
+type and range when the catalogue loads, named by stage, kind and field, and the stage gets the checked values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from speechlm_demo.catalog import DEFAULT_CATALOG, CatalogError, load_catalog
+from speechlm_demo.engines.base import EngineError
+from speechlm_demo.engines.cascade.llm import build_llm
+from speechlm_demo.engines.cascade.pipeline import CascadeEngine
+from speechlm_demo.engines.echo import EchoEngine
+from speechlm_demo.engines.qwen_local.settings import Qwen2AudioSettings
+from tests.engines_for_tests import entry
+
+CASCADE = "speechlm_demo.engines.cascade.pipeline:CascadeEngine"
+NOWHERE = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}  # built, never called
+
+
+def write(tmp_path: Path, defaults: dict) -> Path:
+    """A catalogue of one cascade row with these ``defaults``."""
+    row = {"id": "cascade", "label": "Cascade", "family": "cascade", "duplex": "half", "class": CASCADE,
+           "accelerators": ["cpu"], "licence": "Apache-2.0", "defaults": defaults}
+    path = tmp_path / "engines.yaml"
+    path.write_text(yaml.safe_dump({"default_engine": "cascade", "engines": [row]}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("stage", "config", "field", "reason"),
+    [
+        ("asr", {"kind": "faster-whisper", "cpu_threads": "two"}, "cpu_threads", "Input should be a valid integer"),
+        ("asr", {"num_workers": 0}, "num_workers", "Input should be greater than or equal to 1"),
+        ("asr", {"beam_size": 0}, "beam_size", "Input should be greater than or equal to 1"),
+        ("asr", {"min_window_s": 31}, "min_window_s", "Input should be less than or equal to 30"),
+        ("asr", {"vocabulary": "tiny"}, "vocabulary", "Input should be 'full' or 'english'"),
+        ("asr", {"language": False}, "language", "Input should be a valid string"),  # YAML's `language: no`
+        ("llm", {"kind": "llama-cpp", "repeat_penalty": 0}, "repeat_penalty", "Input should be greater than 0"),
+        ("llm", {"kind": "llama-cpp", "n_threads": -1}, "n_threads", "Input should be greater than or equal to 0"),
+        ("llm", {"kind": "llama-cpp", "temperature": -0.5}, "temperature", "Input should be greater than or equal to 0"),
+        ("llm", {**NOWHERE, "read_timeout": -1}, "read_timeout", "Input should be greater than 0"),
+        ("llm", {**NOWHERE, "first_byte_timeout": True}, "first_byte_timeout", "Input should be a valid number"),
+        ("llm", {**NOWHERE, "connect_timeout": "5"}, "connect_timeout", "Input should be a valid number"),
+        ("llm", {**NOWHERE, "max_tokens": 0}, "max_tokens", "Input should be greater than or equal to 1"),
+        ("tts", {"kind": "piper", "length_scale": 0}, "length_scale", "Input should be greater than 0"),
+        ("tts", {"kind": "espeak", "speed_wpm": 40}, "speed_wpm", "Input should be greater than or equal to 80"),
+    ],
+)
+def test_a_bad_value_stops_the_catalogue_naming_stage_kind_and_field(
+    tmp_path: Path, stage: str, config: dict, field: str, reason: str
+) -> None:
+    kind = config.get("kind", {"asr": "faster-whisper", "llm": "llama-cpp", "tts": "piper"}[stage])
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(write(tmp_path, {stage: config}))
+    assert f"entry 'cascade', field defaults.{stage}.{field}: {reason}" in str(caught.value)
+    assert f"({stage} kind {kind})" in str(caught.value)
+
+
+def test_an_unknown_argument_is_named_with_those_the_kind_takes(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match=r"field defaults\.tts\.speed: not an argument of tts kind espeak \(known: "
+                                           r"executable, speed_wpm, voice\)"):
+        load_catalog(write(tmp_path, {"tts": {"kind": "espeak", "speed": 200}}))
+
+
+@pytest.mark.parametrize(
+    ("stage", "config", "problem"),
+    [
+        ("asr", {"vocabulary": "english", "language": "de"},
+         "vocabulary 'english' needs language 'en', not 'de' (asr kind faster-whisper)"),
+        ("llm", {"kind": "openai", "model": "m"}, "needs 'base_url' and 'model' (or 'base_url_env' for the URL) (llm kind openai)"),
+        ("llm", {"kind": "openai", "base_url_env": "OLLAMA_URL"}, "needs 'base_url' and 'model'"),
+    ],
+)
+def test_a_combination_the_stage_cannot_run_stops_the_catalogue(tmp_path: Path, stage: str, config: dict, problem: str) -> None:
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(write(tmp_path, {stage: config}))
+    assert f"entry 'cascade', field defaults.{stage}: {problem}" in str(caught.value)
+    load_catalog(write(tmp_path, {"asr": {"vocabulary": "english"}, "llm": {"kind": "openai", "base_url_env": "X", "model": "m"}}))
+
+
+def test_the_shipped_cascade_rows_keep_their_stage_settings() -> None:
+    """Effective settings equal the YAML's stage mappings; whole numbers given for float arguments become floats."""
+    raw = yaml.safe_load(DEFAULT_CATALOG.read_text())
+    rows = {row["id"]: row["defaults"] for row in raw["engines"] if row["class"] == CASCADE}
+    assert len(rows) >= 4
+    catalog = load_catalog()
+    for row_id, defaults in rows.items():
+        settings = catalog.get(row_id).effective_settings
+        assert settings is not None
+        for stage in ("asr", "llm", "tts"):
+            assert settings[stage] == defaults[stage] and list(settings[stage]) == list(defaults[stage]), (row_id, stage)
+    offline = catalog.get("cascade").effective_settings
+    ollama = catalog.get("cascade-ollama").effective_settings
+    assert offline is not None and ollama is not None
+    assert json.dumps(offline["asr"]["min_window_s"]) == "6.0" and json.dumps(ollama["llm"]["first_byte_timeout"]) == "60.0"
+
+
+def test_the_stage_is_built_with_the_checked_values() -> None:
+    """A whole number for a timeout reaches the HTTP client as a float, through the engine's settings."""
+    engine = CascadeEngine(entry("cascade", llm={**NOWHERE, "read_timeout": 5, "first_byte_timeout": 2}))
+    assert engine.settings.llm == {**NOWHERE, "read_timeout": 5.0, "first_byte_timeout": 2.0}
+    http = build_llm(engine.settings.llm)._http  # type: ignore[attr-defined]
+    assert (http.read_timeout, http.first_byte_timeout) == (5.0, 2.0)
+    assert type(http.read_timeout) is float and type(build_llm({**NOWHERE, "read_timeout": 7})._http.read_timeout) is float  # type: ignore[attr-defined]
+
+
+def test_a_builder_refuses_what_the_catalogue_refuses() -> None:
+    with pytest.raises(EngineError, match=r"llm\.max_tokens: Input should be greater than or equal to 1 \(llm kind openai\)"):
+        build_llm({**NOWHERE, "max_tokens": 0})
+
+
+def test_the_other_stage_mappings_are_checked_too() -> None:
+    """The turn layer's ``listen_asr`` and the Qwen2-Audio row's ``tts`` go through the same check."""
+    with pytest.raises(EngineError, match=r"defaults\.listen_asr\.num_workers: Input should be greater than or equal to 1 "
+                                          r"\(asr kind faster-whisper\)"):
+        EchoEngine(entry("echo", endpointing="transcript", listen_asr={"num_workers": 0}))
+    with pytest.raises(ValidationError, match=r"tts\.length_scale\n.*Input should be greater than 0 \(tts kind piper\)"):
+        Qwen2AudioSettings.model_validate({"tts": {"length_scale": -1.0}})
