@@ -4,12 +4,16 @@ they repeat.
 Each failure has a ``what`` (what failed, e.g. ``taking over the pending-vote spool X``). Its first failure is
 logged at ERROR with its traceback; the same failure again (the same exception type and error, file names
 aside) only at DEBUG, so a retry every few seconds does not repeat one line forever. A different failure of
-the same ``what`` is logged again; a round of the job that no longer fails at it is logged at INFO.
+the same ``what`` is logged again; a round of the job that no longer fails at it is logged at INFO. A failure
+that goes on is recalled at WARNING every :data:`REMIND_EVERY` repeats (~10 minutes at a 5 s retry), so one
+ERROR line that scrolled away is not all a stuck job ever says.
 """
 
 from __future__ import annotations
 
 import logging
+
+REMIND_EVERY = 120
 
 
 def _signature(exc: BaseException) -> tuple[str, str]:
@@ -34,14 +38,17 @@ class RepeatedFailures:
         signature = _signature(exc)
         previous = self._streaks.get(what)
         if previous is not None and previous[0] == signature:
-            self._streaks[what] = (signature, previous[1] + 1)
-            self.log.debug("%s failed again (%d times in a row): %s: %s", what, previous[1] + 1, *signature)
+            times = previous[1] + 1
+            self._streaks[what] = (signature, times)
+            level = logging.WARNING if times % REMIND_EVERY == 0 else logging.DEBUG
+            self.log.log(level, "%s failed again (%d times in a row): %s: %s", what, times, *signature)
             return
         self._streaks[what] = (signature, 1)
         self.log.error(message, *args, exc_info=exc)
 
     def round_over(self) -> None:
-        """One run of the job is over: what failed before and not in this run is logged as recovered."""
+        """One run of the job is over: what failed before and not in this run (it worked, or is gone: another host
+        took the spool) is logged as no longer failing."""
         for what in [what for what in self._streaks if what not in self._this_round]:
             _, times = self._streaks.pop(what)
             self.log.info("%s no longer fails (it failed %d time(s) in a row)", what, times)

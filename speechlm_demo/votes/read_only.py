@@ -42,15 +42,6 @@ def connect_read_only(path: Path, timeout_s: float) -> sqlite3.Connection:
     return sqlite3.connect(f"{uri}?mode=ro&immutable=1", **options)
 
 
-def postgres_read_only(dbapi_connection: Any, _record: Any) -> None:
-    """A ``connect`` hook: the reader's Postgres session refuses writes itself (committed, as a rollback would
-    undo the SET)."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-    cursor.close()
-    dbapi_connection.commit()
-
-
 def present_columns(conn: sa.Connection, metadata: sa.MetaData) -> dict[str, set[str]]:
     """The columns each table of ``metadata`` has in the database (tables it lacks are left out)."""
     inspector = sa.inspect(conn)

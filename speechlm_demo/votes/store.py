@@ -39,7 +39,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .read_only import connect_read_only, postgres_read_only, present_columns, select_present
+from .read_only import connect_read_only, present_columns, select_present
 from .record import OUTCOMES as OUTCOMES  # re-exported: callers import the vote types from the store
 from .record import VoteRecord
 from .schema import metadata, votes_table
@@ -111,9 +111,8 @@ class VoteStore:
     :class:`StoreUnavailable` while it still fails). Otherwise opening failures raise at once.
     ``create=False`` (readers such as the CLI's exports): open an existing store only; a SQLite file that does
     not exist, or a database without the votes table, raises :class:`StoreMissing` and nothing is made. Such a
-    store never writes (writes raise :class:`StoreError`; SQLite is opened ``mode=ro``, a Postgres session is
-    read-only) and reads an older
-    store's schema as it is: the columns added since read as NULL.
+    store never writes (writes raise :class:`StoreError`; SQLite is opened ``mode=ro``, Postgres transactions
+    begin READ ONLY) and reads an older store's schema as it is: the columns added since read as NULL.
     """
 
     def __init__(
@@ -133,6 +132,8 @@ class VoteStore:
             if self.read_only and self._file is not None:
                 options["creator"] = partial(connect_read_only, self._file, busy_timeout_s)
             self.engine = sa.create_engine(self.url, **options)
+            if self.read_only and self.engine.dialect.name == "postgresql":  # each transaction BEGINs READ ONLY
+                self.engine = self.engine.execution_options(postgresql_readonly=True)
         except (SQLAlchemyError, ImportError, ValueError) as exc:  # a malformed URL or a missing driver: no retry helps
             raise StoreError(f"cannot use the vote store URL {self.url!r}: {exc}") from exc
         self.busy_timeout_s = busy_timeout_s
@@ -140,8 +141,6 @@ class VoteStore:
         self._present: dict[str, set[str]] | None = None  # a reader's columns per table (None: the whole schema)
         if self.is_sqlite and create:  # the journal mode is the writers' to set
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        elif self.read_only and self.engine.dialect.name == "postgresql":
-            sa.event.listen(self.engine, "connect", postgres_read_only)
         # SQLite has one writer at a time; queueing this process's writers here avoids SQLite's sleeping
         # busy handler (tail latency). Other processes still wait on busy_timeout. A writer waits for this
         # lock and the database's together at most its ``wait_s``, so one stuck write never stalls the others.

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from speechlm_demo.votes.failure_log import RepeatedFailures
+from speechlm_demo.votes.failure_log import REMIND_EVERY, RepeatedFailures
 
 
 def test_the_same_failure_again_is_quiet_a_different_one_is_logged_and_the_end_is_told(caplog: pytest.LogCaptureFixture) -> None:
@@ -29,4 +29,17 @@ def test_the_same_failure_again_is_quiet_a_different_one_is_logged_and_the_end_i
     assert [m for level, m in levels if level == logging.INFO] == [
         "claiming a no longer fails (it failed 2 time(s) in a row)",
         "claiming b no longer fails (it failed 4 time(s) in a row)",
+    ]
+
+
+def test_a_failure_that_goes_on_is_recalled_at_warning_now_and_then(caplog: pytest.LogCaptureFixture) -> None:
+    failures = RepeatedFailures(logging.getLogger("test.failures"))
+    with caplog.at_level(logging.DEBUG, logger="test.failures"):
+        for _ in range(2 * REMIND_EVERY + 1):
+            failures.failed("claiming a", PermissionError(13, "Permission denied"), "cannot claim %s", "a")
+            failures.round_over()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.levelno for r in caplog.records].count(logging.ERROR) == 1
+    assert warnings == [
+        f"claiming a failed again ({n} times in a row): PermissionError: [13] Permission denied" for n in (REMIND_EVERY, 2 * REMIND_EVERY)
     ]

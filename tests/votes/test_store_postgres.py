@@ -178,7 +178,7 @@ def test_a_libpq_url_gets_a_connect_timeout_unless_it_names_one() -> None:
     assert not _libpq_without_timeout("sqlite:////tmp/v.sqlite3")
 
 
-def test_a_read_only_store_reads_in_a_read_only_session(pg_store: VoteStore, pg_url: str) -> None:
+def test_a_read_only_store_reads_in_read_only_transactions(pg_store: VoteStore, pg_url: str) -> None:
     record = make_record("pg-reader")
     pg_store.add(record)
     reader = VoteStore(pg_url, create=False)
