@@ -254,11 +254,15 @@ class EngineStreamHandler(AsyncStreamHandler):
         Once the peer is gone (``shutdown()``), what a reply still running emits is dropped here: no turn is
         recorded and no audio resampled for nobody."""
         if self._closed:
+            self._after_close(event)
             return
         record = self._observer.observe(event) if self._observer is not None else None
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._on_event, event, record)
+
+    def _after_close(self, event: Event) -> None:
+        """What the engine emits after the peer left (dropped here; the benchmark's handler still measures it)."""
 
     def _on_event(self, event: Event, record: TurnRecord | None = None) -> None:
         if self._closed:  # emitted before the peer left, handled after: nobody will hear it

@@ -98,14 +98,14 @@ class ProbedHandler(EngineStreamHandler):
             self.probe.engine.add(time.monotonic(), event.pcm, event.sample_rate)
         elif isinstance(event, Interrupt):
             self.probe.interrupted = True  # flushed audio: stream positions no longer line up
-        if self._closed and self._observer is not None:
-            # The peer hangs up once it hears the reply, which the engine may still be generating: the app
-            # drops a turn ending for nobody, but its timeline holds the engine's stages of this run.
-            record = self._observer.observe(event)
-            if isinstance(event, TurnEnd) and record is not None:
-                self.probe.timelines.append(record.timeline)
-            return
         super()._emit_threadsafe(event)
+
+    def _after_close(self, event: Event) -> None:
+        """The peer hangs up once it hears the reply, which the engine may still be generating: the app drops a
+        turn ending for nobody, but its timeline holds the engine's stages of this run."""
+        record = self._observer.observe(event) if self._observer is not None else None
+        if isinstance(event, TurnEnd) and record is not None:
+            self.probe.timelines.append(record.timeline)
 
     def _on_event(self, event: Event, record: TurnRecord | None = None) -> None:
         if isinstance(event, TurnEnd) and record is not None:
