@@ -59,6 +59,7 @@ def test_a_bad_value_stops_the_catalogue_naming_stage_kind_and_field(
         load_catalog(write(tmp_path, {stage: config}))
     assert f"entry 'cascade', field defaults.{stage}.{field}: {reason}" in str(caught.value)
     assert f"({stage} kind {kind})" in str(caught.value)
+    assert f", not {config[field]!r} ({type(config[field]).__name__})" in str(caught.value)  # a quoted "5" shows as such
 
 
 def test_an_unknown_argument_is_named_with_those_the_kind_takes(tmp_path: Path) -> None:
@@ -110,14 +111,14 @@ def test_the_stage_is_built_with_the_checked_values() -> None:
 
 
 def test_a_builder_refuses_what_the_catalogue_refuses() -> None:
-    with pytest.raises(EngineError, match=r"llm\.max_tokens: Input should be greater than or equal to 1 \(llm kind openai\)"):
+    with pytest.raises(EngineError, match=r"llm\.max_tokens: Input should be greater than or equal to 1, not 0 \(int\) \(llm kind openai\)"):
         build_llm({**NOWHERE, "max_tokens": 0})
 
 
 def test_the_other_stage_mappings_are_checked_too() -> None:
     """The turn layer's ``listen_asr`` and the Qwen2-Audio row's ``tts`` go through the same check."""
-    with pytest.raises(EngineError, match=r"defaults\.listen_asr\.num_workers: Input should be greater than or equal to 1 "
-                                          r"\(asr kind faster-whisper\)"):
+    with pytest.raises(EngineError, match=r"defaults\.listen_asr\.num_workers: Input should be greater than or equal to 1, "
+                                          r"not 0 \(int\) \(asr kind faster-whisper\)"):
         EchoEngine(entry("echo", endpointing="transcript", listen_asr={"num_workers": 0}))
-    with pytest.raises(ValidationError, match=r"tts\.length_scale\n.*Input should be greater than 0 \(tts kind piper\)"):
+    with pytest.raises(ValidationError, match=r"tts\.length_scale\n.*Input should be greater than 0, not -1.0 \(float\) \(tts kind piper\)"):
         Qwen2AudioSettings.model_validate({"tts": {"length_scale": -1.0}})

@@ -141,9 +141,9 @@ def test_a_choice_whose_delta_is_not_an_object_is_explained() -> None:
 @pytest.mark.parametrize(
     ("tts", "problem"),
     [
-        ({**SPEECH_API, "timeout_s": 0}, r"defaults\.tts\.timeout_s: Input should be greater than 0 \(tts kind openai\)"),
+        ({**SPEECH_API, "timeout_s": 0}, r"defaults\.tts\.timeout_s: Input should be greater than 0, not 0 \(int\) \(tts kind openai\)"),
         ({"kind": "openai", "base_url_env": "TTS_URL"}, r"defaults\.tts\.model: Field required \(tts kind openai\)"),
-        ({"kind": "piper", "length_scale": "slow"}, r"defaults\.tts\.length_scale: Input should be a valid number \(tts kind piper\)"),
+        ({"kind": "piper", "length_scale": "slow"}, r"defaults\.tts\.length_scale: Input should be a valid number, not 'slow' \(str\) \(tts kind piper\)"),
         ({"kind": "festival"}, r"defaults\.tts: Value error, unknown tts kind 'festival'; known: piper, espeak, openai"),
     ],
 )

@@ -71,7 +71,10 @@ def checked_arguments(stage: str, kind: str, cls: type, config: Mapping[str, Any
 def _named(error: Any, where: str, known: str) -> InitErrorDetails:
     if error["type"] == "extra_forbidden":
         return _detail(error["loc"], f"not an argument of {where} (known: {known})", error["input"])
-    return _detail(error["loc"], f"{error['msg']} ({where})", error["input"])
+    given = error["input"]
+    if error["type"] == "missing":  # its input is the whole mapping
+        return _detail(error["loc"], f"{error['msg']} ({where})", given)
+    return _detail(error["loc"], f"{error['msg']}, not {given!r} ({type(given).__name__}) ({where})", given)
 
 
 def _detail(loc: tuple[int | str, ...], reason: str, value: Any) -> InitErrorDetails:
