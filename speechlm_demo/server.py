@@ -9,6 +9,7 @@ files; a size cap backs this up). The page sets the signed voter cookie of the b
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import sys
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 RTC_PREFIX = "/rtc"
 PRELOAD_ENV = "SPEECHLM_PRELOAD"
+EXIT_WAIT_S = 15.0  # how long an exiting process waits for engines still loading (a hub download may not end)
 MAX_FILE_SIZE = "1mb"  # Gradio's own cap on uploads, behind the refusal below
 UPLOAD_PATHS = ("/gradio_api/upload", "/gradio_api/process_recording")  # the app has no upload or recording control
 
@@ -119,6 +121,7 @@ def create_demo(config: AppConfig) -> tuple[gr.Blocks, EngineRegistry]:
         for entry in blind_candidates(registry):  # so load times cannot hint at a blind round's engines
             if entry.id != engine_id:
                 registry.preload(entry.id)
+    atexit.register(registry.wait_for_loads, EXIT_WAIT_S)  # a process that exits at once lets them finish
     return build_demo(registry, config.engine, open_vote_store()), registry
 
 

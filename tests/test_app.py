@@ -35,14 +35,16 @@ def test_demo_serves_ui_and_health() -> None:
         assert page.status_code == 200 and "SpeechLM Playground" in page.text
 
 
-def test_app_module_exposes_demo() -> None:
-    """Importing ``app`` (as a Space does) builds ``demo``. The engine preselected is echo: the default's
-    background load would still run at exit (llama.cpp's loader points stdout at /dev/null meanwhile, and a
-    native thread alive at teardown aborts the process), which is not what this test is about."""
-    code = "import app, gradio; assert isinstance(app.demo, gradio.Blocks); print('ok')"
-    env = {**os.environ, "SPEECHLM_ENGINE": "echo"}
+def test_app_module_exposes_demo_and_exits_cleanly_while_the_default_engine_loads() -> None:
+    """Importing ``app`` (as a Space does) builds ``demo`` and starts loading the default engine; a process
+    that exits at once waits for that load (before, it aborted now and then: a native loader thread alive at
+    teardown, "terminate called without an active exception"). The exit status says it, not stdout:
+    llama-cpp-python points sys.stdout and fd 1 at /dev/null while it loads, whatever thread prints."""
+    code = "import sys, app, gradio; sys.exit(0 if isinstance(app.demo, gradio.Blocks) else 3)"
+    env = {key: value for key, value in os.environ.items() if key != "SPEECHLM_ENGINE"}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "cascade ready" in out.stderr  # the load finished before the process ended
 
 
 def test_malformed_catalogue_stops_start_up_with_a_clear_message(tmp_path: Path) -> None:

@@ -66,6 +66,7 @@ class EngineRegistry:
         self._engines: dict[str, Engine] = {}
         self._states: dict[str, LoadState] = {eid: LoadState() for eid in self.availability}
         self._locks: dict[str, threading.Lock] = {eid: threading.Lock() for eid in self.availability}
+        self._loaders: list[threading.Thread] = []
 
     def offered_ids(self) -> list[str]:
         """Ids of the engines available on this host, in catalogue order."""
@@ -124,7 +125,16 @@ class EngineRegistry:
 
         thread = threading.Thread(target=run, name=f"load-{engine_id}", daemon=True)
         thread.start()
+        self._loaders = [t for t in self._loaders if t.is_alive()] + [thread]
         return thread
+
+    def wait_for_loads(self, timeout_s: float) -> None:
+        """Wait (at most ``timeout_s`` in all) for the background loads still running: a process that exits
+        while a native loader runs can abort ("terminate called without an active exception"), and llama.cpp's
+        loader points stdout at /dev/null meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        for thread in self._loaders:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         """Release every loaded engine."""
