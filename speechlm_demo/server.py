@@ -13,6 +13,7 @@ import atexit
 import logging
 import os
 import sys
+import weakref
 from dataclasses import dataclass
 
 import gradio as gr
@@ -111,6 +112,13 @@ class RefuseUploads:
         await self.app(scope, receive, send)  # type: ignore[operator]
 
 
+def _wait_for_loads(registry: weakref.ref[EngineRegistry]) -> None:
+    """At exit: wait for the registry's background loads, unless it is gone (then none runs: a loader holds it)."""
+    alive = registry()
+    if alive is not None:
+        alive.wait_for_loads(EXIT_WAIT_S)
+
+
 def create_demo(config: AppConfig) -> tuple[gr.Blocks, EngineRegistry]:
     """The Blocks app (``demo``) and the registry behind it."""
     registry = create_registry(config)
@@ -121,7 +129,7 @@ def create_demo(config: AppConfig) -> tuple[gr.Blocks, EngineRegistry]:
         for entry in blind_candidates(registry):  # so load times cannot hint at a blind round's engines
             if entry.id != engine_id:
                 registry.preload(entry.id)
-    atexit.register(registry.wait_for_loads, EXIT_WAIT_S)  # a process that exits at once lets them finish
+    atexit.register(_wait_for_loads, weakref.ref(registry))  # a process that exits at once lets them finish
     return build_demo(registry, config.engine, open_vote_store()), registry
 
 
