@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import httpx
@@ -141,11 +141,13 @@ class ChatHTTP:
         timeout = httpx.Timeout(first_byte or self.read_timeout, connect=self.connect_timeout)
         request = self._client.build_request("POST", url, json=payload, headers=self._headers(), timeout=timeout)
         with self._guard(url):
-            if first_byte is None:  # a read timeout here is the plain one, which _guard reports
+            silence = (  # without a first-byte timeout a read timeout here is the plain one, which _guard reports
+                nullcontext()
+                if first_byte is None
+                else self._silence_guard(f"the reply did not start within {first_byte:g} s (first-byte timeout)")
+            )
+            with silence:
                 response = self._client.send(request, stream=True)
-            else:
-                with self._silence_guard(f"the reply did not start within {first_byte:g} s (first-byte timeout)"):
-                    response = self._client.send(request, stream=True)
             # the body's reads take the request's read timeout when they start (httpcore): from here each
             # streamed event may take read_timeout
             request.extensions["timeout"] = {**request.extensions["timeout"], "read": self.read_timeout}
