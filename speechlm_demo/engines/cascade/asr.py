@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from ..base import EngineError
-from .stage_args import stage_settings
+from .stage_args import build_stage
 from .weights import whisper_base_dir
 from .whisper_vocab import TokenMap, english_model_dir
 
@@ -256,9 +256,9 @@ def without_loop(text: str) -> str:
     return text
 
 
+ASR_KINDS: dict[str, type] = {"faster-whisper": FasterWhisperASR}  # the first is the default
+
+
 def build_asr(config: Mapping[str, Any], device: str = "cpu") -> ASR:
     """An ASR stage from the catalogue's ``asr`` mapping (``kind: faster-whisper``)."""
-    kind = config.get("kind", "faster-whisper")
-    if kind != "faster-whisper":
-        raise EngineError(f"unknown ASR kind {kind!r}; known: faster-whisper")
-    return FasterWhisperASR(**stage_settings("asr", kind, FasterWhisperASR, config, device=device))
+    return build_stage("asr", ASR_KINDS, config, device=device)

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from ..base import EngineError
 from ..openai_http import chat_text, stage_client
-from .stage_args import Seconds, Temperature, stage_settings
+from .stage_args import Seconds, Temperature, build_stage
 from .weights import smollm2_gguf
 
 log = logging.getLogger(__name__)
@@ -170,11 +170,9 @@ class OpenAICompatibleLLM:
         yield from chat_text(self._http.post("/chat/completions", payload, cancel), self._http.name)
 
 
+LLM_KINDS: dict[str, type] = {"llama-cpp": LlamaCppLLM, "openai": OpenAICompatibleLLM}  # the first is the default
+
+
 def build_llm(config: Mapping[str, Any], device: str = "cpu") -> LLM:
     """An LLM stage from the catalogue's ``llm`` mapping (``kind: llama-cpp`` or ``openai``)."""
-    kind = config.get("kind", "llama-cpp")
-    if kind == "llama-cpp":
-        return LlamaCppLLM(**stage_settings("llm", kind, LlamaCppLLM, config, device=device))
-    if kind == "openai":
-        return OpenAICompatibleLLM(**stage_settings("llm", kind, OpenAICompatibleLLM, config))
-    raise EngineError(f"unknown LLM kind {kind!r}; known: llama-cpp, openai")
+    return build_stage("llm", LLM_KINDS, config, device=device)

@@ -13,16 +13,12 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from ...turntaking.half_duplex import HalfDuplexSettings
-from .asr import FasterWhisperASR
-from .llm import LlamaCppLLM, OpenAICompatibleLLM
+from .asr import ASR_KINDS
+from .llm import LLM_KINDS
 from .stage_args import checked_arguments
-from .tts import EspeakTTS, PiperTTS
+from .tts import TTS_KINDS
 
-STAGE_KINDS: dict[str, dict[str, type]] = {
-    "asr": {"faster-whisper": FasterWhisperASR},
-    "llm": {"llama-cpp": LlamaCppLLM, "openai": OpenAICompatibleLLM},
-    "tts": {"piper": PiperTTS, "espeak": EspeakTTS},
-}
+STAGE_KINDS: dict[str, dict[str, type]] = {"asr": ASR_KINDS, "llm": LLM_KINDS, "tts": TTS_KINDS}
 
 
 def check_stage(stage: str, config: Mapping[str, Any], kinds: Mapping[str, type] | None = None) -> dict[str, Any]:

@@ -89,3 +89,14 @@ def stage_settings(stage: str, kind: str, cls: type, config: Mapping[str, Any], 
     except ValidationError as exc:
         problems = [f"{'.'.join(str(p) for p in (stage, *e['loc']))}: {e['msg']}" for e in exc.errors()]
         raise EngineError("; ".join(problems)) from None
+
+
+def build_stage(stage: str, kinds: Mapping[str, type], config: Mapping[str, Any], **fixed: Any) -> Any:
+    """The stage ``config`` names: its ``kind`` (default: the first of ``kinds``) built from its checked
+    arguments, plus those of ``fixed`` (e.g. ``device``) the kind's class takes."""
+    kind = config.get("kind", next(iter(kinds)))
+    if kind not in kinds:
+        raise EngineError(f"unknown {stage.upper()} kind {kind!r}; known: {', '.join(kinds)}")
+    cls = kinds[kind]
+    taken = {name: value for name, value in fixed.items() if name in inspect.signature(cls).parameters}
+    return cls(**stage_settings(stage, kind, cls, config, **taken))

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from ...audio import AudioError, decode_audio, resample
 from ..base import EngineError
-from .stage_args import stage_settings
+from .stage_args import build_stage
 from .weights import piper_joe_voice
 
 log = logging.getLogger(__name__)
@@ -138,11 +138,9 @@ def decoded_audio(data: bytes, sample_rate: int, source: str) -> np.ndarray:
     return resample(audio, rate, sample_rate)
 
 
+TTS_KINDS: dict[str, type] = {"piper": PiperTTS, "espeak": EspeakTTS}  # the first is the default
+
+
 def build_tts(config: Mapping[str, Any]) -> TTS:
     """A TTS stage from the catalogue's ``tts`` mapping (``kind: piper`` or ``espeak``)."""
-    kind = config.get("kind", "piper")
-    if kind == "piper":
-        return PiperTTS(**stage_settings("tts", kind, PiperTTS, config))
-    if kind == "espeak":
-        return EspeakTTS(**stage_settings("tts", kind, EspeakTTS, config))
-    raise EngineError(f"unknown TTS kind {kind!r}; known: piper, espeak")
+    return build_stage("tts", TTS_KINDS, config)

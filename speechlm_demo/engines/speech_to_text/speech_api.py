@@ -12,9 +12,8 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field
 
-from ..cascade.settings import STAGE_KINDS
-from ..cascade.stage_args import Seconds, stage_settings
-from ..cascade.tts import TTS, build_tts, decoded_audio
+from ..cascade.stage_args import Seconds, build_stage
+from ..cascade.tts import TTS, TTS_KINDS, decoded_audio
 from ..openai_http import stage_client
 
 
@@ -50,11 +49,9 @@ class OpenAISpeechTTS:
         yield decoded_audio(wav, self.sample_rate, self._http.name)
 
 
-VOICE_KINDS: dict[str, type] = {**STAGE_KINDS["tts"], "openai": OpenAISpeechTTS}  # the first is the default
+VOICE_KINDS: dict[str, type] = {**TTS_KINDS, "openai": OpenAISpeechTTS}  # the first is the default
 
 
 def build_voice(config: Mapping[str, Any]) -> TTS:
     """``kind: openai`` -> :class:`OpenAISpeechTTS`; ``piper`` / ``espeak`` -> the cascade's own stages."""
-    if config.get("kind") == "openai":
-        return OpenAISpeechTTS(**stage_settings("tts", "openai", OpenAISpeechTTS, config))
-    return build_tts(config)
+    return build_stage("tts", VOICE_KINDS, config)
