@@ -4,9 +4,11 @@ they repeat.
 Each failure has a ``what`` (what failed, e.g. ``taking over the pending-vote spool X``). Its first failure is
 logged at ERROR with its traceback; the same failure again (the same exception type and error, file names
 aside) only at DEBUG, so a retry every few seconds does not repeat one line forever. A different failure of
-the same ``what`` is logged again; a round of the job that no longer fails at it is logged at INFO. A failure
-that goes on is recalled at WARNING every :data:`REMIND_EVERY` repeats (~10 minutes at a 5 s retry), so one
-ERROR line that scrolled away is not all a stuck job ever says.
+the same ``what`` is logged again. The job says what it did (:meth:`RepeatedFailures.succeeded`): only then is
+the end of a failure logged at INFO as a recovery. A ``what`` a whole round did not try at all (the spool it
+failed at is gone: another host took it over) did not recover: its failure is forgotten with an INFO line that
+says so. A failure that goes on is recalled at WARNING every :data:`REMIND_EVERY` repeats (~10 minutes at a 5 s
+retry), so one ERROR line that scrolled away is not all a stuck job ever says.
 """
 
 from __future__ import annotations
@@ -46,10 +48,20 @@ class RepeatedFailures:
         self._streaks[what] = (signature, 1)
         self.log.error(message, *args, exc_info=exc)
 
-    def round_over(self) -> None:
-        """One run of the job is over: what failed before and not in this run (it worked, or is gone: another host
-        took the spool) is logged as no longer failing."""
-        for what in [what for what in self._streaks if what not in self._this_round]:
-            _, times = self._streaks.pop(what)
-            self.log.info("%s no longer fails (it failed %d time(s) in a row)", what, times)
+    def succeeded(self, what: str) -> None:
+        """``what`` was done: if it failed before, log that it no longer fails (INFO)."""
+        self._this_round.add(what)
+        streak = self._streaks.pop(what, None)
+        if streak is not None:
+            self.log.info("%s no longer fails (it failed %d time(s) in a row)", what, streak[1])
+
+    def round_over(self, *, whole: bool = True) -> None:
+        """One run of the job is over. A ``whole`` run tried everything there was: what failed before and was not
+        tried in it (neither failed nor :meth:`succeeded`) has nothing left to do, e.g. another host took the spool
+        over: its failure is forgotten, logged at INFO as such, not as a recovery. A run that broke off
+        (``whole=False``) keeps them."""
+        if whole:
+            for what in [what for what in self._streaks if what not in self._this_round]:
+                _, times = self._streaks.pop(what)
+                self.log.info("%s: not tried any more, nothing is left to do (e.g. another host took the spool over); it had failed %d time(s) in a row", what, times)
         self._this_round.clear()

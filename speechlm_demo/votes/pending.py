@@ -151,14 +151,15 @@ class PendingVotes:
         taken: list[tuple[Path, int]] = []  # each claim read, and how many votes it held
         count = 0
         for claim in self._claim_others():
+            what = f"reading the pending-vote spool {_claimed_from(claim)}"
             try:
                 records, _ = read_spool(claim)
             except FileNotFoundError:  # another process claimed it in the meantime: its votes are there
                 continue
             except OSError as exc:
-                what = f"reading the pending-vote spool {_claimed_from(claim)}"
                 self._takeover_failures.failed(what, exc, "cannot read the pending-vote spool %s; it stays for a later retry", claim)
                 continue
+            self._takeover_failures.succeeded(what)
             count += len(records)
             with self._lock:
                 self._records.update((record.vote_id, record) for record in records)
@@ -166,17 +167,19 @@ class PendingVotes:
         if not taken:
             return count
         with self._lock:
+            what = f"writing the pending-vote spool {self.spool}"
             try:
                 self._save()  # this host's spool now holds every vote taken over
             except OSError as exc:
                 self._takeover_failures.failed(
-                    f"writing the pending-vote spool {self.spool}",
+                    what,
                     exc,
                     "cannot write the pending-vote spool %s; the spools read stay on disk for a later retry: %s",
                     self.spool,
                     ", ".join(str(claim) for claim, _ in taken),
                 )
                 return count
+        self._takeover_failures.succeeded(what)
         for claim, held in taken:
             if held:
                 log.warning("took over %d pending vote(s) of another host from %s", held, _claimed_from(claim))
@@ -194,14 +197,15 @@ class PendingVotes:
             if path.name.endswith(BAD_SUFFIX):
                 continue
             claim = path.with_name(_claimed_from(path).name + mark)
+            what = f"taking over the pending-vote spool {_claimed_from(path)}"
             try:
                 os.rename(path, claim)
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                what = f"taking over the pending-vote spool {_claimed_from(path)}"
                 self._takeover_failures.failed(what, exc, "cannot take over the pending-vote spool %s; its votes wait there", path)
                 continue
+            self._takeover_failures.succeeded(what)
             claims.append(claim)
         return claims
 
@@ -281,11 +285,15 @@ class PendingVotes:
     def _retry_take_over(self) -> None:
         """The retry's takeover of other hosts' spools (and the storing of their votes); a failure that repeats at
         every retry is logged once, and its end too (see :class:`~.failure_log.RepeatedFailures`)."""
+        what = "taking over other hosts' pending-vote spools"
         try:
             if self._take_over():
                 self.drain()
         except Exception as exc:  # noqa: BLE001 - the retry thread must live on: the next retry tries again
-            self._takeover_failures.failed("taking over other hosts' pending-vote spools", exc, "taking over other hosts' pending-vote spools failed")
+            self._takeover_failures.failed(what, exc, "taking over other hosts' pending-vote spools failed")
+            self._takeover_failures.round_over(whole=False)  # what it did not reach may still be there
+            return
+        self._takeover_failures.succeeded(what)
         self._takeover_failures.round_over()
 
     def _save(self) -> None:

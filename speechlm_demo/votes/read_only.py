@@ -2,7 +2,7 @@
 
 A read-only user runs no CREATE and no ALTER: a store made by an older version keeps its schema, and the
 columns added since (all nullable) read as NULL, as its old rows would after the app had migrated it. SQLite
-files are opened with ``mode=ro`` and Postgres transactions begin READ ONLY (:class:`~.store.VoteStore`), so the
+files are opened with ``mode=ro`` and Postgres transactions begin READ ONLY (:func:`~.database.open_engine`), so the
 database itself refuses any write.
 """
 

@@ -6,7 +6,7 @@ engine versions. ``round_id`` is unique, so a round (one pair of replies shown t
 voted on once; a retried write of the same vote (same ``vote_id``) is recognised and not stored twice.
 
 ``$SPEECHLM_DB_URL`` selects another database (``postgresql+psycopg://...`` for multi-replica hosting);
-otherwise the file is ``votes.sqlite3`` in ``$SPEECHLM_DATA_DIR`` (default ``./data``).
+otherwise the file is ``votes.sqlite3`` in ``$SPEECHLM_DATA_DIR`` (default ``./data``): see :mod:`.database`.
 
 The store creates the whole schema (:mod:`.schema`: the votes and the judgements tables) once, here.
 Opening is safe when several replicas start together on an empty database (the schema is created under a
@@ -31,26 +31,25 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .read_only import connect_read_only, present_columns, select_present
+from .database import DATA_DIR_ENV as DATA_DIR_ENV  # re-exported: callers find the store's places here
+from .database import DB_URL_ENV as DB_URL_ENV
+from .database import data_dir as data_dir
+from .database import default_url, open_engine
+from .read_only import present_columns, select_present
 from .record import OUTCOMES as OUTCOMES  # re-exported: callers import the vote types from the store
 from .record import VoteRecord
 from .schema import metadata, votes_table
 
 log = logging.getLogger(__name__)
 
-DB_URL_ENV = "SPEECHLM_DB_URL"
-DATA_DIR_ENV = "SPEECHLM_DATA_DIR"
 BUSY_TIMEOUT_S = 1.0  # how long a write waits for a database locked by another writer before giving up
 AFTER_FAILURE_WAIT_S = 0.1  # the wait of writes soon after one gave up (the database is most likely still locked)
-CONNECT_TIMEOUT_S = 5  # libpq's connect_timeout (Postgres) unless the URL sets one: a dead host fails, not hangs
 SCHEMA_LOCK_KEY = 0x5EEC_0001  # pg_advisory_xact_lock key serialising schema creation across replicas
 SCHEMA_ATTEMPTS = 5
 
@@ -73,37 +72,6 @@ class DuplicateVote(StoreError):
     """A different vote for this round is already stored."""
 
 
-def data_dir() -> Path:
-    """``$SPEECHLM_DATA_DIR`` or ``./data``."""
-    return Path(os.environ.get(DATA_DIR_ENV) or "data")
-
-
-def default_url(directory: Path | None = None) -> str:
-    """``$SPEECHLM_DB_URL``, else SQLite in the data directory (the folder is made when the store opens)."""
-    url = os.environ.get(DB_URL_ENV)
-    if url:
-        return url
-    return f"sqlite:///{((directory or data_dir()) / 'votes.sqlite3').resolve()}"
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # WAL + NORMAL: a committed vote survives any crash of the app (kill -9 included); only an OS crash or
-    # power cut can undo the last commits. FULL (an fsync per vote) made p99 > 20 ms at 70 votes/s here.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def _libpq_without_timeout(url: str) -> bool:
-    """Whether ``url`` is Postgres through a libpq driver (psycopg, psycopg2) and names no connect_timeout."""
-    try:
-        parsed = sa.make_url(url)
-    except (SQLAlchemyError, ValueError):
-        return False
-    return parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("psycopg", "psycopg2") and "connect_timeout" not in parsed.query
-
-
 class VoteStore:
     """Thread-safe, multi-process-safe vote storage behind a SQLAlchemy engine.
 
@@ -120,27 +88,14 @@ class VoteStore:
     ) -> None:
         self.url = url or default_url()
         self.is_sqlite = self.url.startswith("sqlite")
-        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
-        if self.is_sqlite:  # sqlite3's timeout is SQLite's busy_timeout: how long a writer waits for the lock
-            options["connect_args"] = {"timeout": busy_timeout_s, "check_same_thread": False}
-        elif _libpq_without_timeout(self.url):
-            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
         self.read_only = not create
         try:
-            database = sa.make_url(self.url).database if self.is_sqlite else None
-            self._file = Path(database).resolve() if database and database != ":memory:" and not database.startswith("file:") else None
-            if self.read_only and self._file is not None:
-                options["creator"] = partial(connect_read_only, self._file, busy_timeout_s)
-            self.engine = sa.create_engine(self.url, **options)
-            if self.read_only and self.engine.dialect.name == "postgresql":  # each transaction BEGINs READ ONLY
-                self.engine = self.engine.execution_options(postgresql_readonly=True)
+            self.engine, self._file = open_engine(self.url, busy_timeout_s, read_only=self.read_only)
         except (SQLAlchemyError, ImportError, ValueError) as exc:  # a malformed URL or a missing driver: no retry helps
             raise StoreError(f"cannot use the vote store URL {self.url!r}: {exc}") from exc
         self.busy_timeout_s = busy_timeout_s
         self._identity: tuple[int, int] | None = None
         self._present: dict[str, set[str]] | None = None  # a reader's columns per table (None: the whole schema)
-        if self.is_sqlite and create:  # the journal mode is the writers' to set
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         # SQLite has one writer at a time; queueing this process's writers here avoids SQLite's sleeping
         # busy handler (tail latency). Other processes still wait on busy_timeout. A writer waits for this
         # lock and the database's together at most its ``wait_s``, so one stuck write never stalls the others.

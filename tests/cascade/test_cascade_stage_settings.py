@@ -4,6 +4,7 @@ type and range when the catalogue loads, named by stage, kind and field, and the
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,13 @@ from pydantic import ValidationError
 
 from speechlm_demo.catalog import DEFAULT_CATALOG, CatalogError, load_catalog
 from speechlm_demo.engines.base import EngineError
-from speechlm_demo.engines.cascade.llm import build_llm
+from speechlm_demo.engines.cascade.asr import ASR_KINDS
+from speechlm_demo.engines.cascade.llm import LLM_KINDS, OpenAICompatibleLLM, build_llm
 from speechlm_demo.engines.cascade.pipeline import CascadeEngine
+from speechlm_demo.engines.cascade.stage_args import build_stage
 from speechlm_demo.engines.echo import EchoEngine
 from speechlm_demo.engines.qwen_local.settings import Qwen2AudioSettings
+from speechlm_demo.engines.speech_to_text.speech_api import VOICE_KINDS
 from tests.engines_for_tests import entry
 
 CASCADE = "speechlm_demo.engines.cascade.pipeline:CascadeEngine"
@@ -122,3 +126,46 @@ def test_the_other_stage_mappings_are_checked_too() -> None:
         EchoEngine(entry("echo", endpointing="transcript", listen_asr={"num_workers": 0}))
     with pytest.raises(ValidationError, match=r"tts\.length_scale\n.*Input should be greater than 0, not -1.0 \(float\) \(tts kind piper\)"):
         Qwen2AudioSettings.model_validate({"tts": {"length_scale": -1.0}})
+
+
+STAGES = {"asr": ASR_KINDS, "llm": LLM_KINDS, "tts": VOICE_KINDS}
+
+
+@pytest.mark.parametrize(
+    ("stage", "config", "problem"),
+    [
+        ("asr", {"kind": "faster-whisper", "vocabulary": "english", "language": "de"},
+         r"^asr: vocabulary 'english' needs language 'en', not 'de' \(asr kind faster-whisper\)$"),
+        ("asr", {"kind": "faster-whisper", "num_workers": 0},
+         r"^asr\.num_workers: Input should be greater than or equal to 1, not 0 \(int\) \(asr kind faster-whisper\)$"),
+        ("llm", {"kind": "llama-cpp", "temperature": "hot"}, r"^llm\.temperature: Input should be a valid number"),
+        ("llm", {"kind": "openai", "model": "m"}, r"^llm: needs 'base_url' and 'model' .*\(llm kind openai\)$"),
+        ("llm", {**NOWHERE, "read_timeout": -1}, r"^llm\.read_timeout: Input should be greater than 0, not -1"),
+        ("tts", {"kind": "piper", "length_scale": 0}, r"^tts\.length_scale: Input should be greater than 0"),
+        ("tts", {"kind": "espeak", "speed_wpm": 40, "executable": "/bin/true"}, r"^tts\.speed_wpm: .* than or equal to 80"),
+        ("tts", {"kind": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "timeout_s": 0},
+         r"^tts\.timeout_s: Input should be greater than 0, not 0 \(int\) \(tts kind openai\)$"),
+    ],
+)
+def test_a_stage_built_directly_is_refused_as_the_catalogue_refuses_it(
+    monkeypatch: pytest.MonkeyPatch, stage: str, config: dict, problem: str
+) -> None:
+    """``FasterWhisperASR(vocabulary="english", language="de")`` must not decode German with the English-only model:
+    the class checks what ``build_stage`` checks, with the same message, before it loads anything."""
+    for library in ("faster_whisper", "llama_cpp", "piper", "onnxruntime"):
+        monkeypatch.setitem(sys.modules, library, None)  # importing one fails: nothing is loaded before the check
+    cls = STAGES[stage][config["kind"]]
+    arguments = {key: value for key, value in config.items() if key != "kind"}
+    with pytest.raises(EngineError, match=problem) as direct:
+        cls(**arguments)
+    with pytest.raises(EngineError) as built:
+        build_stage(stage, STAGES[stage], config)
+    assert str(direct.value) == str(built.value)
+
+
+def test_a_stage_built_directly_gets_the_checked_values() -> None:
+    """A whole number for a float argument reaches the class as a float, given by name or by position."""
+    http = OpenAICompatibleLLM("http://127.0.0.1:9/v1", "m", read_timeout=7)._http  # type: ignore[attr-defined]
+    assert type(http.read_timeout) is float and http.read_timeout == 7.0
+    with pytest.raises(EngineError, match=r"^llm\.model: Input should be a valid string, not 5 \(int\) \(llm kind openai\)$"):
+        OpenAICompatibleLLM("http://127.0.0.1:9/v1", 5)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""RepeatedFailures: a failure retried on a timer is logged once while it repeats, again when it changes."""
+"""RepeatedFailures: a failure retried on a timer is logged once while it repeats, again when it changes; its end
+is told as a recovery only when the job did it, otherwise as what it is."""
 
 from __future__ import annotations
 
@@ -22,14 +23,26 @@ def test_the_same_failure_again_is_quiet_a_different_one_is_logged_and_the_end_i
             failures.failed("claiming a", exc, "cannot claim %s", "a")
             failures.failed("claiming b", ValueError("odd"), "cannot claim %s", "b")
             failures.round_over()
-        failures.round_over()  # a round in which neither fails
+        failures.succeeded("claiming a")  # a round in which a works and b is not tried (its spool is gone)
+        failures.round_over()
     levels = [(r.levelno, r.getMessage()) for r in caplog.records]
     assert [m for level, m in levels if level == logging.ERROR] == ["cannot claim a", "cannot claim b", "cannot claim a"]
     assert sum(level == logging.DEBUG for level, _ in levels) == 5
     assert [m for level, m in levels if level == logging.INFO] == [
         "claiming a no longer fails (it failed 2 time(s) in a row)",
-        "claiming b no longer fails (it failed 4 time(s) in a row)",
+        "claiming b: not tried any more, nothing is left to do (e.g. another host took the spool over); it had failed 4 time(s) in a row",
     ]
+
+
+def test_a_round_that_broke_off_forgets_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """What a broken-off round did not reach may still be there: its failure is neither ended nor forgotten."""
+    failures = RepeatedFailures(logging.getLogger("test.failures"))
+    with caplog.at_level(logging.DEBUG, logger="test.failures"):
+        failures.failed("claiming a", ValueError("odd"), "cannot claim %s", "a")
+        failures.round_over()
+        failures.round_over(whole=False)
+        failures.failed("claiming a", ValueError("odd"), "cannot claim %s", "a")
+    assert [r.levelno for r in caplog.records] == [logging.ERROR, logging.DEBUG]
 
 
 def test_a_failure_that_goes_on_is_recalled_at_warning_now_and_then(caplog: pytest.LogCaptureFixture) -> None:

@@ -206,3 +206,32 @@ def test_a_spool_that_cannot_be_saved_is_taken_over_once_it_can_and_said_once(
     loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len([m for m in loud if "cannot write" in m]) == 1 and len([m for m in loud if "took over 1" in m]) == 1
     assert len([r for r in caplog.records if r.levelno == logging.INFO and "no longer fails" in r.getMessage()]) == 1
+
+
+def test_a_spool_another_host_took_while_this_one_could_not_is_not_called_a_recovery(
+    store: VoteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another host's spool cannot be claimed at the start; before the next retry it is gone (a third host took it
+    over): the retry must not say the takeover "no longer fails" (it never worked), but that nothing is left."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "here")
+    left = tmp_path / "pending_votes-gone.jsonl"
+    write_spool(left, make_record().to_json())
+    real_rename = os.rename
+
+    def rename(source: Path, target: Path) -> None:
+        if Path(source) == left:
+            raise PermissionError(13, "Permission denied", str(source), None, str(target))
+        real_rename(source, target)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with caplog.at_level(logging.DEBUG, logger="speechlm_demo.votes.pending"):
+        pending = PendingVotes(store, host_spool(tmp_path), retry_s=3600, adopt=True)
+        left.unlink()  # a third host took it over
+        pending._retry_take_over()
+        pending._retry_take_over()
+        pending.close()
+    about = [(r.levelno, r.getMessage()) for r in caplog.records if "pending_votes-gone.jsonl" in r.getMessage()]
+    assert [level for level, message in about if "cannot take over" in message] == [logging.ERROR]
+    assert not [message for _, message in about if "no longer fails" in message]
+    assert [level for level, message in about if "not tried any more" in message] == [logging.INFO]
+    assert "another host took the spool over" in about[-1][1] and "1 time(s) in a row" in about[-1][1]

@@ -171,7 +171,7 @@ def test_a_write_to_a_locked_table_gives_up_within_about_a_second(pg_store: Vote
 
 
 def test_a_libpq_url_gets_a_connect_timeout_unless_it_names_one() -> None:
-    from speechlm_demo.votes.store import _libpq_without_timeout
+    from speechlm_demo.votes.database import _libpq_without_timeout
 
     assert _libpq_without_timeout("postgresql+psycopg://u@db.example/votes")
     assert not _libpq_without_timeout("postgresql+psycopg://u@db.example/votes?connect_timeout=9")

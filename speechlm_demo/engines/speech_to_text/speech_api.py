@@ -12,11 +12,12 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field
 
-from ..cascade.stage_args import Seconds, build_stage
+from ..cascade.stage_args import Seconds, build_stage, stage_kind, stage_kinds
 from ..cascade.tts import TTS, TTS_KINDS, decoded_audio
 from ..openai_http import stage_client
 
 
+@stage_kind("tts", "openai")
 class OpenAISpeechTTS:
     """One request per speakable chunk; the reply is a WAV decoded and resampled to :attr:`sample_rate`."""
 
@@ -49,7 +50,7 @@ class OpenAISpeechTTS:
         yield decoded_audio(wav, self.sample_rate, self._http.name)
 
 
-VOICE_KINDS: dict[str, type] = {**TTS_KINDS, "openai": OpenAISpeechTTS}  # the first is the default
+VOICE_KINDS: dict[str, type] = {**TTS_KINDS, **stage_kinds(OpenAISpeechTTS)}  # the first is the default
 
 
 def build_voice(config: Mapping[str, Any]) -> TTS:
