@@ -25,10 +25,10 @@ from speechlm_demo.engines.base import (
     UserTurn,
 )
 from speechlm_demo.engines.echo import EchoEngine
+from speechlm_demo.turntaking.full_duplex import FullDuplexEngine, FullDuplexSession
 from speechlm_demo.votes.pending import PendingVotes
 from speechlm_demo.votes.rounds import BlindArena
 from speechlm_demo.votes.store import VoteStore
-from speechlm_demo.turntaking.full_duplex import FullDuplexEngine, FullDuplexSession
 from tests.engines_for_tests import ScriptedEngine, entry, silence, tone
 
 TURN = np.concatenate([tone(0.6), silence(0.1)])

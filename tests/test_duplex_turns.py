@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from speechlm_demo.engines.base import AudioOut, Event, TextOut, TurnEnd
+from speechlm_demo.engines.moshi import FRAME_S, FRAME_SIZE, SAMPLE_RATE
 from speechlm_demo.measure.observer import TurnObserver
 from speechlm_demo.measure.playback import PlaybackClock
-from speechlm_demo.engines.moshi import FRAME_S, FRAME_SIZE, SAMPLE_RATE
 from speechlm_demo.turntaking.detector import TurnSettings
 from speechlm_demo.turntaking.duplex_turns import DuplexTurnTracker
 

@@ -14,8 +14,8 @@ from speechlm_demo.catalog import EngineEntry, SampleRates
 from speechlm_demo.engines.base import AudioOut, EngineError, Event, Mark, SessionOptions, TextOut, TurnEnd, UserTurn
 from speechlm_demo.engines.cascade.pipeline import NOTHING_HEARD, CascadeEngine
 from speechlm_demo.engines.cascade.silero import SileroVAD
-from speechlm_demo.turntaking.half_duplex import HalfDuplexSession
 from speechlm_demo.timeline import Timeline
+from speechlm_demo.turntaking.half_duplex import HalfDuplexSession
 from tests.cascade.conftest import need
 from tests.engines_for_tests import Recorder
 

@@ -117,6 +117,8 @@ def test_the_stage_is_built_with_the_checked_values() -> None:
 def test_a_builder_refuses_what_the_catalogue_refuses() -> None:
     with pytest.raises(EngineError, match=r"llm\.max_tokens: Input should be greater than or equal to 1, not 0 \(int\) \(llm kind openai\)"):
         build_llm({**NOWHERE, "max_tokens": 0})
+    with pytest.raises(EngineError, match=r"llm\.device: not an argument of llm kind llama-cpp \(known: "):
+        build_llm({"kind": "llama-cpp", "device": "cpu"}, device="cpu")  # the engine passes the device, a mapping never
 
 
 def test_the_other_stage_mappings_are_checked_too() -> None:

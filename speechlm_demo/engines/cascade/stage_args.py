@@ -135,5 +135,11 @@ def build_stage(stage: str, kinds: Mapping[str, type], config: Mapping[str, Any]
     if kind not in kinds:
         raise EngineError(f"unknown {stage.upper()} kind {kind!r}; known: {', '.join(kinds)}")
     cls = kinds[kind]
+    arguments = {key: value for key, value in config.items() if key != "kind"}
+    if FIXED & arguments.keys():  # the engine passes these, never a mapping: refused as the catalogue refuses them
+        try:
+            checked_arguments(stage, kind, cls, arguments)
+        except ValidationError as exc:
+            raise _engine_error(stage, exc) from None
     taken = {name: value for name, value in fixed.items() if name in inspect.signature(cls).parameters}
-    return cls(**{key: value for key, value in config.items() if key != "kind"}, **taken)
+    return cls(**arguments, **taken)
