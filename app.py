@@ -3,10 +3,15 @@
 ``python app.py [--engine ID] [--port N]`` serves the UI; importing this module builds ``demo``.
 """
 
-import logging
-import sys
+if __name__ == "__main__":  # first: Ctrl-C while starting exits cleanly (speechlm_demo/interrupt.py); importers keep theirs
+    from speechlm_demo.interrupt import exit_on_interrupt
 
-from speechlm_demo.env_settings import drop_unreadable_gradio_port
+    exit_on_interrupt()
+
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from speechlm_demo.env_settings import drop_unreadable_gradio_port  # noqa: E402
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 drop_unreadable_gradio_port()  # Gradio reads it when imported, on the next line, and stops on a non-number

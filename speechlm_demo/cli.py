@@ -11,6 +11,7 @@ from .catalog import CatalogError, engine_table_rows, experimental_enabled, load
 from .cli_types import non_negative_float, positive_float, positive_int
 from .env_settings import drop_unreadable_gradio_port
 from .hardware import probe, simulated_host
+from .interrupt import unwind_on_interrupt
 from .votes import commands as votes_commands
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     judge_folder.add_arguments(sub.add_parser("judge", help="score a folder of WAVs with the automatic judges (DNSMOS, round-trip WER, ...)"))
     votes_commands.register(sub)
     args, rest = parser.parse_known_args(argv)
+    if args.command == "run":
+        return _run(args, rest)  # Ctrl-C: the app's own way, see .interrupt
+    with unwind_on_interrupt():  # a command's clean-ups run on Ctrl-C, then it exits 130
+        return _command(parser, args, rest)
+
+
+def _command(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[str]) -> int:
+    """Every command but ``run``; returns the exit status."""
     if args.command == "make-prompts":
         from pathlib import Path
 
@@ -213,18 +222,14 @@ def main(argv: list[str] | None = None) -> int:
             f"turns and {counts['natural']} natural (Piper, never for tuning) to {args.directory}\n"
         )
         return 0
-    if args.command == "run":
-        return _run(args, rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
-    if args.command == "bench-moshi":
-        return moshi_bench.run_cli(args)
-    if args.command == "bench-soak":
-        return soak.run_cli(args)
-    if args.command == "smart-turn":
-        return smart_turn_scores.run_cli(args)
-    if args.command == "judge":
-        return judge_folder.run_cli(args)
+    from .benchmarks import moshi_frames, smart_turn_scores, soak
+    from .judges import folder as judge_folder
+
+    runners = {"bench-moshi": moshi_frames, "bench-soak": soak, "smart-turn": smart_turn_scores, "judge": judge_folder}
+    if args.command in runners:
+        return runners[args.command].run_cli(args)
     if args.command in votes_commands.COMMANDS:
         return votes_commands.run(args)
     if args.command == "bench" and not (args.prompts or args.startup):

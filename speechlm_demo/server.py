@@ -169,7 +169,8 @@ def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None)
 
 
 def serve(demo: gr.Blocks, registry: EngineRegistry, config: AppConfig) -> None:
-    """Serve until interrupted (the selected engine is already loading, see :func:`create_demo`)."""
+    """Serve until interrupted (the selected engine is already loading, see :func:`create_demo`). Under an entry
+    point, Ctrl-C shuts the server down, then ends the process there (exit status 130, :mod:`.interrupt`)."""
     import uvicorn
 
     app = create_api(demo, registry, config.engine or registry.default_id())

@@ -1,0 +1,121 @@
+"""Ctrl-C while the app or a command starts (speechlm_demo/interrupt.py): one line, exit status 130, no
+traceback, no native abort. The real entry points run in a subprocess of their own session; SIGINT goes to
+that process group, as a terminal sends it, at a point of start-up the test can see: numpy's core library
+mapped into the process (imports running: Gradio's) or a log line (an engine loading)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechlm_demo.catalog import load_catalog
+from tests.cascade.conftest import need
+from tests.engines_for_tests import silence, tone
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform != "linux", reason="watches /proc/PID/maps")]
+
+REPO = Path(__file__).resolve().parents[1]
+INTERRUPTED = "interrupted (Ctrl-C); exiting"
+IMPORTING = "_multiarray_umath"  # numpy's core library, mapped while Gradio (or a command's modules) is imported
+LOADING = "server: host: "  # the default engine starts loading in a thread; the UI is built meanwhile
+WHISPER_LOADED = "cascade.asr: Whisper "  # the cascade's first stage is in; llama.cpp loads next (fds 1, 2 at /dev/null)
+DEADLINE_S = 180.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serving(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _interrupt(argv: list[str], stderr: Path, *, mapped: str = "", logged: str = "", port: int = 0) -> tuple[int, str]:
+    """Start ``argv``, wait until ``mapped`` is in its memory map, ``logged`` in its stderr or it serves on
+    ``port``, send SIGINT; its exit status and stderr."""
+    env = {key: value for key, value in os.environ.items() if key not in ("SPEECHLM_ENGINE", "SPEECHLM_PRELOAD")}
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
+    maps = Path(f"/proc/{proc.pid}/maps")
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not ((mapped and mapped in maps.read_text()) or (logged and logged in stderr.read_text())
+                   or (port and _serving(port))):
+            assert proc.poll() is None, f"exited ({proc.returncode}) before the point:\n{stderr.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"never reached the point:\n{stderr.read_text()[-3000:]}"
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(DEADLINE_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, stderr.read_text()
+
+
+def _assert_clean(returncode: int, err: str) -> None:
+    assert "Traceback" not in err and "terminate called" not in err, err[-3000:]
+    assert returncode == 130, err[-3000:]
+    assert err.count(INTERRUPTED) == 1, err[-3000:]
+
+
+def _need_cascade() -> None:
+    need(*load_catalog(None).get("cascade").requires.python)
+
+
+@pytest.fixture
+def prompts(tmp_path: Path) -> Path:
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    sf.write(folder / "one.wav", np.concatenate([tone(0.8), silence(0.2)]), 16000)
+    return folder
+
+
+def test_ctrl_c_while_app_py_imports(tmp_path: Path) -> None:
+    argv = [sys.executable, "app.py", "--engine", "echo", "--port", str(_free_port())]
+    _assert_clean(*_interrupt(argv, tmp_path / "err.txt", mapped=IMPORTING))
+
+
+@pytest.mark.parametrize(
+    "entry, logged",
+    [(["app.py"], LOADING), (["app.py"], WHISPER_LOADED), (["-m", "speechlm_demo", "run"], WHISPER_LOADED)],
+    ids=["app.py-loading", "app.py-whisper-loaded", "run-whisper-loaded"],
+)
+def test_ctrl_c_while_the_default_cascade_loads(entry: list[str], logged: str, tmp_path: Path) -> None:
+    """Native loaders (CTranslate2, then llama.cpp, which points fds 1 and 2 at /dev/null) run in a thread
+    while the UI is built or the server already runs: no abort, no wait for the load, and the line comes out."""
+    _need_cascade()
+    argv = [sys.executable, *entry, "--port", str(_free_port())]
+    _assert_clean(*_interrupt(argv, tmp_path / "err.txt", logged=logged))
+
+
+def test_ctrl_c_once_serving_stops_the_server_then_exits_130(tmp_path: Path) -> None:
+    port = _free_port()
+    argv = [sys.executable, "app.py", "--engine", "echo", "--port", str(port)]
+    _assert_clean(*_interrupt(argv, tmp_path / "err.txt", port=port))
+
+
+def test_ctrl_c_while_bench_imports(prompts: Path, tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "speechlm_demo", "bench", "--engine", "echo", "--prompts", str(prompts)]
+    _assert_clean(*_interrupt(argv, tmp_path / "err.txt", mapped=IMPORTING))
+
+
+def test_ctrl_c_while_bench_loads_the_cascade(prompts: Path, tmp_path: Path) -> None:
+    _need_cascade()
+    argv = [sys.executable, "-m", "speechlm_demo", "bench", "--engine", "cascade", "--prompts", str(prompts)]
+    _assert_clean(*_interrupt(argv, tmp_path / "err.txt", logged=WHISPER_LOADED))
