@@ -104,10 +104,13 @@ def test_ctrl_c_while_the_default_cascade_loads(entry: list[str], logged: str, t
     _assert_clean(*_interrupt(argv, tmp_path / "err.txt", logged=logged))
 
 
-def test_ctrl_c_once_serving_stops_the_server_then_exits_130(tmp_path: Path) -> None:
+def test_ctrl_c_once_serving_stops_the_server_releases_the_engines_then_exits_130(tmp_path: Path) -> None:
     port = _free_port()
     argv = [sys.executable, "app.py", "--engine", "echo", "--port", str(port)]
-    _assert_clean(*_interrupt(argv, tmp_path / "err.txt", port=port))
+    returncode, err = _interrupt(argv, tmp_path / "err.txt", port=port)
+    _assert_clean(returncode, err)
+    released = err.find("registry: released the engines: echo")
+    assert 0 <= released < err.find(INTERRUPTED), err[-3000:]
 
 
 def test_ctrl_c_while_bench_imports(prompts: Path, tmp_path: Path) -> None:
@@ -119,3 +122,65 @@ def test_ctrl_c_while_bench_loads_the_cascade(prompts: Path, tmp_path: Path) -> 
     _need_cascade()
     argv = [sys.executable, "-m", "speechlm_demo", "bench", "--engine", "cascade", "--prompts", str(prompts)]
     _assert_clean(*_interrupt(argv, tmp_path / "err.txt", logged=WHISPER_LOADED))
+
+
+def _script(code: str, tmp_path: Path) -> list[str]:
+    path = tmp_path / "entry.py"
+    path.write_text(f"import sys\nsys.path.insert(0, {str(REPO)!r})\n{code}")
+    return [sys.executable, str(path)]
+
+
+def test_ctrl_c_exits_even_when_flushing_a_stream_fails(tmp_path: Path) -> None:
+    """A flush that raises (a stream busy in the very write the signal broke into raises "reentrant call"; here a
+    logging handler) must not keep the process alive with Ctrl-C ignored."""
+    code = """
+import logging, time
+from speechlm_demo.interrupt import exit_on_interrupt
+exit_on_interrupt()
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+class Busy(logging.Handler):
+    def emit(self, record): pass
+    def flush(self): raise RuntimeError("reentrant call inside <_io.BufferedWriter name='<stderr>'>")
+logging.getLogger().addHandler(Busy())
+logging.getLogger("entry").info("ready")
+while True:
+    time.sleep(0.01)
+"""
+    returncode, err = _interrupt(_script(code, tmp_path), tmp_path / "err.txt", logged="entry: ready")
+    _assert_clean(returncode, err)
+    assert f"WARNING speechlm_demo.interrupt: {INTERRUPTED}" in err  # the app's log format
+
+
+def test_a_second_ctrl_c_does_not_break_off_a_commands_clean_up(tmp_path: Path) -> None:
+    done = tmp_path / "cleaned-up"
+    code = f"""
+import logging, time
+from speechlm_demo.interrupt import exit_on_interrupt, unwind_on_interrupt
+exit_on_interrupt()
+logging.basicConfig(level=logging.INFO)
+with unwind_on_interrupt():
+    try:
+        logging.getLogger("entry").info("ready")
+        time.sleep(60)
+    finally:
+        logging.getLogger("entry").info("cleaning up")
+        time.sleep(1.0)
+        open({str(done)!r}, "w").close()
+"""
+    stderr = tmp_path / "err.txt"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(_script(code, tmp_path), stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    try:
+        for point in ("entry:ready", "entry:cleaning up"):
+            deadline = time.monotonic() + DEADLINE_S
+            while point not in stderr.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, stderr.read_text()[-3000:]
+                time.sleep(0.005)
+            os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(DEADLINE_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    _assert_clean(proc.returncode, stderr.read_text())
+    assert done.exists()
