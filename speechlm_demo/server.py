@@ -9,11 +9,14 @@ files; a size cap backs this up). The page sets the signed voter cookie of the b
 from __future__ import annotations
 
 import argparse
+import asyncio
 import atexit
+import contextlib
 import logging
 import os
 import sys
 import weakref
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import gradio as gr
@@ -151,9 +154,25 @@ def mount_rtc(app: FastAPI, handler: EngineStreamHandler) -> Stream:
     return stream
 
 
+def _closing(registry: EngineRegistry) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the engines are released when the server shuts down (a graceful shutdown runs it
+    before Ctrl-C ends the process, see :mod:`.interrupt`). In a worker thread: an engine's close may wait on
+    an event loop of its own."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(registry.close)
+
+    return lifespan
+
+
 def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None) -> FastAPI:
-    """FastAPI app with the RTC routes, a health endpoint and the UI mounted at ``/``."""
-    app = FastAPI(title="SpeechLM Playground")
+    """FastAPI app with the RTC routes, a health endpoint and the UI mounted at ``/``; its shutdown releases the
+    registry's engines."""
+    app = FastAPI(title="SpeechLM Playground", lifespan=_closing(registry))
     mount_rtc(app, EngineStreamHandler(registry, engine_id, ui_args=False))
 
     @app.get("/api/health")
@@ -170,10 +189,10 @@ def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None)
 
 def serve(demo: gr.Blocks, registry: EngineRegistry, config: AppConfig) -> None:
     """Serve until interrupted (the selected engine is already loading, see :func:`create_demo`). Under an entry
-    point, Ctrl-C shuts the server down, then ends the process there (exit status 130, :mod:`.interrupt`)."""
+    point, Ctrl-C shuts the server down (releasing the engines), then ends the process there (exit status 130,
+    :mod:`.interrupt`)."""
     import uvicorn
 
     app = create_api(demo, registry, config.engine or registry.default_id())
     log.info("SpeechLM Playground on http://%s:%d", config.server_name, config.port)
     uvicorn.run(app, host=config.server_name, port=config.port, log_level="warning")
-    registry.close()

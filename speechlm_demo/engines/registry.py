@@ -137,9 +137,12 @@ class EngineRegistry:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
-        """Release every loaded engine."""
-        for engine in self._engines.values():
+        """Release every loaded engine (logged at INFO)."""
+        engines = list(self._engines.values())
+        for engine in engines:
             try:
                 engine.close()
             except Exception:  # noqa: BLE001
                 log.exception("closing %s failed", engine.id)
+        if engines:
+            log.info("released the engines: %s", ", ".join(engine.id for engine in engines))
