@@ -100,7 +100,7 @@ def test_ctrl_c_while_the_default_cascade_loads(entry: list[str], logged: str, t
     """Native loaders (CTranslate2, then llama.cpp, which points fds 1 and 2 at /dev/null) run in a thread
     while the UI is built or the server already runs: no abort, no wait for the load, and the line comes out."""
     _need_cascade()
-    argv = [sys.executable, *entry, "--port", str(_free_port())]
+    argv = [sys.executable, *entry, "--engine", "cascade", "--port", str(_free_port())]
     _assert_clean(*_interrupt(argv, tmp_path / "err.txt", logged=logged))
 
 
