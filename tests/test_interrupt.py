@@ -151,9 +151,27 @@ while True:
     assert f"WARNING speechlm_demo.interrupt: {INTERRUPTED}" in err  # the app's log format
 
 
-def test_a_second_ctrl_c_does_not_break_off_a_commands_clean_up(tmp_path: Path) -> None:
-    done = tmp_path / "cleaned-up"
-    code = f"""
+def _press_at(code: str, points: list[str], tmp_path: Path) -> tuple[int, str]:
+    """Run ``code`` as an entry point; each time one of ``points`` (in order) is in its stderr, press Ctrl-C."""
+    stderr = tmp_path / "err.txt"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(_script(code, tmp_path), stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    try:
+        for point in points:
+            deadline = time.monotonic() + DEADLINE_S
+            while point not in stderr.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, stderr.read_text()[-3000:]
+                time.sleep(0.005)
+            os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(30)  # a hang is a failure
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, stderr.read_text()
+
+
+COMMAND = """
 import logging, time
 from speechlm_demo.interrupt import exit_on_interrupt, unwind_on_interrupt
 exit_on_interrupt()
@@ -161,26 +179,54 @@ logging.basicConfig(level=logging.INFO)
 with unwind_on_interrupt():
     try:
         logging.getLogger("entry").info("ready")
-        time.sleep(60)
+        {body}
     finally:
         logging.getLogger("entry").info("cleaning up")
-        time.sleep(1.0)
-        open({str(done)!r}, "w").close()
+        time.sleep({clean_up_s})
+        open({done!r}, "w").close()
 """
+
+
+def test_a_second_ctrl_c_does_not_break_off_a_commands_clean_up(tmp_path: Path) -> None:
+    done = tmp_path / "cleaned-up"
+    code = COMMAND.format(body="time.sleep(60)", clean_up_s=1.0, done=str(done))
+    returncode, err = _press_at(code, ["entry:ready", "entry:cleaning up"], tmp_path)
+    _assert_clean(returncode, err)
+    assert done.exists() and "press it again to exit at once" in err
+
+
+def test_a_third_ctrl_c_exits_even_when_the_first_ones_exception_was_swallowed(tmp_path: Path) -> None:
+    """A KeyboardInterrupt caught by a library (or lost in a finalizer) must not leave Ctrl-C dead."""
+    done = tmp_path / "cleaned-up"
+    body = "try:\n            time.sleep(60)\n        except KeyboardInterrupt:\n            logging.getLogger('entry').info('swallowed')\n        time.sleep(60)"
+    code = COMMAND.format(body=body, clean_up_s=0, done=str(done))
+    returncode, err = _press_at(code, ["entry:ready", "entry:swallowed", "press it again"], tmp_path)
+    _assert_clean(returncode, err)
+    assert not done.exists()  # the third Ctrl-C ended it at once
+
+
+def test_ctrl_c_with_a_page_open_still_ends_the_app_at_once(tmp_path: Path) -> None:
+    """Every open page holds Gradio's heartbeat stream; the graceful shutdown waited for it, so one browser tab
+    kept Ctrl-C from ending the app. The stream is held here as a page holds it."""
+    port = _free_port()
+    argv = [sys.executable, "app.py", "--engine", "echo", "--port", str(port)]
     stderr = tmp_path / "err.txt"
     with stderr.open("w") as err:
-        proc = subprocess.Popen(_script(code, tmp_path), stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     try:
-        for point in ("entry:ready", "entry:cleaning up"):
-            deadline = time.monotonic() + DEADLINE_S
-            while point not in stderr.read_text():
-                assert proc.poll() is None and time.monotonic() < deadline, stderr.read_text()[-3000:]
-                time.sleep(0.005)
+        deadline = time.monotonic() + DEADLINE_S
+        while not _serving(port):
+            assert proc.poll() is None and time.monotonic() < deadline, stderr.read_text()[-3000:]
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as page:
+            page.sendall(f"GET /gradio_api/heartbeat/test-page HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            assert b"200 OK" in page.recv(4096)  # the stream is open
             os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(DEADLINE_S)
+            proc.wait(30)  # a hang is a failure, not a long wait: this is no timing test
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    _assert_clean(proc.returncode, stderr.read_text())
-    assert done.exists()
+    err = stderr.read_text()
+    _assert_clean(proc.returncode, err)
+    assert "registry: released the engines: echo" in err, err[-3000:]
