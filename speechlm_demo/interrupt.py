@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 EXIT_STATUS = 130  # 128 + SIGINT, what a shell reports for a process that Ctrl-C ended
 MESSAGE = "interrupted (Ctrl-C); exiting"
+CLEANING_UP = "cleaning up after Ctrl-C; press it again to exit at once"
 _saved_fds: dict[int, int] = {}  # copies of file descriptors 1 and 2 as they were at the first install
 
 
@@ -52,21 +53,14 @@ def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     _exit_interrupted()
 
 
-def _raise_once(signum: int, frame: FrameType | None) -> None:
-    """Inside :func:`unwind_on_interrupt`: the first Ctrl-C raises KeyboardInterrupt, later ones change nothing
-    (the clean-up it started must not be broken off)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-def _line() -> bytes:
-    """The log line, formatted as the root logger's first handler formats (plain without one)."""
-    record = log.makeRecord(log.name, logging.WARNING, __file__, 0, MESSAGE, None, None)
+def _line(message: str) -> bytes:
+    """A log line, formatted as the root logger's first handler formats (plain without one)."""
+    record = log.makeRecord(log.name, logging.WARNING, __file__, 0, message, None, None)
     handlers = logging.getLogger().handlers
     try:
-        text = handlers[0].format(record) if handlers else MESSAGE
+        text = handlers[0].format(record) if handlers else message
     except Exception:  # noqa: BLE001 - a formatter that fails: the plain message still says it
-        text = MESSAGE
+        text = message
     return text.encode(errors="replace") + b"\n"
 
 
@@ -82,7 +76,7 @@ def _exit_interrupted() -> NoReturn:
         for target in [*logging.getLogger().handlers, sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__]:
             with contextlib.suppress(Exception):  # None, closed, or busy in the very write the signal broke into
                 target.flush()
-        os.write(2, _line())  # not through a stream: its buffer may be the one the main thread was writing
+        os.write(2, _line(MESSAGE))  # not through a stream: its buffer may be the one the main thread was writing
     finally:
         os._exit(EXIT_STATUS)
 
@@ -90,14 +84,27 @@ def _exit_interrupted() -> NoReturn:
 @contextlib.contextmanager
 def unwind_on_interrupt() -> Iterator[None]:
     """Inside, Ctrl-C raises KeyboardInterrupt, so ``finally`` blocks run (a command's clean-up: a staging
-    folder removed), then exits with status 130 as above; a further Ctrl-C during the clean-up is ignored. Only
-    where :func:`exit_on_interrupt` is in force (an entry point); for other callers (a test calling the command
-    line) nothing changes."""
+    folder removed), then exits with status 130 as above. A second Ctrl-C does not break the clean-up off (it
+    says that a third exits at once); the third does, also where the first one's KeyboardInterrupt was
+    swallowed (a finalizer, a library). Only where :func:`exit_on_interrupt` is in force (an entry point); for
+    other callers (a test calling the command line) nothing changes."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not _on_interrupt:
         yield
         return
+    presses = 0
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            raise KeyboardInterrupt
+        if presses > 2:
+            _exit_interrupted()
+        with contextlib.suppress(OSError):
+            os.write(2, _line(CLEANING_UP))
+
     try:
-        signal.signal(signal.SIGINT, _raise_once)
+        signal.signal(signal.SIGINT, on_interrupt)
         yield
     except KeyboardInterrupt:
         _exit_interrupted()
