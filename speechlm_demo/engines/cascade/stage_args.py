@@ -112,8 +112,11 @@ def stage_kind(stage: str, kind: str) -> Callable[[type[T]], type[T]]:
 
         @functools.wraps(init)
         def checked_init(self: T, *args: Any, **kwargs: Any) -> None:
-            if kwargs.keys() - plain - FIXED:  # named as the catalogue names them, with those the kind takes
-                check({k: v for k, v in kwargs.items() if k not in FIXED})
+            unknown = {k: v for k, v in kwargs.items() if k not in plain | FIXED}
+            if unknown:  # named as the catalogue names them, with those the kind takes
+                known = {k: v for k, v in kwargs.items() if k not in unknown}
+                given = signature.bind_partial(self, *args, **known).arguments
+                check({**{k: v for k, v in given.items() if k in plain}, **unknown})
             bound = signature.bind(self, *args, **kwargs)  # Python's own TypeError for a wrong call (one given twice)
             bound.arguments.update(check({k: v for k, v in bound.arguments.items() if k in plain}))
             init(*bound.args, **bound.kwargs)
@@ -137,7 +140,7 @@ def build_stage(stage: str, kinds: Mapping[str, type], config: Mapping[str, Any]
     if kind not in kinds:
         raise EngineError(f"unknown {stage.upper()} kind {kind!r}; known: {', '.join(kinds)}")
     cls = kinds[kind]
-    if getattr(cls, "kind", None) != kind:  # a class not declared with @stage_kind would be built unchecked
+    if vars(cls).get("kind") != kind:  # a class not declared with @stage_kind (a subclass too) would be built unchecked
         raise TypeError(f"{cls.__name__} is not declared as the {stage} kind {kind!r}: decorate it with @stage_kind")
     arguments = {key: value for key, value in config.items() if key != "kind"}
     if FIXED & arguments.keys():  # the engine passes these, never a mapping: refused as the catalogue refuses them
