@@ -9,16 +9,21 @@ files; a size cap backs this up). The page sets the signed voter cookie of the b
 from __future__ import annotations
 
 import argparse
+import asyncio
 import atexit
+import contextlib
 import logging
 import os
 import sys
 import weakref
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import gradio as gr
+import uvicorn
 from fastapi import FastAPI
 from fastrtc import Stream
+from starlette.routing import Mount
 
 from .catalog import CatalogError, load_catalog
 from .cli_types import host_spec, port_number
@@ -38,6 +43,9 @@ log = logging.getLogger(__name__)
 RTC_PREFIX = "/rtc"
 PRELOAD_ENV = "SPEECHLM_PRELOAD"
 EXIT_WAIT_S = 15.0  # how long an exiting process waits for engines still loading (a hub download may not end)
+GRACEFUL_SHUTDOWN_S = 5.0  # how long Ctrl-C waits for requests still running (a page's queue stream) before cancelling them
+CLOSE_WAIT_S = 5.0  # how long shutting down waits for the engines to close (a remote engine's goodbye)
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server cannot start (the port is taken)
 MAX_FILE_SIZE = "1mb"  # Gradio's own cap on uploads, behind the refusal below
 UPLOAD_PATHS = ("/gradio_api/upload", "/gradio_api/process_recording")  # the app has no upload or recording control
 
@@ -151,9 +159,28 @@ def mount_rtc(app: FastAPI, handler: EngineStreamHandler) -> Stream:
     return stream
 
 
+def _closing(registry: EngineRegistry) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the engines are released when the server shuts down (a graceful shutdown runs it
+    before Ctrl-C ends the process, see :mod:`.interrupt`). In a worker thread: an engine's close may wait on
+    an event loop of its own; at most :data:`CLOSE_WAIT_S`, since Ctrl-C cannot cut it short."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            try:
+                await asyncio.wait_for(asyncio.to_thread(registry.close), CLOSE_WAIT_S)
+            except TimeoutError:
+                log.warning("the engines did not close within %.0f s; not waiting for them", CLOSE_WAIT_S)
+
+    return lifespan
+
+
 def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None) -> FastAPI:
-    """FastAPI app with the RTC routes, a health endpoint and the UI mounted at ``/``."""
-    app = FastAPI(title="SpeechLM Playground")
+    """FastAPI app with the RTC routes, a health endpoint and the UI mounted at ``/``; its shutdown releases the
+    registry's engines."""
+    app = FastAPI(title="SpeechLM Playground", lifespan=_closing(registry))
     mount_rtc(app, EngineStreamHandler(registry, engine_id, ui_args=False))
 
     @app.get("/api/health")
@@ -168,12 +195,32 @@ def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None)
     return gr.mount_gradio_app(app, demo, path="", max_file_size=MAX_FILE_SIZE)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server that ends Gradio's heartbeat streams when it shuts down: every open page holds one, and
+    a graceful shutdown waits for open connections, so one browser tab kept Ctrl-C from ending the app (and
+    the engines from being released). Gradio's own ``Blocks.close`` does the same."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list | None = None) -> None:
+        for route in self.app.routes:
+            stop = getattr(route.app, "stop_event", None) if isinstance(route, Mount) else None
+            if stop is not None:
+                stop.set()
+        await super().shutdown(sockets)
+
+
 def serve(demo: gr.Blocks, registry: EngineRegistry, config: AppConfig) -> None:
     """Serve until interrupted (the selected engine is already loading, see :func:`create_demo`). Under an entry
-    point, Ctrl-C shuts the server down, then ends the process there (exit status 130, :mod:`.interrupt`)."""
-    import uvicorn
-
+    point, Ctrl-C shuts the server down (releasing the engines), then ends the process there (exit status 130,
+    :mod:`.interrupt`)."""
     app = create_api(demo, registry, config.engine or registry.default_id())
     log.info("SpeechLM Playground on http://%s:%d", config.server_name, config.port)
-    uvicorn.run(app, host=config.server_name, port=config.port, log_level="warning")
-    registry.close()
+    settings = uvicorn.Config(app, host=config.server_name, port=config.port, log_level="warning",
+                              timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    server = _Server(settings, app)
+    server.run()
+    if not server.started:  # logged by uvicorn (e.g. the port is taken)
+        raise SystemExit(STARTUP_FAILURE)

@@ -178,6 +178,29 @@ class SlowEngine(ScriptedEngine):
     delay_s = 0.25
 
 
+class ClosingEngine(ScriptedEngine):
+    """Counts how often it is closed."""
+
+    def __init__(self, entry: EngineEntry, device: str = "cpu") -> None:
+        super().__init__(entry, device)
+        self.closes = 0
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+class GatedLoadEngine(ClosingEngine):
+    """Loads only once :attr:`gate` is set (an engine still loading when the app shuts down)."""
+
+    gate = threading.Event()
+    loading = threading.Event()
+
+    def _load(self, progress: Progress) -> None:
+        type(self).loading.set()
+        if not type(self).gate.wait(30):
+            raise EngineError("the gate never opened")
+
+
 def registry_of(*entries: EngineEntry) -> EngineRegistry:
     """A CPU registry over these catalogue entries (the first is the default); classes from ``tests`` allowed."""
     catalog = Catalog(default_engine=entries[0].id, engine_packages=["tests"], engines=list(entries))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -24,15 +25,18 @@ def test_args_and_gradio_env(monkeypatch) -> None:
     assert parse_app_args(["--engine", "echo", "--port", "8001"]).port == 8001
 
 
-def test_demo_serves_ui_and_health() -> None:
+def test_demo_serves_ui_and_health_and_its_shutdown_releases_the_engines(caplog: pytest.LogCaptureFixture) -> None:
     config = AppConfig(engine="echo")
     demo, registry = create_demo(config)
     registry.get("echo")
-    with TestClient(create_api(demo, registry, "echo")) as client:
-        health = client.get("/api/health").json()
-        assert health["ready"] is True and health["default"] == "echo" and health["engines"] == {"echo": "ready"}
-        page = client.get("/")
-        assert page.status_code == 200 and "SpeechLM Playground" in page.text
+    with caplog.at_level(logging.INFO, logger="speechlm_demo.engines.registry"):
+        with TestClient(create_api(demo, registry, "echo")) as client:
+            health = client.get("/api/health").json()
+            assert health["ready"] is True and health["default"] == "echo" and health["engines"] == {"echo": "ready"}
+            page = client.get("/")
+            assert page.status_code == 200 and "SpeechLM Playground" in page.text
+            assert "released the engines" not in caplog.text
+        assert "released the engines: echo" in caplog.text
 
 
 def test_app_module_exposes_demo_and_exits_cleanly_while_the_default_engine_loads() -> None:

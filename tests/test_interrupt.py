@@ -100,14 +100,17 @@ def test_ctrl_c_while_the_default_cascade_loads(entry: list[str], logged: str, t
     """Native loaders (CTranslate2, then llama.cpp, which points fds 1 and 2 at /dev/null) run in a thread
     while the UI is built or the server already runs: no abort, no wait for the load, and the line comes out."""
     _need_cascade()
-    argv = [sys.executable, *entry, "--port", str(_free_port())]
+    argv = [sys.executable, *entry, "--engine", "cascade", "--port", str(_free_port())]
     _assert_clean(*_interrupt(argv, tmp_path / "err.txt", logged=logged))
 
 
-def test_ctrl_c_once_serving_stops_the_server_then_exits_130(tmp_path: Path) -> None:
+def test_ctrl_c_once_serving_stops_the_server_releases_the_engines_then_exits_130(tmp_path: Path) -> None:
     port = _free_port()
     argv = [sys.executable, "app.py", "--engine", "echo", "--port", str(port)]
-    _assert_clean(*_interrupt(argv, tmp_path / "err.txt", port=port))
+    returncode, err = _interrupt(argv, tmp_path / "err.txt", port=port)
+    _assert_clean(returncode, err)
+    released = err.find("registry: released the engines: echo")
+    assert 0 <= released < err.find(INTERRUPTED), err[-3000:]
 
 
 def test_ctrl_c_while_bench_imports(prompts: Path, tmp_path: Path) -> None:
@@ -119,3 +122,111 @@ def test_ctrl_c_while_bench_loads_the_cascade(prompts: Path, tmp_path: Path) -> 
     _need_cascade()
     argv = [sys.executable, "-m", "speechlm_demo", "bench", "--engine", "cascade", "--prompts", str(prompts)]
     _assert_clean(*_interrupt(argv, tmp_path / "err.txt", logged=WHISPER_LOADED))
+
+
+def _script(code: str, tmp_path: Path) -> list[str]:
+    path = tmp_path / "entry.py"
+    path.write_text(f"import sys\nsys.path.insert(0, {str(REPO)!r})\n{code}")
+    return [sys.executable, str(path)]
+
+
+def test_ctrl_c_exits_even_when_flushing_a_stream_fails(tmp_path: Path) -> None:
+    """A flush that raises (a stream busy in the very write the signal broke into raises "reentrant call"; here a
+    logging handler) must not keep the process alive with Ctrl-C ignored."""
+    code = """
+import logging, time
+from speechlm_demo.interrupt import exit_on_interrupt
+exit_on_interrupt()
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+class Busy(logging.Handler):
+    def emit(self, record): pass
+    def flush(self): raise RuntimeError("reentrant call inside <_io.BufferedWriter name='<stderr>'>")
+logging.getLogger().addHandler(Busy())
+logging.getLogger("entry").info("ready")
+while True:
+    time.sleep(0.01)
+"""
+    returncode, err = _interrupt(_script(code, tmp_path), tmp_path / "err.txt", logged="entry: ready")
+    _assert_clean(returncode, err)
+    assert f"WARNING speechlm_demo.interrupt: {INTERRUPTED}" in err  # the app's log format
+
+
+def _press_at(code: str, points: list[str], tmp_path: Path) -> tuple[int, str]:
+    """Run ``code`` as an entry point; each time one of ``points`` (in order) is in its stderr, press Ctrl-C."""
+    stderr = tmp_path / "err.txt"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(_script(code, tmp_path), stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    try:
+        for point in points:
+            deadline = time.monotonic() + DEADLINE_S
+            while point not in stderr.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, stderr.read_text()[-3000:]
+                time.sleep(0.005)
+            os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(30)  # a hang is a failure
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, stderr.read_text()
+
+
+COMMAND = """
+import logging, time
+from speechlm_demo.interrupt import exit_on_interrupt, unwind_on_interrupt
+exit_on_interrupt()
+logging.basicConfig(level=logging.INFO)
+with unwind_on_interrupt():
+    try:
+        logging.getLogger("entry").info("ready")
+        {body}
+    finally:
+        logging.getLogger("entry").info("cleaning up")
+        time.sleep({clean_up_s})
+        open({done!r}, "w").close()
+"""
+
+
+def test_a_second_ctrl_c_does_not_break_off_a_commands_clean_up(tmp_path: Path) -> None:
+    done = tmp_path / "cleaned-up"
+    code = COMMAND.format(body="time.sleep(60)", clean_up_s=1.0, done=str(done))
+    returncode, err = _press_at(code, ["entry:ready", "entry:cleaning up"], tmp_path)
+    _assert_clean(returncode, err)
+    assert done.exists() and "press it again to exit at once" in err
+
+
+def test_a_third_ctrl_c_exits_even_when_the_first_ones_exception_was_swallowed(tmp_path: Path) -> None:
+    """A KeyboardInterrupt caught by a library (or lost in a finalizer) must not leave Ctrl-C dead."""
+    done = tmp_path / "cleaned-up"
+    body = "try:\n            time.sleep(60)\n        except KeyboardInterrupt:\n            logging.getLogger('entry').info('swallowed')\n        time.sleep(60)"
+    code = COMMAND.format(body=body, clean_up_s=0, done=str(done))
+    returncode, err = _press_at(code, ["entry:ready", "entry:swallowed", "press it again"], tmp_path)
+    _assert_clean(returncode, err)
+    assert not done.exists()  # the third Ctrl-C ended it at once
+
+
+def test_ctrl_c_with_a_page_open_still_ends_the_app_at_once(tmp_path: Path) -> None:
+    """Every open page holds Gradio's heartbeat stream; the graceful shutdown waited for it, so one browser tab
+    kept Ctrl-C from ending the app. The stream is held here as a page holds it."""
+    port = _free_port()
+    argv = [sys.executable, "app.py", "--engine", "echo", "--port", str(port)]
+    stderr = tmp_path / "err.txt"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not _serving(port):
+            assert proc.poll() is None and time.monotonic() < deadline, stderr.read_text()[-3000:]
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as page:
+            page.sendall(f"GET /gradio_api/heartbeat/test-page HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            assert b"200 OK" in page.recv(4096)  # the stream is open
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(30)  # a hang is a failure, not a long wait: this is no timing test
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    err = stderr.read_text()
+    _assert_clean(proc.returncode, err)
+    assert "registry: released the engines: echo" in err, err[-3000:]

@@ -67,6 +67,7 @@ class EngineRegistry:
         self._states: dict[str, LoadState] = {eid: LoadState() for eid in self.availability}
         self._locks: dict[str, threading.Lock] = {eid: threading.Lock() for eid in self.availability}
         self._loaders: list[threading.Thread] = []
+        self._closed = False
 
     def offered_ids(self) -> list[str]:
         """Ids of the engines available on this host, in catalogue order."""
@@ -91,6 +92,8 @@ class EngineRegistry:
         if not availability.available:
             raise EngineError(f"{availability.entry.label} is not available here: {availability.reason}")
         with self._locks[engine_id]:
+            if self._closed:
+                raise EngineError(f"{availability.entry.label} is not loaded: the app is shutting down")
             engine = self._engines.get(engine_id)
             if engine is not None and engine.loaded:
                 return engine
@@ -137,9 +140,26 @@ class EngineRegistry:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
-        """Release every loaded engine."""
-        for engine in self._engines.values():
+        """Release the engines and load none any more (what was released is logged at INFO). An engine still
+        loading is left to its loader: closing it in the middle of its load breaks the load; the process is
+        ending anyway. Closing twice does nothing more."""
+        self._closed = True
+        released = []
+        for engine_id, lock in self._locks.items():
+            if not lock.acquire(blocking=False):
+                log.info("%s is still loading: not closed", engine_id)
+                continue
             try:
+                engine = self._engines.pop(engine_id, None)
+                if engine is None:
+                    continue
+                loaded = engine.loaded
                 engine.close()
-            except Exception:  # noqa: BLE001
-                log.exception("closing %s failed", engine.id)
+                if loaded:
+                    released.append(engine_id)
+            except Exception:  # noqa: BLE001 - the others are still released
+                log.exception("closing %s failed", engine_id)
+            finally:
+                lock.release()
+        if released:
+            log.info("released the engines: %s", ", ".join(released))

@@ -193,10 +193,10 @@ class PendingVotes:
         found = [p for p in self.spool.parent.glob(f"{SPOOL_PREFIX}*.jsonl") if p.name != self.spool.name]
         found += self.spool.parent.glob(f"{SPOOL_PREFIX}*.jsonl{CLAIM_MARK}*")
         claims = []
-        for path in sorted(found):
+        for number, path in enumerate(sorted(found)):
             if path.name.endswith(BAD_SUFFIX):
                 continue
-            claim = path.with_name(_claimed_from(path).name + mark)
+            claim = path.with_name(f"{_claimed_from(path).name}{mark}-{number}")  # a spool and its stale claims: one name each
             what = f"taking over the pending-vote spool {_claimed_from(path)}"
             try:
                 os.rename(path, claim)

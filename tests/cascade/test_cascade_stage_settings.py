@@ -171,3 +171,34 @@ def test_a_stage_built_directly_gets_the_checked_values() -> None:
     assert type(http.read_timeout) is float and http.read_timeout == 7.0
     with pytest.raises(EngineError, match=r"^llm\.model: Input should be a valid string, not 5 \(int\) \(llm kind openai\)$"):
         OpenAICompatibleLLM("http://127.0.0.1:9/v1", 5)  # type: ignore[arg-type]
+
+
+def test_a_wrong_call_is_pythons_own_error_and_an_unknown_argument_is_named_as_the_catalogue_names_it() -> None:
+    """An argument given twice is a TypeError, as for any class, not a merged value that then passes the check."""
+    with pytest.raises(TypeError, match="multiple values for argument 'base_url'"):
+        OpenAICompatibleLLM("http://127.0.0.1:9/v1", "m", base_url="http://127.0.0.1:9/v1")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="too many positional arguments"):
+        OpenAICompatibleLLM(*range(20))  # type: ignore[arg-type]
+    with pytest.raises(EngineError, match=r"^llm\.colour: not an argument of llm kind openai \(known: api_key_env, [^;]*$"):
+        OpenAICompatibleLLM("http://127.0.0.1:9/v1", "m", colour="red")  # type: ignore[call-arg]
+    with pytest.raises(EngineError, match=r"^tts\.colour: not an argument of tts kind openai \(known: [^;]*$"):
+        VOICE_KINDS["openai"]("tts-1", colour="red")  # the model given by position is not "missing"
+
+
+def test_build_stage_refuses_a_class_not_declared_as_the_kind() -> None:
+    """A kinds map written by hand with an undecorated class would build it unchecked."""
+
+    class Plain:
+        def __init__(self, rate: int = 16000) -> None:
+            self.rate = rate
+
+    with pytest.raises(TypeError, match=r"Plain is not declared as the asr kind 'plain': decorate it with @stage_kind"):
+        build_stage("asr", {"plain": Plain}, {"kind": "plain", "rate": "fast"})
+    with pytest.raises(TypeError, match="not declared as the asr kind 'other'"):
+        build_stage("asr", {"other": ASR_KINDS["faster-whisper"]}, {"kind": "other"})
+
+    class Sub(ASR_KINDS["faster-whisper"]):  # type: ignore[misc, valid-type]
+        pass
+
+    with pytest.raises(TypeError, match="Sub is not declared as the asr kind 'faster-whisper'"):
+        build_stage("asr", {"faster-whisper": Sub}, {"kind": "faster-whisper"})

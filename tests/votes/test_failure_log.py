@@ -56,3 +56,33 @@ def test_a_failure_that_goes_on_is_recalled_at_warning_now_and_then(caplog: pyte
     assert warnings == [
         f"claiming a failed again ({n} times in a row): PermissionError: [13] Permission denied" for n in (REMIND_EVERY, 2 * REMIND_EVERY)
     ]
+
+
+@pytest.mark.parametrize("done_first", [True, False], ids=["done-then-failed", "failed-then-done"])
+def test_one_what_done_for_one_file_and_failed_for_another_in_a_round_has_not_recovered(
+    done_first: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A spool and a stale claim on it are one ``what``: one taken over, the other not, is still a failure, counted
+    once in the round; no "no longer fails" line, no second ERROR."""
+    failures = RepeatedFailures(logging.getLogger("test.failures"))
+    denied = PermissionError(13, "Permission denied")
+    with caplog.at_level(logging.DEBUG, logger="test.failures"):
+        failures.failed("taking over s", denied, "cannot take over %s", "s")
+        failures.failed("taking over s", denied, "cannot take over %s", "s.claimed-1")
+        failures.round_over()
+        for _ in range(2):
+            if done_first:
+                failures.succeeded("taking over s")
+            failures.failed("taking over s", denied, "cannot take over %s", "s")
+            if not done_first:
+                failures.succeeded("taking over s")
+            failures.round_over()
+        failures.succeeded("taking over s")
+        failures.round_over()
+    levels = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert levels == [
+        (logging.ERROR, "cannot take over s"),
+        (logging.DEBUG, "taking over s failed again (2 times in a row): PermissionError: [13] Permission denied"),
+        (logging.DEBUG, "taking over s failed again (3 times in a row): PermissionError: [13] Permission denied"),
+        (logging.INFO, "taking over s no longer fails (it failed 3 time(s) in a row)"),
+    ]

@@ -121,6 +121,21 @@ def test_a_claim_left_by_a_taker_that_died_is_taken_over(store: VoteStore, tmp_p
     pending.close()
 
 
+def test_a_spool_and_claims_left_on_it_are_all_taken_over(store: VoteStore, tmp_path: Path) -> None:
+    """A spool and stale claims of the same host got one claim name in a round: each rename replaced the one
+    before, and the votes of all but one were lost."""
+    files = [tmp_path / "pending_votes-gone.jsonl", tmp_path / "pending_votes-gone.jsonl.claimed-dead-1-abcd1234",
+             tmp_path / "pending_votes-gone.jsonl.claimed-dead-2-ef567890"]
+    records = [make_record() for _ in files]
+    for path, record in zip(files, records):
+        write_spool(path, record.to_json())
+    pending = PendingVotes(store, tmp_path / "pending_votes-here.jsonl", retry_s=3600, adopt=True)
+    assert len(pending) == 3 and not any(path.exists() for path in files)
+    assert pending.drain() == 3 and all(store.get(record.round_id) == record for record in records)
+    assert sorted(p.name for p in tmp_path.glob("pending_votes-*")) == ["pending_votes-here.jsonl"]
+    pending.close()
+
+
 def test_a_spool_left_after_the_start_is_taken_over_by_the_periodic_retry(store: VoteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another replica went away after this one started: its spool is taken over without a restart, and its
     vote is stored once."""

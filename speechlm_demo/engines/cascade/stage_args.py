@@ -101,19 +101,24 @@ def stage_kind(stage: str, kind: str) -> Callable[[type[T]], type[T]]:
     def decorate(cls: type[T]) -> type[T]:
         init = cls.__init__
         signature = inspect.signature(init)
-        parameters = list(signature.parameters.values())[1:]  # less self
-        positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        unchecked = FIXED & {p.name for p in parameters}
+        parameters = list(signature.parameters.values())
+        plain = {p.name for p in parameters[1:] if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)} - FIXED
+
+        def check(given: Mapping[str, Any]) -> dict[str, Any]:
+            try:
+                return checked_arguments(stage, kind, cls, given)
+            except ValidationError as exc:
+                raise _engine_error(stage, exc) from None
 
         @functools.wraps(init)
         def checked_init(self: T, *args: Any, **kwargs: Any) -> None:
-            given = {**dict(zip(positional, args)), **kwargs}
-            try:
-                checked = checked_arguments(stage, kind, cls, {k: v for k, v in given.items() if k not in unchecked})
-            except ValidationError as exc:
-                raise _engine_error(stage, exc) from None
-            bound = signature.bind(self, *args, **kwargs)  # Python's own TypeError for a wrong call
-            bound.arguments.update(checked)
+            unknown = {k: v for k, v in kwargs.items() if k not in plain | FIXED}
+            if unknown:  # named as the catalogue names them, with those the kind takes
+                known = {k: v for k, v in kwargs.items() if k not in unknown}
+                given = signature.bind_partial(self, *args, **known).arguments
+                check({**{k: v for k, v in given.items() if k in plain}, **unknown})
+            bound = signature.bind(self, *args, **kwargs)  # Python's own TypeError for a wrong call (one given twice)
+            bound.arguments.update(check({k: v for k, v in bound.arguments.items() if k in plain}))
             init(*bound.args, **bound.kwargs)
 
         cls.__init__ = checked_init  # type: ignore[method-assign]
@@ -135,6 +140,8 @@ def build_stage(stage: str, kinds: Mapping[str, type], config: Mapping[str, Any]
     if kind not in kinds:
         raise EngineError(f"unknown {stage.upper()} kind {kind!r}; known: {', '.join(kinds)}")
     cls = kinds[kind]
+    if vars(cls).get("kind") != kind:  # a class not declared with @stage_kind (a subclass too) would be built unchecked
+        raise TypeError(f"{cls.__name__} is not declared as the {stage} kind {kind!r}: decorate it with @stage_kind")
     arguments = {key: value for key, value in config.items() if key != "kind"}
     if FIXED & arguments.keys():  # the engine passes these, never a mapping: refused as the catalogue refuses them
         try:
