@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 
 import numpy as np
 import soundfile as sf
@@ -240,7 +241,7 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
 def read_audio(path: str, target_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file as mono float32, optionally resampled to ``target_rate``."""
     try:
-        samples, rate = sf.read(path, dtype="float32", always_2d=True)
+        samples, rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)  # bytes: any file name
     except Exception as exc:  # noqa: BLE001
         raise AudioError(f"could not read audio file {path}: {exc}") from None
     mono = to_mono_float32(samples.T)

@@ -6,19 +6,25 @@ FastRTC 0.0.34 (``webrtc_connection_mixin.py``, ``handle_offer``) stores the new
 fails with a 500 and the peer stays stored for ever (its 30 s clean-up task is only started afterwards), so a
 few bad offers use up every session slot. Here the message type and the SDP are checked first (400), and when
 FastRTC's offer raises anyway, the peer it stored is removed and closed and the client gets a JSON error.
+
+The page's own microphones do not post to that route: FastRTC's ``WebRTC`` component sends its offers through
+Gradio's ``/gradio_api/component_server`` (the ``offer`` server function), to the same ``handle_offer``. The
+app's microphones are therefore wrapped by :func:`guard_offers`: their ``offer`` goes through the same checks.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc import sdp
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from fastapi.responses import JSONResponse
-from fastrtc import Stream
+from fastrtc import Stream, WebRTC
 from fastrtc.stream import Body
+from gradio.components.base import server
+from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -51,34 +57,67 @@ def offer_problem(body: Body) -> str | None:
     return None
 
 
+class Peers(Protocol):
+    """What FastRTC's ``Stream`` and ``WebRTC`` component share (``WebRTCConnectionMixin``): the peers by id."""
+
+    pcs: dict[str, Any]
+
+    def clean_up(self, webrtc_id: str) -> Any: ...
+
+
+async def answer_checked(peers: Peers, body: Body, answer: Callable[[Body], Awaitable[Any]]) -> Any:
+    """``answer(body)`` (FastRTC's offer) behind the checks above, cleaning up after it on failure."""
+    problem = offer_problem(body)
+    if problem is not None:
+        log.warning("refused a WebRTC %s message: %s", body.type[:40], problem)
+        return refusal(400, "bad_offer", problem)
+    if body.type == "offer" and body.webrtc_id in peers.pcs:  # never let a second offer replace a peer
+        return refusal(200, "connection_already_exists", "a connection with this webrtc_id already exists")
+    try:
+        return await answer(body)
+    except Exception as exc:  # whatever failed, the peer this offer stored must not keep its slot
+        if body.type == "offer":  # a failed ice-candidate must not close the id's working peer
+            await discard_peer(peers, body.webrtc_id)
+        if isinstance(exc, CLIENT_FAULTS):
+            log.warning("refused a WebRTC offer: %s: %s", type(exc).__name__, exc)
+            return refusal(400, "bad_offer", f"the offer was refused: {exc}")
+        log.exception("answering a WebRTC offer failed")
+        return refusal(500, "offer_failed", f"the server could not answer the offer: {type(exc).__name__}: {exc}")
+
+
 def guarded_offer(stream: Stream) -> Callable[[Body], Awaitable[Any]]:
-    """The route handler: :meth:`fastrtc.Stream.offer` behind the checks above, cleaning up after it on failure."""
+    """The ``/rtc/webrtc/offer`` route handler: :meth:`fastrtc.Stream.offer` behind the checks."""
 
     async def offer(body: Body) -> Any:
-        problem = offer_problem(body)
-        if problem is not None:
-            log.warning("refused a WebRTC %s message: %s", body.type[:40], problem)
-            return refusal(400, "bad_offer", problem)
-        if body.type == "offer" and body.webrtc_id in stream.pcs:  # never let a second offer replace a peer
-            return refusal(200, "connection_already_exists", "a connection with this webrtc_id already exists")
-        try:
-            return await stream.offer(body)
-        except Exception as exc:  # whatever failed, the peer this offer stored must not keep its slot
-            if body.type == "offer":  # a failed ice-candidate must not close the id's working peer
-                await discard_peer(stream, body.webrtc_id)
-            if isinstance(exc, CLIENT_FAULTS):
-                log.warning("refused a WebRTC offer: %s: %s", type(exc).__name__, exc)
-                return refusal(400, "bad_offer", f"the offer was refused: {exc}")
-            log.exception("answering a WebRTC offer failed")
-            return refusal(500, "offer_failed", f"the server could not answer the offer: {type(exc).__name__}: {exc}")
+        return await answer_checked(stream, body, stream.offer)
 
     return offer
 
 
-async def discard_peer(stream: Stream, webrtc_id: str) -> None:
+def guard_offers(component: WebRTC) -> WebRTC:
+    """``component`` (FastRTC's WebRTC, a microphone of the page) with its offers behind the same checks: the page
+    posts them to Gradio's ``component_server``, which calls the component's ``offer`` server function with
+    whatever JSON a client sent. Its own attribute, so FastRTC's class (and its front end) stays as it is."""
+    answer = component.offer
+
+    @server
+    async def offer(body: Any) -> Any:
+        try:
+            message = Body.model_validate(body)
+        except ValidationError as exc:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+            log.warning("refused a WebRTC message: %s", problem)
+            return refusal(400, "bad_offer", f"not a WebRTC message: {problem}")
+        return await answer_checked(component, message, lambda checked: answer(checked.model_dump()))
+
+    component.offer = offer  # type: ignore[method-assign]
+    return component
+
+
+async def discard_peer(peers: Peers, webrtc_id: str) -> None:
     """Forget what FastRTC stored for ``webrtc_id`` (peer, handler, tracks, outputs) and close its peer."""
-    pc = stream.pcs.get(webrtc_id)
-    for connection in stream.clean_up(webrtc_id):  # shuts the handlers down and drops every entry of the id
+    pc = peers.pcs.get(webrtc_id)
+    for connection in peers.clean_up(webrtc_id):  # shuts the handlers down and drops every entry of the id
         connection.stop()
     if pc is not None:
         await pc.close()

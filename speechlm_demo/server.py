@@ -18,6 +18,7 @@ import sys
 import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 import uvicorn
@@ -192,7 +193,15 @@ def create_api(demo: gr.Blocks, registry: EngineRegistry, engine_id: str | None)
 
     app.add_middleware(RefuseUploads)
     app.add_middleware(VoterCookieMiddleware, ids=VoterIds())
-    return gr.mount_gradio_app(app, demo, path="", max_file_size=MAX_FILE_SIZE)
+    app = gr.mount_gradio_app(app, demo, path="", max_file_size=MAX_FILE_SIZE)
+    for mounted in _gradio_apps(app):
+        mounted.debug = False  # Gradio builds its app with debug on: a failing request got the server's traceback
+    return app
+
+
+def _gradio_apps(app: FastAPI) -> list[Any]:
+    """The Gradio apps mounted in ``app`` (they are the mounts with a ``stop_event``)."""
+    return [route.app for route in app.routes if isinstance(route, Mount) and hasattr(route.app, "stop_event")]
 
 
 class _Server(uvicorn.Server):
@@ -205,10 +214,8 @@ class _Server(uvicorn.Server):
         self.app = app
 
     async def shutdown(self, sockets: list | None = None) -> None:
-        for route in self.app.routes:
-            stop = getattr(route.app, "stop_event", None) if isinstance(route, Mount) else None
-            if stop is not None:
-                stop.set()
+        for mounted in _gradio_apps(self.app):
+            mounted.stop_event.set()
         await super().shutdown(sockets)
 
 

@@ -32,6 +32,8 @@ def test_views_rank_engines_and_filter_by_session(tmp_path: Path) -> None:
     assert list(panel["engine"])[0] == "slow" and "3 votes" in panel_summary
     empty = leaderboard_views(store, "nobody")
     assert empty[0].empty and "No votes yet for session nobody." in empty[-1]
+    from_api = leaderboard_views(store, None, None)  # Gradio's API takes nulls for both inputs
+    assert list(from_api[0]["engine"]) == ["fast", "slow"] and "15 votes" in from_api[-1]
     store.close()
 
 

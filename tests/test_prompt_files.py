@@ -151,3 +151,15 @@ def test_session_prepare_removes_its_staging_folder_on_sigterm(tmp_path: Path) -
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143 and "stopped by SIGTERM" in err and "Traceback" not in err
     assert list(sessions.iterdir()) == []
+
+
+def test_a_prompt_whose_name_is_not_utf8_is_read(tmp_path: Path) -> None:
+    """A file name is bytes on Linux: one from another system's encoding is still a prompt, not a skip."""
+    name = os.fsdecode(b"caf\xe9-question.wav")  # Latin-1, as an old archive would name it
+    sf.write(os.fsencode(tmp_path / name), tone(0.5), 16000)
+    prompts, skipped = read_prompt_folder(tmp_path, 16000)
+    assert skipped == [] and len(prompts) == 1 and np.abs(prompts[0].audio).max() > 0.1
+    from speechlm_demo.audio import read_audio
+
+    audio, rate = read_audio(str(tmp_path / name))
+    assert rate == 16000 and audio.size == 8000

@@ -114,9 +114,11 @@ def summary_text(board: Board, tag: str) -> str:
     return text
 
 
-def leaderboard_views(store: VoteStore, tag: str = "", exclude_outliers: bool = False) -> tuple[pd.DataFrame, Any, pd.DataFrame, pd.DataFrame, Any, Any, str]:
-    """Ratings table, heatmap, latency table, judge table, judge box plots, rating-vs-latency plot and a summary."""
-    tag = tag.strip()
+def leaderboard_views(store: VoteStore, tag: str | None = "", exclude_outliers: bool | None = False) -> tuple[pd.DataFrame, Any, pd.DataFrame, pd.DataFrame, Any, Any, str]:
+    """Ratings table, heatmap, latency table, judge table, judge box plots, rating-vs-latency plot and a summary
+    (an API client may send nulls: no tag, outliers kept)."""
+    tag = tag.strip() if isinstance(tag, str) else ""
+    exclude_outliers = exclude_outliers is True
     try:
         board = _boards.get(store, tag, exclude_outliers)
     except StoreError:

@@ -10,6 +10,7 @@ from fastrtc import WebRTC
 
 from ..recorder import RecordedTurn, TurnRecorder
 from ..rtc import browser_rtc_configuration, max_sessions, server_rtc_configuration
+from ..rtc_offer import guard_offers
 
 
 @dataclass
@@ -31,7 +32,7 @@ def _route(status: str, turn: RecordedTurn | None) -> tuple[Any, Any, Any]:
 
 def build_turn_input(prefix: str, label: str = "Microphone") -> TurnInput:
     """Create the microphone (elem ids start with ``prefix``) and wire its recorder."""
-    webrtc = WebRTC(
+    webrtc = guard_offers(WebRTC(
         label=label,
         modality="audio",
         mode="send-receive",
@@ -39,7 +40,7 @@ def build_turn_input(prefix: str, label: str = "Microphone") -> TurnInput:
         server_rtc_configuration=server_rtc_configuration(),
         elem_id=f"{prefix}-webrtc",
         full_screen=False,
-    )
+    ))
     status = gr.Markdown(elem_id=f"{prefix}-mic-status")
     turn, turn_id = gr.State(None), gr.State(0)
     webrtc.stream(

@@ -13,6 +13,7 @@ from fastrtc import WebRTC
 from ..engines.registry import EngineRegistry
 from ..plots import close, timeline_figure
 from ..rtc import EngineStreamHandler, browser_rtc_configuration, max_sessions, server_rtc_configuration
+from ..rtc_offer import guard_offers
 from .text import plain
 
 LOAD_POLL_S = 0.25
@@ -78,7 +79,7 @@ def build_talk_tab(registry: EngineRegistry, preselect: str | None = None) -> tu
                     lines=1,
                 )
             load_status = gr.Markdown(elem_id="talk-load-status")
-            audio = WebRTC(
+            audio = guard_offers(WebRTC(
                 label="Microphone",
                 modality="audio",
                 mode="send-receive",
@@ -86,7 +87,7 @@ def build_talk_tab(registry: EngineRegistry, preselect: str | None = None) -> tu
                 server_rtc_configuration=server_rtc_configuration(),
                 elem_id="talk-webrtc",
                 full_screen=False,
-            )
+            ))
             status = gr.Markdown(elem_id="talk-status")
         with gr.Column(scale=3):
             transcript = gr.Chatbot(

@@ -20,8 +20,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
+
+from starlette.requests import cookie_parser
 
 from ..env_settings import env_int
 from .limits import SlidingWindows
@@ -126,12 +127,10 @@ class VoterCookieMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        jar = SimpleCookie()
-        try:
-            jar.load(headers.get(b"cookie", b"").decode("latin-1"))
-        except CookieError:
-            jar = SimpleCookie()
-        if self.ids.verify(jar[COOKIE].value if COOKIE in jar else None):
+        # Starlette's lenient parser, as the routes read it: SimpleCookie drops every cookie of a header in which
+        # one (another app's on the same host) has a space or JSON in it, and a new voter id came at each visit.
+        jar = cookie_parser(headers.get(b"cookie", b"").decode("latin-1"))
+        if self.ids.verify(jar.get(COOKIE)):
             await self.app(scope, receive, send)
             return
         address = str((scope.get("client") or ("unknown",))[0])

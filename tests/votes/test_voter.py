@@ -47,6 +47,17 @@ def test_the_page_issues_a_signed_http_only_cookie_once() -> None:
     assert "Secure" in secure and "SameSite=None" in secure and "Partitioned" in secure
 
 
+def test_the_voter_cookie_is_read_beside_another_apps_odd_cookies() -> None:
+    """Cookies ignore the port: another app on the same host may set one with JSON, spaces or UTF-8 in it. The
+    page must still read its own, not issue a new id at every visit (the quota of new ids would run out)."""
+    ids = VoterIds(b"k" * 32)
+    client = TestClient(app_with(ids))
+    value = client.get("/").cookies[COOKIE]
+    for odd in ('prefs={"theme": "dark"}', "note=two words", "name=zoë", "broken"):
+        header = f"{odd}; {COOKIE}={value}; other=1"
+        assert "set-cookie" not in client.get("/", headers={"cookie": header.encode()}).headers, odd
+
+
 def test_a_client_cannot_mint_or_forge_a_voter_id() -> None:
     ids = VoterIds(b"k" * 32)
     value = ids.issue("10.0.0.1")
