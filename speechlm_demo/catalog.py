@@ -156,6 +156,8 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
         raw = yaml.load(file.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except OSError as exc:
         raise CatalogError(f"{file}: cannot read catalogue: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{file}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); save the catalogue as UTF-8") from None
     except yaml.YAMLError as exc:
         raise CatalogError(f"{file}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

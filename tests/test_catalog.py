@@ -128,6 +128,20 @@ def test_the_audio_alone_echo_rows_are_diagnostics_never_drawn_blind() -> None:
     assert drawn and not drawn & {"echo", "echo-silence700", "echo-smart-turn"}
 
 
+def test_a_catalogue_not_in_utf8_names_the_file_and_the_byte(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from speechlm_demo.cli import main
+
+    path = tmp_path / "latin1.yaml"
+    text = "# caf\u00e9 engines\ndefault_engine: echo\nengines:" + GOOD_ENTRY
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(CatalogError, match="not UTF-8") as info:
+        load_catalog(path)
+    assert str(path) in str(info.value) and "0xe9 at offset 5" in str(info.value)
+    assert main(["engines", "--catalog", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: not UTF-8") and "Traceback" not in err
+
+
 def test_missing_catalogue_file(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="cannot read"):
         load_catalog(tmp_path / "absent.yaml")
