@@ -29,6 +29,7 @@ from .settings_memo import remember, remembered
 
 log = logging.getLogger(__name__)
 
+MAX_WEIGHT = 1000.0  # a catalogue weight's ceiling: relative weights need no more, and sums of them stay finite
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "configs" / "engines.yaml"
 CATALOG_ENV = "SPEECHLM_CATALOG"
 EXPERIMENTAL_ENV = "SPEECHLM_EXPERIMENTAL"
@@ -64,9 +65,9 @@ class SampleRates(BaseModel):
 
 
 class EngineEntry(BaseModel):
-    """One engine of the catalogue."""
+    """One engine of the catalogue; its numbers are finite (no ``.inf`` / ``.nan``)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     label: str = Field(min_length=1)
@@ -80,7 +81,7 @@ class EngineEntry(BaseModel):
     model_ids: list[str] = Field(default_factory=list)
     requires: Requirements = Field(default_factory=Requirements)
     defaults: dict[str, Any] = Field(default_factory=dict)
-    weight: float = Field(1.0, ge=0, description="sampling weight for blind A/B pairs")
+    weight: float = Field(1.0, ge=0, le=MAX_WEIGHT, description="sampling weight for blind A/B pairs")
     identity_names: list[str] = Field(
         default_factory=list, description="engine, model and company names that unblind a vote when a reply says them"
     )
@@ -156,6 +157,8 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
         raw = yaml.load(file.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except OSError as exc:
         raise CatalogError(f"{file}: cannot read catalogue: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{file}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); save the catalogue as UTF-8") from None
     except yaml.YAMLError as exc:
         raise CatalogError(f"{file}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

@@ -8,7 +8,7 @@ import logging
 import sys
 
 from .catalog import CatalogError, engine_table_rows, experimental_enabled, load_catalog, offered
-from .cli_types import non_negative_float, positive_float, positive_int
+from .cli_types import non_negative_float, output_file, positive_float, positive_int
 from .env_settings import drop_unreadable_gradio_port
 from .hardware import probe, simulated_host
 from .interrupt import unwind_on_interrupt
@@ -88,9 +88,6 @@ def _bench(args: argparse.Namespace) -> int:
         host = simulated_host(args.host) if args.host else probe()
         registry = EngineRegistry(catalog, host)
         prompts = load_prompts(Path(args.prompts), catalog.get(args.engine).sample_rates.input, args.max_prompt)
-        for output in (args.json, args.csv, args.plot):
-            if output and not Path(output).resolve().parent.is_dir():
-                raise FileNotFoundError(f"no folder for the output file {output}")
         engine = registry.get(args.engine)
     except (CatalogError, KeyError, ValueError, FileNotFoundError, EngineError) as exc:
         sys.stderr.write(f"error: {exc}\n")
@@ -168,9 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--prompts", help="folder of WAVs (+ optional NAME.txt / NAME.json sidecars)")
     bench.add_argument("--startup", action="store_true", help="instead: time app.py's launch until the engine is loaded")
     bench.add_argument("--repeat", type=positive_int, default=1, help="turns per prompt")
-    bench.add_argument("--json", help="write the full report here")
-    bench.add_argument("--csv", help="write one row per turn here")
-    bench.add_argument("--plot", help="write a PNG box plot of the metrics here")
+    bench.add_argument("--json", type=output_file, help="write the full report here")
+    bench.add_argument("--csv", type=output_file, help="write one row per turn here")
+    bench.add_argument("--plot", type=output_file, help="write a PNG box plot of the metrics here")
     bench.add_argument("--tail", type=non_negative_float, default=4.0, help="seconds of silence fed after each prompt")
     bench.add_argument("--timeout", type=positive_float, default=30.0, help="seconds to wait for a turn to end")
     bench.add_argument("--max-prompt", type=positive_float, default=60.0, help="prompts longer than this many seconds are cut")

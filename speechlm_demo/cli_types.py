@@ -1,7 +1,7 @@
 """Argparse ``type=`` checkers for the command line's flags (the CLI's subcommands and ``app.py``).
 
-A bad value (not a number, NaN, infinite, out of range, not a port, not a host) is refused by argparse itself:
-a one-line message naming the flag and exit status 2, never a traceback or a run on a value that makes no sense.
+A bad value (not a number, NaN, infinite, out of range, not a port, not a host, an output path
+that cannot be written) is refused by argparse itself: a one-line message naming the flag and exit status 2, never a traceback or a run on a value that makes no sense.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 
 from .env_settings import is_port
 from .hardware import simulated_host
+from .output_paths import output_file_problem, output_folder_problem
 
 
 def _number(text: str, kind: type[int | float]) -> int | float:
@@ -80,4 +81,20 @@ def host_spec(text: str) -> str:
         simulated_host(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def output_file(text: str) -> str:
+    """A file that can be written: not a folder, in a folder that exists (``--json``, ``--csv``, ``--plot``)."""
+    problem = output_file_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def output_folder(text: str) -> str:
+    """A folder that exists or can be made, and can be written (``leaderboard --plots``)."""
+    problem = output_folder_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return text

@@ -96,6 +96,10 @@ GOOD_ENTRY = """
         ("default_engine: echo\nengines:" + GOOD_ENTRY + "    identity_names: [Moshi, moshi]\n", ["entry 'echo'", "field identity_names", "listed twice"]),
         ("default_engine: echo\nengines:" + GOOD_ENTRY + "    identity_names: ['--']\n", ["entry 'echo'", "field identity_names", "must be a word"]),
         ("default_engine: echo\nengines:" + GOOD_ENTRY + "    identity_names: Moshi\n", ["entry 'echo'", "field identity_names"]),
+        ("default_engine: echo\nengines:" + GOOD_ENTRY + "    weight: .inf\n", ["entry 'echo'", "field weight", "finite"]),
+        ("default_engine: echo\nengines:" + GOOD_ENTRY + "    weight: .nan\n", ["entry 'echo'", "field weight", "finite"]),
+        ("default_engine: echo\nengines:" + GOOD_ENTRY + "    weight: 1e308\n", ["entry 'echo'", "field weight", "1000"]),
+        ("default_engine: echo\nengines:" + GOOD_ENTRY + "    min_vram_gb: .inf\n", ["entry 'echo'", "field min_vram_gb", "finite"]),
         ("engines: [", ["not valid YAML"]),
         ("- just a list", ["expected a mapping"]),
     ],
@@ -126,6 +130,28 @@ def test_the_audio_alone_echo_rows_are_diagnostics_never_drawn_blind() -> None:
     rng = random.Random(0)
     drawn = {e.id for _ in range(200) for e in pick_pair(catalog.engines, rng)}
     assert drawn and not drawn & {"echo", "echo-silence700", "echo-smart-turn"}
+
+
+def test_a_catalogue_not_in_utf8_names_the_file_and_the_byte(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from speechlm_demo.cli import main
+
+    path = tmp_path / "latin1.yaml"
+    text = "# caf\u00e9 engines\ndefault_engine: echo\nengines:" + GOOD_ENTRY
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(CatalogError, match="not UTF-8") as info:
+        load_catalog(path)
+    assert str(path) in str(info.value) and "0xe9 at offset 5" in str(info.value)
+    assert main(["engines", "--catalog", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: not UTF-8") and "Traceback" not in err
+
+
+def test_pick_pair_draws_from_weights_whose_sum_overflows() -> None:
+    echo = load_catalog().get("echo")
+    huge = [echo.model_copy(update={"id": name, "weight": 1e308}) for name in ("a", "b", "c")]  # built in code: not validated
+    rng = random.Random(0)
+    drawn = {tuple(sorted(e.id for e in pick_pair(huge, rng))) for _ in range(60)}
+    assert drawn == {("a", "b"), ("a", "c"), ("b", "c")}
 
 
 def test_missing_catalogue_file(tmp_path: Path) -> None:

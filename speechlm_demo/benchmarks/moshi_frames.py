@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cli_types import non_negative_int, positive_int, positive_int_list
+from ..cli_types import non_negative_int, output_file, positive_int, positive_int_list
 from ..engines.moshi import FRAME_S, FRAME_SIZE
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", type=device_name, help="cuda | cpu | cuda:N | rocm[:N] | mps (default: cuda if available)")
     parser.add_argument("--dtype", default="bfloat16", help="LM weights: bfloat16 | float16 | float32")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="write the report here")
+    parser.add_argument("--json", type=output_file, help="write the report here")
 
 
 def run(size: str, batches: list[int], frames: int, device: str, dtype: str, warmup: int = 4, seed: int = 0) -> dict[str, Any]:
@@ -175,5 +175,9 @@ def run_cli(args: argparse.Namespace) -> int:
         return 2
     sys.stdout.write(format_report(doc) + "\n")
     if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=2))
+        try:
+            Path(args.json).write_text(json.dumps(doc, indent=2))
+        except OSError as exc:  # the path went bad during the run
+            sys.stderr.write(f"error: the report was not written: {exc}\n")
+            return 2
     return 0 if all("error" not in row for row in doc["results"]) else 1

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cli_types import non_negative_float, positive_float, positive_int
+from ..cli_types import non_negative_float, output_file, positive_float, positive_int
 from ..engines.base import Engine, ErrorEvent, Event, SessionOptions, TurnEnd
 from ..measure.observer import TurnObserver
 from ..measure.record import TurnRecord
@@ -319,7 +319,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gap", type=non_negative_float, default=3.0, help="seconds of silence between the monologue and the question")
     parser.add_argument("--answer-timeout", type=positive_float, default=30.0, help="seconds the question may wait for its answer")
     parser.add_argument("--settle", type=non_negative_float, default=10.0, help="seconds of silence after each answer (CPU counted there)")
-    parser.add_argument("--json", help="write the report here")
+    parser.add_argument("--json", type=output_file, help="write the report here")
     parser.add_argument("--catalog", help="catalogue file")
 
 
@@ -348,5 +348,9 @@ def run_cli(args: argparse.Namespace) -> int:
         registry.close()
     sys.stdout.write(format_report(doc) + "\n")
     if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=2))
+        try:
+            Path(args.json).write_text(json.dumps(doc, indent=2))
+        except OSError as exc:  # the path went bad during the run
+            sys.stderr.write(f"error: the report was not written: {exc}\n")
+            return 2
     return 0 if doc["summary"].get("reply_rate") == 1.0 else 1

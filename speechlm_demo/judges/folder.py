@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ..audio import AudioError, read_audio
+from ..cli_types import output_file
 from ..prompt_files import Skipped, reference_text
 from .scorer import Judges
 
@@ -64,8 +65,8 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``judge`` subcommand's options."""
     parser.add_argument("directory", help="folder of WAVs (+ optional NAME.txt reference texts)")
-    parser.add_argument("--json", help="write every file's scores and the means here")
-    parser.add_argument("--csv", help="write one row per file here")
+    parser.add_argument("--json", type=output_file, help="write every file's scores and the means here")
+    parser.add_argument("--csv", type=output_file, help="write one row per file here")
     parser.add_argument("--no-asr", action="store_true", help="skip the round-trip ASR (WER)")
     parser.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS")
 
@@ -76,20 +77,20 @@ def run_cli(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         sys.stderr.write(f"error: {folder} is not a folder\n")
         return 2
-    for output in (args.json, args.csv):
-        if output and not Path(output).resolve().parent.is_dir():
-            sys.stderr.write(f"error: no folder for the output file {output}\n")
-            return 2
     skipped: list[Skipped] = []
     rows = judge_folder(folder, Judges(dnsmos=not args.no_dnsmos, roundtrip=not args.no_asr), skipped)
     if not rows:
         sys.stderr.write(f"error: no .wav files in {folder}\n")
         return 2
     means = summary(rows)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"folder": str(folder), "files": rows, "mean": means}, indent=2, default=_plain))
-    if args.csv:
-        pd.DataFrame(rows).to_csv(args.csv, index=False)
+    try:
+        if args.json:
+            Path(args.json).write_text(json.dumps({"folder": str(folder), "files": rows, "mean": means}, indent=2, default=_plain))
+        if args.csv:
+            pd.DataFrame(rows).to_csv(args.csv, index=False)
+    except OSError as exc:  # the path went bad while the files were judged
+        sys.stderr.write(f"error: the scores were not written: {exc}\n")
+        return 2
     columns = [c for c in ("file", "dnsmos_ovrl", "roundtrip_wer", "words_per_minute", "duration_s", "loudness_lufs", "clipping") if c in pd.DataFrame(rows)]
     sys.stdout.write(pd.DataFrame(rows)[columns].to_string(index=False) + "\n")
     unjudged = {item.name for item in skipped}

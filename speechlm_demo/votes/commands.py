@@ -10,7 +10,15 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from ..cli_types import at_least_two, non_negative_float, non_negative_int, positive_float, positive_int
+from ..cli_types import (
+    at_least_two,
+    non_negative_float,
+    non_negative_int,
+    output_file,
+    output_folder,
+    positive_float,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from .store import VoteStore
@@ -31,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     votes = sub.add_parser("votes", help="the blind-vote store")
     votes_sub = votes.add_subparsers(dest="votes_command", required=True)
     export = votes_sub.add_parser("export", help="write every vote to CSV and/or Parquet (with identity_leak and outlier_voter columns)")
-    export.add_argument("--csv", help="CSV file to write")
-    export.add_argument("--parquet", help="Parquet file to write")
+    export.add_argument("--csv", type=output_file, help="CSV file to write")
+    export.add_argument("--parquet", type=output_file, help="Parquet file to write")
     export.add_argument("--db", help="SQLAlchemy URL (default $SPEECHLM_DB_URL or SQLite in $SPEECHLM_DATA_DIR)")
     board = sub.add_parser("leaderboard", help="Bradley-Terry ratings with bootstrap 95 %% intervals from the votes")
     board.add_argument("--json", action="store_true", help="machine-readable output")
@@ -42,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     board.add_argument("--tag", default="", help="only the votes of this listening session")
     board.add_argument("--style-rounds", type=positive_int, default=200, help="bootstrap rounds of the style-controlled fit (at least 1)")
     board.add_argument("--exclude-outliers", action="store_true", help="leave out the votes of flagged outlier voters")
-    board.add_argument("--plots", help="write judges_by_engine.png and rating_vs_latency.png into this folder")
+    board.add_argument("--plots", type=output_folder, help="write judges_by_engine.png and rating_vs_latency.png into this folder")
     bench = sub.add_parser("bench-votes", help="measure ratings time and concurrent vote-write latency")
     bench.add_argument("--votes", type=positive_int, default=100_000)
     bench.add_argument("--rounds", type=positive_int, default=1000)
@@ -50,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--voters", type=positive_int, default=50)
     bench.add_argument("--votes-per-voter", type=positive_int, default=20)
     bench.add_argument("--think", type=non_negative_float, default=0.25, help="mean seconds a voter waits between votes")
-    bench.add_argument("--json", help="write the report here")
+    bench.add_argument("--json", type=output_file, help="write the report here")
     session = sub.add_parser("session", help="listening sessions: blind A/B on replies generated ahead of time")
     session_sub = session.add_subparsers(dest="session_command", required=True)
     prepare = session_sub.add_parser("prepare", help="generate every engine's reply to every prompt WAV")
@@ -142,7 +150,11 @@ def run(args: argparse.Namespace) -> int:
         }
         sys.stdout.write(format_report(report) + "\n")
         if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=2))
+            try:
+                Path(args.json).write_text(json.dumps(report, indent=2))
+            except OSError as exc:  # the path went bad during the run
+                sys.stderr.write(f"error: the report was not written: {exc}\n")
+                return 2
         return 0 if report["ratings"]["ok"] and report["writes"]["ok"] else 1
     from .store import DATA_DIR_ENV, DB_URL_ENV, StoreError, StoreMissing, VoteStore
 
@@ -157,6 +169,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         return _read(args, store)
+    except OSError as exc:  # an output file or folder that went bad while the votes were read
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
     except StoreError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

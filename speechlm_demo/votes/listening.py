@@ -29,6 +29,7 @@ from ..audio import AudioError, encode_wav, read_audio
 from ..catalog import EngineEntry
 from ..compare import Comparison, SideResult, answer
 from ..measure.feeding import load_prompts
+from ..output_paths import output_folder_problem
 from ..prompt_files import MAX_PROMPT_S, Skipped
 from .store import data_dir
 
@@ -155,6 +156,9 @@ def prepare(
     """
     check_name(name)
     folder = (root or sessions_root()) / name
+    problem = output_folder_problem(folder.parent)
+    if problem:
+        raise SessionError(f"sessions cannot be written there: {problem}")
     if not replace:
         _refuse_existing(folder)
     ids = list(dict.fromkeys(engine_ids))
@@ -172,7 +176,10 @@ def prepare(
     if progress is not None:
         progress(0, total, f"{len(prompts)} prompt(s) x {len(ids)} engines")
     staging = folder.with_name(f".{name}.{uuid.uuid4().hex[:8]}")
-    (staging / "audio").mkdir(parents=True)
+    try:
+        (staging / "audio").mkdir(parents=True)
+    except OSError as exc:
+        raise SessionError(f"the session folder cannot be made: {exc}") from None
     try:
         entries = {i: registry.availability[i].entry for i in ids}
         manifest: dict[str, Any] = {

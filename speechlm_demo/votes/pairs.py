@@ -44,12 +44,17 @@ def playable_sides(replies: Comparison) -> set[str]:
     return {side for side, result in replies.sides.items() if result.ok and len(result.audio)}
 
 
+def _draw(pool: Sequence[EngineEntry], rng: random.Random) -> EngineEntry:
+    """One entry drawn by weight; the weights are scaled to at most 1 so that their sum stays finite."""
+    top = max(e.weight for e in pool)
+    return rng.choices(pool, weights=[e.weight / top for e in pool])[0]
+
+
 def pick_pair(entries: Sequence[EngineEntry], rng: random.Random) -> tuple[EngineEntry, EngineEntry]:
     """Two different engines drawn by weight, in random side order."""
     pool = [e for e in entries if e.weight > 0]
     if len({e.id for e in pool}) < 2:
         raise NotEnoughEngines("blind A/B needs at least two engines with a positive weight")
-    first = rng.choices(pool, weights=[e.weight for e in pool])[0]
-    rest = [e for e in pool if e.id != first.id]
-    second = rng.choices(rest, weights=[e.weight for e in rest])[0]
+    first = _draw(pool, rng)
+    second = _draw([e for e in pool if e.id != first.id], rng)
     return (first, second) if rng.random() < 0.5 else (second, first)

@@ -1,0 +1,37 @@
+"""Checks on the files and folders a command will write, made before any work starts.
+
+A report written after minutes of work must not fail then on a path that was wrong from the start: an existing
+folder given as a file, a missing parent folder, a file in the way of a folder, or a place that cannot be written.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def output_file_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be written as a file (one line naming it), or ``None`` when it can."""
+    target = Path(path)
+    if target.is_dir():
+        return f"{target} is a folder, not a file"
+    parent = target.resolve().parent
+    if not parent.is_dir():
+        return f"no folder for the output file {target} ({parent} does not exist)"
+    if target.exists():
+        writable = os.access(target, os.W_OK)
+    else:
+        writable = os.access(parent, os.W_OK | os.X_OK)
+    return None if writable else f"{target} cannot be written (permission denied)"
+
+
+def output_folder_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be used (or made) as a folder to write into, or ``None`` when it can."""
+    folder = Path(path)
+    existing = folder.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "" if existing == folder.resolve() else f" (in the way of {folder})"
+        return f"{existing} is not a folder{what}"
+    return None if os.access(existing, os.W_OK | os.X_OK) else f"{existing} cannot be written (permission denied)"
