@@ -25,11 +25,11 @@ log = logging.getLogger(__name__)
 
 
 def judge_folder(folder: Path, judges: Judges, skipped: list[Skipped] | None = None) -> list[dict[str, Any]]:
-    """One row per WAV of ``folder`` (sorted by name). A WAV that cannot be read, or whose reference text
-    cannot (not UTF-8), gets a row with ``error`` set and is not judged: its reason is logged and added to
-    ``skipped`` if given."""
+    """One row per WAV of ``folder`` (sorted by name; ``.wav`` in any case, as a recorder on another system names
+    them). A WAV that cannot be read, or whose reference text cannot (not UTF-8), gets a row with ``error`` set
+    and is not judged: its reason is logged and added to ``skipped`` if given."""
     rows = []
-    for wav in sorted(folder.glob("*.wav")):
+    for wav in sorted(path for path in folder.iterdir() if path.suffix.lower() == ".wav"):
         try:
             text = reference_text(wav.with_suffix(".txt")) or ""
             audio, rate = read_audio(str(wav))

@@ -34,19 +34,19 @@ def test_judge_scores_a_folder(tmp_path: Path) -> None:
     sf.write(folder / "noisy.wav", noisy.astype(np.float32), 22_050)
     (folder / "noisy.txt").write_text(text)
     (folder / "noisy.json").write_text("{not json")
-    sf.write(folder / "stereo_no_text.wav", np.stack([0.5 * speech, 0.5 * speech], axis=1), 22_050)
+    sf.write(folder / "stereo_no_text.WAV", np.stack([0.5 * speech, 0.5 * speech], axis=1), 22_050, format="WAV")
     (folder / "garbage.wav").write_bytes(b"RIFF not really a wav")
     out = judge(str(folder), "--json", str(tmp_path / "j.json"), "--csv", str(tmp_path / "j.csv"))
     assert out.returncode == 0, out.stderr
     doc = json.loads((tmp_path / "j.json").read_text())
     rows = {row["file"]: row for row in doc["files"]}
-    assert set(rows) == {"clean.wav", "noisy.wav", "stereo_no_text.wav", "garbage.wav"}
+    assert set(rows) == {"clean.wav", "noisy.wav", "stereo_no_text.WAV", "garbage.wav"}  # any case of .wav
     assert "could not read" in rows["garbage.wav"]["error"] and "garbage.wav" in out.stderr
     clean, noisy_row = rows["clean.wav"], rows["noisy.wav"]
     assert clean["dnsmos_ovrl"] > noisy_row["dnsmos_ovrl"] and clean["roundtrip_wer"] <= 0.3
     assert clean["voice_to_voice_ms"] == 812.5 and noisy_row["voice_to_voice_ms"] is None
     assert clean["leading_silence_ms"] == pytest.approx(300, abs=25) and 100 < clean["words_per_minute"] < 300
-    assert rows["stereo_no_text.wav"]["roundtrip_wer"] is None and rows["stereo_no_text.wav"]["asr_text"]
+    assert rows["stereo_no_text.WAV"]["roundtrip_wer"] is None and rows["stereo_no_text.WAV"]["asr_text"]
     assert doc["mean"]["duration_s"] > 0
     assert len(pd.read_csv(tmp_path / "j.csv")) == 4
 
