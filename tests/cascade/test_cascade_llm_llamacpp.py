@@ -88,3 +88,19 @@ def test_a_request_cancelled_while_waiting_for_the_model_never_starts(llama: Lla
     holder.close()
     assert started == [1]  # only the holder's request reached llama.cpp
     assert list(llama.stream(MESSAGES, threading.Event()))  # and the model is free again
+
+
+def test_a_conversation_longer_than_the_context_leaves_its_oldest_turns_out(llama: LlamaCppLLM, caplog: pytest.LogCaptureFixture) -> None:
+    """SmolLM2's 2048 tokens: a long talk (or a long system prompt) made llama.cpp refuse every later turn."""
+    story = "The lighthouse keeper counted the ships that passed the rocks at night, one by one, until dawn. " * 8
+    history = [message for n in range(30) for message in ({"role": "user", "content": f"{n}. {story}"}, {"role": "assistant", "content": story})]
+    messages = [MESSAGES[0], *history, MESSAGES[1]]
+    with caplog.at_level("INFO", logger="speechlm_demo.engines.cascade.llm"):
+        reply = "".join(llama.stream(messages, threading.Event(), temperature=0.0))
+    assert reply.strip() and "oldest message(s) out" in caplog.text
+
+
+def test_a_system_prompt_too_long_for_the_context_says_so(llama: LlamaCppLLM) -> None:
+    long_prompt = "Always answer politely, briefly and in plain words, as a friendly assistant would. " * 150
+    with pytest.raises(EngineError, match=r"the system prompt and the words heard take ~\d+ tokens; .* shorten the system prompt"):
+        list(llama.stream([{"role": "system", "content": long_prompt}, MESSAGES[1]], threading.Event()))

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 OFFLINE = "offline"
 Messages = list[dict[str, str]]
 _LOCK_POLL_S = 0.05  # a cancelled request waiting for the model gives up within this
+TEMPLATE_TOKENS = 8  # a chat template's framing of one message (ChatML: <|im_start|>role\n ... <|im_end|>\n), rounded up
+MIN_REPLY_TOKENS = 64  # kept free for the reply when max_tokens is 0 (it runs until the context is full)
 
 
 @runtime_checkable
@@ -97,7 +99,7 @@ class LlamaCppLLM:
             if cancel.is_set():
                 return
             chunks = self._llama.create_chat_completion(
-                messages=messages,
+                messages=self._fitting(messages),
                 stream=True,
                 max_tokens=self.max_tokens,
                 temperature=self.temperature if temperature is None else temperature,
@@ -113,6 +115,33 @@ class LlamaCppLLM:
                         yield piece
         finally:
             self._lock.release()
+
+
+    def _fitting(self, messages: Messages) -> Messages:
+        """``messages`` less the oldest turns of the conversation until they and the reply fit the context (a long
+        system prompt and history made llama.cpp refuse every turn); :class:`EngineError` saying what to shorten
+        when the system prompt and the last words heard alone do not fit."""
+        n_ctx = self._llama.n_ctx()
+        budget = n_ctx - max(self.max_tokens, MIN_REPLY_TOKENS)
+        kept = list(messages)
+        first = 1 if kept and kept[0].get("role") == "system" else 0
+        while (used := self._prompt_tokens(kept)) > budget:
+            if len(kept) - first <= 1:
+                raise EngineError(
+                    f"the system prompt and the words heard take ~{used} tokens; the model's context holds {n_ctx} "
+                    f"with {budget} for them: shorten the system prompt"
+                )
+            del kept[first]
+            while len(kept) - first > 1 and kept[first].get("role") == "assistant":  # a user turn comes first
+                del kept[first]
+        if len(kept) < len(messages):
+            log.info("left the %d oldest message(s) out: the conversation no longer fits the context", len(messages) - len(kept))
+        return kept
+
+    def _prompt_tokens(self, messages: Messages) -> int:
+        """About how many tokens the chat template makes of ``messages`` (their words plus each one's framing)."""
+        text = sum(len(self._llama.tokenize(m.get("content", "").encode("utf-8"), add_bos=False)) for m in messages)
+        return text + TEMPLATE_TOKENS * len(messages)
 
 
 @stage_kind("llm", "openai")
