@@ -163,3 +163,10 @@ def test_a_prompt_whose_name_is_not_utf8_is_read(tmp_path: Path) -> None:
 
     audio, rate = read_audio(str(tmp_path / name))
     assert rate == 16000 and audio.size == 8000
+
+
+def test_a_float_prompt_above_full_scale_is_clipped_with_a_note(tmp_path: Path) -> None:
+    sf.write(tmp_path / "loud.wav", 4.0 * tone(0.5), 16000, subtype="FLOAT")
+    prompts, skipped = read_prompt_folder(tmp_path, 16000)
+    assert skipped == [] and np.abs(prompts[0].audio).max() <= 1.0
+    assert any("above full scale (peak 1.20) clipped" in note for note in prompts[0].notes), prompts[0].notes
