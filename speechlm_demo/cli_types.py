@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 from .env_settings import is_port
 from .hardware import simulated_host
@@ -85,16 +86,24 @@ def host_spec(text: str) -> str:
 
 
 def output_file(text: str) -> str:
-    """A file that can be written: not a folder, in a folder that exists (``--json``, ``--csv``, ``--plot``)."""
-    problem = output_file_problem(text)
+    """A file that can be written: not a folder, in a folder that exists (``--json``, ``--csv``, ``--plot``);
+    ``~`` expanded. An empty value stays empty: no such output."""
+    if not text:
+        return text
+    path = os.path.expanduser(text)
+    problem = output_file_problem(path)
     if problem:
         raise argparse.ArgumentTypeError(problem)
-    return text
+    return path
 
 
 def output_folder(text: str) -> str:
-    """A folder that exists or can be made, and can be written (``leaderboard --plots``)."""
-    problem = output_folder_problem(text)
+    """A folder that exists or can be made, and can be written (``leaderboard --plots``); ``~`` expanded, an
+    empty value stays empty."""
+    if not text:
+        return text
+    path = os.path.expanduser(text)
+    problem = output_folder_problem(path)
     if problem:
         raise argparse.ArgumentTypeError(problem)
-    return text
+    return path

@@ -13,25 +13,34 @@ from pathlib import Path
 def output_file_problem(path: str | Path) -> str | None:
     """Why ``path`` cannot be written as a file (one line naming it), or ``None`` when it can."""
     target = Path(path)
-    if target.is_dir():
-        return f"{target} is a folder, not a file"
-    parent = target.resolve().parent
-    if not parent.is_dir():
-        return f"no folder for the output file {target} ({parent} does not exist)"
-    if target.exists():
-        writable = os.access(target, os.W_OK)
-    else:
-        writable = os.access(parent, os.W_OK | os.X_OK)
+    try:
+        if target.is_dir():
+            return f"{target} is a folder, not a file"
+        parent = target.resolve().parent
+        if not parent.is_dir():
+            return f"no folder for the output file {target} ({parent} does not exist)"
+        writable = os.access(target, os.W_OK) if target.exists() else os.access(parent, os.W_OK | os.X_OK)
+    except (OSError, RuntimeError) as exc:  # a folder that cannot be entered, a name too long, a symlink loop
+        return _unusable(target, exc)
     return None if writable else f"{target} cannot be written (permission denied)"
 
 
 def output_folder_problem(path: str | Path) -> str | None:
     """Why ``path`` cannot be used (or made) as a folder to write into, or ``None`` when it can."""
     folder = Path(path)
-    existing = folder.resolve()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        what = "" if existing == folder.resolve() else f" (in the way of {folder})"
-        return f"{existing} is not a folder{what}"
-    return None if os.access(existing, os.W_OK | os.X_OK) else f"{existing} cannot be written (permission denied)"
+    try:
+        existing = folder.resolve()
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            what = "" if existing == folder.resolve() else f" (in the way of {folder})"
+            return f"{existing} is not a folder{what}"
+        writable = os.access(existing, os.W_OK | os.X_OK)
+    except (OSError, RuntimeError) as exc:
+        return _unusable(folder, exc)
+    return None if writable else f"{existing} cannot be written (permission denied)"
+
+
+def _unusable(path: Path, exc: Exception) -> str:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"{path} cannot be used: {reason}"

@@ -55,13 +55,33 @@ def test_bad_output_paths_are_refused_before_any_work(tmp_path: Path, no_work: N
         assert "error: argument --" in err and named in err and "Traceback" not in err, (argv, err)
 
 
-def test_checkers_accept_writable_paths(tmp_path: Path) -> None:
+def test_checkers_accept_writable_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from speechlm_demo.cli_types import output_file, output_folder
 
     assert output_file(str(tmp_path / "new.json")) == str(tmp_path / "new.json")
     assert output_folder(str(tmp_path / "new" / "plots")) == str(tmp_path / "new" / "plots")
     with pytest.raises(argparse.ArgumentTypeError, match="is a folder"):
         output_file(str(tmp_path))
+    assert output_file("") == "" and output_folder("") == ""  # no such output, as before
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert output_file("~/v.csv") == str(tmp_path / "v.csv") and output_folder("~/plots") == str(tmp_path / "plots")
+
+
+@pytest.mark.parametrize("problem", [PermissionError(13, "Permission denied"), OSError(36, "File name too long"), RuntimeError("Symlink loop from '/x'")])
+def test_a_path_that_cannot_even_be_checked_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], problem: Exception) -> None:
+    """A folder that cannot be entered (as a user, not root), a name too long, a symlink loop: pathlib raises."""
+
+    def fail(self: Path, *args: Any, **kwargs: Any) -> Any:
+        raise problem
+
+    monkeypatch.setattr(Path, "resolve", fail)
+    monkeypatch.setattr(Path, "is_dir", fail)
+    target = str(tmp_path / "locked" / "x.csv")
+    for argv in (["votes", "export", "--csv", target], ["leaderboard", "--plots", target]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and f"{target} cannot be used: " in err and "Traceback" not in err, err
 
 
 def test_a_report_path_that_goes_bad_during_the_run_is_one_error_line(
