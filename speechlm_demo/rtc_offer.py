@@ -65,12 +65,15 @@ class Peers(Protocol):
     def clean_up(self, webrtc_id: str) -> Any: ...
 
 
-async def answer_checked(peers: Peers, body: Body, answer: Callable[[Body], Awaitable[Any]]) -> Any:
-    """``answer(body)`` (FastRTC's offer) behind the checks above, cleaning up after it on failure."""
+async def answer_checked(
+    peers: Peers, body: Body, answer: Callable[[Body], Awaitable[Any]], *, status: int | None = None
+) -> Any:
+    """``answer(body)`` (FastRTC's offer) behind the checks above, cleaning up after it on failure. A refusal
+    has HTTP status 400 (the client's fault) or 500, or ``status`` for every refusal when given."""
     problem = offer_problem(body)
     if problem is not None:
         log.warning("refused a WebRTC %s message: %s", body.type[:40], problem)
-        return refusal(400, "bad_offer", problem)
+        return refusal(status or 400, "bad_offer", problem)
     if body.type == "offer" and body.webrtc_id in peers.pcs:  # never let a second offer replace a peer
         return refusal(200, "connection_already_exists", "a connection with this webrtc_id already exists")
     try:
@@ -80,9 +83,9 @@ async def answer_checked(peers: Peers, body: Body, answer: Callable[[Body], Awai
             await discard_peer(peers, body.webrtc_id)
         if isinstance(exc, CLIENT_FAULTS):
             log.warning("refused a WebRTC offer: %s: %s", type(exc).__name__, exc)
-            return refusal(400, "bad_offer", f"the offer was refused: {exc}")
+            return refusal(status or 400, "bad_offer", f"the offer was refused: {exc}")
         log.exception("answering a WebRTC offer failed")
-        return refusal(500, "offer_failed", f"the server could not answer the offer: {type(exc).__name__}: {exc}")
+        return refusal(status or 500, "offer_failed", f"the server could not answer the offer: {type(exc).__name__}: {exc}")
 
 
 def guarded_offer(stream: Stream) -> Callable[[Body], Awaitable[Any]]:
@@ -97,7 +100,9 @@ def guarded_offer(stream: Stream) -> Callable[[Body], Awaitable[Any]]:
 def guard_offers(component: WebRTC) -> WebRTC:
     """``component`` (FastRTC's WebRTC, a microphone of the page) with its offers behind the same checks: the page
     posts them to Gradio's ``component_server``, which calls the component's ``offer`` server function with
-    whatever JSON a client sent. Its own attribute, so FastRTC's class (and its front end) stays as it is."""
+    whatever JSON a client sent. Its own attribute, so FastRTC's class (and its front end) stays as it is.
+    Refusals come with HTTP status 200, as FastRTC's own: Gradio's client drops the body of any other status,
+    and only a ``"status": "failed"`` body makes the page say that the connection failed."""
     answer = component.offer
 
     @server
@@ -107,8 +112,8 @@ def guard_offers(component: WebRTC) -> WebRTC:
         except ValidationError as exc:
             problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
             log.warning("refused a WebRTC message: %s", problem)
-            return refusal(400, "bad_offer", f"not a WebRTC message: {problem}")
-        return await answer_checked(component, message, lambda checked: answer(checked.model_dump()))
+            return refusal(200, "bad_offer", f"not a WebRTC message: {problem}")
+        return await answer_checked(component, message, lambda checked: answer(checked.model_dump()), status=200)
 
     component.offer = offer  # type: ignore[method-assign]
     return component
