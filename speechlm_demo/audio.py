@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import sys
 
 import numpy as np
 import soundfile as sf
@@ -238,10 +239,21 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     return to_mono_float32(samples.T), check_sample_rate(rate)
 
 
+def sound_file_name(path: str | os.PathLike[str]) -> str | bytes:
+    """``path`` as soundfile should get it: as text where it encodes (its errors then name it readably), else
+    as bytes (soundfile encodes text strictly, so a file name that is not UTF-8 could not be opened)."""
+    text = os.fspath(path)
+    try:
+        text.encode(sys.getfilesystemencoding())
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
 def read_audio(path: str, target_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file as mono float32, optionally resampled to ``target_rate``."""
     try:
-        samples, rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)  # bytes: any file name
+        samples, rate = sf.read(sound_file_name(path), dtype="float32", always_2d=True)
     except Exception as exc:  # noqa: BLE001
         raise AudioError(f"could not read audio file {path}: {exc}") from None
     mono = to_mono_float32(samples.T)

@@ -11,14 +11,13 @@ prompt longer than ``max_s`` is cut there, with a note, rather than fed in real 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from .audio import AudioError, check_sample_rate, loud_span, resample, rms_dbfs, to_mono_float32
+from .audio import AudioError, check_sample_rate, loud_span, resample, rms_dbfs, sound_file_name, to_mono_float32
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +86,8 @@ def read_prompt_folder(directory: Path, rate: int, max_s: float = MAX_PROMPT_S) 
 def read_prompt(path: Path, rate: int, max_s: float = MAX_PROMPT_S) -> PromptAudio:
     """One prompt file as mono float32 at ``rate``; :class:`AudioError` with the reason if it is unusable."""
     try:
-        info = sf.info(os.fsencode(path))  # bytes: soundfile encodes a str name strictly (a non-UTF-8 name failed)
-        with sf.SoundFile(os.fsencode(path)) as file:
+        info = sf.info(sound_file_name(path))
+        with sf.SoundFile(sound_file_name(path)) as file:
             native = check_sample_rate(file.samplerate)
             wanted = file.frames if max_s <= 0 else min(file.frames, int(max_s * native))
             samples = file.read(wanted, dtype="float32", always_2d=True)

@@ -165,6 +165,12 @@ def test_a_prompt_whose_name_is_not_utf8_is_read(tmp_path: Path) -> None:
     assert rate == 16000 and audio.size == 8000
 
 
+def test_an_unreadable_file_is_named_as_text_in_its_reason(tmp_path: Path) -> None:
+    (tmp_path / "notes.wav").write_text("not audio")
+    _, skipped = read_prompt_folder(tmp_path, 16000)
+    assert len(skipped) == 1 and "b'" not in skipped[0].reason and "could not decode" in skipped[0].reason, skipped
+
+
 def test_a_float_prompt_above_full_scale_is_clipped_with_a_note(tmp_path: Path) -> None:
     sf.write(tmp_path / "loud.wav", 4.0 * tone(0.5), 16000, subtype="FLOAT")
     prompts, skipped = read_prompt_folder(tmp_path, 16000)
