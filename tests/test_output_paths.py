@@ -116,9 +116,11 @@ def test_judge_scores_that_cannot_be_written_at_the_end_are_one_error_line(
         return [{"file": "a.wav", "duration_s": 1.0}]
 
     monkeypatch.setattr(folder, "judge_folder", judged)
-    assert main(["judge", str(tmp_path), "--json", str(target), "--no-asr", "--no-dnsmos"]) == 2
-    err = capsys.readouterr().err
-    assert "error: the scores were not written" in err and str(target) in err and "Traceback" not in err
+    csv = tmp_path / "j.csv"
+    assert main(["judge", str(tmp_path), "--json", str(target), "--csv", str(csv), "--no-asr", "--no-dnsmos"]) == 2
+    out, err = capsys.readouterr()
+    assert f"error: the scores above were not written to {target} (Is a directory)\n" in err and "Traceback" not in err, err
+    assert "a.wav" in out and "a.wav" in csv.read_text()  # the other output and the table still have them
 
 
 def test_session_prepare_with_a_data_dir_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -83,14 +83,17 @@ def run_cli(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: no .wav files in {folder}\n")
         return 2
     means = summary(rows)
-    try:
-        if args.json:
-            Path(args.json).write_text(json.dumps({"folder": str(folder), "files": rows, "mean": means}, indent=2, default=_plain))
-        if args.csv:
-            pd.DataFrame(rows).to_csv(args.csv, index=False)
-    except OSError as exc:  # the path went bad while the files were judged
-        sys.stderr.write(f"error: the scores were not written: {exc}\n")
-        return 2
+    writers = [
+        (args.json, lambda: Path(args.json).write_text(json.dumps({"folder": str(folder), "files": rows, "mean": means}, indent=2, default=_plain))),
+        (args.csv, lambda: pd.DataFrame(rows).to_csv(args.csv, index=False, errors="surrogateescape")),  # any file name
+    ]
+    unwritten = []
+    for target, write in writers:
+        try:
+            if target:
+                write()
+        except OSError as exc:  # the path went bad while the files were judged: the table below still shows them
+            unwritten.append(f"{target} ({exc.strerror or exc})")
     columns = [c for c in ("file", "dnsmos_ovrl", "roundtrip_wer", "words_per_minute", "duration_s", "loudness_lufs", "clipping") if c in pd.DataFrame(rows)]
     sys.stdout.write(pd.DataFrame(rows)[columns].to_string(index=False) + "\n")
     unjudged = {item.name for item in skipped}
@@ -99,6 +102,9 @@ def run_cli(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{len(partly)} file(s) judged with errors:\n" + "".join(partly))
     if skipped:
         sys.stderr.write(f"{len(skipped)} file(s) not judged:\n" + "".join(f"  {item}\n" for item in skipped))
+    if unwritten:
+        sys.stderr.write(f"error: the scores above were not written to {' nor '.join(unwritten)}\n")
+        return 2
     if len(skipped) == len(rows):
         sys.stderr.write(f"error: none of the {len(rows)} .wav file(s) in {folder} could be judged\n")
         return 1
