@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Callable
 
 from .env_settings import is_port
 from .hardware import simulated_host
@@ -88,22 +89,20 @@ def host_spec(text: str) -> str:
 def output_file(text: str) -> str:
     """A file that can be written: not a folder, in a folder that exists (``--json``, ``--csv``, ``--plot``);
     ``~`` expanded. An empty value stays empty: no such output."""
-    if not text:
-        return text
-    path = os.path.expanduser(text)
-    problem = output_file_problem(path)
-    if problem:
-        raise argparse.ArgumentTypeError(problem)
-    return path
+    return _checked_output(text, output_file_problem)
 
 
 def output_folder(text: str) -> str:
     """A folder that exists or can be made, and can be written (``leaderboard --plots``); ``~`` expanded, an
     empty value stays empty."""
+    return _checked_output(text, output_folder_problem)
+
+
+def _checked_output(text: str, problem_of: Callable[[str], str | None]) -> str:
     if not text:
         return text
     path = os.path.expanduser(text)
-    problem = output_folder_problem(path)
+    problem = problem_of(path)
     if problem:
         raise argparse.ArgumentTypeError(problem)
     return path
