@@ -104,3 +104,12 @@ def test_a_system_prompt_too_long_for_the_context_says_so(llama: LlamaCppLLM) ->
     long_prompt = "Always answer politely, briefly and in plain words, as a friendly assistant would. " * 150
     with pytest.raises(EngineError, match=r"the system prompt and the words heard take ~\d+ tokens; .* shorten the system prompt"):
         list(llama.stream([{"role": "system", "content": long_prompt}, MESSAGES[1]], threading.Event()))
+
+
+def test_a_reply_budget_as_large_as_the_context_still_answers() -> None:
+    """``max_tokens`` >= ``n_ctx`` worked before (llama.cpp shortens the reply); holding it all for the reply
+    must not refuse every prompt."""
+    need("llama_cpp")
+    llm = build_llm({"kind": "llama-cpp", "model": "offline", "n_ctx": 512, "max_tokens": 512})
+    assert isinstance(llm, LlamaCppLLM)
+    assert "".join(llm.stream(MESSAGES, threading.Event(), temperature=0.0, seed=1)).strip()

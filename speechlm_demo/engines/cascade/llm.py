@@ -116,32 +116,34 @@ class LlamaCppLLM:
         finally:
             self._lock.release()
 
-
     def _fitting(self, messages: Messages) -> Messages:
         """``messages`` less the oldest turns of the conversation until they and the reply fit the context (a long
-        system prompt and history made llama.cpp refuse every turn); :class:`EngineError` saying what to shorten
-        when the system prompt and the last words heard alone do not fit."""
+        system prompt and history made llama.cpp refuse every turn); :class:`EngineError` saying so when the
+        system prompt and the last words heard alone do not fit. The reply is held ``max_tokens`` (at least
+        :data:`MIN_REPLY_TOKENS`, at most half the context: llama.cpp shortens a longer reply itself)."""
         n_ctx = self._llama.n_ctx()
-        budget = n_ctx - max(self.max_tokens, MIN_REPLY_TOKENS)
-        kept = list(messages)
-        first = 1 if kept and kept[0].get("role") == "system" else 0
-        while (used := self._prompt_tokens(kept)) > budget:
-            if len(kept) - first <= 1:
+        budget = n_ctx - min(max(self.max_tokens, MIN_REPLY_TOKENS), n_ctx // 2)
+        counts = [self._message_tokens(message) for message in messages]  # each message tokenized once
+        first = 1 if messages and messages[0].get("role") == "system" else 0
+        start = first
+        while sum(counts[:first]) + sum(counts[start:]) > budget:
+            if len(messages) - start <= 1:
                 raise EngineError(
-                    f"the system prompt and the words heard take ~{used} tokens; the model's context holds {n_ctx} "
-                    f"with {budget} for them: shorten the system prompt"
+                    f"the system prompt and the words heard take ~{sum(counts[:first]) + sum(counts[start:])} tokens; "
+                    f"the model's context holds {n_ctx}, {budget} of them for the prompt: shorten the system prompt"
                 )
-            del kept[first]
-            while len(kept) - first > 1 and kept[first].get("role") == "assistant":  # a user turn comes first
-                del kept[first]
-        if len(kept) < len(messages):
-            log.info("left the %d oldest message(s) out: the conversation no longer fits the context", len(messages) - len(kept))
-        return kept
+            start += 1
+            while len(messages) - start > 1 and messages[start].get("role") == "assistant":  # a user turn comes first
+                start += 1
+        if start > first:
+            log.info("left the %d oldest message(s) out: the conversation no longer fits the context", start - first)
+        return [*messages[:first], *messages[start:]]
 
-    def _prompt_tokens(self, messages: Messages) -> int:
-        """About how many tokens the chat template makes of ``messages`` (their words plus each one's framing)."""
-        text = sum(len(self._llama.tokenize(m.get("content", "").encode("utf-8"), add_bos=False)) for m in messages)
-        return text + TEMPLATE_TOKENS * len(messages)
+    def _message_tokens(self, message: dict[str, str]) -> int:
+        """About how many tokens the chat template makes of ``message`` (its words plus its framing)."""
+        content = message.get("content")
+        text = content if isinstance(content, str) else str(content or "")
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False)) + TEMPLATE_TOKENS
 
 
 @stage_kind("llm", "openai")
