@@ -131,3 +131,15 @@ def test_session_prepare_with_a_data_dir_that_is_a_file(tmp_path: Path, monkeypa
     assert main(["session", "prepare", "--prompts", str(tmp_path), "--engines", "echo,cascade", "--name", "s1"]) == 2
     err = capsys.readouterr().err
     assert "error: sessions cannot be written there" in err and str(a_file) in err and "Traceback" not in err
+
+
+def test_judge_on_a_folder_it_cannot_list_is_one_error_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Mode 0300 as a user (not root: the tests run as root, so listing is made to fail here)."""
+
+    def denied(self: Path) -> Any:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+    assert main(["judge", str(tmp_path), "--no-asr", "--no-dnsmos"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: cannot list {tmp_path}: Permission denied" in err and "Traceback" not in err, err

@@ -78,7 +78,11 @@ def run_cli(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: {folder} is not a folder\n")
         return 2
     skipped: list[Skipped] = []
-    rows = judge_folder(folder, Judges(dnsmos=not args.no_dnsmos, roundtrip=not args.no_asr), skipped)
+    try:
+        rows = judge_folder(folder, Judges(dnsmos=not args.no_dnsmos, roundtrip=not args.no_asr), skipped)
+    except OSError as exc:  # a folder that can be entered but not listed
+        sys.stderr.write(f"error: cannot list {folder}: {exc.strerror or exc}\n")
+        return 2
     if not rows:
         sys.stderr.write(f"error: no .wav files in {folder}\n")
         return 2
