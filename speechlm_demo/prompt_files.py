@@ -103,9 +103,9 @@ def read_prompt(path: Path, rate: int, max_s: float = MAX_PROMPT_S) -> PromptAud
         notes.append(f"truncated: the header announces {declared / native:.2f} s, the file holds {info.frames / native:.2f} s")
     if max_s > 0 and info.frames > len(samples):
         notes.append(f"cut to its first {max_s:g} s (of {info.frames / native:.1f} s)")
-    finite = np.abs(samples[np.isfinite(samples)])
-    if finite.size and finite.max() > 1.0:  # a float file written too loud: clipped, as live input is
-        notes.append(f"{int((finite > 1.0).sum())} sample(s) above full scale (peak {finite.max():.2f}) clipped to ±1")
+    mix = np.abs(np.where(np.isfinite(samples), samples, 0.0).mean(axis=1))  # before the downmix clips it
+    if mix.max() > 1.0:  # a float file written too loud: clipped, as live input is
+        notes.append(f"{int((mix > 1.0).sum())} sample(s) of the mix above full scale (peak {mix.max():.2f}) clipped to ±1")
     mono = _downmix(samples, notes)
     if len(mono) < MIN_PROMPT_S * native:
         raise AudioError(f"too short: {len(mono)} sample(s), {len(mono) / native:.3f} s (a prompt needs {MIN_PROMPT_S:g} s)")

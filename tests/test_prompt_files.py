@@ -175,4 +175,8 @@ def test_a_float_prompt_above_full_scale_is_clipped_with_a_note(tmp_path: Path) 
     sf.write(tmp_path / "loud.wav", 4.0 * tone(0.5), 16000, subtype="FLOAT")
     prompts, skipped = read_prompt_folder(tmp_path, 16000)
     assert skipped == [] and np.abs(prompts[0].audio).max() <= 1.0
-    assert any("above full scale (peak 1.20) clipped" in note for note in prompts[0].notes), prompts[0].notes
+    assert any("of the mix above full scale (peak 1.20) clipped" in note for note in prompts[0].notes), prompts[0].notes
+    quiet_mix = np.stack([1.6 * tone(0.5) / 0.3, 0.2 * tone(0.5) / 0.3], axis=1)  # one channel over 1, the mix 0.9
+    sf.write(tmp_path / "loud.wav", quiet_mix, 16000, subtype="FLOAT")
+    prompts, _ = read_prompt_folder(tmp_path, 16000)
+    assert not any("full scale" in note for note in prompts[0].notes), prompts[0].notes
