@@ -6,8 +6,11 @@ folder given as a file, a missing parent folder, a file in the way of a folder, 
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 
 def output_file_problem(path: str | Path) -> str | None:
@@ -39,6 +42,17 @@ def output_folder_problem(path: str | Path) -> str | None:
     except (OSError, RuntimeError) as exc:
         return _unusable(folder, exc)
     return None if writable else f"{existing} cannot be written (permission denied)"
+
+
+def write_json_report(path: str | Path, doc: Any) -> bool:
+    """Write a command's JSON report to ``path``; False, with one ``error:`` line, when the path went bad during
+    the run (the report is still on stdout)."""
+    try:
+        Path(path).write_text(json.dumps(doc, indent=2))
+    except OSError as exc:
+        sys.stderr.write(f"error: the report was not written: {exc}\n")
+        return False
+    return True
 
 
 def _unusable(path: Path, exc: Exception) -> str:

@@ -209,12 +209,8 @@ class _Server(uvicorn.Server):
     a graceful shutdown waits for open connections, so one browser tab kept Ctrl-C from ending the app (and
     the engines from being released). Gradio's own ``Blocks.close`` does the same."""
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
-        super().__init__(config)
-        self.app = app
-
     async def shutdown(self, sockets: list | None = None) -> None:
-        for mounted in _gradio_apps(self.app):
+        for mounted in _gradio_apps(self.config.app):
             mounted.stop_event.set()
         await super().shutdown(sockets)
 
@@ -227,7 +223,7 @@ def serve(demo: gr.Blocks, registry: EngineRegistry, config: AppConfig) -> None:
     log.info("SpeechLM Playground on http://%s:%d", config.server_name, config.port)
     settings = uvicorn.Config(app, host=config.server_name, port=config.port, log_level="warning",
                               timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
-    server = _Server(settings, app)
+    server = _Server(settings)
     server.run()
     if not server.started:  # logged by uvicorn (e.g. the port is taken)
         raise SystemExit(STARTUP_FAILURE)

@@ -8,17 +8,16 @@ after every stage). The target for a live conversation is <= 40 ms per 80 ms fra
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..cli_types import non_negative_int, output_file, positive_int, positive_int_list
 from ..engines.moshi import FRAME_S, FRAME_SIZE
+from ..output_paths import write_json_report
 
 log = logging.getLogger(__name__)
 
@@ -174,10 +173,6 @@ def run_cli(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     sys.stdout.write(format_report(doc) + "\n")
-    if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(doc, indent=2))
-        except OSError as exc:  # the path went bad during the run
-            sys.stderr.write(f"error: the report was not written: {exc}\n")
-            return 2
+    if args.json and not write_json_report(args.json, doc):
+        return 2
     return 0 if all("error" not in row for row in doc["results"]) else 1

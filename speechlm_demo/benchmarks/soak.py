@@ -12,7 +12,6 @@ matter are relative: peak threads, memory growth from round to round, reply rate
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -20,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +27,7 @@ from ..cli_types import non_negative_float, output_file, positive_float, positiv
 from ..engines.base import Engine, ErrorEvent, Event, SessionOptions, TurnEnd
 from ..measure.observer import TurnObserver
 from ..measure.record import TurnRecord
+from ..output_paths import write_json_report
 from .prompt_sets import COMPLETE, speak
 
 log = logging.getLogger(__name__)
@@ -347,10 +346,6 @@ def run_cli(args: argparse.Namespace) -> int:
     finally:
         registry.close()
     sys.stdout.write(format_report(doc) + "\n")
-    if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(doc, indent=2))
-        except OSError as exc:  # the path went bad during the run
-            sys.stderr.write(f"error: the report was not written: {exc}\n")
-            return 2
+    if args.json and not write_json_report(args.json, doc):
+        return 2
     return 0 if doc["summary"].get("reply_rate") == 1.0 else 1

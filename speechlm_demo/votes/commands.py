@@ -19,6 +19,7 @@ from ..cli_types import (
     positive_float,
     positive_int,
 )
+from ..output_paths import write_json_report
 
 if TYPE_CHECKING:
     from .store import VoteStore
@@ -139,7 +140,6 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "session":
         return _session(args)
     if args.command == "bench-votes":
-        from pathlib import Path
 
         from ..benchmarks.vote_backend import bench_ratings, bench_writes, format_report
 
@@ -149,12 +149,8 @@ def run(args: argparse.Namespace) -> int:
             "saturation": bench_writes(args.voters, args.votes_per_voter, 0.0),
         }
         sys.stdout.write(format_report(report) + "\n")
-        if args.json:
-            try:
-                Path(args.json).write_text(json.dumps(report, indent=2))
-            except OSError as exc:  # the path went bad during the run
-                sys.stderr.write(f"error: the report was not written: {exc}\n")
-                return 2
+        if args.json and not write_json_report(args.json, report):
+            return 2
         return 0 if report["ratings"]["ok"] and report["writes"]["ok"] else 1
     from .store import DATA_DIR_ENV, DB_URL_ENV, StoreError, StoreMissing, VoteStore
 

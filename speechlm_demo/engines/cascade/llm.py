@@ -125,15 +125,17 @@ class LlamaCppLLM:
         budget = n_ctx - min(max(self.max_tokens, MIN_REPLY_TOKENS), n_ctx // 2)
         counts = [self._message_tokens(message) for message in messages]  # each message tokenized once
         first = 1 if messages and messages[0].get("role") == "system" else 0
-        start = first
-        while sum(counts[:first]) + sum(counts[start:]) > budget:
+        start, used = first, sum(counts)
+        while used > budget:
             if len(messages) - start <= 1:
                 raise EngineError(
-                    f"the system prompt and the words heard take ~{sum(counts[:first]) + sum(counts[start:])} tokens; "
-                    f"the model's context holds {n_ctx}, {budget} of them for the prompt: shorten the system prompt"
+                    f"the system prompt and the words heard take ~{used} tokens; the model's context holds "
+                    f"{n_ctx}, {budget} of them for the prompt: shorten the system prompt"
                 )
+            used -= counts[start]
             start += 1
             while len(messages) - start > 1 and messages[start].get("role") == "assistant":  # a user turn comes first
+                used -= counts[start]
                 start += 1
         if start > first:
             log.info("left the %d oldest message(s) out: the conversation no longer fits the context", start - first)
