@@ -102,7 +102,9 @@ def guard_offers(component: WebRTC) -> WebRTC:
     posts them to Gradio's ``component_server``, which calls the component's ``offer`` server function with
     whatever JSON a client sent. Its own attribute, so FastRTC's class (and its front end) stays as it is.
     Refusals come with HTTP status 200, as FastRTC's own: Gradio's client drops the body of any other status,
-    and only a ``"status": "failed"`` body makes the page say that the connection failed."""
+    and only a ``"status": "failed"`` body makes the page say that the connection failed. Read from gradio 5.50
+    (``routes.py``, ``component_server``; the client's ``component_server`` call) and fastrtc 0.0.34
+    (``webrtc.py``, ``WebRTC.offer``; ``templates/component/index-*.js``, its offer's failure callback)."""
     answer = component.offer
 
     @server

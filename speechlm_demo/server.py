@@ -207,7 +207,9 @@ def _gradio_apps(app: FastAPI) -> list[Any]:
 class _Server(uvicorn.Server):
     """uvicorn's server that ends Gradio's heartbeat streams when it shuts down: every open page holds one, and
     a graceful shutdown waits for open connections, so one browser tab kept Ctrl-C from ending the app (and
-    the engines from being released). Gradio's own ``Blocks.close`` does the same."""
+    the engines from being released). Gradio's own ``Blocks.close`` does the same. Read from uvicorn 0.54
+    (``server.py``: ``shutdown`` waits for connections, ``capture_signals`` re-raises SIGINT after it) and gradio
+    5.50 (``routes.py``: the ``heartbeat`` stream ends on ``app.stop_event``)."""
 
     async def shutdown(self, sockets: list | None = None) -> None:
         for mounted in _gradio_apps(self.config.app):
