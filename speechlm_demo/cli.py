@@ -216,7 +216,7 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: li
         sys.stdout.write(
             f"wrote {counts['complete']} complete, {counts['paused']} paused, {counts['noisy']} noisy and {counts['interrupt']} interrupt prompts, "
             f"{counts['varied']} varied (for tuning) and {counts['heldout']} held-out (never for tuning), {counts['real']} real-voice "
-            f"turns and {counts['natural']} natural (Piper, never for tuning) to {args.directory}\n"
+            f"turns, {counts['natural']} natural and {counts['fresh']} fresh (Piper, never for tuning) to {args.directory}\n"
         )
         return 0
     if rest:

@@ -134,22 +134,25 @@ def test_bench_reads_the_real_kinds_and_the_stored_ends(real_set: tuple[Path, in
     assert sum(v["total"] for v in by_kind.values()) == count
 
 
-def test_natural_sentences_are_new_and_in_the_four_kinds() -> None:
-    from speechlm_demo.benchmarks.natural_prompts import NATURAL
+def test_natural_and_fresh_sentences_are_new_and_in_the_four_kinds() -> None:
+    from speechlm_demo.benchmarks.natural_prompts import SETS
 
     used = {part for table in (TUNING, HELD_OUT) for items in table.values() for parts in items for part in parts}
-    natural = {part for items in NATURAL.values() for parts in items for part in parts}
-    assert set(NATURAL) == set(TUNING) and not natural & used
-    assert all(len(parts) == (1 if kind == "complete" else 2) for kind, items in NATURAL.items() for parts in items)
+    for table in SETS.values():
+        words = {part for items in table.values() for parts in items for part in parts}
+        assert set(table) == set(TUNING) and not words & used
+        assert all(len(parts) == (1 if kind == "complete" else 2) for kind, items in table.items() for parts in items)
+        used |= words
 
 
 @pytest.mark.slow
-def test_the_natural_set_is_piper_speech_at_several_rates_with_exact_boundaries(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "count"), [("natural", 28), ("fresh", 42)])
+def test_the_natural_sets_are_piper_speech_at_several_rates_with_exact_boundaries(tmp_path: Path, name: str, count: int) -> None:
     from speechlm_demo.benchmarks.natural_prompts import make_natural
 
-    assert make_natural(tmp_path) == 28
-    wavs = sorted((tmp_path / "natural").glob("*.wav"))
-    assert len(wavs) == 28
+    assert make_natural(tmp_path, name) == count
+    wavs = sorted((tmp_path / name).glob("*.wav"))
+    assert len(wavs) == count
     scales = set()
     for wav in wavs:
         meta = json.loads(wav.with_suffix(".json").read_text())
@@ -163,4 +166,4 @@ def test_the_natural_set_is_piper_speech_at_several_rates_with_exact_boundaries(
             assert not np.any(np.abs(audio[int(first_end * rate) + 4 : int(second_start * rate) - 4]) > 0.01)
             assert wav.stem.endswith(f"_{round((second_start - first_end) * 1000)}ms")
     assert len(scales) >= 3
-    assert {p.kind for p in load_prompts(tmp_path / "natural", RATE)} == {"complete", "leadin", "two", "unfinished"}
+    assert {p.kind for p in load_prompts(tmp_path / name, RATE)} == {"complete", "leadin", "two", "unfinished"}

@@ -8,6 +8,10 @@ PyPI) has more human intonation; ``length_scale`` varies its rate (0.85 fast ...
 (``speech_end_s``, exact ``segments``, ``kind``, ``voice``, ``length_scale``). The sentences are new: none
 appears in the varied or held-out sets. **This set is never used for tuning**: it is a second unseen
 figure beside ``heldout/``; a knob tuned on it would make it worthless.
+
+``fresh/`` is a third such set in the same voice, in words written on 2026-12-03 after the cuts on
+``heldout/`` and ``natural/`` had been studied (so those two had shaped a rule) and before any rule was tried
+on it: the figure for a rule whose idea came from the other unseen sets.
 """
 
 from __future__ import annotations
@@ -48,6 +52,31 @@ NATURAL: dict[str, tuple[tuple[str, ...], ...]] = {
                    ("the best thing about", "autumn is the colours do you agree")),
 }
 
+FRESH: dict[str, tuple[tuple[str, ...], ...]] = {
+    "complete": (("how many legs does an octopus have",), ("what year did the first person walk on the moon",),
+                 ("suggest a name for a grey cat",), ("is it safe to eat raw cookie dough",),
+                 ("why do onions make people cry",), ("give me three tips for sleeping better",)),
+    "leadin": (("I am planning a trip to Canada", "what is the best month to go"),
+               ("My phone battery drains fast", "how can I make it last longer"),
+               ("I want to start running", "how far should I run at first"),
+               ("We are having friends over tonight", "what is an easy dessert to make"),
+               ("Something has been bugging me", "why do we have leap years"),
+               ("I read an article about sharks", "do they really never sleep")),
+    "two": (("The tap in my kitchen drips all night", "can I fix it myself"),
+            ("My son wants a pet snake", "are they hard to look after"),
+            ("I found an old coin in the garden", "how do I know if it is valuable"),
+            ("Our team lost again yesterday", "how do we stop losing"),
+            ("The bread I bought went mouldy quickly", "where should I store it"),
+            ("My neighbour plays loud music", "what should I say to him")),
+    "unfinished": (("what is the difference between", "a frog and a toad"),
+                   ("can you remind me how much", "sugar goes into a cake"),
+                   ("I would love to know why", "the moon changes shape"),
+                   ("tell me the name of the", "tallest mountain in europe"),
+                   ("how do people manage to", "sleep on long flights"),
+                   ("is there a way to", "learn to whistle with my fingers")),
+}
+SETS = {"natural": NATURAL, "fresh": FRESH}  # folder -> prompts
+
 
 def piper_speak(tts: PiperTTS, text: str) -> np.ndarray:
     """``text`` spoken by ``tts`` at :data:`RATE`, trimmed of its leading and trailing silence."""
@@ -61,19 +90,20 @@ def piper_speak(tts: PiperTTS, text: str) -> np.ndarray:
     return audio[loud[0] : loud[-1] + 1]
 
 
-def make_natural(directory: Path) -> int:
-    """Write ``directory/natural/``; how many prompts were written (0, with the reason logged, without Piper)."""
+def make_natural(directory: Path, name: str = "natural") -> int:
+    """Write ``directory/NAME/`` (a set of :data:`SETS`); how many prompts were written (0, with the reason logged,
+    without Piper)."""
     try:
         from ..engines.cascade.tts import PiperTTS
 
         voices = [PiperTTS(length_scale=scale) for scale in LENGTH_SCALES]
     except (ImportError, EngineError) as exc:
-        log.warning("natural/ skipped: the Piper voice is not available (%s)", exc)
+        log.warning("%s/ skipped: the Piper voice is not available (%s)", name, exc)
         return 0
-    folder = directory / "natural"
+    folder = directory / name
     folder.mkdir(parents=True, exist_ok=True)
     count = 0
-    for kind, items in NATURAL.items():
+    for kind, items in SETS[name].items():
         for index, parts in enumerate(items):
             scale = LENGTH_SCALES[(index + len(kind)) % len(LENGTH_SCALES)]
             tts = voices[LENGTH_SCALES.index(scale)]

@@ -118,4 +118,4 @@ def make_prompts(directory: Path) -> dict[str, int]:
 
     counts = {"complete": len(COMPLETE), "paused": count, "noisy": len(COMPLETE), "interrupt": len(INTERRUPTIONS)}
     real, _ = make_real(directory)  # a missing package is skipped with its reason logged
-    return counts | make_varied(directory) | {"real": real, "natural": make_natural(directory)}
+    return counts | make_varied(directory) | {"real": real, "natural": make_natural(directory), "fresh": make_natural(directory, "fresh")}
