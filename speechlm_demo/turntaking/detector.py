@@ -25,6 +25,7 @@ from ..engines.base import EngineSettings
 from .voice_activity import VoiceActivityModel
 
 REVIVAL_DB = 10.0  # after a likely pause, a window this much louder than the quiet that raised it withdraws it
+AFTER_VOICE_S = 0.1  # a turn's audio goes on this long after its voice ends (if heard yet): a soft last sound
 
 
 class TurnSettings(EngineSettings):
@@ -58,6 +59,12 @@ class _TurnSoFar:
     end: int
     decided: int
     audio: np.ndarray
+
+    def trimmed(self, rate: int, trim_ms: float) -> np.ndarray:
+        """The turn's audio up to ``trim_ms`` before its voice ended (the pre-roll kept; empty if nothing is left)."""
+        after_end = min(self.decided, self.end + int(AFTER_VOICE_S * rate)) - self.end
+        keep = len(self.audio) - after_end - int(trim_ms * rate / 1000)
+        return self.audio[: max(0, keep)]
 
 
 @dataclass(frozen=True)
@@ -213,7 +220,7 @@ class TurnDetector:
     def _turn_audio(self) -> np.ndarray:
         pre_roll = int(self.settings.pre_roll_ms * self.rate / 1000)
         first = max(self._history.start, self._turn_start - pre_roll)
-        last = min(self.samples_seen, self._last_voiced_end + int(0.1 * self.rate))
+        last = min(self.samples_seen, self._last_voiced_end + int(AFTER_VOICE_S * self.rate))
         return self._history.between(first, last)
 
     def _end_turn(self, truncated: bool) -> TurnClosed:

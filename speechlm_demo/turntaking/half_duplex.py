@@ -93,6 +93,13 @@ class HalfDuplexSettings(TurnSettings):
         description="transcript/combined for an engine that reports no words of the user: the turn layer's own "
         "recogniser (the cascade's asr mapping), see turntaking.turn_words",
     )
+    lookback_ms: float = Field(
+        0.0,
+        ge=0.0,
+        le=500.0,
+        description="transcript/combined: finished words commit early only if the turn heard again without its last "
+        "lookback_ms of voice does not dangle (0: off); see turntaking.lookback",
+    )
 
     engine_reports_words: ClassVar[bool] = False  # the engine yields the user's words (TextOut, role "user")
 
@@ -113,7 +120,16 @@ class HalfDuplexSettings(TurnSettings):
                 f"endpointing {self.endpointing!r} reads the user's words and this engine reports none: add listen_asr "
                 "(e.g. {kind: faster-whisper, model: offline, language: en}) or use silence / smart-turn"
             )
+        if self.lookback_ms and not reads_words:
+            raise ValueError(f"lookback_ms: endpointing {self.endpointing!r} reads no words; use transcript or combined, or set it to 0")
+        if self.lookback_ms and self.recogniser() is None:
+            raise ValueError("lookback_ms: the turn layer has no recogniser to hear with; add listen_asr or set it to 0")
         return self
+
+    def recogniser(self) -> dict[str, Any] | None:
+        """The recogniser the turn layer may use itself (``listen_asr``; an engine with its own ASR stage names
+        that one): the one ``lookback_ms`` hears with."""
+        return self.listen_asr
 
 
 class HalfDuplexEngine(Engine):
@@ -136,6 +152,9 @@ class HalfDuplexEngine(Engine):
             shared_model()
         if self.settings.listen_asr is not None:
             shared_recogniser(self.settings.listen_asr, self.device)
+        recogniser = self.settings.recogniser()
+        if self.settings.lookback_ms and recogniser is not None:
+            shared_recogniser(recogniser, self.device)
 
     def make_vad(self) -> VoiceActivityModel:
         """The voice activity model of a new session (default: the energy VAD at the input rate)."""
@@ -182,6 +201,11 @@ class HalfDuplexSession(EngineSession):
         if self.settings.listen_asr is not None:
             self.words = shared_recogniser(self.settings.listen_asr, engine.device)
         self._words_pool = ThreadPoolExecutor(1, thread_name_prefix="turn-words") if self.words else None
+        self.lookback_words: ASR | None = None  # the second hearing's recogniser (lookback_ms)
+        recogniser = self.settings.recogniser()
+        if self.settings.lookback_ms and recogniser is not None:
+            self.lookback_words = shared_recogniser(recogniser, engine.device)
+        self._lookback_pool = ThreadPoolExecutor(1, thread_name_prefix="turn-lookback") if self.lookback_words else None
         self._heard: deque[np.ndarray] = deque()  # the last 8 s of input: what Smart Turn hears
         self._heard_len = 0
         rate = engine.entry.sample_rates.input
@@ -248,6 +272,8 @@ class HalfDuplexSession(EngineSession):
             self._listener.shutdown(wait=False, cancel_futures=True)
         if self._words_pool is not None:  # queued hearings still run: each ends at once and releases its reply
             self._words_pool.shutdown(wait=False)
+        if self._lookback_pool is not None:
+            self._lookback_pool.shutdown(wait=False, cancel_futures=True)
 
     def _time_of(self, sample: int, now: float) -> float:
         return now - (self.detector.samples_seen - sample) / self.detector.rate
@@ -267,7 +293,7 @@ class HalfDuplexSession(EngineSession):
             reply.supersede()  # an early cut: the next reply answers the whole turn, heard once
 
     def _on_likely_pause(self, decision: PauseLikely, now: float) -> None:
-        self._start_reply(decision.start, decision.end, decision.audio, now, committed=False, confirmed=False)
+        self._start_reply(decision.start, decision.end, decision.audio, now, committed=False, confirmed=False, heard=decision)
 
     def _on_pause_withdrawn(self, decision: PauseUnlikely, now: float) -> None:
         if self._reply is not None and not self._reply.confirmed:
@@ -278,7 +304,7 @@ class HalfDuplexSession(EngineSession):
         if reply is not None and not reply.confirmed and not reply.cancelled:
             reply.confirm(decision.end)
         else:
-            self._start_reply(decision.start, decision.end, decision.audio, now, committed=False)
+            self._start_reply(decision.start, decision.end, decision.audio, now, committed=False, heard=decision)
 
     def _on_turn_closed(self, decision: TurnClosed, now: float) -> None:
         if decision.truncated:
@@ -290,8 +316,17 @@ class HalfDuplexSession(EngineSession):
             self._start_reply(decision.start, decision.end, decision.audio, now, committed=True)
 
     def _start_reply(
-        self, start: int, end: int, audio: np.ndarray, now: float, *, committed: bool, confirmed: bool = True
+        self,
+        start: int,
+        end: int,
+        audio: np.ndarray,
+        now: float,
+        *,
+        committed: bool,
+        confirmed: bool = True,
+        heard: PauseLikely | PauseDetected | None = None,
     ) -> None:
+        """A new reply to the turn so far; ``heard`` (a pause) is heard again for ``lookback_ms`` when that is on."""
         if self._reply is not None:
             self._reply.interrupt()
         timeline = Timeline(turn_id=self.turns_committed + 1, engine_id=self.engine.id, clock=self.clock)
@@ -300,6 +335,7 @@ class HalfDuplexSession(EngineSession):
         timeline.mark("reply_started", now)
         turn = UserTurn(self.turns_committed + 1, audio, self.detector.rate, timeline)
         self._reply = Reply(self, turn, end, confirmed)
+        self._look_back(self._reply, heard)  # first: words that read finished must find it expected
         if self._words_pool is not None:
             self._reply.expect_words()  # before the submit: the words may be in before the next line runs
             try:
@@ -310,6 +346,16 @@ class HalfDuplexSession(EngineSession):
         if committed:
             self._reply.commit("silence")
         self.runner.submit(self._reply)
+
+    def _look_back(self, reply: Reply, pause: PauseLikely | PauseDetected | None) -> None:
+        """Hear ``reply``'s turn again without its last ``lookback_ms`` of voice (see :mod:`.lookback`)."""
+        if self._lookback_pool is None or pause is None:
+            return
+        reply.expect_lookback()  # before the submit: the hearing may be in before the next line runs
+        try:
+            self._lookback_pool.submit(reply.hear_lookback, pause.trimmed(self.detector.rate, self.settings.lookback_ms))
+        except RuntimeError:  # the session closed meanwhile: the reply is interrupted, and waits for nothing
+            reply.interrupt()
 
     def committed(self, reply: Reply) -> None:
         """Called by a reply when it commits: it is now turn number N."""

@@ -27,6 +27,7 @@ from ..audio import audible_span
 from ..engines.base import AudioOut, ErrorEvent, Event, Mark, TextOut, TurnEnd, UserTurn
 from .end_of_turn import Action, Evidence, Verdict
 from .endpointing import asks, is_complete
+from .lookback import lookback_verdict, words_verdict
 from .turn_words import hear_turn
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class Reply:
         self.history_before = list(session.history)
         self.superseded = False  # the user went on with the same turn: this exchange is not remembered
         self.transcript = Verdict.UNKNOWN  # whether the user's words read as a finished request
+        self.lookback: Verdict | None = None  # the second hearing's verdict (None: not asked; see expect_lookback)
         self.audio = Verdict.UNKNOWN  # whether the turn's audio sounds finished (Smart Turn)
         self.audio_probability: float | None = None
         self.listening = False  # Smart Turn was asked about this reply's pause
@@ -139,7 +141,7 @@ class Reply:
                 silence_ms=self.silence_ms(),
                 blip_pending=self.session.detector.blip_pending,
                 min_commit_silence_ms=self.session.settings.min_commit_silence_ms,
-                transcript=self.transcript,
+                transcript=words_verdict(self.transcript, self.lookback),
                 audio=self.audio,
                 audio_probability=self.audio_probability,
             )
@@ -197,6 +199,29 @@ class Reply:
                     self._judge(heard.text, heard.confidence)
             if self._deferred_finish is not None:
                 self._finish(*self._deferred_finish)
+
+    def expect_lookback(self) -> None:
+        """A second hearing without the turn's last moments will come (:mod:`.lookback`): finished words wait
+        for it."""
+        self.lookback = Verdict.UNKNOWN
+
+    def hear_lookback(self, audio: np.ndarray) -> None:
+        """The second hearing (in the session's look-back thread), then reconsider; a failure is no veto."""
+        heard = None
+        started = time.monotonic()
+        try:
+            recogniser = self.session.lookback_words
+            if recogniser is not None and len(audio) and not self.cancelled and self.phase in (Phase.LIKELY, Phase.HELD):
+                heard = hear_turn(recogniser, audio, self.turn.sample_rate, self.turn.cancel)
+        except Exception:  # noqa: BLE001 - the first hearing's verdict stands
+            log.exception("the look-back hearing failed on turn %d", self.turn.turn_id)
+        with self._lock:
+            self.lookback = lookback_verdict(heard.text) if heard is not None else Verdict.DONE
+            if heard is not None:
+                self.timeline.extra["lookback_words"] = heard.text.strip()
+                self.timeline.extra["lookback_dangles"] = self.lookback is Verdict.NOT_DONE
+                self.timeline.extra["lookback_ms"] = round((time.monotonic() - started) * 1000, 1)
+        self.reconsider()
 
     def drop(self) -> None:
         """A speculative reply the user's turn went past: stop it, without a trace."""

@@ -45,6 +45,10 @@ class CascadeSettings(HalfDuplexSettings):
     llm: dict[str, Any] = Field(default_factory=dict, description="kind (llama-cpp | openai) and its arguments")
     tts: dict[str, Any] = Field(default_factory=dict, description="kind (piper | espeak) and its arguments")
 
+    def recogniser(self) -> dict[str, Any] | None:
+        """Its ASR stage's mapping: the turn layer's second hearing (``lookback_ms``) uses the same recogniser."""
+        return self.asr
+
     @field_validator("asr", "llm", "tts")
     @classmethod
     def _stage_known(cls, value: dict[str, Any], info: Any) -> dict[str, Any]:
