@@ -7,7 +7,8 @@ catalogue's ``endpointing`` setting:
 * ``silence`` - nothing: only the long silence ends the turn (engines that report no transcript);
 * ``transcript`` - the words heard read as a finished question or request (:mod:`.endpointing`); a finished
   statement that asks nothing ("I need some advice.") waits for more words or the long silence, as do
-  words the recogniser was unsure of (a misheard "think about" read as "think come out?");
+  words the recogniser was unsure of and words whose second hearing without the turn's last moments
+  dangles (``lookback_ms``, :mod:`.lookback`: a misheard "think about" read as "think I'm out?");
 * ``smart-turn`` - the audio sounds finished (Smart Turn v3, :mod:`.smart_turn`), no transcript needed;
 * ``combined`` - the audio must sound finished AND the words must not dangle: the audio holds a reply
   whose words read finished ("I have a question about space." said as a lead-in) and the words drop a
