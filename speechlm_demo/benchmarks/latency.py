@@ -38,7 +38,7 @@ REPORTED = (
 )
 DECISION_KEYS = (
     "committed_by", "judged_complete", "transcript_confidence", "smart_turn_p", "smart_turn_ms",
-    "lookback_words", "lookback_dangles", "lookback_ms",
+    "lookback_words", "lookback_dangles", "lookback_held", "lookback_hear_ms",
 )
 PACKAGES = ("gradio", "fastrtc", "numpy", "torch", "faster-whisper", "llama_cpp_python", "piper-tts", "onnxruntime", "moshi")
 
@@ -107,10 +107,10 @@ def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
         early = sum(marks["turn_detected"] < marks["asr_final"] for marks in heard)
         summary["decided_before_transcript"] = {"turns": early, "total": len(heard)}
     looked = [t.decided for t in turns if t.status == "ok" and "lookback_dangles" in t.decided]
-    if looked:  # turns the second hearing (lookback_ms) held for the long silence, and its time
-        held = sum(d["lookback_dangles"] and d.get("committed_by") == "silence" for d in looked)
+    if looked:  # finished words the second hearing (lookback_ms) alone held for the long silence, and its time
+        held = sum(bool(d.get("lookback_held")) and d.get("committed_by") == "silence" for d in looked)
         summary["lookback_held"] = {"turns": held, "total": len(looked)}
-        summary["lookback_ms"] = {"p50": round(float(np.percentile([d["lookback_ms"] for d in looked], 50)), 1)}
+        summary["lookback_hear_ms"] = {"p50": round(float(np.percentile([d["lookback_hear_ms"] for d in looked], 50)), 1)}
     cut = sum(t.premature_cuts > 0 for t in turns)
     summary["premature_cuts"] = {"prompts_cut": cut, "total": len(turns), "rate": round(cut / len(turns), 3) if turns else 0.0}
     kinds = sorted({t.kind for t in turns if t.kind})
@@ -228,8 +228,8 @@ def format_summary(doc: dict[str, Any]) -> str:
         early = doc["summary"]["decided_before_transcript"]
         lines.append(f"end of turn decided before the transcript was in: {early['turns']}/{early['total']} turns")
     if "lookback_held" in doc["summary"]:
-        held, took = doc["summary"]["lookback_held"], doc["summary"]["lookback_ms"]["p50"]
-        lines.append(f"left to the long silence by a look-back that dangled: {held['turns']}/{held['total']} turns (look-back p50 {took:g} ms)")
+        held, took = doc["summary"]["lookback_held"], doc["summary"]["lookback_hear_ms"]["p50"]
+        lines.append(f"finished words left to the long silence by the look-back: {held['turns']}/{held['total']} turns (its hearing p50 {took:g} ms)")
     by_kind = doc["summary"].get("premature_by_kind", {})
     if len(by_kind) > 1:
         lines.append("premature cuts by kind: " + ", ".join(f"{k} {v['prompts_cut']}/{v['total']}" for k, v in by_kind.items()))

@@ -122,7 +122,7 @@ class HalfDuplexSettings(TurnSettings):
             )
         if self.lookback_ms and not reads_words:
             raise ValueError(f"lookback_ms: endpointing {self.endpointing!r} reads no words; use transcript or combined, or set it to 0")
-        if self.lookback_ms and self.recogniser() is None:
+        if self.lookback_ms and not self.recogniser():
             raise ValueError("lookback_ms: the turn layer has no recogniser to hear with; add listen_asr or set it to 0")
         return self
 
@@ -153,8 +153,8 @@ class HalfDuplexEngine(Engine):
         if self.settings.listen_asr is not None:
             shared_recogniser(self.settings.listen_asr, self.device)
         recogniser = self.settings.recogniser()
-        if self.settings.lookback_ms and recogniser is not None:
-            shared_recogniser(recogniser, self.device)
+        if self.settings.lookback_ms and recogniser:
+            shared_recogniser(recogniser, self.device, role="lookback")
 
     def make_vad(self) -> VoiceActivityModel:
         """The voice activity model of a new session (default: the energy VAD at the input rate)."""
@@ -203,8 +203,8 @@ class HalfDuplexSession(EngineSession):
         self._words_pool = ThreadPoolExecutor(1, thread_name_prefix="turn-words") if self.words else None
         self.lookback_words: ASR | None = None  # the second hearing's recogniser (lookback_ms)
         recogniser = self.settings.recogniser()
-        if self.settings.lookback_ms and recogniser is not None:
-            self.lookback_words = shared_recogniser(recogniser, engine.device)
+        if self.settings.lookback_ms and recogniser:
+            self.lookback_words = shared_recogniser(recogniser, engine.device, role="lookback")
         self._lookback_pool = ThreadPoolExecutor(1, thread_name_prefix="turn-lookback") if self.lookback_words else None
         self._heard: deque[np.ndarray] = deque()  # the last 8 s of input: what Smart Turn hears
         self._heard_len = 0

@@ -12,7 +12,8 @@ the boiling point of water?" stays itself: the recogniser still hears the clippe
 So words that read finished commit early only if the second hearing does not dangle; if it does, the reply
 waits (for more words, or for ``end_silence_ms``), it is never dropped on this evidence alone. The second
 hearing runs beside the first (the same recogniser configuration, its own instance), so it costs CPU, not
-time, where two cores are free. A failing or empty second hearing leaves the first one's verdict.
+time, where two cores are free. A failing or empty second hearing leaves the first one's verdict. It checks
+words only: under ``combined``, audio surer than ``smart_turn_alone_above`` still commits without them.
 
 Where the idea and the value come from (README, "Turn-taking on unseen speech"): the cuts above were
 studied on the held-out and natural sets; 60 ms is the longest look-back that held no finished turn of

@@ -136,12 +136,15 @@ class Reply:
         with self._lock:
             if self.phase not in (Phase.LIKELY, Phase.HELD) or self.cancelled:
                 return
+            words = words_verdict(self.transcript, self.lookback)
+            if words is Verdict.UNSURE and self.transcript is Verdict.DONE:
+                self.timeline.extra["lookback_held"] = True  # the look-back, and only it, held finished words
             evidence = Evidence(
                 confirmed=self.confirmed,
                 silence_ms=self.silence_ms(),
                 blip_pending=self.session.detector.blip_pending,
                 min_commit_silence_ms=self.session.settings.min_commit_silence_ms,
-                transcript=words_verdict(self.transcript, self.lookback),
+                transcript=words,
                 audio=self.audio,
                 audio_probability=self.audio_probability,
             )
@@ -216,11 +219,13 @@ class Reply:
         except Exception:  # noqa: BLE001 - the first hearing's verdict stands
             log.exception("the look-back hearing failed on turn %d", self.turn.turn_id)
         with self._lock:
+            if self.phase not in (Phase.LIKELY, Phase.HELD):
+                return  # committed by the long silence meanwhile (its record is out), or dropped
             self.lookback = lookback_verdict(heard.text) if heard is not None else Verdict.DONE
             if heard is not None:
                 self.timeline.extra["lookback_words"] = heard.text.strip()
                 self.timeline.extra["lookback_dangles"] = self.lookback is Verdict.NOT_DONE
-                self.timeline.extra["lookback_ms"] = round((time.monotonic() - started) * 1000, 1)
+                self.timeline.extra["lookback_hear_ms"] = round((time.monotonic() - started) * 1000, 1)
         self.reconsider()
 
     def drop(self) -> None:

@@ -58,17 +58,19 @@ def listen_device(device: str) -> str:
         return "cpu"
 
 
-def _build(config_json: str, device: str) -> ASR:
+def _build(config_json: str, device: str, role: str) -> ASR:
     from ..engines.cascade.asr import build_asr
 
     recogniser = build_asr(json.loads(config_json), device)
-    log.info("turn-layer recogniser loaded on %s: %s", device, config_json)
+    log.info("turn-layer recogniser (%s) loaded on %s: %s", role, device, config_json)
     return recogniser
 
 
-_recognisers = once_per_process(_build)  # by configuration and device
+_recognisers = once_per_process(_build)  # by configuration, device and role
 
 
-def shared_recogniser(config: Mapping[str, Any], device: str = "cpu") -> ASR:
-    """The process's recogniser for this ``listen_asr`` configuration on :func:`listen_device` of ``device``."""
-    return _recognisers(json.dumps(dict(config), sort_keys=True), listen_device(device))
+def shared_recogniser(config: Mapping[str, Any], device: str = "cpu", role: str = "words") -> ASR:
+    """The process's recogniser for this configuration on :func:`listen_device` of ``device``: one per ``role``
+    (``words``: ``listen_asr``; ``lookback``: the second hearing), so that the two hearings of a pause never
+    queue behind each other in one recogniser."""
+    return _recognisers(json.dumps(dict(config), sort_keys=True), listen_device(device), role)
