@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import Field
@@ -53,17 +54,18 @@ class SpeechStarted:
 
 @dataclass(frozen=True)
 class _TurnSoFar:
-    """The turn heard so far: samples [start, end) with its audio (pre-roll included), decided at ``decided``."""
+    """The turn heard so far: samples [start, end) with its audio (pre-roll included, up to sample ``audio_end``),
+    decided at ``decided``."""
 
     start: int
     end: int
     decided: int
     audio: np.ndarray
+    audio_end: int
 
     def trimmed(self, rate: int, trim_ms: float) -> np.ndarray:
         """The turn's audio up to ``trim_ms`` before its voice ended (the pre-roll kept; empty if nothing is left)."""
-        after_end = min(self.decided, self.end + int(AFTER_VOICE_S * rate)) - self.end
-        keep = len(self.audio) - after_end - int(trim_ms * rate / 1000)
+        keep = len(self.audio) - (self.audio_end - self.end) - int(trim_ms * rate / 1000)
         return self.audio[: max(0, keep)]
 
 
@@ -107,6 +109,7 @@ class TurnClosed(_TurnSoFar):
     truncated: bool = False
 
 
+_Turn = TypeVar("_Turn", bound=_TurnSoFar)
 Decision = SpeechStarted | PauseLikely | PauseUnlikely | PauseDetected | SpeechResumed | BlipIgnored | TurnClosed
 
 
@@ -192,7 +195,7 @@ class TurnDetector:
             self._paused = True
             self._likely = False
             self._resume_run = 0
-            yield PauseDetected(self._turn_start, self._last_voiced_end, self.samples_seen, self._turn_audio())
+            yield self._so_far(PauseDetected, self._last_voiced_end)
 
     def _level_check(self, chunk: np.ndarray) -> Iterator[Decision]:
         """Raise or withdraw a likely pause from the level of a voiced window's last ``early_quiet_ms``."""
@@ -210,21 +213,22 @@ class TurnDetector:
         self._likely_db = rms_dbfs(tail)
         if self._likely_db < quiet:
             self._likely = True
-            yield PauseLikely(self._turn_start, self.samples_seen - len(tail), self.samples_seen, self._turn_audio())
+            yield self._so_far(PauseLikely, self.samples_seen - len(tail))
 
     def _remember(self, chunk: np.ndarray) -> None:
         self._history.append(chunk)
         if not self._in_turn:
             self._history.keep_last(int(self.settings.pre_roll_ms * self.rate / 1000) + self.vad.window * 8)
 
-    def _turn_audio(self) -> np.ndarray:
+    def _so_far(self, kind: type[_Turn], end: int, **more: Any) -> _Turn:
+        """A ``kind`` decision on the turn so far, its voice ending at ``end``, with its audio."""
         pre_roll = int(self.settings.pre_roll_ms * self.rate / 1000)
         first = max(self._history.start, self._turn_start - pre_roll)
         last = min(self.samples_seen, self._last_voiced_end + int(AFTER_VOICE_S * self.rate))
-        return self._history.between(first, last)
+        return kind(self._turn_start, end, self.samples_seen, self._history.between(first, last), last, **more)
 
     def _end_turn(self, truncated: bool) -> TurnClosed:
-        ended = TurnClosed(self._turn_start, self._last_voiced_end, self.samples_seen, self._turn_audio(), truncated)
+        ended = self._so_far(TurnClosed, self._last_voiced_end, truncated=truncated)
         self._in_turn = False
         self._paused = False
         self._likely = False

@@ -131,6 +131,10 @@ class HalfDuplexSettings(TurnSettings):
         that one): the one ``lookback_ms`` hears with."""
         return self.listen_asr
 
+    def lookback_recogniser(self, device: str) -> ASR | None:
+        """The process's recogniser for the second hearing (its own instance), or None with ``lookback_ms`` 0."""
+        return shared_recogniser(self.recogniser() or {}, device, role="lookback") if self.lookback_ms else None
+
 
 class HalfDuplexEngine(Engine):
     """An engine that answers whole user turns; turn-taking is done for it."""
@@ -152,9 +156,7 @@ class HalfDuplexEngine(Engine):
             shared_model()
         if self.settings.listen_asr is not None:
             shared_recogniser(self.settings.listen_asr, self.device)
-        recogniser = self.settings.recogniser()
-        if self.settings.lookback_ms and recogniser:
-            shared_recogniser(recogniser, self.device, role="lookback")
+        self.settings.lookback_recogniser(self.device)
 
     def make_vad(self) -> VoiceActivityModel:
         """The voice activity model of a new session (default: the energy VAD at the input rate)."""
@@ -201,10 +203,7 @@ class HalfDuplexSession(EngineSession):
         if self.settings.listen_asr is not None:
             self.words = shared_recogniser(self.settings.listen_asr, engine.device)
         self._words_pool = ThreadPoolExecutor(1, thread_name_prefix="turn-words") if self.words else None
-        self.lookback_words: ASR | None = None  # the second hearing's recogniser (lookback_ms)
-        recogniser = self.settings.recogniser()
-        if self.settings.lookback_ms and recogniser:
-            self.lookback_words = shared_recogniser(recogniser, engine.device, role="lookback")
+        self.lookback_words = self.settings.lookback_recogniser(engine.device)  # the second hearing's (lookback_ms)
         self._lookback_pool = ThreadPoolExecutor(1, thread_name_prefix="turn-lookback") if self.lookback_words else None
         self._heard: deque[np.ndarray] = deque()  # the last 8 s of input: what Smart Turn hears
         self._heard_len = 0
