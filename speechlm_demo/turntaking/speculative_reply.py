@@ -107,6 +107,11 @@ class Reply:
         """Dropped or interrupted."""
         return self.turn.cancel.is_set()
 
+    @property
+    def undecided(self) -> bool:
+        """Neither committed nor dropped yet: the end-of-turn rules may still commit or drop it."""
+        return self.phase in (Phase.LIKELY, Phase.HELD) and not self.cancelled
+
     def covers(self, end_sample: int) -> bool:
         """Whether this reply answers the speech up to ``end_sample`` (no speech came after)."""
         return self.end_sample == end_sample
@@ -134,7 +139,7 @@ class Reply:
     def reconsider(self) -> None:
         """Ask the session's end-of-turn strategy about this held reply; commit or drop it if it says so."""
         with self._lock:
-            if self.phase not in (Phase.LIKELY, Phase.HELD) or self.cancelled:
+            if not self.undecided:
                 return
             words = words_verdict(self.transcript, self.lookback)
             if words is Verdict.UNSURE and self.transcript is Verdict.DONE:
@@ -158,7 +163,7 @@ class Reply:
         """Smart Turn's verdict on the audio ``heard`` up to now (in the session's listener thread, off the
         audio path), then reconsider."""
         model = self.session.smart_turn
-        if model is None or self.phase not in (Phase.LIKELY, Phase.HELD) or self.cancelled:
+        if model is None or not self.undecided:
             return
         started = time.monotonic()
         try:
@@ -214,12 +219,12 @@ class Reply:
         started = time.monotonic()
         try:
             recogniser = self.session.lookback_words
-            if recogniser is not None and len(audio) and not self.cancelled and self.phase in (Phase.LIKELY, Phase.HELD):
+            if recogniser is not None and len(audio) and self.undecided:
                 heard = hear_turn(recogniser, audio, self.turn.sample_rate, self.turn.cancel)
         except Exception:  # noqa: BLE001 - the first hearing's verdict stands
             log.exception("the look-back hearing failed on turn %d", self.turn.turn_id)
         with self._lock:
-            if self.phase not in (Phase.LIKELY, Phase.HELD):
+            if not self.undecided:
                 return  # committed by the long silence meanwhile (its record is out), or dropped
             self.lookback = lookback_verdict(heard.text) if heard is not None else Verdict.DONE
             if heard is not None:
@@ -238,7 +243,7 @@ class Reply:
     def commit(self, reason: str) -> None:
         """The user's turn is over (``reason``: silence or the strategy's name): release held events."""
         with self._lock:
-            if self.phase not in (Phase.LIKELY, Phase.HELD) or self.cancelled:
+            if not self.undecided:
                 return
             self._enter(Phase.COMMITTED)
             self.timeline.mark("turn_detected")
