@@ -4,6 +4,7 @@ module imports nothing of the turn layer."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,17 @@ def test_the_protocol_module_imports_nothing_of_the_turn_layer() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_server_wait_longer_than_the_reply_timeout_is_refused() -> None:
+    """Server rows wait up to ``first_byte_timeout_s`` for a reply to start and ``read_timeout_s`` between events;
+    a reply is abandoned at ``reply_timeout_s`` (120 s by default for them), so a longer wait could never say why."""
+    from speechlm_demo.engines.speech_to_text.engine import SpeechToTextSettings
+
+    settings = SpeechToTextSettings.model_validate({"model": "m"})
+    assert settings.waits_within_a_reply() == {"first_byte_timeout_s": 15.0, "read_timeout_s": 120.0}
+    assert settings.reply_timeout_s == 120.0
+    for given, wait in (({"first_byte_timeout_s": 60, "reply_timeout_s": 30, "read_timeout_s": 20}, "first_byte_timeout_s (60 s)"),
+                        ({"reply_timeout_s": 30}, "read_timeout_s (120 s)")):
+        with pytest.raises(ValueError, match=rf"{re.escape(wait)} is longer than reply_timeout_s \(30 s\)"):
+            SpeechToTextSettings.model_validate({"model": "m", **given})

@@ -126,6 +126,22 @@ class HalfDuplexSettings(TurnSettings):
             raise ValueError("lookback_ms: the turn layer has no recogniser to hear with; add listen_asr or set it to 0")
         return self
 
+    def waits_within_a_reply(self) -> dict[str, float]:
+        """The engine's own waits (seconds, by setting name) that bound how long a reply may stall: each must end
+        before ``reply_timeout_s`` abandons the reply, or the reason it gives ("did not start within ...") is never
+        seen. Server rows have ``first_byte_timeout_s`` / ``read_timeout_s``; an engine with other waits adds them."""
+        return {name: getattr(self, name) for name in ("first_byte_timeout_s", "read_timeout_s") if hasattr(self, name)}
+
+    @model_validator(mode="after")
+    def _waits_end_before_the_reply_is_abandoned(self) -> HalfDuplexSettings:
+        for name, seconds in self.waits_within_a_reply().items():
+            if seconds > self.reply_timeout_s:
+                raise ValueError(
+                    f"{name} ({seconds:g} s) is longer than reply_timeout_s ({self.reply_timeout_s:g} s): the reply "
+                    f"would be abandoned before that wait ends and says why; raise reply_timeout_s or lower {name}"
+                )
+        return self
+
     def recogniser(self) -> dict[str, Any] | None:
         """The recogniser the turn layer may use itself (``listen_asr``; an engine with its own ASR stage names
         that one): the one ``lookback_ms`` hears with."""

@@ -17,9 +17,9 @@ from speechlm_demo.engines.cascade.asr import ASR_KINDS
 from speechlm_demo.engines.cascade.llm import LLM_KINDS, OpenAICompatibleLLM, build_llm
 from speechlm_demo.engines.cascade.pipeline import CascadeEngine
 from speechlm_demo.engines.cascade.stage_args import build_stage
+from speechlm_demo.engines.cascade.tts_kinds import TTS_KINDS
 from speechlm_demo.engines.echo import EchoEngine
 from speechlm_demo.engines.qwen_local.settings import Qwen2AudioSettings
-from speechlm_demo.engines.speech_to_text.speech_api import VOICE_KINDS
 from tests.engines_for_tests import entry
 
 CASCADE = "speechlm_demo.engines.cascade.pipeline:CascadeEngine"
@@ -130,7 +130,7 @@ def test_the_other_stage_mappings_are_checked_too() -> None:
         Qwen2AudioSettings.model_validate({"tts": {"length_scale": -1.0}})
 
 
-STAGES = {"asr": ASR_KINDS, "llm": LLM_KINDS, "tts": VOICE_KINDS}
+STAGES = {"asr": ASR_KINDS, "llm": LLM_KINDS, "tts": TTS_KINDS}
 
 
 @pytest.mark.parametrize(
@@ -182,7 +182,7 @@ def test_a_wrong_call_is_pythons_own_error_and_an_unknown_argument_is_named_as_t
     with pytest.raises(EngineError, match=r"^llm\.colour: not an argument of llm kind openai \(known: api_key_env, [^;]*$"):
         OpenAICompatibleLLM("http://127.0.0.1:9/v1", "m", colour="red")  # type: ignore[call-arg]
     with pytest.raises(EngineError, match=r"^tts\.colour: not an argument of tts kind openai \(known: [^;]*$"):
-        VOICE_KINDS["openai"]("tts-1", colour="red")  # the model given by position is not "missing"
+        TTS_KINDS["openai"]("tts-1", colour="red")  # the model given by position is not "missing"
 
 
 def test_build_stage_refuses_a_class_not_declared_as_the_kind() -> None:
@@ -202,3 +202,26 @@ def test_build_stage_refuses_a_class_not_declared_as_the_kind() -> None:
 
     with pytest.raises(TypeError, match="Sub is not declared as the asr kind 'faster-whisper'"):
         build_stage("asr", {"faster-whisper": Sub}, {"kind": "faster-whisper"})
+
+
+@pytest.mark.parametrize(
+    ("defaults", "wait"),
+    [
+        ({"llm": {**NOWHERE, "first_byte_timeout": 60}}, r"llm\.first_byte_timeout \(60 s\)"),
+        ({"llm": {**NOWHERE, "read_timeout": 45}}, r"llm\.read_timeout \(45 s\)"),
+        ({"llm": NOWHERE, "reply_timeout_s": 10}, r"llm\.first_byte_timeout \(15 s\)"),  # the stage's defaults count
+        ({"tts": {"kind": "openai", "model": "tts-1", "base_url": "http://127.0.0.1:9/v1", "timeout_s": 40}}, r"tts\.timeout_s \(40 s\)"),
+    ],
+)
+def test_a_server_stage_wait_the_reply_timeout_would_cut_short_stops_the_catalogue(tmp_path: Path, defaults: dict, wait: str) -> None:
+    """A wait longer than ``reply_timeout_s`` could never say why a turn failed: the reply is abandoned first."""
+    with pytest.raises(CatalogError, match=rf"entry 'cascade'.*{wait} is longer than reply_timeout_s .*raise reply_timeout_s"):
+        load_catalog(write(tmp_path, defaults))
+
+
+def test_a_longer_reply_timeout_lets_the_longer_wait_be() -> None:
+    engine = CascadeEngine(entry("cascade", llm={**NOWHERE, "first_byte_timeout": 60}, reply_timeout_s=120))
+    assert engine.settings.waits_within_a_reply() == {"llm.first_byte_timeout": 60.0, "llm.read_timeout": 30.0}
+    assert CascadeEngine(entry("cascade")).settings.waits_within_a_reply() == {}  # llama.cpp and Piper wait for nothing
+    ollama = load_catalog().get("cascade-ollama").effective_settings
+    assert ollama is not None and ollama["reply_timeout_s"] >= ollama["llm"]["first_byte_timeout"]

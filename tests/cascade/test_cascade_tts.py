@@ -9,7 +9,8 @@ import pytest
 
 from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.engines.base import EngineError
-from speechlm_demo.engines.cascade.tts import TTS, EspeakTTS, PiperTTS, build_tts
+from speechlm_demo.engines.cascade.tts import TTS, EspeakTTS, PiperTTS
+from speechlm_demo.engines.cascade.tts_kinds import build_tts
 from tests.cascade.conftest import need
 
 

@@ -15,8 +15,9 @@ from speechlm_demo import catalog
 from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.catalog import CatalogError
 from speechlm_demo.engines.base import AudioOut, EngineError, Mark, TextOut
+from speechlm_demo.engines.cascade.tts_kinds import build_tts
+from speechlm_demo.engines.cascade.tts_openai import OpenAISpeechTTS
 from speechlm_demo.engines.openai_http import ServerSilent
-from speechlm_demo.engines.speech_to_text.speech_api import OpenAISpeechTTS, build_voice
 from tests.qwen.conftest import free_port, make_engine, run_turn, speech_turn
 from tests.qwen.fake_vllm_omni import FakeServer
 from tests.support.tcp_faults import silent_listener
@@ -113,9 +114,9 @@ def test_ultravox_reply_that_does_not_start_fails_at_the_first_byte_timeout(vllm
 def test_speech_api_errors(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TTS_URL", raising=False)
     with pytest.raises(EngineError, match="set TTS_URL"):
-        build_voice({"kind": "openai", "model": "tts-1"})
+        build_tts({"kind": "openai", "model": "tts-1"})
     with pytest.raises(EngineError, match=r"tts\.colour: not an argument of tts kind openai"):
-        build_voice({"kind": "openai", "model": "tts-1", "base_url": vllm.url, "colour": "blue"})
+        build_tts({"kind": "openai", "model": "tts-1", "base_url": vllm.url, "colour": "blue"})
     tts = OpenAISpeechTTS("tts-1", base_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(EngineError, match="cannot connect to the speech server .*is the server running"):
         list(tts.synthesize("Hello."))

@@ -27,7 +27,8 @@ from .chunking import SentenceChunker, clean_for_speech
 from .llm import LLM, Messages, build_llm
 from .settings import CascadeSettings
 from .silero import SileroVAD
-from .tts import TTS, build_tts
+from .tts import TTS
+from .tts_kinds import build_tts
 
 log = logging.getLogger(__name__)
 

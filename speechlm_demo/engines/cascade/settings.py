@@ -7,6 +7,7 @@ anything is built (each argument as its class annotates it: :mod:`.stage_args`).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -16,7 +17,7 @@ from ...turntaking.half_duplex import HalfDuplexSettings
 from .asr import ASR_KINDS
 from .llm import LLM_KINDS
 from .stage_args import checked_arguments
-from .tts import TTS_KINDS
+from .tts_kinds import TTS_KINDS
 
 STAGE_KINDS: dict[str, dict[str, type]] = {"asr": ASR_KINDS, "llm": LLM_KINDS, "tts": TTS_KINDS}
 
@@ -43,11 +44,24 @@ class CascadeSettings(HalfDuplexSettings):
     system_prompt: str | None = None
     asr: dict[str, Any] = Field(default_factory=dict, description="kind (faster-whisper) and its arguments")
     llm: dict[str, Any] = Field(default_factory=dict, description="kind (llama-cpp | openai) and its arguments")
-    tts: dict[str, Any] = Field(default_factory=dict, description="kind (piper | espeak) and its arguments")
+    tts: dict[str, Any] = Field(default_factory=dict, description="kind (piper | espeak | openai) and its arguments")
 
     def recogniser(self) -> dict[str, Any] | None:
         """Its ASR stage's mapping: the turn layer's second hearing (``lookback_ms``) uses the same recogniser."""
         return self.asr
+
+    def waits_within_a_reply(self) -> dict[str, float]:
+        """The server stages' waits (``llm.first_byte_timeout``, ``llm.read_timeout``, ``tts.timeout_s``; their
+        defaults where unset): a reply is abandoned at ``reply_timeout_s`` whatever they say."""
+        waits: dict[str, float] = {}
+        for stage, names in (("llm", ("first_byte_timeout", "read_timeout")), ("tts", ("timeout_s",))):
+            config = getattr(self, stage)
+            kind = STAGE_KINDS[stage].get(config.get("kind", next(iter(STAGE_KINDS[stage]))))
+            parameters = inspect.signature(kind).parameters if kind is not None else {}
+            for name in names:
+                if name in parameters:
+                    waits[f"{stage}.{name}"] = float(config.get(name, parameters[name].default))
+        return waits
 
     @field_validator("asr", "llm", "tts")
     @classmethod

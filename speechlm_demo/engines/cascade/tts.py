@@ -6,16 +6,16 @@ import logging
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import Annotated, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import Field
 
 from ...audio import AudioError, decode_audio, resample
 from ..base import EngineError
-from .stage_args import build_stage, stage_kind, stage_kinds
+from .stage_args import stage_kind
 from .weights import piper_joe_voice
 
 log = logging.getLogger(__name__)
@@ -139,10 +139,3 @@ def decoded_audio(data: bytes, sample_rate: int, source: str) -> np.ndarray:
         raise EngineError(f"{source} produced no usable audio: {exc}") from None
     return resample(audio, rate, sample_rate)
 
-
-TTS_KINDS: dict[str, type] = stage_kinds(PiperTTS, EspeakTTS)  # the first is the default
-
-
-def build_tts(config: Mapping[str, Any]) -> TTS:
-    """A TTS stage from the catalogue's ``tts`` mapping (``kind: piper`` or ``espeak``)."""
-    return build_stage("tts", TTS_KINDS, config)

@@ -17,7 +17,8 @@ import numpy as np
 from ...audio import resample, to_mono_float32
 from ..base import Event, Progress, SessionOptions, TextOut, UserTurn
 from ..cascade.speak import speak_text_stream
-from ..cascade.tts import TTS, build_tts
+from ..cascade.tts import TTS
+from ..cascade.tts_kinds import build_tts
 from .engine_base import LocalQwenEngine, warm_up_noise
 from .prompt import INPUT_RATE, build_inputs, trim_history
 from .settings import Qwen2AudioSettings

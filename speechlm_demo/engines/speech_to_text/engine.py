@@ -23,10 +23,10 @@ from ...turntaking.half_duplex import HalfDuplexEngine
 from ..base import EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, UserTurn
 from ..cascade.settings import check_stage
 from ..cascade.speak import speak_text_stream
+from ..cascade.tts_kinds import build_tts
 from ..openai_http import chat_text
 from ..remote_settings import OpenAIServerSettings
 from ..vllm_omni.client import audio_url_part
-from .speech_api import VOICE_KINDS, build_voice
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class SpeechToTextSettings(OpenAIServerSettings):
     @field_validator("tts")
     @classmethod
     def _voice_known(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return check_stage("tts", value, VOICE_KINDS)
+        return check_stage("tts", value)
 
 
 def input_audio_part(audio: Any, sample_rate: int) -> dict[str, Any]:
@@ -73,7 +73,7 @@ class SpeechToTextEngine(HalfDuplexEngine):
         self._model: str | None = None if s.model == AUTO else s.model
         self.http.check_model(self._model, s.url_env)  # a server that does not answer fails the load here
         progress(0.3, "loading voice")
-        self.tts = build_voice(s.tts)
+        self.tts = build_tts(s.tts)
         progress(1.0, "ready")
 
     def model(self) -> str:

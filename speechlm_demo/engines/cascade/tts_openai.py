@@ -1,20 +1,20 @@
 """A TTS stage that calls an OpenAI-compatible ``POST /v1/audio/speech`` server (vLLM-Omni, OpenAI, Kokoro, ...).
 
-It satisfies the cascade's :class:`~speechlm_demo.engines.cascade.tts.TTS` protocol; :func:`build_voice`
-returns it for ``tts.kind: openai`` and the cascade's own Piper / espeak-ng stages otherwise (:data:`VOICE_KINDS`).
+The cascade's ``tts.kind: openai`` (:mod:`.tts_kinds`), and so also that of every engine that speaks through
+the cascade's TTS stage (the speech-in / text-out rows, Qwen2-Audio in process).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field
 
-from ..cascade.stage_args import Seconds, build_stage, stage_kind, stage_kinds
-from ..cascade.tts import TTS, TTS_KINDS, decoded_audio
 from ..openai_http import stage_client
+from .stage_args import Seconds, stage_kind
+from .tts import decoded_audio
 
 
 @stage_kind("tts", "openai")
@@ -49,10 +49,3 @@ class OpenAISpeechTTS:
         wav = self._http.post_for_bytes("/audio/speech", body)
         yield decoded_audio(wav, self.sample_rate, self._http.name)
 
-
-VOICE_KINDS: dict[str, type] = {**TTS_KINDS, **stage_kinds(OpenAISpeechTTS)}  # the first is the default
-
-
-def build_voice(config: Mapping[str, Any]) -> TTS:
-    """``kind: openai`` -> :class:`OpenAISpeechTTS`; ``piper`` / ``espeak`` -> the cascade's own stages."""
-    return build_stage("tts", VOICE_KINDS, config)
