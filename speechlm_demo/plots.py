@@ -40,8 +40,8 @@ def timeline_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = 
                     metrics = record.get("metrics", {})
                     ref, own = metrics.get("voice_to_voice_ref_ms"), metrics.get("voice_to_voice_ms")
                     note = (
-                        f"voice-to-voice {ref:.0f} ms from the reference end" if ref is not None
-                        else f"voice-to-voice {own:.0f} ms from the turn layer's end" if own is not None else ""
+                        f"voice-to-voice {ref:.0f} ms\nfrom the reference end" if ref is not None
+                        else f"voice-to-voice {own:.0f} ms\nfrom the turn layer's end" if own is not None else ""
                     )
                 rows.append((prefix + stage, marks[start], marks[end], colour, note))
         if record.get("status") not in (None, "ok"):
@@ -55,10 +55,11 @@ def timeline_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = 
         ax.set_axis_off()
         fig.tight_layout()
         return fig
+    notes = []
     for y, (_name, start, end, colour, note) in enumerate(rows):
         ax.barh(y, max(end - start, 2.0), left=start, height=0.6, color=colour, alpha=0.85)
         if note:
-            ax.text(end + 10, y, note, va="center", fontsize=8, fontweight="bold" if "voice" in note else None)
+            notes.append(ax.text(end + 10, y, note, va="center", fontsize=8, fontweight="bold" if "voice" in note else None))
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=1, linestyle="--")
@@ -70,7 +71,28 @@ def timeline_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = 
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
+    _fit_notes(fig, ax, notes)
     return fig
+
+
+def _fit_notes(fig: Figure, ax: Any, notes: list[Any]) -> None:
+    """Widen the time axis so every note written after its bar ends inside the plot (it used to run off the
+    figure's edge), or, where no width would do, write it inside its bar's row, ending at the plot's edge."""
+    if not notes:
+        return
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    axes_px = ax.get_window_extent(renderer).width
+    left, right = ax.get_xlim()
+    for note in notes:
+        share = (note.get_window_extent(renderer).width + 6) / axes_px  # of the axes' width, whatever the scale
+        start = note.get_position()[0]
+        if share < 0.9:
+            right = max(right, (start - share * left) / (1 - share))
+    ax.set_xlim(left, right)
+    for note in notes:
+        if note.get_window_extent(renderer).x1 > ax.get_window_extent(renderer).x1:
+            note.set_horizontalalignment("right")
+            note.set_x(right)
 
 
 def pair_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = "Both replies, t = 0 at the end of your speech") -> Figure:

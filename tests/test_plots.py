@@ -48,3 +48,20 @@ def test_box_plot_labels_the_same_p50_as_the_benchmark_summary() -> None:
     labels = sorted(t.get_text().strip() for t in fig.axes[0].texts)
     close(fig)
     assert labels == ["p50 250 ms", "p50 50 ms"]
+
+
+def test_the_latency_note_ends_inside_the_figure() -> None:
+    """The Talk tab's figure: the reply bar reaches the right end of the data, its note comes after it."""
+    tl = Timeline(engine_id="cascade")
+    for name, t in [("user_speech_start", -1.65), ("user_speech_end", 0.0), ("reply_started", 0.0), ("asr_start", 0.005),
+                    ("asr_final", 0.4), ("turn_detected", 0.4), ("first_audio_out", 0.897), ("last_audio_out", 2.94)]:
+        tl.mark(name, t)
+    for records in ([("cascade", tl.to_dict())], [("A", tl.to_dict()), ("B", tl.to_dict())]):
+        fig = timeline_figure(records)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        notes = [t for t in fig.axes[0].texts if t.get_text() == "voice-to-voice 897 ms\nfrom the turn layer's end"]
+        assert len(notes) == len(records)
+        plot = fig.axes[0].get_window_extent(renderer)
+        assert all(plot.x0 <= n.get_window_extent(renderer).x0 and n.get_window_extent(renderer).x1 <= plot.x1 for n in notes)
+        close(fig)
