@@ -13,6 +13,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import gradio as gr
 import numpy as np
 import pandas as pd
 
@@ -22,6 +23,7 @@ from ..judges.scorer import Judges
 
 log = logging.getLogger(__name__)
 
+MISSING = "–"  # no score: Gradio would print None as "null"
 SHOWN = {
     "dnsmos_ovrl": "DNSMOS OVRL",
     "dnsmos_sig": "DNSMOS SIG",
@@ -43,15 +45,18 @@ class PairJudges:
         self.judges = judges or Judges()  # cheap: the models load inside score(), on the pool's thread
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-judges")
 
-    async def table(self, audio_a: Any, text_a: str, audio_b: Any, text_b: str) -> pd.DataFrame:
-        """One row per judge, one column per side (empty where a side has no reply audio)."""
+    async def table(self, audio_a: Any, text_a: str, audio_b: Any, text_b: str) -> Any:
+        """One row per judge, one column per side ("–" where a side has no reply audio or a judge no score);
+        with no reply audio on either side, nothing to show (``gr.skip()``: a table of dashes said nothing)."""
         if not judges_enabled():
             return pd.DataFrame({"judge": ["automatic judges are off on this host (SPEECHLM_JUDGES is off)"]})
+        if not audio_a and not audio_b:
+            return gr.skip()
         sides = (("A", audio_a, text_a), ("B", audio_b, text_b))
         scored = await asyncio.gather(*(asyncio.wrap_future(self._pool.submit(self._score, audio, text)) for _, audio, text in sides))
         columns: dict[str, list[Any]] = {"judge": list(SHOWN.values())}
         for (side, _, _), scores in zip(sides, scored, strict=True):
-            columns[side] = [None if scores.get(key) is None else round(float(scores[key]), 3) for key in SHOWN]
+            columns[side] = [MISSING if scores.get(key) is None else round(float(scores[key]), 3) for key in SHOWN]
         return pd.DataFrame(columns)
 
     def _score(self, audio: Any, text: str) -> dict[str, Any]:

@@ -24,10 +24,10 @@ def test_both_replies_are_judged_and_a_missing_one_is_empty() -> None:
     audio = (22_050, to_int16(0.5 * speak(text, 22_050)))
     table = asyncio.run(judge_pair(audio, text, None, "(no text)")).set_index("judge")
     assert 1.0 <= table.loc["DNSMOS OVRL", "A"] <= 5.0 and table.loc["round-trip WER", "A"] <= 0.3
-    assert table["B"].isna().all()
+    assert (table["B"] == "–").all()
     garbage = asyncio.run(judge_pair((16_000, "not audio"), text, audio, "(no text)")).set_index("judge")
-    assert garbage["A"].isna().all() and table.loc["duration (s)", "A"] == garbage.loc["duration (s)", "B"]
-    assert pd.isna(garbage.loc["round-trip WER", "B"])  # no reply text: nothing to compare the ASR with
+    assert (garbage["A"] == "–").all() and table.loc["duration (s)", "A"] == garbage.loc["duration (s)", "B"]
+    assert garbage.loc["round-trip WER", "B"] == "–"  # no reply text: nothing to compare the ASR with
 
 
 def test_judges_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,5 +98,14 @@ def test_a_vote_is_taken_and_judged_while_the_compare_judges_are_still_loading(t
         worker.close()
         arena.close()
         store.close()
-    assert table.loc["round-trip WER", "A"] == 0.0 and table["B"].isna().all()
+    assert table.loc["round-trip WER", "A"] == 0.0 and (table["B"] == "–").all()
     assert slow.loaded_on.startswith("compare-judges")  # loaded on the tab's judge thread, not the caller's
+
+
+def test_no_reply_on_either_side_leaves_the_table_as_it_is() -> None:
+    """The Compare tab's judge step after a comparison without reply audio shows nothing new (it used to show a
+    table of "null")."""
+    import gradio as gr
+
+    skipped = asyncio.run(judge_pair(None, "", None, ""))
+    assert isinstance(skipped, type(gr.skip()))

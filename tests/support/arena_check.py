@@ -33,6 +33,18 @@ def wait_for_text(page: Page, selector: str, needle: str, timeout_s: float) -> s
     return text
 
 
+def judge_table(page: Page, timeout_s: float) -> str:
+    """The Compare tab's judge table once it is filled in and no longer being computed ("" if it never is)."""
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        text = page.locator("#compare-judges").inner_text()
+        if "words/min" in text and "processing" not in text:
+            return text
+        page.wait_for_timeout(250)
+    return text
+
+
 def check_compare(page: Page, engines: list[str], timeout_s: float) -> dict:
     """Record one turn in the Compare tab and read both sides."""
     page.get_by_role("tab", name="Compare").click()
@@ -50,6 +62,7 @@ def check_compare(page: Page, engines: list[str], timeout_s: float) -> dict:
         result[f"reply_{side}"] = page.locator(f"#compare-{side}-reply textarea").input_value()
         result[f"has_audio_{side}"] = page.locator(f"#compare-{side}-audio audio, #compare-{side}-audio button[aria-label='Play']").count() > 0
     result["has_timeline_plot"] = page.locator("#compare-timeline img, #compare-timeline svg").count() > 0
+    result["judges"] = judge_table(page, 90)  # the judges load on first use
     return result
 
 

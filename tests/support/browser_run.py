@@ -41,3 +41,5 @@ def assert_compare_answered(result: dict) -> None:
     for side in "ab":
         assert "✅" in result[f"summary_{side}"] and "voice-to-voice" in result[f"summary_{side}"], result
         assert result[f"has_audio_{side}"], result
+    judges = result["judges"]  # both replies scored, and no "null" cell (a missing score reads "–")
+    assert "duration (s)" in judges and "null" not in judges and "processing" not in judges, judges
