@@ -91,15 +91,30 @@ def test_the_protocol_module_imports_nothing_of_the_turn_layer() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_a_server_wait_longer_than_the_reply_timeout_is_refused() -> None:
+def test_a_server_wait_not_shorter_than_the_reply_timeout_is_refused() -> None:
     """Server rows wait up to ``first_byte_timeout_s`` for a reply to start and ``read_timeout_s`` between events;
-    a reply is abandoned at ``reply_timeout_s`` (120 s by default for them), so a longer wait could never say why."""
+    a reply is abandoned at ``reply_timeout_s`` (150 s by default for them), so a wait as long could never say why
+    (one between events starts after the last event, often after the commit)."""
     from speechlm_demo.engines.speech_to_text.engine import SpeechToTextSettings
 
     settings = SpeechToTextSettings.model_validate({"model": "m"})
-    assert settings.waits_within_a_reply() == {"first_byte_timeout_s": 15.0, "read_timeout_s": 120.0}
-    assert settings.reply_timeout_s == 120.0
-    for given, wait in (({"first_byte_timeout_s": 60, "reply_timeout_s": 30, "read_timeout_s": 20}, "first_byte_timeout_s (60 s)"),
-                        ({"reply_timeout_s": 30}, "read_timeout_s (120 s)")):
-        with pytest.raises(ValueError, match=rf"{re.escape(wait)} is longer than reply_timeout_s \(30 s\)"):
+    assert settings.waits_within_a_reply() == {"connect_timeout_s": 5.0, "first_byte_timeout_s": 15.0, "read_timeout_s": 120.0}
+    assert settings.reply_timeout_s == 150.0
+    spoken_by_server = {"kind": "openai", "model": "tts-1", "base_url": "http://127.0.0.1:9/v1"}
+    for given, wait in (
+        ({"first_byte_timeout_s": 60, "reply_timeout_s": 30, "read_timeout_s": 20}, "first_byte_timeout_s (60 s)"),
+        ({"reply_timeout_s": 30}, "read_timeout_s (120 s)"),
+        ({"reply_timeout_s": 30, "read_timeout_s": 30}, "read_timeout_s (30 s)"),  # equal is too long as well
+        ({"reply_timeout_s": 30, "read_timeout_s": 20, "tts": {**spoken_by_server, "timeout_s": 30}}, "tts.timeout_s (30 s)"),
+    ):
+        with pytest.raises(ValueError, match=rf"{re.escape(wait)} is not shorter than reply_timeout_s \(30 s\)"):
             SpeechToTextSettings.model_validate({"model": "m", **given})
+
+
+def test_the_in_process_qwen2_audio_counts_its_speech_server_voice() -> None:
+    from speechlm_demo.engines.qwen_local.settings import Qwen2AudioSettings
+
+    voice = {"kind": "openai", "model": "tts-1", "base_url": "http://127.0.0.1:9/v1", "timeout_s": 90}
+    with pytest.raises(ValueError, match=r"tts\.timeout_s \(90 s\) is not shorter than reply_timeout_s \(45 s\)"):
+        Qwen2AudioSettings.model_validate({"tts": voice})
+    assert Qwen2AudioSettings.model_validate({"tts": {**voice, "timeout_s": 20}}).waits_within_a_reply() == {"tts.timeout_s": 20.0}

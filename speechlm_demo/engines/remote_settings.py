@@ -17,7 +17,7 @@ class OpenAIServerSettings(HalfDuplexSettings, ServerConnection):
     api_key_env: str | None = Field(None, description="environment variable holding a bearer token")
     read_timeout_s: float = Field(120.0, gt=0, description="longest wait for the next streamed event")
     reply_timeout_s: float = Field(
-        120.0, gt=0, description="a reply not finished by then is abandoned (no shorter than the waits above)"
+        150.0, gt=0, description="a reply not finished by then is abandoned (longer than the waits above)"
     )
     first_byte_timeout_s: float = Field(
         15.0, gt=0, description="longest wait for a streamed reply to start (its response headers; a whole reply gets read_timeout_s)"

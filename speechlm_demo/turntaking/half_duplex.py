@@ -101,6 +101,10 @@ class HalfDuplexSettings(TurnSettings):
         "lookback_ms of voice does not dangle (0: off); see turntaking.lookback",
     )
 
+    reply_timeout_s: float = Field(
+        45.0, gt=0.0, description="a reply not finished by then is abandoned (longer than the engine's own waits)"
+    )
+
     engine_reports_words: ClassVar[bool] = False  # the engine yields the user's words (TextOut, role "user")
 
     @field_validator("listen_asr")
@@ -127,17 +131,20 @@ class HalfDuplexSettings(TurnSettings):
         return self
 
     def waits_within_a_reply(self) -> dict[str, float]:
-        """The engine's own waits (seconds, by setting name) that bound how long a reply may stall: each must end
-        before ``reply_timeout_s`` abandons the reply, or the reason it gives ("did not start within ...") is never
-        seen. Server rows have ``first_byte_timeout_s`` / ``read_timeout_s``; an engine with other waits adds them."""
-        return {name: getattr(self, name) for name in ("first_byte_timeout_s", "read_timeout_s") if hasattr(self, name)}
+        """The engine's own waits (seconds, by setting name) that bound how long a reply may stall: each must be
+        shorter than ``reply_timeout_s``, or the reply is abandoned first and the reason the wait gives ("did not
+        start within ...", "nothing for 30 s") is never seen (a wait between events starts after the last one, often
+        after the commit, so an equal one is too long). Server rows have ``connect_timeout_s``,
+        ``first_byte_timeout_s``, ``read_timeout_s``; an engine with other waits (a server stage) adds them."""
+        names = ("connect_timeout_s", "first_byte_timeout_s", "read_timeout_s")
+        return {name: getattr(self, name) for name in names if hasattr(self, name)}
 
     @model_validator(mode="after")
     def _waits_end_before_the_reply_is_abandoned(self) -> HalfDuplexSettings:
         for name, seconds in self.waits_within_a_reply().items():
-            if seconds > self.reply_timeout_s:
+            if seconds >= self.reply_timeout_s:
                 raise ValueError(
-                    f"{name} ({seconds:g} s) is longer than reply_timeout_s ({self.reply_timeout_s:g} s): the reply "
+                    f"{name} ({seconds:g} s) is not shorter than reply_timeout_s ({self.reply_timeout_s:g} s): the reply "
                     f"would be abandoned before that wait ends and says why; raise reply_timeout_s or lower {name}"
                 )
         return self

@@ -210,18 +210,20 @@ def test_build_stage_refuses_a_class_not_declared_as_the_kind() -> None:
         ({"llm": {**NOWHERE, "first_byte_timeout": 60}}, r"llm\.first_byte_timeout \(60 s\)"),
         ({"llm": {**NOWHERE, "read_timeout": 45}}, r"llm\.read_timeout \(45 s\)"),
         ({"llm": NOWHERE, "reply_timeout_s": 10}, r"llm\.first_byte_timeout \(15 s\)"),  # the stage's defaults count
-        ({"tts": {"kind": "openai", "model": "tts-1", "base_url": "http://127.0.0.1:9/v1", "timeout_s": 40}}, r"tts\.timeout_s \(40 s\)"),
+        ({"llm": NOWHERE, "reply_timeout_s": 30}, r"llm\.read_timeout \(30 s\)"),  # an equal wait is too long too
+        ({"llm": {**NOWHERE, "connect_timeout": 300}}, r"llm\.connect_timeout \(300 s\)"),
+        ({"tts": {"kind": "openai", "model": "tts-1", "base_url": "http://127.0.0.1:9/v1", "timeout_s": 60}}, r"tts\.timeout_s \(60 s\)"),
     ],
 )
 def test_a_server_stage_wait_the_reply_timeout_would_cut_short_stops_the_catalogue(tmp_path: Path, defaults: dict, wait: str) -> None:
-    """A wait longer than ``reply_timeout_s`` could never say why a turn failed: the reply is abandoned first."""
-    with pytest.raises(CatalogError, match=rf"entry 'cascade'.*{wait} is longer than reply_timeout_s .*raise reply_timeout_s"):
+    """A wait as long as or longer than ``reply_timeout_s`` could never say why a turn failed: the reply is abandoned first."""
+    with pytest.raises(CatalogError, match=rf"entry 'cascade'.*{wait} is not shorter than reply_timeout_s .*raise reply_timeout_s"):
         load_catalog(write(tmp_path, defaults))
 
 
 def test_a_longer_reply_timeout_lets_the_longer_wait_be() -> None:
     engine = CascadeEngine(entry("cascade", llm={**NOWHERE, "first_byte_timeout": 60}, reply_timeout_s=120))
-    assert engine.settings.waits_within_a_reply() == {"llm.first_byte_timeout": 60.0, "llm.read_timeout": 30.0}
+    assert engine.settings.waits_within_a_reply() == {"llm.connect_timeout": 5.0, "llm.first_byte_timeout": 60.0, "llm.read_timeout": 30.0}
     assert CascadeEngine(entry("cascade")).settings.waits_within_a_reply() == {}  # llama.cpp and Piper wait for nothing
     ollama = load_catalog().get("cascade-ollama").effective_settings
-    assert ollama is not None and ollama["reply_timeout_s"] >= ollama["llm"]["first_byte_timeout"]
+    assert ollama is not None and ollama["reply_timeout_s"] > ollama["llm"]["first_byte_timeout"]

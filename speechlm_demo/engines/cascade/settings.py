@@ -33,6 +33,24 @@ def check_stage(stage: str, config: Mapping[str, Any], kinds: Mapping[str, type]
     return {key: checked.get(key, value) for key, value in config.items()}
 
 
+STAGE_WAITS = ("connect_timeout", "first_byte_timeout", "read_timeout", "timeout_s")  # stage arguments that bound a wait
+
+
+def stage_waits(stages: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """The waits of server stages (``llm.first_byte_timeout``, ``tts.timeout_s``, ...; the stage's defaults where
+    unset), by ``stage.argument``: a reply is abandoned at ``reply_timeout_s`` whatever they say, so the engine's
+    settings refuse any that is not shorter. ``stages`` maps a stage name to its checked mapping."""
+    waits: dict[str, float] = {}
+    for stage, config in stages.items():
+        kinds = STAGE_KINDS[stage]
+        kind = kinds.get(config.get("kind", next(iter(kinds))))
+        parameters = inspect.signature(kind).parameters if kind is not None else {}
+        for name in STAGE_WAITS:
+            if name in parameters:
+                waits[f"{stage}.{name}"] = float(config.get(name, parameters[name].default))
+    return waits
+
+
 class CascadeSettings(HalfDuplexSettings):
     """Which VAD, how the first spoken chunk is cut, the system prompt and the three stages."""
 
@@ -51,17 +69,8 @@ class CascadeSettings(HalfDuplexSettings):
         return self.asr
 
     def waits_within_a_reply(self) -> dict[str, float]:
-        """The server stages' waits (``llm.first_byte_timeout``, ``llm.read_timeout``, ``tts.timeout_s``; their
-        defaults where unset): a reply is abandoned at ``reply_timeout_s`` whatever they say."""
-        waits: dict[str, float] = {}
-        for stage, names in (("llm", ("first_byte_timeout", "read_timeout")), ("tts", ("timeout_s",))):
-            config = getattr(self, stage)
-            kind = STAGE_KINDS[stage].get(config.get("kind", next(iter(STAGE_KINDS[stage]))))
-            parameters = inspect.signature(kind).parameters if kind is not None else {}
-            for name in names:
-                if name in parameters:
-                    waits[f"{stage}.{name}"] = float(config.get(name, parameters[name].default))
-        return waits
+        """Its server stages' waits count too (see :func:`stage_waits`)."""
+        return {**super().waits_within_a_reply(), **stage_waits({"llm": self.llm, "tts": self.tts})}
 
     @field_validator("asr", "llm", "tts")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from ...turntaking.half_duplex import HalfDuplexSettings
-from ..cascade.settings import check_stage
+from ..cascade.settings import check_stage, stage_waits
 
 
 class QwenLocalSettings(HalfDuplexSettings):
@@ -48,3 +48,7 @@ class Qwen2AudioSettings(QwenLocalSettings):
     @classmethod
     def _tts_known(cls, value: dict[str, Any]) -> dict[str, Any]:
         return check_stage("tts", value)
+
+    def waits_within_a_reply(self) -> dict[str, float]:
+        """A speech server voice's wait counts too (``tts.kind: openai``)."""
+        return {**super().waits_within_a_reply(), **stage_waits({"tts": self.tts})}

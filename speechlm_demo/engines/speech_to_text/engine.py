@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 from ...audio import encode_wav, to_mono_float32
 from ...turntaking.half_duplex import HalfDuplexEngine
 from ..base import EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, UserTurn
-from ..cascade.settings import check_stage
+from ..cascade.settings import check_stage, stage_waits
 from ..cascade.speak import speak_text_stream
 from ..cascade.tts_kinds import build_tts
 from ..openai_http import chat_text
@@ -53,6 +53,10 @@ class SpeechToTextSettings(OpenAIServerSettings):
     @classmethod
     def _voice_known(cls, value: dict[str, Any]) -> dict[str, Any]:
         return check_stage("tts", value)
+
+    def waits_within_a_reply(self) -> dict[str, float]:
+        """The server's waits and its speech server voice's (``tts.kind: openai``)."""
+        return {**super().waits_within_a_reply(), **stage_waits({"tts": self.tts})}
 
 
 def input_audio_part(audio: Any, sample_rate: int) -> dict[str, Any]:
