@@ -59,7 +59,9 @@ def timeline_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = 
     for y, (_name, start, end, colour, note) in enumerate(rows):
         ax.barh(y, max(end - start, 2.0), left=start, height=0.6, color=colour, alpha=0.85)
         if note:
-            notes.append(ax.text(end + 10, y, note, va="center", fontsize=8, fontweight="bold" if "voice" in note else None))
+            text = ax.text(end + 10, y, note, va="center", fontsize=8, fontweight="bold" if "voice" in note else None)
+            text.set_in_layout(False)  # the layout keeps room for the labels; _fit_notes widens the axis for these
+            notes.append(text)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=1, linestyle="--")
@@ -75,24 +77,25 @@ def timeline_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = 
     return fig
 
 
+MAX_NOTE_SHARE = 0.6  # a note may take this share of the plot's width at most; a longer one is shortened
+
+
 def _fit_notes(fig: Figure, ax: Any, notes: list[Any]) -> None:
     """Widen the time axis so every note written after its bar ends inside the plot (it used to run off the
-    figure's edge), or, where no width would do, write it inside its bar's row, ending at the plot's edge."""
+    figure's edge); a note too long for that (a failure's reason) is shortened with "…" first."""
     if not notes:
         return
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     axes_px = ax.get_window_extent(renderer).width
     left, right = ax.get_xlim()
     for note in notes:
+        text = note.get_text()
+        while len(text) > 8 and (note.get_window_extent(renderer).width + 6) / axes_px > MAX_NOTE_SHARE:
+            text = text[: int(len(text) * 0.85)].rstrip() + "…"
+            note.set_text(text)
         share = (note.get_window_extent(renderer).width + 6) / axes_px  # of the axes' width, whatever the scale
-        start = note.get_position()[0]
-        if share < 0.9:
-            right = max(right, (start - share * left) / (1 - share))
+        right = max(right, (note.get_position()[0] - share * left) / (1 - share))
     ax.set_xlim(left, right)
-    for note in notes:
-        if note.get_window_extent(renderer).x1 > ax.get_window_extent(renderer).x1:
-            note.set_horizontalalignment("right")
-            note.set_x(right)
 
 
 def pair_figure(records: Sequence[tuple[str, dict[str, Any]]], title: str = "Both replies, t = 0 at the end of your speech") -> Figure:

@@ -237,3 +237,15 @@ def test_as_they_finish_yields_sides_then_the_comparison_and_passes_errors_on(ec
 
     with pytest.raises(RuntimeError, match="arena gone"):
         list(as_they_finish(broken))
+
+
+def test_the_compare_tab_clears_the_last_pairs_judge_scores_when_a_new_comparison_starts() -> None:
+    """The judge table belongs to one pair: a recorded turn replaces it at once (the scores come after the pair);
+    the microphone's start, which fires the same event without a turn, leaves it alone."""
+    import gradio as gr
+
+    from speechlm_demo.recorder import RecordedTurn
+    from speechlm_demo.ui.compare_tab import JUDGES_PENDING, pending_judges
+
+    assert pending_judges(RecordedTurn(1, tone(0.5), 16_000)) is JUDGES_PENDING
+    assert pending_judges(None) == gr.skip()

@@ -65,3 +65,19 @@ def test_the_latency_note_ends_inside_the_figure() -> None:
         plot = fig.axes[0].get_window_extent(renderer)
         assert all(plot.x0 <= n.get_window_extent(renderer).x0 and n.get_window_extent(renderer).x1 <= plot.x1 for n in notes)
         close(fig)
+
+
+def test_a_long_failure_reason_stays_inside_the_plot() -> None:
+    record = {"marks_ms": {"user_speech_start": -900.0, "user_speech_end": 0.0}, "status": "failed",
+              "detail": "the vLLM server at http://gpu-box:8000 accepts connections but does not answer: is it busy or hung?"}
+    for records in ([("engine", record)], [("a long engine label · qwen2.5-omni-vllm", record), ("b", record)]):
+        fig = timeline_figure(records)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        ax = fig.axes[0]
+        plot = ax.get_window_extent(renderer)
+        notes = [t for t in ax.texts if t.get_text()]
+        assert notes and all(record["detail"].startswith(t.get_text().rstrip("…")) for t in notes)
+        assert all(plot.x0 <= t.get_window_extent(renderer).x0 and t.get_window_extent(renderer).x1 <= plot.x1 for t in notes)
+        assert plot.x1 > 0.9 * fig.bbox.width  # the layout left no blank band for the note
+        close(fig)

@@ -15,7 +15,7 @@ from ..engines.registry import EngineRegistry
 from ..plots import close, pair_figure, timeline_figure
 from ..recorder import RecordedTurn
 from ..timeline import LATENCY_FROM, ORIGIN_LABELS, usage_note
-from .judges_view import judge_pair
+from .judges_view import JUDGES_PENDING, judge_pair
 from .recording import build_turn_input
 from .text import plain
 
@@ -35,6 +35,11 @@ def side_summary(label: str, result: SideResult | None) -> str:
     timing = f"voice-to-voice **{latency:.0f} ms** (from {ORIGIN_LABELS[LATENCY_FROM]})" if latency is not None else "no reply audio"
     cost = usage_note(result.timeline.get("extra", {}))
     return f"**{name}**: ✅ {timing} · {len(result.audio) / result.sample_rate:.1f} s of audio{cost}"
+
+
+def pending_judges(turn: RecordedTurn | None) -> Any:
+    """The judge table while a new pair is compared (the last pair's scores must not stay beside it)."""
+    return gr.skip() if turn is None else JUDGES_PENDING
 
 
 def side_outputs(label: str, result: SideResult | None) -> tuple[Any, ...]:
@@ -103,7 +108,7 @@ def build_compare_tab(registry: EngineRegistry) -> None:
     plot = gr.Plot(empty, label="Latency timelines", elem_id="compare-timeline")
     close(empty)
     judged = gr.Dataframe(label="Automatic judges (computed once both replies are in)", interactive=False, elem_id="compare-judges")
-    mic.turn_id.change(
+    mic.turn_id.change(pending_judges, inputs=[mic.turn], outputs=[judged], show_progress="hidden", queue=False).then(
         partial(run_comparison, registry),
         inputs=[mic.turn, engine_a, engine_b, system_prompt, voice],
         outputs=[status, *columns, plot],

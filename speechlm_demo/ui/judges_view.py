@@ -36,6 +36,8 @@ SHOWN = {
     "clipping": "clipped share",
 }
 
+JUDGES_PENDING = pd.DataFrame({"judge": list(SHOWN.values()), "A": "…", "B": "…"})  # while a new pair is compared
+
 
 class PairJudges:
     """Judges both replies of a comparison on one thread of their own (``compare-judges``), with a lock of their
