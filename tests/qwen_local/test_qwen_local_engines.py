@@ -130,6 +130,23 @@ def test_qwen2_audio_text_is_spoken_by_the_cascade_tts(tiny_qwen2_audio_dir: Pat
     assert record.reply_text == " ".join(chunks)
 
 
+def test_qwen2_audio_can_speak_through_a_speech_server(tiny_qwen2_audio_dir: Path) -> None:
+    """``tts.kind: openai``: each chunk is one ``POST /v1/audio/speech`` (the fake vLLM server of ``tests/qwen``)."""
+    from tests.qwen.fake_vllm_omni import FakeServer, FakeState
+
+    with FakeServer(FakeState(profile="vllm")) as server:
+        voice = {"kind": "openai", "model": "tts-1", "voice": "alloy", "base_url": f"{server.url}/v1"}
+        engine = load("qwen2-audio-7b", tiny_qwen2_audio_dir, max_new_tokens=24, tts=voice)
+        recorder, (record,) = speak_turns(engine, SessionOptions(seed=0))
+    assert record.status == "ok", record.detail
+    chunks = [e.text for e in recorder.of(TextOut) if e.role == "agent"]
+    audio = recorder.of(AudioOut)
+    assert chunks and audio and {a.sample_rate for a in audio} == {24_000}
+    assert rms_dbfs(np.concatenate([a.pcm for a in audio])) > SILENT_DBFS
+    spoken = [r["input"] for r in server.state.requests if "input" in r]
+    assert len(spoken) == len(chunks) and all(spoken) and all(r["voice"] == "alloy" for r in server.state.requests)
+
+
 def test_qwen2_audio_prompt_numbers_the_audios_and_keeps_the_replies(tiny_qwen2_audio_dir: Path) -> None:
     engine = load("qwen2-audio-7b", tiny_qwen2_audio_dir)
     history = [{"role": "user", "audio": tone(1.0)}, {"role": "assistant", "content": "Hello there."}]
