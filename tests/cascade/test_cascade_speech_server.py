@@ -78,3 +78,14 @@ def test_a_speech_server_gone_after_the_load_fails_the_turn_with_its_reason(
             events.append(event)
     assert [e.text for e in events if isinstance(e, TextOut) and e.role == "user"]  # heard and answered, not spoken
     assert not any(isinstance(e, AudioOut) for e in events)
+
+
+def test_a_speech_server_answering_garbage_fails_the_turn_with_its_reason(
+    server: FakeServer, spoken: Callable[..., np.ndarray]
+) -> None:
+    need("faster_whisper")
+    engine = cascade(server.url, server.url, server.state.model)
+    server.state.scenario = "bad_audio"
+    turn = UserTurn(turn_id=1, audio=spoken("What is the capital of France?"), sample_rate=16_000, timeline=Timeline())
+    with pytest.raises(EngineError, match=r"the speech server .* produced no usable audio"):
+        list(engine.respond(turn, [], SessionOptions(temperature=0.0)))

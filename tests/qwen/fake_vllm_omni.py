@@ -202,10 +202,15 @@ def build_app(state: FakeState) -> Starlette:
         return wire.audio_chunk(rid, created, model, b64, frames=frames, rate=OUT_RATE, fmt="wav", finish=finish, prompt_tokens=100)
 
     async def speech(request: Request) -> Response:
+        """``POST /v1/audio/speech`` as vllm-omni 0.30.0 serves it: ``OpenAICreateSpeechRequest``
+        (``entrypoints/openai/protocol/audio.py``: ``input``, ``model``, ``voice``, ``response_format``), the
+        audio bytes in the body, "Input text cannot be empty" (``entrypoints/openai/serving_speech.py``)."""
         body = await request.json()
         state.requests.append(body)
         if not body.get("input"):
             return _error("Input text cannot be empty", "BadRequestError", 400)
+        if state.scenario == "bad_audio":
+            return Response(b"not a wav file at all", media_type="audio/wav")
         buffer = io.BytesIO()
         sf.write(buffer, tone(body["input"]), OUT_RATE, format="WAV")
         return Response(buffer.getvalue(), media_type="audio/wav")

@@ -117,15 +117,21 @@ def test_omni_voice_comes_from_the_session_else_the_row(tiny_omni_dir: Path, cap
         load("qwen2.5-omni-3b", tiny_omni_dir, voice="Nobody")
 
 
+def assert_spoken(recorder: Recorder, record: TurnRecord, rate: int) -> list[str]:
+    """The turn went well, its text came in chunks and its audio at ``rate`` is not silent; the chunks."""
+    assert record.status == "ok", record.detail
+    chunks = [e.text for e in recorder.of(TextOut) if e.role == "agent"]
+    audio = recorder.of(AudioOut)
+    assert chunks and audio and {a.sample_rate for a in audio} == {rate}
+    assert rms_dbfs(np.concatenate([a.pcm for a in audio])) > SILENT_DBFS
+    return chunks
+
+
 def test_qwen2_audio_text_is_spoken_by_the_cascade_tts(tiny_qwen2_audio_dir: Path) -> None:
     engine = load("qwen2-audio-7b", tiny_qwen2_audio_dir, max_new_tokens=24, warm_up=True)
     recorder, (record,) = speak_turns(engine, SessionOptions(seed=0))
 
-    assert record.status == "ok", record.detail
-    chunks = [e.text for e in recorder.of(TextOut) if e.role == "agent"]
-    audio = recorder.of(AudioOut)
-    assert chunks and audio and {a.sample_rate for a in audio} == {22_050}
-    assert rms_dbfs(np.concatenate([a.pcm for a in audio])) > SILENT_DBFS
+    chunks = assert_spoken(recorder, record, 22_050)
     assert_marks_in_order(record.timeline, ("reply_started", "llm_first_token", "llm_first_sentence", "first_audio_out"))
     assert record.reply_text == " ".join(chunks)
 
@@ -138,11 +144,7 @@ def test_qwen2_audio_can_speak_through_a_speech_server(tiny_qwen2_audio_dir: Pat
         voice = {"kind": "openai", "model": "tts-1", "voice": "alloy", "base_url": f"{server.url}/v1"}
         engine = load("qwen2-audio-7b", tiny_qwen2_audio_dir, max_new_tokens=24, tts=voice)
         recorder, (record,) = speak_turns(engine, SessionOptions(seed=0))
-    assert record.status == "ok", record.detail
-    chunks = [e.text for e in recorder.of(TextOut) if e.role == "agent"]
-    audio = recorder.of(AudioOut)
-    assert chunks and audio and {a.sample_rate for a in audio} == {24_000}
-    assert rms_dbfs(np.concatenate([a.pcm for a in audio])) > SILENT_DBFS
+    chunks = assert_spoken(recorder, record, 24_000)
     spoken = [r["input"] for r in server.state.requests if "input" in r]
     assert len(spoken) == len(chunks) and all(spoken) and all(r["voice"] == "alloy" for r in server.state.requests)
 
