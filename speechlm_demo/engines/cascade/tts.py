@@ -31,8 +31,11 @@ class TTS(Protocol):
 
     sample_rate: int
 
-    def synthesize(self, text: str) -> Iterator[np.ndarray]:
-        """Mono float32 chunks at :attr:`sample_rate` for ``text`` (nothing for blank text)."""
+    def synthesize(self, text: str, cancel: threading.Event | None = None) -> Iterator[np.ndarray]:
+        """Mono float32 chunks at :attr:`sample_rate` for ``text`` (nothing for blank text).
+
+        Once ``cancel`` is set the rest no longer matters: the stage may stop early, yielding nothing more.
+        """
         ...
 
 
@@ -82,13 +85,15 @@ class PiperTTS:
         self._lock = threading.Lock()
         log.info("Piper voice %s loaded (%d Hz)", model.name, self.sample_rate)
 
-    def synthesize(self, text: str) -> Iterator[np.ndarray]:
-        """One chunk per sentence of ``text``."""
+    def synthesize(self, text: str, cancel: threading.Event | None = None) -> Iterator[np.ndarray]:
+        """One chunk per sentence of ``text``; none after ``cancel`` is set."""
         if not text.strip():
             return
         with self._lock:
             chunks = self._voice.synthesize(text, syn_config=self._config)
             for chunk in chunks:  # one per sentence: the first is out before the next is synthesised
+                if cancel is not None and cancel.is_set():
+                    return
                 audio = chunk.audio_float_array.astype(np.float32, copy=False)
                 yield resample(audio, chunk.sample_rate, self.sample_rate)
 
@@ -116,8 +121,8 @@ class EspeakTTS:
         self.voice = ESPEAK_DEFAULT_VOICE if voice == OFFLINE else voice
         self.speed_wpm = speed_wpm
 
-    def synthesize(self, text: str) -> Iterator[np.ndarray]:
-        """The whole text as one chunk."""
+    def synthesize(self, text: str, cancel: threading.Event | None = None) -> Iterator[np.ndarray]:
+        """The whole text as one chunk (espeak-ng takes milliseconds: ``cancel`` is not waited on)."""
         if not text.strip():
             return
         command = [self.executable, "--stdout", "-v", self.voice, "-s", str(self.speed_wpm)]

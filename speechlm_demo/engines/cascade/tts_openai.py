@@ -6,6 +6,7 @@ the cascade's TTS stage (the speech-in / text-out rows, Qwen2-Audio in process).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -39,13 +40,15 @@ class OpenAISpeechTTS:
         self.model, self.voice = model, voice
         self.sample_rate = sample_rate
 
-    def synthesize(self, text: str) -> Iterator[np.ndarray]:
-        """The whole chunk as one piece of audio."""
+    def synthesize(self, text: str, cancel: threading.Event | None = None) -> Iterator[np.ndarray]:
+        """The whole chunk as one piece of audio; nothing once ``cancel`` is set, even mid-request."""
         if not text.strip():
             return
         body: dict[str, Any] = {"model": self.model, "input": text, "response_format": "wav"}
         if self.voice:
             body["voice"] = self.voice
-        wav = self._http.post_for_bytes("/audio/speech", body)
+        wav = self._http.post_for_bytes("/audio/speech", body, cancel=cancel)
+        if wav is None:
+            return
         yield decoded_audio(wav, self.sample_rate, self._http.name)
 
