@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,11 @@ def test_piper_speaks_at_22050_hz() -> None:
     assert 1.5 < len(audio) / piper.sample_rate < 8
     assert rms_dbfs(audio) > -30
     assert list(piper.synthesize("   ")) == []
+    cancel = threading.Event()
+    sentences = piper.synthesize("One sentence. Another sentence. A third one.", cancel)
+    assert rms_dbfs(next(sentences)) > -30
+    cancel.set()  # a barge-in after the first sentence: no more sentences are synthesised
+    assert list(sentences) == []
 
 
 def test_espeak_needs_no_weights() -> None:
