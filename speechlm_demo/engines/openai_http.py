@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import threading
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -26,6 +25,7 @@ from .base import EngineError
 from .server_address import resolve_url
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SSE_FIELDS = ("data:", "event:", "id:", "retry:", ":")
 CANCEL_POLL_S = 0.05  # how often a cancellable request's caller looks at its cancel while the server works
@@ -138,7 +138,15 @@ class ChatHTTP:
             )
 
     def post(self, path: str, payload: dict[str, Any], cancel: threading.Event) -> Iterator[dict[str, Any]]:
-        """POST ``payload``; yield each streamed event's JSON object (or the one JSON body), then stop."""
+        """POST ``payload``; yield each streamed event's JSON object (or the one JSON body), then stop.
+
+        The reply is read in its own thread, so the caller stops within :data:`CANCEL_POLL_S` of ``cancel``
+        even while the server says nothing (a barge-in does not wait for the first-byte or read timeout); the
+        reader then closes the connection as soon as its read returns.
+        """
+        yield from read_aside(f"post {path}", lambda stop: self._streamed(path, payload, stop), cancel)
+
+    def _streamed(self, path: str, payload: dict[str, Any], stop: threading.Event) -> Iterator[dict[str, Any]]:
         url = endpoint(self.base_url, path)
         first_byte = self.first_byte_timeout if payload.get("stream") else None
         timeout = httpx.Timeout(first_byte or self.read_timeout, connect=self.connect_timeout)
@@ -155,18 +163,18 @@ class ChatHTTP:
             # streamed event may take read_timeout
             request.extensions["timeout"] = {**request.extensions["timeout"], "read": self.read_timeout}
             try:
-                yield from self._events(response, cancel)
+                yield from self._events(response, stop)
             finally:
                 response.close()
 
-    def _events(self, response: httpx.Response, cancel: threading.Event) -> Iterator[dict[str, Any]]:
+    def _events(self, response: httpx.Response, stop: threading.Event) -> Iterator[dict[str, Any]]:
         if response.status_code >= 400:
             body = response.read().decode("utf-8", "replace")
             raise EngineError(f"{self.name} answered HTTP {response.status_code}: {error_text(body)}")
         if response.headers.get("content-type", "").startswith("application/json"):
             yield parse_object(response.read().decode("utf-8", "replace"), self.name)
             return
-        yield from sse_events(response.iter_lines(), cancel, self.name)
+        yield from sse_events(response.iter_lines(), stop, self.name)
 
     def post_for_bytes(
         self, path: str, payload: dict[str, Any], accept: str = "*/*", cancel: threading.Event | None = None
@@ -181,20 +189,8 @@ class ChatHTTP:
         url = endpoint(self.base_url, path)
         if cancel is None:
             return self._body(url, payload, accept, threading.Event())
-        outcome: Future[bytes | None] = Future()
-
-        def fetch() -> None:
-            try:
-                outcome.set_result(self._body(url, payload, accept, cancel))
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
-                outcome.set_exception(exc)
-
-        threading.Thread(target=fetch, name=f"post {path}", daemon=True).start()
-        while not cancel.is_set():
-            try:
-                return outcome.result(timeout=CANCEL_POLL_S)
-            except FutureTimeout:
-                continue
+        for body in read_aside(f"post {path}", lambda stop: [self._body(url, payload, accept, stop)], cancel):
+            return body
         return None
 
     def _body(self, url: str, payload: dict[str, Any], accept: str, cancel: threading.Event) -> bytes | None:
@@ -223,6 +219,39 @@ class ChatHTTP:
             yield
         except httpx.ReadTimeout:
             raise ServerSilent(f"{self.name} accepts connections but does not answer ({what}): is it busy or hung?") from None
+
+
+def read_aside(name: str, produce: Callable[[threading.Event], Iterable[T]], cancel: threading.Event) -> Iterator[T]:
+    """The items of ``produce(stop)``, run in a thread of its own; its error is raised here.
+
+    Returns within :data:`CANCEL_POLL_S` of ``cancel`` even while ``produce`` waits on a silent server, and
+    sets ``stop`` when done or abandoned, for ``produce`` to close its connection as soon as its read returns.
+    """
+    items: queue.Queue[tuple[str, Any]] = queue.Queue()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in produce(stop):
+                items.put(("item", item))
+            items.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading caller
+            items.put(("error", exc))
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    try:
+        while not cancel.is_set():
+            try:
+                kind, value = items.get(timeout=CANCEL_POLL_S)
+            except queue.Empty:
+                continue
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
 
 
 def stage_client(

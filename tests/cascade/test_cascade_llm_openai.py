@@ -230,6 +230,18 @@ def test_cancel_stops_the_stream_early(server: FakeServer) -> None:
     assert pieces == ["Paris"]
 
 
+def test_a_cancel_while_the_server_says_nothing_stops_at_once(server: FakeServer) -> None:
+    """A barge-in while a busy server has not answered: the stream ends at the cancel, not at a timeout."""
+    llm = build_llm({"kind": "openai", "base_url": f"http://127.0.0.1:{server.server_port}", "model": "normal", "first_byte_timeout": 8, "read_timeout": 9})
+    server.silent_replies = 1
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+    assert list(llm.stream(MESSAGES, cancel)) == []
+    assert time.monotonic() - started < 3  # not the 8 s first-byte timeout
+    assert list(llm.stream(MESSAGES, threading.Event())) == PIECES  # the stage still answers afterwards
+
+
 @pytest.mark.parametrize(
     ("mode", "message"),
     [

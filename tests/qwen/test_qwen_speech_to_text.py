@@ -113,6 +113,17 @@ def test_ultravox_reply_that_does_not_start_fails_at_the_first_byte_timeout(vllm
         run_turn(engine, speech_turn())
 
 
+def test_a_barge_in_while_the_server_has_not_answered_ends_the_reply_at_once(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine("ultravox-vllm", monkeypatch, vllm.url, tts=SPEECH_API, first_byte_timeout_s=8, read_timeout_s=9)
+    vllm.state.scenario, vllm.state.slow_s = "stalled", 10.0
+    turn = speech_turn()
+    threading.Timer(0.3, turn.cancel.set).start()
+    started = time.monotonic()
+    events = run_turn(engine, turn)
+    assert time.monotonic() - started < 3.0  # not the 8 s first-byte timeout
+    assert not any(isinstance(e, (TextOut, AudioOut)) for e in events)
+
+
 def test_speech_api_errors(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TTS_URL", raising=False)
     with pytest.raises(EngineError, match="set TTS_URL"):
