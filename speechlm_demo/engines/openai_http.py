@@ -29,6 +29,7 @@ T = TypeVar("T")
 
 _SSE_FIELDS = ("data:", "event:", "id:", "retry:", ":")
 CANCEL_POLL_S = 0.05  # how often a cancellable request's caller looks at its cancel while the server works
+ASIDE_ITEMS = 64  # events read ahead of a slow caller (see read_aside)
 
 
 def endpoint(base_url: str, path: str) -> str:
@@ -182,9 +183,9 @@ class ChatHTTP:
         """POST ``payload`` and return the whole body (e.g. ``/audio/speech``'s WAV); None once ``cancel`` is set.
 
         With ``cancel`` the request runs in its own thread and the caller returns within
-        :data:`CANCEL_POLL_S` of the cancel: a barge-in does not wait for a slow server. The abandoned request
-        closes its connection as soon as it sees the cancel (the server may notice and stop), and ends at the
-        latest with its timeouts.
+        :data:`CANCEL_POLL_S` of the cancel (nothing is sent once it is set): a barge-in does not wait for a slow
+        server. The abandoned request closes its connection when the first bytes of the body come (the server
+        may notice and stop), and ends at the latest with its timeouts.
         """
         url = endpoint(self.base_url, path)
         if cancel is None:
@@ -226,17 +227,31 @@ def read_aside(name: str, produce: Callable[[threading.Event], Iterable[T]], can
 
     Returns within :data:`CANCEL_POLL_S` of ``cancel`` even while ``produce`` waits on a silent server, and
     sets ``stop`` when done or abandoned, for ``produce`` to close its connection as soon as its read returns.
+    At most :data:`ASIDE_ITEMS` items wait for the caller (the reader keeps the server's pace, not more).
     """
-    items: queue.Queue[tuple[str, Any]] = queue.Queue()
+    if cancel.is_set():
+        return  # nothing is sent for a reply already over
+    items: queue.Queue[tuple[str, Any]] = queue.Queue(ASIDE_ITEMS)
     stop = threading.Event()
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put((kind, value), timeout=CANCEL_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def run() -> None:
         try:
             for item in produce(stop):
-                items.put(("item", item))
-            items.put(("end", None))
+                if not put("item", item):
+                    return
+            put("end", None)
         except BaseException as exc:  # noqa: BLE001 - handed to the reading caller
-            items.put(("error", exc))
+            if not put("error", exc):
+                log.debug("%s failed after its caller left: %s", name, exc)
 
     threading.Thread(target=run, name=name, daemon=True).start()
     try:

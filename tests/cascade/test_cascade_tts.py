@@ -28,11 +28,16 @@ def test_piper_speaks_at_22050_hz() -> None:
     assert 1.5 < len(audio) / piper.sample_rate < 8
     assert rms_dbfs(audio) > -30
     assert list(piper.synthesize("   ")) == []
+    made = []
+    voice = piper._voice
+    make = voice.phoneme_ids_to_audio
+    voice.phoneme_ids_to_audio = lambda *args, **kwargs: made.append(1) or make(*args, **kwargs)  # type: ignore[method-assign]
     cancel = threading.Event()
     sentences = piper.synthesize("One sentence. Another sentence. A third one.", cancel)
     assert rms_dbfs(next(sentences)) > -30
     cancel.set()  # a barge-in after the first sentence: no more sentences are synthesised
-    assert list(sentences) == []
+    assert list(sentences) == [] and len(made) == 1
+    assert list(piper.synthesize("Cancelled before it starts.", cancel)) == [] and len(made) == 1
 
 
 def test_espeak_needs_no_weights() -> None:

@@ -86,16 +86,16 @@ class PiperTTS:
         log.info("Piper voice %s loaded (%d Hz)", model.name, self.sample_rate)
 
     def synthesize(self, text: str, cancel: threading.Event | None = None) -> Iterator[np.ndarray]:
-        """One chunk per sentence of ``text``; none after ``cancel`` is set."""
-        if not text.strip():
+        """One chunk per sentence of ``text``; no sentence is synthesised once ``cancel`` is set."""
+        if not text.strip() or (cancel is not None and cancel.is_set()):
             return
         with self._lock:
             chunks = self._voice.synthesize(text, syn_config=self._config)
             for chunk in chunks:  # one per sentence: the first is out before the next is synthesised
-                if cancel is not None and cancel.is_set():
-                    return
                 audio = chunk.audio_float_array.astype(np.float32, copy=False)
                 yield resample(audio, chunk.sample_rate, self.sample_rate)
+                if cancel is not None and cancel.is_set():
+                    return  # before asking Piper for the next sentence
 
 
 @stage_kind("tts", "espeak")
