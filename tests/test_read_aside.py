@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from speechlm_demo.engines.base import EngineError
-from speechlm_demo.engines.openai_http import ASIDE_ITEMS, read_aside
+from speechlm_demo.engines.read_aside import ASIDE_ITEMS, read_aside
 
 
 def test_it_reads_ahead_only_so_far_and_ends_the_reader_when_left() -> None:

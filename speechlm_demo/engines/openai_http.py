@@ -13,23 +13,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from .base import EngineError
+from .read_aside import read_aside
 from .server_address import resolve_url
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _SSE_FIELDS = ("data:", "event:", "id:", "retry:", ":")
-CANCEL_POLL_S = 0.05  # how often a cancellable request's caller looks at its cancel while the server works
-ASIDE_ITEMS = 64  # events read ahead of a slow caller (see read_aside)
 
 
 def endpoint(base_url: str, path: str) -> str:
@@ -141,7 +138,7 @@ class ChatHTTP:
     def post(self, path: str, payload: dict[str, Any], cancel: threading.Event) -> Iterator[dict[str, Any]]:
         """POST ``payload``; yield each streamed event's JSON object (or the one JSON body), then stop.
 
-        The reply is read in its own thread, so the caller stops within :data:`CANCEL_POLL_S` of ``cancel``
+        The reply is read in its own thread, so the caller stops within :data:`~.read_aside.CANCEL_POLL_S` of ``cancel``
         even while the server says nothing (a barge-in does not wait for the first-byte or read timeout); the
         reader then closes the connection as soon as its read returns.
         """
@@ -183,7 +180,7 @@ class ChatHTTP:
         """POST ``payload`` and return the whole body (e.g. ``/audio/speech``'s WAV); None once ``cancel`` is set.
 
         With ``cancel`` the request runs in its own thread and the caller returns within
-        :data:`CANCEL_POLL_S` of the cancel (nothing is sent once it is set): a barge-in does not wait for a slow
+        :data:`~.read_aside.CANCEL_POLL_S` of the cancel (nothing is sent once it is set): a barge-in does not wait for a slow
         server. The abandoned request closes its connection when the first bytes of the body come (the server
         may notice and stop), and ends at the latest with its timeouts.
         """
@@ -220,53 +217,6 @@ class ChatHTTP:
             yield
         except httpx.ReadTimeout:
             raise ServerSilent(f"{self.name} accepts connections but does not answer ({what}): is it busy or hung?") from None
-
-
-def read_aside(name: str, produce: Callable[[threading.Event], Iterable[T]], cancel: threading.Event) -> Iterator[T]:
-    """The items of ``produce(stop)``, run in a thread of its own; its error is raised here.
-
-    Returns within :data:`CANCEL_POLL_S` of ``cancel`` even while ``produce`` waits on a silent server, and
-    sets ``stop`` when done or abandoned, for ``produce`` to close its connection as soon as its read returns.
-    At most :data:`ASIDE_ITEMS` items wait for the caller (the reader keeps the server's pace, not more).
-    """
-    if cancel.is_set():
-        return  # nothing is sent for a reply already over
-    items: queue.Queue[tuple[str, Any]] = queue.Queue(ASIDE_ITEMS)
-    stop = threading.Event()
-
-    def put(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                items.put((kind, value), timeout=CANCEL_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in produce(stop):
-                if not put("item", item):
-                    return
-            put("end", None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the reading caller
-            if not put("error", exc):
-                log.debug("%s failed after its caller left: %s", name, exc)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    try:
-        while not cancel.is_set():
-            try:
-                kind, value = items.get(timeout=CANCEL_POLL_S)
-            except queue.Empty:
-                continue
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
 
 
 def stage_client(

@@ -8,7 +8,8 @@ fallback (see :mod:`speechlm_demo.engines.fallback`) may answer the turn instead
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -18,6 +19,7 @@ from pydantic import Field
 from ..audio import encode_wav, resample
 from ..turntaking.half_duplex import HalfDuplexSettings
 from .base import EngineError, EngineSettings, Event, Mark, TextOut
+from .read_aside import read_aside
 from .server_address import ServerConnection
 
 T = TypeVar("T")
@@ -66,6 +68,15 @@ def _reason(exc: BaseException) -> str:
 
 
 @contextmanager
+def reply_format(label: str) -> Iterator[None]:
+    """A :class:`ProtocolError` inside (bytes that are not the reply format) becomes a :class:`ServerFailure`."""
+    try:
+        yield
+    except ProtocolError as exc:
+        raise ServerFailure(f"{label} sent something that is not its reply format: {exc}") from exc
+
+
+@contextmanager
 def post_stream(
     url: str, payload: dict[str, Any], settings: ServerConnection, label: str, *, busy_hint: str = ""
 ) -> Iterator[httpx.Response]:
@@ -77,13 +88,11 @@ def post_stream(
     """
     timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
     try:
-        with httpx.Client(timeout=timeout) as client, client.stream("POST", url, json=payload) as response:
+        with reply_format(label), httpx.Client(timeout=timeout) as client, client.stream("POST", url, json=payload) as response:
             if response.status_code >= 400:
                 body = response.read()[:300].decode("utf-8", "replace").strip()
                 raise ServerFailure(f"{label} refused the turn: HTTP {response.status_code} {body!r}")
             yield response
-    except ProtocolError as exc:
-        raise ServerFailure(f"{label} sent something that is not its reply format: {exc}") from exc
     except httpx.ConnectError as exc:
         raise ServerFailure(f"{label} server at {url} is unreachable: {_reason(exc)}") from exc
     except httpx.ConnectTimeout as exc:
@@ -95,6 +104,29 @@ def post_stream(
         ) from exc
     except httpx.HTTPError as exc:
         raise ServerFailure(f"{label} connection failed: {_reason(exc)}") from exc
+
+
+def reply_chunks(
+    url: str,
+    payload: dict[str, Any],
+    settings: ServerConnection,
+    label: str,
+    cancel: threading.Event,
+    *,
+    busy_hint: str = "",
+    check: Callable[[httpx.Response], None] | None = None,
+) -> Iterator[bytes]:
+    """The reply's body chunks as :func:`post_stream` and :func:`read_chunks` give them (``check`` first looks
+    at the response, e.g. its content type), read aside (:func:`~.read_aside.read_aside`): a barge-in ends the
+    reply at once even while the server says nothing. Parse them inside :func:`reply_format`."""
+
+    def produce(stop: threading.Event) -> Iterator[bytes]:
+        with post_stream(url, payload, settings, label, busy_hint=busy_hint) as response:
+            if check is not None:
+                check(response)
+            yield from read_chunks(response, label, stop)
+
+    return read_aside(f"POST {url}", produce, cancel)
 
 
 def read_chunks(response: httpx.Response, label: str, cancel: Any = None) -> Iterator[bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -95,6 +96,24 @@ def quiet_turn_then_next(
     second = list(engine.respond(user_turn(turn_id=2), [], options))
     assert 1.0 <= waited < 4.0  # the read timeout, not a longer one (loaded CI machines lag)
     return events, second
+
+
+def barge_in_while_quiet(
+    engine: ServerEngine, fake: Any, options: SessionOptions, resume: Callable[[], None] | None = None
+) -> tuple[list, list]:
+    """The user speaks again 0.3 s into a turn whose ``fake`` server has gone quiet (``engine`` has
+    ``read_timeout_s=8``): the turn ends at once, without a failure, not at the read timeout; then the fake
+    answers again (``resume`` for a fake that holds the quiet reply) and the next turn is asked. Returns the
+    events of both turns."""
+    turn = user_turn()
+    threading.Timer(0.3, turn.cancel.set).start()
+    started = time.monotonic()
+    quiet = list(engine.respond(turn, [], options))
+    assert time.monotonic() - started < 2.5  # the cancel, not the 8 s read timeout
+    fake.behaviour = "answer"
+    if resume is not None:
+        resume()
+    return quiet, list(engine.respond(user_turn(turn_id=2), [], options))
 
 
 @pytest.fixture

@@ -11,7 +11,14 @@ from speechlm_demo.engines.glm4_voice.local_models import GlmModels
 from speechlm_demo.engines.glm4_voice.protocol import ProtocolError, ServerError, TokenLineReader, build_prompt
 from speechlm_demo.engines.server_client import ServerFailure
 
-from .conftest import client_entry, quiet_message, quiet_turn_then_next, user_turn, with_echo_fallback
+from .conftest import (
+    barge_in_while_quiet,
+    client_entry,
+    quiet_message,
+    quiet_turn_then_next,
+    user_turn,
+    with_echo_fallback,
+)
 from .fake_glm4_voice import CountingSpeechTokenizer, FakeGlm4Voice, ToneDecoder, WordTokenizer
 from .serving import FakeHTTPServer
 
@@ -84,6 +91,15 @@ def test_refused_before_any_reply_goes_to_the_fallback(options: SessionOptions) 
         turn = user_turn()
         events = list(engine.respond(turn, [], options))
     assert turn.timeline.extra["answered_by"] == "echo" and any(isinstance(e, AudioOut) for e in events)
+
+
+@pytest.mark.parametrize("behaviour", ["silent", "stall"])
+def test_a_barge_in_while_the_server_is_quiet_ends_the_turn_at_once(behaviour: str, options: SessionOptions) -> None:
+    fake = FakeGlm4Voice(behaviour, stall_s=4.0)
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, ToneDecoder(), read_timeout_s=8, health_backoff_s=0.01)
+        _, second = barge_in_while_quiet(engine, fake, options)
+    assert [e.text for e in second if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]
 
 
 @pytest.mark.parametrize(("behaviour", "partial"), [("silent", ""), ("stall", "The capital of France is Paris.")])

@@ -14,7 +14,14 @@ from speechlm_demo.engines.llama_omni2.client import LlamaOmni2Engine
 from speechlm_demo.engines.llama_omni2.protocol import FrameReader, ProtocolError
 from speechlm_demo.engines.server_client import ServerFailure, new_suffix
 
-from .conftest import client_entry, quiet_message, quiet_turn_then_next, user_turn, with_echo_fallback
+from .conftest import (
+    barge_in_while_quiet,
+    client_entry,
+    quiet_message,
+    quiet_turn_then_next,
+    user_turn,
+    with_echo_fallback,
+)
 from .fake_llama_omni2 import SERVER_ERROR_MSG, FakeLlamaOmni2
 from .serving import FakeHTTPServer
 
@@ -116,6 +123,16 @@ def test_a_garbled_frame_fails_the_turn_clearly_and_the_next_turn_works(options:
         events = list(engine.respond(user_turn(turn_id=2), [], options))
         engine.close()
     assert [e.text for e in events if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]
+
+
+@pytest.mark.parametrize("behaviour", ["silent", "stall"])
+def test_a_barge_in_while_the_server_is_quiet_ends_the_turn_at_once(behaviour: str, options: SessionOptions) -> None:
+    fake = FakeLlamaOmni2(behaviour, stall_s=4.0)
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, read_timeout_s=8, health_backoff_s=0.01)
+        _, second = barge_in_while_quiet(engine, fake, options)
+        engine.close()
+    assert [e.text for e in second if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]
 
 
 @pytest.mark.parametrize(("behaviour", "partial"), [("silent", ""), ("stall", "The capital of")])

@@ -14,7 +14,15 @@ from speechlm_demo.engines.mini_omni.client import MiniOmniEngine
 from speechlm_demo.engines.mini_omni.protocol import MultipartReader, PcmAssembler, ProtocolError
 from speechlm_demo.engines.server_client import ServerFailure
 
-from .conftest import client_entry, quiet_message, quiet_turn_then_next, speech, user_turn, with_echo_fallback
+from .conftest import (
+    barge_in_while_quiet,
+    client_entry,
+    quiet_message,
+    quiet_turn_then_next,
+    speech,
+    user_turn,
+    with_echo_fallback,
+)
 from .fake_mini_omni import FakeMiniOmni
 
 CLASS = "speechlm_demo.engines.mini_omni.client:MiniOmniEngine"
@@ -105,6 +113,16 @@ def test_a_busy_server_is_named_busy(options: SessionOptions) -> None:
             list(engine.respond(user_turn(), [], options))
         fake.release.set()
     blocker.join(5)
+
+
+@pytest.mark.parametrize("behaviour", ["hang", "stall"])
+def test_a_barge_in_while_the_server_is_quiet_ends_the_turn_at_once(behaviour: str, options: SessionOptions) -> None:
+    """The next turn then waits for the server (one request at a time) until the quiet one is let go."""
+    fake = FakeMiniOmni("mini-omni", behaviour=behaviour, chunks=4, chunk_s=0.2)
+    with fake as url:
+        engine = engine_for(url, read_timeout_s=8, health_backoff_s=0.01)
+        _, again = barge_in_while_quiet(engine, fake, options, resume=fake.resume)
+    assert sum(e.duration_s for e in again if isinstance(e, AudioOut)) == pytest.approx(0.8, abs=0.01)
 
 
 def test_a_reply_that_stalls_midway_ends_at_the_read_timeout_and_the_next_turn_is_answered(options: SessionOptions) -> None:

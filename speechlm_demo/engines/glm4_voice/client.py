@@ -19,8 +19,8 @@ from ..server_client import (
     ServerFailure,
     ServerSettings,
     check_reachable,
-    post_stream,
-    read_chunks,
+    reply_chunks,
+    reply_format,
     text_events,
 )
 from .local_models import BLOCK_SIZES, DECODER_RATE, GlmModels, load_models
@@ -92,9 +92,9 @@ class Glm4VoiceEngine(ServerEngine):
         text, block = "", 0
         state = decoder.start() if decoder is not None else None
         finished = False
-        with post_stream(self.base_url + "/generate_stream", payload, self.settings, label) as response:
+        with reply_format(label):
             try:
-                for chunk in read_chunks(response, label, turn.cancel):
+                for chunk in reply_chunks(self.base_url + "/generate_stream", payload, self.settings, label, turn.cancel):
                     for token in reader.feed(chunk):
                         finished = token == tokenizer.end_id
                         if not finished:

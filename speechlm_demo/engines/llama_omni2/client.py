@@ -25,8 +25,8 @@ from ..fallback import ServerEngine
 from ..server_client import (
     ServerFailure,
     ServerSettings,
-    post_stream,
-    read_chunks,
+    reply_chunks,
+    reply_format,
     text_events,
     turn_wav,
 )
@@ -149,8 +149,8 @@ class LlamaOmni2Engine(ServerEngine):
         reader = FrameReader()
         text, units_done = "", 0
         state = self.vocoder.start() if self.vocoder is not None else None
-        with post_stream(self.base_url + "/worker_generate_stream", payload, self.settings, label) as response:
-            for chunk in read_chunks(response, label, turn.cancel):
+        with reply_format(label):
+            for chunk in reply_chunks(self.base_url + "/worker_generate_stream", payload, self.settings, label, turn.cancel):
                 for frame in reader.feed(chunk):
                     if frame.error_code:
                         why = ERROR_CODES.get(frame.error_code, "unknown error")

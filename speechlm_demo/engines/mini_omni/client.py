@@ -12,6 +12,7 @@ import base64
 from collections.abc import Iterator
 from typing import Literal
 
+import httpx
 import numpy as np
 from pydantic import Field
 
@@ -22,8 +23,8 @@ from ..server_client import (
     ServerFailure,
     ServerSettings,
     check_reachable,
-    post_stream,
-    read_chunks,
+    reply_chunks,
+    reply_format,
     turn_wav,
 )
 from .protocol import SAMPLE_RATE, MultipartReader, PcmAssembler
@@ -61,15 +62,16 @@ class MiniOmniEngine(ServerEngine):
         }
         label = self.entry.label
         audio_s, text = 0.0, ""
-        with post_stream(self.base_url + "/chat", payload, self.settings, label, busy_hint=BUSY_HINT) as response:
+        expected = "multipart/x-mixed-replace" if self.settings.variant == "mini-omni2" else "audio/wav"
+
+        def check(response: httpx.Response) -> None:
             kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-            expected = "multipart/x-mixed-replace" if self.settings.variant == "mini-omni2" else "audio/wav"
             if kind != expected:
                 raise ServerFailure(f"{label} answered with {kind or 'no content type'!r}, not {expected!r}: is this a {self.settings.variant} server?")
-            if self.settings.variant == "mini-omni2":
-                parts = _multipart_events(read_chunks(response, label, turn.cancel))
-            else:
-                parts = _pcm_events(read_chunks(response, label, turn.cancel))
+
+        chunks = reply_chunks(self.base_url + "/chat", payload, self.settings, label, turn.cancel, busy_hint=BUSY_HINT, check=check)
+        with reply_format(label):
+            parts = _multipart_events(chunks) if self.settings.variant == "mini-omni2" else _pcm_events(chunks)
             for event in parts:
                 if isinstance(event, AudioOut):
                     audio_s += event.duration_s
