@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,9 @@ CANCEL_POLL_S = 0.05  # how often the caller looks at its cancel while the serve
 ASIDE_ITEMS = 64  # items read ahead of a slow caller
 
 
-def read_aside(name: str, produce: Callable[[threading.Event], Iterable[T]], cancel: threading.Event) -> Iterator[T]:
+def read_aside(
+    name: str, produce: Callable[[threading.Event], Iterable[T]], cancel: threading.Event
+) -> Generator[T, None, None]:
     """The items of ``produce(stop)``, run in a thread of its own; its error is raised here.
 
     Returns within :data:`CANCEL_POLL_S` of ``cancel`` even while ``produce`` waits on a silent server, and

@@ -9,7 +9,7 @@ fallback (see :mod:`speechlm_demo.engines.fallback`) may answer the turn instead
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -115,10 +115,11 @@ def reply_chunks(
     *,
     busy_hint: str = "",
     check: Callable[[httpx.Response], None] | None = None,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """The reply's body chunks as :func:`post_stream` and :func:`read_chunks` give them (``check`` first looks
     at the response, e.g. its content type), read aside (:func:`~.read_aside.read_aside`): a barge-in ends the
-    reply at once even while the server says nothing. Parse them inside :func:`reply_format`."""
+    reply at once even while the server says nothing. Parse them inside :func:`reply_format`, and close the
+    generator when done (``contextlib.closing``): that stops the reader and closes its connection."""
 
     def produce(stop: threading.Event) -> Iterator[bytes]:
         with post_stream(url, payload, settings, label, busy_hint=busy_hint) as response:

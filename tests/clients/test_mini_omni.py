@@ -10,7 +10,7 @@ import pytest
 from speechlm_demo.audio import rms_dbfs
 from speechlm_demo.compare import answer
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, SessionOptions, TextOut
-from speechlm_demo.engines.mini_omni.client import MiniOmniEngine
+from speechlm_demo.engines.mini_omni.client import MiniOmniEngine, _multipart_events, _pcm_events
 from speechlm_demo.engines.mini_omni.protocol import MultipartReader, PcmAssembler, ProtocolError
 from speechlm_demo.engines.server_client import ServerFailure
 
@@ -115,14 +115,27 @@ def test_a_busy_server_is_named_busy(options: SessionOptions) -> None:
     blocker.join(5)
 
 
-@pytest.mark.parametrize("behaviour", ["hang", "stall"])
-def test_a_barge_in_while_the_server_is_quiet_ends_the_turn_at_once(behaviour: str, options: SessionOptions) -> None:
-    """The next turn then waits for the server (one request at a time) until the quiet one is let go."""
-    fake = FakeMiniOmni("mini-omni", behaviour=behaviour, chunks=4, chunk_s=0.2)
+@pytest.mark.parametrize(("variant", "behaviour"), [("mini-omni", "hang"), ("mini-omni", "stall"), ("mini-omni2", "stall")])
+def test_a_barge_in_while_the_server_is_quiet_ends_the_turn_at_once(variant: str, behaviour: str, options: SessionOptions) -> None:
+    """Without a failure (a stream cut by the cancel is not a broken one: the server stays healthy). The next turn
+    then waits for the server (one request at a time) until the quiet one is let go."""
+    fake = FakeMiniOmni(variant, behaviour=behaviour, chunks=4, chunk_s=0.2)
     with fake as url:
-        engine = engine_for(url, read_timeout_s=8, health_backoff_s=0.01)
+        engine = engine_for(url, variant, read_timeout_s=8, health_backoff_s=0.01)
         _, again = barge_in_while_quiet(engine, fake, options, resume=fake.resume)
     assert sum(e.duration_s for e in again if isinstance(e, AudioOut)) == pytest.approx(0.8, abs=0.01)
+
+
+def test_a_stream_cut_by_a_cancel_is_not_a_broken_one() -> None:
+    """Half a sample or half a part at the end is the server's fault only when the stream ended by itself."""
+    cut_pcm, cut_part = [b"\x01\x02\x03"], [b"\r\n--frame\r\nContent-Type: audio/wav\r\n\r\n\x00\x01\x02"]
+    cancelled = threading.Event()
+    cancelled.set()
+    assert len(list(_pcm_events(iter(cut_pcm), cancelled))) == 1 and list(_multipart_events(iter(cut_part), cancelled)) == []
+    with pytest.raises(ProtocolError, match="middle of a 16-bit sample"):
+        list(_pcm_events(iter(cut_pcm), threading.Event()))
+    with pytest.raises(ProtocolError, match="3 bytes is not 16-bit PCM"):
+        list(_multipart_events(iter(cut_part), threading.Event()))
 
 
 def test_a_reply_that_stalls_midway_ends_at_the_read_timeout_and_the_next_turn_is_answered(options: SessionOptions) -> None:

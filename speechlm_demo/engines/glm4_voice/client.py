@@ -9,6 +9,7 @@ Without a decoder (``decoder_path`` empty) replies are text only, said once per 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 
 from pydantic import Field
 
@@ -92,9 +93,10 @@ class Glm4VoiceEngine(ServerEngine):
         text, block = "", 0
         state = decoder.start() if decoder is not None else None
         finished = False
-        with reply_format(label):
+        chunks = reply_chunks(self.base_url + "/generate_stream", payload, self.settings, label, turn.cancel)
+        with closing(chunks), reply_format(label):
             try:
-                for chunk in reply_chunks(self.base_url + "/generate_stream", payload, self.settings, label, turn.cancel):
+                for chunk in chunks:
                     for token in reader.feed(chunk):
                         finished = token == tokenizer.end_id
                         if not finished:

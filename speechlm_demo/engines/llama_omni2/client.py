@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -149,8 +150,9 @@ class LlamaOmni2Engine(ServerEngine):
         reader = FrameReader()
         text, units_done = "", 0
         state = self.vocoder.start() if self.vocoder is not None else None
-        with reply_format(label):
-            for chunk in reply_chunks(self.base_url + "/worker_generate_stream", payload, self.settings, label, turn.cancel):
+        chunks = reply_chunks(self.base_url + "/worker_generate_stream", payload, self.settings, label, turn.cancel)
+        with closing(chunks), reply_format(label):
+            for chunk in chunks:
                 for frame in reader.feed(chunk):
                     if frame.error_code:
                         why = ERROR_CODES.get(frame.error_code, "unknown error")

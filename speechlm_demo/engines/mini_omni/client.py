@@ -9,7 +9,9 @@ keep no conversation history: each turn is answered on its own.
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Literal
 
 import httpx
@@ -70,9 +72,9 @@ class MiniOmniEngine(ServerEngine):
                 raise ServerFailure(f"{label} answered with {kind or 'no content type'!r}, not {expected!r}: is this a {self.settings.variant} server?")
 
         chunks = reply_chunks(self.base_url + "/chat", payload, self.settings, label, turn.cancel, busy_hint=BUSY_HINT, check=check)
-        with reply_format(label):
-            parts = _multipart_events(chunks) if self.settings.variant == "mini-omni2" else _pcm_events(chunks)
-            for event in parts:
+        with closing(chunks), reply_format(label):
+            events = _multipart_events if self.settings.variant == "mini-omni2" else _pcm_events
+            for event in events(chunks, turn.cancel):
                 if isinstance(event, AudioOut):
                     audio_s += event.duration_s
                 elif event.text:
@@ -89,21 +91,24 @@ class MiniOmniEngine(ServerEngine):
             yield TextOut(text.strip(), "agent")
 
 
-def _pcm_events(chunks: Iterator[bytes]) -> Iterator[AudioOut | TextOut]:
+def _pcm_events(chunks: Iterator[bytes], cancel: threading.Event) -> Iterator[AudioOut | TextOut]:
+    """The reply's audio; a stream cut by a cancel is not checked for a whole last sample."""
     pcm = PcmAssembler()
     for chunk in chunks:
         samples = pcm.feed(chunk)
         if len(samples):
             yield AudioOut(samples, SAMPLE_RATE)
-    if pcm.dangling:
+    if pcm.dangling and not cancel.is_set():
         raise ProtocolError("the audio stream ended in the middle of a 16-bit sample")
 
 
-def _multipart_events(chunks: Iterator[bytes]) -> Iterator[AudioOut | TextOut]:
+def _multipart_events(chunks: Iterator[bytes], cancel: threading.Event) -> Iterator[AudioOut | TextOut]:
+    """The reply's parts; a stream cut by a cancel is not checked for a whole last part."""
     reader = MultipartReader()
     for chunk in chunks:
         yield from _parts(reader.feed(chunk))
-    yield from _parts(reader.finish())
+    if not cancel.is_set():
+        yield from _parts(reader.finish())
 
 
 def _parts(parts: list[tuple[str, bytes]]) -> Iterator[AudioOut | TextOut]:
