@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from typing import Any
 
 import httpx
@@ -138,9 +138,9 @@ class ChatHTTP:
     def post(self, path: str, payload: dict[str, Any], cancel: threading.Event) -> Iterator[dict[str, Any]]:
         """POST ``payload``; yield each streamed event's JSON object (or the one JSON body), then stop.
 
-        The reply is read in its own thread, so the caller stops within :data:`~.read_aside.CANCEL_POLL_S` of ``cancel``
-        even while the server says nothing (a barge-in does not wait for the first-byte or read timeout); the
-        reader then closes the connection as soon as its read returns.
+        The reply is read aside (:func:`~.read_aside.read_aside`): the caller stops at once after ``cancel`` even
+        while the server says nothing (a barge-in waits for no first-byte or read timeout); the reader closes the
+        connection as soon as its read returns.
         """
         yield from read_aside(f"post {path}", lambda stop: self._streamed(path, payload, stop), cancel)
 
@@ -179,26 +179,22 @@ class ChatHTTP:
     ) -> bytes | None:
         """POST ``payload`` and return the whole body (e.g. ``/audio/speech``'s WAV); None once ``cancel`` is set.
 
-        With ``cancel`` the request runs in its own thread and the caller returns within
-        :data:`~.read_aside.CANCEL_POLL_S` of the cancel (nothing is sent once it is set): a barge-in does not wait for a slow
-        server. The abandoned request closes its connection when the first bytes of the body come (the server
-        may notice and stop), and ends at the latest with its timeouts.
+        Read aside like :meth:`post`: a barge-in does not wait for a slow server, and nothing is sent once it is
+        set. The abandoned request closes its connection when the first bytes of the body come (the server may
+        notice and stop), and ends at the latest with its timeouts.
         """
         url = endpoint(self.base_url, path)
-        if cancel is None:
-            return self._body(url, payload, accept, threading.Event())
-        for body in read_aside(f"post {path}", lambda stop: [self._body(url, payload, accept, stop)], cancel):
-            return body
-        return None
+        with closing(read_aside(f"post {path}", lambda stop: [self._body(url, payload, accept, stop)], cancel or threading.Event())) as read:
+            return next(read, None)
 
-    def _body(self, url: str, payload: dict[str, Any], accept: str, cancel: threading.Event) -> bytes | None:
+    def _body(self, url: str, payload: dict[str, Any], accept: str, stop: threading.Event) -> bytes | None:
         with self._guard(url), self._client.stream("POST", url, json=payload, headers=self._headers(accept)) as response:
             if response.status_code >= 400:
                 body = response.read().decode("utf-8", "replace")
                 raise EngineError(f"{self.name} answered HTTP {response.status_code}: {error_text(body)}")
             parts = []
             for part in response.iter_bytes():
-                if cancel.is_set():
+                if stop.is_set():
                     return None  # leaving the block closes the connection mid-body
                 parts.append(part)
             return b"".join(parts)
