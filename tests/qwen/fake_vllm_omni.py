@@ -8,7 +8,8 @@ Profiles: ``qwen2.5-omni`` (``async_chunk: false``: all audio in one chunk after
 only, e.g. Ultravox). ``scenario`` makes it fail the way real servers do (``garbled_fields``: well-formed
 events whose fields are garbage, which 0.30.0 never sends: ``sample_rate_hz`` a string, ``audio_metadata``
 not an object, the model list's ``data`` a number; ``slow``: the stream's first event is ``slow_s`` late,
-``stalled``: the chat reply's headers are, and those of ``/v1/audio/speech``). ``close_after_reply`` closes
+``stalled``: the chat reply's headers are, and those of ``/v1/audio/speech``; on ``/v1/realtime`` ``slow``
+delays the reply's first event and ``stalled`` pauses it after its first sentence). ``close_after_reply`` closes
 each realtime connection after its reply (an idle timeout, a proxy); ``drop_kept`` closes one when a second
 turn starts on it (a restart the client has not seen yet). Its delays are fixed, so the first-text / first-audio figures it
 yields are protocol behaviour, not model speed.
@@ -303,7 +304,11 @@ class _Realtime:
         try:
             if self.state.scenario == "error_after_200":
                 raise RuntimeError("EngineCore encountered an issue.")
-            for sentence in reply_sentences(samples / 16_000):
+            if self.state.scenario == "slow":
+                await asyncio.sleep(self.state.slow_s)
+            for n, sentence in enumerate(reply_sentences(samples / 16_000)):
+                if n and self.state.scenario == "stalled":
+                    await asyncio.sleep(self.state.slow_s)
                 for word in sentence.split():
                     await asyncio.sleep(self.state.token_delay_s)
                     piece = (" " if full else "") + word

@@ -169,3 +169,36 @@ def test_realtime_connect_timeout_is_not_a_read_timeout() -> None:
         client = RealtimeClient(f"http://127.0.0.1:{port}", "m", connect_timeout=0.3, read_timeout=30)
         with pytest.raises(EngineError, match="accepted the connection but did not answer the websocket handshake within 0.3 s"):
             list(client.reply(np.zeros(1600, np.float32), threading.Event()))
+
+
+@pytest.mark.parametrize("scenario", ["slow", "stalled"])
+def test_a_barge_in_while_the_realtime_server_is_quiet_ends_the_turn_at_once(
+    qwen3: FakeServer, monkeypatch: pytest.MonkeyPatch, scenario: str
+) -> None:
+    """Quiet before its first event (slow) or after its first sentence (stalled): the cancel is not held up to the
+    read timeout, and the next turn is answered on a new connection."""
+    engine = make_engine("qwen3-omni-vllm-realtime", monkeypatch, qwen3.url, read_timeout_s=9)
+    qwen3.state.scenario, qwen3.state.slow_s = scenario, 6.0
+    turn = speech_turn()
+    events = []
+    started = time.monotonic()
+    for event in engine.respond(turn, [], SessionOptions()):
+        events.append(event)
+        if isinstance(event, AudioOut) or (scenario == "slow" and isinstance(event, Mark)):
+            threading.Timer(0.3, turn.cancel.set).start()
+    assert time.monotonic() - started < 2.5  # not the 9 s read timeout, nor the server's 6 s pause
+    assert len([e for e in events if isinstance(e, AudioOut)]) == (0 if scenario == "slow" else 1)
+    qwen3.state.scenario = "ok"
+    text = " ".join(e.text for e in run_turn(engine, speech_turn()) if isinstance(e, TextOut))
+    assert text == "I heard 1.3 seconds of your voice. This is a fake server answering."
+    assert qwen3.state.connections == 2  # the cancelled turn's connection was not kept
+
+
+def test_a_reply_that_pauses_shorter_than_the_read_timeout_is_read_whole(qwen3: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads wait in short slices while a cancel may come: a pause of many slices loses no event."""
+    engine = make_engine("qwen3-omni-vllm-realtime", monkeypatch, qwen3.url, read_timeout_s=3)
+    qwen3.state.scenario, qwen3.state.slow_s = "stalled", 0.6
+    events = run_turn(engine, speech_turn())
+    text = " ".join(e.text for e in events if isinstance(e, TextOut))
+    assert text == "I heard 1.3 seconds of your voice. This is a fake server answering."
+    assert len([e for e in events if isinstance(e, AudioOut)]) == 2

@@ -26,7 +26,10 @@ server or a proxy closed meanwhile is replaced once, before anything of the turn
 
 The websocket is ``websockets``' synchronous client (the engine's ``respond`` is a plain generator); the TCP
 connection is opened here first so that a server that accepts nothing (connect timeout), one that accepts
-but never answers the handshake, and one that stops sending mid-reply (read timeout) are told apart.
+but never answers the handshake, and one that stops sending mid-reply (read timeout) are told apart. A turn's
+reads wait at most :data:`CANCEL_POLL_S` at a time (a timed-out ``recv`` loses nothing in websockets 15:
+its frames go back to the queue), so a barge-in while the server is quiet ends the turn at once, not at the
+read timeout.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from ...audio import to_int16
 from ..base import EngineError
+from ..read_aside import CANCEL_POLL_S
 from .client import AudioPiece, TextPiece, pcm16_piece
 
 log = logging.getLogger(__name__)
@@ -95,14 +99,14 @@ class RealtimeClient:
             finished = False
             try:
                 try:
-                    first = self._ask(ws, pcm)
+                    first = self._ask(ws, pcm, cancel)
                 except ConnectionClosed:
                     if not kept:
                         raise
                     log.info("the kept realtime connection to %s had closed; opening a new one", self.url)
                     ws.close()
                     ws = self._open()
-                    first = self._ask(ws, pcm)
+                    first = self._ask(ws, pcm, cancel)
                 finished = yield from self._events(ws, first, cancel)
             finally:
                 if finished:
@@ -188,18 +192,20 @@ class RealtimeClient:
             raise
         return ws
 
-    def _ask(self, ws: ClientConnection, pcm: np.ndarray) -> dict[str, Any]:
-        """Send the turn; the first event of the reply."""
+    def _ask(self, ws: ClientConnection, pcm: np.ndarray, cancel: threading.Event) -> dict[str, Any] | None:
+        """Send the turn; the first event of the reply (None if ``cancel`` came first)."""
         self._send(ws, {"type": "input_audio_buffer.commit"})
         for start in range(0, len(pcm), APPEND_SAMPLES):
             piece = base64.b64encode(pcm[start : start + APPEND_SAMPLES].tobytes()).decode("ascii")
             self._send(ws, {"type": "input_audio_buffer.append", "audio": piece})
         self._send(ws, {"type": "input_audio_buffer.commit", "final": True})
-        return self._receive(ws)
+        return self._receive(ws, cancel)
 
-    def _events(self, ws: ClientConnection, event: dict[str, Any], cancel: threading.Event) -> Generator[TextPiece | AudioPiece, None, bool]:
+    def _events(
+        self, ws: ClientConnection, event: dict[str, Any] | None, cancel: threading.Event
+    ) -> Generator[TextPiece | AudioPiece, None, bool]:
         """The reply's pieces from ``event`` on; True when it ended with ``output_audio.done``."""
-        while not cancel.is_set():
+        while event is not None:
             kind = event.get("type")
             if kind == "transcription.delta":
                 if event.get("delta"):
@@ -210,11 +216,14 @@ class RealtimeClient:
                 return True
             elif kind != "transcription.done":
                 log.debug("ignoring realtime event %s", kind)
-            event = self._receive(ws)
+            event = self._receive(ws, cancel)
         return False
 
-    def _receive(self, ws: ClientConnection) -> dict[str, Any]:
-        message = ws.recv(timeout=self.read_timeout)
+    def _receive(self, ws: ClientConnection, cancel: threading.Event | None = None) -> dict[str, Any] | None:
+        """The next event (an error event raised); None as soon as ``cancel`` is set while waiting for it."""
+        message = self._message(ws, cancel)
+        if message is None:
+            return None
         try:
             event = json.loads(message)
         except (json.JSONDecodeError, TypeError):
@@ -225,6 +234,18 @@ class RealtimeClient:
             code = event.get("code") or "error"
             raise EngineError(f"{NAME} reported {code}: {event.get('error', '(no message)')}")
         return event
+
+    def _message(self, ws: ClientConnection, cancel: threading.Event | None) -> str | bytes | None:
+        """The next message within ``read_timeout`` (else TimeoutError), looking at ``cancel`` meanwhile."""
+        deadline = time.monotonic() + self.read_timeout
+        while cancel is None or not cancel.is_set():
+            left = deadline - time.monotonic()
+            try:
+                return ws.recv(timeout=max(0.0, left if cancel is None else min(left, CANCEL_POLL_S)))
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+        return None
 
     @staticmethod
     def _send(ws: ClientConnection, event: dict[str, Any]) -> None:
