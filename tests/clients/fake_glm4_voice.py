@@ -27,6 +27,7 @@ class WordTokenizer:
     """Stands in for the GLM tokenizer: ids < len(WORDS) are words, >= AUDIO_OFFSET speech tokens."""
 
     audio_offset = AUDIO_OFFSET
+    audio_tokens = 16_384
     end_id = END_ID
 
     def decode(self, ids: list[int]) -> str:
@@ -74,6 +75,7 @@ def reply_tokens(speech_tokens: int = 130) -> list[int]:
 
 class FakeGlm4Voice:
     """``behaviour``: answer | error (after 10 tokens) | refuse (error before any token) | die | garbage |
+    off_codebook (the 11th token an id far past the speech tokens) |
     silent (the request is read, then not a byte for ``stall_s``) | stall (10 tokens, then nothing for
     ``stall_s``, the connection kept open)."""
 
@@ -101,6 +103,8 @@ class FakeGlm4Voice:
             if self.behaviour == "garbage" and index == 10:
                 await response.write(b"Traceback (most recent call last):\n")
                 break
+            if self.behaviour == "off_codebook" and index == 10:
+                token = AUDIO_OFFSET + 10**6
             await response.write((json.dumps({"token_id": token, "error_code": 0}) + "\n").encode())
             if index % 20 == 0:
                 await asyncio.sleep(0.005)

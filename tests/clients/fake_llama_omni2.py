@@ -29,7 +29,8 @@ def frame(data: dict) -> bytes:
 
 class FakeLlamaOmni2:
     """``behaviour``: answer | worker_error | no_worker | die | garbage | garbled_models (the model list a
-    string) | garbled_frame (a frame's ``error_code`` a string): the right shapes with garbage in them |
+    string) | garbled_frame (a frame's ``error_code`` a string) | off_codebook, negative_unit (the third frame's
+    last unit id 10**6 or -7): the right shapes with garbage in them |
     silent (the request is read, then not a byte for ``stall_s``: the worker waits on its
     ``limit_model_concurrency`` semaphore before its StreamingResponse starts) | stall (three frames, then
     nothing for ``stall_s``, the connection kept open)."""
@@ -94,6 +95,8 @@ class FakeLlamaOmni2:
                 break
             text += token
             units += [(index * 25 + k) % 6561 for k in range(25)]
+            if self.behaviour in ("off_codebook", "negative_unit") and index == 2:
+                units[-1] = 10**6 if self.behaviour == "off_codebook" else -7
             finalize = text.endswith("<|im_end|>")
             shown = text[: -len("<|im_end|>")] if finalize else text
             await response.write(frame({"text": shown, "unit": " ".join(map(str, units)), "finalize": finalize, "error_code": 0}))

@@ -77,7 +77,15 @@ def test_without_a_decoder_replies_are_text_only_and_say_so(options: SessionOpti
     assert "text only" in next(e for e in events if isinstance(e, ErrorEvent)).message
 
 
-@pytest.mark.parametrize(("behaviour", "message"), [("error", "Server Error \\(error_code 1\\)"), ("die", "broke off"), ("garbage", "not its reply format")])
+@pytest.mark.parametrize(
+    ("behaviour", "message"),
+    [
+        ("error", "Server Error \\(error_code 1\\)"),
+        ("die", "broke off"),
+        ("garbage", "not its reply format"),
+        ("off_codebook", "not its reply format: token id 1001000 is past the 16384 speech tokens \\(ids 1000-17383\\)"),
+    ],
+)
 def test_server_faults_are_clear(behaviour: str, message: str, options: SessionOptions) -> None:
     with FakeHTTPServer(FakeGlm4Voice(behaviour).app) as url:
         engine = engine_for(url, ToneDecoder())
@@ -115,3 +123,21 @@ def test_a_server_that_goes_quiet_ends_the_turn_at_the_read_timeout_and_the_next
     assert "".join(e.text for e in events if isinstance(e, TextOut)) == partial
     assert [e.text for e in second if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]
     assert sum(e.duration_s for e in second if isinstance(e, AudioOut)) == pytest.approx(130 * 0.08, abs=0.01)
+
+
+def test_the_real_tokenizer_counts_its_speech_tokens(tmp_path) -> None:
+    """HFGlmTokenizer on a tokenizer saved to disk: the codebook's size comes from the vocabulary."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    from speechlm_demo.engines.glm4_voice.local_models import HFGlmTokenizer
+    from speechlm_demo.engines.glm4_voice.protocol import speech_code
+
+    fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"hello": 0, "[UNK]": 1}, unk_token="[UNK]")))
+    fast.add_special_tokens({"additional_special_tokens": ["<|user|>", "<|begin_of_audio|>", *(f"<|audio_{i}|>" for i in range(50)), "<|end_of_audio|>"]})
+    fast.save_pretrained(tmp_path)
+    tokenizer = HFGlmTokenizer(str(tmp_path))
+    assert (tokenizer.audio_offset, tokenizer.audio_tokens) == (4, 50)
+    assert speech_code(53, tokenizer.audio_offset, tokenizer.audio_tokens) == 49
+    with pytest.raises(ProtocolError, match="token id 54 is past the 50 speech tokens"):
+        speech_code(54, tokenizer.audio_offset, tokenizer.audio_tokens)

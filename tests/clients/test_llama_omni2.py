@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from speechlm_demo.engines.base import AudioOut, ErrorEvent, SessionOptions, TextOut
+from speechlm_demo.engines.base import AudioOut, EngineError, ErrorEvent, SessionOptions, TextOut
 from speechlm_demo.engines.llama_omni2.client import LlamaOmni2Engine
 from speechlm_demo.engines.llama_omni2.protocol import FrameReader, ProtocolError
 from speechlm_demo.engines.server_client import ServerFailure, new_suffix
@@ -30,6 +30,8 @@ CLASS = "speechlm_demo.engines.llama_omni2.client:LlamaOmni2Engine"
 
 class RecordingVocoder:
     """Stands in for CosyVoice2's flow + HiFT: 40 ms of tone per unit, and a log of what it was fed."""
+
+    codes = 6561
 
     def __init__(self) -> None:
         self.calls: list[tuple[list[int], bool]] = []
@@ -112,6 +114,21 @@ def test_server_faults_are_clear(behaviour: str, message: str, options: SessionO
     assert SERVER_ERROR_MSG
 
 
+@pytest.mark.parametrize(
+    ("behaviour", "message"),
+    [("off_codebook", "unit id 1000000 is past the unit decoder's 6561 \\(0-6560\\)"), ("negative_unit", "unit id -7 is negative")],
+)
+def test_unit_ids_the_decoder_cannot_take_fail_the_turn_before_reaching_it(behaviour: str, message: str, options: SessionOptions) -> None:
+    """A garbage id would index the decoder's embedding (IndexError here, a sticky device-side assert on CUDA)."""
+    vocoder = RecordingVocoder()
+    with FakeHTTPServer(FakeLlamaOmni2(behaviour).app) as url:
+        engine = engine_for(url, vocoder=vocoder)
+        with pytest.raises(ServerFailure, match="not its reply format: " + message):
+            list(engine.respond(user_turn(), [], options))
+        engine.close()
+    assert vocoder.calls and all(0 <= unit < 6561 for units, _ in vocoder.calls for unit in units)
+
+
 def test_a_garbled_frame_fails_the_turn_clearly_and_the_next_turn_works(options: SessionOptions) -> None:
     fake = FakeLlamaOmni2("garbled_frame")
     with FakeHTTPServer(fake.app) as url:
@@ -192,3 +209,19 @@ def test_talking_to_one_worker_without_the_controller(options: SessionOptions) -
         events = list(engine.respond(user_turn(), [], options))
         engine.close()
     assert [e.text for e in events if isinstance(e, TextOut) and e.final] == ["The capital of France is Paris."]
+
+
+def test_a_custom_unit_decoder_must_say_how_many_unit_ids_it_takes() -> None:
+    from speechlm_demo.engines.llama_omni2.vocoder import load_vocoder
+
+    assert load_vocoder(f"{__name__}:recording_vocoder", "", "", "cpu").codes == 6561
+    with pytest.raises(EngineError, match="says no `codes`"):
+        load_vocoder(f"{__name__}:vocoder_without_codes", "", "", "cpu")
+
+
+def recording_vocoder(**_: Any) -> RecordingVocoder:
+    return RecordingVocoder()
+
+
+def vocoder_without_codes(**_: Any) -> object:
+    return object()

@@ -25,7 +25,7 @@ from ..server_client import (
     text_events,
 )
 from .local_models import BLOCK_SIZES, DECODER_RATE, GlmModels, load_models
-from .protocol import ServerError, TokenLineReader, build_prompt, speech_input
+from .protocol import ServerError, TokenLineReader, build_prompt, speech_code, speech_input
 
 
 class Glm4VoiceSettings(ServerSettings):
@@ -102,7 +102,7 @@ class Glm4VoiceEngine(ServerEngine):
                         if not finished:
                             complete.append(token)
                             if token >= tokenizer.audio_offset:
-                                speech.append(token - tokenizer.audio_offset)
+                                speech.append(speech_code(token, tokenizer.audio_offset, tokenizer.audio_tokens))
                             else:
                                 text_ids.append(token)
                                 now = tokenizer.decode(text_ids)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -22,12 +23,14 @@ import numpy as np
 
 DECODER_RATE = 22_050
 BLOCK_SIZES = (25, 50, 100, 150, 200)
+SPEECH_TOKEN = re.compile(r"<\|audio_\d+\|>")
 
 
 class GlmTokenizer(Protocol):
     """Ids <-> text for the GLM model."""
 
-    audio_offset: int
+    audio_offset: int  # id of ``<|audio_0|>``
+    audio_tokens: int  # how many speech tokens (``<|audio_N|>``) the vocabulary has from there on
     end_id: int
 
     def decode(self, ids: list[int]) -> str:
@@ -73,6 +76,7 @@ class HFGlmTokenizer:
         transformers = importlib.import_module("transformers")
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(model_path, trust_remote_code=True)
         self.audio_offset = self.tokenizer.convert_tokens_to_ids("<|audio_0|>")
+        self.audio_tokens = sum(1 for token in self.tokenizer.get_vocab() if SPEECH_TOKEN.fullmatch(token))
         self.end_id = self.tokenizer.convert_tokens_to_ids("<|user|>")
 
     def decode(self, ids: list[int]) -> str:

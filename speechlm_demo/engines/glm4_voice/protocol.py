@@ -65,3 +65,16 @@ def parse_line(line: bytes) -> int:
     if not isinstance(token, int) or isinstance(token, bool) or token < 0:
         raise ProtocolError(f"not a token line: {line[:60]!r}")
     return token
+
+
+def speech_code(token: int, audio_offset: int, audio_tokens: int) -> int:
+    """The speech code of GLM token id ``token`` (``>= audio_offset``); a :class:`ProtocolError` past the codebook.
+
+    An id out of range would otherwise reach the decoder's embedding: an IndexError on the CPU, a device-side
+    assert on CUDA that fails every later call in the process.
+    """
+    code = token - audio_offset
+    if code >= audio_tokens:
+        last = audio_offset + audio_tokens - 1
+        raise ProtocolError(f"token id {token} is past the {audio_tokens} speech tokens (ids {audio_offset}-{last})")
+    return code

@@ -31,7 +31,7 @@ from ..server_client import (
     text_events,
     turn_wav,
 )
-from .protocol import ERROR_CODES, FrameReader
+from .protocol import ERROR_CODES, FrameReader, check_units
 from .vocoder import SAMPLE_RATE, UnitVocoder, load_vocoder
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,8 @@ class LlamaOmni2Engine(ServerEngine):
                     yield from text_events(text, frame.text)
                     text = frame.text
                     if self.vocoder is not None and (len(frame.units) > units_done or frame.finalize):
-                        audio, state = self.vocoder.feed(frame.units[units_done:], state, frame.finalize)
+                        units = check_units(frame.units[units_done:], self.vocoder.codes)
+                        audio, state = self.vocoder.feed(units, state, frame.finalize)
                         units_done = len(frame.units)
                         if len(audio):
                             yield AudioOut(audio, SAMPLE_RATE)

@@ -62,5 +62,17 @@ def parse_frame(raw: bytes) -> Frame:
         units = [int(u) for u in str(data.get("unit", "")).split()]
     except ValueError:
         raise ProtocolError(f"unit ids are not integers: {str(data.get('unit'))[:60]!r}") from None
+    if any(unit < 0 for unit in units):
+        raise ProtocolError(f"unit id {min(units)} is negative")
     return Frame(data.get("text", ""), units, finalize, code)
 
+
+def check_units(units: list[int], codes: int) -> list[int]:
+    """``units``, unless one is past the decoder's ``codes`` unit ids (a :class:`ProtocolError`).
+
+    An id out of range would otherwise reach the decoder's embedding: an IndexError on the CPU, a device-side
+    assert on CUDA that fails every later call in the process.
+    """
+    if units and max(units) >= codes:
+        raise ProtocolError(f"unit id {max(units)} is past the unit decoder's {codes} (0-{codes - 1})")
+    return units

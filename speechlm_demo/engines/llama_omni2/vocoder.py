@@ -16,11 +16,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..base import EngineError
+
 SAMPLE_RATE = 24_000
 
 
 class UnitVocoder(Protocol):
     """Turns a growing list of unit ids into audio, chunk by chunk."""
+
+    codes: int  # the unit ids it takes are 0 .. codes - 1
 
     def start(self) -> Any:
         """Per-reply state."""
@@ -41,6 +45,7 @@ class CosyVoice2Vocoder:
             raise ImportError(f"LLaMA-Omni2's unit decoder needs its checkout and torch ({exc}); see vocoder.py") from exc
         self.device = device
         self.decoder = flow_inference.SpeechDecoder(model_dir=model_dir, device=device, hop_len=hop_len)
+        self.codes = int(self.decoder.flow.vocab_size)  # the flow's nn.Embedding(vocab_size, ...)
         self.prompt = file_utils.load_wav(prompt_wav, 16000)
 
     def start(self) -> Any:
@@ -61,4 +66,8 @@ def load_vocoder(spec: str, model_dir: str, prompt_wav: str, device: str) -> Uni
         return CosyVoice2Vocoder(model_dir, prompt_wav, device)
     module, _, name = spec.partition(":")
     factory = getattr(importlib.import_module(module), name)
-    return factory(model_dir=model_dir, prompt_wav=prompt_wav, device=device)
+    vocoder = factory(model_dir=model_dir, prompt_wav=prompt_wav, device=device)
+    codes = getattr(vocoder, "codes", None)
+    if not isinstance(codes, int) or isinstance(codes, bool) or codes <= 0:
+        raise EngineError(f"the unit decoder {spec} says no `codes` (how many unit ids it takes, an integer > 0): {codes!r}")
+    return vocoder
