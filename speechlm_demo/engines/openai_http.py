@@ -125,15 +125,16 @@ class ChatHTTP:
             log.warning("could not list the models of %s: %s", self.name, exc)
             return None
 
-    def check_model(self, model: str | None, url_env: str) -> None:
+    def check_model(self, model: str | None, url_env: str) -> list[str] | None:
         """Refuse a server that accepts connections but does not answer, or that is up but does not serve
-        ``model`` (one server serves one model; None: any)."""
+        ``model`` (one server serves one model; None: any); the models it serves (None: it cannot tell now)."""
         served = self.served_models()
         if served and model is not None and model not in served:
             raise EngineError(
                 f"{self.name} serves {', '.join(served)}, not {model}: point {url_env} at a server of {model} "
                 "(or change the row's model setting)"
             )
+        return served
 
     def post(self, path: str, payload: dict[str, Any], cancel: threading.Event) -> Iterator[dict[str, Any]]:
         """POST ``payload``; yield each streamed event's JSON object (or the one JSON body), then stop.

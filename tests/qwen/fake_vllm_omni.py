@@ -65,6 +65,8 @@ class FakeState:
     close_after_reply: bool = False  # realtime: close the websocket after each reply's output_audio.done
     drop_kept: bool = False  # realtime: close the websocket when a second turn's commit arrives on it
     connections: int = 0  # realtime websockets accepted
+    models_stall_s: float = 0.0  # GET /v1/models answers this late
+    model_lists: int = 0  # GET /v1/models asked
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -111,6 +113,8 @@ def build_app(state: FakeState) -> Starlette:
     """The Starlette app (vLLM serves FastAPI on uvicorn; same response classes)."""
 
     async def models(request: Request) -> Response:
+        state.model_lists += 1
+        await asyncio.sleep(state.models_stall_s)
         if state.scenario == "garbled_fields":
             return Response(wire.compact({"object": "list", "data": 7}), media_type="application/json")
         return Response(wire.models_list(state.model, int(time.time())), media_type="application/json")

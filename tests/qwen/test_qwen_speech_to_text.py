@@ -51,22 +51,37 @@ def test_ultravox_reply_is_spoken_chunk_by_chunk(vllm: FakeServer, monkeypatch: 
     assert spoken == texts
 
 
-def test_auto_model_takes_the_first_listed(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_model_takes_the_first_listed_at_load(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = make_engine("vllm-audio-llm", monkeypatch, vllm.url, tts=SPEECH_API, audio_part="audio_url")
-    events = run_turn(engine, speech_turn(0.5))
-    assert any(isinstance(e, AudioOut) for e in events)
-    chat = next(r for r in vllm.state.requests if "messages" in r)
-    assert chat["model"] == "fixie-ai/ultravox-v0_5-llama-3_2-1b"
-    assert chat["messages"][-1]["content"][0]["type"] == "audio_url"
+    for turn_id in (1, 2):
+        assert any(isinstance(e, AudioOut) for e in run_turn(engine, speech_turn(0.5, turn_id)))
+    chats = [r for r in vllm.state.requests if "messages" in r]
+    assert [c["model"] for c in chats] == ["fixie-ai/ultravox-v0_5-llama-3_2-1b"] * 2
+    assert chats[0]["messages"][-1]["content"][0]["type"] == "audio_url"
+    assert vllm.state.model_lists == 1  # the load's answer is kept: no turn asks again
 
 
 def test_garbled_model_list_is_explained_and_the_next_turn_works(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    vllm.state.scenario = "garbled_fields"  # at load too: the model is asked for again at the first turn
     engine = make_engine("vllm-audio-llm", monkeypatch, vllm.url, tts=SPEECH_API)
-    vllm.state.scenario = "garbled_fields"
     with pytest.raises(EngineError, match="sent a model list whose data is not a list: '7'"):
         run_turn(engine, speech_turn(0.5))
     vllm.state.scenario = "ok"
     assert any(isinstance(e, AudioOut) for e in run_turn(engine, speech_turn(0.5)))
+
+
+def test_a_barge_in_while_the_model_list_is_awaited_ends_the_reply_at_once(vllm: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    vllm.state.scenario = "garbled_fields"  # the load cannot tell the model
+    engine = make_engine("vllm-audio-llm", monkeypatch, vllm.url, tts=SPEECH_API, probe_timeout_s=4)
+    vllm.state.scenario, vllm.state.models_stall_s = "ok", 5.0
+    turn = speech_turn(0.5)
+    threading.Timer(0.3, turn.cancel.set).start()
+    started = time.monotonic()
+    events = run_turn(engine, turn)
+    assert time.monotonic() - started < 2.0  # not the 4 s probe timeout
+    assert not any(isinstance(e, (TextOut, AudioOut)) for e in events)
+    vllm.state.models_stall_s = 0.0
+    assert any(isinstance(e, AudioOut) for e in run_turn(engine, speech_turn(0.5, 2)))
 
 
 @pytest.mark.parametrize(

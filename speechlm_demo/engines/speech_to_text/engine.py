@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 from collections.abc import Iterator
+from contextlib import closing
 from itertools import chain
 from typing import Any, ClassVar, Literal
 
@@ -25,6 +27,7 @@ from ..cascade.settings import check_stage, stage_waits
 from ..cascade.speak import speak_text_stream
 from ..cascade.tts_kinds import build_tts
 from ..openai_http import chat_text
+from ..read_aside import read_aside
 from ..remote_settings import OpenAIServerSettings
 from ..vllm_omni.client import audio_url_part
 
@@ -75,19 +78,28 @@ class SpeechToTextEngine(HalfDuplexEngine):
         s = self.settings
         self.http = s.chat_http("the vLLM server")
         self._model: str | None = None if s.model == AUTO else s.model
-        self.http.check_model(self._model, s.url_env)  # a server that does not answer fails the load here
+        served = self.http.check_model(self._model, s.url_env)  # a server that does not answer fails the load here
+        if self._model is None and served:
+            self._use(served[0])
         progress(0.3, "loading voice")
         self.tts = build_tts(s.tts)
         progress(1.0, "ready")
 
-    def model(self) -> str:
-        """The model id (asked of the server once when set to ``auto``)."""
+    def _use(self, model: str) -> None:
+        self._model = model
+        log.info("%s: using %s, the first model the server lists", self.id, model)
+
+    def model(self, cancel: threading.Event) -> str | None:
+        """The model id; for ``auto`` the server's first, asked at load or, if it could not tell then, at the
+        first turn (read aside: None once ``cancel`` is set while it has not answered)."""
         if self._model is None:
-            ids = self.http.model_ids()
+            with closing(read_aside("GET /v1/models", lambda stop: [self.http.model_ids()], cancel)) as answers:
+                ids = next(answers, None)
+            if ids is None:
+                return None
             if not ids:
                 raise EngineError(f"{self.http.name} lists no models at /v1/models")
-            self._model = str(ids[0])
-            log.info("%s: using %s, the first model the server lists", self.id, self._model)
+            self._use(ids[0])
         return self._model
 
     def respond(self, turn: UserTurn, history: list[dict[str, Any]], options: SessionOptions) -> Iterator[Event]:
@@ -100,7 +112,10 @@ class SpeechToTextEngine(HalfDuplexEngine):
         user = {"role": "user", "content": [make_part(audio, turn.sample_rate)]}
         prompt = options.system_prompt or s.system_prompt or DEFAULT_SYSTEM_PROMPT
         system = [{"role": "system", "content": prompt}] if s.send_system_prompt else []
-        body: dict[str, Any] = {"model": self.model(), "messages": [*system, *history, user], "stream": True}
+        model = self.model(turn.cancel)
+        if model is None:
+            return  # cancelled while the server was asked for its model
+        body: dict[str, Any] = {"model": model, "messages": [*system, *history, user], "stream": True}
         if s.max_tokens is not None:
             body["max_tokens"] = s.max_tokens
         temperature = s.temperature if options.temperature is None else options.temperature
