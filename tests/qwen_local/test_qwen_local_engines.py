@@ -181,6 +181,28 @@ def test_a_turn_cancelled_before_it_starts_generates_nothing(tiny_qwen2_audio_di
     assert list(run.text()) == [] and run.result() is None
 
 
+def test_a_turn_cancelled_while_another_generation_holds_the_model_ends_at_once(tiny_qwen2_audio_dir: Path) -> None:
+    """Another session's generation (tens of seconds on a GPU for Omni) holds the engine's lock: a cancelled reply
+    waiting for it ends without waiting for that generation, and generates nothing."""
+    engine = load("qwen2-audio-7b", tiny_qwen2_audio_dir)
+    engine._busy.acquire()  # another session's generation
+    try:
+        cancel = threading.Event()
+        run = engine._start(engine._inputs(tone(0.5), [], SessionOptions()), SessionOptions(), cancel)
+        threading.Timer(0.2, cancel.set).start()
+        got: list[Any] = []
+        reader = threading.Thread(target=lambda: got.extend([list(run.text()), run.result()]), daemon=True)
+        reader.start()
+        reader.join(1.5)
+        assert not reader.is_alive(), "the cancelled reply still waits for the other generation"
+        assert got == [[], None]
+    finally:
+        engine._busy.release()
+    after = engine._start(engine._inputs(tone(0.5), [], SessionOptions()), SessionOptions(), threading.Event(), max_new_tokens=4)
+    list(after.text())
+    assert after.result() is not None  # it generated: the lock was not left taken
+
+
 @pytest.mark.parametrize("engine_id", ["qwen2.5-omni-3b", "qwen2-audio-7b"])
 def test_a_bad_model_directory_is_a_clear_engine_error(engine_id: str, tmp_path: Path, tiny_omni_dir: Path,
                                                        tiny_qwen2_audio_dir: Path) -> None:

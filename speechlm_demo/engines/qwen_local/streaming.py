@@ -10,6 +10,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from ..base import EngineError
+from ..read_aside import CANCEL_POLL_S
 
 
 class StreamedGeneration:
@@ -42,15 +43,26 @@ class StreamedGeneration:
 
     def _work(self) -> None:
         try:
-            with self._lock, torch.inference_mode():
-                if self._seed is not None:
-                    torch.manual_seed(int(self._seed))  # under the lock: no other turn draws from the generator
-                if not self._cancel.is_set():
-                    self._result = self._run(self.streamer, self._stop)
+            if self._wait_for_the_model():
+                try:
+                    with torch.inference_mode():
+                        if self._seed is not None:
+                            torch.manual_seed(int(self._seed))  # under the lock: no other turn draws from the generator
+                        if not self._cancel.is_set():
+                            self._result = self._run(self.streamer, self._stop)
+                finally:
+                    self._lock.release()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer in result()
             self._error = exc
         finally:
             self.streamer.end()  # wakes the consumer even when generate never started or failed
+
+    def _wait_for_the_model(self) -> bool:
+        """Take the lock; False (not taken) once ``cancel`` is set while another generation holds it."""
+        while not self._lock.acquire(timeout=CANCEL_POLL_S):
+            if self._cancel.is_set():
+                return False
+        return True
 
     def text(self) -> Iterator[str]:
         """Decoded text pieces as the model writes them (ends when generation ends, fails or is cancelled)."""
