@@ -55,10 +55,12 @@ def pcm16_b64(seconds: float, freq: float) -> str:
 
 class FakeRealtime:
     """``behaviour``: answer | error | refuse | die | garbage | hang | failed | garbled_audio | garbled_done
-    (``garbled_*``: events of the right type whose fields are garbage). ``reply_s``: audio per response."""
+    (``garbled_*``: events of the right type whose fields are garbage) | slow_open (the upgrade answered
+    ``open_delay_s`` late). ``reply_s``: audio per response."""
 
     def __init__(self, behaviour: str = "answer", reply_s: float = 1.2, pace: float = 4.0) -> None:
         self.behaviour, self.reply_s, self.pace = behaviour, reply_s, pace
+        self.open_delay_s = 5.0  # slow_open: the websocket upgrade is answered this late
         self.connections = 0
         self.client_events: list[dict[str, Any]] = []
         self.sent_types: set[str] = set()  # the server event types it sent
@@ -74,6 +76,8 @@ class FakeRealtime:
         if self.behaviour == "refuse" or auth != f"Bearer {KEY}":
             body = {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "code": "invalid_api_key", "param": None}}
             return web.json_response(body, status=401)
+        if self.behaviour == "slow_open":
+            await asyncio.sleep(self.open_delay_s)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self.connections += 1

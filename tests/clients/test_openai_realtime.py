@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -196,6 +197,23 @@ def test_a_cancelled_turn_cancels_the_response(options: SessionOptions) -> None:
             time.sleep(0.02)
         engine.close()
     assert audio <= 2 and "response.cancel" in [e["type"] for e in fake.client_events]
+
+
+def test_a_barge_in_while_the_websocket_opens_ends_the_turn_at_once_and_sends_nothing(options: SessionOptions) -> None:
+    fake = FakeRealtime("slow_open")
+    with FakeHTTPServer(fake.app) as url:
+        engine = engine_for(url, warm_connection=False, connect_timeout_s=4)
+        turn = user_turn(0.5, 24_000)
+        threading.Timer(0.2, turn.cancel.set).start()
+        started = time.monotonic()
+        events = list(engine.respond(turn, [], options))
+        assert time.monotonic() - started < 1.5  # not the 4 s handshake timeout
+        assert not [e for e in events if isinstance(e, (AudioOut, TextOut))]
+        fake.behaviour = "answer"
+        answered = list(engine.respond(user_turn(0.5, 24_000, turn_id=2), [], options))
+        engine.close()
+    assert any(isinstance(e, AudioOut) for e in answered)
+    assert [e["type"] for e in fake.client_events].count("response.create") == 1  # the cancelled turn started none
 
 
 # the file of openai 3.57.0 ``openai/types/realtime/`` that defines each GA event (listed by ``grep -l

@@ -16,6 +16,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
+from contextlib import suppress
 from typing import Any
 
 from ...audio import chunks, resample
@@ -37,6 +39,7 @@ from .usage import turn_usage
 
 _END = object()
 _POLL_S = 0.1
+_CANCEL_GRACE_S = 3 * _POLL_S  # a reading turn sends response.cancel within _POLL_S of the cancel; this long, it is abandoned
 
 
 class RealtimeEngine(ServerEngine):
@@ -72,9 +75,18 @@ class RealtimeEngine(ServerEngine):
         out: queue.Queue[Any] = queue.Queue()
         stop = threading.Event()
         future = self._loop.submit(self._turn(turn, history, options, out.put, lambda: stop.is_set() or turn.cancel.is_set()))
+        cancelled_at: float | None = None
         try:
             while True:
-                item = out.get()
+                try:
+                    item = out.get(timeout=_POLL_S / 2)
+                except queue.Empty:
+                    if turn.cancel.is_set():
+                        cancelled_at = cancelled_at or time.monotonic()
+                        if time.monotonic() - cancelled_at > _CANCEL_GRACE_S:
+                            future.cancel()  # still connecting or sending: abandoned, its socket closes on the loop
+                            return
+                    continue
                 if item is _END:
                     break
                 if isinstance(item, BaseException):
@@ -82,12 +94,15 @@ class RealtimeEngine(ServerEngine):
                 yield item
         finally:
             stop.set()
-            future.result(timeout=10)
+            with suppress(CancelledError):
+                future.result(timeout=10)
 
     async def _turn(self, turn: UserTurn, history: list[dict], options: SessionOptions, put: Callable[[Any], None], stopped: Callable[[], bool]) -> None:
         try:
             conn, warm = await self._connection()
             try:
+                if stopped():
+                    return  # cancelled while connecting: nothing is sent, no response is started (or billed)
                 await self._refill()
                 try:
                     await self._ask(conn, turn, history, options)
