@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import TYPE_CHECKING, ClassVar
 
 from ..turntaking.half_duplex import HalfDuplexEngine
@@ -31,6 +32,7 @@ from .base import (
     TextOut,
     UserTurn,
 )
+from .read_aside import read_aside
 from .server_client import ServerFailure, ServerSettings
 
 if TYPE_CHECKING:
@@ -151,8 +153,8 @@ class ServerEngine(HalfDuplexEngine):
         if self.health.due():
             started, sent = len(history), False
             try:
-                if not self.health.up:
-                    self.probe()
+                if not self.health.up and not self._probe_aside(turn.cancel):
+                    return  # the reply was cancelled while the server was probed
                 for event in self.respond_remote(turn, history, options):
                     sent = sent or isinstance(event, (TextOut, AudioOut))
                     yield event
@@ -169,6 +171,17 @@ class ServerEngine(HalfDuplexEngine):
         elif not self.settings.fallback:
             raise ServerFailure(f"{reason} (next try in {max(0.0, self.health.retry_at - time.monotonic()):.0f} s)")
         yield from self._answer_with_fallback(turn, history, options, reason)
+
+    def _probe_aside(self, cancel: threading.Event) -> bool:
+        """:meth:`probe` in a thread of its own (a server that accepts and does not answer holds it up to its
+        connect timeout); False once ``cancel`` is set first, its :class:`ServerFailure` raised here."""
+
+        def probed(stop: threading.Event) -> Iterator[bool]:
+            self.probe()
+            yield True
+
+        with closing(read_aside(f"probe {self.id}", probed, cancel)) as answer:
+            return next(answer, False)
 
     def _fallback_engine(self) -> HalfDuplexEngine:
         name = self.settings.fallback or ""

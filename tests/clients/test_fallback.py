@@ -19,8 +19,9 @@ from speechlm_demo.hardware import HostInfo
 from speechlm_demo.measure.observer import TurnObserver
 from speechlm_demo.votes.pairs import playable_sides
 from tests.support.speech import espeak_available, speak
+from tests.support.tcp_faults import silent_listener
 
-from .conftest import client_entry, echo_fallback, speech, with_echo_fallback
+from .conftest import client_entry, echo_fallback, speech, user_turn, with_echo_fallback
 from .fake_mini_omni import FakeMiniOmni
 from .fake_realtime import KEY, FakeRealtime
 from .serving import FakeHTTPServer
@@ -114,3 +115,31 @@ def test_killing_the_server_mid_conversation_hands_the_next_turn_to_the_cascade(
     cascade_audio = [e for e in got[got.index(turn_ends[0]) :] if isinstance(e, AudioOut)]
     assert cascade_audio and cascade_audio[0].sample_rate == 22_050
     assert any(isinstance(e, TextOut) and e.role == "user" for e in got[got.index(turn_ends[0]) :])
+
+
+def test_a_barge_in_while_a_down_server_is_probed_ends_the_reply_at_once() -> None:
+    """The probe of a server due for a retry runs aside: one that accepts and never answers holds no cancel up to
+    its connect timeout, and the turns after still go to the fallback."""
+    from speechlm_demo.engines.mini_omni.client import MiniOmniEngine
+
+    with silent_listener() as port:
+        entry = client_entry(
+            "mini-omni", "speechlm_demo.engines.mini_omni.client:MiniOmniEngine", (16_000, 24_000),
+            url=f"http://127.0.0.1:{port}", url_env="", fallback="echo", connect_timeout_s=2, health_backoff_s=0.01,
+        )
+        engine = MiniOmniEngine(entry)
+        with_echo_fallback(engine)
+        engine.load()  # its probe times out: the server is down, its turns go to the fallback
+        assert not engine.health.up
+        time.sleep(0.05)  # the back-off has passed: the next turn probes
+        turn = user_turn()
+        threading.Timer(0.2, turn.cancel.set).start()
+        started = time.monotonic()
+        events = list(engine.respond(turn, [], SessionOptions()))
+        assert time.monotonic() - started < 1.2  # not the 2 s probe timeout
+        assert not [e for e in events if isinstance(e, (AudioOut, TextOut))]
+        time.sleep(0.05)
+        after = user_turn(turn_id=2)
+        answered = list(engine.respond(after, [], SessionOptions()))
+        engine.close()
+    assert after.timeline.extra["answered_by"] == "echo" and any(isinstance(e, AudioOut) for e in answered)
