@@ -141,3 +141,40 @@ def test_the_real_tokenizer_counts_its_speech_tokens(tmp_path) -> None:
     assert speech_code(53, tokenizer.audio_offset, tokenizer.audio_tokens) == 49
     with pytest.raises(ProtocolError, match="token id 54 is past the 50 speech tokens"):
         speech_code(54, tokenizer.audio_offset, tokenizer.audio_tokens)
+
+
+def test_the_speech_tokens_are_counted_in_a_vocabulary_keyed_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GLM-4-Voice-9b's tokenizer is GLM-4's tiktoken ChatGLM4Tokenizer: ``get_vocab`` keys its base vocabulary by
+    bytes (``self.decoder``: rank -> bytes) and its added tokens by text."""
+    import transformers
+    from transformers import PreTrainedTokenizer
+
+    from speechlm_demo.engines.glm4_voice.local_models import HFGlmTokenizer
+
+    class BytesVocabTokenizer(PreTrainedTokenizer):
+        def __init__(self, **kwargs) -> None:
+            self.ranks = {b"h": 0, b"<|audio_x|>": 1}
+            self.decoder = {rank: token for token, rank in self.ranks.items()}
+            super().__init__(**kwargs)
+
+        @property
+        def vocab_size(self) -> int:
+            return len(self.ranks)
+
+        def get_vocab(self) -> dict:
+            return {**{self._convert_id_to_token(i): i for i in range(self.vocab_size)}, **self.added_tokens_encoder}
+
+        def _tokenize(self, text: str, **kwargs) -> list:
+            return [self.decoder[0]]
+
+        def _convert_token_to_id(self, token) -> int:
+            return self.ranks[token]
+
+        def _convert_id_to_token(self, index: int):
+            return self.decoder.get(index, "")
+
+    fake = BytesVocabTokenizer()
+    fake.add_special_tokens({"additional_special_tokens": ["<|user|>", *(f"<|audio_{i}|>" for i in range(50))]})
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *args, **kwargs: fake)
+    tokenizer = HFGlmTokenizer("glm-4-voice-9b")
+    assert (tokenizer.audio_offset, tokenizer.audio_tokens) == (3, 50)

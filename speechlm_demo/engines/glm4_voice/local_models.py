@@ -76,12 +76,17 @@ class HFGlmTokenizer:
         transformers = importlib.import_module("transformers")
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(model_path, trust_remote_code=True)
         self.audio_offset = self.tokenizer.convert_tokens_to_ids("<|audio_0|>")
-        self.audio_tokens = sum(1 for token in self.tokenizer.get_vocab() if SPEECH_TOKEN.fullmatch(token))
+        self.audio_tokens = sum(1 for token in self.tokenizer.get_vocab() if SPEECH_TOKEN.fullmatch(_text(token)))
         self.end_id = self.tokenizer.convert_tokens_to_ids("<|user|>")
 
     def decode(self, ids: list[int]) -> str:
         """``decode(ids, spaces_between_special_tokens=False)``."""
         return self.tokenizer.decode(ids, spaces_between_special_tokens=False)
+
+
+def _text(token: str | bytes) -> str:
+    """A vocabulary key as text: GLM-4's tiktoken tokenizer keys its base vocabulary by bytes."""
+    return token.decode("utf-8", "replace") if isinstance(token, bytes) else token
 
 
 class WhisperVQTokenizer:
