@@ -202,3 +202,16 @@ def test_a_reply_that_pauses_shorter_than_the_read_timeout_is_read_whole(qwen3: 
     text = " ".join(e.text for e in events if isinstance(e, TextOut))
     assert text == "I heard 1.3 seconds of your voice. This is a fake server answering."
     assert len([e for e in events if isinstance(e, AudioOut)]) == 2
+
+
+def test_a_barge_in_while_the_websocket_handshake_hangs_ends_the_turn_at_once() -> None:
+    """The connection opens in a thread of its own: a server that accepts and never answers the handshake holds
+    no cancel up to the connect timeout."""
+    with silent_listener() as port:
+        client = RealtimeClient(f"http://127.0.0.1:{port}", "m", connect_timeout=3, read_timeout=30)
+        cancel = threading.Event()
+        threading.Timer(0.2, cancel.set).start()
+        started = time.monotonic()
+        assert list(client.reply(np.full(1600, 0.1, np.float32), cancel)) == []
+        assert time.monotonic() - started < 1.5
+        client.close()

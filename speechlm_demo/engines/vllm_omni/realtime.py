@@ -27,9 +27,9 @@ server or a proxy closed meanwhile is replaced once, before anything of the turn
 The websocket is ``websockets``' synchronous client (the engine's ``respond`` is a plain generator); the TCP
 connection is opened here first so that a server that accepts nothing (connect timeout), one that accepts
 but never answers the handshake, and one that stops sending mid-reply (read timeout) are told apart. A turn's
-reads wait at most :data:`CANCEL_POLL_S` at a time (a timed-out ``recv`` loses nothing in websockets 15:
-its frames go back to the queue), so a barge-in while the server is quiet ends the turn at once, not at the
-read timeout.
+connection is opened (or taken from the kept ones) in a thread of its own, and its reads wait at most
+:data:`CANCEL_POLL_S` at a time (a timed-out ``recv`` loses nothing in websockets 15: its frames go back to the
+queue), so a barge-in while the server is quiet ends the turn at once, not at a connect or read timeout.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -95,7 +95,10 @@ class RealtimeClient:
         """Stream one utterance (mono float32 at 16 kHz); yield the reply's text and audio pieces."""
         pcm = to_int16(audio_16k)
         with self._read_errors():
-            ws, kept = self._checkout()
+            opened = self._connect_aside(self._checkout, cancel)
+            if opened is None:
+                return
+            ws, kept = opened
             finished = False
             try:
                 try:
@@ -105,7 +108,10 @@ class RealtimeClient:
                         raise
                     log.info("the kept realtime connection to %s had closed; opening a new one", self.url)
                     ws.close()
-                    ws = self._open()
+                    opened = self._connect_aside(lambda: (self._open(), False), cancel)
+                    if opened is None:
+                        return
+                    ws = opened[0]
                     first = self._ask(ws, pcm, cancel)
                 finished = yield from self._events(ws, first, cancel)
             finally:
@@ -131,6 +137,44 @@ class RealtimeClient:
             idle, self._idle = self._idle, []
         for ws, _ in idle:
             ws.close()
+
+    @staticmethod
+    def _connect_aside(
+        connect: Callable[[], tuple[ClientConnection, bool]], cancel: threading.Event
+    ) -> tuple[ClientConnection, bool] | None:
+        """``connect()`` in a thread of its own (a handshake or ``session.created`` a server never sends holds it up
+        to its timeouts); None once ``cancel`` is set first: the connection, when it comes, is closed there."""
+        outcome: list[tuple[ClientConnection, bool] | BaseException] = []
+        lock = threading.Lock()  # the thread hands its connection over, or closes it once the turn has left
+        left = threading.Event()
+
+        def run() -> None:
+            try:
+                result: tuple[ClientConnection, bool] | BaseException = connect()
+            except BaseException as exc:  # noqa: BLE001 - raised in the turn's thread
+                result = exc
+            with lock:
+                if not left.is_set():
+                    outcome.append(result)
+                    return
+            if isinstance(result, BaseException):
+                log.debug("a realtime connection abandoned by a cancelled turn failed: %s", result)
+            else:
+                result[0].close()
+
+        thread = threading.Thread(target=run, name="vllm-omni-realtime-connect", daemon=True)
+        thread.start()
+        while True:
+            thread.join(CANCEL_POLL_S)
+            with lock:
+                if outcome:
+                    break
+                if cancel.is_set():
+                    left.set()
+                    return None
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
 
     def _checkout(self) -> tuple[ClientConnection, bool]:
         """The newest kept connection that is open and not too old (True), else a new one (False)."""
