@@ -7,7 +7,8 @@ is told once per outage; every such turn is marked: ``timeline.extra["answered_b
 (the Compare / Blind A/B record reads it) and the transcript's first agent line
 starts with the fallback's name. A server that failed is not asked again until its back-off has passed
 (doubling from ``health_backoff_s`` up to ``health_backoff_max_s``); then a quick reachability probe
-decides whether the next turn tries it again.
+decides whether the turn tries it again (a probe still running after :data:`PROBE_WAIT_S` leaves that turn to
+the fallback and decides the next one).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from typing import TYPE_CHECKING, ClassVar
 
 from ..turntaking.half_duplex import HalfDuplexEngine
@@ -32,7 +32,7 @@ from .base import (
     TextOut,
     UserTurn,
 )
-from .read_aside import read_aside
+from .read_aside import CANCEL_POLL_S
 from .server_client import ServerFailure, ServerSettings
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FallbackSource = Callable[[str], Engine]
+PROBE_WAIT_S = 0.5  # how long a turn waits for a down server's probe before its fallback answers it
 
 
 def catalogue_engine(engine_id: str) -> Engine:
@@ -94,6 +95,26 @@ class Health:
             self.down_reason, self._wait_s, self.retry_at = "", 0.0, 0.0
 
 
+class _Probe:
+    """One run of a server's probe in a daemon thread; ``error`` is its :class:`ServerFailure`, if any."""
+
+    def __init__(self, probe: Callable[[], None], name: str) -> None:
+        self.done = threading.Event()
+        self.error: ServerFailure | None = None
+        self._probe = probe
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._probe()
+        except ServerFailure as exc:
+            self.error = exc
+        except Exception as exc:  # noqa: BLE001 - a probe that breaks counts as a server that does not answer
+            self.error = ServerFailure(f"the probe failed: {exc}")
+        finally:
+            self.done.set()
+
+
 class ServerEngine(HalfDuplexEngine):
     """A half-duplex client of a model server, with a fallback engine for the turns the server cannot take."""
 
@@ -106,6 +127,8 @@ class ServerEngine(HalfDuplexEngine):
         self.health = Health(self.settings.health_backoff_s, self.settings.health_backoff_max_s)
         self._told: set[int] = set()  # sessions (options objects) told about the current outage
         self._told_lock = threading.Lock()
+        self._probe: _Probe | None = None  # the down server's probe, running or with an outcome no turn took yet
+        self._probe_lock = threading.Lock()
         self._noted: set[int] = set()  # sessions (options objects) given the note of :meth:`note_once`
 
     # -- for subclasses ---------------------------------------------------------------------------------
@@ -153,15 +176,17 @@ class ServerEngine(HalfDuplexEngine):
         if self.health.due():
             started, sent = len(history), False
             try:
-                if not self.health.up and not self._probe_aside(turn.cancel):
+                ask = self.health.up or self._server_back(turn.cancel)
+                if ask is None:
                     return  # the reply was cancelled while the server was probed
-                for event in self.respond_remote(turn, history, options):
-                    sent = sent or isinstance(event, (TextOut, AudioOut))
-                    yield event
-                self.health.succeeded()
-                with self._told_lock:
-                    self._told.clear()
-                return
+                if ask:  # else still probing: this turn is the fallback's, the probe's outcome the next one's
+                    for event in self.respond_remote(turn, history, options):
+                        sent = sent or isinstance(event, (TextOut, AudioOut))
+                        yield event
+                    self.health.succeeded()
+                    with self._told_lock:
+                        self._told.clear()
+                    return
             except ServerFailure as exc:
                 reason = str(exc)
                 self.health.failed(reason)
@@ -172,16 +197,27 @@ class ServerEngine(HalfDuplexEngine):
             raise ServerFailure(f"{reason} (next try in {max(0.0, self.health.retry_at - time.monotonic()):.0f} s)")
         yield from self._answer_with_fallback(turn, history, options, reason)
 
-    def _probe_aside(self, cancel: threading.Event) -> bool:
-        """:meth:`probe` in a thread of its own (a server that accepts and does not answer holds it up to its
-        connect timeout); False once ``cancel`` is set first, its :class:`ServerFailure` raised here."""
-
-        def probed(stop: threading.Event) -> Iterator[bool]:
-            self.probe()
-            yield True
-
-        with closing(read_aside(f"probe {self.id}", probed, cancel)) as answer:
-            return next(answer, False)
+    def _server_back(self, cancel: threading.Event) -> bool | None:
+        """Down and due: probe the server (one probe at a time, in a thread of its own) and wait for it, at most
+        :data:`PROBE_WAIT_S` when there is a fallback. True: it answers (its failure is raised here); False: still
+        probing (a server that accepts and does not answer): this turn goes to the fallback, and the probe's
+        outcome is the next due turn's; None: ``cancel`` came first (the probe goes on for the next turn)."""
+        with self._probe_lock:
+            if self._probe is None:
+                self._probe = _Probe(self.probe, f"probe-{self.id}")
+            probe = self._probe
+        deadline = time.monotonic() + (PROBE_WAIT_S if self.settings.fallback else float("inf"))
+        while not probe.done.wait(CANCEL_POLL_S):
+            if cancel.is_set():
+                return None
+            if time.monotonic() >= deadline:
+                return False
+        with self._probe_lock:
+            if self._probe is probe:
+                self._probe = None  # its outcome is this turn's
+        if probe.error is not None:
+            raise probe.error
+        return True
 
     def _fallback_engine(self) -> HalfDuplexEngine:
         name = self.settings.fallback or ""

@@ -12,7 +12,8 @@ from speechlm_demo.audio import chunks
 from speechlm_demo.catalog import load_catalog
 from speechlm_demo.compare import compare
 from speechlm_demo.engines.base import AudioOut, ErrorEvent, Event, SessionOptions, TextOut, TurnEnd
-from speechlm_demo.engines.fallback import Health
+from speechlm_demo.engines.fallback import PROBE_WAIT_S, Health
+from speechlm_demo.engines.mini_omni.client import MiniOmniEngine
 from speechlm_demo.engines.openai_realtime.half_duplex import RealtimeEngine
 from speechlm_demo.engines.registry import EngineRegistry
 from speechlm_demo.hardware import HostInfo
@@ -117,19 +118,23 @@ def test_killing_the_server_mid_conversation_hands_the_next_turn_to_the_cascade(
     assert any(isinstance(e, TextOut) and e.role == "user" for e in got[got.index(turn_ends[0]) :])
 
 
-def test_a_barge_in_while_a_down_server_is_probed_ends_the_reply_at_once() -> None:
-    """The probe of a server due for a retry runs aside: one that accepts and never answers holds no cancel up to
-    its connect timeout, and the turns after still go to the fallback."""
-    from speechlm_demo.engines.mini_omni.client import MiniOmniEngine
+def mini_omni(url: str, **defaults) -> MiniOmniEngine:
+    entry = client_entry(
+        "mini-omni", "speechlm_demo.engines.mini_omni.client:MiniOmniEngine", (16_000, 24_000),
+        url=url, url_env="", fallback="echo", health_backoff_s=0.01, **defaults,
+    )
+    engine = MiniOmniEngine(entry)
+    with_echo_fallback(engine)
+    engine.load()
+    return engine
 
+
+def test_a_server_that_accepts_and_does_not_answer_holds_no_turn_for_its_probe() -> None:
+    """The probe of a down server due for a retry runs aside: a barge-in ends the reply at once, a turn waits at
+    most PROBE_WAIT_S before its fallback answers, and the probe's failure (2 s later) is the next turn's: it backs
+    the server off."""
     with silent_listener() as port:
-        entry = client_entry(
-            "mini-omni", "speechlm_demo.engines.mini_omni.client:MiniOmniEngine", (16_000, 24_000),
-            url=f"http://127.0.0.1:{port}", url_env="", fallback="echo", connect_timeout_s=2, health_backoff_s=0.01,
-        )
-        engine = MiniOmniEngine(entry)
-        with_echo_fallback(engine)
-        engine.load()  # its probe times out: the server is down, its turns go to the fallback
+        engine = mini_omni(f"http://127.0.0.1:{port}", connect_timeout_s=2)  # its probe at load times out
         assert not engine.health.up
         time.sleep(0.05)  # the back-off has passed: the next turn probes
         turn = user_turn()
@@ -138,8 +143,33 @@ def test_a_barge_in_while_a_down_server_is_probed_ends_the_reply_at_once() -> No
         events = list(engine.respond(turn, [], SessionOptions()))
         assert time.monotonic() - started < 1.2  # not the 2 s probe timeout
         assert not [e for e in events if isinstance(e, (AudioOut, TextOut))]
-        time.sleep(0.05)
         after = user_turn(turn_id=2)
+        started = time.monotonic()
         answered = list(engine.respond(after, [], SessionOptions()))
+        assert time.monotonic() - started < PROBE_WAIT_S + 1.0  # the probe still runs: the fallback answers
+        assert after.timeline.extra["answered_by"] == "echo" and any(isinstance(e, AudioOut) for e in answered)
+        retry_at = engine.health.retry_at
+        time.sleep(2.5)  # the probe times out in the background; its outcome is the next turn's
+        third = user_turn(turn_id=3)
+        list(engine.respond(third, [], SessionOptions()))
         engine.close()
-    assert after.timeline.extra["answered_by"] == "echo" and any(isinstance(e, AudioOut) for e in answered)
+    assert third.timeline.extra["answered_by"] == "echo" and "does not answer" in third.timeline.extra["fallback_reason"]
+    assert engine.health.retry_at > retry_at  # backed off: the next turns go to the fallback without a probe
+
+
+def test_a_slow_probe_that_finds_the_server_back_hands_it_the_next_turn() -> None:
+    with FakeMiniOmni("mini-omni") as url:
+        engine = mini_omni(url)
+        engine.health.failed("it went away")
+        time.sleep(0.05)
+        quick = engine.probe
+        engine.probe = lambda: (time.sleep(1.0), quick())[1]  # a server far away, but back
+        first = user_turn()
+        list(engine.respond(first, [], SessionOptions()))
+        assert first.timeline.extra["answered_by"] == "echo"
+        time.sleep(1.0)
+        second = user_turn(turn_id=2)
+        events = list(engine.respond(second, [], SessionOptions()))
+        engine.close()
+    assert "answered_by" not in second.timeline.extra and any(isinstance(e, AudioOut) for e in events)
+    assert engine.health.up
