@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 FallbackSource = Callable[[str], Engine]
 PROBE_WAIT_S = 0.5  # how long a turn waits for a down server's probe before its fallback answers it
+PROBE_FRESH_S = 5.0  # how long a finished probe's outcome may decide a later turn
 
 
 def catalogue_engine(engine_id: str) -> Engine:
@@ -101,17 +102,23 @@ class _Probe:
     def __init__(self, probe: Callable[[], None], name: str) -> None:
         self.done = threading.Event()
         self.error: ServerFailure | None = None
+        self.finished_at = 0.0
         self._probe = probe
         threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def stale(self) -> bool:
+        """Finished more than :data:`PROBE_FRESH_S` ago: what it found may no longer hold."""
+        return self.done.is_set() and time.monotonic() - self.finished_at > PROBE_FRESH_S
 
     def _run(self) -> None:
         try:
             self._probe()
         except ServerFailure as exc:
             self.error = exc
-        except Exception as exc:  # noqa: BLE001 - a probe that breaks counts as a server that does not answer
-            self.error = ServerFailure(f"the probe failed: {exc}")
+        except BaseException as exc:  # noqa: BLE001 - a probe that breaks counts as a server that does not answer
+            self.error = ServerFailure(f"the probe failed: {exc!r}")
         finally:
+            self.finished_at = time.monotonic()
             self.done.set()
 
 
@@ -184,12 +191,14 @@ class ServerEngine(HalfDuplexEngine):
                         sent = sent or isinstance(event, (TextOut, AudioOut))
                         yield event
                     self.health.succeeded()
+                    self._forget_probe()
                     with self._told_lock:
                         self._told.clear()
                     return
             except ServerFailure as exc:
                 reason = str(exc)
                 self.health.failed(reason)
+                self._forget_probe()
                 del history[started:]
                 if sent or not self.settings.fallback:
                     raise  # part of the reply went out: this turn fails; the next goes to the fallback
@@ -201,9 +210,10 @@ class ServerEngine(HalfDuplexEngine):
         """Down and due: probe the server (one probe at a time, in a thread of its own) and wait for it, at most
         :data:`PROBE_WAIT_S` when there is a fallback. True: it answers (its failure is raised here); False: still
         probing (a server that accepts and does not answer): this turn goes to the fallback, and the probe's
-        outcome is the next due turn's; None: ``cancel`` came first (the probe goes on for the next turn)."""
+        outcome is the next due turn's (if fresh); None: ``cancel`` came first (the probe goes on for the next turn).
+        One outcome serves one turn: others waiting on the same probe go to the fallback."""
         with self._probe_lock:
-            if self._probe is None:
+            if self._probe is None or self._probe.stale():
                 self._probe = _Probe(self.probe, f"probe-{self.id}")
             probe = self._probe
         deadline = time.monotonic() + (PROBE_WAIT_S if self.settings.fallback else float("inf"))
@@ -213,11 +223,17 @@ class ServerEngine(HalfDuplexEngine):
             if time.monotonic() >= deadline:
                 return False
         with self._probe_lock:
-            if self._probe is probe:
-                self._probe = None  # its outcome is this turn's
+            if self._probe is not probe:
+                return False  # another turn took this outcome
+            self._probe = None
         if probe.error is not None:
             raise probe.error
         return True
+
+    def _forget_probe(self) -> None:
+        """The server's state is known anew (it answered, or failed a turn): an earlier probe's outcome is moot."""
+        with self._probe_lock:
+            self._probe = None
 
     def _fallback_engine(self) -> HalfDuplexEngine:
         name = self.settings.fallback or ""

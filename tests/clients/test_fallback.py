@@ -173,3 +173,43 @@ def test_a_slow_probe_that_finds_the_server_back_hands_it_the_next_turn() -> Non
         engine.close()
     assert "answered_by" not in second.timeline.extra and any(isinstance(e, AudioOut) for e in events)
     assert engine.health.up
+
+
+def test_one_probe_outcome_serves_one_turn_and_a_stale_one_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two turns waiting on one failing probe back the server off once, not twice; a probe that finished more
+    than PROBE_FRESH_S ago decides nothing: the next due turn probes afresh."""
+    from speechlm_demo.engines import fallback as fallback_module
+    from speechlm_demo.engines.server_client import ServerFailure
+
+    with FakeMiniOmni("mini-omni") as url:
+        engine = mini_omni(url)
+        probes: list[float] = []
+
+        def failing_probe() -> None:
+            probes.append(time.monotonic())
+            time.sleep(0.2)
+            raise ServerFailure("still busy")
+
+        engine.probe = failing_probe
+        engine.health.failed("it went away")
+        time.sleep(0.05)
+        turns = [user_turn(turn_id=n) for n in (1, 2)]
+        threads = [threading.Thread(target=lambda t=t: list(engine.respond(t, [], SessionOptions()))) for t in turns]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+        assert len(probes) == 1 and all(t.timeline.extra["answered_by"] == "echo" for t in turns)
+        assert engine.health._wait_s == pytest.approx(0.02)  # 0.01 doubled once
+
+        monkeypatch.setattr(fallback_module, "PROBE_FRESH_S", 0.3)
+        engine.probe = lambda: (probes.append(time.monotonic()), time.sleep(1.0))[0]  # slow, then the server is back
+        time.sleep(0.05)
+        list(engine.respond(user_turn(turn_id=3), [], SessionOptions()))  # waits 0.5 s, then the fallback
+        time.sleep(1.5)  # that probe found the server back ~1 s ago, longer than PROBE_FRESH_S
+        engine.probe = failing_probe
+        fourth = user_turn(turn_id=4)
+        list(engine.respond(fourth, [], SessionOptions()))
+        engine.close()
+    assert len(probes) == 3  # the stale success was not used: a fresh probe ran, and failed
+    assert fourth.timeline.extra["fallback_reason"] == "still busy"
