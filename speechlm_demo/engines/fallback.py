@@ -32,7 +32,7 @@ from .base import (
     TextOut,
     UserTurn,
 )
-from .read_aside import CANCEL_POLL_S
+from .read_aside import Aside
 from .server_client import ServerFailure, ServerSettings
 
 if TYPE_CHECKING:
@@ -96,32 +96,6 @@ class Health:
             self.down_reason, self._wait_s, self.retry_at = "", 0.0, 0.0
 
 
-class _Probe:
-    """One run of a server's probe in a daemon thread; ``error`` is its :class:`ServerFailure`, if any."""
-
-    def __init__(self, probe: Callable[[], None], name: str) -> None:
-        self.done = threading.Event()
-        self.error: ServerFailure | None = None
-        self.finished_at = 0.0
-        self._probe = probe
-        threading.Thread(target=self._run, name=name, daemon=True).start()
-
-    def stale(self) -> bool:
-        """Finished more than :data:`PROBE_FRESH_S` ago: what it found may no longer hold."""
-        return self.done.is_set() and time.monotonic() - self.finished_at > PROBE_FRESH_S
-
-    def _run(self) -> None:
-        try:
-            self._probe()
-        except ServerFailure as exc:
-            self.error = exc
-        except BaseException as exc:  # noqa: BLE001 - a probe that breaks counts as a server that does not answer
-            self.error = ServerFailure(f"the probe failed: {exc!r}")
-        finally:
-            self.finished_at = time.monotonic()
-            self.done.set()
-
-
 class ServerEngine(HalfDuplexEngine):
     """A half-duplex client of a model server, with a fallback engine for the turns the server cannot take."""
 
@@ -134,7 +108,7 @@ class ServerEngine(HalfDuplexEngine):
         self.health = Health(self.settings.health_backoff_s, self.settings.health_backoff_max_s)
         self._told: set[int] = set()  # sessions (options objects) told about the current outage
         self._told_lock = threading.Lock()
-        self._probe: _Probe | None = None  # the down server's probe, running or with an outcome no turn took yet
+        self._probe: Aside[None] | None = None  # the down server's probe, running or with an outcome no turn took yet
         self._probe_lock = threading.Lock()
         self._noted: set[int] = set()  # sessions (options objects) given the note of :meth:`note_once`
 
@@ -213,21 +187,21 @@ class ServerEngine(HalfDuplexEngine):
         outcome is the next due turn's (if fresh); None: ``cancel`` came first (the probe goes on for the next turn).
         One outcome serves one turn: others waiting on the same probe go to the fallback."""
         with self._probe_lock:
-            if self._probe is None or self._probe.stale():
-                self._probe = _Probe(self.probe, f"probe-{self.id}")
             probe = self._probe
-        deadline = time.monotonic() + (PROBE_WAIT_S if self.settings.fallback else float("inf"))
-        while not probe.done.wait(CANCEL_POLL_S):
-            if cancel.is_set():
-                return None
-            if time.monotonic() >= deadline:
-                return False
+            if probe is None or (probe.done.is_set() and time.monotonic() - probe.finished_at > PROBE_FRESH_S):
+                probe = self._probe = Aside(f"probe-{self.id}", self.probe)
+        if not probe.wait(cancel, PROBE_WAIT_S if self.settings.fallback else float("inf")):
+            return None if cancel.is_set() else False
         with self._probe_lock:
             if self._probe is not probe:
                 return False  # another turn took this outcome
             self._probe = None
-        if probe.error is not None:
-            raise probe.error
+        try:
+            probe.result()
+        except ServerFailure:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a probe that breaks counts as a server that does not answer
+            raise ServerFailure(f"the probe failed: {exc!r}") from exc
         return True
 
     def _forget_probe(self) -> None:

@@ -52,7 +52,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from ...audio import to_int16
 from ..base import EngineError
-from ..read_aside import CANCEL_POLL_S
+from ..read_aside import CANCEL_POLL_S, Aside
 from .client import AudioPiece, TextPiece, pcm16_piece
 
 log = logging.getLogger(__name__)
@@ -144,37 +144,11 @@ class RealtimeClient:
     ) -> tuple[ClientConnection, bool] | None:
         """``connect()`` in a thread of its own (a handshake or ``session.created`` a server never sends holds it up
         to its timeouts); None once ``cancel`` is set first: the connection, when it comes, is closed there."""
-        outcome: list[tuple[ClientConnection, bool] | BaseException] = []
-        lock = threading.Lock()  # the thread hands its connection over, or closes it once the turn has left
-        left = threading.Event()
-
-        def run() -> None:
-            try:
-                result: tuple[ClientConnection, bool] | BaseException = connect()
-            except BaseException as exc:  # noqa: BLE001 - raised in the turn's thread
-                result = exc
-            with lock:
-                if not left.is_set():
-                    outcome.append(result)
-                    return
-            if isinstance(result, BaseException):
-                log.debug("a realtime connection abandoned by a cancelled turn failed: %s", result)
-            else:
-                result[0].close()
-
-        thread = threading.Thread(target=run, name="vllm-omni-realtime-connect", daemon=True)
-        thread.start()
-        while True:
-            thread.join(CANCEL_POLL_S)
-            with lock:
-                if outcome:
-                    break
-                if cancel.is_set():
-                    left.set()
-                    return None
-        if isinstance(outcome[0], BaseException):
-            raise outcome[0]
-        return outcome[0]
+        opening = Aside("vllm-omni-realtime-connect", connect)
+        if opening.wait(cancel):
+            return opening.result()
+        opening.abandon(lambda opened: opened[0].close())
+        return None
 
     def _checkout(self) -> tuple[ClientConnection, bool]:
         """The newest kept connection that is open and not too old (True), else a new one (False)."""
