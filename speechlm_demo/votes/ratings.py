@@ -1,13 +1,18 @@
 """Leaderboard from blind votes: Bradley-Terry ratings with bootstrap 95 % intervals, win rates, latencies.
 
 Each vote is a game between its two engines: "a"/"b" is a win, "tie" and "both_bad" count half to each.
-The Bradley-Terry log-strengths are fitted by Newton's method with a weak Gaussian prior (so an engine
-that never won stays finite and a disconnected comparison graph is still identified), and reported on
-the Elo scale: ``1000 + 400 * log10(strength / geometric mean strength)``.
+Every pair that was played also gets :data:`PSEUDO_VOTES` of each result (a win each way and a tie: the
+Jeffreys prior on a pair's results), so a pair seen only one way (one vote, or an engine that never lost)
+is pulled towards even by one and a half votes: one lucky vote is worth ~150 Elo points, not a thousand,
+and a few dozen votes outweigh the pseudo-votes. The Bradley-Terry log-strengths are fitted by Newton's
+method with a very weak Gaussian prior (:data:`PRIOR`), which only ties a disconnected comparison graph
+together, and reported on the Elo scale: ``1000 + 400 * log10(strength / geometric mean strength)``.
 
-The bootstrap resamples the votes with replacement. Votes that agree in (pair, result) are
-interchangeable, so a resample is a multinomial draw over those few cells: all rounds are drawn at once
-and fitted together as one batch of Newton iterations (this is exact, not an approximation).
+The intervals come from a Bayesian bootstrap (Rubin, 1981) of the same model. Votes that agree in (pair,
+result) are interchangeable, so a draw gives the cells (pseudo-votes included) shares of the votes from a
+Dirichlet over them: the draws centre on the rating, and a pair seen one way gets an interval as wide as its
+evidence instead of the zero-width one a plain resample gives. All rounds are drawn at once and fitted
+together as one batch of Newton iterations.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ..timeline import COMPARED_LATENCY, LATENCY_FROM, ORIGIN_LABELS
 SCALE = 400.0 / math.log(10.0)
 BASE = 1000.0
 PRIOR = 1e-3  # precision of the Gaussian prior on log-strengths
+PSEUDO_VOTES = 0.5  # added to each result (either engine wins, tie) of every pair that was played
 COLUMNS = ["engine_a", "engine_b", "outcome", "status_a", "status_b", "latency_a_ms", "latency_b_ms"]  # what it reads
 
 
@@ -85,12 +91,21 @@ def to_elo(theta: np.ndarray) -> np.ndarray:
     return BASE + SCALE * theta
 
 
-def bootstrap(frame: pd.DataFrame, engines: list[str], rounds: int, *, seed: int | None = 0, prior: float = PRIOR) -> np.ndarray:
-    """Elo ratings of ``rounds`` resamples of the votes, shape ``(rounds, k)``."""
-    counts = _cell_counts(frame, engines)
-    total = int(counts.sum())
+def smoothed_counts(counts: np.ndarray, pseudo_votes: float = PSEUDO_VOTES) -> np.ndarray:
+    """Cell counts (see :func:`_cell_counts`) with ``pseudo_votes`` added to each result of every played pair."""
+    cells = counts.reshape(-1, 3)
+    return (cells + pseudo_votes * (cells.sum(1, keepdims=True) > 0)).ravel()
+
+
+def bootstrap(
+    frame: pd.DataFrame, engines: list[str], rounds: int, *, seed: int | None = 0, prior: float = PRIOR, pseudo_votes: float = PSEUDO_VOTES
+) -> np.ndarray:
+    """Elo ratings of ``rounds`` Bayesian-bootstrap draws of the votes, shape ``(rounds, k)``."""
+    alpha = smoothed_counts(_cell_counts(frame, engines), pseudo_votes)
+    active = alpha > 0
     rng = np.random.default_rng(seed)
-    samples = rng.multinomial(total, counts / total, size=rounds).astype(np.float64)
+    samples = np.zeros((rounds, alpha.size))
+    samples[:, active] = alpha.sum() * rng.dirichlet(alpha[active], size=rounds)
     k = len(engines)
     wins = (samples @ _cell_weights(k)).reshape(rounds, k, k)
     return to_elo(fit(wins, prior=prior))
@@ -103,7 +118,9 @@ def latency_stats(frame: pd.DataFrame) -> pd.DataFrame:
         for s in ("a", "b")
     ]
     replies = pd.concat(sides, ignore_index=True)
-    replies[COMPARED_LATENCY] = replies[COMPARED_LATENCY].where(replies["status"] == "ok")
+    # numeric even when every stored latency is NULL (an object column, which quantile() refuses)
+    latency = pd.to_numeric(replies[COMPARED_LATENCY], errors="coerce").astype(np.float64)
+    replies[COMPARED_LATENCY] = latency.where(replies["status"] == "ok")
     grouped = replies.groupby("engine")
     stats = pd.DataFrame(
         {
@@ -161,7 +178,9 @@ class Leaderboard:
         )
 
 
-def leaderboard(frame: pd.DataFrame, *, rounds: int = 1000, min_votes: int = 30, seed: int | None = 0, prior: float = PRIOR) -> Leaderboard:
+def leaderboard(
+    frame: pd.DataFrame, *, rounds: int = 1000, min_votes: int = 30, seed: int | None = 0, prior: float = PRIOR, pseudo_votes: float = PSEUDO_VOTES
+) -> Leaderboard:
     """The leaderboard of a vote frame (the :data:`COLUMNS` of the store's votes)."""
     columns = ["rank", "engine", "rating", "ci_low", "ci_high", "votes", "wins", "ties", "losses", "preliminary"]
     if frame.empty:
@@ -170,8 +189,11 @@ def leaderboard(frame: pd.DataFrame, *, rounds: int = 1000, min_votes: int = 30,
     engines = sorted(set(frame["engine_a"]) | set(frame["engine_b"]))
     wins = win_matrix(frame, engines)
     games = wins + wins.T
-    rating = to_elo(fit(wins, prior=prior))
-    low, high = np.percentile(bootstrap(frame, engines, rounds, seed=seed, prior=prior), [2.5, 97.5], axis=0)
+    k = len(engines)
+    smoothed = (smoothed_counts(_cell_counts(frame, engines), pseudo_votes) @ _cell_weights(k)).reshape(k, k)
+    rating = to_elo(fit(smoothed, prior=prior))
+    draws = bootstrap(frame, engines, rounds, seed=seed, prior=prior, pseudo_votes=pseudo_votes)
+    low, high = np.percentile(draws, [2.5, 97.5], axis=0)
     outcome = frame["outcome"]
     tie = outcome.isin(["tie", "both_bad"])
     votes = pd.concat([frame["engine_a"], frame["engine_b"]]).value_counts()

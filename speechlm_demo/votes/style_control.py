@@ -6,7 +6,9 @@ and the voice-to-voice latency, each as ``(A - B) / (A + B)`` and standardised o
 figure counts as no difference). ``theta`` is then the engine's strength at equal duration and latency:
 an engine that wins only because its replies are longer or faster loses that edge. Ties and both-bad
 count half, as in :mod:`.ratings`. The fit is Newton's method on the logistic log-likelihood with a weak
-Gaussian prior (mean-zero ``theta``); the 95 % intervals come from resampling the votes.
+Gaussian prior (mean-zero ``theta``) and the raw ratings' pseudo-votes (:mod:`.ratings`: ``PSEUDO_VOTES`` of
+each result of every pair played, here at no style difference); the 95 % intervals come from the same
+Bayesian bootstrap: Dirichlet weights on the votes and the pseudo-votes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .ratings import PRIOR, SCALE, to_elo
+from .ratings import PRIOR, PSEUDO_VOTES, SCALE, to_elo
 
 COVARIATES = ("duration", "latency")
 
@@ -99,18 +101,32 @@ def _elo(params: np.ndarray, k: int) -> np.ndarray:
     return to_elo(theta - theta.mean(-1, keepdims=True))
 
 
-def style_controlled(frame: pd.DataFrame, covariates: pd.DataFrame, *, rounds: int = 200, seed: int | None = 0, prior: float = PRIOR) -> StyleFit:
+def _pseudo_votes(pairs: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """One row per result (first engine wins, loses, tie) of every pair played, at no style difference."""
+    first = pairs[np.arange(len(pairs)), np.argmax(pairs != 0, axis=1)]  # +1 or -1: A or B is the lower index
+    played = np.unique(pairs * first[:, None], axis=0)  # each pair once, the lower index first
+    x = np.zeros((3 * len(played), width))
+    x[:, : pairs.shape[1]] = np.repeat(played, 3, axis=0)
+    return x, np.tile([1.0, 0.0, 0.5], len(played))
+
+
+def style_controlled(
+    frame: pd.DataFrame, covariates: pd.DataFrame, *, rounds: int = 200, seed: int | None = 0, prior: float = PRIOR, pseudo_votes: float = PSEUDO_VOTES
+) -> StyleFit:
     """Fit the votes of ``frame`` (engine_a, engine_b, outcome) with the raw covariate columns of
     ``covariates`` (same rows; each a normalised A-B difference, NaN when unknown)."""
     engines = sorted({str(e) for e in frame["engine_a"]} | {str(e) for e in frame["engine_b"]})
     k = len(engines)
     features, names = standardise(covariates.to_numpy(dtype=np.float64), list(covariates.columns))
     x, y = design(frame, engines, features)
-    params = fit_logistic(x, y, prior=prior)
+    pseudo_x, pseudo_y = _pseudo_votes(x[:, :k], x.shape[1])
+    x, y = np.vstack([x, pseudo_x]), np.concatenate([y, pseudo_y])
+    alpha = np.concatenate([np.ones(len(y) - len(pseudo_y)), np.full(len(pseudo_y), pseudo_votes)])
+    params = fit_logistic(x, y, alpha, prior=prior)
     rng = np.random.default_rng(seed)
     samples = np.empty((rounds, k))
-    for index in range(rounds):  # each resample starts from the full fit: a few Newton steps each
-        weights = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(np.float64)
+    for index in range(rounds):  # each draw starts from the full fit: a few Newton steps each
+        weights = alpha.sum() * rng.dirichlet(alpha)
         samples[index] = _elo(fit_logistic(x, y, weights, prior=prior, tol=1e-6, start=params), k)
     low, high = np.percentile(samples, [2.5, 97.5], axis=0)
     return StyleFit(engines, _elo(params, k), low, high, names, SCALE * params[k:])

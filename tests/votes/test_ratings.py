@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from speechlm_demo.benchmarks.vote_backend import synthetic_votes
-from speechlm_demo.votes.ratings import SCALE, bootstrap, fit, leaderboard, win_matrix
+from speechlm_demo.votes.ratings import PSEUDO_VOTES, SCALE, bootstrap, fit, leaderboard, win_matrix
 
 
 def votes(*rows: tuple[str, str, str], **extra: list) -> pd.DataFrame:
@@ -23,15 +23,35 @@ def votes(*rows: tuple[str, str, str], **extra: list) -> pd.DataFrame:
     return frame
 
 
-def gap(frame: pd.DataFrame, first: str, second: str) -> float:
-    """Rating difference in log-strength units."""
-    rating = leaderboard(frame, rounds=20).table.set_index("engine")["rating"]
+def gap(frame: pd.DataFrame, first: str, second: str, pseudo_votes: float = 0.0) -> float:
+    """Rating difference in log-strength units (by default without pseudo-votes: the maximum likelihood)."""
+    rating = leaderboard(frame, rounds=20, pseudo_votes=pseudo_votes).table.set_index("engine")["rating"]
     return (rating[first] - rating[second]) / SCALE
 
 
 def test_two_engines_three_wins_to_one() -> None:
     frame = votes(("x", "y", "a"), ("x", "y", "a"), ("y", "x", "b"), ("y", "x", "a"))
     assert gap(frame, "x", "y") == pytest.approx(math.log(3), abs=0.01)  # p_x / p_y = 3 / 1
+
+
+def test_pseudo_votes_weigh_one_and_a_half_votes_per_pair() -> None:
+    frame = votes(("x", "y", "a"), ("x", "y", "a"), ("y", "x", "b"), ("y", "x", "a"))
+    assert gap(frame, "x", "y", PSEUDO_VOTES) == pytest.approx(math.log(3.75 / 1.75), abs=0.01)  # 3 + 0.5 + 0.25 to 1.75
+    many = votes(*[("x", "y", "a")] * 300, *[("x", "y", "b")] * 100)
+    assert gap(many, "x", "y", PSEUDO_VOTES) == pytest.approx(math.log(3), abs=0.01)  # the votes outweigh them
+    one = gap(votes(("x", "y", "a")), "x", "y", PSEUDO_VOTES)
+    assert one == pytest.approx(math.log(1.75 / 0.75), abs=0.01)  # ~150 Elo points; 1013 without pseudo-votes
+
+
+def test_one_lucky_vote_does_not_outrank_a_clear_record() -> None:
+    # strong beat weak 80 of 100 times; a new engine beat weak once: its interval is wide, it ranks below strong
+    frame = votes(*[("strong", "weak", "a" if i % 10 < 8 else "b") for i in range(100)], ("lucky", "weak", "a"))
+    table = leaderboard(frame, rounds=400).table.set_index("engine")
+    assert table.loc["strong", "rank"] == 1 and table.loc["lucky", "rank"] == 2
+    assert table.loc["lucky", "ci_high"] - table.loc["lucky", "ci_low"] > 1.5 * (table.loc["strong", "ci_high"] - table.loc["strong", "ci_low"])
+    assert (table["ci_low"] <= table["rating"]).all() and (table["rating"] <= table["ci_high"]).all()
+    one = leaderboard(frame.tail(1), rounds=400).table
+    assert (one["ci_high"] - one["ci_low"] > 100).all()  # a single vote is no 95 % certainty (zero-width before)
 
 
 def test_ties_and_both_bad_count_half() -> None:
@@ -77,7 +97,7 @@ def test_synthetic_population_recovers_known_strengths() -> None:
     assert (table["ci_high"] - table["ci_low"]).between(3, 30).all()
 
 
-def test_multinomial_bootstrap_matches_resampling_votes() -> None:
+def test_bayesian_bootstrap_matches_resampling_votes() -> None:
     frame = synthetic_votes({"a": 0.5, "b": 0.0, "c": -0.5}, 3_000, tie_rate=0.2, seed=3)
     engines = ["a", "b", "c"]
     fast = bootstrap(frame, engines, 400, seed=5)
@@ -115,3 +135,12 @@ def test_leaderboard_counts_order_rates_and_latency() -> None:
 def test_empty_leaderboard() -> None:
     board = leaderboard(votes())
     assert board.table.empty and board.format() == "no votes yet" and board.to_dict()["engines"] == []
+
+
+def test_latency_table_when_no_reply_has_a_latency() -> None:
+    # both engines failed ("both bad" is still a vote): the store hands back an all-NULL, object-typed column
+    frame = votes(("x", "y", "both_bad"), status_a=["failed"], status_b=["failed"], latency_a_ms=[None], latency_b_ms=[None])
+    assert frame["latency_a_ms"].dtype == object
+    board = leaderboard(frame, rounds=20)
+    assert board.latency.loc["x", "failed"] == 1 and np.isnan(board.latency.loc["x", "p90_ms"])
+    assert json.loads(json.dumps(board.to_dict()))["latency"][0]["p50_ms"] is None

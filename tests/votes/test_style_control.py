@@ -70,3 +70,13 @@ def test_normalised_difference_handles_missing_and_zero() -> None:
     b = pd.Series([1.0, 2.0, 0.0, 3.0])
     out = normalised_difference(a, b)
     assert out[0] == 0.5 and np.isnan(out[1]) and np.isnan(out[2]) and out[3] == -0.5
+
+
+def test_a_pair_seen_one_way_gets_a_wide_interval() -> None:
+    # one vote, or an engine that never lost: resampling the votes alone gives a zero-width "95 %" interval
+    for rows in ([("x", "y", "a")], [("x", "y", "a"), ("y", "x", "b"), ("z", "x", "tie"), ("z", "y", "a")]):
+        votes = pd.DataFrame(rows, columns=["engine_a", "engine_b", "outcome"])
+        covariates = pd.DataFrame({"duration": np.linspace(-0.2, 0.2, len(votes)), "latency": np.nan})
+        fit = style_controlled(votes, covariates, rounds=100)
+        assert (fit.ci_high - fit.ci_low > 100).all(), (fit.ci_low, fit.ci_high)
+        assert ((fit.ci_low <= fit.rating) & (fit.rating <= fit.ci_high)).all()
