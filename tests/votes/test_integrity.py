@@ -173,3 +173,22 @@ def test_the_board_report_formats_the_raw_board_once(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(Leaderboard, "format", lambda self: calls.append(1) or real(self))
     report = board.format()
     assert calls == [1] and "8 votes" in report and "Win rate of row against column" in report and "Voice-to-voice latency" in report
+
+
+def test_a_tie_against_a_unanimous_crowd_does_not_flag_an_honest_voter() -> None:
+    rows = [dict(engine_a="x", engine_b="y", outcome="a", voter_id=f"v{i}") for i in range(20)]
+    rows += [dict(engine_a="x", engine_b="y", outcome="tie" if i == 0 else "a", voter_id="honest") for i in range(5)]
+    assert outlier_voters(pd.DataFrame(rows)) == set()  # the tie had p = 0 among the decisive votes: flagged at once
+    rows += [dict(engine_a="x", engine_b="y", outcome="tie", voter_id="tier") for _ in range(6)]
+    assert outlier_voters(pd.DataFrame(rows)) == {"tier"}  # always calling it a tie against the crowd still is
+
+
+def test_honest_voters_in_a_crowd_that_ties_are_rarely_flagged() -> None:
+    rng = np.random.default_rng(3)
+    flagged, voters = 0, 0
+    for trial in range(20):
+        outcomes = rng.choice(["a", "b", "tie"], size=(40, 10), p=[0.7, 0.1, 0.2])  # 40 honest voters, 10 votes each
+        rows = [dict(engine_a="x", engine_b="y", outcome=o, voter_id=f"{trial}-{v}") for v in range(40) for o in outcomes[v]]
+        flagged += len(outlier_voters(pd.DataFrame(rows).sample(frac=1.0, random_state=trial)))
+        voters += 40
+    assert flagged / voters <= 0.10  # Ville's bound, two one-sided tests at alpha 0.05 (22 % before ties counted)
