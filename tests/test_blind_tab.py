@@ -134,6 +134,23 @@ def test_another_browser_cannot_vote_on_the_round(tab: BlindTab) -> None:
     assert len(tab.arena.store.frame(["vote_id"])) == 0
 
 
+def test_an_unexpected_store_error_says_the_vote_was_not_saved_and_leaves_it_open(tab: BlindTab, monkeypatch: pytest.MonkeyPatch) -> None:
+    round_id = list(tab.live_round(spoken_turn(), True, request()))[-1][-1]
+    for side in "ab":
+        asyncio.run(tab.listening(round_id, side, request()))
+    real_add = tab.arena.store.add
+
+    def broken(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("driver bug")
+
+    monkeypatch.setattr(tab.arena.store, "add", broken)
+    failed = tab.vote("a", round_id, request())
+    assert "NOT saved" in failed[0] and interactive(failed, 1) == [True] * 4
+    monkeypatch.setattr(tab.arena.store, "add", real_add)
+    assert "Revealed" in tab.vote("a", round_id, request())[0]  # the round was given back: the retry is stored
+    assert len(tab.arena.store.frame(["vote_id"])) == 1
+
+
 def test_without_blind_timing_the_faster_reply_is_released_first(tab: BlindTab) -> None:
     outputs = list(tab.live_round(spoken_turn(), False, request()))
     partial = [o for o in outputs[1:-1] if (o[1] is None) != (o[2] is None)]

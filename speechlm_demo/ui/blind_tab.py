@@ -248,6 +248,9 @@ class BlindTab:
         except StoreUnavailable as exc:
             log.error("vote could not be kept: %s", exc)
             return ("⚠️ Your vote was NOT saved: the vote store is unavailable. Please try again later.", *_votes(True), gr.skip(), gr.skip())
+        except Exception:  # noqa: BLE001 - the round is open again (submit_vote gave it back): say so, keep the page
+            log.exception("vote on round %s could not be stored", round_id)
+            return ("⚠️ Your vote was NOT saved: an unexpected error (logged). Please try again.", *_votes(True), gr.skip(), gr.skip())
         text, figure = reveal_text(self.arena, round_id, voter_id, outcome, receipt.message)
         return ("Revealed below.", *_votes(False), text, figure)
 

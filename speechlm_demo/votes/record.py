@@ -13,6 +13,14 @@ OUTCOMES: tuple[str, ...] = ("a", "b", "tie", "both_bad")
 STORED_NAMES = {c.key: c.name for c in votes_table.columns if c.key != c.name}  # code name -> database name
 
 
+def storable_text(text: str) -> str:
+    """``text`` as every store can keep it: a surrogate pair (an emoji split across two JSON-escaped stream
+    chunks stays two surrogates in Python) joined into its character, a lone surrogate and NUL (which
+    SQLite's and PostgreSQL's drivers refuse) replaced with U+FFFD."""
+    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return joined.replace("\x00", "\ufffd")
+
+
 @dataclass
 class VoteRecord:
     """Everything stored for one vote. ``timeline_a/b`` are :meth:`Timeline.to_dict` documents."""
@@ -46,6 +54,10 @@ class VoteRecord:
             raise ValueError(f"outcome must be one of {OUTCOMES}, not {self.outcome!r}")
         if self.engine_a == self.engine_b:
             raise ValueError("a vote compares two different engines")
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, str):
+                setattr(self, item.name, storable_text(value))
 
     def to_row(self) -> dict[str, Any]:
         """Column values for the ``votes`` table."""

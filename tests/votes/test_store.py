@@ -35,6 +35,16 @@ def test_vote_round_trip(store: VoteStore) -> None:
     assert pd.isna(frame.loc[0, "latency_b_ms"])
 
 
+def test_texts_any_engine_can_send_are_stored(store: VoteStore, tmp_path: Path) -> None:
+    # an emoji split across two JSON-escaped stream chunks stays two surrogates; SQLite refused them (and NUL)
+    record = make_record(reply_text_a="sure \ud83d\ude00", reply_text_b="half \ud83d of it", user_text="nul\x00here")
+    assert store.add(record) is True
+    back = store.get(record.round_id)
+    assert back is not None and back.reply_text_a == "sure \N{GRINNING FACE}"
+    assert back.reply_text_b == "half \ufffd of it" and back.user_text == "nul\ufffdhere"
+    assert VoteRecord.from_row(json.loads(record.to_json())) == back  # the spool keeps the same text
+
+
 def test_sqlite_runs_in_wal_mode(store: VoteStore, db_path: Path) -> None:
     store.add(make_record())
     with store.engine.connect() as conn:
