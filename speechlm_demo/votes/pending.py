@@ -8,8 +8,10 @@ written (a read-only or vanished data folder), the vote is refused rather than h
 Retries are idempotent: a vote that did reach the database is not stored twice (the store recognises its
 ``vote_id``), and a retry waits only briefly for a locked database, so it never holds up the users' votes.
 
-The spool is per host (:func:`host_spool`): its owner rewrites it whole, so replicas sharing a data folder
-must not share one. A restarted container usually gets a new host name, so with ``adopt=True`` a new
+The spool is per host and process (:func:`host_spool`): its owner rewrites it whole, so neither replicas
+sharing a data folder nor two app processes on one host may share one. A restarted app usually gets a new
+process id (a restarted container a new host name; one whose app is pid 1 again finds its own spool), so
+with ``adopt=True`` a new
 :class:`PendingVotes` also takes over the other ``pending_votes-*.jsonl`` files of its folder, at its start
 and then at every retry that leaves none of its own votes waiting (a replica that went away after this one
 started). Taking one over is safe even if its host still runs: the file is first renamed (atomic: one taker
@@ -20,7 +22,7 @@ and renames it over the spool. While votes of its own wait (the store is down), 
 so two live replicas do not keep taking each other's spools.
 
 A spool line that cannot be read (a torn write, a hand edit) is set aside, never deleted: appended to the
-file's ``.bad`` companion (``pending_votes-HOST.jsonl.bad``) with an error naming the file and the line; the
+file's ``.bad`` companion (``pending_votes-HOST-PID.jsonl.bad``) with an error naming the file and the line; the
 other votes of the file are kept.
 """
 
@@ -51,8 +53,8 @@ def _claimed_from(path: Path) -> Path:
     return path.with_name(path.name.split(CLAIM_MARK)[0])
 
 def host_spool(folder: Path) -> Path:
-    """This host's spool file in ``folder``."""
-    return folder / f"{SPOOL_PREFIX}{socket.gethostname()}.jsonl"
+    """This host's and process's spool file in ``folder``."""
+    return folder / f"{SPOOL_PREFIX}{socket.gethostname()}-{os.getpid()}.jsonl"
 
 
 def read_spool(path: Path) -> tuple[list[VoteRecord], int]:

@@ -77,8 +77,8 @@ def test_a_new_host_takes_over_the_spool_of_a_host_gone(tmp_path: Path, monkeypa
     store = VoteStore()
     with caplog.at_level(logging.WARNING):
         arena = BlindArena(store, list)
-    assert len(arena.pending) == 1 and "pending_votes-old-container.jsonl" in caplog.text
-    assert sorted(p.name for p in data.glob("pending_votes-*")) == ["pending_votes-new-container.jsonl"]
+    assert len(arena.pending) == 1 and f"pending_votes-old-container-{os.getpid()}.jsonl" in caplog.text
+    assert sorted(p.name for p in data.glob("pending_votes-*")) == [f"pending_votes-new-container-{os.getpid()}.jsonl"]
     assert arena.pending.drain() == 1 and store.get(kept.round_id) == kept
     arena.close()
 
@@ -109,6 +109,27 @@ def test_taking_over_a_live_hosts_spool_loses_nothing_and_stores_each_vote_once(
     assert len(restarted) == 0 and restarted.drain() == 0
     for pending in (live, newcomer, restarted):
         pending.close()
+
+
+def test_two_processes_on_one_host_keep_each_others_spooled_votes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two app processes on one host and data folder (two ports) while the database is down: each rewrote the
+    one host spool with only its own votes, so a vote one of them had said was kept on disk was gone."""
+    down = VoteStore("sqlite:////proc/nope/votes.sqlite3", lazy=True)
+    folder = tmp_path / "data"
+    both = []
+    for pid in (101, 102):  # both running
+        monkeypatch.setattr(os, "getpid", lambda pid=pid: pid)
+        both.append(PendingVotes(down, host_spool(folder), retry_s=3600))
+    for pending in both:
+        pending.add(make_record())  # each voter is told "kept on disk"
+    for pending in both:
+        pending.close()
+    monkeypatch.setattr(os, "getpid", lambda: 103)
+    restarted = PendingVotes(down, host_spool(folder), retry_s=3600, adopt=True)
+    try:
+        assert len(restarted) == 2
+    finally:
+        restarted.close()
 
 
 def test_a_claim_left_by_a_taker_that_died_is_taken_over(store: VoteStore, tmp_path: Path) -> None:
@@ -150,7 +171,7 @@ def test_a_spool_left_after_the_start_is_taken_over_by_the_periodic_retry(store:
         time.sleep(0.05)
     pending.close()
     assert not left.exists() and store.get(record.round_id) == record and store.count() == 1
-    assert [p.name for p in folder.glob("pending_votes-*")] == ["pending_votes-here.jsonl"] and len(pending) == 0
+    assert [p.name for p in folder.glob("pending_votes-*")] == [f"pending_votes-here-{os.getpid()}.jsonl"] and len(pending) == 0
     restarted = PendingVotes(store, host_spool(folder), retry_s=3600, adopt=True)  # nothing is left to take over
     assert len(restarted) == 0 and restarted.drain() == 0 and store.count() == 1
     restarted.close()
