@@ -1,8 +1,9 @@
 """Judging voted replies off the hot path: the vote is stored first, the judges run later on one thread.
 
-:meth:`JudgeWorker.on_vote` is the blind arena's vote hook. It writes the reply's judgement row with the
-identity-leak verdict on the reply text at once (so the leaderboard excludes a leaking round straight
-away), then queues the audio; the worker thread scores it and adds what the round-trip ASR heard to the
+:meth:`JudgeWorker.leaks` is the blind arena's leak check: the names the reply texts give away, stored
+with the vote itself (so a vote spooled while the store is down keeps its verdict). :meth:`JudgeWorker.on_vote`
+is its vote hook. It writes the reply's judgement row with the identity-leak verdict on the reply text at
+once, then queues the audio; the worker thread scores it and adds what the round-trip ASR heard to the
 leak verdict. A full queue drops the scoring of a reply (logged), never the vote.
 """
 
@@ -51,6 +52,11 @@ class JudgeWorker:
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=size)
         self._thread = threading.Thread(target=self._run, name="judges", daemon=True)
         self._thread.start()
+
+    def leaks(self, record: VoteRecord) -> list[str]:
+        """The names the vote's reply texts give away (the blind arena keeps them with the vote)."""
+        names = list(self.names())
+        return sorted({name for text in (record.reply_text_a, record.reply_text_b) for name in named(text, names)}, key=str.lower)
 
     def on_vote(self, record: VoteRecord, replies: Any) -> list[str]:
         """Mark the round's leak now and queue both replies; returns the names the replies gave away."""

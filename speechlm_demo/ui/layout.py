@@ -47,7 +47,7 @@ their latencies and timelines, and the versions; the audio itself only if the ho
 def build_demo(registry: EngineRegistry, preselect: str | None = None, store: VoteStore | None = None) -> gr.Blocks:
     """The whole app; ``store`` holds the votes (None: the leaderboard says it is unavailable)."""
     judge = start_worker(store, lambda: registry.catalog.engines) if store is not None else None
-    arena = BlindArena(store, lambda: blind_candidates(registry), on_vote=judge.on_vote if judge else None) if store is not None else None
+    arena = BlindArena(store, lambda: blind_candidates(registry), on_vote=judge.on_vote if judge else None, leak_check=judge.leaks if judge else None) if store is not None else None
     with gr.Blocks(title="SpeechLM Playground", analytics_enabled=False) as demo:
         gr.Markdown("# 🗣️ SpeechLM Playground")
         with gr.Tab("Talk"):

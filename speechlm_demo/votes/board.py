@@ -32,7 +32,7 @@ JUDGES: dict[str, int] = {  # judge -> +1 when higher is better, -1 when lower i
     "clipping": -1,
     "voice_to_voice_ms": -1,
 }
-VOTE_COLUMNS = ["vote_id", "created_at", "tag", "engine_a", "engine_b", "outcome", "status_a", "status_b", "latency_a_ms", "latency_b_ms", "timeline_a", "timeline_b"]
+VOTE_COLUMNS = ["vote_id", "created_at", "tag", "engine_a", "engine_b", "outcome", "status_a", "status_b", "latency_a_ms", "latency_b_ms", "timeline_a", "timeline_b", "identity_leak"]
 
 
 def vote_columns() -> list[str]:

@@ -1,8 +1,8 @@
 """Vote integrity: identity-leaking rounds and outlier voters.
 
 A round whose reply named an engine, model or company (see :mod:`speechlm_demo.judges.identity`; the
-verdict is in the ``judgements`` table) is kept in the store and the raw export but not counted in the
-blind ratings.
+verdict on the reply texts is in the vote's row, that on what the judges' recogniser heard in the
+``judgements`` table) is kept in the store and the raw export but not counted in the blind ratings.
 
 An outlier voter is one whose votes disagree with each pair's consensus far beyond chance, by the
 sequential test FastChat's ``elo_analysis.outlier_detect`` runs for Chatbot Arena: walking the voter's
@@ -72,9 +72,17 @@ def leaks_by_vote(judgements: pd.DataFrame) -> pd.Series:
     return leaking.groupby("vote_id")["identity_leak"].agg(lambda s: ", ".join(sorted(set(", ".join(s).split(", ")), key=str.lower)))
 
 
+def _names(*labels: str) -> str:
+    """The names of several leak labels ("A, B"), each once, sorted as the labels are."""
+    names = {name for label in labels for name in str(label).split(", ") if name}
+    return ", ".join(sorted(names, key=str.lower))
+
+
 def annotate(votes: pd.DataFrame, judgements: pd.DataFrame, voter: str = VOTER) -> pd.DataFrame:
     """``votes`` with ``identity_leak`` (names, "" none) and ``outlier_voter`` (bool) columns added."""
     out = votes.copy()
-    out["identity_leak"] = out["vote_id"].map(leaks_by_vote(judgements)).fillna("") if "vote_id" in out else ""
+    judged = out["vote_id"].map(leaks_by_vote(judgements)).fillna("") if "vote_id" in out else pd.Series("", index=out.index)
+    cast = out["identity_leak"].fillna("") if "identity_leak" in out else pd.Series("", index=out.index)
+    out["identity_leak"] = [_names(first, second) for first, second in zip(cast, judged)]
     out["outlier_voter"] = out[voter].astype(str).isin(outlier_voters(out, voter)) if voter in out else False
     return out

@@ -47,6 +47,7 @@ class VoteRecord:
     timeline_b: dict[str, Any] = field(default_factory=dict)
     tag: str = ""
     audio_dir: str | None = None
+    identity_leak: str = ""  # names the reply texts gave away ("" none): the vote is kept but not counted
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
@@ -79,6 +80,7 @@ class VoteRecord:
         for name in ("timeline_a", "timeline_b"):
             if isinstance(values.get(name), str):
                 values[name] = json.loads(values[name])
+        values["identity_leak"] = values.get("identity_leak") or ""  # NULL: cast before the column existed
         created = values.get("created_at")
         if isinstance(created, str):
             created = datetime.fromisoformat(created)

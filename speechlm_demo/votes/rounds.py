@@ -108,6 +108,7 @@ class BlindArena:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         on_vote: Callable[[VoteRecord, Comparison | None], Sequence[str]] | None = None,
+        leak_check: Callable[[VoteRecord], Sequence[str]] | None = None,
     ) -> None:
         self.store = store
         self.candidates = candidates
@@ -122,6 +123,7 @@ class BlindArena:
         self.rng = rng or random.SystemRandom()
         self.clock = clock
         self.on_vote = on_vote  # after a vote is kept: judge its replies; returns the names they gave away
+        self.leak_check = leak_check  # before a vote is kept: the names its reply texts gave away, kept with it
         self._rounds: dict[str, BlindRound] = {}
         self.limits = VoteLimits(per_voter=rate_limit, per_address=address_limit, daily=daily_cap, clock=clock)
         self._lock = threading.Lock()
@@ -246,6 +248,7 @@ class BlindArena:
             raise
         try:
             record = self._record(blind, outcome)
+            record.identity_leak = self._leaks(record)
             queued = self._write(record)
         except DuplicateVote:
             blind.state = "voted"
@@ -256,7 +259,7 @@ class BlindArena:
             raise
         blind.state = "voted"
         message = "Thanks! The vote database is busy or down: your vote is kept on disk and will be stored as soon as it can be." if queued else "Thanks, vote recorded."
-        leaked = self._after_vote(record, blind)
+        leaked = tuple(sorted({*filter(None, record.identity_leak.split(", ")), *self._after_vote(record, blind)}, key=str.lower))
         if leaked:
             message += f" A reply named {', '.join(leaked)}, which gives an engine away: your vote is kept but not counted in the blind ratings."
         return VoteReceipt(record.vote_id, outcome, record.engine_a, record.engine_b, queued, message, leaked)
@@ -339,6 +342,16 @@ class BlindArena:
             tag=blind.tag,
             audio_dir=self._try_save_audio(blind, vote_id) if self.save_audio else None,
         )
+
+    def _leaks(self, record: VoteRecord) -> str:
+        """The leak verdict stored with the vote ("" none); a failing check costs the verdict, never the vote."""
+        if self.leak_check is None:
+            return ""
+        try:
+            return ", ".join(sorted(set(self.leak_check(record)), key=str.lower))
+        except Exception:
+            log.exception("the leak check failed for vote %s", record.vote_id)
+            return ""
 
     def _after_vote(self, record: VoteRecord, blind: BlindRound) -> tuple[str, ...]:
         """Run the vote hook; a failing hook costs the judgement, never the vote."""

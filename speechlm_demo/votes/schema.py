@@ -1,6 +1,7 @@
 """The vote database's schema, created in one place (:meth:`VoteStore._create_schema`, under the store's lock).
 
-* ``votes``: one immutable row per blind vote (see :class:`speechlm_demo.votes.store.VoteRecord`);
+* ``votes``: one immutable row per blind vote (see :class:`speechlm_demo.votes.store.VoteRecord`), with
+  the identity-leak verdict on the reply texts when it was cast;
 * ``judgements``: one row per voted reply (vote id, side): the identity-leak verdict at once, the automatic
   judges' scores when the background worker has computed them (:mod:`speechlm_demo.judges.records`).
   Keeping the scores in their own table leaves the vote rows immutable.
@@ -60,6 +61,9 @@ votes_table = sa.Table(
     sa.Column("engine_version_a", sa.String(128), nullable=False),
     sa.Column("engine_version_b", sa.String(128), nullable=False),
     sa.Column("audio_dir", sa.Text, nullable=True),
+    # the names the reply texts gave away, judged as the vote was cast, so a vote spooled while the store was
+    # down keeps its verdict ("" none; NULL in votes cast before the column: their verdict is in judgements)
+    sa.Column("identity_leak", sa.Text, nullable=True),
     sa.UniqueConstraint("round_id", name="uq_votes_round"),
     sa.CheckConstraint("outcome IN ('a', 'b', 'tie', 'both_bad')", name="ck_votes_outcome"),
     sa.CheckConstraint("engine_a <> engine_b", name="ck_votes_two_engines"),

@@ -21,7 +21,7 @@ from speechlm_demo.votes.integrity import annotate, outlier_voters
 from speechlm_demo.votes.pending import PendingVotes
 from speechlm_demo.votes.rounds import BlindArena
 from speechlm_demo.votes.store import VoteStore
-from tests.votes.conftest import make_entry, make_record
+from tests.votes.conftest import locked, make_entry, make_record
 from tests.votes.test_cli_votes import cli
 
 ENTRIES = [make_entry("alpha"), make_entry("beta"), make_entry("gamma")]
@@ -68,6 +68,23 @@ def test_a_leaking_round_is_kept_but_not_counted(store: VoteStore, worker: Judge
     assert board.raw.table["votes"].sum() == 8
     exported = annotate(store.frame(), judgements)
     assert len(exported) == 5 and exported.loc[exported["vote_id"] == leaking.vote_id, "identity_leak"].item() == "Kyutai, Moshi"
+
+
+def test_a_vote_spooled_while_the_store_is_locked_keeps_its_leak_verdict(store: VoteStore, worker: JudgeWorker, db_path: Path, tmp_path: Path) -> None:
+    """The judgement row could not be written either (same store): once the spool drained, the vote the
+    voter was told would not count was counted."""
+    pending = PendingVotes(store, tmp_path / "spool.jsonl", retry_s=3600)
+    arena = BlindArena(store, lambda: ENTRIES, pending=pending, rng=random.Random(4), min_listen_s=0.0, on_vote=worker.on_vote, leak_check=worker.leaks)
+    with locked(db_path):
+        receipt = vote_round(arena, "s1", {e.id: "I'm Moshi." for e in ENTRIES})
+    assert receipt.queued and receipt.identity_leak == ("Moshi",) and "not counted" in receipt.message
+    assert read_judgements(store).empty  # the judgement rows were lost with the lock
+    assert pending.drain() == 1
+    worker.join()
+    arena.close()
+    board = build_board(store.frame(vote_columns()), read_judgements(store), rounds=20, style_rounds=5)
+    assert board.excluded["identity_leaks"] == 1 and board.raw.votes == 0
+    assert annotate(store.frame(), read_judgements(store))["identity_leak"].tolist() == ["Moshi"]
 
 
 def test_a_reply_heard_naming_an_engine_leaks_too(store: VoteStore) -> None:
