@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -140,6 +140,9 @@ class Catalog(BaseModel):
             refusal = class_refusal(entry.engine_class, self.engine_packages)
             if refusal:
                 raise ValueError(f"entry {entry.id!r}, field class: {refusal}")
+        problem = fallback_problem(self.engines)
+        if problem:
+            raise ValueError(problem)
         return self
 
     def get(self, engine_id: str) -> EngineEntry:
@@ -148,6 +151,35 @@ class Catalog(BaseModel):
             if entry.id == engine_id:
                 return entry
         raise KeyError(f"unknown engine {engine_id!r}; known: {', '.join(e.id for e in self.engines)}")
+
+
+def fallback_problem(engines: list[EngineEntry]) -> str | None:
+    """Why the entries' ``defaults.fallback`` cannot work (an unknown id, the entry itself, a cycle), or None.
+
+    A server engine loads its fallback while it holds its own load lock: fallbacks that lead back to an engine
+    already on the way would wait for each other for ever."""
+    ids = {entry.id for entry in engines}
+    follows: dict[str, str] = {}
+    for entry in engines:
+        target = entry.defaults.get("fallback")
+        if not isinstance(target, str):
+            continue  # none (null), or a wrong type the engine's Settings refuse
+        where = f"entry {entry.id!r}, field defaults.fallback"
+        if target == entry.id:
+            return f"{where}: an engine cannot be its own fallback"
+        if target not in ids:
+            return f"{where}: {target!r} is not an engine id of this catalogue"
+        follows[entry.id] = target
+    for start in follows:
+        path = [start]
+        while path[-1] in follows:
+            path.append(follows[path[-1]])
+            if path[-1] in path[:-1]:
+                cycle = path[path.index(path[-1]):]
+                if cycle[0] == start:
+                    return f"entry {start!r}, field defaults.fallback: the fallbacks go round in a circle ({' -> '.join(cycle)})"
+                break  # a cycle further on: reported when the loop starts at one of its own entries
+    return None
 
 
 def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
@@ -210,6 +242,10 @@ def _describe_validation_error(file: Path, raw: dict, exc: ValidationError) -> s
     engines = raw.get("engines") if isinstance(raw.get("engines"), list) else []
     for error in exc.errors():
         loc = list(error["loc"])
+        if not loc and error["type"] == "value_error":  # the Catalog's own checks name the entry and field
+            message = str(error.get("ctx", {}).get("error") or error["msg"])
+            lines.append(f"  {message}" if message.startswith("entry ") else f"  top level: {message}")
+            continue
         where = "top level"
         if len(loc) >= 2 and loc[0] == "engines" and isinstance(loc[1], int):
             item = engines[loc[1]] if loc[1] < len(engines) else None
@@ -252,17 +288,26 @@ def experimental_enabled() -> bool:
     return env_flag(EXPERIMENTAL_ENV, False)
 
 
+def _configured(name: str, entry: EngineEntry, environ: Mapping[str, str]) -> bool:
+    """Whether the required variable ``name`` is set (not blank), or stands for a server URL (the entry's
+    ``url_env``) that the catalogue's own ``defaults.url`` gives."""
+    if (environ.get(name) or "").strip():
+        return True
+    settings = entry.effective_settings or entry.defaults
+    return name == settings.get("url_env") and bool(str(entry.defaults.get("url") or "").strip())
+
+
 def decide(
     entry: EngineEntry,
     host: HostInfo,
     *,
     allow_experimental: bool = False,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Availability:
     """Decide whether ``entry`` can run on ``host``; the reason is written for users."""
     environ = os.environ if environ is None else environ
     missing_modules = [m for m in entry.requires.python if not module_available(m)]
-    missing_env = [name for name in entry.requires.env if not environ.get(name)]
+    missing_env = [name for name in entry.requires.env if not _configured(name, entry, environ)]
     missing_commands = [c for c in entry.requires.commands if shutil.which(c) is None]
     if missing_modules or missing_env or missing_commands:
         parts = []
@@ -286,13 +331,23 @@ def decide(
         if level == "experimental" and not allow_experimental:
             refusals.append(f"{accel.upper()} support is experimental (set {EXPERIMENTAL_ENV}=1 to try it)")
             continue
-        if accel != "cpu" and entry.min_vram_gb > host.vram_gb:
-            refusals.append(f"needs {entry.min_vram_gb:g} GB of GPU memory, this GPU has {host.vram_gb:g} GB")
-            continue
+        device = accel
+        if accel != "cpu":
+            gpu = host.device_with(entry.min_vram_gb) if host.devices else None
+            if gpu is None and entry.min_vram_gb > 0:
+                refusals.append(_memory_refusal(entry.min_vram_gb, host))
+                continue
+            device = f"{accel}:{gpu.index if gpu else 0}"
         note = " (experimental)" if level == "experimental" else ""
-        device = accel if accel == "cpu" else f"{accel}:0"
         return Availability(entry, True, f"available on {device}{note}", device)
     return Availability(entry, False, "; ".join(dict.fromkeys(refusals)))
+
+
+def _memory_refusal(min_gb: float, host: HostInfo) -> str:
+    """Why no GPU of ``host`` has ``min_gb``. A device reporting a little less still counts (:func:`has_memory`),
+    so a refused one has less than ``min_gb`` however it is counted."""
+    which = "this GPU has" if len(host.devices) <= 1 else f"the largest of its {len(host.devices)} GPUs has"
+    return f"needs {min_gb:g} GB of GPU memory, {which} {host.vram_gb:g} GB"
 
 
 def offered(

@@ -19,6 +19,14 @@ log = logging.getLogger(__name__)
 Accelerator = Literal["cuda", "rocm", "mps", "cpu"]
 ACCELERATORS: tuple[str, ...] = ("cuda", "rocm", "mps", "cpu")
 GIB = 1024**3
+# A card sold as N GB reports a little less to torch (an RTX 3090 "24 GB": 23.69 GiB, the driver's reserve): a
+# device counts as having ``min_vram_gb`` when it reports at least this share of it (24 GB: 22.8 GiB or more).
+VRAM_TOLERANCE = 0.05
+
+
+def has_memory(total_gb: float, min_gb: float) -> bool:
+    """Whether a device reporting ``total_gb`` counts as a card of ``min_gb`` (within :data:`VRAM_TOLERANCE`)."""
+    return total_gb >= min_gb * (1 - VRAM_TOLERANCE)
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,10 @@ class HostInfo:
     def vram_gb(self) -> float:
         """Total memory of the largest device (0 on CPU hosts)."""
         return max((d.total_gb for d in self.devices), default=0.0)
+
+    def device_with(self, min_gb: float) -> Device | None:
+        """The first device (in index order) with ``min_gb`` of memory (see :func:`has_memory`), if any."""
+        return next((d for d in sorted(self.devices, key=lambda d: d.index) if has_memory(d.total_gb, min_gb)), None)
 
     @property
     def free_vram_gb(self) -> float | None:
@@ -97,16 +109,14 @@ def host_from_torch(torch: object) -> HostInfo:
         log.warning("torch.cuda.is_available() failed: %s", exc)
         gpu_available = False
     if gpu_available:
-        for index in range(torch.cuda.device_count()):  # type: ignore[attr-defined]
-            props = torch.cuda.get_device_properties(index)  # type: ignore[attr-defined]
-            free_gb = None
-            try:
-                free, _total = torch.cuda.mem_get_info(index)  # type: ignore[attr-defined]
-                free_gb = round(free / GIB, 1)
-            except Exception as exc:  # noqa: BLE001
-                log.info("could not read free memory of device %d: %s", index, exc)
-            devices.append(Device(index, props.name, round(props.total_memory / GIB, 1), free_gb))
-        accelerator: Accelerator = "rocm" if hip_version else "cuda"
+        try:
+            devices = _gpu_devices(torch)
+        except Exception as exc:  # noqa: BLE001 - e.g. "invalid device ordinal", CUDA re-initialised after a fork
+            log.warning("cannot query the GPU devices (%s); assuming a CPU-only host", exc)
+            gpu_available = False
+    accelerator: Accelerator
+    if gpu_available:
+        accelerator = "rocm" if hip_version else "cuda"
     elif _mps_available(torch):
         accelerator = "mps"
     else:
@@ -118,6 +128,21 @@ def host_from_torch(torch: object) -> HostInfo:
         cuda_version=cuda_version,
         hip_version=hip_version,
     )
+
+
+def _gpu_devices(torch: object) -> list[Device]:
+    """Every CUDA / ROCm device torch sees (raises what torch raises for a device it cannot query)."""
+    devices = []
+    for index in range(torch.cuda.device_count()):  # type: ignore[attr-defined]
+        props = torch.cuda.get_device_properties(index)  # type: ignore[attr-defined]
+        free_gb = None
+        try:
+            free, _total = torch.cuda.mem_get_info(index)  # type: ignore[attr-defined]
+            free_gb = round(free / GIB, 1)
+        except Exception as exc:  # noqa: BLE001
+            log.info("could not read free memory of device %d: %s", index, exc)
+        devices.append(Device(index, props.name, round(props.total_memory / GIB, 1), free_gb))
+    return devices
 
 
 def _mps_available(torch: object) -> bool:

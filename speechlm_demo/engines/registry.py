@@ -67,6 +67,7 @@ class EngineRegistry:
         self._states: dict[str, LoadState] = {eid: LoadState() for eid in self.availability}
         self._locks: dict[str, threading.Lock] = {eid: threading.Lock() for eid in self.availability}
         self._loaders: list[threading.Thread] = []
+        self._loading = threading.local()  # ids this thread is loading (its ``ids``)
         self._closed = False
 
     def offered_ids(self) -> list[str]:
@@ -91,31 +92,42 @@ class EngineRegistry:
             raise EngineError(f"unknown engine {engine_id!r}")
         if not availability.available:
             raise EngineError(f"{availability.entry.label} is not available here: {availability.reason}")
+        loading: set[str] = vars(self._loading).setdefault("ids", set())  # this thread's own set
+        if engine_id in loading:  # e.g. fallbacks that lead back here: waiting for our own lock would never end
+            raise EngineError(f"{availability.entry.label} is needed while it is loading (do its fallbacks lead back to it?)")
         with self._locks[engine_id]:
-            if self._closed:
-                raise EngineError(f"{availability.entry.label} is not loaded: the app is shutting down")
-            engine = self._engines.get(engine_id)
-            if engine is not None and engine.loaded:
-                return engine
-            state = self._states[engine_id]
-            state.status, state.message = "loading", ""
-            started = time.monotonic()
+            loading.add(engine_id)
             try:
-                if engine is None:
-                    cls = engine_class(availability.entry.engine_class, self.catalog.engine_packages)
-                    engine = cls(availability.entry, availability.device or "cpu")
-                    if isinstance(engine, ServerEngine):
-                        engine.fallback_source = self.get  # a server's turns may be answered by another engine
-                    self._engines[engine_id] = engine
-                engine.load(progress)
-            except Exception as exc:  # noqa: BLE001 - load failures become UI messages
-                _log_load_failure(engine_id, exc)
-                state.status, state.message = "failed", f"{availability.entry.label} failed to load: {exc}"
-                raise EngineError(state.message) from exc
-            state.status, state.seconds = "ready", time.monotonic() - started
-            state.message = f"{availability.entry.label} ready (loaded in {state.seconds:.1f} s)"
-            log.info(state.message)
+                return self._get_locked(engine_id, availability, progress)
+            finally:
+                loading.discard(engine_id)
+
+    def _get_locked(self, engine_id: str, availability: Availability, progress: Progress | None) -> Engine:
+        """:meth:`get` once this engine's lock is held."""
+        if self._closed:
+            raise EngineError(f"{availability.entry.label} is not loaded: the app is shutting down")
+        engine = self._engines.get(engine_id)
+        if engine is not None and engine.loaded:
             return engine
+        state = self._states[engine_id]
+        state.status, state.message = "loading", ""
+        started = time.monotonic()
+        try:
+            if engine is None:
+                cls = engine_class(availability.entry.engine_class, self.catalog.engine_packages)
+                engine = cls(availability.entry, availability.device or "cpu")
+                if isinstance(engine, ServerEngine):
+                    engine.fallback_source = self.get  # a server's turns may be answered by another engine
+                self._engines[engine_id] = engine
+            engine.load(progress)
+        except Exception as exc:  # noqa: BLE001 - load failures become UI messages
+            _log_load_failure(engine_id, exc)
+            state.status, state.message = "failed", f"{availability.entry.label} failed to load: {exc}"
+            raise EngineError(state.message) from exc
+        state.status, state.seconds = "ready", time.monotonic() - started
+        state.message = f"{availability.entry.label} ready (loaded in {state.seconds:.1f} s)"
+        log.info(state.message)
+        return engine
 
     def preload(self, engine_id: str) -> threading.Thread:
         """Load in the background; failures land in :meth:`state`."""
