@@ -8,7 +8,7 @@ import logging
 import sys
 
 from .catalog import CatalogError, engine_table_rows, experimental_enabled, load_catalog, offered
-from .cli_types import non_negative_float, output_file, positive_float, positive_int
+from .cli_types import non_negative_float, output_file, plot_file, positive_float, positive_int
 from .env_settings import drop_unreadable_gradio_port
 from .hardware import probe, simulated_host
 from .interrupt import unwind_on_interrupt
@@ -76,7 +76,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.startup:
         try:
-            seconds = bench.measure_startup(args.engine)
+            seconds = bench.measure_startup(args.engine, catalog=args.catalog, host=args.host)
         except (RuntimeError, TimeoutError, OSError) as exc:
             sys.stderr.write(f"error: {exc}\n")
             return 2
@@ -141,7 +141,12 @@ def _bench_loaded(args: argparse.Namespace, host: object, registry: object, engi
     if args.csv:
         bench.write_csv(doc, Path(args.csv))
     if args.plot:
-        bench.write_plot(doc, Path(args.plot))
+        try:
+            bench.write_plot(doc, Path(args.plot))
+        except (ValueError, RuntimeError, OSError) as exc:  # matplotlib's own refusals are ValueErrors
+            log.debug("plot failed", exc_info=True)
+            sys.stderr.write(f"error: cannot write the plot {args.plot}: {' '.join(str(exc).split())}\n")
+            return 2
     if args.via == "webrtc":
         return 0 if doc["webrtc"]["summary"].get("webrtc_v2v_ms") else 1
     return 0 if doc["summary"]["turns"]["ok"] else 1
@@ -167,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--repeat", type=positive_int, default=1, help="turns per prompt")
     bench.add_argument("--json", type=output_file, help="write the full report here")
     bench.add_argument("--csv", type=output_file, help="write one row per turn here")
-    bench.add_argument("--plot", type=output_file, help="write a PNG box plot of the metrics here")
+    bench.add_argument("--plot", type=plot_file, help="write a box plot of the metrics here (PNG; .svg, .pdf, ... by suffix)")
     bench.add_argument("--tail", type=non_negative_float, default=4.0, help="seconds of silence fed after each prompt")
     bench.add_argument("--timeout", type=positive_float, default=30.0, help="seconds to wait for a turn to end")
     bench.add_argument("--max-prompt", type=positive_float, default=60.0, help="prompts longer than this many seconds are cut")

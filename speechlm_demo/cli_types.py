@@ -92,6 +92,20 @@ def output_file(text: str) -> str:
     return _checked_output(text, output_file_problem)
 
 
+def plot_file(text: str) -> str:
+    """An :func:`output_file` whose suffix names a format matplotlib writes (``.png``, ``.svg``, ``.pdf``, ...;
+    any case); no suffix: a PNG, as matplotlib decides (``--plot``)."""
+    path = output_file(text)
+    suffix = os.path.splitext(path)[1].lstrip(".").lower()
+    if suffix:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = sorted(FigureCanvasBase.get_supported_filetypes())
+        if suffix not in formats:
+            raise argparse.ArgumentTypeError(f"cannot write a plot as .{suffix}: use one of .{', .'.join(formats)}")
+    return path
+
+
 def output_folder(text: str) -> str:
     """A folder that exists or can be made, and can be written (``leaderboard --plots``); ``~`` expanded, an
     empty value stays empty."""

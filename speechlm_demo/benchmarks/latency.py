@@ -63,6 +63,7 @@ class TurnResult:
     kind: str = ""
     decided: dict[str, Any] = field(default_factory=dict)  # how the turn ended: committed_by, verdicts
     judges: dict[str, Any] = field(default_factory=dict)
+    not_judged: str = ""  # why --judges left this reply out (not the engine's own ok reply)
     duplex: dict[str, float | None] = field(default_factory=dict)
 
 
@@ -77,7 +78,8 @@ def word_error_rate(reference: str | None, hypothesis: str) -> float | None:
 
 
 def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
-    """p50 / p95 / mean / n of every reported metric over the successful turns."""
+    """p50 / p95 / mean / n of every reported metric over the successful turns (``ok``: the engine's own
+    answers; ASR WER and the judges' means too, saying how many other turns they left out)."""
     summary: dict[str, dict[str, float]] = {}
     for name in REPORTED:
         values = [t.metrics[name] for t in turns if t.status == "ok" and name in t.metrics]
@@ -88,10 +90,17 @@ def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
                 "mean": round(float(np.mean(values)), 1),
                 "n": len(values),
             }
-    wers = [t.wer for t in turns if t.wer is not None]
+    wers = [t.wer for t in turns if t.wer is not None and t.status == "ok"]
     if wers:
         summary["asr_wer"] = {"mean": round(float(np.mean(wers)), 3), "n": len(wers)}
-    judged = [t.judges for t in turns if t.judges]
+    left_out = {
+        "asr_wer": sum(t.wer is not None and t.status != "ok" for t in turns),
+        "judges": sum(bool(t.not_judged or t.judges) and t.status != "ok" for t in turns),
+        "fallback": sum(t.status == "fallback" for t in turns),
+    }
+    if left_out["asr_wer"] or left_out["judges"]:
+        summary["left_out_of_means"] = left_out
+    judged = [t.judges for t in turns if t.judges and t.status == "ok"]
     if judged:
         names = [k for k, v in judged[0].items() if isinstance(v, int | float) or v is None]
         means = {k: [j[k] for j in judged if isinstance(j.get(k), int | float)] for k in names}
@@ -156,7 +165,8 @@ def benchmark(
     options: SessionOptions | None = None,
 ) -> list[TurnResult]:
     """Run every prompt ``repeat`` times; ``progress`` is a tqdm-like object (``update``). ``judge``
-    (e.g. :meth:`speechlm_demo.judges.scorer.Judges.score`) scores each answered reply after its turn.
+    (e.g. :meth:`speechlm_demo.judges.scorer.Judges.score`) scores each reply of the engine's own that ended ``ok``
+    after its turn (another reply is left out, ``not_judged`` saying why: a fallback's is not the engine's).
     ``options``: every turn's session options (e.g. a seed, so repeats sample the same reply)."""
     rate = engine.entry.sample_rates.input
     results = []
@@ -188,7 +198,10 @@ def benchmark(
             if engine.entry.duplex == "full":
                 result.duplex = duplex_behaviour(feed, prompt.cues)
             if judge is not None and record is not None and len(record.audio):
-                result.judges = judge(record.audio, record.sample_rate, record.reply_text, record.to_dict())
+                if result.status == "ok":  # the engine's own answer: a fallback's reply is not the engine's quality
+                    result.judges = judge(record.audio, record.sample_rate, record.reply_text, record.to_dict())
+                else:
+                    result.not_judged = f"status {result.status}" + (f" (answered by {record.answered_by})" if record.answered_by else "")
             results.append(result)
             if progress is not None:
                 progress.update(1)
@@ -222,6 +235,10 @@ def format_summary(doc: dict[str, Any]) -> str:
         lines.append(f"duplex {name}: mean {stats['mean']:g}" + (f", p50 {stats['p50']:g}" if "p50" in stats else "") + f" (n {stats['n']})")
     if doc["summary"].get("judges"):
         lines.append("judges (mean over replies): " + ", ".join(f"{k} {v:g}" for k, v in doc["summary"]["judges"].items()))
+    if "left_out_of_means" in doc["summary"]:
+        out = doc["summary"]["left_out_of_means"]
+        lines.append(f"left out of the ASR WER and judges' means (not the engine's own ok turn; {out['fallback']} answered by "
+                     f"the fallback): {out['asr_wer']} transcript(s), {out['judges']} reply(ies)")
     ok, cuts = doc["summary"]["turns"], doc["summary"]["premature_cuts"]
     lines.append(f"turns ok: {ok['ok']}/{ok['total']}   premature cuts: {cuts['prompts_cut']}/{cuts['total']}")
     if "decided_before_transcript" in doc["summary"]:
@@ -278,32 +295,63 @@ def write_plot(doc: dict[str, Any], path: Path) -> None:
     close(fig)
 
 
-def measure_startup(engine_id: str, timeout_s: float = 120.0) -> float:
-    """Seconds from launching ``python app.py --engine ID`` until ``/api/health`` says it is loaded."""
+def startup_command(engine_id: str, port: int, *, catalog: str | None = None, host: str | None = None) -> list[str]:
+    """``python app.py --engine ID --port PORT`` with the bench's ``--catalog`` and ``--host`` (``--simulate-host``)."""
+    import sys
+
+    app = Path(__file__).resolve().parents[2] / "app.py"
+    command = [sys.executable, str(app), "--engine", engine_id, "--port", str(port)]
+    if catalog:
+        command += ["--catalog", catalog]
+    if host:
+        command += ["--simulate-host", host]
+    return command
+
+
+def last_lines(text: str, count: int = 8) -> str:
+    """The last ``count`` non-blank lines of ``text``, indented, each on a line of its own (for an error)."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()][-count:]
+    return "".join(f"\n  {line}" for line in lines)
+
+
+def measure_startup(engine_id: str, timeout_s: float = 120.0, *, catalog: str | None = None, host: str | None = None) -> float:
+    """Seconds from launching ``python app.py --engine ID`` until ``/api/health`` says it is loaded. A launch that
+    fails or times out raises with the last lines app.py wrote to stderr."""
     import socket
     import subprocess
-    import sys
+    import tempfile
     import urllib.request
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    app = Path(__file__).resolve().parents[2] / "app.py"
-    started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, str(app), "--engine", engine_id, "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while time.monotonic() - started < timeout_s:
-            if proc.poll() is not None:
-                raise RuntimeError(f"app.py exited with {proc.returncode}")
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errors:
+        started = time.monotonic()
+        proc = subprocess.Popen(startup_command(engine_id, port, catalog=catalog, host=host),
+                                stdout=subprocess.DEVNULL, stderr=errors)
+        exit_code: int | None = None
+        try:
+            while time.monotonic() - started < timeout_s:
+                exit_code = proc.poll()
+                if exit_code is not None:
+                    break
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as response:
+                        if json.load(response).get("ready"):
+                            return time.monotonic() - started
+                except OSError:
+                    pass
+                time.sleep(0.1)
+        finally:
+            proc.terminate()
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as response:
-                    if json.load(response).get("ready"):
-                        return time.monotonic() - started
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{engine_id} not ready after {timeout_s:.0f} s")
-    finally:
-        proc.terminate()
-        proc.wait(10)
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        errors.seek(0)
+        tail = last_lines(errors.read())
+    said = f"; its last lines on stderr:{tail}" if tail else "; it wrote nothing to stderr"
+    if exit_code is not None:
+        raise RuntimeError(f"app.py exited with {proc.returncode}{said}")
+    raise TimeoutError(f"{engine_id} not ready after {timeout_s:.0f} s{said}")
