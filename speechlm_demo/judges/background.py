@@ -3,7 +3,8 @@
 :meth:`JudgeWorker.leaks` is the blind arena's leak check: the names the reply texts give away, stored
 with the vote itself (so a vote spooled while the store is down keeps its verdict). :meth:`JudgeWorker.on_vote`
 is its vote hook. It writes the reply's judgement row with the identity-leak verdict on the reply text at
-once, then queues the audio; the worker thread scores it and adds what the round-trip ASR heard to the
+once, then queues the audio of the engine's own ``ok`` replies (a fallback's or a failed reply is marked
+``skipped``: it is not the drawn engine's quality); the worker thread scores it and adds what the round-trip ASR heard to the
 leak verdict. A full queue drops the scoring of a reply (logged), never the vote.
 """
 
@@ -71,6 +72,10 @@ class JudgeWorker:
                 log.error("judgement row of vote %s not written: %s", record.vote_id, exc)
                 continue
             result = replies.sides[side] if replies is not None else None
+            status = record.status_a if side == "a" else record.status_b
+            if status != "ok":  # a fallback's or a failed reply: not the drawn engine's quality
+                self._skip(record.vote_id, side, f"not judged: the reply's status is {status}")
+                continue
             if not self.score or result is None or not len(result.audio):
                 continue
             job = _Job(record.vote_id, side, np.asarray(result.audio), int(result.sample_rate), text, dict(result.timeline), leak)
@@ -79,6 +84,12 @@ class JudgeWorker:
             except queue.Full:
                 log.warning("judge queue full: reply %s/%s not scored", record.vote_id, side)
         return sorted(leaked, key=str.lower)
+
+    def _skip(self, vote_id: str, side: str, why: str) -> None:
+        try:
+            self.records.finish(vote_id, side, {"status": "skipped", "error": why})
+        except StoreError as exc:
+            log.error("judgement row of vote %s/%s not marked skipped: %s", vote_id, side, exc)
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:

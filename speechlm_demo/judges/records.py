@@ -2,7 +2,8 @@
 
 The row is written when the vote is stored, with the identity-leak verdict on the reply text (cheap, so a
 leaking round is excluded from the blind ratings at once); the judge scores follow when the background
-worker has computed them (``status`` goes from ``pending`` to ``done`` or ``failed``). The table is part of
+worker has computed them (``status`` goes from ``pending`` to ``done`` or ``failed``; ``skipped`` for a reply that is not the engine's own
+``ok`` answer). The table is part of
 the vote store's schema (:mod:`speechlm_demo.votes.schema`), made with it under the store's locking; reading
 and writing here never create tables.
 """

@@ -138,11 +138,16 @@ def _reply_audio_s(timeline: Any) -> float:
 
 
 def judged_replies(votes: pd.DataFrame, judgements: pd.DataFrame) -> pd.DataFrame:
-    """The judgements of the replies of ``votes`` (those scored), with their engine; ``voice_to_voice_ms`` only
-    where it is measured from :data:`~speechlm_demo.timeline.LATENCY_FROM`, like the vote rows' latencies."""
+    """The judgements of the replies of ``votes`` (those scored: the engine's own ``ok`` replies, not a fallback's),
+    with their engine; ``voice_to_voice_ms`` only where it is measured from
+    :data:`~speechlm_demo.timeline.LATENCY_FROM`, like the vote rows' latencies."""
     if judgements.empty or votes.empty:
         return pd.DataFrame(columns=["engine", *JUDGES])
-    rows = judgements[judgements["vote_id"].isin(votes["vote_id"])]
+    if {"status_a", "status_b"} <= set(votes.columns):  # rows judged before fallback replies were skipped
+        own = pd.concat([votes.loc[votes[f"status_{s}"] == "ok", "vote_id"] + f"\t{s}" for s in "ab"])
+        rows = judgements[(judgements["vote_id"] + "\t" + judgements["side"]).isin(own)]
+    else:
+        rows = judgements[judgements["vote_id"].isin(votes["vote_id"])]
     if "voice_to_voice_ms" in rows:  # only the figure measured from where the vote rows' latencies are (not old rows')
         origin = rows["voice_to_voice_from"] if "voice_to_voice_from" in rows else pd.Series(None, index=rows.index, dtype=object)
         rows = rows.assign(voice_to_voice_ms=rows["voice_to_voice_ms"].where(origin == LATENCY_FROM))

@@ -209,3 +209,22 @@ def test_honest_voters_in_a_crowd_that_ties_are_rarely_flagged() -> None:
         flagged += len(outlier_voters(pd.DataFrame(rows).sample(frac=1.0, random_state=trial)))
         voters += 40
     assert flagged / voters <= 0.10  # Ville's bound, two one-sided tests at alpha 0.05 (22 % before ties counted)
+
+
+def test_a_fallbacks_reply_is_not_judged_as_the_drawn_engines(store: VoteStore, worker: JudgeWorker) -> None:
+    """alpha answers once itself and once through its fallback: the judge means describe the same replies as
+    the latency table (the engine's own ok ones), also for a fallback reply judged by an older version."""
+    for status, seconds, latency in (("ok", 1.0, 600.0), ("fallback", 3.0, 200.0)):
+        record = make_record(status_a=status, latency_a_ms=latency, latency_b_ms=900.0, latency_from=LATENCY_FROM)
+        store.add(record)
+        alpha = tone_reply("alpha", "Hello.", seconds, latency)
+        alpha.status = status
+        worker.on_vote(record, Comparison(alpha, tone_reply("beta", "Hello.", 1.0, 900.0)))
+    worker.join()
+    judgements = read_judgements(store)
+    assert sorted(judgements["status"]) == ["done", "done", "done", "skipped"]
+    board = build_board(store.frame(vote_columns()), judgements, rounds=5, style_rounds=5)
+    assert board.raw.latency.loc["alpha", "p50_ms"] == 600.0
+    assert board.judge_means.loc["alpha", "voice_to_voice_ms"] == 600.0 and board.judge_means.loc["alpha", "duration_s"] == 1.0
+    older = judgements.assign(status="done", duration_s=judgements["duration_s"].fillna(3.0))  # judged before the skip
+    assert build_board(store.frame(vote_columns()), older, rounds=5, style_rounds=5).judge_means.loc["alpha", "duration_s"] == 1.0
