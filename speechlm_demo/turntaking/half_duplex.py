@@ -40,7 +40,6 @@ from ..engines.base import (
     EngineSettings,
     ErrorEvent,
     Event,
-    Interrupt,
     Progress,
     SessionOptions,
     UserTurn,
@@ -306,11 +305,8 @@ class HalfDuplexSession(EngineSession):
 
     def _on_voice(self, decision: SpeechStarted | SpeechResumed, now: float) -> None:
         reply = self._reply
-        if reply is not None and (reply.busy(now) or not reply.committed):
-            if reply.committed:
-                log.info("barge-in during turn %d", reply.turn.turn_id)
-                self.emit(Interrupt(reply.turn.turn_id))
-            reply.interrupt()
+        if reply is not None:
+            reply.barge_in(now)
         if isinstance(decision, SpeechResumed) and reply is not None and reply.committed:
             reply.supersede()  # an early cut: the next reply answers the whole turn, heard once
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..audio import audible_span
-from ..engines.base import AudioOut, ErrorEvent, Event, Mark, TextOut, TurnEnd, UserTurn
+from ..engines.base import AudioOut, ErrorEvent, Event, Interrupt, Mark, TextOut, TurnEnd, UserTurn
 from .end_of_turn import Action, Evidence, Verdict
 from .endpointing import asks, is_complete
 from .lookback import lookback_verdict, words_verdict
@@ -271,6 +271,17 @@ class Reply:
                 self._finish("interrupted", "")
             else:
                 self.drop()
+
+    def barge_in(self, now: float) -> None:
+        """The user spoke: a committed reply still busy is flushed (``Interrupt``) and stopped, a speculative one
+        dropped; under the lock :meth:`_handle` forwards under, so nothing of it follows the ``Interrupt``."""
+        with self._lock:
+            if self.committed and not self.busy(now):
+                return
+            if self.committed:
+                log.info("barge-in during turn %d", self.turn.turn_id)
+                self.session.emit(Interrupt(self.turn.turn_id))
+            self.interrupt()
 
     def supersede(self) -> None:
         """The user went on with the same turn after this reply was committed (an early cut): the next reply
