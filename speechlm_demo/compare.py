@@ -76,7 +76,8 @@ class Comparison:
 
 
 class _Side(threading.Thread):
-    """Runs one engine on the turn; ``result`` is final once ``deadline`` passed or the thread ended."""
+    """Runs one engine on the turn; ``result`` is final once ``done``; ``finished`` once it is also handed to
+    ``on_result`` (or too late for it): :func:`compare` waits for that, or for ``deadline``."""
 
     def __init__(self, key: str, source: EngineSource, audio: np.ndarray, rate: int, options: SessionOptions, settings: dict[str, float], changed: threading.Condition, on_result: ResultCallback | None) -> None:
         super().__init__(name=f"compare-{key}", daemon=True)
@@ -85,6 +86,7 @@ class _Side(threading.Thread):
         self.started_at = time.monotonic()
         self.deadline = self.started_at + settings["load_timeout_s"]
         self.result = SideResult(engine_id=getattr(source, "id", "?"))
+        self.done = self.finished = False
 
     def run(self) -> None:
         try:
@@ -97,9 +99,14 @@ class _Side(threading.Thread):
         finally:
             self.result.elapsed_s = round(time.monotonic() - self.started_at, 3)
             with self.changed:
+                self.done = True
+        try:
+            if self.on_result is not None and time.monotonic() < self.deadline:
+                self.on_result(self.key, self.result)
+        finally:  # after on_result: compare() must not wake, see this side busy and wait for its deadline
+            with self.changed:
+                self.finished = True
                 self.changed.notify_all()
-        if self.on_result is not None and time.monotonic() < self.deadline:
-            self.on_result(self.key, self.result)
 
     def _clock_starts(self, feed_s: float) -> None:
         """From now on the clock is the turn's, not the loading's."""
@@ -198,7 +205,7 @@ def compare(
         side.start()
     with changed:
         while True:
-            running = [s for s in sides if s.is_alive()]
+            running = [s for s in sides if not s.finished]
             now = time.monotonic()
             if not running or all(now >= s.deadline for s in running):
                 break
@@ -228,8 +235,8 @@ def as_they_finish(run: Callable[[ResultCallback], Comparison]) -> Iterator[tupl
 
 
 def _final(side: _Side) -> SideResult:
-    """The side's result, or a timeout if its thread is still busy (it is abandoned, never joined)."""
-    if not side.is_alive():
+    """The side's result, or a timeout if it is not done (its thread is abandoned, never joined)."""
+    if side.done:
         return side.result
     engine_id = side.result.engine_id
     log.warning("comparison side %s timed out; abandoning its thread", engine_id)
