@@ -78,6 +78,9 @@ def server_rtc_configuration() -> dict[str, Any]:
     return {"iceServers": ice_servers()}
 
 
+WARNING = "⚠️ "  # how a warning message starts (its own message, never merged with a reply's text)
+
+
 @dataclass
 class Conversation:
     """What the Talk tab shows: chat messages, recent turns' timelines, a status line."""
@@ -86,15 +89,18 @@ class Conversation:
     timelines: list[dict[str, Any]] = field(default_factory=list)
     status: str = ""
     _turn_first: int | None = None  # index of the first message of the turn in progress
+    _warned: list[str] = field(default_factory=list)  # the warnings shown since the last turn ended
 
     def add(self, role: str, text: str) -> None:
-        """Append a message; consecutive agent texts of one turn form one message; the user's words go before
-        the turn's reply even when they come after it (the turn layer's recogniser may finish after a reply
-        that the silence rule committed)."""
+        """Append a message; consecutive agent texts of one turn form one message (a warning is always a
+        message of its own); the user's words go before the turn's reply even when they come after it (the
+        turn layer's recogniser may finish after a reply that the silence rule committed)."""
         in_turn = self._turn_first is not None and len(self.messages) > self._turn_first
-        if role == "assistant" and in_turn and self.messages[-1]["role"] == "assistant":
-            self.messages[-1]["content"] = (self.messages[-1]["content"] + " " + text).strip()
-            return
+        last = self.messages[-1] if in_turn else None
+        if role == "assistant" and last is not None and last["role"] == "assistant":
+            if not (last["content"].startswith(WARNING) or text.startswith(WARNING)):
+                last["content"] = (last["content"] + " " + text).strip()
+                return
         if role == "user" and in_turn and self._turn_first is not None:
             self.messages.insert(self._turn_first, {"role": role, "content": text})
             return
@@ -108,6 +114,16 @@ class Conversation:
             at = len(self.messages) if self._turn_first is None else self._turn_first
             self.messages.insert(at, {"role": "user", "content": user_placeholder})
         self._turn_first = None
+        self._warned.clear()
+
+    def warn(self, text: str) -> None:
+        """Show a warning (its own message); ``text`` is remembered until the turn ends (see :meth:`warned`)."""
+        self._warned.append(text)
+        self.add("assistant", WARNING + text)
+
+    def warned(self, text: str) -> bool:
+        """Whether ``text`` was shown as a warning since the last turn ended."""
+        return text in self._warned
 
     def snapshot(self) -> AdditionalOutputs:
         """An immutable copy for the UI."""
@@ -279,7 +295,7 @@ class EngineStreamHandler(AsyncStreamHandler):
             self.conversation.add("assistant", "(interrupted)")
             self._publish()
         elif isinstance(event, ErrorEvent):
-            self.conversation.add("assistant", f"⚠️ {event.message}")
+            self.conversation.warn(event.message)
             self._publish()
         elif isinstance(event, TurnEnd):
             if self._pad_replies:
@@ -302,8 +318,8 @@ class EngineStreamHandler(AsyncStreamHandler):
     def _on_turn_end(self, record: TurnRecord) -> None:
         """The turn's record (the one observer's): its timeline for the plot, its latency for the status line."""
         timeline = record.timeline
-        if record.status == "failed" and record.detail:
-            self.conversation.add("assistant", f"⚠️ Turn failed: {record.detail}")
+        if record.status == "failed" and record.detail and not self.conversation.warned(record.detail):
+            self.conversation.warn(f"Turn failed: {record.detail}")  # unless its ErrorEvent said it already
         seconds = (timeline.between_ms("user_speech_start", "user_speech_end") or 0.0) / 1000
         self.conversation.end_turn(None if record.user_text else f"🎤 ({seconds:.1f} s of speech)")
         self.conversation.timelines = (self.conversation.timelines + [record.to_dict()])[-20:]
@@ -337,7 +353,7 @@ class EngineStreamHandler(AsyncStreamHandler):
 
     def _report(self, message: str) -> None:
         log.warning(message)
-        self.conversation.add("assistant", f"⚠️ {message}")
+        self.conversation.warn(message)
         self.conversation.status = message
         self._publish()
 

@@ -25,7 +25,7 @@ def test_chat_messages_are_escaped_for_markdown_and_html() -> None:
     chat.add("assistant", SAID)
     chat.add("assistant", f"⚠️ {ERROR}")
     shown = escaped(chat.messages)
-    assert [m["role"] for m in shown] == ["user", "assistant"]
+    assert [m["role"] for m in shown] == ["user", "assistant", "assistant"]  # a warning is a message of its own
     for message in shown:
         assert "<" not in message["content"].replace("\\<", "") and "](" not in message["content"]
     assert chat.messages[0]["content"] == HEARD  # the conversation itself keeps the words as said

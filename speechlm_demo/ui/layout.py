@@ -62,5 +62,5 @@ def build_demo(registry: EngineRegistry, preselect: str | None = None, store: Vo
             build_engines_tab(registry)
         with gr.Tab("About"):
             gr.Markdown(ABOUT.format(version=__version__))
-        demo.load(partial(load_status_updates, registry), inputs=[engine], outputs=[load_status])
+        demo.load(partial(load_status_updates, registry), inputs=[engine], outputs=[load_status], concurrency_limit=None)
     return demo

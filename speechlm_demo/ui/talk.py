@@ -46,15 +46,17 @@ def escaped(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": plain(m["content"])} for m in messages]
 
 
-def _show(messages: list[dict[str, str]], timelines: list[dict[str, Any]], status: str, shown: int) -> tuple:
-    """Turn a handler update into component values; redraw the plot only when a turn finished."""
+def _show(messages: list[dict[str, str]], timelines: list[dict[str, Any]], status: str, shown: Any) -> tuple:
+    """Turn a handler update into component values; redraw the plot only when a turn finished. ``shown`` is the
+    timeline last plotted (not a count: the handler keeps only the last 20; not a turn id: a new connection counts
+    from 1 again); the fourth value is the new one."""
     figure: Any = gr.skip()
-    if timelines and len(timelines) != shown:
-        last = timelines[-1]
+    last = timelines[-1] if timelines else None
+    if last is not None and last != shown:
         fig = timeline_figure([(last.get("engine_id", ""), last)], title=f"Turn {last.get('turn_id')}")
         figure = fig
         close(fig)
-    return escaped(messages), figure, plain(status) if status else status, len(timelines)
+    return escaped(messages), figure, plain(status) if status else status, last if last is not None else shown
 
 
 def build_talk_tab(registry: EngineRegistry, preselect: str | None = None) -> tuple[gr.Dropdown, gr.Markdown]:
@@ -96,7 +98,7 @@ def build_talk_tab(registry: EngineRegistry, preselect: str | None = None) -> tu
             empty = timeline_figure([])
             plot = gr.Plot(empty, label="Latency timeline of the last turn", elem_id="talk-timeline")
             close(empty)
-    shown = gr.State(0)
+    shown = gr.State(None)  # the timeline last plotted
     audio.stream(
         EngineStreamHandler(registry),
         inputs=[audio, engine, system_prompt, voice],
@@ -110,5 +112,6 @@ def build_talk_tab(registry: EngineRegistry, preselect: str | None = None) -> tu
         show_progress="hidden",
         concurrency_limit=None,
     )
-    engine.change(partial(load_status_updates, registry), inputs=[engine], outputs=[load_status])
+    # it only polls and sleeps: each user's own line, never queued behind another user's long load
+    engine.change(partial(load_status_updates, registry), inputs=[engine], outputs=[load_status], concurrency_limit=None)
     return engine, load_status
