@@ -71,5 +71,7 @@ class TurnRecord:
         return self.status
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly: the timeline's record (marks, metrics, what each is measured from) plus the words."""
-        return {**self.timeline.to_dict(), "user_text": self.user_text, "reply_text": self.reply_text}
+        """JSON-friendly: the timeline's record (marks, metrics, what each is measured from) plus the words, with
+        the turn's :attr:`status` (``fallback`` where the fallback answered: the timeline alone says ``ok``)."""
+        doc = {**self.timeline.to_dict(), "user_text": self.user_text, "reply_text": self.reply_text}
+        return doc | {"status": self.status, "answered_by": self.answered_by}
