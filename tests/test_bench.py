@@ -51,6 +51,13 @@ def test_wer_and_summary() -> None:
     assert "decided_before_transcript" not in summary  # no transcript marks: nothing to say
 
 
+def test_a_judge_missing_on_the_first_reply_still_has_its_mean() -> None:
+    first = TurnResult("a.wav", 0, "ok", judges={"duration_s": 1.0, "error": "dnsmos: boom"})  # DNSMOS raised here
+    rest = [TurnResult(f"{i}.wav", 0, "ok", judges={"duration_s": 2.0, "dnsmos_ovrl": 3.0, "error": ""}) for i in range(5)]
+    judges = summarise([first, *rest])["judges"]
+    assert judges["dnsmos_ovrl"] == 3.0 and judges["duration_s"] == round(11 / 6, 3)
+
+
 def test_the_summary_counts_decisions_taken_before_the_transcript_was_in() -> None:
     """The end of turn waited for the words (decided after ``asr_final``) or did not (audio alone)."""
     def turn(detected: float, asr_final: float, status: str = "ok") -> TurnResult:

@@ -102,7 +102,7 @@ def summarise(turns: list[TurnResult]) -> dict[str, dict[str, float]]:
         summary["left_out_of_means"] = left_out
     judged = [t.judges for t in turns if t.judges and t.status == "ok"]
     if judged:
-        names = [k for k, v in judged[0].items() if isinstance(v, int | float) or v is None]
+        names = list(dict.fromkeys(k for j in judged for k, v in j.items() if isinstance(v, int | float) or v is None))
         means = {k: [j[k] for j in judged if isinstance(j.get(k), int | float)] for k in names}
         summary["judges"] = {k: round(float(np.mean(v)), 3) for k, v in means.items() if v}
     if any(t.duplex for t in turns):

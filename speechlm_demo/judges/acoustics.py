@@ -69,7 +69,7 @@ def clipped_fraction(audio: np.ndarray) -> float:
 
 def signal_judges(audio: np.ndarray, rate: int) -> dict[str, float | None]:
     """Duration (s), leading silence before the first sound (ms), loudness (LUFS), peak (dBFS) and clipped share."""
-    audio = np.nan_to_num(np.asarray(audio, dtype=np.float32))
+    audio = np.nan_to_num(np.asarray(audio, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)  # as the input guard does
     span = loud_span(audio, rate, SPEECH_DBFS) if audio.size else None
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     loudness = integrated_loudness(audio, rate)

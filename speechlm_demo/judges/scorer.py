@@ -54,7 +54,7 @@ class Judges:
     def score(self, audio: np.ndarray, sample_rate: int, reply_text: str = "", timeline: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Every judge's figures for one reply (``None`` where a judge could not say), plus ``asr_text``
         and ``error`` ("" when every judge ran)."""
-        audio = np.nan_to_num(np.asarray(audio, dtype=np.float32).reshape(-1))
+        audio = np.nan_to_num(np.asarray(audio, dtype=np.float32).reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)  # a bad sample is silence
         out: dict[str, Any] = {**signal_judges(audio, sample_rate), **latency_judges(timeline)}
         errors: list[str] = []
         with self._lock:

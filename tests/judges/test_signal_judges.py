@@ -79,3 +79,13 @@ def test_identity_names_are_found_as_words() -> None:
             self.identity_names = names
 
     assert catalogue_names([Entry(["Moshi", "Kyutai"]), Entry(["moshi", "Qwen"]), Entry([])]) == ["Kyutai", "Moshi", "Qwen"]
+
+
+def test_an_infinite_sample_is_silence_not_a_770_dbfs_peak() -> None:
+    from speechlm_demo.judges.scorer import Judges
+
+    rate = 16_000
+    audio = (0.1 * np.sin(2 * np.pi * 220 * np.arange(rate) / rate)).astype(np.float32)
+    audio[8000], audio[9000] = np.inf, -np.inf
+    scored = Judges(dnsmos=False, roundtrip=False).score(audio, rate, "hello")
+    assert -21.0 < scored["peak_dbfs"] < -19.0 and scored["loudness_lufs"] < -20.0  # the sine's, as if the samples were 0
