@@ -4,9 +4,10 @@ Both sides get the same audio (resampled only if an engine takes another rate), 
 ``Engine.open_session`` exactly as the benchmark does (:func:`speechlm_demo.measure.feeding.run_prompt`), each in its
 own thread, so the latencies match what a live user would see; each side's result comes from its turn record
 (:mod:`speechlm_demo.measure.observer`). The latency both sides are compared on is measured from the same
-reference: the offline estimate of the recorded turn's end of speech. A full-duplex engine gets the turn
-followed by silence and its output is recorded for a bounded window. A side that raises, fails its turn or runs
-out of time is reported as ``failed`` / ``timeout`` with a message; the other side is unaffected.
+reference: the recorded turn's end of speech, taken once for both sides (the caller's ``speech_end_s``, e.g. a
+prompt's sidecar, else the offline estimate on the audio as given, before any resampling). A full-duplex engine
+gets the turn followed by silence and its output is recorded for a bounded window. A side that raises, fails
+its turn or runs out of time is reported as ``failed`` / ``timeout`` with a message; the other side is unaffected.
 """
 
 from __future__ import annotations
@@ -79,9 +80,10 @@ class _Side(threading.Thread):
     """Runs one engine on the turn; ``result`` is final once ``done``; ``finished`` once it is also handed to
     ``on_result`` (or too late for it): :func:`compare` waits for that, or for ``deadline``."""
 
-    def __init__(self, key: str, source: EngineSource, audio: np.ndarray, rate: int, options: SessionOptions, settings: dict[str, float], changed: threading.Condition, on_result: ResultCallback | None) -> None:
+    def __init__(self, key: str, source: EngineSource, audio: np.ndarray, rate: int, speech_end_s: float, options: SessionOptions, settings: dict[str, float], changed: threading.Condition, on_result: ResultCallback | None) -> None:
         super().__init__(name=f"compare-{key}", daemon=True)
         self.key, self.source, self.audio, self.rate, self.options = key, source, audio, rate, options
+        self.speech_end_s = speech_end_s
         self.settings, self.changed, self.on_result = settings, changed, on_result
         self.started_at = time.monotonic()
         self.deadline = self.started_at + settings["load_timeout_s"]
@@ -92,7 +94,7 @@ class _Side(threading.Thread):
         try:
             engine = self.source if isinstance(self.source, Engine) else self.source()
             self.result.engine_id = engine.id
-            self.result = _answer(engine, self.audio, self.rate, self.options, self.settings, self._clock_starts)
+            self.result = _answer(engine, self.audio, self.rate, self.speech_end_s, self.options, self.settings, self._clock_starts)
         except Exception as exc:
             log.exception("comparison side %s failed", self.result.engine_id)
             self.result.status, self.result.message = "failed", f"{self.result.engine_id} failed: {exc}"
@@ -115,25 +117,49 @@ class _Side(threading.Thread):
             self.changed.notify_all()
 
 
-def _answer(engine: Engine, audio: np.ndarray, sample_rate: int, options: SessionOptions, settings: dict[str, float], starts: Callable[[float], None]) -> SideResult:
-    """Feed the turn to ``engine`` in real time; ``starts(feed_s)`` is told how long the feeding takes."""
+def reference_end(audio: np.ndarray, sample_rate: int, speech_end_s: float | None = None) -> float:
+    """The turn's reference end of speech in s, the same for every engine: ``speech_end_s`` if given (kept within
+    the clip), else the offline estimate on ``audio`` at its own rate."""
+    if speech_end_s is None:
+        return estimate_speech_end(audio, sample_rate)
+    if not np.isfinite(speech_end_s):
+        raise ValueError(f"speech_end_s must be a number of seconds, not {speech_end_s!r}")
+    return min(max(float(speech_end_s), 0.0), len(audio) / sample_rate)
+
+
+def _answer(engine: Engine, audio: np.ndarray, sample_rate: int, speech_end_s: float, options: SessionOptions, settings: dict[str, float], starts: Callable[[float], None]) -> SideResult:
+    """Feed the turn to ``engine`` in real time, measured from ``speech_end_s`` (s, see :func:`reference_end`);
+    ``starts(feed_s)`` is told how long the feeding takes."""
     result = SideResult(engine_id=engine.id, sample_rate=engine.entry.sample_rates.output)
     full = engine.entry.duplex == "full"
     rate = engine.entry.sample_rates.input
     pcm = audio if rate == sample_rate else resample(audio, sample_rate, rate)
-    prompt = Prompt(Path("recorded-turn"), pcm, estimate_speech_end(pcm, rate))
+    prompt = Prompt(Path("recorded-turn"), pcm, speech_end_s)
     tail = settings["window_s"] if full else settings["tail_s"]
     starts(LEAD_SILENCE_S + len(pcm) / rate + tail)
     feed = run_prompt(engine, prompt, rate, tail, 0.0 if full else settings["timeout_s"], options)
     return _summarise(engine, feed, full, result, settings)
 
 
-def answer(engine: Engine, audio: np.ndarray, sample_rate: int, *, options: SessionOptions | None = None, timeout_s: float = 60.0, tail_s: float = 3.0, window_s: float = 8.0) -> SideResult:
-    """One engine's reply to one recorded turn, as one side of :func:`compare` gets it (never raises)."""
+def answer(
+    engine: Engine,
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    speech_end_s: float | None = None,
+    options: SessionOptions | None = None,
+    timeout_s: float = 60.0,
+    tail_s: float = 3.0,
+    window_s: float = 8.0,
+) -> SideResult:
+    """One engine's reply to one recorded turn, as one side of :func:`compare` gets it (never raises). Latency is
+    measured from ``speech_end_s`` (s into ``audio``, e.g. a prompt's sidecar) if given, else from the estimate."""
     settings = {"timeout_s": timeout_s, "tail_s": tail_s, "window_s": window_s}
     started = time.monotonic()
     try:
-        result = _answer(engine, np.ascontiguousarray(audio, dtype=np.float32), sample_rate, options or SessionOptions(), settings, lambda _: None)
+        pcm = np.ascontiguousarray(audio, dtype=np.float32)
+        end = reference_end(pcm, sample_rate, speech_end_s)
+        result = _answer(engine, pcm, sample_rate, end, options or SessionOptions(), settings, lambda _: None)
     except Exception as exc:
         log.exception("%s failed on the turn", engine.id)
         result = SideResult(engine.id, "failed", f"{engine.id} failed: {exc}")
@@ -179,6 +205,7 @@ def compare(
     audio: np.ndarray,
     sample_rate: int,
     *,
+    speech_end_s: float | None = None,
     options: SessionOptions | None = None,
     timeout_s: float = 60.0,
     tail_s: float = 3.0,
@@ -193,12 +220,14 @@ def compare(
     the end of the fed audio (lead silence + turn + ``tail_s`` of silence; ``window_s`` for full-duplex
     engines, whose output is recorded for that long after the turn). ``on_result("a" | "b", result)`` is
     called from a side's thread as soon as that side is done in time (e.g. to show it before the other).
+    Both sides are measured from one reference end of speech (:func:`reference_end` of ``speech_end_s``).
     """
     settings = {"timeout_s": timeout_s, "tail_s": tail_s, "window_s": window_s, "load_timeout_s": load_timeout_s}
     changed = threading.Condition()
     pcm = np.ascontiguousarray(audio, dtype=np.float32)
+    end = reference_end(pcm, sample_rate, speech_end_s)
     sides = [
-        _Side(key, source, pcm.copy(), sample_rate, options or SessionOptions(), settings, changed, on_result)
+        _Side(key, source, pcm.copy(), sample_rate, end, options or SessionOptions(), settings, changed, on_result)
         for key, source in (("a", engine_a), ("b", engine_b))
     ]
     for side in sides:

@@ -2,8 +2,9 @@
 
 ``python -m speechlm_demo session prepare --prompts DIR --engines a,b,c --name NAME`` runs every prompt
 WAV of ``DIR`` through each engine, one turn at a time and in real time exactly like a live turn
-(:func:`speechlm_demo.compare.answer`), and writes ``<data dir>/sessions/NAME/``: ``manifest.json``
-(engines with their catalogue entries, prompts, every reply's status, transcript and timeline) and
+(:func:`speechlm_demo.compare.answer`), its latency measured from the prompt's reference end of speech as in
+``bench`` (the sidecar's ``speech_end_s``, else the offline estimate), and writes ``<data dir>/sessions/NAME/``:
+``manifest.json`` (engines with their catalogue entries, prompts, every reply's status, transcript and timeline) and
 ``audio/`` (WAVs named by random ids, so no file name tells which engine made it). The Blind A/B tab opened
 with ``?session=NAME`` then serves random pairs of replies to the same prompt; votes carry NAME as tag.
 """
@@ -202,7 +203,7 @@ def prepare(
                 log.error("%s could not be loaded: %s", engine_id, exc)
                 engine, failure = None, SideResult(engine_id, "failed", f"could not load: {exc}")
             for prompt, item in zip(prompts, manifest["prompts"], strict=True):
-                result = failure if engine is None else answer(engine, prompt.audio, PROMPT_RATE, timeout_s=timeout_s)
+                result = failure if engine is None else answer(engine, prompt.audio, PROMPT_RATE, speech_end_s=prompt.speech_end_s, timeout_s=timeout_s)
                 item["replies"][engine_id] = _reply_record(result, staging / "audio")
                 done += 1
                 if progress is not None:
