@@ -44,6 +44,7 @@ def test_wer_and_summary() -> None:
     assert word_error_rate("What is the capital of France?", "what is the capital of france") == 0.0
     assert word_error_rate("one two three four", "one two three") == 0.25
     assert word_error_rate(None, "x") is None
+    assert word_error_rate("…", "well") is None and word_error_rate(" ?! ", "") is None  # no words to count against (was 2.0)
     turns = [TurnResult("a", 0, "ok", {"voice_to_voice_ms": v}) for v in (100, 200, 300)] + [TurnResult("b", 0, "failed")]
     summary = summarise(turns)
     assert summary["voice_to_voice_ms"]["p50"] == 200 and summary["voice_to_voice_ms"]["n"] == 3

@@ -68,12 +68,15 @@ class TurnResult:
 
 
 def word_error_rate(reference: str | None, hypothesis: str) -> float | None:
-    """WER via jiwer, after lower-casing and stripping punctuation; None without a reference."""
+    """WER via jiwer, after lower-casing and stripping punctuation; None without a reference (or one with no
+    words left, e.g. "…": there is nothing to count errors against)."""
     if not reference:
         return None
     import jiwer
 
     clean = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
+    if not clean(reference):
+        return None
     return round(float(jiwer.wer(clean(reference), clean(hypothesis) or "<empty>")), 3)
 
 
