@@ -60,7 +60,7 @@ class Judges:
         with self._lock:
             if self.use_dnsmos:
                 try:
-                    out.update(self._mos().score(audio, sample_rate).to_dict() if audio.size else {})
+                    out.update(self._mos().score(audio, sample_rate).to_dict() if np.any(audio) else {})  # silence: nothing to rate
                 except Exception as exc:  # noqa: BLE001 - a judge failing must not lose the others
                     log.warning("DNSMOS failed: %s", exc)
                     errors.append(f"dnsmos: {exc}")

@@ -89,3 +89,10 @@ def test_an_infinite_sample_is_silence_not_a_770_dbfs_peak() -> None:
     audio[8000], audio[9000] = np.inf, -np.inf
     scored = Judges(dnsmos=False, roundtrip=False).score(audio, rate, "hello")
     assert -21.0 < scored["peak_dbfs"] < -19.0 and scored["loudness_lufs"] < -20.0  # the sine's, as if the samples were 0
+
+
+def test_a_silent_reply_gets_no_speech_quality_score() -> None:
+    from speechlm_demo.judges.scorer import Judges
+
+    scored = Judges(dnsmos=True, roundtrip=False).score(np.zeros(16_000, np.float32), 16_000, "")
+    assert scored.get("dnsmos_ovrl") is None and scored["error"] == ""  # DNSMOS rated silence 1.84 (and BAK 3.47)
