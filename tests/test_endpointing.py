@@ -72,3 +72,17 @@ def test_a_finished_statement_asks_nothing(text: str) -> None:
 
 def test_a_request_phrase_at_the_very_end_dangles() -> None:
     assert not is_complete("I would like to know.") and not is_complete("I was just wondering.")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["How much is 20 divided by 4?", "Is 17 bigger than 12?", "Can you count from 1 to 10?", "Was it about 42?", "What is 7 times 8?"],
+)
+def test_a_question_ending_in_a_number_is_finished_and_asks(text: str) -> None:
+    # Whisper writes numbers as digits; the rule skipped them and read "...divided by" as mid-thought
+    assert is_complete(text) and asks(text)
+
+
+@pytest.mark.parametrize("text", ["What is 20 divided", "How much is 3 plus", "What is 12 minus", "Can you add 5 and"])
+def test_arithmetic_left_hanging_is_unfinished(text: str) -> None:
+    assert not is_complete(text) and not is_complete(text + "?")

@@ -16,7 +16,7 @@ DANGLING = frozenset(
     a an the this these those my your his her its our their some every each
     and or but because if although though unless whether than nor
     of to in on at by for with from about into onto over under between through during without
-    like versus via per
+    like versus via per plus minus multiplied divided
     explain describe tell give show let
     um uh erm er hmm well
     """.split()
@@ -60,7 +60,7 @@ ASKING_PHRASES = (
 )
 _SENTENCE_END = re.compile(r"[.!?…]+\s+")
 
-_WORD = re.compile(r"[a-z']+")
+_WORD = re.compile(r"[a-z0-9']+")  # Whisper writes numbers as digits: "How much is 20 divided by 4?" ends in "4"
 
 
 def asks(transcript: str) -> bool:
