@@ -80,6 +80,14 @@ def test_silence_and_clicks_make_no_turn() -> None:
     assert detect(clicks) == []
 
 
+def test_a_dc_offset_is_no_sound_and_speech_on_it_is_heard() -> None:
+    quiet = np.random.default_rng(1).normal(0, 10 ** (-65 / 20), 10 * RATE).astype(np.float32)
+    assert detect(quiet + np.float32(0.02)) == []  # a -34 dBFS bias: it made a 10 s "turn" out of a silent room
+    spoken = np.concatenate([silence(0.5), tone(1.0), silence(1.5)]) + np.float32(0.02)
+    closed = [d for d in detect(spoken, end_silence_ms=400) if isinstance(d, TurnClosed)]
+    assert len(closed) == 1 and abs(closed[0].end / RATE - 1.5) < 0.1
+
+
 def test_monologue_is_cut_at_max_turn_length() -> None:
     decisions = detect(tone(12.0), max_turn_s=5.0)
     ends = [d for d in decisions if isinstance(d, TurnClosed)]

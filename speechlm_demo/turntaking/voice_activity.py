@@ -54,8 +54,10 @@ class EnergyVAD:
         self.noise_floor_db = floor_db
 
     def speech_probability(self, window: np.ndarray) -> float:
-        """Sigmoid of the level above max(noise floor + margin, absolute minimum)."""
-        level = rms_dbfs(window)
+        """Sigmoid of the level above max(noise floor + margin, absolute minimum); the level of the window without
+        its mean (a microphone's DC offset is no sound)."""
+        samples = np.asarray(window, dtype=np.float32)
+        level = rms_dbfs(samples - samples.mean() if samples.size else samples)
         threshold = max(self.noise_floor_db + self.margin_db, self.absolute_min_db)
         probability = 1.0 / (1.0 + math.exp(-(level - threshold) / 2.0))
         # The floor follows quiet windows quickly and loud ones very slowly.
