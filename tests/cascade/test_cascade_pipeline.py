@@ -102,10 +102,11 @@ def test_cancel_stops_the_reply_and_the_llm_thread(engine: CascadeEngine, spoken
     assert not any(t.name == "cascade-llm" for t in threading.enumerate())
 
 
-def test_history_keeps_the_last_ten_turns(engine: CascadeEngine, spoken: Callable[..., np.ndarray]) -> None:
+def test_history_keeps_up_to_ten_turns_cut_in_blocks(engine: CascadeEngine, spoken: Callable[..., np.ndarray]) -> None:
+    """Past ten exchanges the history is cut to the last five (in blocks: see test_cascade_history_cache)."""
     history = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"} for i in range(20)]
     list(engine.respond(turn_of(spoken("Hello"), 16_000), history, SessionOptions()))
-    assert len(history) == 20 and history[0]["content"] == "m2"
+    assert len(history) == 10 and history[0]["content"] == "m12"
 
 
 def test_through_the_turn_layer_with_silero(engine: CascadeEngine, spoken: Callable[..., np.ndarray]) -> None:

@@ -120,23 +120,34 @@ class LlamaCppLLM:
         """``messages`` less the oldest turns of the conversation until they and the reply fit the context (a long
         system prompt and history made llama.cpp refuse every turn); :class:`EngineError` saying so when the
         system prompt and the last words heard alone do not fit. The reply is held ``max_tokens`` (at least
-        :data:`MIN_REPLY_TOKENS`, at most half the context: llama.cpp shortens a longer reply itself)."""
+        :data:`MIN_REPLY_TOKENS`, at most half the context: llama.cpp shortens a longer reply itself).
+
+        Turns are left out in blocks: the messages are read oldest first, and whenever those kept overflow, the
+        oldest go until the conversation fills about half the room. The cut depends only on the messages up to
+        the overflow, so the next turns keep it, and llama.cpp's prompt cache with it; leaving out just enough
+        each turn changed the prompt from its first message on, and every turn read the whole history again."""
         n_ctx = self._llama.n_ctx()
         budget = n_ctx - min(max(self.max_tokens, MIN_REPLY_TOKENS), n_ctx // 2)
         counts = [self._message_tokens(message) for message in messages]  # each message tokenized once
         first = 1 if messages and messages[0].get("role") == "system" else 0
-        start, used = first, sum(counts)
-        while used > budget:
-            if len(messages) - start <= 1:
-                raise EngineError(
-                    f"the system prompt and the words heard take ~{used} tokens; the model's context holds "
-                    f"{n_ctx}, {budget} of them for the prompt: shorten the system prompt"
-                )
-            used -= counts[start]
-            start += 1
-            while len(messages) - start > 1 and messages[start].get("role") == "assistant":  # a user turn comes first
+        fixed = sum(counts[:first])
+        last = len(messages) - 1
+        start, used = first, fixed
+        for i in range(first, len(messages)):
+            used += counts[i]
+            if used <= budget:
+                continue
+            while start < i and used > fixed + (budget - fixed) // 2:
                 used -= counts[start]
                 start += 1
+                while start <= i and start < last and messages[start].get("role") == "assistant":  # a user turn first
+                    used -= counts[start]
+                    start += 1
+        if used > budget:
+            raise EngineError(
+                f"the system prompt and the words heard take ~{used} tokens; the model's context holds "
+                f"{n_ctx}, {budget} of them for the prompt: shorten the system prompt"
+            )
         if start > first:
             log.info("left the %d oldest message(s) out: the conversation no longer fits the context", start - first)
         return [*messages[:first], *messages[start:]]

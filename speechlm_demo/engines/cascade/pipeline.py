@@ -22,6 +22,7 @@ from ...turntaking.half_duplex import HalfDuplexEngine
 from ...turntaking.turn_words import hear_turn
 from ...turntaking.voice_activity import VoiceActivityModel
 from ..base import AudioOut, EngineError, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
+from ..history import trim_history
 from .asr import ASR, build_asr
 from .chunking import SentenceChunker, clean_for_speech
 from .llm import LLM, Messages, build_llm
@@ -124,7 +125,7 @@ class CascadeEngine(HalfDuplexEngine):
             history.append({"role": "user", "content": user_text})
             if spoken:
                 history.append({"role": "assistant", "content": " ".join(spoken)})
-            del history[: max(0, len(history) - 2 * HISTORY_TURNS)]
+            trim_history(history, HISTORY_TURNS)
 
     def _speak(
         self, messages: Messages, cancel: threading.Event, options: SessionOptions, spoken: list[str]

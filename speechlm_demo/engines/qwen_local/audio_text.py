@@ -19,8 +19,9 @@ from ..base import Event, Progress, SessionOptions, TextOut, UserTurn
 from ..cascade.speak import speak_text_stream
 from ..cascade.tts import TTS
 from ..cascade.tts_kinds import build_tts
+from ..history import trim_history
 from .engine_base import LocalQwenEngine, warm_up_noise
-from .prompt import INPUT_RATE, build_inputs, trim_history
+from .prompt import INPUT_RATE, build_inputs
 from .settings import Qwen2AudioSettings
 
 if TYPE_CHECKING:

@@ -18,8 +18,9 @@ import numpy as np
 
 from ...audio import resample, to_mono_float32
 from ..base import AudioOut, EngineError, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
+from ..history import trim_history
 from .engine_base import LocalQwenEngine, warm_up_noise
-from .prompt import INPUT_RATE, QWEN_SYSTEM_PROMPT, build_inputs, trim_history
+from .prompt import INPUT_RATE, QWEN_SYSTEM_PROMPT, build_inputs
 from .settings import QwenOmniSettings
 
 log = logging.getLogger(__name__)

@@ -90,6 +90,3 @@ def end_token_ids(tokenizer: Any) -> list[int]:
     return [i for i in ids if isinstance(i, int) and i != unknown]
 
 
-def trim_history(history: list[dict[str, Any]], turns: int) -> None:
-    """Keep the last ``turns`` user/assistant exchanges."""
-    del history[: max(0, len(history) - 2 * turns)]

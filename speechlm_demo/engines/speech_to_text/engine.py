@@ -26,6 +26,7 @@ from ..base import EngineError, EngineSettings, Event, Mark, Progress, SessionOp
 from ..cascade.settings import check_stage, stage_waits
 from ..cascade.speak import speak_text_stream
 from ..cascade.tts_kinds import build_tts
+from ..history import trim_history
 from ..openai_http import chat_text
 from ..read_aside import read_aside
 from ..remote_settings import OpenAIServerSettings
@@ -137,7 +138,7 @@ class SpeechToTextEngine(HalfDuplexEngine):
         )
         if s.history_turns and spoken:
             history += [user, {"role": "assistant", "content": " ".join(spoken)}]
-            del history[: max(0, len(history) - 2 * s.history_turns)]
+            trim_history(history, s.history_turns)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

@@ -23,6 +23,7 @@ from ...audio import resample, to_mono_float32
 from ...turntaking.half_duplex import HalfDuplexEngine
 from ..base import AudioOut, EngineError, EngineSettings, Event, Mark, Progress, SessionOptions, TextOut, UserTurn
 from ..cascade.chunking import SentenceChunker
+from ..history import trim_history
 from ..openai_http import ChatHTTP
 from ..qwen_local.prompt import QWEN_SYSTEM_PROMPT
 from ..remote_settings import OpenAIServerSettings
@@ -106,7 +107,7 @@ class VllmOmniEngine(HalfDuplexEngine):
         text = yield from self._play(pieces, turn.cancel)
         if user_part is not None and text and s.history_turns:
             history += [{"role": "user", "content": [user_part]}, {"role": "assistant", "content": text}]
-            del history[: max(0, len(history) - 2 * s.history_turns)]
+            trim_history(history, s.history_turns)
 
     def _play(self, pieces: Iterator[TextPiece | AudioPiece], cancel: threading.Event) -> Generator[Event, None, str]:
         """Events for the pieces; returns the reply text. No audio at all fails the turn (when required)."""
