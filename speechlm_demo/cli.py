@@ -186,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--catalog", help="catalogue file")
     prompts = sub.add_parser("make-prompts", help="write benchmark prompt sets: espeak-ng (complete / paused / noisy / interrupt / varied / heldout), real voices, Piper")
     prompts.add_argument("directory")
+    prompts.add_argument("--seed", type=int, default=0,
+                         help="rendering of the Piper sets (natural/, fresh/): one seed gives the same audio on every run; "
+                              "report cuts over several (the espeak-ng sets do not change with it)")
     from .benchmarks import moshi_frames as moshi_bench
 
     moshi_bench.add_arguments(sub.add_parser("bench-moshi", help="Moshi per-frame step time and RTF with random weights"))
@@ -214,14 +217,14 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: li
         from .benchmarks.prompt_sets import make_prompts
 
         try:
-            counts = make_prompts(Path(args.directory))
+            counts = make_prompts(Path(args.directory), seed=args.seed)
         except (RuntimeError, OSError) as exc:
             sys.stderr.write(f"error: {exc}\n")
             return 2
         sys.stdout.write(
             f"wrote {counts['complete']} complete, {counts['paused']} paused, {counts['noisy']} noisy and {counts['interrupt']} interrupt prompts, "
             f"{counts['varied']} varied (for tuning) and {counts['heldout']} held-out (never for tuning), {counts['real']} real-voice "
-            f"turns, {counts['natural']} natural and {counts['fresh']} fresh (Piper, never for tuning) to {args.directory}\n"
+            f"turns, {counts['natural']} natural and {counts['fresh']} fresh (Piper, seed {args.seed}, never for tuning) to {args.directory}\n"
         )
         return 0
     if rest:

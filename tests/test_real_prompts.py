@@ -167,3 +167,23 @@ def test_the_natural_sets_are_piper_speech_at_several_rates_with_exact_boundarie
             assert wav.stem.endswith(f"_{round((second_start - first_end) * 1000)}ms")
     assert len(scales) >= 3
     assert {p.kind for p in load_prompts(tmp_path / name, RATE)} == {"complete", "leadin", "two", "unfinished"}
+
+
+@pytest.mark.slow
+def test_a_piper_set_is_the_same_audio_for_one_seed_and_another_rendering_for_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from speechlm_demo.benchmarks import natural_prompts
+
+    two = {"complete": natural_prompts.FRESH["complete"][:2], "unfinished": natural_prompts.FRESH["unfinished"][:1]}
+    monkeypatch.setitem(natural_prompts.SETS, "fresh", two)
+
+    def render(seed: int, where: str) -> dict[str, bytes]:
+        folder = tmp_path / where
+        assert natural_prompts.make_natural(folder, "fresh", seed=seed) == 2 + len(natural_prompts.PAUSES_S["unfinished"])
+        assert all(json.loads(w.with_suffix(".json").read_text())["seed"] == seed for w in (folder / "fresh").glob("*.wav"))
+        return {wav.name: wav.read_bytes() for wav in sorted((folder / "fresh").glob("*.wav"))}
+
+    first, again, other = render(7, "a"), render(7, "b"), render(8, "c")
+    assert first == again
+    assert first.keys() == other.keys() and all(first[name] != other[name] for name in first)

@@ -89,8 +89,9 @@ def _write(
     (folder / f"{name}.json").write_text(json.dumps({key: round(lead_s + value, 3) for key, value in times.items()}))
 
 
-def make_prompts(directory: Path) -> dict[str, int]:
-    """Write every set; returns how many prompts each has."""
+def make_prompts(directory: Path, seed: int = 0) -> dict[str, int]:
+    """Write every set; returns how many prompts each has. ``seed`` picks the Piper sets' rendering (see
+    :mod:`.natural_prompts`); the espeak-ng sets and the real voices do not depend on it."""
     complete, paused, noisy, interrupt = directory / "complete", directory / "paused", directory / "noisy", directory / "interrupt"
     for folder in (complete, paused, noisy, interrupt):
         folder.mkdir(parents=True, exist_ok=True)
@@ -118,4 +119,5 @@ def make_prompts(directory: Path) -> dict[str, int]:
 
     counts = {"complete": len(COMPLETE), "paused": count, "noisy": len(COMPLETE), "interrupt": len(INTERRUPTIONS)}
     real, _ = make_real(directory)  # a missing package is skipped with its reason logged
-    return counts | make_varied(directory) | {"real": real, "natural": make_natural(directory), "fresh": make_natural(directory, "fresh")}
+    return counts | make_varied(directory) | {
+        "real": real, "natural": make_natural(directory, seed=seed), "fresh": make_natural(directory, "fresh", seed=seed)}
