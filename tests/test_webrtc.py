@@ -214,6 +214,19 @@ def test_the_transport_share_weighs_both_orders_the_same() -> None:
     assert "transport_share_ms" in format_shares({"summary": summary, "rows": rows})
 
 
+def test_the_two_voice_to_voice_medians_are_over_the_runs_answered_on_both_paths() -> None:
+    from speechlm_demo.benchmarks.webrtc import summarise_shares
+
+    rows = [{"prompt": "q0.wav", "in_process_v2v_ms": 500.0, "webrtc_v2v_ms": 600.0},
+            {"prompt": "q1.wav", "in_process_v2v_ms": 520.0, "webrtc_v2v_ms": 640.0},
+            {"prompt": "q2.wav", "in_process_v2v_ms": None, "webrtc_v2v_ms": 3000.0},  # failed in process: a slow fallback
+            {"prompt": "q3.wav", "in_process_v2v_ms": 90.0, "webrtc_v2v_ms": None}]  # not heard over WebRTC
+    summary = summarise_shares(rows)
+    assert summary["in_process_v2v_ms"] == {"p50": 510.0, "n": 2}
+    assert summary["webrtc_v2v_ms"] == {"p50": 620.0, "n": 2}
+    assert summary["transport_share_ms"]["p50"] == 110.0
+
+
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 10, 11])
 @pytest.mark.parametrize("flip", [False, True])
 def test_each_prompt_runs_once_on_each_path_never_twice_in_a_row_half_led_by_each(count: int, flip: bool) -> None:

@@ -32,7 +32,8 @@ from .webrtc_stages import ENGINE_STAGES, SHARE_NAMES, Probe, ProbedHandler, spl
 
 log = logging.getLogger(__name__)
 
-FIGURES = ("in_process_v2v_ms", "webrtc_v2v_ms", *SHARE_NAMES, "outbound_ms")
+V2V = ("in_process_v2v_ms", "webrtc_v2v_ms")  # the two paths' voice-to-voice, compared run by run
+FIGURES = (*V2V, *SHARE_NAMES, "outbound_ms")
 # the engine's stages on each path, side by side (a slower engine over WebRTC shows in which stage)
 STAGE_FIGURES = tuple(f"{path}_{name}" for name in ENGINE_STAGES for path in ("in_process", "webrtc"))
 
@@ -161,14 +162,16 @@ def compare(
 
 def summarise_shares(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians of each figure, and the transport's share: (WebRTC - in process) per prompt, the median of
-    the prompts run in process first and that of those run over WebRTC first, averaged."""
+    the prompts run in process first and that of those run over WebRTC first, averaged. The two
+    voice-to-voice medians are over the same runs, those answered on both paths (a run answered on one
+    path only, say a failed in-process turn, is in its row, not in either median), so they can be compared."""
     summary: dict[str, Any] = {}
+    both = [row for row in rows if all(row.get(name) is not None for name in V2V)]
     for name in (*FIGURES, "last_audible_sent_to_heard_ms", *STAGE_FIGURES):
-        values = [row[name] for row in rows if row.get(name) is not None]
+        values = [row[name] for row in (both if name in V2V else rows) if row.get(name) is not None]
         if values:
             summary[name] = {"p50": round(float(np.median(values)), 1), "n": len(values)}
-    paired = {first: [row["webrtc_v2v_ms"] - row["in_process_v2v_ms"] for row in rows if row.get("webrtc_first", False) is first
-                      and row.get("webrtc_v2v_ms") is not None and row.get("in_process_v2v_ms") is not None]
+    paired = {first: [row["webrtc_v2v_ms"] - row["in_process_v2v_ms"] for row in both if row.get("webrtc_first", False) is first]
               for first in (False, True)}
     medians = [float(np.median(values)) for values in paired.values() if values]
     if medians:  # what runs second may be quicker (warm caches): the two orders' medians weigh the same
