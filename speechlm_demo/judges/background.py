@@ -21,7 +21,7 @@ import numpy as np
 
 from ..env_settings import env_flag
 from ..votes.store import StoreError, VoteRecord
-from .identity import leak_label, named
+from .identity import leak_label, leak_names, named
 from .records import JudgementStore
 from .scorer import Judges
 
@@ -57,7 +57,7 @@ class JudgeWorker:
     def leaks(self, record: VoteRecord) -> list[str]:
         """The names the vote's reply texts give away (the blind arena keeps them with the vote)."""
         names = list(self.names())
-        return sorted({name for text in (record.reply_text_a, record.reply_text_b) for name in named(text, names)}, key=str.lower)
+        return leak_names(*named(record.reply_text_a, names), *named(record.reply_text_b, names))
 
     def on_vote(self, record: VoteRecord, replies: Any) -> list[str]:
         """Mark the round's leak now and queue both replies; returns the names the replies gave away."""
@@ -83,7 +83,7 @@ class JudgeWorker:
                 self._jobs.put_nowait(job)
             except queue.Full:
                 log.warning("judge queue full: reply %s/%s not scored", record.vote_id, side)
-        return sorted(leaked, key=str.lower)
+        return leak_names(*leaked)
 
     def _skip(self, vote_id: str, side: str, why: str) -> None:
         try:

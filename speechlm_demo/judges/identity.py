@@ -47,3 +47,8 @@ def catalogue_names(entries: Iterable[object]) -> list[str]:
 def leak_label(names: Iterable[str]) -> str:
     """How a leak is stored: the names joined with ", " ("" = no leak)."""
     return ", ".join(names)
+
+
+def leak_names(*labels: str) -> list[str]:
+    """The names of stored leak labels (or single names) together, each once, sorted as :func:`named` sorts."""
+    return sorted({name for label in labels for name in str(label).split(", ") if name}, key=str.lower)

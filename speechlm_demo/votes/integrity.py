@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..judges.identity import leak_label, leak_names
+
 ALPHA = 0.05
 MIN_VOTES = 5
 MAX_VOTES = 100
@@ -69,13 +71,7 @@ def leaks_by_vote(judgements: pd.DataFrame) -> pd.Series:
     if judgements.empty:
         return pd.Series(dtype=object)
     leaking = judgements[judgements["identity_leak"].fillna("") != ""]
-    return leaking.groupby("vote_id")["identity_leak"].agg(lambda s: ", ".join(sorted(set(", ".join(s).split(", ")), key=str.lower)))
-
-
-def _names(*labels: str) -> str:
-    """The names of several leak labels ("A, B"), each once, sorted as the labels are."""
-    names = {name for label in labels for name in str(label).split(", ") if name}
-    return ", ".join(sorted(names, key=str.lower))
+    return leaking.groupby("vote_id")["identity_leak"].agg(lambda s: leak_label(leak_names(*s)))
 
 
 def annotate(votes: pd.DataFrame, judgements: pd.DataFrame, voter: str = VOTER) -> pd.DataFrame:
@@ -83,6 +79,6 @@ def annotate(votes: pd.DataFrame, judgements: pd.DataFrame, voter: str = VOTER) 
     out = votes.copy()
     judged = out["vote_id"].map(leaks_by_vote(judgements)).fillna("") if "vote_id" in out else pd.Series("", index=out.index)
     cast = out["identity_leak"].fillna("") if "identity_leak" in out else pd.Series("", index=out.index)
-    out["identity_leak"] = [_names(first, second) for first, second in zip(cast, judged)]
+    out["identity_leak"] = [leak_label(leak_names(first, second)) for first, second in zip(cast, judged)]
     out["outlier_voter"] = out[voter].astype(str).isin(outlier_voters(out, voter)) if voter in out else False
     return out

@@ -101,12 +101,15 @@ def bootstrap(
     frame: pd.DataFrame, engines: list[str], rounds: int, *, seed: int | None = 0, prior: float = PRIOR, pseudo_votes: float = PSEUDO_VOTES
 ) -> np.ndarray:
     """Elo ratings of ``rounds`` Bayesian-bootstrap draws of the votes, shape ``(rounds, k)``."""
-    alpha = smoothed_counts(_cell_counts(frame, engines), pseudo_votes)
+    return _draws(smoothed_counts(_cell_counts(frame, engines), pseudo_votes), len(engines), rounds, seed, prior)
+
+
+def _draws(alpha: np.ndarray, k: int, rounds: int, seed: int | None, prior: float) -> np.ndarray:
+    """Elo ratings of ``rounds`` Dirichlet draws over the smoothed cell counts ``alpha`` of ``k`` engines."""
     active = alpha > 0
     rng = np.random.default_rng(seed)
     samples = np.zeros((rounds, alpha.size))
     samples[:, active] = alpha.sum() * rng.dirichlet(alpha[active], size=rounds)
-    k = len(engines)
     wins = (samples @ _cell_weights(k)).reshape(rounds, k, k)
     return to_elo(fit(wins, prior=prior))
 
@@ -190,9 +193,9 @@ def leaderboard(
     wins = win_matrix(frame, engines)
     games = wins + wins.T
     k = len(engines)
-    smoothed = (smoothed_counts(_cell_counts(frame, engines), pseudo_votes) @ _cell_weights(k)).reshape(k, k)
-    rating = to_elo(fit(smoothed, prior=prior))
-    draws = bootstrap(frame, engines, rounds, seed=seed, prior=prior, pseudo_votes=pseudo_votes)
+    alpha = smoothed_counts(_cell_counts(frame, engines), pseudo_votes)  # counted once, for the fit and the draws
+    rating = to_elo(fit((alpha @ _cell_weights(k)).reshape(k, k), prior=prior))
+    draws = _draws(alpha, k, rounds, seed, prior)
     low, high = np.percentile(draws, [2.5, 97.5], axis=0)
     outcome = frame["outcome"]
     tie = outcome.isin(["tie", "both_bad"])

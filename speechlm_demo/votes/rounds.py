@@ -34,6 +34,7 @@ from ..audio import encode_wav
 from ..catalog import EngineEntry
 from ..compare import Comparison, SideResult, compare
 from ..env_settings import env_flag
+from ..judges.identity import leak_label, leak_names
 from ..timeline import LATENCY_FROM
 from .limits import DAY_S, VoteLimits, VoteRefused
 from .pairs import audio_sha256, engine_version, pick_pair, playable_sides
@@ -259,7 +260,7 @@ class BlindArena:
             raise
         blind.state = "voted"
         message = "Thanks! The vote database is busy or down: your vote is kept on disk and will be stored as soon as it can be." if queued else "Thanks, vote recorded."
-        leaked = tuple(sorted({*filter(None, record.identity_leak.split(", ")), *self._after_vote(record, blind)}, key=str.lower))
+        leaked = tuple(leak_names(record.identity_leak, *self._after_vote(record, blind)))
         if leaked:
             message += f" A reply named {', '.join(leaked)}, which gives an engine away: your vote is kept but not counted in the blind ratings."
         return VoteReceipt(record.vote_id, outcome, record.engine_a, record.engine_b, queued, message, leaked)
@@ -348,7 +349,7 @@ class BlindArena:
         if self.leak_check is None:
             return ""
         try:
-            return ", ".join(sorted(set(self.leak_check(record)), key=str.lower))
+            return leak_label(leak_names(*self.leak_check(record)))
         except Exception:
             log.exception("the leak check failed for vote %s", record.vote_id)
             return ""
